@@ -1,0 +1,172 @@
+"""The `llamadeploy` command: thin click commands over the orchestrator.
+
+Each command parses its options, calls one orchestrator function and renders a table or
+JSON. Errors a user can fix print one `Error: …` and exit with the code from EXIT_CODES;
+anything else is a bug and prints a traceback (with locals under LLAMADEPLOY_DEBUG=1).
+Cloud SDKs are never imported here: `--help`, `plan` and `cost` work without them.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from typing import Any
+
+import click
+
+from orchestrator import __version__
+from orchestrator.errors import LlamadeployError, SpecError, UsageError
+
+# Exit codes as terraform's: 1 for any error, 2 for a usage error.
+EXIT_CODES: dict[type[LlamadeployError], int] = {UsageError: 2, LlamadeployError: 1}
+OUTPUTS = click.Choice(["table", "json"])
+
+
+def _exit_code(error: LlamadeployError) -> int:
+    return next(code for kind, code in EXIT_CODES.items() if isinstance(error, kind))
+
+
+def _message(error: LlamadeployError) -> str:
+    if isinstance(error, SpecError) and len(error.problems) > 1:
+        return f"{len(error.problems)} problems in the stack file:\n  " + "\n  ".join(map(str, error.problems))
+    return str(error)
+
+
+class _Cli(click.Group):
+    """Turns known errors into one line on stderr and an exit code, in one place."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except LlamadeployError as error:
+            click.echo(f"Error: {_message(error)}", err=True)
+            ctx.exit(_exit_code(error))
+        except (click.exceptions.Exit, click.ClickException, click.Abort):
+            raise
+        except Exception:
+            from rich.console import Console
+
+            Console(stderr=True).print_exception(show_locals=os.environ.get("LLAMADEPLOY_DEBUG") == "1", suppress=[click])
+            click.echo("Error: an unexpected error; please report it with the traceback above.", err=True)
+            ctx.exit(1)
+
+
+def _emit_json(data: Any) -> None:
+    click.echo(json.dumps(data, indent=2))
+
+
+def _catalog(ctx: click.Context):  # noqa: ANN202 - the Catalog type is imported lazily
+    from orchestrator.catalog import load_catalog
+
+    return load_catalog(ctx.obj["catalog"])
+
+
+@click.group(cls=_Cli, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="llamadeploy")
+@click.option("--catalog", envvar="LLAMADEPLOY_CATALOG", type=click.Path(dir_okay=False), help="Price catalog CSV to use instead of the shipped one (e.g. with negotiated prices).")
+@click.pass_context
+def cli(ctx: click.Context, catalog: str | None) -> None:
+    """Deploy Llama models to AWS, Azure, Google Cloud and Oracle Cloud from one declared spec."""
+    ctx.obj = {"catalog": catalog}
+
+
+@cli.command()
+@click.argument("stack", type=click.Path())
+@click.option("--cloud", help="Cloud to plan on (aws, azure, gcp, oci); default: the one the placement names.")
+@click.option("--region", help="Region to plan in, overriding the placement.")
+@click.option("--deployment", "only", metavar="NAME", help="Plan only this deployment of the stack.")
+@click.option("--output", type=OUTPUTS, default="table", show_default=True)
+@click.pass_context
+def plan(ctx: click.Context, stack: str, cloud: str | None, region: str | None, only: str | None, output: str) -> None:
+    """Size a stack's deployments and choose instances and prices on one cloud; no credentials needed."""
+    from orchestrator.planner import plan_stack
+    from orchestrator.spec import load_stack
+
+    catalog = _catalog(ctx)
+    plans = plan_stack(load_stack(stack), cloud, catalog, region, only)
+    if output == "json":
+        from orchestrator.report import catalog_dict, plan_dict
+
+        _emit_json({"catalog": catalog_dict(catalog), "plans": [plan_dict(p) for p in plans]})
+        return
+    from orchestrator import render
+
+    out = render.console()
+    for planned in plans:
+        render.plan(out, planned, catalog)
+
+
+@cli.command()
+@click.argument("stack", type=click.Path())
+@click.option("--clouds", help="Comma-separated clouds to compare; default: every known cloud.")
+@click.option("--deployment", "only", metavar="NAME", help="Compare only this deployment of the stack.")
+@click.option("--output", type=click.Choice(["table", "json", "csv", "markdown"]), default="table", show_default=True)
+@click.pass_context
+def cost(ctx: click.Context, stack: str, clouds: str | None, only: str | None, output: str) -> None:
+    """Price the same deployment on every cloud side by side, cheapest first."""
+    from orchestrator import report
+    from orchestrator.planner import compare_stack
+    from orchestrator.spec import load_stack
+
+    catalog = _catalog(ctx)
+    chosen = [c.strip() for c in clouds.split(",") if c.strip()] if clouds else None
+    comparisons = compare_stack(load_stack(stack), chosen, catalog, only)
+    if output == "json":
+        _emit_json(report.cost_dict(comparisons, catalog))
+    elif output == "csv":
+        click.echo(report.cost_csv(comparisons), nl=False)
+    elif output == "markdown":
+        click.echo(report.cost_markdown(comparisons, catalog), nl=False)
+    else:
+        from orchestrator import render
+
+        out = render.console()
+        for name, results in comparisons.items():
+            render.comparison(out, name, results, catalog)
+
+
+@cli.command()
+@click.option("--cloud", help="Only this cloud's offers.")
+@click.option("--gpu", help="Only offers of this GPU type (e.g. H100).")
+@click.option("--region", help="Only offers in this region.")
+@click.option("--output", type=OUTPUTS, default="table", show_default=True)
+@click.pass_context
+def gpus(ctx: click.Context, cloud: str | None, gpu: str | None, region: str | None, output: str) -> None:
+    """List the GPU offers in the price catalog, cheapest first."""
+    from orchestrator.catalog import list_offers
+
+    catalog = _catalog(ctx)
+    listed = list_offers(catalog, cloud, gpu, region)
+    if output == "json":
+        from orchestrator.report import catalog_dict, offer_dict
+
+        _emit_json({"catalog": catalog_dict(catalog), "offers": [offer_dict(o) for o in listed]})
+        return
+    from orchestrator import render
+
+    render.offers(render.console(), listed, catalog)
+
+
+@cli.command()
+@click.option("--output", type=OUTPUTS, default="table", show_default=True)
+def models(output: str) -> None:
+    """List the Llama models llamadeploy can size and serve."""
+    from orchestrator.models import known_models
+
+    listed = known_models()
+    if output == "json":
+        fields = ("name", "hf_repo", "parameters", "max_context", "n_layers", "n_heads", "n_kv_heads", "dim")
+        _emit_json({"models": [{f: getattr(m, f) for f in fields} for m in listed]})
+        return
+    from orchestrator import render
+
+    render.models(render.console(), listed)
+
+
+def main() -> None:
+    cli(prog_name="llamadeploy")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

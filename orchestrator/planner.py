@@ -1,0 +1,275 @@
+"""Choose, for a deployment on a cloud, the cheapest offer that can host it.
+
+For each offer in the region (of the asked GPU type, or any with `gpu: auto`) the sizing
+decides whether one replica fits and how it is laid out; the cheapest that fits wins, an
+offer with an unknown price only when nothing priced fits. When nothing fits, the error says
+what was needed, what the biggest offer had, and which change to the spec would fit.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field, replace
+
+from orchestrator.catalog import Catalog, Offer
+from orchestrator.errors import GpuNotOfferedError, InfeasibleError, SpecError, UsageError
+from orchestrator.sizing import (
+    GPUS_PER_NODE,
+    RUNTIME_OVERHEAD_GIB_PER_GPU,
+    GpuLayout,
+    Requirements,
+    layout,
+    requirements,
+    usable_gib,
+    valid_tensor_parallel,
+)
+from orchestrator.spec import QUANTIZATIONS, Deployment, Stack
+from providers import registry
+from providers.base import Feature, Provider, Resource
+
+HOURS_PER_MONTH = 730
+
+
+@dataclass(frozen=True)
+class Plan:
+    """What `up` would create for one deployment on one cloud, and what it costs."""
+
+    deployment: Deployment
+    cloud: str
+    service: str
+    region: str
+    region_source: str
+    offer: Offer
+    layout: GpuLayout
+    requirements: Requirements
+    resources: tuple[Resource, ...] = field(default=())
+
+    @property
+    def hf_repo(self) -> str:
+        return self.deployment.model_ref.hf_repo
+
+    @property
+    def instances_per_replica(self) -> int:
+        return self.layout.nodes
+
+    @property
+    def gpus_per_replica(self) -> int:
+        return self.offer.gpu_count * self.layout.nodes
+
+    @property
+    def usd_per_replica_hour(self) -> float | None:
+        price = self.offer.usd_per_hour
+        return None if price is None else price * self.layout.nodes
+
+    def usd_per_hour(self, replicas: int) -> float | None:
+        price = self.usd_per_replica_hour
+        return None if price is None else price * replicas
+
+    @property
+    def usd_per_month_min(self) -> float | None:
+        hourly = self.usd_per_hour(self.deployment.autoscaling.min_replicas)
+        return None if hourly is None else hourly * HOURS_PER_MONTH
+
+
+@dataclass(frozen=True)
+class Infeasible:
+    """Why a cloud cannot host a deployment, shown in its row of a comparison."""
+
+    deployment: Deployment
+    cloud: str
+    region: str | None
+    reason: str
+
+
+def plan(stack: Stack, deployment: Deployment, cloud: str, catalog: Catalog, region: str | None = None) -> Plan:
+    """The plan for `deployment` on `cloud`; `region` (from --region) overrides the placement."""
+    provider = registry.get(cloud)
+    chosen, source = _region(stack, deployment, provider, catalog, region)
+    return _plan_in_region(deployment, provider, catalog, chosen, source)
+
+
+def compare(stack: Stack, deployment: Deployment, clouds: list[str], catalog: Catalog) -> list[Plan | Infeasible]:
+    """The deployment on each cloud, cheapest first, then the clouds that cannot host it.
+
+    A cloud whose placement names a region is priced there; otherwise in its cheapest region.
+    """
+    results: list[Plan | Infeasible] = []
+    for cloud in clouds:
+        provider = registry.get(cloud)
+        placed = deployment.placement.region(cloud)
+        regions = [_region(stack, deployment, provider, catalog, None)[0]] if placed else catalog.regions(cloud)
+        if not regions:
+            results.append(Infeasible(deployment, cloud, None, f"the price catalog has no offers for {cloud}"))
+            continue
+        plans: list[Plan] = []
+        failures: list[tuple[str, InfeasibleError]] = []
+        for region in regions:
+            try:
+                plans.append(_plan_in_region(deployment, provider, catalog, region, "placement" if placed else "cheapest"))
+            except InfeasibleError as exc:
+                failures.append((region, exc))
+        if plans:
+            results.append(min(plans, key=lambda p: (_price_key(p.offer, p.layout), p.region != provider.default_region)))
+        else:
+            results.append(_most_telling(deployment, provider, failures))
+    return sorted(results, key=_comparison_key)
+
+
+def _most_telling(deployment: Deployment, provider: Provider, failures: list[tuple[str, InfeasibleError]]) -> Infeasible:
+    """Of the regions' reasons, a memory shortfall (the default region's first) says most."""
+    sized = [(region, exc) for region, exc in failures if not isinstance(exc, GpuNotOfferedError)]
+    if not sized:
+        where = ", ".join(region for region, _ in failures)
+        return Infeasible(deployment, provider.name, None, f"no {deployment.gpu} offers on {provider.name} in any priced region ({where}); use gpu: auto or another GPU")
+    region, exc = min(sized, key=lambda f: f[0] != provider.default_region)
+    return Infeasible(deployment, provider.name, region, str(exc))
+
+
+def _comparison_key(result: Plan | Infeasible) -> tuple[int, float, str]:
+    if isinstance(result, Infeasible):
+        return (2, 0.0, result.cloud)
+    price = result.usd_per_hour(result.deployment.autoscaling.min_replicas)
+    return (1, 0.0, result.cloud) if price is None else (0, price, result.cloud)
+
+
+def _region(stack: Stack, deployment: Deployment, provider: Provider, catalog: Catalog, override: str | None) -> tuple[str, str]:
+    """The region to plan in and where it came from; an unknown region lists the known ones."""
+    known = catalog.regions(provider.name)
+    placed = deployment.placement.region(provider.name)
+    region, source = (override, "--region") if override else (placed, "placement") if placed else (provider.default_region, "default")
+    if region in known:
+        return region, source
+    listing = ", ".join(known) if known else "none"
+    message = f"{provider.name} has no offers in region {region!r} in the price catalog; regions with offers: {listing}"
+    if source == "placement":
+        raise SpecError([stack.locate(deployment, ("placement", provider.name, "region"), message)])
+    raise UsageError(message) if source == "--region" else InfeasibleError(message)
+
+
+def _plan_in_region(deployment: Deployment, provider: Provider, catalog: Catalog, region: str, source: str) -> Plan:
+    req = _requirements(deployment)
+    offers = _offers(deployment, provider, catalog, region)
+    fitting = _fitting(req, offers, provider)
+    if not fitting:
+        raise InfeasibleError(_why_nothing_fits(deployment, req, offers, provider, catalog, region))
+    offer, gpu_layout = min(fitting, key=lambda f: _price_key(*f))
+    chosen = Plan(deployment, provider.name, provider.service, region, source, offer, gpu_layout, req)
+    return replace(chosen, resources=tuple(provider.resources(chosen)))
+
+
+def _requirements(deployment: Deployment, **changes: object) -> Requirements:
+    values = {"quantization": deployment.quantization, "max_context": deployment.max_context, "concurrency": deployment.concurrency, **changes}
+    return requirements(deployment.model_ref.model, **values)  # type: ignore[arg-type]
+
+
+def _offers(deployment: Deployment, provider: Provider, catalog: Catalog, region: str) -> list[Offer]:
+    in_region = catalog.select(cloud=provider.name, region=region)
+    if deployment.gpu == "auto":
+        return in_region
+    matching = [o for o in in_region if o.gpu == deployment.gpu]
+    if not matching:
+        there = ", ".join(sorted({o.gpu for o in in_region})) or "none"
+        raise GpuNotOfferedError(f"no {deployment.gpu} offers on {provider.name} in {region}; GPUs there: {there} (or use gpu: auto)")
+    return matching
+
+
+def _fitting(req: Requirements, offers: list[Offer], provider: Provider) -> list[tuple[Offer, GpuLayout]]:
+    """The offers one replica fits on; spanning instances only when no single instance fits."""
+    laid_out = [(offer, layout(req, offer.gpu_memory_gib, offer.gpu_count)) for offer in offers]
+    single = [(offer, found) for offer, found in laid_out if found is not None and found.nodes == 1]
+    if single or provider.unsupported({Feature.MULTI_NODE}):
+        return single
+    return [(o, found) for o, found in laid_out if found is not None and o.gpu in provider.multi_node_gpus]
+
+
+def _price_key(offer: Offer, gpu_layout: GpuLayout) -> tuple[bool, float, int, str]:
+    price = offer.usd_per_hour
+    return (price is None, (price or 0.0) * gpu_layout.nodes, offer.gpu_count * gpu_layout.nodes, offer.instance_type)
+
+
+def _why_nothing_fits(
+    deployment: Deployment, req: Requirements, offers: list[Offer], provider: Provider, catalog: Catalog, region: str
+) -> str:
+    """What one replica needs, the most the region's biggest offer gives, and what would fit."""
+    model = req.model
+    biggest = max(offers, key=lambda o: (usable_gib(o.gpu_memory_gib) * o.gpu_count, o.instance_type))
+    degree = max(d for d in (1, 2, 4, 8) if d <= biggest.gpu_count and valid_tensor_parallel(model, d))
+    needed = req.total_gib(degree)
+    has = usable_gib(biggest.gpu_memory_gib) * degree
+    lines = [
+        f"{model.name} at {deployment.quantization} with {deployment.max_context} tokens x {deployment.concurrency} sequences "
+        f"needs {needed:.0f} GiB per replica on {degree} GPUs (weights {req.weights_gib:.0f} GiB + KV cache "
+        f"{req.kv_cache_gib:.0f} GiB + {RUNTIME_OVERHEAD_GIB_PER_GPU:.0f} GiB runtime per GPU); the biggest offer on "
+        f"{provider.name} in {region}, {biggest.instance_type} ({biggest.gpu_count}x {biggest.gpu} {biggest.gpu_memory_gib:.0f} GiB), "
+        f"gives {has:.0f} GiB usable"
+    ]
+    if layout(req, biggest.gpu_memory_gib, biggest.gpu_count) is not None:
+        lines += provider.unsupported({Feature.MULTI_NODE})
+    lines.append("what would fit: " + "; ".join(_what_would_fit(deployment, req, offers, provider, catalog, region, biggest, degree)))
+    return "\n  ".join(lines)
+
+
+def _what_would_fit(
+    deployment: Deployment,
+    req: Requirements,
+    offers: list[Offer],
+    provider: Provider,
+    catalog: Catalog,
+    region: str,
+    biggest: Offer,
+    degree: int,
+) -> list[str]:
+    ideas = []
+    for quantization in QUANTIZATIONS[QUANTIZATIONS.index(deployment.quantization) + 1 :]:
+        smaller = _requirements(deployment, quantization=quantization)
+        fit = _fitting(smaller, offers, provider)
+        if fit:
+            ideas.append(f"quantization: {quantization} (on {min(fit, key=lambda f: _price_key(*f))[0].instance_type})")
+    if deployment.gpu != "auto":
+        others = [o for o in catalog.select(cloud=provider.name, region=region) if o.gpu != deployment.gpu]
+        fit = _fitting(req, others, provider)
+        if fit:
+            offer = min(fit, key=lambda f: _price_key(*f))[0]
+            ideas.append(f"gpu: {offer.gpu} (on {offer.instance_type})")
+    room = (usable_gib(biggest.gpu_memory_gib) - RUNTIME_OVERHEAD_GIB_PER_GPU) * degree - req.weights_gib
+    per_token = req.model.kv_bytes_per_token(2) / 1024**3
+    if room > 0:
+        context = _round_down(room / (per_token * deployment.concurrency))
+        concurrency = math.floor(room / (per_token * deployment.max_context))
+        if context >= 1024:
+            ideas.append(f"max_context: {context} (at concurrency {deployment.concurrency})")
+        if concurrency >= 1:
+            ideas.append(f"concurrency: {concurrency} (at max_context {deployment.max_context})")
+    others = [name for name in ("aws", "azure", "gcp", "oci") if name != provider.name]
+    if not ideas or (biggest.gpu_count == GPUS_PER_NODE and layout(req, biggest.gpu_memory_gib, GPUS_PER_NODE)):
+        ideas.append(f"another cloud (`llamadeploy cost` compares {', '.join(others)})")
+    return ideas
+
+
+def _round_down(tokens: float) -> int:
+    """Round a context length down to a multiple of 1024, as context windows are usually set."""
+    return int(tokens // 1024) * 1024
+
+
+def plan_stack(stack: Stack, cloud: str | None, catalog: Catalog, region: str | None = None, only: str | None = None) -> list[Plan]:
+    """Plans for every deployment of the stack (or the one named `only`) on one cloud.
+
+    Without `cloud`, a deployment whose placement names a single cloud goes there.
+    """
+    deployments = [stack.get(only)] if only else list(stack.deployments)
+    return [plan(stack, d, cloud or _only_cloud(d), catalog, region) for d in deployments]
+
+
+def compare_stack(stack: Stack, clouds: list[str] | None, catalog: Catalog, only: str | None = None) -> dict[str, list[Plan | Infeasible]]:
+    """Each deployment (or the one named `only`) compared across `clouds` (default: all known)."""
+    chosen = clouds or registry.names()
+    deployments = [stack.get(only)] if only else list(stack.deployments)
+    return {d.name: compare(stack, d, chosen, catalog) for d in deployments}
+
+
+def _only_cloud(deployment: Deployment) -> str:
+    placed = deployment.placement.clouds()
+    if len(placed) == 1:
+        return placed[0]
+    which = f"its placement names {', '.join(placed)}" if placed else "it has no placement"
+    raise UsageError(f"say which cloud to plan {deployment.name!r} on with --cloud ({which}); known clouds: {', '.join(registry.names())}")

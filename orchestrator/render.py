@@ -1,0 +1,115 @@
+"""Plans, comparisons and offers as rich tables for a person at a terminal.
+
+rich is imported here only, so commands asked for JSON never pay for it.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+from rich.console import Console
+from rich.table import Table
+
+from orchestrator.catalog import Catalog, Offer
+from orchestrator.models import LlamaModel
+from orchestrator.planner import HOURS_PER_MONTH, Infeasible, Plan
+from orchestrator.report import Result, money
+from orchestrator.sizing import BYTES_PER_PARAMETER, GPU_MEMORY_UTILIZATION, RUNTIME_OVERHEAD_GIB_PER_GPU, usable_gib
+
+
+def console() -> Console:
+    """A console on stdout; off a terminal it is wide enough that tables do not wrap in logs."""
+    width = None if sys.stdout.isatty() else int(os.environ.get("COLUMNS", "160"))
+    return Console(width=width, highlight=False, soft_wrap=False)
+
+
+def plan(out: Console, planned: Plan, catalog: Catalog) -> None:
+    deployment, req, offer = planned.deployment, planned.requirements, planned.offer
+    scaling = deployment.autoscaling
+    low = offer.price_is_lower_bound
+    gpus = planned.layout.tensor_parallel * planned.layout.nodes
+    out.print(f"[bold]{deployment.name}[/] on [bold]{planned.cloud}[/] ({planned.service}), region {planned.region} ({planned.region_source})")
+    grid = Table.grid(padding=(0, 2))
+    grid.add_column(style="dim")
+    grid.add_column()
+    grid.add_row("model", f"{req.model.name} ({planned.hf_repo}), {req.model.parameters / 1e9:.2f} B parameters, {deployment.quantization}")
+    nodes = f" x {planned.layout.nodes} instances" if planned.layout.nodes > 1 else ""
+    grid.add_row("instance", f"{offer.instance_type}{nodes}: {offer.gpu_count}x {offer.gpu} {offer.gpu_memory_gib:g} GiB, tensor parallel {planned.layout.tensor_parallel}")
+    grid.add_row("replicas", f"{scaling.min_replicas} to {scaling.max_replicas}, scaling at {deployment.target_concurrent_requests} requests in flight per replica")
+    grid.add_row(
+        "price",
+        f"{money(planned.usd_per_hour(scaling.min_replicas), low)}/h at {scaling.min_replicas}, "
+        f"{money(planned.usd_per_hour(scaling.max_replicas), low)}/h at {scaling.max_replicas}; "
+        f"{money(planned.usd_per_month_min, low)}/month at {scaling.min_replicas} ({HOURS_PER_MONTH} h)",
+    )
+    grid.add_row("", f"{offer.basis_label}; {offer.source}" + (f", {offer.as_of}" if offer.as_of else ", undated"))
+    grid.add_row("weights", f"{req.weights_gib:8.1f} GiB  {req.model.parameters / 1e9:.2f} B parameters x {BYTES_PER_PARAMETER[deployment.quantization]:g} B ({deployment.quantization})")
+    grid.add_row(
+        "KV cache",
+        f"{req.kv_cache_gib:8.1f} GiB  {req.model.kv_bytes_per_token(2) / 1024:g} KiB/token x {deployment.max_context} tokens x {deployment.concurrency} sequences",
+    )
+    grid.add_row("runtime", f"{RUNTIME_OVERHEAD_GIB_PER_GPU * gpus:8.1f} GiB  {RUNTIME_OVERHEAD_GIB_PER_GPU:g} GiB per GPU x {gpus} GPUs")
+    grid.add_row(
+        "total",
+        f"{req.total_gib(gpus):8.1f} GiB  {req.per_gpu_gib(gpus):.1f} GiB per GPU of {usable_gib(offer.gpu_memory_gib):.1f} usable "
+        f"({offer.gpu_memory_gib:g} GiB x {GPU_MEMORY_UTILIZATION}); fits on {planned.layout.min_gpus} GPUs at least",
+    )
+    for index, resource in enumerate(planned.resources):
+        grid.add_row("resources" if index == 0 else "", f"{resource.type}  [bold]{resource.name}[/]")
+    out.print(grid)
+    out.print(f"[dim]Price catalog: {catalog.dated}.[/]")
+
+
+def comparison(out: Console, name: str, results: list[Result], catalog: Catalog) -> None:
+    table = Table(title=f"{name}: cheapest first", title_justify="left")
+    for column in ("#", "cloud", "region", "instance", "GPUs/replica", "$/h at min", "$/h at max", "$/month at min", "price basis / why not"):
+        table.add_column(column, justify="right" if column.startswith(("$", "#", "GPUs")) else "left")
+    for rank, result in enumerate(results, start=1):
+        if isinstance(result, Infeasible):
+            table.add_row("–", result.cloud, result.region or "–", "[red]cannot host[/]", "", "", "", "", result.reason)
+            continue
+        low = result.offer.price_is_lower_bound
+        scaling = result.deployment.autoscaling
+        table.add_row(
+            str(rank),
+            result.cloud,
+            f"{result.region}" + (" (cheapest)" if result.region_source == "cheapest" else ""),
+            result.offer.instance_type + (f" x {result.layout.nodes}" if result.layout.nodes > 1 else ""),
+            f"{result.gpus_per_replica}x {result.offer.gpu}",
+            money(result.usd_per_hour(scaling.min_replicas), low),
+            money(result.usd_per_hour(scaling.max_replicas), low),
+            money(result.usd_per_month_min, low),
+            result.offer.basis_label,
+        )
+    out.print(table)
+    out.print(f"[dim]Price catalog: {catalog.dated}. A VM price is a lower bound for SageMaker and Vertex AI.[/]")
+
+
+def offers(out: Console, listed: list[Offer], catalog: Catalog) -> None:
+    table = Table()
+    for column in ("cloud", "region", "instance", "GPUs", "GPU GiB", "$/h", "spot $/h", "price basis", "as of"):
+        table.add_column(column, justify="right" if column.startswith(("$", "spot", "GPU")) else "left")
+    for offer in listed:
+        table.add_row(
+            offer.cloud,
+            offer.region,
+            offer.instance_type,
+            f"{offer.gpu_count}x {offer.gpu}",
+            f"{offer.gpu_memory_gib:g}",
+            money(offer.usd_per_hour, offer.price_is_lower_bound),
+            "" if offer.spot_usd_per_hour is None else money(offer.spot_usd_per_hour),
+            offer.basis_label,
+            offer.as_of or "undated",
+        )
+    out.print(table)
+    out.print(f"[dim]{len(listed)} offers. Price catalog: {catalog.dated}.[/]")
+
+
+def models(out: Console, listed: list[LlamaModel]) -> None:
+    table = Table()
+    for column in ("model", "Hugging Face repo", "parameters", "max context", "layers", "heads", "KV heads"):
+        table.add_column(column, justify="left" if column in ("model", "Hugging Face repo") else "right")
+    for model in listed:
+        table.add_row(model.name, model.hf_repo, f"{model.parameters / 1e9:.2f} B", str(model.max_context), str(model.n_layers), str(model.n_heads), str(model.n_kv_heads))
+    out.print(table)

@@ -1,0 +1,173 @@
+"""Plans and comparisons as data: the JSON, CSV and markdown that pipelines and people read.
+
+The JSON shapes here are the documented `--output json` schema; field names only grow.
+A price that is unknown is `null`, never 0, and a VM price standing in for a managed one is
+flagged `price_is_lower_bound`.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from typing import Any
+
+from orchestrator.catalog import Catalog, Offer
+from orchestrator.planner import Infeasible, Plan
+from orchestrator.sizing import GPU_MEMORY_UTILIZATION, RUNTIME_OVERHEAD_GIB_PER_GPU, usable_gib
+
+Result = Plan | Infeasible
+
+
+def catalog_dict(catalog: Catalog) -> dict[str, Any]:
+    return {"path": catalog.path, "dated": catalog.dated}
+
+
+def offer_dict(offer: Offer) -> dict[str, Any]:
+    return {
+        "cloud": offer.cloud,
+        "service": offer.service,
+        "region": offer.region,
+        "instance_type": offer.instance_type,
+        "gpu": offer.gpu,
+        "gpu_count": offer.gpu_count,
+        "gpu_memory_gib": offer.gpu_memory_gib,
+        "vcpus": offer.vcpus,
+        "memory_gib": offer.memory_gib,
+        "usd_per_hour": offer.usd_per_hour,
+        "spot_usd_per_hour": offer.spot_usd_per_hour,
+        "price_basis": offer.price_basis,
+        "price_is_lower_bound": offer.price_is_lower_bound,
+        "source": offer.source,
+        "as_of": offer.as_of or None,
+    }
+
+
+def plan_dict(plan: Plan) -> dict[str, Any]:
+    deployment, req, offer = plan.deployment, plan.requirements, plan.offer
+    scaling = deployment.autoscaling
+    gpus = plan.layout.tensor_parallel * plan.layout.nodes
+    return {
+        "deployment": deployment.name,
+        "feasible": True,
+        "cloud": plan.cloud,
+        "service": plan.service,
+        "region": plan.region,
+        "region_source": plan.region_source,
+        "model": req.model.name,
+        "hf_repo": plan.hf_repo,
+        "quantization": deployment.quantization,
+        "instance_type": offer.instance_type,
+        "gpu": offer.gpu,
+        "gpu_memory_gib": offer.gpu_memory_gib,
+        "gpus_per_replica": plan.gpus_per_replica,
+        "tensor_parallel": plan.layout.tensor_parallel,
+        "instances_per_replica": plan.instances_per_replica,
+        "replicas": {"min": scaling.min_replicas, "max": scaling.max_replicas, "target_concurrent_requests": deployment.target_concurrent_requests},
+        "price": {
+            "usd_per_hour_min": plan.usd_per_hour(scaling.min_replicas),
+            "usd_per_hour_max": plan.usd_per_hour(scaling.max_replicas),
+            "usd_per_month_min": plan.usd_per_month_min,
+            "price_basis": offer.price_basis,
+            "price_is_lower_bound": offer.price_is_lower_bound,
+            "source": offer.source,
+            "as_of": offer.as_of or None,
+        },
+        "sizing": {
+            "parameters": req.model.parameters,
+            "weights_gib": round(req.weights_gib, 2),
+            "kv_cache_gib": round(req.kv_cache_gib, 2),
+            "kv_cache_bytes_per_token": req.model.kv_bytes_per_token(2),
+            "runtime_overhead_gib_per_gpu": RUNTIME_OVERHEAD_GIB_PER_GPU,
+            "min_gpus": plan.layout.min_gpus,
+            "total_gib": round(req.total_gib(gpus), 2),
+            "per_gpu_gib": round(req.per_gpu_gib(gpus), 2),
+            "usable_per_gpu_gib": round(usable_gib(offer.gpu_memory_gib), 2),
+            "gpu_memory_utilization": GPU_MEMORY_UTILIZATION,
+        },
+        "resources": [{"type": r.type, "name": r.name} for r in plan.resources],
+    }
+
+
+def result_dict(result: Result) -> dict[str, Any]:
+    if isinstance(result, Plan):
+        return plan_dict(result)
+    return {"deployment": result.deployment.name, "feasible": False, "cloud": result.cloud, "region": result.region, "reason": result.reason}
+
+
+def cost_dict(comparisons: dict[str, list[Result]], catalog: Catalog) -> dict[str, Any]:
+    return {
+        "catalog": catalog_dict(catalog),
+        "deployments": [{"name": name, "clouds": [result_dict(r) for r in results]} for name, results in comparisons.items()],
+    }
+
+
+CSV_COLUMNS = (
+    "deployment", "rank", "cloud", "service", "region", "instance_type", "gpu", "gpus_per_replica",
+    "min_replicas", "max_replicas", "usd_per_hour_min", "usd_per_hour_max", "usd_per_month_min",
+    "price_basis", "price_is_lower_bound", "feasible", "reason",
+)  # fmt: skip
+
+
+def cost_csv(comparisons: dict[str, list[Result]]) -> str:
+    out = io.StringIO()
+    writer = csv.DictWriter(out, CSV_COLUMNS, lineterminator="\n")
+    writer.writeheader()
+    for name, results in comparisons.items():
+        for rank, result in enumerate(results, start=1):
+            writer.writerow(_csv_row(name, rank, result))
+    return out.getvalue()
+
+
+def _csv_row(name: str, rank: int, result: Result) -> dict[str, Any]:
+    if isinstance(result, Infeasible):
+        return {"deployment": name, "cloud": result.cloud, "region": result.region or "", "feasible": False, "reason": result.reason.splitlines()[0]}
+    data = plan_dict(result)
+    price = data["price"]
+    return {
+        "deployment": name, "rank": rank, "cloud": result.cloud, "service": result.service, "region": result.region,
+        "instance_type": data["instance_type"], "gpu": data["gpu"], "gpus_per_replica": data["gpus_per_replica"],
+        "min_replicas": data["replicas"]["min"], "max_replicas": data["replicas"]["max"],
+        "usd_per_hour_min": _csv_number(price["usd_per_hour_min"]), "usd_per_hour_max": _csv_number(price["usd_per_hour_max"]),
+        "usd_per_month_min": _csv_number(price["usd_per_month_min"]), "price_basis": price["price_basis"],
+        "price_is_lower_bound": price["price_is_lower_bound"], "feasible": True, "reason": "",
+    }  # fmt: skip
+
+
+def _csv_number(value: float | None) -> str:
+    return "" if value is None else f"{value:.4f}"
+
+
+def money(value: float | None, lower_bound: bool = False) -> str:
+    """`$1,234.56`; `≥ $…` for a lower bound; `price unknown` rather than a misleading 0."""
+    if value is None:
+        return "price unknown"
+    return f"{'≥ ' if lower_bound else ''}${value:,.2f}"
+
+
+def cost_markdown(comparisons: dict[str, list[Result]], catalog: Catalog) -> str:
+    lines = []
+    for name, results in comparisons.items():
+        lines += [
+            f"### {name}",
+            "",
+            "| # | cloud | region | instance | GPUs/replica | $/h at min | $/h at max | $/month at min | price basis |",
+            "|---|---|---|---|---|---|---|---|---|",
+        ]
+        for rank, result in enumerate(results, start=1):
+            if isinstance(result, Infeasible):
+                lines.append(f"| – | {result.cloud} | {result.region or '–'} | cannot host: {_md(result.reason.splitlines()[0])} | | | | | |")
+                continue
+            low = result.offer.price_is_lower_bound
+            scaling = result.deployment.autoscaling
+            lines.append(
+                f"| {rank} | {result.cloud} | {result.region} | {result.offer.instance_type} | {result.gpus_per_replica}× {result.offer.gpu} "
+                f"| {money(result.usd_per_hour(scaling.min_replicas), low)} | {money(result.usd_per_hour(scaling.max_replicas), low)} "
+                f"| {money(result.usd_per_month_min, low)} | {result.offer.basis_label} |"
+            )
+        lines.append("")
+    lines.append(f"Price catalog: {catalog.dated}. A VM price is a lower bound for SageMaker and Vertex AI.")
+    return "\n".join(lines) + "\n"
+
+
+def _md(text: str) -> str:
+    return text.replace("|", "\\|")

@@ -1,0 +1,100 @@
+"""Read a YAML stack file into plain data while remembering the line of every field.
+
+Users fix errors by line number, and pydantic only knows field paths, so the loader keeps a
+map from each path (`("deployments", 1, "gpu")`) to the line where it was written.
+PyYAML's composer already records marks on every node; we construct the data ourselves from
+the node tree to keep them, and to reject duplicate keys, which PyYAML would silently merge.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from orchestrator.errors import Problem, SpecError
+
+FieldPath = tuple[str | int, ...]
+
+
+@dataclass(frozen=True)
+class SourceMap:
+    """Where each field path of a loaded file was written."""
+
+    file: str
+    lines: dict[FieldPath, int] = field(default_factory=dict)
+
+    def line_of(self, path: FieldPath) -> int | None:
+        """The line of `path`, or of its nearest written parent (a missing field has none)."""
+        for end in range(len(path), -1, -1):
+            line = self.lines.get(tuple(path[:end]))
+            if line is not None:
+                return line
+        return None
+
+    def problem(self, path: FieldPath, message: str, shown_path: FieldPath | None = None) -> Problem:
+        """A problem located at `path`; `shown_path` is how the field is named to the user."""
+        return Problem(self.file, self.line_of(path), format_path(path if shown_path is None else shown_path), message)
+
+
+def format_path(path: FieldPath) -> str:
+    """`("deployments", 1, "gpu")` -> `deployments[1].gpu`."""
+    text = ""
+    for part in path:
+        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else str(part))
+    return text
+
+
+def load_yaml(path: Path) -> tuple[Any, SourceMap]:
+    """Parse `path` into plain data and its source map; file and syntax problems raise SpecError."""
+    name = str(path)
+    if not path.exists():
+        raise SpecError([Problem(name, None, "", "no such file; pass the path of a stack file such as stacks/llama-3.1-8b.yaml")])
+    if path.is_dir():
+        raise SpecError([Problem(name, None, "", "is a directory; pass the path of a stack file inside it")])
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise SpecError([Problem(name, None, "", f"cannot be read: {exc}")]) from exc
+
+    source = SourceMap(name)
+    loader = yaml.SafeLoader(text)
+    try:
+        node = loader.get_single_node()
+        if node is None:
+            raise SpecError([Problem(name, None, "", "the file is empty; see stacks/ for examples of a deployment")])
+        data = _construct(loader, node, (), source)
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        line = mark.line + 1 if mark else None
+        reason = " ".join(part for part in (exc.context, exc.problem) if part)
+        raise SpecError([Problem(name, line, "", f"invalid YAML: {reason}")]) from exc
+    except yaml.YAMLError as exc:
+        raise SpecError([Problem(name, None, "", f"invalid YAML: {exc}")]) from exc
+    finally:
+        loader.dispose()
+    return data, source
+
+
+def _construct(loader: yaml.SafeLoader, node: yaml.Node, path: FieldPath, source: SourceMap) -> Any:
+    source.lines.setdefault(path, node.start_mark.line + 1)
+    if isinstance(node, yaml.MappingNode):
+        loader.flatten_mapping(node)
+        result: dict[Any, Any] = {}
+        for key_node, value_node in node.value:
+            key = loader.construct_object(key_node, deep=True)
+            if isinstance(key, (list, dict)):
+                line = key_node.start_mark.line + 1
+                raise SpecError([Problem(source.file, line, format_path(path), "a key must be a plain name, not a list or mapping")])
+            if key in result:
+                line = key_node.start_mark.line + 1
+                raise SpecError([Problem(source.file, line, format_path(path + (key,)), "duplicate key; each key may appear once")])
+            child = path + (key,)
+            source.lines[child] = key_node.start_mark.line + 1
+            result[key] = _construct(loader, value_node, child, source)
+        return result
+    if isinstance(node, yaml.SequenceNode):
+        return [_construct(loader, item, path + (index,), source) for index, item in enumerate(node.value)]
+    return loader.construct_object(node, deep=True)

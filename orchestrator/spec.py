@@ -1,0 +1,284 @@
+"""The declared deployment: what a stack file may say, and every way it can be wrong.
+
+A stack file holds one deployment, or `deployments: [...]`. The models are strict (no
+unknown keys, no silent type coercion) because a typo in infrastructure code must fail at
+plan time, not surface as a wrong deployment. Every problem is reported with file, line and
+field path, all at once, so a user fixes a file in one pass.
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated, Any
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, PositiveInt, ValidationError, field_validator
+
+from orchestrator.errors import Problem, SpecError, UnknownModelError
+from orchestrator.models import ModelRef, resolve
+from orchestrator.source import FieldPath, SourceMap, load_yaml
+
+QUANTIZATIONS = ("bf16", "fp8", "int4")
+GPU_TYPES = ("H200", "H100", "A100-80GB", "A100-40GB", "L40S", "L4", "A10G", "A10")
+ENGINES = ("vllm",)
+CLOUDS = ("aws", "azure", "gcp", "oci")
+_PRECISION = {"bf16": 2, "fp8": 1, "int4": 0}
+_ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+_SECRET_REF = re.compile(r"^env:[A-Za-z_][A-Za-z0-9_]*$")
+# Deployment names prefix every cloud resource name; SageMaker's 63-character limit on
+# endpoint names, less the suffixes llamadeploy adds, leaves 40.
+_DNS_NAME = r"^[a-z]([a-z0-9-]{0,38}[a-z0-9])?$"
+# What a field with a pattern must look like, said the way a user can act on it.
+_FORMATS = {
+    "name": "use lowercase letters, digits and '-', starting with a letter, at most 40 characters",
+    "execution_role_arn": "use an IAM role ARN such as arn:aws:iam::123456789012:role/SageMakerExecution",
+    "subscription_id": "use the subscription GUID, such as 00000000-0000-0000-0000-000000000000",
+    "compartment_id": "use the compartment's OCID, which starts with ocid1.compartment.",
+    "project_id": "use the Data Science project's OCID, which starts with ocid1.datascienceproject.",
+}
+
+
+def _choice(options: tuple[str, ...], what: str) -> BeforeValidator:
+    """Accept one of `options` in any letter case, and suggest the nearest on a typo."""
+    by_folded = {o.lower(): o for o in options}
+
+    def check(value: Any) -> str:
+        if isinstance(value, str) and value.strip().lower() in by_folded:
+            return by_folded[value.strip().lower()]
+        close = difflib.get_close_matches(str(value).lower(), list(by_folded), n=1, cutoff=0.5)
+        hint = f"did you mean {by_folded[close[0]]!r}? " if close else ""
+        raise ValueError(f"unknown {what} {value!r}; {hint}choose one of {', '.join(options)}")
+
+    return BeforeValidator(check)
+
+
+def _names(pattern: re.Pattern[str], what: str) -> Callable[[dict[str, str]], dict[str, str]]:
+    def check(values: dict[str, str]) -> dict[str, str]:
+        bad = [k for k in values if not pattern.match(k)]
+        if bad:
+            raise ValueError(f"{what} {', '.join(map(repr, bad))} must be letters, digits and '_' and not start with a digit")
+        return values
+
+    return check
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+
+
+class Autoscaling(_Strict):
+    min_replicas: PositiveInt = 1
+    max_replicas: PositiveInt = 1
+    # Requests in flight per replica that autoscaling aims for; defaults to `concurrency`.
+    target_concurrent_requests: PositiveInt | None = None
+
+
+class Serving(_Strict):
+    engine: Annotated[str, _choice(ENGINES, "serving engine")] = "vllm"
+    image: str | None = None
+    env: dict[str, str] = Field(default_factory=dict)
+    # Llama weights are gated on Hugging Face, so a token is needed unless the user says otherwise.
+    secrets: dict[str, str] = Field(default_factory=lambda: {"HF_TOKEN": "env:HF_TOKEN"})
+
+    _env_names = field_validator("env")(_names(_ENV_NAME, "environment variable names"))
+    _secret_names = field_validator("secrets")(_names(_ENV_NAME, "secret names"))
+
+    @field_validator("secrets")
+    @classmethod
+    def _references_only(cls, secrets: dict[str, str]) -> dict[str, str]:
+        literal = [name for name, ref in secrets.items() if not _SECRET_REF.match(ref)]
+        if literal:
+            raise ValueError(
+                f"secret {', '.join(literal)} must be a reference such as env:{literal[0]} "
+                "(read from the environment at deploy time), never the secret itself"
+            )
+        return secrets
+
+
+class AwsPlacement(_Strict):
+    region: str | None = None
+    execution_role_arn: Annotated[str, Field(pattern=r"^arn:aws[a-z-]*:iam::\d{12}:role/.+$")] | None = None
+    endpoint_url: str | None = None
+
+
+class AzurePlacement(_Strict):
+    region: str | None = None
+    subscription_id: Annotated[str, Field(pattern=r"^[0-9a-fA-F]{8}-([0-9a-fA-F]{4}-){3}[0-9a-fA-F]{12}$")] | None = None
+    resource_group: str | None = None
+    workspace: str | None = None
+    endpoint: str | None = None
+
+
+class GcpPlacement(_Strict):
+    region: str | None = None
+    project: str | None = None
+    endpoint: str | None = None
+
+
+class OciPlacement(_Strict):
+    region: str | None = None
+    compartment_id: Annotated[str, Field(pattern=r"^ocid1\.compartment\.")] | None = None
+    project_id: Annotated[str, Field(pattern=r"^ocid1\.datascienceproject\.")] | None = None
+    profile: str | None = None
+    endpoint: str | None = None
+
+
+class Placement(_Strict):
+    aws: AwsPlacement | None = None
+    azure: AzurePlacement | None = None
+    gcp: GcpPlacement | None = None
+    oci: OciPlacement | None = None
+
+    def clouds(self) -> list[str]:
+        return [cloud for cloud in CLOUDS if getattr(self, cloud) is not None]
+
+    def region(self, cloud: str) -> str | None:
+        placed = getattr(self, cloud, None)
+        return placed.region if placed is not None else None
+
+
+class Deployment(_Strict):
+    name: Annotated[str, Field(pattern=_DNS_NAME)]
+    model: str
+    quantization: Annotated[str, _choice(QUANTIZATIONS, "quantization")] = "bf16"
+    max_context: PositiveInt = 8192
+    concurrency: PositiveInt = 16
+    gpu: Annotated[str, _choice(("auto",) + GPU_TYPES, "GPU type")] = "auto"
+    autoscaling: Autoscaling = Field(default_factory=Autoscaling)
+    serving: Serving = Field(default_factory=Serving)
+    placement: Placement = Field(default_factory=Placement)
+    tags: dict[str, str] = Field(default_factory=dict)
+
+    @field_validator("model")
+    @classmethod
+    def _known_model(cls, name: str) -> str:
+        try:
+            resolve(name)
+        except UnknownModelError as exc:
+            raise ValueError(str(exc)) from None
+        return name
+
+    @property
+    def model_ref(self) -> ModelRef:
+        return resolve(self.model)
+
+    @property
+    def target_concurrent_requests(self) -> int:
+        return self.autoscaling.target_concurrent_requests or self.concurrency
+
+
+@dataclass(frozen=True)
+class Stack:
+    """The deployments of one stack file, and where each of their fields was written."""
+
+    path: str
+    deployments: tuple[Deployment, ...]
+    source: SourceMap
+    prefixes: tuple[FieldPath, ...]
+
+    def locate(self, deployment: Deployment, field: FieldPath, message: str) -> Problem:
+        """A problem about `field` of `deployment`, with its line in the file."""
+        prefix = self.prefixes[self.deployments.index(deployment)]
+        return self.source.problem(prefix + field, message)
+
+    def get(self, name: str) -> Deployment:
+        for deployment in self.deployments:
+            if deployment.name == name:
+                return deployment
+        known = ", ".join(d.name for d in self.deployments)
+        raise SpecError([Problem(self.path, None, "", f"no deployment named {name!r}; this stack has {known}")])
+
+
+def load_stack(path: str | Path) -> Stack:
+    """Read and validate a stack file; raise SpecError listing every problem in it."""
+    data, source = load_yaml(Path(path))
+    if not isinstance(data, dict):
+        raise SpecError([source.problem((), "a stack file must be a mapping: one deployment, or `deployments:` with a list")])
+    if "deployments" in data:
+        extra = sorted(set(data) - {"deployments"})
+        if extra:
+            raise SpecError([source.problem((extra[0],), "unknown key beside `deployments:`; put it inside each deployment")])
+        items = data["deployments"]
+        if not isinstance(items, list) or not items:
+            raise SpecError([source.problem(("deployments",), "must be a non-empty list of deployments")])
+        prefixes: list[FieldPath] = [("deployments", i) for i in range(len(items))]
+    else:
+        items, prefixes = [data], [()]
+
+    problems: list[Problem] = []
+    deployments: list[Deployment] = []
+    for raw, prefix in zip(items, prefixes):
+        try:
+            deployment = Deployment.model_validate(raw)
+        except ValidationError as exc:
+            problems.extend(_problems(exc, prefix, source))
+            continue
+        problems.extend(source.problem(prefix + field, msg) for field, msg in _cross_field_problems(deployment))
+        deployments.append(deployment)
+        if [d.name for d in deployments].count(deployment.name) > 1:
+            problems.append(source.problem(prefix + ("name",), f"duplicate deployment name {deployment.name!r}; names must be unique in a stack"))
+    if problems:
+        raise SpecError(problems)
+    return Stack(str(path), tuple(deployments), source, tuple(prefixes))
+
+
+def _cross_field_problems(deployment: Deployment) -> list[tuple[FieldPath, str]]:
+    """Rules that involve more than one field, each pinned on the field to change."""
+    found: list[tuple[FieldPath, str]] = []
+    scaling = deployment.autoscaling
+    if scaling.min_replicas > scaling.max_replicas:
+        found.append(
+            (("autoscaling", "min_replicas"), f"min_replicas ({scaling.min_replicas}) is above max_replicas ({scaling.max_replicas}); lower it or raise max_replicas")
+        )
+    ref = deployment.model_ref
+    if deployment.max_context > ref.model.max_context:
+        found.append(
+            (("max_context",), f"{deployment.max_context} tokens is over {ref.model.name}'s limit of {ref.model.max_context}; use at most {ref.model.max_context}")
+        )
+    if _PRECISION[deployment.quantization] > _PRECISION[ref.checkpoint_quantization]:
+        found.append(
+            (("quantization",), f"{ref.hf_repo} is a {ref.checkpoint_quantization} checkpoint and cannot be served as {deployment.quantization}; "
+             f"set quantization: {ref.checkpoint_quantization}, or use {ref.model.hf_repo}")
+        )
+    return found
+
+
+def _problems(exc: ValidationError, prefix: FieldPath, source: SourceMap) -> list[Problem]:
+    problems = []
+    for error in exc.errors():
+        loc = tuple(error["loc"])
+        problems.append(source.problem(prefix + loc, _message(error, loc)))
+    return problems
+
+
+def _message(error: dict[str, Any], loc: FieldPath) -> str:
+    kind = error["type"]
+    if kind == "extra_forbidden":
+        valid = _field_names(loc[:-1])
+        close = difflib.get_close_matches(str(loc[-1]), valid, n=1, cutoff=0.5)
+        hint = f"did you mean {close[0]!r}? " if close else ""
+        return f"unknown key; {hint}valid keys here: {', '.join(valid)}"
+    if kind == "missing":
+        return "required field is missing"
+    if kind == "string_pattern_mismatch":
+        return f"{error['input']!r} is not valid; {_FORMATS.get(str(loc[-1]), 'see the examples in stacks/')}"
+    message = error["msg"].removeprefix("Value error, ")
+    if kind.endswith("_type") or kind in ("greater_than", "int_from_float"):
+        shown = "" if {"env", "secrets"} & set(map(str, loc)) else f" (got {error['input']!r})"
+        message = f"{message}{shown}"
+    return message
+
+
+def _field_names(loc: FieldPath) -> list[str]:
+    """The keys a mapping at `loc` (inside a deployment) may hold."""
+    model: type[BaseModel] = Deployment
+    for part in loc:
+        annotation = model.model_fields[str(part)].annotation if str(part) in model.model_fields else None
+        nested = [a for a in getattr(annotation, "__args__", (annotation,)) if isinstance(a, type) and issubclass(a, BaseModel)]
+        if not nested:
+            break
+        model = nested[0]
+    return list(model.model_fields)

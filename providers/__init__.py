@@ -1,0 +1,1 @@
+"""One plugin per cloud, all behind `providers.base.Provider`; found through `providers.registry`."""

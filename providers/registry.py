@@ -1,0 +1,58 @@
+"""Which providers exist, found by name and imported only when used.
+
+Built-in clouds and third-party plugins (the `llamadeploy.providers` entry-point group) share
+one table of `"module:Class"` strings, so nothing is imported until a provider is asked for.
+Entry points are read only when a name is not built in or the full list is wanted: scanning
+installed distributions costs start-up time that `plan --cloud aws` need not pay.
+"""
+
+from __future__ import annotations
+
+import difflib
+import importlib
+from functools import lru_cache
+from importlib.metadata import entry_points
+
+from orchestrator.errors import UsageError
+from providers.base import Provider
+
+ENTRY_POINT_GROUP = "llamadeploy.providers"
+BUILTIN: dict[str, str] = {
+    "aws": "providers.aws:AwsProvider",
+    "azure": "providers.azure:AzureProvider",
+    "gcp": "providers.gcp:GcpProvider",
+    "oci": "providers.oci:OciProvider",
+}
+
+
+@lru_cache(maxsize=1)
+def _plugins() -> dict[str, str]:
+    return {ep.name: ep.value for ep in entry_points(group=ENTRY_POINT_GROUP) if ep.name not in BUILTIN}
+
+
+def names() -> list[str]:
+    """Every provider name: built-in first, then plugins."""
+    return list(BUILTIN) + sorted(_plugins())
+
+
+def get(name: str) -> Provider:
+    """An instance of the provider called `name`; an unknown name lists the known ones."""
+    target = BUILTIN.get(name) or _plugins().get(name)
+    if target is None:
+        known = names()
+        close = difflib.get_close_matches(name, known, n=1)
+        hint = f"did you mean {close[0]!r}? " if close else ""
+        raise UsageError(f"unknown cloud {name!r}; {hint}known clouds: {', '.join(known)}")
+    return _load(name, target)()
+
+
+@lru_cache(maxsize=None)
+def _load(name: str, target: str) -> type[Provider]:
+    module_name, _, class_name = target.partition(":")
+    try:
+        cls = getattr(importlib.import_module(module_name), class_name)
+    except (ImportError, AttributeError) as exc:
+        raise UsageError(f"provider {name!r} ({target}) cannot be loaded: {exc}") from exc
+    if not (isinstance(cls, type) and issubclass(cls, Provider)):
+        raise UsageError(f"provider {name!r} ({target}) is not a llamadeploy Provider subclass")
+    return cls

@@ -1,0 +1,151 @@
+"""Stack files: what parses, and every bad input named in the foundation issue."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from orchestrator.errors import SpecError
+from orchestrator.spec import load_stack
+
+Write = Callable[..., Path]
+
+
+def problems(path: Path) -> list[str]:
+    with pytest.raises(SpecError) as caught:
+        load_stack(path)
+    return [str(p) for p in caught.value.problems]
+
+
+def test_single_deployment_with_defaults(write_stack: Write) -> None:
+    stack = load_stack(write_stack("name: chat\nmodel: llama3.1-8b-instruct\n"))
+    (d,) = stack.deployments
+    assert (d.name, d.quantization, d.max_context, d.concurrency, d.gpu) == ("chat", "bf16", 8192, 16, "auto")
+    assert (d.autoscaling.min_replicas, d.autoscaling.max_replicas, d.target_concurrent_requests) == (1, 1, 16)
+    assert d.serving.secrets == {"HF_TOKEN": "env:HF_TOKEN"}
+    assert d.model_ref.hf_repo == "meta-llama/Llama-3.1-8B-Instruct"
+
+
+def test_every_shipped_stack_is_valid() -> None:
+    stacks = sorted((Path(__file__).parent.parent / "stacks").glob("*.yaml"))
+    assert len(stacks) >= 4
+    for path in stacks:
+        assert load_stack(path).deployments
+
+
+def test_several_deployments(write_stack: Write) -> None:
+    stack = load_stack(write_stack("""
+        deployments:
+          - {name: a, model: llama3.2-1b-instruct, gpu: l4}
+          - {name: b, model: meta-llama/Llama-3.3-70B-Instruct, quantization: FP8}
+    """))
+    assert [d.name for d in stack.deployments] == ["a", "b"]
+    assert stack.deployments[0].gpu == "L4"  # letter case is forgiven, spelling is not
+    assert stack.deployments[1].quantization == "fp8"
+    assert stack.get("b").model_ref.model.name == "llama3.3-70b-instruct"
+
+
+def test_malformed_yaml_names_the_line(write_stack: Write) -> None:
+    (msg,) = problems(write_stack("name: a\nmodel: llama3.1-8b\n  gpu: [H100\n"))
+    assert msg.startswith(f"{Path(msg.split(':')[0])}:3: invalid YAML")
+
+
+def test_unknown_key_suggests_the_nearest(write_stack: Write) -> None:
+    (msg,) = problems(write_stack("name: a\nmodel: llama3.1-8b\nautoscaling:\n  min_replica: 2\n"))
+    assert ":4: autoscaling.min_replica: unknown key; did you mean 'min_replicas'?" in msg
+
+
+def test_unknown_cloud_in_placement(write_stack: Write) -> None:
+    (msg,) = problems(write_stack("name: a\nmodel: llama3.1-8b\nplacement:\n  azrue: {region: eastus}\n"))
+    assert ":4: placement.azrue: unknown key; did you mean 'azure'?" in msg
+
+
+def test_wrong_type_is_not_coerced(write_stack: Write) -> None:
+    (msg,) = problems(write_stack("name: a\nmodel: llama3.1-8b\nconcurrency: '32'\n"))
+    assert ":3: concurrency: Input should be a valid integer (got '32')" in msg
+
+
+@pytest.mark.parametrize("value", ["0", "-4"])
+def test_zero_or_negative_values(write_stack: Write, value: str) -> None:
+    (msg,) = problems(write_stack(f"name: a\nmodel: llama3.1-8b\nmax_context: {value}\n"))
+    assert f":3: max_context: Input should be greater than 0 (got {value})" in msg
+
+
+def test_min_replicas_above_max(write_stack: Write) -> None:
+    (msg,) = problems(write_stack("name: a\nmodel: llama3.1-8b\nautoscaling:\n  min_replicas: 3\n  max_replicas: 2\n"))
+    assert ":4: autoscaling.min_replicas: min_replicas (3) is above max_replicas (2)" in msg
+
+
+def test_max_context_over_the_models_limit(write_stack: Write) -> None:
+    (msg,) = problems(write_stack("name: a\nmodel: llama-3-8b-instruct\nmax_context: 16384\n"))
+    assert ":3: max_context: 16384 tokens is over llama-3-8b-instruct's limit of 8192" in msg
+
+
+def test_unknown_model(write_stack: Write) -> None:
+    (msg,) = problems(write_stack("name: a\nmodel: llama3.1-80b-instruct\n"))
+    assert ":2: model: unknown model 'llama3.1-80b-instruct'; did you mean llama3.1-8b-instruct" in msg
+
+
+def test_unknown_gpu(write_stack: Write) -> None:
+    (msg,) = problems(write_stack("name: a\nmodel: llama3.1-8b\ngpu: H1000\n"))
+    assert ":3: gpu: unknown GPU type 'H1000'; did you mean 'H100'?" in msg
+
+
+def test_fp8_checkpoint_cannot_be_served_as_bf16(write_stack: Write) -> None:
+    (msg,) = problems(write_stack("name: a\nmodel: meta-llama/Llama-3.1-405B-Instruct-FP8\nquantization: bf16\n"))
+    assert ":3: quantization: meta-llama/Llama-3.1-405B-Instruct-FP8 is a fp8 checkpoint" in msg
+
+
+def test_duplicate_names(write_stack: Write) -> None:
+    (msg,) = problems(write_stack("deployments:\n  - {name: a, model: llama3.1-8b}\n  - {name: a, model: llama3.1-8b}\n"))
+    assert ":3: deployments[1].name: duplicate deployment name 'a'" in msg
+
+
+def test_duplicate_yaml_key(write_stack: Write) -> None:
+    (msg,) = problems(write_stack("name: a\nmodel: llama3.1-8b\nname: b\n"))
+    assert ":3: name: duplicate key" in msg
+
+
+def test_literal_secret_is_refused_and_never_echoed(write_stack: Write) -> None:
+    (msg,) = problems(write_stack("name: a\nmodel: llama3.1-8b\nserving:\n  secrets: {HF_TOKEN: hf_SeCrEt123}\n"))
+    assert "must be a reference such as env:HF_TOKEN" in msg
+    assert "hf_SeCrEt123" not in msg
+
+
+def test_bad_name(write_stack: Write) -> None:
+    (msg,) = problems(write_stack("name: Chat_70B\nmodel: llama3.1-8b\n"))
+    assert ":1: name: 'Chat_70B' is not valid; use lowercase letters" in msg
+
+
+def test_many_problems_reported_at_once_in_line_order(write_stack: Write) -> None:
+    found = problems(write_stack("name: a\nmodle: llama3.1-8b\ngpu: H10\nconcurrency: 0\n"))
+    assert len(found) == 4  # missing model, unknown key, bad gpu, zero concurrency
+    lines = [int(p.split(":")[1]) for p in found]
+    assert lines == sorted(lines)
+
+
+def test_empty_file(write_stack: Write) -> None:
+    (msg,) = problems(write_stack(""))
+    assert "the file is empty" in msg
+
+
+def test_missing_file(tmp_path: Path) -> None:
+    (msg,) = problems(tmp_path / "nope.yaml")
+    assert "no such file" in msg
+
+
+def test_directory(tmp_path: Path) -> None:
+    (msg,) = problems(tmp_path)
+    assert "is a directory" in msg
+
+
+def test_not_a_mapping(write_stack: Write) -> None:
+    (msg,) = problems(write_stack("- just\n- a list\n"))
+    assert "must be a mapping" in msg
+
+
+def test_key_beside_deployments(write_stack: Write) -> None:
+    (msg,) = problems(write_stack("deployments:\n  - {name: a, model: llama3.1-8b}\nregion: us-east-1\n"))
+    assert ":3: region: unknown key beside `deployments:`" in msg
