@@ -1,0 +1,77 @@
+"""The price catalog: precedence of managed prices, unknown prices, bad catalog files."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from orchestrator.catalog import MANAGED_PRICE, Catalog, list_offers, load_catalog
+from orchestrator.errors import CatalogError, UsageError
+
+
+def one(catalog: Catalog, cloud: str, region: str, instance: str):  # noqa: ANN201
+    (offer,) = [o for o in catalog.select(cloud=cloud, region=region) if o.instance_type == instance]
+    return offer
+
+
+def test_shipped_catalog_has_one_offer_per_instance_and_region() -> None:
+    catalog = load_catalog()
+    keys = [(o.cloud, o.region, o.instance_type) for o in catalog.offers]
+    assert len(keys) == len(set(keys)) == 147  # 168 source rows, 21 of them a VM twin of a managed row
+    assert catalog.clouds() == ["aws", "azure", "gcp", "oci"]
+
+
+def test_managed_price_wins_over_the_vm_price_beneath_it() -> None:
+    offer = one(load_catalog(), "aws", "us-east-1", "ml.g5.xlarge")
+    assert (offer.usd_per_hour, offer.price_basis, offer.price_is_lower_bound) == (1.41, MANAGED_PRICE, False)
+
+
+def test_vm_price_stands_in_as_a_lower_bound_where_no_managed_price_is_known() -> None:
+    offer = one(load_catalog(), "aws", "us-east-1", "ml.p5en.48xlarge")
+    assert offer.usd_per_hour == 63.296
+    assert offer.price_is_lower_bound
+
+
+def test_row_without_a_price_stays_with_an_unknown_price() -> None:
+    offer = one(load_catalog(), "aws", "us-east-1", "ml.p5e.48xlarge")
+    assert offer.usd_per_hour is None
+
+
+def test_fixture_precedence(mini_catalog: Catalog) -> None:
+    assert one(mini_catalog, "aws", "us-east-1", "ml.p5.48xlarge").usd_per_hour == 60.0
+    assert mini_catalog.dated == "prices dated 2026-07-30 to 2026-09-27, 4 offers undated"
+
+
+def test_list_offers_filters_and_sorts_cheapest_first_unknown_last(mini_catalog: Catalog) -> None:
+    listed = list_offers(mini_catalog, cloud="aws", gpu="l4")
+    assert [o.instance_type for o in listed] == ["ml.g6.xlarge", "ml.g6.xlarge", "ml.g6.12xlarge"]
+    assert [o.region for o in listed][:2] == ["us-west-2", "us-east-1"]
+    everything = list_offers(mini_catalog)
+    assert everything[-1].usd_per_hour is None
+
+
+@pytest.mark.parametrize(("kwargs", "text"), [({"cloud": "awss"}, "did you mean 'aws'"), ({"gpu": "H1OO"}, "no GPU type 'H1OO'"), ({"cloud": "aws", "region": "us-east1"}, "did you mean 'us-east-1'")])
+def test_list_offers_rejects_unknown_filters(mini_catalog: Catalog, kwargs: dict, text: str) -> None:
+    with pytest.raises(UsageError, match=text):
+        list_offers(mini_catalog, **kwargs)
+
+
+def test_catalog_missing_columns(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.csv"
+    bad.write_text("cloud,region\naws,us-east-1\n")
+    with pytest.raises(CatalogError, match="lacks the columns service"):
+        load_catalog(bad)
+
+
+def test_catalog_bad_number_names_the_line(tmp_path: Path, mini_catalog_path: Path) -> None:
+    bad = tmp_path / "bad.csv"
+    lines = mini_catalog_path.read_text().splitlines()
+    bad.write_text("\n".join([lines[0], lines[1].replace(",1.00,", ",cheap,")]) + "\n")
+    with pytest.raises(CatalogError, match=r"bad\.csv:2: bad value"):
+        load_catalog(bad)
+
+
+def test_catalog_missing_file(tmp_path: Path) -> None:
+    with pytest.raises(CatalogError, match="cannot read the price catalog"):
+        load_catalog(tmp_path / "none.csv")
