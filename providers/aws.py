@@ -3,9 +3,9 @@ Application Auto Scaling on requests in flight per instance."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, ClassVar
+from typing import TYPE_CHECKING
 
-from providers.base import Feature, Provider, Resource, resource_tags
+from providers.base import Provider, Resource, resource_tags
 
 if TYPE_CHECKING:
     from orchestrator.planner import Plan
@@ -15,10 +15,6 @@ class AwsProvider(Provider):
     name = "aws"
     service = "SageMaker real-time inference"
     default_region = "us-east-1"
-    lacks: ClassVar = {
-        Feature.MULTI_NODE: "SageMaker real-time endpoints run each model copy on one instance; "
-        "a replica cannot span instances",
-    }
 
     def resources(self, plan: Plan) -> list[Resource]:
         name = plan.deployment.name

@@ -3,9 +3,9 @@ autoscaled by an Azure Monitor autoscale setting."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, ClassVar
+from typing import TYPE_CHECKING
 
-from providers.base import Feature, Provider, Resource, resource_tags
+from providers.base import Provider, Resource, resource_tags
 
 if TYPE_CHECKING:
     from orchestrator.planner import Plan
@@ -17,10 +17,6 @@ class AzureProvider(Provider):
     name = "azure"
     service = "Azure ML managed online endpoint"
     default_region = "eastus"
-    lacks: ClassVar = {
-        Feature.MULTI_NODE: "Azure ML managed online deployments run each replica on one instance; "
-        "a replica cannot span instances",
-    }
 
     def resources(self, plan: Plan) -> list[Resource]:
         name = plan.deployment.name

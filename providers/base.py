@@ -30,6 +30,12 @@ class Feature(enum.Enum):
     MULTI_NODE = "multi-node"  # one replica spread over several instances
 
 
+# Why a service lacks a feature, unless its provider says something more particular.
+_DEFAULT_REASONS = {
+    Feature.MULTI_NODE: "{service} runs each replica on one instance; a replica cannot span instances",
+}
+
+
 @dataclass(frozen=True)
 class Resource:
     """One cloud resource a plan creates, named as the cloud names its type."""
@@ -46,14 +52,15 @@ class Provider(ABC):
     service: ClassVar[str]
     default_region: ClassVar[str]
     supports: ClassVar[frozenset[Feature]] = frozenset()
-    # Why the service lacks a feature, in words a user can act on.
+    # Why the service lacks a feature, where the default reason says too little.
     lacks: ClassVar[Mapping[Feature, str]] = {}
     # With MULTI_NODE: the GPUs whose instances have the interconnect to split a replica.
     multi_node_gpus: ClassVar[frozenset[str]] = frozenset()
 
     def unsupported(self, needed: set[Feature]) -> list[str]:
         """The reasons this cloud cannot provide the `needed` features (empty when it can)."""
-        return [self.lacks.get(f, f"{self.service} does not support {f.value}") for f in sorted(needed - self.supports, key=lambda f: f.value)]
+        missing = sorted(needed - self.supports, key=lambda f: f.value)
+        return [self.lacks.get(f) or _DEFAULT_REASONS[f].format(service=self.service) for f in missing]
 
     @abstractmethod
     def resources(self, plan: Plan) -> list[Resource]:

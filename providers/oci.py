@@ -3,9 +3,9 @@ shape, with an autoscaling policy."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, ClassVar
+from typing import TYPE_CHECKING
 
-from providers.base import Feature, Provider, Resource, resource_tags
+from providers.base import Provider, Resource, resource_tags
 
 if TYPE_CHECKING:
     from orchestrator.planner import Plan
@@ -15,10 +15,6 @@ class OciProvider(Provider):
     name = "oci"
     service = "OCI Data Science model deployment"
     default_region = "us-ashburn-1"
-    lacks: ClassVar = {
-        Feature.MULTI_NODE: "OCI Data Science model deployments run each replica on one instance; "
-        "a replica cannot span instances",
-    }
 
     def resources(self, plan: Plan) -> list[Resource]:
         name = plan.deployment.name
