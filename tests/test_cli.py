@@ -1,0 +1,186 @@
+"""The command line as a user and a pipeline see it: output, exit codes, and what gets imported."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from orchestrator.cli import cli
+
+REPO = Path(__file__).parent.parent
+Write = Callable[..., Path]
+CLOUD_SDKS = ("boto3", "botocore", "azure", "google.cloud", "oci", "pulumi")
+
+
+@pytest.fixture
+def run(mini_catalog_path: Path) -> Callable[..., tuple[int, str, str]]:
+    def invoke(*args: str, catalog: bool = True) -> tuple[int, str, str]:
+        prefix = ["--catalog", str(mini_catalog_path)] if catalog else []
+        result = CliRunner().invoke(cli, [*prefix, *args], catch_exceptions=False)
+        return result.exit_code, result.stdout, result.stderr
+
+    return invoke
+
+
+def test_plan_json_field_by_field(run, write_stack: Write) -> None:
+    stack = write_stack("name: chat\nmodel: llama3.1-8b-instruct\nautoscaling: {min_replicas: 2, max_replicas: 5}\ntags: {team: ml}\n")
+    code, out, err = run("plan", str(stack), "--cloud", "aws", "--output", "json")
+    assert (code, err) == (0, "")
+    data = json.loads(out)
+    assert data["catalog"]["dated"] == "prices dated 2026-07-30 to 2026-09-27, 4 offers undated"
+    (p,) = data["plans"]
+    assert p["deployment"] == "chat" and p["feasible"] is True
+    assert (p["cloud"], p["service"], p["region"], p["region_source"]) == ("aws", "SageMaker real-time inference", "us-east-1", "default")
+    assert (p["model"], p["hf_repo"], p["quantization"]) == ("llama3.1-8b-instruct", "meta-llama/Llama-3.1-8B-Instruct", "bf16")
+    assert (p["instance_type"], p["gpu"], p["gpu_memory_gib"]) == ("ml.g6.12xlarge", "L4", 24.0)
+    assert (p["gpus_per_replica"], p["tensor_parallel"], p["instances_per_replica"]) == (4, 4, 1)
+    assert p["replicas"] == {"min": 2, "max": 5, "target_concurrent_requests": 16}
+    price = p["price"]
+    assert (price["usd_per_hour_min"], price["usd_per_hour_max"], price["usd_per_month_min"]) == (8.0, 20.0, 5840.0)
+    assert (price["price_basis"], price["price_is_lower_bound"], price["as_of"]) == ("managed-service list price", False, "2026-09-27")
+    sizing = p["sizing"]
+    assert sizing["parameters"] == 8_030_261_248
+    assert (sizing["weights_gib"], sizing["kv_cache_gib"], sizing["min_gpus"]) == (14.96, 16.0, 2)
+    assert (sizing["per_gpu_gib"], sizing["usable_per_gpu_gib"], sizing["total_gib"]) == (9.74, 21.6, 38.96)
+    assert [r["type"] for r in p["resources"]] == [
+        "AWS::SageMaker::Model", "AWS::SageMaker::EndpointConfig", "AWS::SageMaker::Endpoint",
+        "AWS::ApplicationAutoScaling::ScalableTarget", "AWS::ApplicationAutoScaling::ScalingPolicy",
+    ]  # fmt: skip
+
+
+def test_plan_table_shows_the_arithmetic(run, write_stack: Write) -> None:
+    code, out, _ = run("plan", str(write_stack("name: chat\nmodel: llama3.1-8b-instruct\n")), "--cloud", "aws")
+    assert code == 0
+    for text in ("chat on aws (SageMaker real-time inference), region us-east-1", "ml.g6.12xlarge", "15.0 GiB  8.03 B parameters x 2 B (bf16)", "16.0 GiB",
+                 "128 KiB/token x 8192 tokens x 16 sequences", "$4.00/h at 1", "AWS::SageMaker::Endpoint", "Price catalog: prices dated"):  # fmt: skip
+        assert text in out
+
+
+def test_plan_picks_the_only_placed_cloud(run, write_stack: Write) -> None:
+    stack = write_stack("name: chat\nmodel: llama3.2-1b-instruct\nplacement:\n  gcp: {region: us-central1}\n")
+    code, out, _ = run("plan", str(stack), "--output", "json")
+    assert code == 0 and json.loads(out)["plans"][0]["cloud"] == "gcp"
+
+
+def test_cost_json_ranks_clouds_and_explains_the_infeasible(run, write_stack: Write) -> None:
+    stack = write_stack("name: big\nmodel: llama3.1-405b-instruct\nmax_context: 16384\nconcurrency: 8\ngpu: H100\n")
+    code, out, err = run("cost", str(stack), "--output", "json")
+    assert (code, err) == (0, "")
+    (deployment,) = json.loads(out)["deployments"]
+    clouds = deployment["clouds"]
+    assert [c["cloud"] for c in clouds] == ["gcp", "aws", "azure", "oci"]
+    assert clouds[0]["feasible"] and clouds[0]["instances_per_replica"] == 2
+    assert clouds[0]["price"]["price_is_lower_bound"] is True
+    assert not clouds[1]["feasible"] and "a replica cannot span instances" in clouds[1]["reason"]
+    assert "no H100 offers" in clouds[2]["reason"]
+
+
+def test_cost_csv_and_markdown(run, write_stack: Write) -> None:
+    stack = str(write_stack("name: a\nmodel: llama3.2-1b-instruct\nmax_context: 4096\nconcurrency: 8\n"))
+    code, out, _ = run("cost", stack, "--output", "csv", "--clouds", "aws,oci")
+    rows = list(csv.DictReader(io.StringIO(out)))
+    assert code == 0 and [(r["cloud"], r["usd_per_hour_min"]) for r in rows] == [("aws", "0.9000"), ("oci", "")]
+    assert rows[0]["price_is_lower_bound"] == "True"
+    code, out, _ = run("cost", stack, "--output", "markdown", "--clouds", "aws,oci")
+    assert "| 1 | aws | us-west-2 | ml.g6.xlarge | 1× L4 | ≥ $0.90 |" in out
+    assert "| 2 | oci | us-ashburn-1 | VM.GPU.A10.1 | 1× A10 | price unknown |" in out
+    assert "$0.00" not in out
+
+
+def test_cost_table_with_the_shipped_catalog(run) -> None:
+    code, out, _ = run("cost", str(REPO / "stacks" / "llama-3.1-70b.yaml"), catalog=False)
+    assert code == 0
+    assert "chat-70b: cheapest first" in out and "Price catalog: prices dated 2025-08-15 to 2026-09-27" in out
+    for cloud in ("aws", "azure", "gcp", "oci"):
+        assert f" {cloud} " in out
+
+
+def test_gpus_lists_offers_with_unknown_prices(run) -> None:
+    code, out, _ = run("gpus", "--cloud", "aws", "--gpu", "H200", "--output", "json")
+    (offer,) = json.loads(out)["offers"]
+    assert code == 0 and offer["instance_type"] == "ml.p5e.48xlarge" and offer["usd_per_hour"] is None
+    code, out, _ = run("gpus", "--cloud", "aws", "--gpu", "H200")
+    assert "price unknown" in out and "$0" not in out
+
+
+def test_models_lists_the_catalog(run) -> None:
+    code, out, _ = run("models", "--output", "json", catalog=False)
+    names = {m["name"]: m for m in json.loads(out)["models"]}
+    assert code == 0 and names["llama3.1-70b-instruct"]["parameters"] == 70_553_706_496
+
+
+@pytest.mark.parametrize(
+    ("args", "code", "text"),
+    [
+        (["plan", "{stack}", "--cloud", "azur"], 2, "unknown cloud 'azur'; did you mean 'azure'?"),
+        (["plan", "{stack}", "--cloud", "aws", "--region", "us-east1"], 2, "no offers in region 'us-east1'"),
+        (["plan", "{stack}"], 2, "say which cloud to plan 'chat' on with --cloud"),
+        (["plan", "{stack}", "--cloud", "aws", "--output", "yaml"], 2, "Invalid value for '--output'"),
+        (["plan", "{stack}", "--cloud", "aws", "--deployment", "nope"], 1, "no deployment named 'nope'; this stack has chat"),
+        (["cost", "{stack}", "--clouds", "aws,gpc"], 2, "unknown cloud 'gpc'; did you mean 'gcp'?"),
+        (["gpus", "--gpu", "B300"], 2, "the price catalog has no GPU type 'B300'"),
+        (["plan", "{missing}", "--cloud", "aws"], 1, "no such file"),
+        (["plan", "{dir}", "--cloud", "aws"], 1, "is a directory"),
+        (["plan", "{bad}", "--cloud", "aws"], 1, "2 problems in the stack file:"),
+        (["plan", "{big}", "--cloud", "aws"], 1, "what would fit: quantization: fp8"),
+    ],
+)
+def test_errors_are_one_message_and_an_exit_code_never_a_traceback(run, write_stack: Write, tmp_path: Path, args, code, text) -> None:
+    paths = {
+        "stack": write_stack("name: chat\nmodel: llama3.2-1b-instruct\n"),
+        "missing": tmp_path / "missing.yaml",
+        "dir": tmp_path,
+        "bad": write_stack("name: x\nmodel: llama3.1-8b\ngpu: H10\nconcurrency: -1\n", "bad.yaml"),
+        "big": write_stack("name: big\nmodel: llama3.1-405b-instruct\nmax_context: 16384\nconcurrency: 8\ngpu: H100\n", "big.yaml"),
+    }
+    exit_code, out, err = run(*[a.format(**paths) for a in args])
+    assert exit_code == code
+    assert text in err
+    assert "Traceback" not in err and out == ""
+
+
+def test_broken_catalog_is_an_error_not_a_traceback(write_stack: Write, tmp_path: Path) -> None:
+    broken = tmp_path / "prices.csv"
+    broken.write_text("cloud\naws\n")
+    result = CliRunner().invoke(cli, ["--catalog", str(broken), "cost", str(write_stack("name: a\nmodel: llama3.2-1b\n"))])
+    assert result.exit_code == 1 and "lacks the columns" in result.stderr and "Traceback" not in result.stderr
+
+
+def _imported_modules(*args: str) -> set[str]:
+    """Run the CLI in a fresh interpreter and list the modules it imported."""
+    code = (
+        "import sys\nfrom orchestrator.cli import cli\n"
+        f"try:\n    cli({list(args)!r}, prog_name='llamadeploy')\nexcept SystemExit as e:\n    assert not e.code, e.code\n"
+        "print('\\n'.join(sorted(sys.modules)), file=sys.stderr)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, check=True)
+    return set(done.stderr.split())
+
+
+@pytest.mark.parametrize(
+    "args",
+    [["--help"], ["plan", "stacks/llama-3.1-70b.yaml", "--cloud", "aws"], ["cost", "stacks/llama-3.1-70b.yaml"], ["cost", "stacks/llama-3.1-70b.yaml", "--output", "json"]],
+)
+def test_no_cloud_sdk_is_imported(args: list[str]) -> None:
+    modules = _imported_modules(*args)
+    heavy = sorted(m for m in modules if m.split(".")[0] in CLOUD_SDKS or m.startswith(("google.cloud", "azure.")))
+    assert heavy == []
+    assert "orchestrator.cli" in modules  # the check ran the real CLI
+
+
+def test_help_imports_neither_models_nor_rich() -> None:
+    modules = _imported_modules("--help")
+    assert not {"llama_models", "rich", "pydantic"} & modules
+
+
+def test_console_script_is_installed() -> None:
+    done = subprocess.run([str(Path(sys.executable).parent / "llamadeploy"), "--version"], capture_output=True, text=True)
+    assert done.returncode == 0 and "llamadeploy, version" in done.stdout
