@@ -240,7 +240,7 @@ def _what_would_fit(
             ideas.append(f"max_context: {context} (at concurrency {deployment.concurrency})")
         if concurrency >= 1:
             ideas.append(f"concurrency: {concurrency} (at max_context {deployment.max_context})")
-    others = [name for name in ("aws", "azure", "gcp", "oci") if name != provider.name]
+    others = [name for name in registry.names() if name != provider.name]
     if not ideas or (biggest.gpu_count == GPUS_PER_NODE and layout(req, biggest.gpu_memory_gib, GPUS_PER_NODE)):
         ideas.append(f"another cloud (`llamadeploy cost` compares {', '.join(others)})")
     return ideas

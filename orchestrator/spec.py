@@ -210,7 +210,7 @@ def load_stack(path: str | Path) -> Stack:
 
     problems: list[Problem] = []
     deployments: list[Deployment] = []
-    for raw, prefix in zip(items, prefixes):
+    for raw, prefix in zip(items, prefixes, strict=True):
         try:
             deployment = Deployment.model_validate(raw)
         except ValidationError as exc:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import difflib
 import importlib
-from functools import lru_cache
+from functools import cache, lru_cache
 from importlib.metadata import entry_points
 
 from orchestrator.errors import UsageError
@@ -46,7 +46,7 @@ def get(name: str) -> Provider:
     return _load(name, target)()
 
 
-@lru_cache(maxsize=None)
+@cache
 def _load(name: str, target: str) -> type[Provider]:
     module_name, _, class_name = target.partition(":")
     try:
