@@ -65,10 +65,32 @@ def _catalog(ctx: click.Context):  # noqa: ANN202 - the Catalog type is imported
 @click.group(cls=_Cli, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="llamadeploy")
 @click.option("--catalog", envvar="LLAMADEPLOY_CATALOG", type=click.Path(dir_okay=False), help="Price catalog CSV to use instead of the shipped one (e.g. with negotiated prices).")
+@click.option("--state", envvar="LLAMADEPLOY_STATE", type=click.Path(), help="State file [default: .llamadeploy/state.db].")
 @click.pass_context
-def cli(ctx: click.Context, catalog: str | None) -> None:
+def cli(ctx: click.Context, catalog: str | None, state: str | None) -> None:
     """Deploy Llama models to AWS, Azure, Google Cloud and Oracle Cloud from one declared spec."""
-    ctx.obj = {"catalog": catalog}
+    ctx.obj = {"catalog": catalog, "state": state}
+
+
+def _state(ctx: click.Context):  # noqa: ANN202 - State is imported lazily
+    from orchestrator.state import State
+
+    return ctx.with_resource(_closing(State(ctx.obj["state"])))
+
+
+def _closing(state):  # noqa: ANN001, ANN202
+    from contextlib import closing
+
+    return closing(state)
+
+
+def _confirm(yes: bool, question: str) -> None:
+    """Ask in a terminal; in a pipeline, demand --yes rather than hang on a prompt."""
+    if yes:
+        return
+    if not sys.stdin.isatty():
+        raise UsageError(f"{question.rstrip('?')}: pass --yes to confirm (stdin is not a terminal, so llamadeploy cannot ask)")
+    click.confirm(question, abort=True, err=True)
 
 
 @cli.command()
@@ -162,6 +184,83 @@ def models(output: str) -> None:
     from orchestrator import render
 
     render.models(render.console(), listed)
+
+
+@cli.command()
+@click.argument("stack", type=click.Path())
+@click.option("--cloud", help="Cloud to deploy on; default: the one the placement names.")
+@click.option("--region", help="Region, overriding the placement.")
+@click.option("--deployment", "only", metavar="NAME", help="Deploy only this deployment of the stack.")
+@click.option("--yes", is_flag=True, help="Do not ask for confirmation (pipelines).")
+@click.option("--output", type=OUTPUTS, default="table", show_default=True, help="json: events and the result as JSON lines on stdout.")
+@click.pass_context
+def up(ctx: click.Context, stack: str, cloud: str | None, region: str | None, only: str | None, yes: bool, output: str) -> None:
+    """Create (or adopt and finish) a stack's deployments on a cloud, and wait until they serve."""
+    from orchestrator import engine
+    from orchestrator.planner import plan_stack
+    from orchestrator.progress import reporter
+    from orchestrator.spec import load_stack
+
+    catalog = _catalog(ctx)
+    loaded = load_stack(stack)
+    plans = plan_stack(loaded, cloud, catalog, region, only)
+    ready = [engine.plan_up(loaded, p.deployment, p.cloud, catalog, p.region) for p in plans]
+    if output == "table":
+        from orchestrator import render
+
+        out = render.console(stderr=True)
+        for planned, _ in ready:
+            render.plan(out, planned, catalog)
+    _confirm(yes, f"Create {', '.join(p.deployment.name for p, _ in ready)} on {', '.join(sorted({p.cloud for p, _ in ready}))}?")
+    state = _state(ctx)
+    with reporter(output == "json") as report:
+        for planned, provider in ready:
+            result = engine.up(planned, provider, state, report)
+            report("done", deployment=planned.deployment.name, cloud=planned.cloud, region=planned.region, changed=result.changed,
+                   url=result.endpoint.url, auth=result.endpoint.auth, example=result.endpoint.example) if output == "json" else None  # fmt: skip
+            if output == "table":
+                click.echo(f"{planned.deployment.name} is serving on {planned.cloud} ({planned.region}) at {result.endpoint.url}")
+                click.echo(f"  auth: {result.endpoint.auth}")
+                click.echo(f"  try:  {result.endpoint.example}")
+
+
+@cli.command()
+@click.argument("name", required=False)
+@click.option("--output", type=OUTPUTS, default="table", show_default=True)
+@click.pass_context
+def status(ctx: click.Context, name: str | None, output: str) -> None:
+    """Show each deployment as its cloud reports it now, and any drift from what was deployed."""
+    from orchestrator import engine
+
+    rows = engine.status(_state(ctx), name)
+    if output == "json":
+        from orchestrator.report import status_dict
+
+        _emit_json({"deployments": [status_dict(row) for row in rows]})
+        return
+    from orchestrator import render
+
+    render.status(render.console(), rows)
+
+
+@cli.command()
+@click.argument("name")
+@click.option("--yes", is_flag=True, help="Do not ask for confirmation (pipelines).")
+@click.option("--output", type=OUTPUTS, default="table", show_default=True, help="json: events as JSON lines on stdout.")
+@click.pass_context
+def down(ctx: click.Context, name: str, yes: bool, output: str) -> None:
+    """Delete a deployment's cloud resources, check none remain, and forget it."""
+    from orchestrator import engine
+    from orchestrator.progress import reporter
+
+    state = _state(ctx)
+    _confirm(yes, f"Delete {name} and every cloud resource it has?")
+    with reporter(output == "json") as report:
+        deployed = engine.down(state, name, report)
+        if output == "json":
+            report("done", deployment=name, cloud=deployed.cloud, region=deployed.region, deleted=[r.name for r in deployed.resources])
+        else:
+            click.echo(f"{name} is gone from {deployed.cloud} ({deployed.region}); nothing tagged with it remains")
 
 
 def main() -> None:

@@ -25,7 +25,7 @@ from orchestrator.sizing import (
 )
 from orchestrator.spec import QUANTIZATIONS, Deployment, Stack
 from providers import registry
-from providers.base import Feature, Provider, Resource
+from providers.base import CloudService, Feature, Resource
 
 HOURS_PER_MONTH = 730
 
@@ -115,7 +115,7 @@ def compare(stack: Stack, deployment: Deployment, clouds: list[str], catalog: Ca
     return sorted(results, key=_comparison_key)
 
 
-def _most_telling(deployment: Deployment, provider: Provider, failures: list[tuple[str, InfeasibleError]]) -> Infeasible:
+def _most_telling(deployment: Deployment, provider: CloudService, failures: list[tuple[str, InfeasibleError]]) -> Infeasible:
     """Of the regions' reasons, a memory shortfall (the default region's first) says most."""
     sized = [(region, exc) for region, exc in failures if not isinstance(exc, GpuNotOfferedError)]
     if not sized:
@@ -132,7 +132,7 @@ def _comparison_key(result: Plan | Infeasible) -> tuple[int, float, str]:
     return (1, 0.0, result.cloud) if price is None else (0, price, result.cloud)
 
 
-def _region(stack: Stack, deployment: Deployment, provider: Provider, catalog: Catalog, override: str | None) -> tuple[str, str]:
+def _region(stack: Stack, deployment: Deployment, provider: CloudService, catalog: Catalog, override: str | None) -> tuple[str, str]:
     """The region to plan in and where it came from; an unknown region lists the known ones."""
     known = catalog.regions(provider.name)
     placed = deployment.placement.region(provider.name)
@@ -146,7 +146,7 @@ def _region(stack: Stack, deployment: Deployment, provider: Provider, catalog: C
     raise UsageError(message) if source == "--region" else InfeasibleError(message)
 
 
-def _plan_in_region(deployment: Deployment, provider: Provider, catalog: Catalog, region: str, source: str) -> Plan:
+def _plan_in_region(deployment: Deployment, provider: CloudService, catalog: Catalog, region: str, source: str) -> Plan:
     req = _requirements(deployment)
     offers = _offers(deployment, provider, catalog, region)
     fitting = _fitting(req, offers, provider)
@@ -162,7 +162,7 @@ def _requirements(deployment: Deployment, **changes: object) -> Requirements:
     return requirements(deployment.model_ref.model, **values)  # type: ignore[arg-type]
 
 
-def _offers(deployment: Deployment, provider: Provider, catalog: Catalog, region: str) -> list[Offer]:
+def _offers(deployment: Deployment, provider: CloudService, catalog: Catalog, region: str) -> list[Offer]:
     in_region = catalog.select(cloud=provider.name, region=region)
     if deployment.gpu == "auto":
         return in_region
@@ -173,7 +173,7 @@ def _offers(deployment: Deployment, provider: Provider, catalog: Catalog, region
     return matching
 
 
-def _fitting(req: Requirements, offers: list[Offer], provider: Provider) -> list[tuple[Offer, GpuLayout]]:
+def _fitting(req: Requirements, offers: list[Offer], provider: CloudService) -> list[tuple[Offer, GpuLayout]]:
     """The offers one replica fits on; spanning instances only when no single instance fits."""
     laid_out = [(offer, layout(req, offer.gpu_memory_gib, offer.gpu_count)) for offer in offers]
     single = [(offer, found) for offer, found in laid_out if found is not None and found.nodes == 1]
@@ -188,7 +188,7 @@ def _price_key(offer: Offer, gpu_layout: GpuLayout) -> tuple[bool, float, int, s
 
 
 def _why_nothing_fits(
-    deployment: Deployment, req: Requirements, offers: list[Offer], provider: Provider, catalog: Catalog, region: str
+    deployment: Deployment, req: Requirements, offers: list[Offer], provider: CloudService, catalog: Catalog, region: str
 ) -> str:
     """What one replica needs, the most the region's biggest offer gives, and what would fit."""
     model = req.model
@@ -213,7 +213,7 @@ def _what_would_fit(
     deployment: Deployment,
     req: Requirements,
     offers: list[Offer],
-    provider: Provider,
+    provider: CloudService,
     catalog: Catalog,
     region: str,
     biggest: Offer,

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import sys
+from typing import TYPE_CHECKING
 
 from rich.console import Console
 from rich.table import Table
@@ -17,11 +18,15 @@ from orchestrator.planner import HOURS_PER_MONTH, Infeasible, Plan
 from orchestrator.report import Result, money
 from orchestrator.sizing import BYTES_PER_PARAMETER, GPU_MEMORY_UTILIZATION, RUNTIME_OVERHEAD_GIB_PER_GPU, usable_gib
 
+if TYPE_CHECKING:
+    from orchestrator.engine import StatusRow
 
-def console() -> Console:
-    """A console on stdout; off a terminal it is wide enough that tables do not wrap in logs."""
-    width = None if sys.stdout.isatty() else int(os.environ.get("COLUMNS", "160"))
-    return Console(width=width, highlight=False, soft_wrap=False)
+
+def console(stderr: bool = False) -> Console:
+    """A console on stdout (or stderr); off a terminal it is wide enough that tables do not wrap in logs."""
+    stream = sys.stderr if stderr else sys.stdout
+    width = None if stream.isatty() else int(os.environ.get("COLUMNS", "160"))
+    return Console(width=width, highlight=False, soft_wrap=False, stderr=stderr)
 
 
 def plan(out: Console, planned: Plan, catalog: Catalog) -> None:
@@ -112,4 +117,21 @@ def models(out: Console, listed: list[LlamaModel]) -> None:
         table.add_column(column, justify="left" if column in ("model", "Hugging Face repo") else "right")
     for model in listed:
         table.add_row(model.name, model.hf_repo, f"{model.parameters / 1e9:.2f} B", str(model.max_context), str(model.n_layers), str(model.n_heads), str(model.n_kv_heads))
+    out.print(table)
+
+
+def status(out: Console, rows: list[StatusRow]) -> None:
+    if not rows:
+        out.print("No deployments recorded in this state file.")
+        return
+    table = Table()
+    for column in ("deployment", "cloud", "region", "state", "replicas", "instance", "since", "drift / notes"):
+        table.add_column(column)
+    for row in rows:
+        live = row.live
+        replicas = "" if live is None or live.replicas is None else f"{live.replicas} ({live.min_replicas}-{live.max_replicas})"
+        notes = "; ".join(row.drift) or row.error or "as deployed"
+        state = row.record.status if live is None else live.state
+        table.add_row(row.record.name, row.record.cloud, row.record.region, state, replicas,
+                      (live.instance_type or "") if live else "", row.record.updated_at, f"[red]{notes}[/]" if row.drift or row.error else notes)  # fmt: skip
     out.print(table)

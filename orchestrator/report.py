@@ -9,11 +9,14 @@ from __future__ import annotations
 
 import csv
 import io
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from orchestrator.catalog import Catalog, Offer
 from orchestrator.planner import Infeasible, Plan
 from orchestrator.sizing import GPU_MEMORY_UTILIZATION, RUNTIME_OVERHEAD_GIB_PER_GPU, usable_gib
+
+if TYPE_CHECKING:
+    from orchestrator.engine import StatusRow
 
 Result = Plan | Infeasible
 
@@ -171,3 +174,21 @@ def cost_markdown(comparisons: dict[str, list[Result]], catalog: Catalog) -> str
 
 def _md(text: str) -> str:
     return text.replace("|", "\\|")
+
+
+def status_dict(row: StatusRow) -> dict[str, Any]:
+    record, live = row.record, row.live
+    return {
+        "deployment": record.name,
+        "cloud": record.cloud,
+        "region": record.region,
+        "recorded_status": record.status,
+        "since": record.updated_at,
+        "live": None if live is None else {
+            "state": live.state, "replicas": live.replicas, "min_replicas": live.min_replicas,
+            "max_replicas": live.max_replicas, "instance_type": live.instance_type, "missing": list(live.missing), "detail": live.detail,
+        },
+        "drift": list(row.drift),
+        "error": row.error or None,
+        "history": [{"operation": op.kind, "cloud": op.cloud, "status": op.status, "started_at": op.started_at, "finished_at": op.finished_at} for op in row.history],
+    }  # fmt: skip

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from providers.base import Provider, Resource, resource_tags
+from providers.base import CloudService, Resource, resource_tags
 
 if TYPE_CHECKING:
     from orchestrator.planner import Plan
@@ -13,7 +13,7 @@ if TYPE_CHECKING:
 _WORKSPACE = "Microsoft.MachineLearningServices/workspaces"
 
 
-class AzureProvider(Provider):
+class AzureProvider(CloudService):
     name = "azure"
     service = "Azure ML managed online endpoint"
     default_region = "eastus"

@@ -1,9 +1,11 @@
-"""The one interface every cloud implements, and the types that cross it.
+"""The one interface every cloud implements, and the types and errors that cross it.
 
-A provider maps a Plan onto one cloud's managed serving service. Everything a provider knows
-without credentials (its service, default region, what it can do, the resources a plan turns
-into) is plain class data or a pure method, so `plan` and `cost` use providers without
-importing any cloud SDK; SDKs are imported inside the methods that talk to the cloud.
+A provider maps a Plan onto one cloud's managed serving service. It has two layers:
+`CloudService` is what is known without credentials (the service, default region, what it can
+do, the resources a plan turns into), so `plan`, `cost` and `export` use it without importing
+any cloud SDK; `Provider` adds the live operations, and imports its SDK inside them. A cloud
+whose live operations are not written yet is a `CloudService` only: it can be planned and
+priced, and `up` says plainly that it cannot deploy there yet.
 
 Capabilities are an allow-list: a provider lists the `Feature`s it supports, so a feature
 added later stays off for every cloud until that cloud opts in, and the reason a cloud lacks
@@ -14,9 +16,11 @@ from __future__ import annotations
 
 import enum
 from abc import ABC, abstractmethod
-from collections.abc import Mapping
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, ClassVar
+from collections.abc import Callable, Mapping
+from dataclasses import asdict, dataclass, field
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol
+
+from orchestrator.errors import LlamadeployError
 
 if TYPE_CHECKING:
     from orchestrator.planner import Plan
@@ -45,8 +49,100 @@ class Resource:
     properties: Mapping[str, Any] = field(default_factory=dict)
 
 
-class Provider(ABC):
-    """One cloud's managed endpoint service behind llamadeploy's single interface."""
+class ProviderError(LlamadeployError):
+    """A cloud refused or failed a request; the subclass tells the engine what to do next."""
+
+
+class CapacityError(ProviderError):
+    """The cloud has no capacity for the instance type in the region now: try elsewhere."""
+
+
+class QuotaError(ProviderError):
+    """The account's quota does not allow it: ask for more, or try elsewhere."""
+
+
+class ThrottledError(ProviderError):
+    """Too many requests: retry after `retry_after` seconds (when the cloud said)."""
+
+    def __init__(self, message: str, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class AuthError(ProviderError):
+    """Credentials are missing, wrong or lack a permission."""
+
+
+class NotFoundError(ProviderError):
+    """The resource does not exist."""
+
+
+class InvalidRequestError(ProviderError):
+    """The cloud rejected the request as invalid."""
+
+
+@dataclass(frozen=True)
+class Deployed:
+    """What a deployment is on its cloud: the resources to find again and the URL it serves at."""
+
+    deployment: str
+    cloud: str
+    region: str
+    resources: tuple[Resource, ...]
+    url: str
+    # How to reach the cloud again without the stack file (e.g. a VPC endpoint URL); no secrets.
+    settings: Mapping[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Deployed:
+        resources = tuple(Resource(r["type"], r["name"], r.get("properties", {})) for r in data["resources"])
+        return cls(data["deployment"], data["cloud"], data["region"], resources, data["url"], data.get("settings", {}))
+
+
+@dataclass(frozen=True)
+class LiveStatus:
+    """What really exists now, as the cloud reports it."""
+
+    state: str
+    replicas: int | None = None
+    min_replicas: int | None = None
+    max_replicas: int | None = None
+    instance_type: str | None = None
+    missing: tuple[str, ...] = ()
+    detail: str = ""
+
+    @property
+    def serving(self) -> bool:
+        return self.state == "serving" and not self.missing
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    """Where a deployment answers and how a client authenticates."""
+
+    url: str
+    auth: str
+    example: str
+
+
+class Events(Protocol):
+    """What a provider reports to the engine while it works, and how it waits."""
+
+    def created(self, resource: Resource) -> None:
+        """The cloud now has `resource`, created by this run (rolled back if the run fails)."""
+
+    def adopted(self, resource: Resource) -> None:
+        """`resource` already existed and is taken over as it is."""
+
+    def wait(self, what: str, check: Callable[[], tuple[bool, str]]) -> None:
+        """Poll `check` (done?, cloud status) with backoff until done; the engine owns the timing."""
+
+
+class CloudService(ABC):
+    """One cloud's managed endpoint service, as far as it is known without credentials."""
 
     name: ClassVar[str]
     service: ClassVar[str]
@@ -65,6 +161,41 @@ class Provider(ABC):
     @abstractmethod
     def resources(self, plan: Plan) -> list[Resource]:
         """The resources `apply` would create for `plan`; pure, no cloud call."""
+
+
+class Provider(CloudService):
+    """A cloud service llamadeploy can deploy to: the live operations behind `up`, `status`, `down`."""
+
+    # Placement fields `up` cannot do without on this cloud (checked before any cloud call).
+    required_placement: ClassVar[tuple[str, ...]] = ()
+
+    def settings(self, plan: Plan) -> dict[str, Any]:
+        """What `describe` and `destroy` need later to reach the cloud again, kept in state."""
+        return {}
+
+    @abstractmethod
+    def apply(self, plan: Plan, events: Events) -> Deployed:
+        """Create what is missing and adopt what exists (by name and tag); return once it serves."""
+
+    @abstractmethod
+    def describe(self, deployed: Deployed) -> LiveStatus:
+        """What exists now, including resources deleted by hand (`missing`)."""
+
+    @abstractmethod
+    def scale(self, deployed: Deployed, min_replicas: int, max_replicas: int) -> None:
+        """Change the autoscaling bounds."""
+
+    @abstractmethod
+    def destroy(self, deployed: Deployed, events: Events) -> None:
+        """Delete every resource of `deployed`; fine if some or all are already gone."""
+
+    @abstractmethod
+    def remaining(self, deployed: Deployed) -> list[Resource]:
+        """Resources still tagged with the deployment, which `down` checks is empty."""
+
+    @abstractmethod
+    def endpoint(self, deployed: Deployed) -> Endpoint:
+        """The URL and how to call it."""
 
 
 def resource_tags(plan: Plan) -> dict[str, str]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from providers.base import Feature, Provider, Resource, resource_tags
+from providers.base import CloudService, Feature, Resource, resource_tags
 
 if TYPE_CHECKING:
     from orchestrator.planner import Plan
@@ -20,7 +20,7 @@ ACCELERATOR_TYPES = {
 }
 
 
-class GcpProvider(Provider):
+class GcpProvider(CloudService):
     name = "gcp"
     service = "Vertex AI online prediction"
     default_region = "us-central1"

@@ -5,13 +5,13 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from providers.base import Provider, Resource, resource_tags
+from providers.base import CloudService, Resource, resource_tags
 
 if TYPE_CHECKING:
     from orchestrator.planner import Plan
 
 
-class OciProvider(Provider):
+class OciProvider(CloudService):
     name = "oci"
     service = "OCI Data Science model deployment"
     default_region = "us-ashburn-1"

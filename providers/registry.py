@@ -14,7 +14,7 @@ from functools import cache, lru_cache
 from importlib.metadata import entry_points
 
 from orchestrator.errors import UsageError
-from providers.base import Provider
+from providers.base import CloudService, Provider
 
 ENTRY_POINT_GROUP = "llamadeploy.providers"
 BUILTIN: dict[str, str] = {
@@ -35,8 +35,8 @@ def names() -> list[str]:
     return list(BUILTIN) + sorted(_plugins())
 
 
-def get(name: str) -> Provider:
-    """An instance of the provider called `name`; an unknown name lists the known ones."""
+def get(name: str) -> CloudService:
+    """The cloud service called `name`, for planning; an unknown name lists the known ones."""
     target = BUILTIN.get(name) or _plugins().get(name)
     if target is None:
         known = names()
@@ -46,13 +46,25 @@ def get(name: str) -> Provider:
     return _load(name, target)()
 
 
+def provider(name: str) -> Provider:
+    """The provider called `name`, for deploying; a cloud that can only be planned says so."""
+    service = get(name)
+    if not isinstance(service, Provider):
+        deployable = [n for n in names() if issubclass(_load(n, BUILTIN.get(n) or _plugins()[n]), Provider)]
+        raise UsageError(
+            f"llamadeploy cannot deploy to {name} yet ({service.service}); `plan` and `cost` work there. "
+            f"Clouds it can deploy to: {', '.join(deployable) or 'none'}"
+        )
+    return service
+
+
 @cache
-def _load(name: str, target: str) -> type[Provider]:
+def _load(name: str, target: str) -> type[CloudService]:
     module_name, _, class_name = target.partition(":")
     try:
         cls = getattr(importlib.import_module(module_name), class_name)
     except (ImportError, AttributeError) as exc:
         raise UsageError(f"provider {name!r} ({target}) cannot be loaded: {exc}") from exc
-    if not (isinstance(cls, type) and issubclass(cls, Provider)):
+    if not (isinstance(cls, type) and issubclass(cls, CloudService)):
         raise UsageError(f"provider {name!r} ({target}) is not a llamadeploy Provider subclass")
     return cls

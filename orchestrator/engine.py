@@ -1,0 +1,287 @@
+"""`up`, `status` and `down`: the cloud-agnostic lifecycle, written once for every provider.
+
+Providers only create, describe and delete. The engine decides everything around that: it
+holds the deployment's lock, journals each operation before touching the cloud and each
+resource as soon as the cloud has it, retries throttled calls, paces every wait with
+exponential backoff and jitter, and on a failed `up` deletes what that run created (never
+what existed before). Because resource names are deterministic and providers adopt what
+exists, an `up` after a crash picks up where the dead one stopped.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import random
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+
+from orchestrator.catalog import Catalog
+from orchestrator.errors import LlamadeployError, SpecError
+from orchestrator.planner import Plan, plan
+from orchestrator.report import plan_dict
+from orchestrator.spec import Deployment, Stack
+from orchestrator.state import Operation, Record, State
+from providers import registry
+from providers.base import Deployed, Endpoint, LiveStatus, Provider, ProviderError, Resource, ThrottledError
+
+POLL_ENV = "LLAMADEPLOY_POLL_SECONDS"
+THROTTLE_ATTEMPTS = 6
+
+Report = Callable[..., None]
+
+
+@dataclass(frozen=True)
+class Backoff:
+    """Exponential backoff with jitter: polls start fast, slow down, and never synchronise."""
+
+    initial: float = field(default_factory=lambda: _seconds_from_env(POLL_ENV, 5.0))
+    factor: float = 1.5
+    # The slowest poll, as a multiple of the first: 5 s grows to 60 s.
+    slowest: float = 12.0
+    jitter: float = 0.2
+    timeout: float = 3 * 3600.0
+
+    def delays(self) -> Iterator[float]:
+        delay = self.initial
+        while True:
+            yield delay * random.uniform(1 - self.jitter, 1 + self.jitter)
+            delay = min(delay * self.factor, self.initial * self.slowest)
+
+
+def _seconds_from_env(variable: str, default: float) -> float:
+    text = os.environ.get(variable)
+    if text is None:
+        return default
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if value <= 0:
+        raise LlamadeployError(f"${variable} must be a positive number of seconds, not {text!r}")
+    return value
+
+
+class WaitTimeoutError(ProviderError):
+    """A wait on the cloud outlasted its timeout."""
+
+
+class DeployError(LlamadeployError):
+    """An `up` or `down` failed; the message says what the cloud said and what was cleaned up."""
+
+
+@dataclass
+class _Run:
+    """The `Events` a provider reports to during one operation: journal, progress and waits."""
+
+    state: State
+    operation: int
+    report: Report
+    backoff: Backoff
+    made: list[Resource] = field(default_factory=list)
+    polls: int = 0
+
+    def created(self, resource: Resource) -> None:
+        self.made.append(resource)
+        self.state.note_created(self.operation, {"type": resource.type, "name": resource.name})
+        self.report("created", resource=resource.name, type=resource.type)
+
+    def adopted(self, resource: Resource) -> None:
+        self.report("adopted", resource=resource.name, type=resource.type)
+
+    def wait(self, what: str, check: Callable[[], tuple[bool, str]]) -> None:
+        start = time.monotonic()
+        for delay in self.backoff.delays():
+            done, status = _retrying(check, self.backoff, self.report)
+            self.polls += 1
+            elapsed = time.monotonic() - start
+            self.report("waiting", what=what, status=status, elapsed_s=round(elapsed, 1), done=done)
+            if done:
+                return
+            if elapsed + delay > self.backoff.timeout:
+                raise WaitTimeoutError(f"{what} was still {status!r} after {elapsed / 60:.0f} minutes")
+            time.sleep(delay)
+
+
+def _retrying(call: Callable[[], object], backoff: Backoff, report: Report):  # noqa: ANN202 - returns call's value
+    """Run `call`, retrying when the cloud throttles, after its Retry-After or a backoff delay."""
+    delays = backoff.delays()
+    for attempt in range(1, THROTTLE_ATTEMPTS + 1):
+        try:
+            return call()
+        except ThrottledError as exc:
+            if attempt == THROTTLE_ATTEMPTS:
+                raise
+            delay = exc.retry_after if exc.retry_after is not None else next(delays)
+            report("throttled", attempt=attempt, retry_in_s=round(delay, 2))
+            time.sleep(delay)
+    raise AssertionError("unreachable")
+
+
+def spec_hash(planned: Plan) -> str:
+    """What, if changed, makes a deployment different: the spec plus the chosen cloud and offer."""
+    basis = {"spec": planned.deployment.model_dump(mode="json"), "cloud": planned.cloud, "region": planned.region, "instance": planned.offer.instance_type}
+    return hashlib.sha256(json.dumps(basis, sort_keys=True).encode()).hexdigest()[:16]
+
+
+@dataclass(frozen=True)
+class UpResult:
+    plan: Plan
+    deployed: Deployed
+    endpoint: Endpoint
+    changed: bool
+    polls: int
+
+
+def plan_up(stack: Stack, deployment: Deployment, cloud: str, catalog: Catalog, region: str | None = None) -> tuple[Plan, Provider]:
+    """The plan `up` would apply and the provider to apply it; fails before any cloud call."""
+    provider = registry.provider(cloud)
+    planned = plan(stack, deployment, cloud, catalog, region)
+    missing = [f for f in provider.required_placement if not getattr(getattr(deployment.placement, cloud, None), f, None)]
+    if missing:
+        raise SpecError(
+            [stack.locate(deployment, ("placement", cloud), f"`up` on {cloud} needs placement.{cloud}.{', '.join(missing)}; see stacks/ and the README's cloud table")]
+        )
+    return planned, provider
+
+
+def up(planned: Plan, provider: Provider, state: State, report: Report, backoff: Backoff | None = None) -> UpResult:
+    """Create or adopt the deployment and record it; on failure, delete what this run created."""
+    backoff = backoff or Backoff()
+    name = planned.deployment.name
+    with state.lock(name) as holder:
+        for stale in state.interrupted(name):
+            report("interrupted", operation=stale.kind, since=stale.started_at, holder=stale.holder)
+            state.finish(stale.id, "interrupted", "the command running it stopped; a later run took over")
+        record = state.get(name)
+        if record is not None and record.cloud != planned.cloud:
+            raise DeployError(
+                f"{name!r} runs on {record.cloud} ({record.region}); `down` it first to deploy it on {planned.cloud}"
+            )
+        digest = spec_hash(planned)
+        if record is not None and record.status == "serving" and record.spec_hash == digest:
+            deployed = Deployed.from_dict(record.data["deployed"])
+            live = _retrying(lambda: provider.describe(deployed), backoff, report)
+            if live.serving:
+                report("unchanged", deployment=name)
+                return UpResult(planned, deployed, provider.endpoint(deployed), changed=False, polls=0)
+        if record is not None and record.status == "serving" and record.spec_hash != digest:
+            raise DeployError(
+                f"{name!r} is already serving with a different spec; changing a live deployment is not supported yet: "
+                f"`llamadeploy down {name}` then `up` again"
+            )
+        operation = state.begin(name, "up", planned.cloud, holder)
+        settings = provider.settings(planned)
+        state.put(name, planned.cloud, planned.region, digest, "creating", {"plan": plan_dict(planned), "settings": settings})
+        run = _Run(state, operation, report, backoff)
+        try:
+            deployed = _retrying(lambda: provider.apply(planned, run), backoff, report)
+        except Exception as exc:
+            cleaned = _roll_back(planned, provider, run, existed=record is not None)
+            state.finish(operation, "rolled_back", str(exc))
+            if record is None:
+                state.drop(name)
+            raise DeployError(f"up of {name!r} on {planned.cloud} failed: {exc}\n  {cleaned}") from exc
+        state.put(name, planned.cloud, planned.region, digest, "serving", {"plan": plan_dict(planned), "settings": settings, "deployed": deployed.to_dict()})
+        state.finish(operation, "succeeded")
+        return UpResult(planned, deployed, provider.endpoint(deployed), changed=True, polls=run.polls)
+
+
+def _roll_back(planned: Plan, provider: Provider, run: _Run, existed: bool) -> str:
+    """Delete what this run created; say what was deleted, or what is left for the user."""
+    if not run.made:
+        return "nothing was created, nothing to clean up"
+    partial = Deployed(planned.deployment.name, planned.cloud, planned.region, tuple(run.made), "", provider.settings(planned))
+    try:
+        _retrying(lambda: provider.destroy(partial, run), run.backoff, run.report)
+    except Exception as exc:  # noqa: BLE001 - the original failure is what the user must see first
+        names = ", ".join(r.name for r in run.made)
+        return f"cleaning up failed too ({exc}); these may remain: {names}; run `llamadeploy down {planned.deployment.name}`"
+    kept = "; what existed before was kept" if existed else ""
+    return f"rolled back: deleted the {len(run.made)} resources this run created ({', '.join(r.name for r in run.made)}){kept}"
+
+
+@dataclass(frozen=True)
+class StatusRow:
+    record: Record
+    live: LiveStatus | None
+    drift: tuple[str, ...]
+    history: tuple[Operation, ...]
+    error: str = ""
+
+
+def status(state: State, name: str | None = None, report: Report | None = None) -> list[StatusRow]:
+    """Each recorded deployment refreshed from its cloud, with any drift from what was recorded."""
+    records = state.records()
+    if name is not None:
+        records = [r for r in records if r.name == name]
+        if not records:
+            raise DeployError(f"no deployment named {name!r} in the state at {state.path}; `llamadeploy status` lists them")
+    rows = []
+    for record in records:
+        history = tuple(state.history(record.name))
+        if "deployed" not in record.data:
+            rows.append(StatusRow(record, None, ("an `up` did not finish; run `up` again to finish it, or `down` to remove it",), history))
+            continue
+        deployed = Deployed.from_dict(record.data["deployed"])
+        provider = registry.provider(record.cloud)
+        try:
+            live = _retrying(lambda p=provider, d=deployed: p.describe(d), Backoff(), report or _quiet)
+        except ProviderError as exc:
+            rows.append(StatusRow(record, None, (), history, error=str(exc)))
+            continue
+        rows.append(StatusRow(record, live, _drift(record, live), history))
+    return rows
+
+
+def _drift(record: Record, live: LiveStatus) -> tuple[str, ...]:
+    planned = record.data["plan"]
+    found = [f"{missing} was deleted outside llamadeploy" for missing in live.missing]
+    expected = (planned["replicas"]["min"], planned["replicas"]["max"])
+    if live.min_replicas is not None and (live.min_replicas, live.max_replicas) != expected:
+        found.append(f"autoscaling is {live.min_replicas}-{live.max_replicas} replicas, recorded {expected[0]}-{expected[1]}")
+    if live.instance_type and live.instance_type != planned["instance_type"]:
+        found.append(f"instance type is {live.instance_type}, recorded {planned['instance_type']}")
+    if live.state not in ("serving", "missing") and not live.missing:
+        found.append(f"the endpoint is {live.state}" + (f": {live.detail}" if live.detail else ""))
+    return tuple(found)
+
+
+def down(state: State, name: str, report: Report, backoff: Backoff | None = None) -> Deployed:
+    """Delete the deployment, check nothing tagged with it remains, then forget it."""
+    backoff = backoff or Backoff()
+    with state.lock(name) as holder:
+        record = state.get(name)
+        if record is None:
+            raise DeployError(f"no deployment named {name!r} in the state at {state.path}; `llamadeploy status` lists them")
+        provider = registry.provider(record.cloud)
+        deployed = _recorded_or_planned(record)
+        operation = state.begin(name, "down", record.cloud, holder)
+        run = _Run(state, operation, report, backoff)
+        try:
+            _retrying(lambda: provider.destroy(deployed, run), backoff, report)
+            left = _retrying(lambda: provider.remaining(deployed), backoff, report)
+        except Exception as exc:
+            state.finish(operation, "failed", str(exc))
+            raise DeployError(f"down of {name!r} on {record.cloud} failed: {exc}; run `down` again to retry") from exc
+        if left:
+            names = ", ".join(f"{r.type} {r.name}" for r in left)
+            state.finish(operation, "failed", f"still present: {names}")
+            raise DeployError(f"down of {name!r}: these resources are still tagged with it: {names}; run `down` again")
+        state.finish(operation, "succeeded")
+        state.drop(name)
+        return deployed
+
+
+def _recorded_or_planned(record: Record) -> Deployed:
+    """What to delete: the recorded resources, or for an `up` that never finished, the planned ones."""
+    if "deployed" in record.data:
+        return Deployed.from_dict(record.data["deployed"])
+    resources = tuple(Resource(r["type"], r["name"]) for r in record.data["plan"]["resources"])
+    return Deployed(record.name, record.cloud, record.region, resources, "", record.data.get("settings", {}))
+
+
+def _quiet(*_: object, **__: object) -> None:
+    return None

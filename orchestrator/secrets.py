@@ -1,0 +1,34 @@
+"""Secrets named in a stack (`env:NAME`) are read from the environment at deploy time only.
+
+They go straight to the cloud call that needs them and are never written to state, logs or
+events: a state file or CI log must be safe to share.
+"""
+
+from __future__ import annotations
+
+import os
+
+from orchestrator.errors import LlamadeployError
+from orchestrator.spec import Deployment
+
+
+class MissingSecretError(LlamadeployError):
+    """A secret reference points at an environment variable that is not set."""
+
+
+def resolve_secrets(deployment: Deployment) -> dict[str, str]:
+    """The deployment's secrets, read from the environment; all missing ones named at once."""
+    values, missing = {}, []
+    for name, reference in deployment.serving.secrets.items():
+        variable = reference.removeprefix("env:")
+        value = os.environ.get(variable)
+        if value is None:
+            missing.append(f"{name} (from ${variable})")
+        else:
+            values[name] = value
+    if missing:
+        raise MissingSecretError(
+            f"deployment {deployment.name!r} needs the secrets {', '.join(missing)}; export them before `up`, "
+            "or remove them from serving.secrets"
+        )
+    return values

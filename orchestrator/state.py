@@ -1,0 +1,267 @@
+"""Where llamadeploy remembers what it deployed: SQLite, one row per deployment, plus a journal.
+
+SQLite (stdlib, WAL) needs no server and survives crashes: every change is one transaction, so
+the file never holds half a record. The journal records each operation before it touches a
+cloud and what it created as it goes, so the next command can see an operation a crash cut
+short. A lock row per deployment, with holder and expiry, keeps two commands from changing
+the same deployment at once; an expired lock (its holder died) can be taken over.
+
+The file is created 0600 and holds resource names, never secrets.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import sqlite3
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from orchestrator.errors import LlamadeployError
+
+STATE_ENV = "LLAMADEPLOY_STATE"
+DEFAULT_PATH = Path(".llamadeploy") / "state.db"
+LOCK_SECONDS = 3600
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS deployments (
+    name TEXT PRIMARY KEY,
+    cloud TEXT NOT NULL,
+    region TEXT NOT NULL,
+    spec_hash TEXT NOT NULL,
+    record TEXT NOT NULL,
+    status TEXT NOT NULL,
+    updated_at TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS operations (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    deployment TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    cloud TEXT NOT NULL,
+    status TEXT NOT NULL,
+    holder TEXT NOT NULL,
+    started_at TEXT NOT NULL,
+    finished_at TEXT,
+    created TEXT NOT NULL DEFAULT '[]',
+    detail TEXT NOT NULL DEFAULT ''
+);
+CREATE TABLE IF NOT EXISTS locks (
+    deployment TEXT PRIMARY KEY,
+    holder TEXT NOT NULL,
+    token TEXT NOT NULL,
+    host TEXT NOT NULL,
+    pid INTEGER NOT NULL,
+    acquired_at TEXT NOT NULL,
+    expires_at REAL NOT NULL
+);
+"""
+
+
+class StateError(LlamadeployError):
+    """The state file cannot be used."""
+
+
+class LockedError(StateError):
+    """Another command holds the deployment's lock."""
+
+
+@dataclass(frozen=True)
+class Record:
+    """A deployment as llamadeploy last left it."""
+
+    name: str
+    cloud: str
+    region: str
+    spec_hash: str
+    status: str
+    updated_at: str
+    data: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Operation:
+    """One journal entry: an `up`, `down` or `move` of a deployment, and what it created."""
+
+    id: int
+    deployment: str
+    kind: str
+    cloud: str
+    status: str
+    holder: str
+    started_at: str
+    finished_at: str | None
+    created: list[dict[str, Any]]
+    detail: str
+
+
+def now() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds")
+
+
+def holder_name() -> str:
+    """Who holds a lock, in words a person can trace: user, host and process."""
+    user = os.environ.get("USER") or os.environ.get("USERNAME") or "unknown"
+    return f"{user}@{socket.gethostname()} pid {os.getpid()}"
+
+
+class State:
+    """The SQLite state store at one path."""
+
+    def __init__(self, path: str | os.PathLike[str] | None = None) -> None:
+        self.path = Path(path or os.environ.get(STATE_ENV) or DEFAULT_PATH)
+        if self.path.is_dir():
+            raise StateError(f"state path {self.path} is a directory; pass a file path such as {self.path / 'state.db'}")
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            if not self.path.exists():
+                os.close(os.open(self.path, os.O_CREAT | os.O_WRONLY, 0o600))
+            self._db = sqlite3.connect(self.path, timeout=30, isolation_level=None)
+            self._db.row_factory = sqlite3.Row
+            self._prepare()
+        except (OSError, sqlite3.Error) as exc:
+            raise StateError(f"cannot open the state file {self.path}: {exc}") from exc
+
+    def _prepare(self, attempts: int = 50) -> None:
+        """Switch to WAL and create the tables; a second process doing the same at that moment
+        gets SQLITE_BUSY without the busy timeout applying, so retry briefly."""
+        for attempt in range(attempts):
+            try:
+                self._db.execute("PRAGMA journal_mode=WAL")
+                with self._transaction() as db:
+                    for statement in filter(str.strip, _SCHEMA.split(";")):
+                        db.execute(statement)
+                return
+            except sqlite3.OperationalError as exc:
+                if "locked" not in str(exc) or attempt == attempts - 1:
+                    raise
+                time.sleep(0.1)
+
+    def close(self) -> None:
+        self._db.close()
+
+    @contextmanager
+    def _transaction(self) -> Iterator[sqlite3.Connection]:
+        self._db.execute("BEGIN IMMEDIATE")
+        try:
+            yield self._db
+        except BaseException:
+            self._db.execute("ROLLBACK")
+            raise
+        self._db.execute("COMMIT")
+
+    # Locks
+
+    @contextmanager
+    def lock(self, deployment: str, wait_seconds: float = 0.0) -> Iterator[str]:
+        """Hold `deployment`'s lock for the block; wait up to `wait_seconds` for another holder."""
+        holder, token = holder_name(), uuid.uuid4().hex
+        deadline = time.monotonic() + wait_seconds
+        while not self._try_lock(deployment, holder, token):
+            if time.monotonic() >= deadline:
+                row = self._db.execute("SELECT holder, acquired_at FROM locks WHERE deployment = ?", (deployment,)).fetchone()
+                who, since = (row["holder"], row["acquired_at"]) if row else ("another command", "moments ago")
+                raise LockedError(
+                    f"deployment {deployment!r} is locked by {who} since {since}; wait for it to finish, "
+                    f"or if that process is gone, the lock expires {LOCK_SECONDS // 60} minutes after it was taken"
+                )
+            time.sleep(0.2)
+        try:
+            yield holder
+        finally:
+            self._db.execute("DELETE FROM locks WHERE deployment = ? AND token = ?", (deployment, token))
+
+    def _try_lock(self, deployment: str, holder: str, token: str) -> bool:
+        with self._transaction() as db:
+            row = db.execute("SELECT * FROM locks WHERE deployment = ?", (deployment,)).fetchone()
+            if row is not None and not _stale(row):
+                return False
+            db.execute(
+                "INSERT OR REPLACE INTO locks (deployment, holder, token, host, pid, acquired_at, expires_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (deployment, holder, token, socket.gethostname(), os.getpid(), now(), time.time() + LOCK_SECONDS),
+            )
+            return True
+
+    # Deployment records
+
+    def get(self, name: str) -> Record | None:
+        row = self._db.execute("SELECT * FROM deployments WHERE name = ?", (name,)).fetchone()
+        return None if row is None else _record(row)
+
+    def records(self) -> list[Record]:
+        return [_record(row) for row in self._db.execute("SELECT * FROM deployments ORDER BY name")]
+
+    def put(self, name: str, cloud: str, region: str, spec_hash: str, status: str, data: dict[str, Any]) -> None:
+        with self._transaction() as db:
+            db.execute(
+                "INSERT OR REPLACE INTO deployments (name, cloud, region, spec_hash, record, status, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (name, cloud, region, spec_hash, json.dumps(data), status, now()),
+            )
+
+    def drop(self, name: str) -> None:
+        with self._transaction() as db:
+            db.execute("DELETE FROM deployments WHERE name = ?", (name,))
+
+    # Journal
+
+    def begin(self, deployment: str, kind: str, cloud: str, holder: str) -> int:
+        with self._transaction() as db:
+            cursor = db.execute(
+                "INSERT INTO operations (deployment, kind, cloud, status, holder, started_at) VALUES (?, ?, ?, 'running', ?, ?)",
+                (deployment, kind, cloud, holder, now()),
+            )
+            return int(cursor.lastrowid or 0)
+
+    def note_created(self, operation: int, resource: dict[str, Any]) -> None:
+        """Add a resource to what the operation created, as soon as the cloud has it."""
+        with self._transaction() as db:
+            row = db.execute("SELECT created FROM operations WHERE id = ?", (operation,)).fetchone()
+            created = json.loads(row["created"])
+            if resource not in created:
+                created.append(resource)
+            db.execute("UPDATE operations SET created = ? WHERE id = ?", (json.dumps(created), operation))
+
+    def finish(self, operation: int, status: str, detail: str = "") -> None:
+        with self._transaction() as db:
+            db.execute("UPDATE operations SET status = ?, finished_at = ?, detail = ? WHERE id = ?", (status, now(), detail, operation))
+
+    def interrupted(self, deployment: str) -> list[Operation]:
+        """Operations on `deployment` still marked running: their command died before finishing."""
+        rows = self._db.execute("SELECT * FROM operations WHERE deployment = ? AND status = 'running' ORDER BY id", (deployment,))
+        return [_operation(row) for row in rows]
+
+    def history(self, deployment: str) -> list[Operation]:
+        rows = self._db.execute("SELECT * FROM operations WHERE deployment = ? ORDER BY id", (deployment,))
+        return [_operation(row) for row in rows]
+
+
+def _stale(lock: sqlite3.Row) -> bool:
+    """A lock past its expiry, or held by a process of this host that no longer runs."""
+    if lock["expires_at"] <= time.time():
+        return True
+    if lock["host"] != socket.gethostname():
+        return False
+    try:
+        os.kill(lock["pid"], 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False
+    return False
+
+
+def _record(row: sqlite3.Row) -> Record:
+    return Record(row["name"], row["cloud"], row["region"], row["spec_hash"], row["status"], row["updated_at"], json.loads(row["record"]))
+
+
+def _operation(row: sqlite3.Row) -> Operation:
+    return Operation(
+        row["id"], row["deployment"], row["kind"], row["cloud"], row["status"], row["holder"],
+        row["started_at"], row["finished_at"], json.loads(row["created"]), row["detail"],
+    )  # fmt: skip

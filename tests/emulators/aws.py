@@ -1,0 +1,164 @@
+"""AWS SageMaker and Application Auto Scaling on 127.0.0.1: moto's server behind a fault proxy.
+
+moto answers the real API over real HTTP, but makes endpoints InService at once, never fails
+for capacity, and never throttles. The proxy in front of it (what boto3 talks to) adds those:
+an endpoint that takes N polls to become ready (or then fails with a reason), a call that
+fails with a given error, and throttling for the next K calls. It records every request so
+tests can assert on what the cloud received, and `inventory()` counts what is left.
+"""
+
+from __future__ import annotations
+
+import http.client
+import json
+import logging
+import threading
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+import boto3
+from moto.moto_server.threaded_moto_server import ThreadedMotoServer
+from moto.sagemaker.models import FakeEndpointConfig
+
+REGION = "us-east-1"
+CREDENTIALS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_SESSION_TOKEN": "testing"}
+
+
+def _accept_ml_instance_types(self: FakeEndpointConfig, instance_type: str) -> None:
+    """moto 5.2 only knows old instance families; SageMaker accepts any `ml.*` type it sells."""
+    if not instance_type.startswith("ml."):
+        from moto.sagemaker.exceptions import ValidationError
+
+        raise ValidationError(message=f"Value '{instance_type}' at 'instanceType' failed to satisfy constraint")
+
+
+@dataclass
+class Request:
+    action: str
+    body: dict[str, Any]
+
+
+@dataclass
+class Faults:
+    """What the proxy does to the next requests; tests set these fields."""
+
+    ready_after_polls: int = 0
+    failure_reason: str | None = None
+    fail: dict[str, tuple[str, str]] = field(default_factory=dict)
+    throttle_next: int = 0
+
+
+class AwsStandIn:
+    """moto + proxy. Point boto3 at `url`."""
+
+    def __init__(self) -> None:
+        FakeEndpointConfig.validate_instance_type = _accept_ml_instance_types
+        logging.getLogger("werkzeug").setLevel(logging.ERROR)
+        self._moto = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+        self._moto.start()
+        self.moto_host, self.moto_port = self._moto.get_host_and_port()
+        self.faults = Faults()
+        self.requests: list[Request] = []
+        self._polls_left: dict[str, int] = {}
+        self._lock = threading.Lock()
+        self._proxy = ThreadingHTTPServer(("127.0.0.1", 0), _handler(self))
+        self._proxy.daemon_threads = True
+        threading.Thread(target=self._proxy.serve_forever, daemon=True).start()
+        self.url = f"http://127.0.0.1:{self._proxy.server_address[1]}"
+
+    def stop(self) -> None:
+        self._proxy.shutdown()
+        self._moto.stop()
+
+    def reset(self) -> None:
+        """Forget every resource and fault, as a fresh account."""
+        connection = http.client.HTTPConnection(self.moto_host, self.moto_port, timeout=10)
+        connection.request("POST", "/moto-api/reset")
+        connection.getresponse().read()
+        self.faults = Faults()
+        self.requests.clear()
+        self._polls_left.clear()
+
+    def calls(self, action: str) -> list[dict[str, Any]]:
+        return [r.body for r in self.requests if r.action == action]
+
+    def client(self, service: str) -> Any:
+        """A boto3 client straight to moto, bypassing faults: the test's own view of the account."""
+        return boto3.client(service, region_name=REGION, endpoint_url=f"http://{self.moto_host}:{self.moto_port}", **_keys())
+
+    def inventory(self) -> dict[str, list[str]]:
+        sagemaker, scaling = self.client("sagemaker"), self.client("application-autoscaling")
+        return {
+            "models": [m["ModelName"] for m in sagemaker.list_models()["Models"]],
+            "endpoint_configs": [c["EndpointConfigName"] for c in sagemaker.list_endpoint_configs()["EndpointConfigs"]],
+            "endpoints": [e["EndpointName"] for e in sagemaker.list_endpoints()["Endpoints"]],
+            "scalable_targets": [t["ResourceId"] for t in scaling.describe_scalable_targets(ServiceNamespace="sagemaker")["ScalableTargets"]],
+            "scaling_policies": [p["PolicyName"] for p in scaling.describe_scaling_policies(ServiceNamespace="sagemaker")["ScalingPolicies"]],
+        }
+
+    # The proxy's decisions, one request at a time.
+
+    def _fault_for(self, action: str) -> tuple[int, dict[str, Any]] | None:
+        with self._lock:
+            if self.faults.throttle_next > 0:
+                self.faults.throttle_next -= 1
+                return 400, {"__type": "ThrottlingException", "message": "Rate exceeded"}
+            if action in self.faults.fail:
+                code, message = self.faults.fail[action]
+                return 400, {"__type": code, "message": message}
+        return None
+
+    def _rewrite(self, action: str, body: dict[str, Any], answer: dict[str, Any]) -> dict[str, Any]:
+        with self._lock:
+            if action == "CreateEndpoint":
+                self._polls_left[body["EndpointName"]] = self.faults.ready_after_polls
+            if action == "DescribeEndpoint" and "EndpointStatus" in answer:
+                name = body["EndpointName"]
+                left = self._polls_left.get(name, 0)
+                if left > 0:
+                    self._polls_left[name] = left - 1
+                    answer["EndpointStatus"] = "Creating"
+                elif self.faults.failure_reason and name in self._polls_left:
+                    answer["EndpointStatus"] = "Failed"
+                    answer["FailureReason"] = self.faults.failure_reason
+        return answer
+
+
+def _keys() -> dict[str, str]:
+    return {"aws_access_key_id": "testing", "aws_secret_access_key": "testing"}
+
+
+def _handler(stand_in: AwsStandIn) -> type[BaseHTTPRequestHandler]:
+    class Handler(BaseHTTPRequestHandler):
+        def log_message(self, *_: object) -> None:
+            return None
+
+        def do_POST(self) -> None:
+            raw = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+            target = self.headers.get("X-Amz-Target", "")
+            action = target.rsplit(".", 1)[-1]
+            body = json.loads(raw) if raw else {}
+            stand_in.requests.append(Request(action, body))
+            fault = stand_in._fault_for(action)
+            if fault is not None:
+                return self._answer(fault[0], json.dumps(fault[1]).encode(), {"Content-Type": "application/x-amz-json-1.1"})
+            connection = http.client.HTTPConnection(stand_in.moto_host, stand_in.moto_port, timeout=30)
+            headers = {k: v for k, v in self.headers.items() if k.lower() not in ("content-length",)}
+            connection.request("POST", self.path, body=raw, headers=headers)
+            response = connection.getresponse()
+            data = response.read()
+            if response.status == 200 and data:
+                data = json.dumps(stand_in._rewrite(action, body, json.loads(data))).encode()
+            return self._answer(response.status, data, {"Content-Type": response.getheader("Content-Type", "application/x-amz-json-1.1")})
+
+        def _answer(self, status: int, data: bytes, headers: dict[str, str]) -> None:
+            self.send_response(status)
+            for key, value in headers.items():
+                self.send_header(key, value)
+            self.send_header("Content-Length", str(len(data)))
+            self.send_header("x-amzn-RequestId", "llamadeploy-test")
+            self.end_headers()
+            self.wfile.write(data)
+
+    return Handler
