@@ -1,0 +1,52 @@
+"""A third-party provider as a plugin author would write one: in memory, no core change.
+
+It is registered through the `llamadeploy.providers` entry point by the test that uses it,
+which proves the registry finds plugins; it runs the same engine as the built-in clouds.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, ClassVar
+
+from providers.base import Deployed, Endpoint, Events, LiveStatus, NotFoundError, Provider, Resource, resource_tags
+
+if TYPE_CHECKING:
+    from orchestrator.planner import Plan
+
+
+class FakeProvider(Provider):
+    name = "fake"
+    service = "Fake serving"
+    default_region = "moon-1"
+    live: ClassVar[dict[str, Resource]] = {}
+
+    def resources(self, plan: Plan) -> list[Resource]:
+        return [Resource("fake::Endpoint", plan.deployment.name, {"tags": resource_tags(plan), "instance_type": plan.offer.instance_type})]
+
+    def apply(self, plan: Plan, events: Events) -> Deployed:
+        for resource in self.resources(plan):
+            if resource.name in self.live:
+                events.adopted(resource)
+            else:
+                self.live[resource.name] = resource
+                events.created(resource)
+        events.wait("fake endpoint", lambda: (True, "ready"))
+        return Deployed(plan.deployment.name, self.name, plan.region, tuple(self.resources(plan)), f"fake://{plan.deployment.name}")
+
+    def describe(self, deployed: Deployed) -> LiveStatus:
+        missing = tuple(f"{r.type} {r.name}" for r in deployed.resources if r.name not in self.live)
+        return LiveStatus("missing" if missing else "serving", replicas=1, min_replicas=1, max_replicas=1, missing=missing)
+
+    def scale(self, deployed: Deployed, min_replicas: int, max_replicas: int) -> None:
+        if deployed.deployment not in self.live:
+            raise NotFoundError(deployed.deployment)
+
+    def destroy(self, deployed: Deployed, events: Events) -> None:
+        for resource in deployed.resources:
+            self.live.pop(resource.name, None)
+
+    def remaining(self, deployed: Deployed) -> list[Resource]:
+        return [r for r in self.live.values() if r.properties["tags"].get("llamadeploy-deployment") == deployed.deployment]
+
+    def endpoint(self, deployed: Deployed) -> Endpoint:
+        return Endpoint(deployed.url, "none", f"curl {deployed.url}")
