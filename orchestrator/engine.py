@@ -35,20 +35,29 @@ Report = Callable[..., None]
 
 @dataclass(frozen=True)
 class Backoff:
-    """Exponential backoff with jitter: polls start fast, slow down, and never synchronise."""
+    """How long to wait between polls and between throttled retries, always with jitter.
 
-    initial: float = field(default_factory=lambda: _seconds_from_env(POLL_ENV, 5.0))
-    factor: float = 1.5
-    # The slowest poll, as a multiple of the first: 5 s grows to 60 s.
-    slowest: float = 12.0
+    Polls grow with the time already waited: the next one comes after `overshoot` (4 %) of
+    the elapsed time, at least `initial` and at most `maximum` apart, so a wait never ends
+    more than ~4 % after the cloud is ready, while a long wait makes few calls (a 30-minute
+    endpoint costs about 150). Throttled retries back off exponentially from `initial`.
+    Jitter only shortens a delay, so clients never synchronise and the bound still holds.
+    """
+
+    initial: float = field(default_factory=lambda: _seconds_from_env(POLL_ENV, 1.0))
+    overshoot: float = 0.04
+    maximum: float = 60.0
     jitter: float = 0.2
     timeout: float = 3 * 3600.0
+
+    def poll_delay(self, elapsed: float) -> float:
+        return min(self.maximum, max(self.initial, self.overshoot * elapsed)) * random.uniform(1 - self.jitter, 1)
 
     def delays(self) -> Iterator[float]:
         delay = self.initial
         while True:
-            yield delay * random.uniform(1 - self.jitter, 1 + self.jitter)
-            delay = min(delay * self.factor, self.initial * self.slowest)
+            yield delay * random.uniform(1 - self.jitter, 1)
+            delay = min(delay * 2, self.maximum)
 
 
 def _seconds_from_env(variable: str, default: float) -> float:
@@ -93,13 +102,14 @@ class _Run:
 
     def wait(self, what: str, check: Callable[[], tuple[bool, str]]) -> None:
         start = time.monotonic()
-        for delay in self.backoff.delays():
+        while True:
             done, status = _retrying(check, self.backoff, self.report)
             self.polls += 1
             elapsed = time.monotonic() - start
             self.report("waiting", what=what, status=status, elapsed_s=round(elapsed, 1), done=done)
             if done:
                 return
+            delay = self.backoff.poll_delay(elapsed)
             if elapsed + delay > self.backoff.timeout:
                 raise WaitTimeoutError(f"{what} was still {status!r} after {elapsed / 60:.0f} minutes")
             time.sleep(delay)

@@ -12,6 +12,7 @@ import math
 import re
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from functools import cache
 from typing import TYPE_CHECKING, Any
 
 from orchestrator.secrets import resolve_secrets
@@ -269,6 +270,13 @@ def _invoke_url(region: str, endpoint: str, _arn: str) -> str:
 
 
 def _clients(region: str, settings: dict[str, Any] | Any) -> tuple[Any, Any]:
+    return _cached_clients(region, settings.get("endpoint_url"))
+
+
+@cache
+def _cached_clients(region: str, endpoint_url: str | None) -> tuple[Any, Any]:
+    """One SageMaker and one Auto Scaling client per region and endpoint: building a client parses
+    the service's JSON model (~0.13 s), and boto3 clients are safe to share between threads."""
     try:
         import boto3
         from botocore.config import Config
@@ -276,7 +284,6 @@ def _clients(region: str, settings: dict[str, Any] | Any) -> tuple[Any, Any]:
         raise ProviderError("the aws provider needs boto3: pip install 'llamadeploy[aws]'") from exc
     config = Config(retries={"mode": "standard", "max_attempts": 3}, user_agent_extra="llamadeploy")
     session = boto3.session.Session(region_name=region)
-    endpoint_url = settings.get("endpoint_url")
     return (
         session.client("sagemaker", endpoint_url=endpoint_url, config=config),
         session.client("application-autoscaling", endpoint_url=endpoint_url, config=config),

@@ -13,6 +13,7 @@ import http.client
 import json
 import logging
 import threading
+import time
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -44,6 +45,7 @@ class Faults:
     """What the proxy does to the next requests; tests set these fields."""
 
     ready_after_polls: int = 0
+    ready_after_seconds: float = 0.0
     failure_reason: str | None = None
     fail: dict[str, tuple[str, str]] = field(default_factory=dict)
     throttle_next: int = 0
@@ -61,6 +63,7 @@ class AwsStandIn:
         self.faults = Faults()
         self.requests: list[Request] = []
         self._polls_left: dict[str, int] = {}
+        self._created_at: dict[str, float] = {}
         self._lock = threading.Lock()
         self._proxy = ThreadingHTTPServer(("127.0.0.1", 0), _handler(self))
         self._proxy.daemon_threads = True
@@ -79,6 +82,7 @@ class AwsStandIn:
         self.faults = Faults()
         self.requests.clear()
         self._polls_left.clear()
+        self._created_at.clear()
 
     def calls(self, action: str) -> list[dict[str, Any]]:
         return [r.body for r in self.requests if r.action == action]
@@ -113,10 +117,14 @@ class AwsStandIn:
         with self._lock:
             if action == "CreateEndpoint":
                 self._polls_left[body["EndpointName"]] = self.faults.ready_after_polls
+                self._created_at[body["EndpointName"]] = time.monotonic()
             if action == "DescribeEndpoint" and "EndpointStatus" in answer:
                 name = body["EndpointName"]
                 left = self._polls_left.get(name, 0)
-                if left > 0:
+                waited = time.monotonic() - self._created_at.get(name, 0.0)
+                if waited < self.faults.ready_after_seconds:
+                    answer["EndpointStatus"] = "Creating"
+                elif left > 0:
                     self._polls_left[name] = left - 1
                     answer["EndpointStatus"] = "Creating"
                 elif self.faults.failure_reason and name in self._polls_left:
