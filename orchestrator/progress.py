@@ -47,7 +47,8 @@ def reporter(json_lines: bool) -> Iterator[Report]:
         def report(kind: str, **fields: Any) -> None:
             if kind == "waiting" and not fields.get("done"):
                 live.update(_sentence(kind, fields))
-            else:
-                console.print(_sentence(kind, fields))
+                return
+            console.print(_sentence(kind, fields))
+            live.update("working")
 
         yield report
