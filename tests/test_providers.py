@@ -25,7 +25,7 @@ from orchestrator.catalog import load_catalog
 from orchestrator.cli import cli
 from orchestrator.spec import load_stack
 from orchestrator.state import LockedError, State
-from tests.clouds import AwsCloud, Cloud
+from tests.clouds import ROLE, AwsCloud, Cloud
 from tests.emulators.aws import CREDENTIALS, AwsStandIn
 
 HF_TOKEN = "hf_NotARealTokenButSecret123"
@@ -243,3 +243,18 @@ def test_pipeline_without_yes_is_refused(cloud: Cloud, stack: Path) -> None:
 def test_plan_only_cloud_says_it_cannot_deploy_yet(cloud: Cloud, stack: Path) -> None:
     code, _, err = cli_run("up", str(stack), "--cloud", "oci", "--yes")
     assert code == 2 and "cannot deploy to oci yet" in err and "aws" in err
+
+
+def test_aws_endpoint_url_from_the_environment(cloud: Cloud, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    if cloud.name != "aws":
+        pytest.skip("AWS_ENDPOINT_URL is boto3's own setting")
+    monkeypatch.setenv("AWS_ENDPOINT_URL", cloud.stand_in.url)
+    path = tmp_path / "env.yaml"
+    path.write_text(f"name: envchat\nmodel: llama3.2-1b-instruct\nplacement:\n  aws:\n    region: us-east-1\n    execution_role_arn: {ROLE}\n")
+    code, _, err = cli_run("up", str(path), "--cloud", "aws", "--yes")
+    assert code == 0, err
+    assert cloud.inventory()["endpoints"] == ["envchat"]
+    assert cloud.stand_in.calls("CreateEndpoint") == [{"EndpointName": "envchat", "EndpointConfigName": "envchat-config", "Tags": [
+        {"Key": "llamadeploy-deployment", "Value": "envchat"}]}]  # fmt: skip
+    assert cli_run("down", "envchat", "--yes")[0] == 0
+    assert cloud.inventory() == EMPTY["aws"]
