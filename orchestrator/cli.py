@@ -73,15 +73,12 @@ def cli(ctx: click.Context, catalog: str | None, state: str | None) -> None:
 
 
 def _state(ctx: click.Context):  # noqa: ANN202 - State is imported lazily
-    from orchestrator.state import State
-
-    return ctx.with_resource(_closing(State(ctx.obj["state"])))
-
-
-def _closing(state):  # noqa: ANN001, ANN202
+    """The state store, closed when the command ends."""
     from contextlib import closing
 
-    return closing(state)
+    from orchestrator.state import State
+
+    return ctx.with_resource(closing(State(ctx.obj["state"])))
 
 
 def _confirm(yes: bool, question: str) -> None:

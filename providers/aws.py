@@ -128,8 +128,8 @@ class AwsProvider(Provider):
         events.wait(f"SageMaker endpoint {endpoint.name}", lambda: _endpoint_ready(sagemaker, endpoint.name))
         with _translated():
             self._autoscale(scaling, plan, by_type[TARGET], by_type[POLICY], events)
-            url = sagemaker.describe_endpoint(EndpointName=endpoint.name)["EndpointArn"]
-        return Deployed(deployment.name, self.name, plan.region, tuple(by_type.values()), _invoke_url(plan.region, endpoint.name, url), self.settings(plan))
+        url = f"https://runtime.sagemaker.{plan.region}.amazonaws.com/endpoints/{endpoint.name}/invocations"
+        return Deployed(deployment.name, self.name, plan.region, tuple(by_type.values()), url, self.settings(plan))
 
     def _autoscale(self, scaling: Any, plan: Plan, target: Resource, policy: Resource, events: Events) -> None:
         existing = scaling.describe_scalable_targets(ServiceNamespace="sagemaker", ResourceIds=[target.name])["ScalableTargets"]
@@ -263,10 +263,6 @@ def _environment(plan: Plan) -> dict[str, str]:
     if deployment.quantization != deployment.model_ref.checkpoint_quantization:
         env["OPTION_QUANTIZE"] = {"fp8": "fp8", "int4": "awq"}[deployment.quantization]
     return {**env, **deployment.serving.env}
-
-
-def _invoke_url(region: str, endpoint: str, _arn: str) -> str:
-    return f"https://runtime.sagemaker.{region}.amazonaws.com/endpoints/{endpoint}/invocations"
 
 
 def _clients(region: str, settings: dict[str, Any] | Any) -> tuple[Any, Any]:
