@@ -16,7 +16,6 @@ import difflib
 import os
 from dataclasses import dataclass
 from functools import lru_cache
-from importlib import resources
 from pathlib import Path
 
 from orchestrator.errors import CatalogError, UsageError
@@ -94,7 +93,7 @@ class Catalog:
 
 
 def default_path() -> Path:
-    return Path(str(resources.files("orchestrator") / "data" / "gpu-offers.csv"))
+    return Path(__file__).with_name("data") / "gpu-offers.csv"
 
 
 def load_catalog(path: str | os.PathLike[str] | None = None) -> Catalog:

@@ -261,6 +261,10 @@ def down(ctx: click.Context, name: str, yes: bool, output: str) -> None:
 
 
 def main() -> None:
+    # pydantic scans every installed distribution for its plugins (~0.1 s) on the first model;
+    # llamadeploy uses none, and `plan`/`cost` are meant to answer at once. A user's own
+    # setting of the variable wins.
+    os.environ.setdefault("PYDANTIC_DISABLE_PLUGINS", "__all__")
     cli(prog_name="llamadeploy")
 
 

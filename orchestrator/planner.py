@@ -261,8 +261,12 @@ def plan_stack(stack: Stack, cloud: str | None, catalog: Catalog, region: str | 
 
 
 def compare_stack(stack: Stack, clouds: list[str] | None, catalog: Catalog, only: str | None = None) -> dict[str, list[Plan | Infeasible]]:
-    """Each deployment (or the one named `only`) compared across `clouds` (default: all known)."""
-    chosen = clouds or registry.names()
+    """Each deployment (or the one named `only`) compared across `clouds`.
+
+    By default: the built-in clouds and any other cloud the catalog prices (a plugin's), which
+    spares scanning installed distributions for plugins that could not be priced anyway.
+    """
+    chosen = clouds or list(dict.fromkeys([*registry.BUILTIN, *catalog.clouds()]))
     deployments = [stack.get(only)] if only else list(stack.deployments)
     return {d.name: compare(stack, d, chosen, catalog) for d in deployments}
 
