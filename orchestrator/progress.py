@@ -33,11 +33,14 @@ def _sentence(kind: str, fields: dict[str, Any]) -> str:
 @contextmanager
 def reporter(json_lines: bool) -> Iterator[Report]:
     """A report function for the duration of one command."""
+    # The streams are bound now: a provider may redirect sys.stdout while it works (azure-ai-ml
+    # prints progress dots there), and events must still reach the real one.
+    stdout, stderr = sys.stdout, sys.stderr
     if json_lines:
-        yield lambda kind, **fields: print(json.dumps({"event": kind, **fields}), flush=True)
+        yield lambda kind, **fields: print(json.dumps({"event": kind, **fields}), file=stdout, flush=True)
         return
-    if not sys.stderr.isatty():
-        yield lambda kind, **fields: print(_sentence(kind, fields), file=sys.stderr, flush=True)
+    if not stderr.isatty():
+        yield lambda kind, **fields: print(_sentence(kind, fields), file=stderr, flush=True)
         return
     from rich.console import Console
 

@@ -31,6 +31,7 @@ from providers.base import (
     QuotaError,
     Resource,
     ThrottledError,
+    create_or_adopt,
     resource_tags,
 )
 
@@ -117,11 +118,11 @@ class AwsProvider(Provider):
             )  # fmt: skip
 
         with _translated():
-            _create_or_adopt(model, lambda: sagemaker.describe_model(ModelName=model.name), create_model, events)
-            _create_or_adopt(config, lambda: sagemaker.describe_endpoint_config(EndpointConfigName=config.name), create_config, events)
-            _create_or_adopt(
+            create_or_adopt(model, lambda: _exists(lambda: sagemaker.describe_model(ModelName=model.name)), create_model, events)
+            create_or_adopt(config, lambda: _exists(lambda: sagemaker.describe_endpoint_config(EndpointConfigName=config.name)), create_config, events)
+            create_or_adopt(
                 endpoint,
-                lambda: sagemaker.describe_endpoint(EndpointName=endpoint.name),
+                lambda: _exists(lambda: sagemaker.describe_endpoint(EndpointName=endpoint.name)),
                 lambda: sagemaker.create_endpoint(EndpointName=endpoint.name, EndpointConfigName=config.name, Tags=tags),
                 events,
             )
@@ -184,7 +185,7 @@ class AwsProvider(Provider):
                 return bool(scaling.describe_scaling_policies(ServiceNamespace="sagemaker", PolicyNames=[name])["ScalingPolicies"])
             describe = {MODEL: lambda: sagemaker.describe_model(ModelName=name), CONFIG: lambda: sagemaker.describe_endpoint_config(EndpointConfigName=name),
                         ENDPOINT: lambda: sagemaker.describe_endpoint(EndpointName=name)}[kind]  # fmt: skip
-            return _optional(describe) is not None
+            return _exists(describe)
 
     def scale(self, deployed: Deployed, min_replicas: int, max_replicas: int) -> None:
         _, scaling = _clients(deployed.region, deployed.settings)
@@ -286,14 +287,6 @@ def _cached_clients(region: str, endpoint_url: str | None) -> tuple[Any, Any]:
     )
 
 
-def _create_or_adopt(resource: Resource, describe: Callable[[], Any], create: Callable[[], Any], events: Events) -> None:
-    if _optional(describe) is not None:
-        events.adopted(resource)
-        return
-    create()
-    events.created(resource)
-
-
 def _endpoint_ready(sagemaker: Any, name: str) -> tuple[bool, str]:
     with _translated():
         endpoint = sagemaker.describe_endpoint(EndpointName=name)
@@ -326,6 +319,10 @@ def _optional(call: Callable[[], Any]) -> Any:
             return call()
     except NotFoundError:
         return None
+
+
+def _exists(describe: Callable[[], Any]) -> bool:
+    return _optional(describe) is not None
 
 
 def _gone_ok(call: Callable[[], Any]) -> None:

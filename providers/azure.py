@@ -1,30 +1,487 @@
 """Azure: an Azure ML managed online endpoint and deployment running a vLLM environment,
-autoscaled by an Azure Monitor autoscale setting."""
+autoscaled by an Azure Monitor autoscale setting.
+
+azure-ai-ml, azure-mgmt-monitor and azure-identity are imported inside the methods that call
+Azure. Credentials come from DefaultAzureCredential (environment, workload identity, managed
+identity, Azure CLI, ...). `placement.azure.endpoint` replaces the resource-manager URL, for
+sovereign clouds and private endpoints. Secrets go into one workspace connection each, and
+the deployment references them (`${{azureml://connections/...}}`), so no deployment
+property, log or state file ever holds them.
+"""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+import contextlib
+import hashlib
+import logging
+import os
+import sys
+from collections.abc import Callable, Iterator
+from typing import TYPE_CHECKING, Any
 
-from providers.base import CloudService, Resource, resource_tags
+from orchestrator.secrets import resolve_secrets
+from providers.base import (
+    DEPLOYMENT_TAG,
+    AuthError,
+    CapacityError,
+    Deployed,
+    Endpoint,
+    Events,
+    InvalidRequestError,
+    LiveStatus,
+    NotFoundError,
+    Provider,
+    ProviderError,
+    QuotaError,
+    Resource,
+    ThrottledError,
+    create_or_adopt,
+    resource_tags,
+)
 
 if TYPE_CHECKING:
     from orchestrator.planner import Plan
 
 _WORKSPACE = "Microsoft.MachineLearningServices/workspaces"
+ENVIRONMENT = f"{_WORKSPACE}/environments/versions"
+CONNECTION = f"{_WORKSPACE}/connections"
+ENDPOINT = f"{_WORKSPACE}/onlineEndpoints"
+DEPLOYMENT = f"{_WORKSPACE}/onlineEndpoints/deployments"
+AUTOSCALE = "Microsoft.Insights/autoscaleSettings"
+DEPLOYMENT_NAME = "vllm"
+PUBLIC_RESOURCE_MANAGER = "https://management.azure.com"
+VLLM_IMAGE = "vllm/vllm-openai:v0.11.0"
+VLLM_PORT = 8000
+# Weights download and load before the probes may fail: ~15 s per GiB of weights, plus 10 min.
+PROBE_SECONDS_PER_WEIGHT_GIB = 15
+ENVIRONMENT_API_VERSION = "2023-04-01"
+# Azure ML queues requests beyond max_concurrent_requests_per_instance, so latency rises when
+# a replica holds more than its batch; scale out above the first, in below the second (ms).
+SCALE_OUT_LATENCY_MS = 20_000
+SCALE_IN_LATENCY_MS = 5_000
+_STATES = {"Succeeded": "serving", "Creating": "provisioning", "Updating": "provisioning", "Scaling": "provisioning",
+           "Deleting": "deleting", "Failed": "failed", "Canceled": "failed"}  # fmt: skip
 
 
-class AzureProvider(CloudService):
+class AzureProvider(Provider):
     name = "azure"
     service = "Azure ML managed online endpoint"
     default_region = "eastus"
+    required_placement = ("subscription_id", "resource_group", "workspace")
 
     def resources(self, plan: Plan) -> list[Resource]:
         name = plan.deployment.name
         scaling = plan.deployment.autoscaling
         tags = resource_tags(plan)
+        image = plan.deployment.serving.image or VLLM_IMAGE
         return [
-            Resource(f"{_WORKSPACE}/environments/versions", f"{name}-vllm", {"tags": tags}),
-            Resource(f"{_WORKSPACE}/onlineEndpoints", name, {"auth_mode": "key", "tags": tags}),
-            Resource(f"{_WORKSPACE}/onlineEndpoints/deployments", f"{name}/vllm", {"instance_type": plan.offer.instance_type, "instance_count": scaling.min_replicas, "max_concurrent_requests_per_instance": plan.deployment.concurrency, "tags": tags}),
-            Resource("Microsoft.Insights/autoscaleSettings", f"{name}-autoscale", {"minimum": scaling.min_replicas, "maximum": scaling.max_replicas, "tags": tags}),
-        ]
+            *(Resource(CONNECTION, _connection_name(name, secret), {"tags": tags}) for secret in plan.deployment.serving.secrets),
+            Resource(ENVIRONMENT, f"{name}-vllm:{_short_hash(image)}", {"image": image, "tags": tags}),
+            Resource(ENDPOINT, name, {"auth_mode": "key", "tags": tags}),
+            Resource(DEPLOYMENT, f"{name}/{DEPLOYMENT_NAME}", {
+                "instance_type": plan.offer.instance_type,
+                "instance_count": scaling.min_replicas,
+                "max_concurrent_requests_per_instance": plan.deployment.concurrency,
+                "probe_initial_delay_s": 600 + int(plan.requirements.weights_gib * PROBE_SECONDS_PER_WEIGHT_GIB),
+                "tags": tags,
+            }),
+            Resource(AUTOSCALE, f"{name}-autoscale", {"minimum": scaling.min_replicas, "maximum": scaling.max_replicas, "tags": tags}),
+        ]  # fmt: skip
+
+    def settings(self, plan: Plan) -> dict[str, Any]:
+        placed = plan.deployment.placement.azure
+        assert placed is not None
+        chosen = {"subscription_id": placed.subscription_id, "resource_group": placed.resource_group, "workspace": placed.workspace}
+        return {**chosen, "endpoint": placed.endpoint} if placed.endpoint else chosen
+
+    def apply(self, plan: Plan, events: Events) -> Deployed:
+        from azure.ai.ml.entities import (
+            ApiKeyConfiguration,
+            DefaultScaleSettings,
+            Environment,
+            ManagedOnlineDeployment,
+            ManagedOnlineEndpoint,
+            OnlineRequestSettings,
+            ProbeSettings,
+            WorkspaceConnection,
+        )
+
+        deployment, settings = plan.deployment, self.settings(plan)
+        ml, monitor, arm = _clients(settings)
+        by_type = {(r.type, r.name): r for r in self.resources(plan)}
+        tags = resource_tags(plan)
+        name = deployment.name
+        secrets = resolve_secrets(deployment)
+        environment = next(r for (t, _), r in by_type.items() if t == ENVIRONMENT)
+        env_name, env_version = environment.name.split(":")
+        endpoint = by_type[(ENDPOINT, name)]
+        online = by_type[(DEPLOYMENT, f"{name}/{DEPLOYMENT_NAME}")]
+        probe = ProbeSettings(initial_delay=online.properties["probe_initial_delay_s"], period=10, timeout=5, failure_threshold=30)
+
+        with _translated(), _quiet_stdout():
+            for secret, value in secrets.items():
+                connection = by_type[(CONNECTION, _connection_name(name, secret))]
+                ml.connections.create_or_update(
+                    WorkspaceConnection(name=connection.name, type="custom", target="https://huggingface.co",
+                                        credentials=ApiKeyConfiguration(key=value), metadata=tags)  # fmt: skip
+                )
+                events.created(connection)
+            create_or_adopt(
+                environment,
+                lambda: _exists(lambda: ml.environments.get(env_name, version=env_version)),
+                lambda: ml.environments.create_or_update(Environment(
+                    name=env_name, version=env_version, image=environment.properties["image"], tags=tags,
+                    inference_config={route: {"port": VLLM_PORT, "path": path} for route, path in
+                                      (("liveness_route", "/health"), ("readiness_route", "/health"), ("scoring_route", "/v1/completions"))},
+                )),  # fmt: skip
+                events,
+            )
+            self._create_and_wait(
+                endpoint, events, lambda: ml.online_endpoints.get(name),
+                lambda: ml.online_endpoints.begin_create_or_update(ManagedOnlineEndpoint(name=name, auth_mode="key", tags=tags)),
+            )  # fmt: skip
+            self._create_and_wait(
+                online, events, lambda: ml.online_deployments.get(DEPLOYMENT_NAME, endpoint_name=name),
+                lambda: ml.online_deployments.begin_create_or_update(ManagedOnlineDeployment(
+                    name=DEPLOYMENT_NAME, endpoint_name=name, environment=f"azureml:{env_name}:{env_version}",
+                    instance_type=plan.offer.instance_type, instance_count=deployment.autoscaling.min_replicas,
+                    environment_variables={**_environment(plan), **{s: _secret_reference(name, s) for s in secrets}},
+                    request_settings=OnlineRequestSettings(max_concurrent_requests_per_instance=deployment.concurrency, request_timeout_ms=180_000),
+                    liveness_probe=probe, readiness_probe=probe, scale_settings=DefaultScaleSettings(), tags=tags,
+                )),
+            )  # fmt: skip
+            live = ml.online_endpoints.get(name)
+            if (live.traffic or {}).get(DEPLOYMENT_NAME) != 100:
+                live.traffic = {DEPLOYMENT_NAME: 100}
+                events.wait(f"Azure ML traffic to {name}/{DEPLOYMENT_NAME}", _poller_check(ml.online_endpoints.begin_create_or_update(live)))
+            deployed_id = ml.online_deployments.get(DEPLOYMENT_NAME, endpoint_name=name).id
+            autoscale = by_type[(AUTOSCALE, f"{name}-autoscale")]
+            create_or_adopt(
+                autoscale,
+                lambda: _exists(lambda: monitor.autoscale_settings.get(settings["resource_group"], autoscale.name)),
+                lambda: monitor.autoscale_settings.create_or_update(settings["resource_group"], autoscale.name, _autoscale_setting(plan, deployed_id, live.location, tags)),
+                events,
+            )
+            url = ml.online_endpoints.get(name).scoring_uri
+        return Deployed(name, self.name, plan.region, tuple(by_type.values()), url or "", settings)
+
+    def _create_and_wait(self, resource: Resource, events: Events, get: Callable[[], Any], begin: Callable[[], Any]) -> None:
+        """Create through an SDK poller, or adopt one that exists, and wait until it is provisioned."""
+        existing = _optional(get)
+        if existing is None:
+            poller = begin()
+            events.created(resource)
+            events.wait(f"Azure ML {resource.name}", _poller_check(poller))
+            return
+        events.adopted(resource)
+        events.wait(f"Azure ML {resource.name}", lambda: _provisioned(get()))
+
+    def describe(self, deployed: Deployed) -> LiveStatus:
+        ml, monitor, _ = _clients(deployed.settings)
+        names = {r.type: r.name for r in deployed.resources}
+        missing = [f"{kind} {name}" for kind, name in names.items() if not self._exists(ml, monitor, deployed, kind, name)]
+        with _translated(), _quiet_stdout():
+            endpoint = _optional(lambda: ml.online_endpoints.get(deployed.deployment))
+            if endpoint is None:
+                return LiveStatus("missing", missing=tuple(missing))
+            online = _optional(lambda: ml.online_deployments.get(DEPLOYMENT_NAME, endpoint_name=deployed.deployment))
+            autoscale = _optional(lambda: monitor.autoscale_settings.get(deployed.settings["resource_group"], names[AUTOSCALE]))
+        capacity = autoscale.profiles[0].capacity if autoscale else None
+        state = online.provisioning_state if online else endpoint.provisioning_state
+        return LiveStatus(
+            state=_STATES.get(state, str(state).lower()),
+            replicas=online.instance_count if online else None,
+            min_replicas=int(capacity.minimum) if capacity else None,
+            max_replicas=int(capacity.maximum) if capacity else None,
+            instance_type=online.instance_type if online else None,
+            missing=tuple(missing),
+        )
+
+    def _exists(self, ml: Any, monitor: Any, deployed: Deployed, kind: str, name: str) -> bool:
+        with _translated(), _quiet_stdout():
+            if kind == ENVIRONMENT:
+                env_name, version = name.split(":")
+                return _exists(lambda: ml.environments.get(env_name, version=version))
+            check = {
+                CONNECTION: lambda: ml.connections.get(name),
+                ENDPOINT: lambda: ml.online_endpoints.get(name),
+                DEPLOYMENT: lambda: ml.online_deployments.get(DEPLOYMENT_NAME, endpoint_name=deployed.deployment),
+                AUTOSCALE: lambda: monitor.autoscale_settings.get(deployed.settings["resource_group"], name),
+            }[kind]
+            return _exists(check)
+
+    def scale(self, deployed: Deployed, min_replicas: int, max_replicas: int) -> None:
+        _, monitor, _ = _clients(deployed.settings)
+        name = next(r.name for r in deployed.resources if r.type == AUTOSCALE)
+        group = deployed.settings["resource_group"]
+        with _translated():
+            setting = monitor.autoscale_settings.get(group, name)
+            setting.profiles[0].capacity.minimum, setting.profiles[0].capacity.maximum = str(min_replicas), str(max_replicas)
+            setting.profiles[0].capacity.default = str(min_replicas)
+            monitor.autoscale_settings.create_or_update(group, name, setting)
+
+    def destroy(self, deployed: Deployed, events: Events) -> None:
+        ml, monitor, arm = _clients(deployed.settings)
+        group = deployed.settings["resource_group"]
+        with _translated(), _quiet_stdout():
+            for resource in deployed.resources:
+                if resource.type == AUTOSCALE:
+                    _gone_ok(lambda r=resource: monitor.autoscale_settings.delete(group, r.name))
+            if any(r.type in (ENDPOINT, DEPLOYMENT) for r in deployed.resources) and _exists(lambda: ml.online_endpoints.get(deployed.deployment)):
+                # Deleting the endpoint deletes its deployments with it.
+                events.wait(f"deleting Azure ML endpoint {deployed.deployment}", _poller_check(ml.online_endpoints.begin_delete(deployed.deployment)))
+            for resource in deployed.resources:
+                if resource.type == ENVIRONMENT:
+                    _delete_environment_version(arm, deployed.settings, resource.name)
+                elif resource.type == CONNECTION:
+                    _gone_ok(lambda r=resource: ml.connections.delete(r.name))
+
+    def remaining(self, deployed: Deployed) -> list[Resource]:
+        ml, monitor, _ = _clients(deployed.settings)
+        left = [r for r in deployed.resources if self._exists(ml, monitor, deployed, r.type, r.name)]
+        with _translated(), _quiet_stdout():
+            tagged = [e for e in ml.online_endpoints.list() if (e.tags or {}).get(DEPLOYMENT_TAG) == deployed.deployment]
+        known = {(r.type, r.name) for r in left}
+        return left + [Resource(ENDPOINT, e.name) for e in tagged if (ENDPOINT, e.name) not in known]
+
+    def endpoint(self, deployed: Deployed) -> Endpoint:
+        group, workspace = deployed.settings["resource_group"], deployed.settings["workspace"]
+        return Endpoint(
+            url=deployed.url,
+            auth=f"endpoint key: az ml online-endpoint get-credentials -n {deployed.deployment} -g {group} -w {workspace}",
+            example=(
+                f"curl -X POST {deployed.url.removesuffix('/score')}/v1/completions -H 'Authorization: Bearer $KEY' "
+                """-H 'Content-Type: application/json' -d '{"prompt": "What is the capital of France?", "max_tokens": 64}'"""
+            ),
+        )
+
+
+def _connection_name(deployment: str, secret: str) -> str:
+    return f"{deployment}-{secret.lower().replace('_', '-')}"
+
+
+def _secret_reference(deployment: str, secret: str) -> str:
+    return f"${{{{azureml://connections/{_connection_name(deployment, secret)}/credentials/key}}}}"
+
+
+def _short_hash(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()[:10]
+
+
+def _environment(plan: Plan) -> dict[str, str]:
+    """vLLM's settings for the container; the user's `serving.env` wins where they overlap."""
+    deployment = plan.deployment
+    env = {
+        "MODEL_ID": plan.hf_repo,
+        "TENSOR_PARALLEL_SIZE": str(plan.layout.tensor_parallel),
+        "MAX_MODEL_LEN": str(deployment.max_context),
+        "MAX_NUM_SEQS": str(deployment.concurrency),
+    }
+    if deployment.quantization != deployment.model_ref.checkpoint_quantization:
+        env["QUANTIZATION"] = {"fp8": "fp8", "int4": "awq"}[deployment.quantization]
+    return {**env, **deployment.serving.env}
+
+
+def _autoscale_setting(plan: Plan, deployment_id: str, location: str, tags: dict[str, str]) -> Any:
+    from azure.mgmt.monitor.models import AutoscaleProfile, AutoscaleSettingResource, MetricTrigger, ScaleAction, ScaleCapacity, ScaleRule
+
+    scaling = plan.deployment.autoscaling
+    endpoint_id = deployment_id.rsplit("/deployments/", 1)[0]
+
+    def rule(operator: str, threshold: int, direction: str, cooldown: str) -> Any:
+        trigger = MetricTrigger(metric_name="RequestLatency", metric_resource_uri=endpoint_id, time_grain="PT1M", statistic="Average",
+                                time_window="PT5M", time_aggregation="Average", operator=operator, threshold=threshold)  # fmt: skip
+        return ScaleRule(metric_trigger=trigger, scale_action=ScaleAction(direction=direction, type="ChangeCount", value="1", cooldown=cooldown))
+
+    return AutoscaleSettingResource(
+        location=location,
+        tags=tags,
+        enabled=True,
+        target_resource_uri=deployment_id,
+        profiles=[AutoscaleProfile(
+            name="llamadeploy",
+            capacity=ScaleCapacity(minimum=str(scaling.min_replicas), maximum=str(scaling.max_replicas), default=str(scaling.min_replicas)),
+            rules=[rule("GreaterThan", SCALE_OUT_LATENCY_MS, "Increase", "PT5M"), rule("LessThan", SCALE_IN_LATENCY_MS, "Decrease", "PT10M")],
+        )],
+    )  # fmt: skip
+
+
+def _delete_environment_version(arm: Any, settings: dict[str, Any], name: str) -> None:
+    """azure-ai-ml can only archive environments; ARM's REST API deletes a version."""
+    from azure.core.rest import HttpRequest
+
+    env_name, version = name.split(":")
+    path = (
+        f"/subscriptions/{settings['subscription_id']}/resourceGroups/{settings['resource_group']}/providers/"
+        f"{_WORKSPACE}/{settings['workspace']}/environments/{env_name}/versions/{version}?api-version={ENVIRONMENT_API_VERSION}"
+    )
+    response = arm.send_request(HttpRequest("DELETE", arm.format_url(path)))
+    if response.status_code not in (200, 202, 204, 404):
+        response.raise_for_status()
+
+
+def _poller_check(poller: Any) -> Callable[[], tuple[bool, str]]:
+    """Let the engine pace waits on an SDK poller: the SDK polls Azure, honouring Retry-After."""
+
+    def check() -> tuple[bool, str]:
+        if not poller.done():
+            return False, poller.status()
+        with _translated():
+            poller.result()
+        return True, poller.status()
+
+    return check
+
+
+def _provisioned(resource: Any) -> tuple[bool, str]:
+    state = resource.provisioning_state
+    if state in ("Failed", "Canceled"):
+        raise ProviderError(f"Azure ML {resource.name} is {state}; see its logs with `az ml online-deployment get-logs`")
+    return state == "Succeeded", state
+
+
+_client_cache: dict[str, Any] = {}
+
+
+def _clients(settings: dict[str, Any]) -> tuple[Any, Any, Any]:
+    """An MLClient for the workspace, a MonitorManagementClient, and a plain ARM client for the
+    one call neither SDK offers; all share one credential."""
+    key = repr(sorted(settings.items()))
+    if key not in _client_cache:
+        _client_cache[key] = _make_clients(settings)
+    return _client_cache[key]
+
+
+def _make_clients(settings: dict[str, Any]) -> tuple[Any, Any, Any]:
+    try:
+        from azure.ai.ml import MLClient
+        from azure.core.pipeline.policies import BearerTokenCredentialPolicy, RetryPolicy
+        from azure.identity import DefaultAzureCredential
+        from azure.mgmt.core import ARMPipelineClient
+        from azure.mgmt.monitor import MonitorManagementClient
+    except ImportError as exc:
+        raise ProviderError("the azure provider needs azure-ai-ml, azure-identity and azure-mgmt-monitor: pip install 'llamadeploy[azure]'") from exc
+    # azure-ai-ml logs every call that ends in 404 as an ERROR "activity"; existence checks end
+    # that way by design, and the errors that matter reach the user through _translated.
+    logging.getLogger("azure.ai.ml").setLevel(logging.CRITICAL)
+    credential = DefaultAzureCredential()
+    endpoint = (settings.get("endpoint") or PUBLIC_RESOURCE_MANAGER).rstrip("/")
+    scope = f"{endpoint}/.default"
+    policy = _plain_http_bearer(credential, scope) if endpoint.startswith("http://") else BearerTokenCredentialPolicy(credential, scope)
+    arm = ARMPipelineClient(base_url=endpoint, policies=[RetryPolicy(), policy])
+    extra: dict[str, Any] = {}
+    if endpoint != PUBLIC_RESOURCE_MANAGER:
+        if endpoint.startswith("http://"):
+            extra["authentication_policy"] = policy
+        cloud = f"llamadeploy-{_short_hash(endpoint)}"
+        metadata = {"azure_portal": endpoint, "resource_manager": f"{endpoint}/", "active_directory": endpoint, "aml_resource_id": endpoint,
+                    "storage_endpoint": "core.windows.net", "registry_discovery_endpoint": endpoint}  # fmt: skip
+        with _translated(), _environment_kept("AZUREML_CURRENT_CLOUD"):
+            try:
+                ml = MLClient(credential, settings["subscription_id"], settings["resource_group"], settings["workspace"],
+                              cloud=cloud, cloud_metadata=metadata, show_progress=False, **extra)  # fmt: skip
+            except AttributeError:  # this cloud name was registered by an earlier client in this process
+                ml = MLClient(credential, settings["subscription_id"], settings["resource_group"], settings["workspace"], cloud=cloud, show_progress=False, **extra)
+        monitor = MonitorManagementClient(credential, settings["subscription_id"], base_url=endpoint, credential_scopes=[scope], **extra)
+        return ml, monitor, arm
+    ml = MLClient(credential, settings["subscription_id"], settings["resource_group"], settings["workspace"], show_progress=False)
+    return ml, MonitorManagementClient(credential, settings["subscription_id"]), arm
+
+
+def _plain_http_bearer(credential: Any, scope: str) -> Any:
+    """A bearer-token policy that also works over plain http (a local resource manager):
+    azure-core refuses to send tokens to non-TLS URLs unless `enforce_https` is off."""
+    from azure.core.pipeline.policies import BearerTokenCredentialPolicy
+
+    class PlainHttpBearer(BearerTokenCredentialPolicy):
+        def on_request(self, request: Any) -> None:
+            request.context.options["enforce_https"] = False
+            super().on_request(request)
+
+    return PlainHttpBearer(credential, scope)
+
+
+@contextlib.contextmanager
+def _environment_kept(variable: str) -> Iterator[None]:
+    """azure-ai-ml records the cloud it resolved in os.environ (_azure_environments.py), which
+    would point every later MLClient of this process, and its children, at our custom cloud."""
+    before = os.environ.get(variable)
+    try:
+        yield
+    finally:
+        if before is None:
+            os.environ.pop(variable, None)
+        else:
+            os.environ[variable] = before
+
+
+@contextlib.contextmanager
+def _quiet_stdout() -> Iterator[None]:
+    """azure-ai-ml's AzureMLPolling prints progress dots to stdout from its poller thread
+    (azure/ai/ml/_utils/_azureml_polling.py); stdout belongs to llamadeploy's results and JSON."""
+    with contextlib.redirect_stdout(sys.stderr):
+        yield
+
+
+def _optional(call: Callable[[], Any]) -> Any:
+    try:
+        with _translated():
+            return call()
+    except NotFoundError:
+        return None
+
+
+def _exists(call: Callable[[], Any]) -> bool:
+    return _optional(call) is not None
+
+
+def _gone_ok(call: Callable[[], Any]) -> None:
+    _optional(call)
+
+
+@contextlib.contextmanager
+def _translated() -> Iterator[None]:
+    """Turn azure-core's and azure-ai-ml's exceptions into llamadeploy's typed provider errors."""
+    from azure.core.exceptions import ClientAuthenticationError, HttpResponseError, ResourceNotFoundError, ServiceRequestError
+
+    try:
+        yield
+    except ProviderError:
+        raise
+    except ResourceNotFoundError as exc:
+        raise NotFoundError(str(exc.message or exc)) from exc
+    except ClientAuthenticationError as exc:
+        raise AuthError(f"Azure refused the credentials ({exc.message}); sign in with `az login` or set AZURE_CLIENT_ID/AZURE_TENANT_ID/AZURE_CLIENT_SECRET") from exc
+    except HttpResponseError as exc:
+        raise _typed(exc) from exc
+    except ServiceRequestError as exc:
+        raise ProviderError(f"cannot reach Azure: {exc}") from exc
+    except Exception as exc:
+        if type(exc).__module__.startswith("azure.ai.ml"):
+            raise InvalidRequestError(f"azure-ai-ml rejected the request: {exc}") from exc
+        if type(exc).__name__ == "CredentialUnavailableError":
+            raise AuthError(f"no Azure credentials found: {exc}") from exc
+        raise
+
+
+def _typed(exc: Any) -> ProviderError:
+    status = getattr(exc, "status_code", None)
+    code = getattr(getattr(exc, "error", None), "code", None) or ""
+    message = str(getattr(exc, "message", None) or exc)
+    text = f"{code}: {message}" if code and code not in message else message
+    lowered = f"{code} {message}".lower()
+    if status == 429 or "toomanyrequests" in lowered:
+        headers = getattr(getattr(exc, "response", None), "headers", {}) or {}
+        retry_after = headers.get("Retry-After")
+        return ThrottledError(f"Azure is throttling requests ({text})", float(retry_after) if retry_after else None)
+    if status in (401, 403) or "authorizationfailed" in lowered:
+        return AuthError(f"Azure denied the request ({text})")
+    if status == 404:
+        return NotFoundError(text)
+    if "quota" in lowered:
+        return QuotaError(f"Azure ML quota ({text}); request more in the Azure portal (Quotas), or plan another instance type or cloud")
+    if "capacity" in lowered or "skunotavailable" in lowered or "not supported in region" in lowered:
+        return CapacityError(f"Azure has no capacity for this deployment ({text}); try another region or cloud")
+    if status and 400 <= status < 500:
+        return InvalidRequestError(f"Azure rejected the request ({text})")
+    return ProviderError(f"Azure error ({text})")

@@ -198,6 +198,15 @@ class Provider(CloudService):
         """The URL and how to call it."""
 
 
+def create_or_adopt(resource: Resource, exists: Callable[[], bool], create: Callable[[], object], events: Events) -> None:
+    """Create `resource` unless it exists; either way tell the engine, which journals creations."""
+    if exists():
+        events.adopted(resource)
+        return
+    create()
+    events.created(resource)
+
+
 def resource_tags(plan: Plan) -> dict[str, str]:
     """The user's tags plus the deployment tag that lets a re-run find what it created."""
     return {**plan.deployment.tags, DEPLOYMENT_TAG: plan.deployment.name}

@@ -2,31 +2,41 @@
 
 Each cloud's stand-in is wrapped in a `Cloud` that writes a stack placed on it, injects
 faults in that cloud's own terms, and reports what the cloud received and what is left.
-Later clouds (azure, gcp, oci) join by adding a harness here; the scenarios do not change.
+A new cloud joins the scenario suite by adding a harness here; the scenarios do not change.
 """
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, ClassVar, Protocol
 
 from tests.emulators.aws import AwsStandIn
+from tests.emulators.azure import RESOURCE_GROUP, SUBSCRIPTION, WORKSPACE, AzureStandIn
 
 ROLE = "arn:aws:iam::123456789012:role/SageMakerExecution"
 
 
 class Cloud(Protocol):
     name: str
+    endpoint_type: str
+    capacity_text: str
+    quota_text: str
+    secrets_stay_out_of_the_deployment: bool
 
     def placement(self) -> str: ...
+    def environment(self) -> dict[str, str]: ...
     def inventory(self) -> dict[str, list[str]]: ...
+    def empty(self) -> bool: ...
     def ready_after_polls(self, polls: int) -> None: ...
     def make_ready(self) -> None: ...
-    def fail_capacity(self) -> None: ...
-    def fail_quota(self) -> None: ...
-    def throttle(self, calls: int) -> None: ...
+    def fail_capacity(self, instance_type: str) -> None: ...
+    def fail_quota(self, instance_type: str) -> None: ...
+    def throttle(self) -> None: ...
+    def throttling_was_respected(self, stderr: str) -> bool: ...
     def delete_endpoint_by_hand(self, name: str) -> None: ...
     def creates(self) -> int: ...
+    def endpoint_creates(self) -> int: ...
     def received(self) -> dict[str, Any]: ...
 
 
@@ -34,12 +44,23 @@ class Cloud(Protocol):
 class AwsCloud:
     stand_in: AwsStandIn
     name: str = "aws"
+    endpoint_type: str = "AWS::SageMaker::Endpoint"
+    capacity_text: str = "Unable to provision requested ML compute capacity"
+    quota_text: str = "ResourceLimitExceeded"
+    # SageMaker has no secret references in a container's environment (see the AWS note).
+    secrets_stay_out_of_the_deployment: bool = False
 
     def placement(self) -> str:
         return f"placement:\n  aws:\n    region: us-east-1\n    execution_role_arn: {ROLE}\n    endpoint_url: {self.stand_in.url}\n"
 
+    def environment(self) -> dict[str, str]:
+        return {}
+
     def inventory(self) -> dict[str, list[str]]:
         return self.stand_in.inventory()
+
+    def empty(self) -> bool:
+        return not any(self.inventory().values())
 
     def ready_after_polls(self, polls: int) -> None:
         self.stand_in.faults.ready_after_polls = polls
@@ -48,17 +69,20 @@ class AwsCloud:
         self.stand_in.faults.ready_after_polls = 0
         self.stand_in._polls_left.clear()
 
-    def fail_capacity(self) -> None:
+    def fail_capacity(self, instance_type: str) -> None:
         self.stand_in.faults.failure_reason = "Unable to provision requested ML compute capacity. Please retry using a different ML instance type."
 
-    def fail_quota(self) -> None:
+    def fail_quota(self, instance_type: str) -> None:
         self.stand_in.faults.fail["CreateEndpoint"] = (
             "ResourceLimitExceeded",
-            "The account-level service limit 'ml.g6.xlarge for endpoint usage' is 0 Instances, with current utilization of 0 Instances",
+            f"The account-level service limit '{instance_type} for endpoint usage' is 0 Instances, with current utilization of 0 Instances",
         )
 
-    def throttle(self, calls: int) -> None:
-        self.stand_in.faults.throttle_next = calls
+    def throttle(self) -> None:
+        self.stand_in.faults.throttle_next = 8  # more than boto3's own 3 attempts
+
+    def throttling_was_respected(self, stderr: str) -> bool:
+        return "throttling requests; retry" in stderr
 
     def delete_endpoint_by_hand(self, name: str) -> None:
         self.stand_in.client("sagemaker").delete_endpoint(EndpointName=name)
@@ -66,19 +90,102 @@ class AwsCloud:
     def creates(self) -> int:
         return sum(len(self.stand_in.calls(a)) for a in ("CreateModel", "CreateEndpointConfig", "CreateEndpoint"))
 
+    def endpoint_creates(self) -> int:
+        return len(self.stand_in.calls("CreateEndpoint"))
+
     def received(self) -> dict[str, Any]:
         (model,) = self.stand_in.calls("CreateModel")
         (config,) = self.stand_in.calls("CreateEndpointConfig")
         (target,) = self.stand_in.calls("RegisterScalableTarget")
         (policy,) = self.stand_in.calls("PutScalingPolicy")
         variant = config["ProductionVariants"][0]
+        env = model["PrimaryContainer"]["Environment"]
         return {
             "instance_type": variant["InstanceType"],
             "instance_count": variant["InitialInstanceCount"],
             "min_replicas": target["MinCapacity"],
             "max_replicas": target["MaxCapacity"],
-            "scaling_target": policy["TargetTrackingScalingPolicyConfiguration"]["TargetValue"],
-            "environment": model["PrimaryContainer"]["Environment"],
+            "concurrency": policy["TargetTrackingScalingPolicyConfiguration"]["TargetValue"],
+            "model_id": env["HF_MODEL_ID"],
+            "max_model_len": env["OPTION_MAX_MODEL_LEN"],
+            "environment": env,
             "tags": {t["Key"]: t["Value"] for t in model["Tags"]},
-            "raw": {"model": model, "config": config},
+            "deployment_request": json.dumps(config),
+        }
+
+
+@dataclass
+class AzureCloud:
+    stand_in: AzureStandIn
+    name: str = "azure"
+    endpoint_type: str = "Microsoft.MachineLearningServices/workspaces/onlineEndpoints"
+    capacity_text: str = "OutOfCapacity"
+    quota_text: str = "QuotaExceeded"
+    secrets_stay_out_of_the_deployment: bool = True
+    counted: ClassVar[tuple[str, ...]] = ("environment", "endpoint", "deployment")
+
+    def placement(self) -> str:
+        return (
+            f"placement:\n  azure:\n    region: eastus\n    subscription_id: {SUBSCRIPTION}\n    resource_group: {RESOURCE_GROUP}\n"
+            f"    workspace: {WORKSPACE}\n    endpoint: {self.stand_in.url}\n"
+        )
+
+    def environment(self) -> dict[str, str]:
+        # DefaultAzureCredential's managed-identity step (App Service flow) asks the stand-in.
+        return {"IDENTITY_ENDPOINT": f"{self.stand_in.url}/msi/token", "IDENTITY_HEADER": "test"}
+
+    def inventory(self) -> dict[str, list[str]]:
+        return self.stand_in.inventory()
+
+    def empty(self) -> bool:
+        return not any(self.inventory().values())
+
+    def ready_after_polls(self, polls: int) -> None:
+        self.stand_in.faults.polls = polls
+
+    def make_ready(self) -> None:
+        self.stand_in.finish_operations()
+
+    def fail_capacity(self, instance_type: str) -> None:
+        self.stand_in.faults.capacity_for.add(instance_type)
+
+    def fail_quota(self, instance_type: str) -> None:
+        self.stand_in.faults.quota_for.add(instance_type)
+
+    def throttle(self) -> None:
+        self.stand_in.faults.throttle_next = 2
+        self.stand_in.faults.retry_after = 1
+
+    def throttling_was_respected(self, stderr: str) -> bool:
+        """Every request after a 429 came at least Retry-After seconds later."""
+        requests = self.stand_in.requests
+        throttled = [i for i, r in enumerate(requests) if r.kind != "token"][:2]
+        return all(requests[i + 1].at - requests[i].at >= 0.95 for i in throttled)
+
+    def delete_endpoint_by_hand(self, name: str) -> None:
+        self.stand_in.delete_endpoint_by_hand(name)
+
+    def creates(self) -> int:
+        return sum(1 for kind, _ in self.stand_in.creations if kind in self.counted)
+
+    def endpoint_creates(self) -> int:
+        return sum(1 for kind, _ in self.stand_in.creations if kind == "endpoint")
+
+    def received(self) -> dict[str, Any]:
+        (deployment,) = self.stand_in.received("PUT", "deployment")
+        (autoscale,) = self.stand_in.received("PUT", "autoscale")
+        properties = deployment["properties"]
+        env = properties["environmentVariables"]
+        capacity = autoscale["properties"]["profiles"][0]["capacity"]
+        return {
+            "instance_type": properties["instanceType"],
+            "instance_count": deployment["sku"]["capacity"],
+            "min_replicas": int(capacity["minimum"]),
+            "max_replicas": int(capacity["maximum"]),
+            "concurrency": properties["requestSettings"]["maxConcurrentRequestsPerInstance"],
+            "model_id": env["MODEL_ID"],
+            "max_model_len": env["MAX_MODEL_LEN"],
+            "environment": env,
+            "tags": deployment["tags"],
+            "deployment_request": json.dumps(deployment),
         }

@@ -1,0 +1,301 @@
+"""Azure Resource Manager for Azure ML online endpoints and Monitor autoscale, on 127.0.0.1.
+
+Just enough ARM for azure-ai-ml and azure-mgmt-monitor to run unmodified over real HTTP:
+the workspace (with its location), online endpoints and deployments as long-running
+operations (`Azure-AsyncOperation` + `Location`, done after N polls), environment versions,
+workspace connections (the secret store), autoscale settings, endpoint keys, and the App
+Service managed-identity token endpoint that azure-identity's DefaultAzureCredential calls.
+
+It rejects what Azure rejects that matters here (an instance type the region does not offer,
+a deployment for a missing endpoint, a deployment without `scaleSettings.scaleType`), injects
+faults (quota at PUT, capacity in the operation, 429 with Retry-After, 500), records every
+request and keeps an inventory for the tests.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import re
+import threading
+import time
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from urllib.parse import urlsplit
+
+SUBSCRIPTION = "00000000-0000-0000-0000-000000000001"
+# How soon a client should poll an operation again, in Azure's millisecond header (azure-core
+# reads it; a `Retry-After: 0` would mean "use your 30 s default", and the SDK parses that one as an int).
+OPERATION_RETRY_AFTER_MS = "50"
+RESOURCE_GROUP = "llm"
+WORKSPACE = "llm-prod"
+LOCATION = "eastus"
+INSTANCE_TYPES = {"eastus": {"Standard_NC24ads_A100_v4", "Standard_NC48ads_A100_v4", "Standard_NC96ads_A100_v4",
+                             "Standard_NC40ads_H100_v5", "Standard_NC80adis_H100_v5", "Standard_ND96amsr_A100_v4",
+                             "Standard_ND96isr_H100_v5", "Standard_NV36ads_A10_v5"}}  # fmt: skip
+_WS = r"/subscriptions/(?P<sub>[^/]+)/resourceGroups/(?P<rg>[^/]+)/providers/Microsoft\.MachineLearningServices/workspaces/(?P<ws>[^/]+)"
+_ROUTES = [
+    ("workspace", re.compile(_WS + r"$")),
+    ("endpoints", re.compile(_WS + r"/onlineEndpoints$")),
+    ("deployments", re.compile(_WS + r"/onlineEndpoints/(?P<endpoint>[^/]+)/deployments$")),
+    ("deployment", re.compile(_WS + r"/onlineEndpoints/(?P<endpoint>[^/]+)/deployments/(?P<name>[^/]+)$")),
+    ("keys", re.compile(_WS + r"/onlineEndpoints/(?P<endpoint>[^/]+)/listKeys$")),
+    ("endpoint", re.compile(_WS + r"/onlineEndpoints/(?P<endpoint>[^/]+)$")),
+    ("environment", re.compile(_WS + r"/environments/(?P<name>[^/]+)/versions/(?P<version>[^/]+)$")),
+    ("connection", re.compile(_WS + r"/connections/(?P<name>[^/]+)$")),
+    ("autoscale", re.compile(r"/subscriptions/[^/]+/resourceGroups/[^/]+/providers/microsoft\.insights/autoscalesettings/(?P<name>[^/]+)$", re.IGNORECASE)),
+    ("operation", re.compile(r"/operations/(?P<id>\d+)$")),
+    ("token", re.compile(r"/msi/token$")),
+]
+
+
+@dataclass
+class Request:
+    method: str
+    kind: str
+    path: str
+    body: dict[str, Any]
+    at: float
+
+
+@dataclass
+class Faults:
+    """What the stand-in does to the next requests; tests set these fields."""
+
+    polls: int = 0  # operation polls before an LRO finishes
+    quota_for: set[str] = field(default_factory=set)  # instance types whose PUT fails on quota
+    capacity_for: set[str] = field(default_factory=set)  # instance types whose operation fails for capacity
+    throttle_next: int = 0
+    retry_after: int = 1
+    server_error_next: int = 0
+    token_refused: bool = False
+
+
+@dataclass
+class _Operation:
+    polls_left: int
+    on_done: Any
+    error: dict[str, str] | None = None
+
+
+class AzureStandIn:
+    """The ARM stand-in; point MLClient's resource manager and the identity endpoint at `url`."""
+
+    def __init__(self) -> None:
+        self.faults = Faults()
+        self.requests: list[Request] = []
+        self.endpoints: dict[str, dict[str, Any]] = {}
+        self.deployments: dict[tuple[str, str], dict[str, Any]] = {}
+        self.environments: dict[tuple[str, str], dict[str, Any]] = {}
+        self.connections: dict[str, dict[str, Any]] = {}
+        self.autoscale: dict[str, dict[str, Any]] = {}
+        self.creations: list[tuple[str, str]] = []  # (kind, name) each time a resource came into being
+        self._operations: dict[str, _Operation] = {}
+        self._ids = itertools.count(1)
+        self._lock = threading.RLock()
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(self))
+        self._server.daemon_threads = True
+        threading.Thread(target=self._server.serve_forever, daemon=True).start()
+        self.url = f"http://127.0.0.1:{self._server.server_address[1]}"
+
+    def stop(self) -> None:
+        self._server.shutdown()
+
+    def reset(self) -> None:
+        with self._lock:
+            self.faults = Faults()
+            self.requests.clear()
+            for store in (self.endpoints, self.deployments, self.environments, self.connections, self.autoscale, self._operations):
+                store.clear()
+            self.creations.clear()
+
+    def finish_operations(self) -> None:
+        """Complete every operation in flight now, as Azure would eventually."""
+        with self._lock:
+            self.faults.polls = 0
+            for operation in self._operations.values():
+                operation.polls_left = 0
+                if operation.on_done is not None:
+                    operation.on_done()
+                    operation.on_done = None
+
+    def inventory(self) -> dict[str, list[str]]:
+        with self._lock:
+            return {
+                "endpoints": sorted(self.endpoints),
+                "deployments": sorted(f"{e}/{d}" for e, d in self.deployments),
+                "environments": sorted(f"{n}:{v}" for n, v in self.environments),
+                "connections": sorted(self.connections),
+                "autoscale_settings": sorted(self.autoscale),
+            }
+
+    def received(self, method: str, kind: str) -> list[dict[str, Any]]:
+        return [r.body for r in self.requests if r.method == method and r.kind == kind]
+
+    def delete_endpoint_by_hand(self, name: str) -> None:
+        with self._lock:
+            self.endpoints.pop(name, None)
+            for key in [k for k in self.deployments if k[0] == name]:
+                del self.deployments[key]
+
+    # Request handling: returns (status, body, headers).
+
+    def handle(self, method: str, path: str, body: dict[str, Any]) -> tuple[int, Any, dict[str, str]]:
+        kind, match = next(((k, m) for k, pattern in _ROUTES if (m := pattern.search(path))), ("unknown", None))
+        self.requests.append(Request(method, kind, path, body, time.monotonic()))
+        with self._lock:
+            if kind != "token":
+                if self.faults.throttle_next > 0:
+                    self.faults.throttle_next -= 1
+                    return 429, _error("TooManyRequests", "Rate limit exceeded, retry later"), {"Retry-After": str(self.faults.retry_after)}
+                if self.faults.server_error_next > 0:
+                    self.faults.server_error_next -= 1
+                    return 500, _error("InternalServerError", "Something went wrong"), {}
+            if match is None:
+                return 404, _error("NotFound", f"no route for {method} {path}"), {}
+            groups = match.groupdict()
+            if kind in ("workspace", "endpoints", "deployments", "deployment", "keys", "endpoint", "environment", "connection") and (
+                groups["sub"], groups["rg"], groups["ws"]) != (SUBSCRIPTION, RESOURCE_GROUP, WORKSPACE):  # fmt: skip
+                return 404, _error("ResourceNotFound", f"workspace {groups['ws']} not found in resource group {groups['rg']}"), {}
+            return getattr(self, f"_{kind}")(method, path, body, **groups)
+
+    def _token(self, method: str, path: str, body: dict[str, Any]) -> tuple[int, Any, dict[str, str]]:
+        if self.faults.token_refused:
+            return 400, {"error": "invalid_request", "error_description": "Identity not found"}, {}
+        return 200, {"access_token": "test-token", "expires_on": str(int(time.time()) + 3600), "resource": "https://management.azure.com", "token_type": "Bearer"}, {}
+
+    def _workspace(self, method: str, path: str, body: dict[str, Any], **_: str) -> tuple[int, Any, dict[str, str]]:
+        return 200, {"id": path, "name": WORKSPACE, "location": LOCATION, "properties": {"friendlyName": WORKSPACE}}, {}
+
+    def _endpoint(self, method: str, path: str, body: dict[str, Any], endpoint: str, **_: str) -> tuple[int, Any, dict[str, str]]:
+        if method == "GET":
+            return (200, self.endpoints[endpoint], {}) if endpoint in self.endpoints else (404, _error("ResourceNotFound", f"online endpoint {endpoint} not found"), {})
+        if method == "DELETE":
+            if endpoint not in self.endpoints:
+                return 204, None, {}
+            self.endpoints[endpoint]["properties"]["provisioningState"] = "Deleting"
+            return self._start(path, lambda: self.delete_endpoint_by_hand(endpoint), accepted=True)
+        resource = {"id": path, "name": endpoint, "type": "Microsoft.MachineLearningServices/workspaces/onlineEndpoints",
+                    "location": body.get("location"), "tags": body.get("tags", {}), "identity": body.get("identity"),
+                    "properties": {**body.get("properties", {}), "provisioningState": "Creating",
+                                   "scoringUri": f"https://{endpoint}.{LOCATION}.inference.ml.azure.com/score"}}  # fmt: skip
+        existed = endpoint in self.endpoints
+        if not existed:
+            self.creations.append(("endpoint", endpoint))
+        self.endpoints[endpoint] = resource
+        return self._start(path, lambda: resource["properties"].update(provisioningState="Succeeded"), body=resource, status=200 if existed else 201)
+
+    def _deployment(self, method: str, path: str, body: dict[str, Any], endpoint: str, name: str, **_: str) -> tuple[int, Any, dict[str, str]]:
+        key = (endpoint, name)
+        if method == "GET":
+            return (200, self.deployments[key], {}) if key in self.deployments else (404, _error("ResourceNotFound", f"deployment {name} not found"), {})
+        if method == "DELETE":
+            if key not in self.deployments:
+                return 204, None, {}
+            return self._start(path, lambda: self.deployments.pop(key, None), accepted=True)
+        if endpoint not in self.endpoints:
+            return 404, _error("ResourceNotFound", f"online endpoint {endpoint} does not exist; create it before its deployments"), {}
+        properties = body.get("properties", {})
+        if not properties.get("scaleSettings", {}).get("scaleType"):
+            return 400, _error("BadArgument", "properties.scaleSettings.scaleType is required"), {}
+        instance = properties.get("instanceType")
+        if instance not in INSTANCE_TYPES.get(LOCATION, set()):
+            return 400, _error("BadArgument", f"Instance type {instance} is not supported in region {LOCATION}"), {}
+        if instance in self.faults.quota_for:
+            return 400, _error("QuotaExceeded", f"Not enough quota available for {instance} in SubscriptionId {SUBSCRIPTION}. Current usage/limit: 0/0. Additional needed: 24"), {}
+        resource = {"id": path, "name": name, "location": body.get("location"), "tags": body.get("tags", {}), "sku": body.get("sku"),
+                    "properties": {**properties, "provisioningState": "Creating"}}  # fmt: skip
+        if key not in self.deployments:
+            self.creations.append(("deployment", f"{endpoint}/{name}"))
+        self.deployments[key] = resource
+        error = None
+        if instance in self.faults.capacity_for:
+            error = {"code": "OutOfCapacity", "message": f"Not enough capacity for {instance} in {LOCATION}; try another region or instance type"}
+        return self._start(path, lambda: resource["properties"].update(provisioningState="Failed" if error else "Succeeded"), body=resource, status=201, error=error)
+
+    def _endpoints(self, method: str, path: str, body: dict[str, Any], **_: str) -> tuple[int, Any, dict[str, str]]:
+        return 200, {"value": list(self.endpoints.values())}, {}
+
+    def _deployments(self, method: str, path: str, body: dict[str, Any], endpoint: str, **_: str) -> tuple[int, Any, dict[str, str]]:
+        return 200, {"value": [d for (e, _), d in self.deployments.items() if e == endpoint]}, {}
+
+    def _keys(self, method: str, path: str, body: dict[str, Any], endpoint: str, **_: str) -> tuple[int, Any, dict[str, str]]:
+        return 200, {"primaryKey": "primary-key", "secondaryKey": "secondary-key"}, {}
+
+    def _environment(self, method: str, path: str, body: dict[str, Any], name: str, version: str, **_: str) -> tuple[int, Any, dict[str, str]]:
+        return self._simple(self.environments, (name, version), method, path, body, name, "environment")
+
+    def _connection(self, method: str, path: str, body: dict[str, Any], name: str, **_: str) -> tuple[int, Any, dict[str, str]]:
+        status, answer, headers = self._simple(self.connections, name, method, path, body, name, "connection")
+        if method == "PUT":  # ARM answers a connection PUT with 200, created or not
+            status = 200
+        if method == "GET" and status == 200:  # ARM never returns a connection's secrets on GET
+            answer = {**answer, "properties": {k: v for k, v in answer["properties"].items() if k != "credentials"}}
+        return status, answer, headers
+
+    def _autoscale(self, method: str, path: str, body: dict[str, Any], name: str) -> tuple[int, Any, dict[str, str]]:
+        return self._simple(self.autoscale, name, method, path, body, name, "autoscale")
+
+    def _simple(self, store: dict[Any, Any], key: Any, method: str, path: str, body: dict[str, Any], name: str, kind: str) -> tuple[int, Any, dict[str, str]]:
+        if method == "GET":
+            return (200, store[key], {}) if key in store else (404, _error("ResourceNotFound", f"{name} not found"), {})
+        if method == "DELETE":
+            return (200 if store.pop(key, None) is not None else 204), None, {}
+        existed = key in store
+        if not existed:
+            self.creations.append((kind, name))
+        store[key] = {**body, "id": path, "name": name}
+        return (200 if existed else 201), store[key], {}
+
+    def _operation(self, method: str, path: str, body: dict[str, Any], id: str) -> tuple[int, Any, dict[str, str]]:  # noqa: A002
+        operation = self._operations.get(id)
+        if operation is None:
+            return 404, _error("NotFound", f"operation {id} not found"), {}
+        if operation.polls_left > 0:
+            operation.polls_left -= 1
+            return 200, {"status": "InProgress"}, {"retry-after-ms": OPERATION_RETRY_AFTER_MS}
+        if operation.on_done is not None:
+            operation.on_done()
+            operation.on_done = None
+        if operation.error:
+            return 200, {"status": "Failed", "error": operation.error}, {}
+        return 200, {"status": "Succeeded"}, {}
+
+    def _start(self, path: str, on_done: Any, body: Any = None, status: int = 201, accepted: bool = False, error: dict[str, str] | None = None) -> tuple[int, Any, dict[str, str]]:
+        operation_id = str(next(self._ids))
+        self._operations[operation_id] = _Operation(self.faults.polls, on_done, error)
+        location = f"{self.url}/operations/{operation_id}?api-version=2023-04-01"
+        headers = {"Azure-AsyncOperation": location, "Location": location, "retry-after-ms": OPERATION_RETRY_AFTER_MS}
+        return (202, None, headers) if accepted else (status, body, headers)
+
+
+def _error(code: str, message: str) -> dict[str, Any]:
+    return {"error": {"code": code, "message": message}}
+
+
+def _handler(stand_in: AzureStandIn) -> type[BaseHTTPRequestHandler]:
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def log_message(self, *_: object) -> None:
+            return None
+
+        def _serve(self) -> None:
+            length = int(self.headers.get("Content-Length") or 0)
+            raw = self.rfile.read(length) if length else b""
+            body = json.loads(raw) if raw.strip() else {}
+            status, answer, headers = stand_in.handle(self.command, urlsplit(self.path).path, body)
+            data = b"" if answer is None else json.dumps(answer).encode()
+            self.send_response(status)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("x-ms-request-id", "llamadeploy-test")
+            for key, value in headers.items():
+                self.send_header(key, value)
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+
+        do_GET = do_PUT = do_POST = do_DELETE = do_PATCH = _serve
+
+    return Handler
