@@ -11,10 +11,20 @@ import json
 from dataclasses import dataclass
 from typing import Any, ClassVar, Protocol
 
+from click.testing import CliRunner
+
+from orchestrator.cli import cli
 from tests.emulators.aws import AwsStandIn
 from tests.emulators.azure import RESOURCE_GROUP, SUBSCRIPTION, WORKSPACE, AzureStandIn
 
 ROLE = "arn:aws:iam::123456789012:role/SageMakerExecution"
+HF_TOKEN = "hf_NotARealTokenButSecret123"
+
+
+def cli_run(*args: str) -> tuple[int, str, str]:
+    """The CLI in-process, as a user would run it: exit code, stdout, stderr."""
+    result = CliRunner().invoke(cli, list(args), catch_exceptions=False)
+    return result.exit_code, result.stdout, result.stderr
 
 
 class Cloud(Protocol):
@@ -189,3 +199,6 @@ class AzureCloud:
             "tags": deployment["tags"],
             "deployment_request": json.dumps(deployment),
         }
+
+
+HARNESSES: dict[str, type] = {"aws": AwsCloud, "azure": AzureCloud}

@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
+import os
 import textwrap
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
 from orchestrator.catalog import Catalog, load_catalog
+from orchestrator.planner import plan
+from orchestrator.spec import load_stack
+from tests.clouds import HARNESSES, HF_TOKEN, Cloud
+from tests.emulators.aws import CREDENTIALS, AwsStandIn
+from tests.emulators.azure import AzureStandIn
 
 DATA = Path(__file__).parent / "data"
 REPO = Path(__file__).parent.parent
@@ -34,3 +40,51 @@ def write_stack(tmp_path: Path) -> Callable[[str], Path]:
         return path
 
     return write
+
+
+@pytest.fixture(scope="session")
+def aws_stand_in() -> Iterator[AwsStandIn]:
+    stand_in = AwsStandIn()
+    yield stand_in
+    stand_in.stop()
+
+
+@pytest.fixture(scope="session")
+def azure_stand_in() -> Iterator[AzureStandIn]:
+    stand_in = AzureStandIn()
+    yield stand_in
+    stand_in.stop()
+
+
+@pytest.fixture(params=list(HARNESSES))
+def cloud(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Cloud:
+    """One cloud's stand-in, reset, with an environment that reaches it and nothing else."""
+    for key, value in {**CREDENTIALS, "AWS_CONFIG_FILE": os.devnull, "AWS_SHARED_CREDENTIALS_FILE": os.devnull,
+                       "AWS_EC2_METADATA_DISABLED": "true", "HF_TOKEN": HF_TOKEN, "LLAMADEPLOY_POLL_SECONDS": "0.02",
+                       "LLAMADEPLOY_STATE": str(tmp_path / "state.db")}.items():  # fmt: skip
+        monkeypatch.setenv(key, value)
+    monkeypatch.delenv("AWS_PROFILE", raising=False)
+    stand_in = request.getfixturevalue(f"{request.param}_stand_in")
+    stand_in.reset()
+    harness = HARNESSES[request.param](stand_in)
+    for key, value in harness.environment().items():
+        monkeypatch.setenv(key, value)
+    return harness
+
+
+@pytest.fixture
+def stack(cloud: Cloud, tmp_path: Path) -> Path:
+    path = tmp_path / "stack.yaml"
+    path.write_text(
+        "name: chat\nmodel: llama3.2-1b-instruct\nmax_context: 8192\nconcurrency: 8\n"
+        "autoscaling: {min_replicas: 1, max_replicas: 3, target_concurrent_requests: 6}\n"
+        "serving:\n  env: {VLLM_LOGGING_LEVEL: INFO}\ntags: {team: ml}\n" + cloud.placement()
+    )
+    return path
+
+
+@pytest.fixture
+def instance_type(cloud: Cloud, stack: Path) -> str:
+    """The instance type the planner chooses for the stack on this cloud."""
+    loaded = load_stack(stack)
+    return plan(loaded, loaded.deployments[0], cloud.name, load_catalog()).offer.instance_type

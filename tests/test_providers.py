@@ -14,77 +14,17 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner
 
 from orchestrator import engine
 from orchestrator.catalog import load_catalog
-from orchestrator.cli import cli
 from orchestrator.spec import load_stack
 from orchestrator.state import LockedError, State
-from orchestrator.planner import plan
-from tests.clouds import ROLE, AwsCloud, AzureCloud, Cloud
-from tests.emulators.aws import CREDENTIALS, AwsStandIn
-from tests.emulators.azure import AzureStandIn
+from tests.clouds import HF_TOKEN, ROLE, AwsCloud, Cloud, cli_run
 
-HF_TOKEN = "hf_NotARealTokenButSecret123"
 REPO = Path(__file__).parent.parent
-HARNESSES = {"aws": AwsCloud, "azure": AzureCloud}
-
-
-@pytest.fixture(scope="session")
-def aws_stand_in() -> Iterator[AwsStandIn]:
-    stand_in = AwsStandIn()
-    yield stand_in
-    stand_in.stop()
-
-
-@pytest.fixture(scope="session")
-def azure_stand_in() -> Iterator[AzureStandIn]:
-    stand_in = AzureStandIn()
-    yield stand_in
-    stand_in.stop()
-
-
-@pytest.fixture(params=list(HARNESSES))
-def cloud(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Cloud:
-    for key, value in {**CREDENTIALS, "AWS_CONFIG_FILE": os.devnull, "AWS_SHARED_CREDENTIALS_FILE": os.devnull,
-                       "AWS_EC2_METADATA_DISABLED": "true", "HF_TOKEN": HF_TOKEN, "LLAMADEPLOY_POLL_SECONDS": "0.02",
-                       "LLAMADEPLOY_STATE": str(tmp_path / "state.db")}.items():  # fmt: skip
-        monkeypatch.setenv(key, value)
-    monkeypatch.delenv("AWS_PROFILE", raising=False)
-    stand_in = request.getfixturevalue(f"{request.param}_stand_in")
-    stand_in.reset()
-    harness = HARNESSES[request.param](stand_in)
-    for key, value in harness.environment().items():
-        monkeypatch.setenv(key, value)
-    return harness
-
-
-@pytest.fixture
-def stack(cloud: Cloud, tmp_path: Path) -> Path:
-    path = tmp_path / "stack.yaml"
-    path.write_text(
-        "name: chat\nmodel: llama3.2-1b-instruct\nmax_context: 8192\nconcurrency: 8\n"
-        "autoscaling: {min_replicas: 1, max_replicas: 3, target_concurrent_requests: 6}\n"
-        "serving:\n  env: {VLLM_LOGGING_LEVEL: INFO}\ntags: {team: ml}\n" + cloud.placement()
-    )
-    return path
-
-
-@pytest.fixture
-def instance_type(cloud: Cloud, stack: Path) -> str:
-    """The instance type the planner chooses for the stack on this cloud."""
-    loaded = load_stack(stack)
-    return plan(loaded, loaded.deployments[0], cloud.name, load_catalog()).offer.instance_type
-
-
-def cli_run(*args: str) -> tuple[int, str, str]:
-    result = CliRunner().invoke(cli, list(args), catch_exceptions=False)
-    return result.exit_code, result.stdout, result.stderr
 
 
 def test_up_status_down_leaves_nothing(cloud: Cloud, stack: Path, instance_type: str) -> None:

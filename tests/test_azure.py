@@ -1,0 +1,69 @@
+"""What only Azure has: what the ARM stand-in received for autoscale and traffic, and the
+errors Azure gives that the scenario suite does not cover."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.clouds import AzureCloud, cli_run
+from tests.emulators import azure as arm
+
+pytestmark = pytest.mark.parametrize("cloud", ["azure"], indirect=True)
+
+
+@pytest.fixture
+def azure(cloud: AzureCloud) -> AzureCloud:
+    return cloud
+
+
+def test_autoscale_traffic_and_probes_as_received(azure: AzureCloud, stack: Path, instance_type: str) -> None:
+    code, _, err = cli_run("up", str(stack), "--cloud", "azure", "--yes")
+    assert code == 0, err
+    (autoscale,) = azure.stand_in.received("PUT", "autoscale")
+    profile = autoscale["properties"]["profiles"][0]
+    assert profile["capacity"] == {"minimum": "1", "maximum": "3", "default": "1"}
+    assert autoscale["properties"]["targetResourceUri"].endswith("/onlineEndpoints/chat/deployments/vllm")
+    assert [r["scaleAction"]["direction"] for r in profile["rules"]] == ["Increase", "Decrease"]
+    assert {r["metricTrigger"]["metricName"] for r in profile["rules"]} == {"RequestLatency"}
+    endpoint_puts = azure.stand_in.received("PUT", "endpoint")
+    assert endpoint_puts[0]["properties"]["authMode"] == "Key"
+    assert endpoint_puts[-1]["properties"]["traffic"] == {"vllm": 100}
+    (deployment,) = azure.stand_in.received("PUT", "deployment")
+    properties = deployment["properties"]
+    assert properties["scaleSettings"]["scaleType"] == "Default"
+    assert properties["livenessProbe"]["initialDelay"].startswith("PT") and properties["readinessProbe"]["failureThreshold"] == 30
+    assert properties["environmentId"].endswith("/environments/chat-vllm/versions/" + properties["environmentId"].rsplit("/", 1)[-1])
+    (environment,) = azure.stand_in.received("PUT", "environment")
+    assert environment["properties"]["image"] == "vllm/vllm-openai:v0.11.0"
+    assert environment["properties"]["inferenceConfig"]["scoringRoute"] == {"port": 8000, "path": "/v1/completions"}
+
+
+def test_instance_type_the_region_does_not_offer(azure: AzureCloud, stack: Path, instance_type: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(arm.INSTANCE_TYPES, arm.LOCATION, arm.INSTANCE_TYPES[arm.LOCATION] - {instance_type})
+    code, _, err = cli_run("up", str(stack), "--cloud", "azure", "--yes")
+    assert code == 1
+    assert f"Instance type {instance_type} is not supported in region eastus" in err
+    assert "no capacity for this deployment" in err  # a CapacityError: try another region or cloud
+    assert azure.empty(), azure.inventory()
+
+
+def test_refused_credentials_are_an_auth_error(azure: AzureCloud, stack: Path) -> None:
+    azure.stand_in.faults.token_refused = True
+    # A fresh process: within this one, an earlier test's client still holds a valid token.
+    done = subprocess.run([sys.executable, "-m", "orchestrator.cli", "up", str(stack), "--cloud", "azure", "--yes"],
+                          cwd=Path(__file__).parent.parent, capture_output=True, text=True, timeout=120)  # fmt: skip
+    assert done.returncode == 1 and "Traceback" not in done.stderr
+    assert "Error: up of 'chat' on azure failed: no Azure credentials found" in done.stderr or "Azure refused the credentials" in done.stderr
+    assert "ActivityCompleted" not in done.stderr  # azure-ai-ml's telemetry stays out of the user's terminal
+    assert azure.creates() == 0 and azure.empty()
+
+
+def test_transient_server_errors_are_retried(azure: AzureCloud, stack: Path) -> None:
+    azure.stand_in.faults.server_error_next = 2
+    code, _, err = cli_run("up", str(stack), "--cloud", "azure", "--yes")
+    assert code == 0, err
+    assert azure.inventory()["endpoints"] == ["chat"]
