@@ -207,9 +207,8 @@ def test_plan_only_cloud_says_it_cannot_deploy_yet(cloud: Cloud, stack: Path) ->
     assert code == 2 and "cannot deploy to oci yet" in err and "aws" in err
 
 
-def test_aws_endpoint_url_from_the_environment(cloud: Cloud, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    if not isinstance(cloud, AwsCloud):
-        pytest.skip("AWS_ENDPOINT_URL is boto3's own setting")
+@pytest.mark.parametrize("cloud", ["aws"], indirect=True)
+def test_aws_endpoint_url_from_the_environment(cloud: AwsCloud, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("AWS_ENDPOINT_URL", cloud.stand_in.url)
     path = tmp_path / "env.yaml"
     path.write_text(f"name: envchat\nmodel: llama3.2-1b-instruct\nplacement:\n  aws:\n    region: us-east-1\n    execution_role_arn: {ROLE}\n")
