@@ -121,11 +121,14 @@ class AzureProvider(Provider):
         with _translated(), _quiet_stdout():
             for secret, value in secrets.items():
                 connection = by_type[(CONNECTION, _connection_name(name, secret))]
+                existed = _exists(lambda c=connection: ml.connections.get(c.name))
+                # Written either way, so a rotated secret reaches the deployment; one that existed
+                # is adopted, so a failed run never deletes the secret a live deployment reads.
                 ml.connections.create_or_update(
                     WorkspaceConnection(name=connection.name, type="custom", target="https://huggingface.co",
                                         credentials=ApiKeyConfiguration(key=value), metadata=tags)  # fmt: skip
                 )
-                events.created(connection)
+                (events.adopted if existed else events.created)(connection)
             create_or_adopt(
                 environment,
                 lambda: _exists(lambda: ml.environments.get(env_name, version=env_version)),
