@@ -28,6 +28,8 @@ COMMANDS = {
 }
 GOALS = {"--help": 0.15, "cost (4 clouds)": 0.4}
 CLOUD_SDKS = ("boto3", "botocore", "azure", "google.cloud", "oci", "pulumi")
+# Empty namespace modules google-cloud's `-nspkg.pth` creates at interpreter start: no SDK code.
+PTH_NAMESPACES = {"google", "google.cloud"}
 RUN_CLI = "import sys; from orchestrator.cli import main; sys.argv[0] = 'llamadeploy'; main()"
 LIST_MODULES = (
     "import sys, atexit; atexit.register(lambda: print('\\n'.join(sorted(sys.modules)), file=sys.stderr)); "
@@ -65,7 +67,7 @@ def main() -> None:
     for label, args in COMMANDS.items():
         median, worst, rss = measure(args, options.runs)
         modules = imported(args)
-        heavy = sorted({m for m in modules if m.split(".")[0] in CLOUD_SDKS or m.startswith("google.cloud")})
+        heavy = sorted({m for m in set(modules) - PTH_NAMESPACES if m.split(".")[0] in CLOUD_SDKS or m.startswith("google.cloud")})
         goal = GOALS.get(label)
         figures.append({"command": label, "median_s": round(median, 3), "max_s": round(worst, 3), "peak_rss_mib": round(rss, 1),
                         "modules": len(modules), "cloud_sdk_modules": heavy, "goal_s": goal,

@@ -201,7 +201,7 @@ def up(ctx: click.Context, stack: str, cloud: str | None, region: str | None, on
     catalog = _catalog(ctx)
     loaded = load_stack(stack)
     plans = plan_stack(loaded, cloud, catalog, region, only)
-    ready = [engine.plan_up(loaded, p.deployment, p.cloud, catalog, p.region) for p in plans]
+    ready = [engine.plan_up(loaded, p.deployment, p.cloud, catalog, region) for p in plans]
     if output == "table":
         from orchestrator import render
 

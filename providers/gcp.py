@@ -1,15 +1,47 @@
 """Google Cloud: a Vertex AI model with the vLLM serving container, deployed to a Vertex AI
-endpoint on GPU machines with min/max replica counts."""
+endpoint on GPU machines with min/max replica counts and an accelerator-duty-cycle target.
+
+google-cloud-aiplatform's GAPIC clients are imported inside the methods that call Google, and
+used over REST. Its v1beta1 API is used because only it carries `multihost_gpu_node_count`,
+which a replica spanning several A3 hosts needs. The engine paces every wait: each check of a
+long-running operation is one GET. Credentials come from Application Default Credentials;
+`placement.gcp.endpoint` replaces the regional API endpoint (Private Service Connect).
+"""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+import contextlib
+import re
+from collections.abc import Callable, Iterator
+from typing import TYPE_CHECKING, Any
 
-from providers.base import CloudService, Feature, Resource, resource_tags
+from orchestrator.secrets import resolve_secrets
+from providers.base import (
+    DEPLOYMENT_TAG,
+    AuthError,
+    CapacityError,
+    Deployed,
+    Endpoint,
+    Events,
+    Feature,
+    InvalidRequestError,
+    LiveStatus,
+    NotFoundError,
+    Provider,
+    ProviderError,
+    QuotaError,
+    Resource,
+    ThrottledError,
+    create_or_adopt,
+    resource_tags,
+)
 
 if TYPE_CHECKING:
     from orchestrator.planner import Plan
 
+MODEL = "aiplatform.googleapis.com/Model"
+ENDPOINT = "aiplatform.googleapis.com/Endpoint"
+DEPLOYED_MODEL = "aiplatform.googleapis.com/DeployedModel"
 # Vertex AI's names for the GPUs in the catalog.
 ACCELERATOR_TYPES = {
     "H200": "NVIDIA_H200_141GB",
@@ -18,9 +50,17 @@ ACCELERATOR_TYPES = {
     "A100-40GB": "NVIDIA_TESLA_A100",
     "L4": "NVIDIA_L4",
 }
+VLLM_IMAGE = "us-docker.pkg.dev/vertex-ai/vertex-vision-model-garden-dockers/pytorch-vllm-serve:latest"
+SERVING_PORT = 8080
+DUTY_CYCLE_METRIC = "aiplatform.googleapis.com/prediction/online/accelerator/duty_cycle"
+DUTY_CYCLE_TARGET = 60
+# vLLM's tensor-parallel workers share tensors through /dev/shm: 2 GiB per GPU, at least 4 GiB.
+SHARED_MEMORY_MB_PER_GPU = 2048
+_LABEL_INVALID = re.compile(r"[^a-z0-9_-]")
+_SCOPES = ["https://www.googleapis.com/auth/cloud-platform"]
 
 
-class GcpProvider(CloudService):
+class GcpProvider(Provider):
     name = "gcp"
     service = "Vertex AI online prediction"
     default_region = "us-central1"
@@ -28,15 +68,16 @@ class GcpProvider(CloudService):
     # machines only: their GPUDirect networking is what makes cross-host tensors workable.
     supports = frozenset({Feature.MULTI_NODE})
     multi_node_gpus = frozenset({"H100", "H200"})
+    required_placement = ("project",)
 
     def resources(self, plan: Plan) -> list[Resource]:
         name = plan.deployment.name
         scaling = plan.deployment.autoscaling
-        labels = resource_tags(plan)
+        labels = _labels(resource_tags(plan))
         return [
-            Resource("aiplatform.googleapis.com/Model", name, {"hf_model_id": plan.hf_repo, "labels": labels}),
-            Resource("aiplatform.googleapis.com/Endpoint", name, {"labels": labels}),
-            Resource("aiplatform.googleapis.com/DeployedModel", f"{name}/{name}", {
+            Resource(MODEL, name, {"hf_model_id": plan.hf_repo, "labels": labels}),
+            Resource(ENDPOINT, name, {"labels": labels}),
+            Resource(DEPLOYED_MODEL, f"{name}/{name}", {
                 "machine_type": plan.offer.instance_type,
                 "accelerator_type": ACCELERATOR_TYPES.get(plan.offer.gpu, plan.offer.gpu),
                 "accelerator_count": plan.offer.gpu_count,
@@ -44,4 +85,254 @@ class GcpProvider(CloudService):
                 "min_replica_count": scaling.min_replicas,
                 "max_replica_count": scaling.max_replicas,
             }),
-        ]
+        ]  # fmt: skip
+
+    def settings(self, plan: Plan) -> dict[str, Any]:
+        placed = plan.deployment.placement.gcp
+        assert placed is not None
+        return {"project": placed.project, **({"endpoint": placed.endpoint} if placed.endpoint else {})}
+
+    def apply(self, plan: Plan, events: Events) -> Deployed:
+        from google.cloud import aiplatform_v1beta1 as vertex
+
+        deployment, settings = plan.deployment, self.settings(plan)
+        models, endpoints = _clients(plan.region, settings)
+        parent = f"projects/{settings['project']}/locations/{plan.region}"
+        model, endpoint, deployed = self.resources(plan)
+        labels = model.properties["labels"]
+        model_name, endpoint_name = f"{parent}/models/{model.name}", f"{parent}/endpoints/{endpoint.name}"
+        gpus = plan.layout.tensor_parallel * plan.layout.nodes
+        container = vertex.ModelContainerSpec(
+            image_uri=deployment.serving.image or VLLM_IMAGE,
+            command=["python", "-m", "vllm.entrypoints.api_server"],
+            args=_vllm_args(plan),
+            env=[vertex.EnvVar(name=k, value=v) for k, v in {**deployment.serving.env, **resolve_secrets(deployment)}.items()],
+            ports=[vertex.Port(container_port=SERVING_PORT)],
+            predict_route="/generate",
+            health_route="/ping",
+            shared_memory_size_mb=max(4096, SHARED_MEMORY_MB_PER_GPU * gpus),
+        )
+        with _translated():
+            create_or_adopt(
+                model,
+                lambda: _exists(lambda: models.get_model(name=model_name)),
+                lambda: self._wait(events, f"Vertex AI model upload {model.name}", models.upload_model(request=vertex.UploadModelRequest(
+                    parent=parent, model_id=model.name,
+                    model=vertex.Model(display_name=model.name, labels=labels, container_spec=container)))),
+                events,
+            )  # fmt: skip
+            create_or_adopt(
+                endpoint,
+                lambda: _exists(lambda: endpoints.get_endpoint(name=endpoint_name)),
+                lambda: self._wait(events, f"Vertex AI endpoint {endpoint.name}", endpoints.create_endpoint(
+                    parent=parent, endpoint_id=endpoint.name, endpoint=vertex.Endpoint(display_name=endpoint.name, labels=labels))),
+                events,
+            )  # fmt: skip
+            spec = vertex.MachineSpec(
+                machine_type=plan.offer.instance_type,
+                accelerator_type=vertex.AcceleratorType[deployed.properties["accelerator_type"]],
+                accelerator_count=plan.offer.gpu_count,
+                multihost_gpu_node_count=plan.layout.nodes if plan.layout.nodes > 1 else 0,
+            )
+            resources = vertex.DedicatedResources(
+                machine_spec=spec,
+                min_replica_count=deployment.autoscaling.min_replicas,
+                max_replica_count=deployment.autoscaling.max_replicas,
+                autoscaling_metric_specs=[vertex.AutoscalingMetricSpec(metric_name=DUTY_CYCLE_METRIC, target=DUTY_CYCLE_TARGET)],
+            )
+            create_or_adopt(
+                deployed,
+                lambda: _deployed_model_id(endpoints.get_endpoint(name=endpoint_name), model_name) is not None,
+                lambda: self._wait(events, f"Vertex AI deployment of {model.name} to {endpoint.name}", endpoints.deploy_model(
+                    endpoint=endpoint_name, traffic_split={"0": 100},
+                    deployed_model=vertex.DeployedModel(model=model_name, display_name=deployed.name.split("/")[-1], dedicated_resources=resources))),
+                events,
+            )  # fmt: skip
+        host = settings.get("endpoint") or f"https://{plan.region}-aiplatform.googleapis.com"
+        return Deployed(deployment.name, self.name, plan.region, (model, endpoint, deployed), f"{host}/v1/{endpoint_name}:predict", settings)
+
+    @staticmethod
+    def _wait(events: Events, what: str, operation: Any) -> None:
+        """Wait on a long-running operation at the engine's pace; a failed one raises, translated."""
+
+        def check() -> tuple[bool, str]:
+            with _translated():
+                if not operation.done():
+                    return False, "running"
+                operation.result()
+            return True, "done"
+
+        events.wait(what, check)
+
+    def describe(self, deployed: Deployed) -> LiveStatus:
+        models, endpoints = _clients(deployed.region, deployed.settings)
+        parent = f"projects/{deployed.settings['project']}/locations/{deployed.region}"
+        model_name, endpoint_name = f"{parent}/models/{deployed.deployment}", f"{parent}/endpoints/{deployed.deployment}"
+        with _translated():
+            model = _optional(lambda: models.get_model(name=model_name))
+            endpoint = _optional(lambda: endpoints.get_endpoint(name=endpoint_name))
+        names = {r.type: r.name for r in deployed.resources}
+        serving = next((d for d in endpoint.deployed_models if d.model == model_name), None) if endpoint else None
+        missing = [f"{kind} {names[kind]}" for kind, present in ((MODEL, model), (ENDPOINT, endpoint), (DEPLOYED_MODEL, serving)) if kind in names and not present]
+        if serving is None:
+            return LiveStatus("missing", missing=tuple(missing))
+        dedicated = serving.dedicated_resources
+        return LiveStatus(
+            state="serving",
+            min_replicas=dedicated.min_replica_count,
+            max_replicas=dedicated.max_replica_count,
+            instance_type=dedicated.machine_spec.machine_type,
+            missing=tuple(missing),
+        )
+
+    def scale(self, deployed: Deployed, min_replicas: int, max_replicas: int) -> None:
+        _, endpoints = _clients(deployed.region, deployed.settings)
+        parent = f"projects/{deployed.settings['project']}/locations/{deployed.region}"
+        with _translated():
+            endpoint = endpoints.get_endpoint(name=f"{parent}/endpoints/{deployed.deployment}")
+            for model in endpoint.deployed_models:
+                model.dedicated_resources.min_replica_count, model.dedicated_resources.max_replica_count = min_replicas, max_replicas
+                endpoints.mutate_deployed_model(endpoint=endpoint.name, deployed_model=model,
+                                                update_mask={"paths": ["dedicated_resources"]}).result()  # fmt: skip
+
+    def destroy(self, deployed: Deployed, events: Events) -> None:
+        models, endpoints = _clients(deployed.region, deployed.settings)
+        parent = f"projects/{deployed.settings['project']}/locations/{deployed.region}"
+        types = {r.type for r in deployed.resources}
+        endpoint_name, model_name = f"{parent}/endpoints/{deployed.deployment}", f"{parent}/models/{deployed.deployment}"
+        with _translated():
+            endpoint = _optional(lambda: endpoints.get_endpoint(name=endpoint_name))
+            if endpoint is not None and types & {ENDPOINT, DEPLOYED_MODEL}:
+                for model in endpoint.deployed_models:
+                    operation = _optional(lambda m=model: endpoints.undeploy_model(endpoint=endpoint_name, deployed_model_id=m.id))
+                    if operation is not None:
+                        self._wait(events, f"undeploying {model.display_name} from Vertex AI endpoint {deployed.deployment}", operation)
+                if ENDPOINT in types:
+                    self._wait_if_any(events, f"deleting Vertex AI endpoint {deployed.deployment}", lambda: endpoints.delete_endpoint(name=endpoint_name))
+            if MODEL in types:
+                self._wait_if_any(events, f"deleting Vertex AI model {deployed.deployment}", lambda: models.delete_model(name=model_name))
+
+    def _wait_if_any(self, events: Events, what: str, start: Callable[[], Any]) -> None:
+        operation = _optional(start)
+        if operation is not None:
+            self._wait(events, what, operation)
+
+    def remaining(self, deployed: Deployed) -> list[Resource]:
+        from google.cloud import aiplatform_v1beta1 as vertex
+
+        models, endpoints = _clients(deployed.region, deployed.settings)
+        parent = f"projects/{deployed.settings['project']}/locations/{deployed.region}"
+        label = f"labels.{DEPLOYMENT_TAG}={deployed.deployment}"
+        with _translated():
+            left = [Resource(MODEL, m.name.rsplit("/", 1)[-1]) for m in models.list_models(request=vertex.ListModelsRequest(parent=parent, filter=label))
+                    if m.labels.get(DEPLOYMENT_TAG) == deployed.deployment]  # fmt: skip
+            left += [Resource(ENDPOINT, e.name.rsplit("/", 1)[-1]) for e in endpoints.list_endpoints(request=vertex.ListEndpointsRequest(parent=parent, filter=label))
+                     if e.labels.get(DEPLOYMENT_TAG) == deployed.deployment]  # fmt: skip
+        return left
+
+    def endpoint(self, deployed: Deployed) -> Endpoint:
+        return Endpoint(
+            url=deployed.url,
+            auth="Google OAuth2 access token with aiplatform.endpoints.predict (gcloud auth print-access-token)",
+            example=(
+                f"curl -X POST {deployed.url} -H \"Authorization: Bearer $(gcloud auth print-access-token)\" "
+                """-H 'Content-Type: application/json' -d '{"instances": [{"prompt": "What is the capital of France?", "max_tokens": 64}]}'"""
+            ),
+        )
+
+
+def _vllm_args(plan: Plan) -> list[str]:
+    deployment = plan.deployment
+    args = [
+        "--host=0.0.0.0",
+        f"--port={SERVING_PORT}",
+        f"--model={plan.hf_repo}",
+        f"--tensor-parallel-size={plan.layout.tensor_parallel}",
+        f"--max-model-len={deployment.max_context}",
+        f"--max-num-seqs={deployment.concurrency}",
+    ]
+    if plan.layout.nodes > 1:
+        args.append(f"--pipeline-parallel-size={plan.layout.nodes}")
+    if deployment.quantization != deployment.model_ref.checkpoint_quantization:
+        args.append("--quantization=" + {"fp8": "fp8", "int4": "awq"}[deployment.quantization])
+    return args
+
+
+def _labels(tags: dict[str, str]) -> dict[str, str]:
+    """GCP labels allow lowercase letters, digits, '_' and '-', up to 63 characters."""
+    return {_LABEL_INVALID.sub("_", k.lower())[:63]: _LABEL_INVALID.sub("_", v.lower())[:63] for k, v in tags.items()}
+
+
+def _deployed_model_id(endpoint: Any, model_name: str) -> str | None:
+    return next((d.id for d in endpoint.deployed_models if d.model == model_name), None)
+
+
+_client_cache: dict[tuple[str, str], tuple[Any, Any]] = {}
+
+
+def _clients(region: str, settings: dict[str, Any]) -> tuple[Any, Any]:
+    """A ModelServiceClient and an EndpointServiceClient for the region, over REST."""
+    endpoint = settings.get("endpoint") or f"https://{region}-aiplatform.googleapis.com"
+    key = (region, endpoint)
+    if key not in _client_cache:
+        try:
+            import google.auth
+            from google.cloud import aiplatform_v1beta1 as vertex
+        except ImportError as exc:
+            raise ProviderError("the gcp provider needs google-cloud-aiplatform: pip install 'llamadeploy[gcp]'") from exc
+        with _translated():
+            credentials, _ = google.auth.default(scopes=_SCOPES)
+        options = {"api_endpoint": endpoint}
+        _client_cache[key] = (
+            vertex.ModelServiceClient(credentials=credentials, transport="rest", client_options=options),
+            vertex.EndpointServiceClient(credentials=credentials, transport="rest", client_options=options),
+        )
+    return _client_cache[key]
+
+
+def _optional(call: Callable[[], Any]) -> Any:
+    try:
+        with _translated():
+            return call()
+    except NotFoundError:
+        return None
+
+
+def _exists(call: Callable[[], Any]) -> bool:
+    return _optional(call) is not None
+
+
+@contextlib.contextmanager
+def _translated() -> Iterator[None]:
+    """Turn google-api-core's and google-auth's exceptions into llamadeploy's typed provider errors."""
+    from google.api_core import exceptions as api
+    from google.auth import exceptions as auth
+
+    try:
+        yield
+    except ProviderError:
+        raise
+    except api.NotFound as exc:
+        raise NotFoundError(exc.message) from exc
+    except (api.Unauthenticated, api.PermissionDenied, api.Unauthorized, api.Forbidden) as exc:  # gRPC-style and HTTP-style
+        raise AuthError(f"Google denied the request ({exc.message}); check `gcloud auth application-default login` and roles/aiplatform.user") from exc
+    except api.GoogleAPICallError as exc:
+        raise _typed(exc) from exc
+    except auth.DefaultCredentialsError as exc:
+        raise AuthError(f"no Google credentials found: run `gcloud auth application-default login` or set GOOGLE_APPLICATION_CREDENTIALS ({exc})") from exc
+    except auth.GoogleAuthError as exc:
+        raise AuthError(f"Google refused the credentials: {exc}") from exc
+
+
+def _typed(exc: Any) -> ProviderError:
+    message = str(exc.message)
+    lowered = message.lower()
+    if "quota" in lowered:
+        return QuotaError(f"Vertex AI quota exceeded ({message}); request more in IAM & Admin > Quotas, or plan another machine or cloud")
+    if "enough resources" in lowered or "stockout" in lowered or "capacity" in lowered:
+        return CapacityError(f"Vertex AI has no capacity for this machine now ({message}); try another region or cloud")
+    if exc.code == 429:
+        return ThrottledError(f"Vertex AI is throttling requests ({message})")
+    if exc.code in (400, 409, 412):
+        return InvalidRequestError(f"Vertex AI rejected the request ({message})")
+    return ProviderError(f"Google Cloud error ({message})")

@@ -16,6 +16,7 @@ from click.testing import CliRunner
 from orchestrator.cli import cli
 from tests.emulators.aws import AwsStandIn
 from tests.emulators.azure import RESOURCE_GROUP, SUBSCRIPTION, WORKSPACE, AzureStandIn
+from tests.emulators.gcp import PROJECT, GcpStandIn
 
 ROLE = "arn:aws:iam::123456789012:role/SageMakerExecution"
 HF_TOKEN = "hf_NotARealTokenButSecret123"
@@ -47,6 +48,7 @@ class Cloud(Protocol):
     def delete_endpoint_by_hand(self, name: str) -> None: ...
     def creates(self) -> int: ...
     def endpoint_creates(self) -> int: ...
+    def created_twice(self) -> list[str]: ...
     def received(self) -> dict[str, Any]: ...
 
 
@@ -102,6 +104,11 @@ class AwsCloud:
 
     def endpoint_creates(self) -> int:
         return len(self.stand_in.calls("CreateEndpoint"))
+
+    def created_twice(self) -> list[str]:
+        names = [body[key] for action, key in (("CreateModel", "ModelName"), ("CreateEndpointConfig", "EndpointConfigName"),
+                                               ("CreateEndpoint", "EndpointName")) for body in self.stand_in.calls(action)]  # fmt: skip
+        return sorted({n for n in names if names.count(n) > 1})
 
     def received(self) -> dict[str, Any]:
         (model,) = self.stand_in.calls("CreateModel")
@@ -181,6 +188,9 @@ class AzureCloud:
     def endpoint_creates(self) -> int:
         return sum(1 for kind, _ in self.stand_in.creations if kind == "endpoint")
 
+    def created_twice(self) -> list[str]:
+        return _repeated(self.stand_in.creations)
+
     def received(self) -> dict[str, Any]:
         (deployment,) = self.stand_in.received("PUT", "deployment")
         (autoscale,) = self.stand_in.received("PUT", "autoscale")
@@ -201,4 +211,81 @@ class AzureCloud:
         }
 
 
-HARNESSES: dict[str, type] = {"aws": AwsCloud, "azure": AzureCloud}
+@dataclass
+class GcpCloud:
+    stand_in: GcpStandIn
+    name: str = "gcp"
+    endpoint_type: str = "aiplatform.googleapis.com/Endpoint"
+    capacity_text: str = "does not have enough resources available"
+    quota_text: str = "exceed quota limits"
+    # Vertex AI has no secret references in a serving container's environment either.
+    secrets_stay_out_of_the_deployment: bool = False
+
+    def placement(self) -> str:
+        return f"placement:\n  gcp:\n    region: us-central1\n    project: {PROJECT}\n    endpoint: {self.stand_in.url}\n"
+
+    def environment(self) -> dict[str, str]:
+        # Application Default Credentials: an authorized_user file whose token_uri is the stand-in.
+        return {"GOOGLE_APPLICATION_CREDENTIALS": str(self.stand_in.credentials_file)}
+
+    def inventory(self) -> dict[str, list[str]]:
+        return self.stand_in.inventory()
+
+    def empty(self) -> bool:
+        return not any(self.inventory().values())
+
+    def ready_after_polls(self, polls: int) -> None:
+        self.stand_in.faults.polls = polls
+
+    def make_ready(self) -> None:
+        self.stand_in.finish_operations()
+
+    def fail_capacity(self, instance_type: str) -> None:
+        self.stand_in.faults.capacity_for.add(instance_type)
+
+    def fail_quota(self, instance_type: str) -> None:
+        self.stand_in.faults.quota_for.add(instance_type)
+
+    def throttle(self) -> None:
+        self.stand_in.faults.throttle_next = 4  # google-api-core does not retry 429 here; the engine does
+
+    def throttling_was_respected(self, stderr: str) -> bool:
+        return "throttling requests; retry" in stderr
+
+    def delete_endpoint_by_hand(self, name: str) -> None:
+        self.stand_in.delete_endpoint_by_hand(name)
+
+    def creates(self) -> int:
+        return len(self.stand_in.creations)
+
+    def endpoint_creates(self) -> int:
+        return sum(1 for kind, _ in self.stand_in.creations if kind == "endpoint")
+
+    def created_twice(self) -> list[str]:
+        return _repeated(self.stand_in.creations)
+
+    def received(self) -> dict[str, Any]:
+        (upload,) = self.stand_in.received("upload")
+        (deploy,) = self.stand_in.received("deploy")
+        container = upload["model"]["containerSpec"]
+        dedicated = deploy["deployedModel"]["dedicatedResources"]
+        args = dict(a.removeprefix("--").split("=", 1) for a in container["args"] if "=" in a)
+        return {
+            "instance_type": dedicated["machineSpec"]["machineType"],
+            "instance_count": dedicated["minReplicaCount"],
+            "min_replicas": dedicated["minReplicaCount"],
+            "max_replicas": dedicated["maxReplicaCount"],
+            "concurrency": int(args["max-num-seqs"]),
+            "model_id": args["model"],
+            "max_model_len": args["max-model-len"],
+            "environment": {e["name"]: e["value"] for e in container.get("env", [])},
+            "tags": upload["model"]["labels"],
+            "deployment_request": json.dumps(deploy),
+        }
+
+
+def _repeated(creations: list[tuple[str, str]]) -> list[str]:
+    return sorted({f"{kind} {name}" for kind, name in creations if creations.count((kind, name)) > 1})
+
+
+HARNESSES: dict[str, type] = {"aws": AwsCloud, "azure": AzureCloud, "gcp": GcpCloud}

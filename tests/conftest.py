@@ -15,6 +15,7 @@ from orchestrator.spec import load_stack
 from tests.clouds import HARNESSES, HF_TOKEN, Cloud
 from tests.emulators.aws import CREDENTIALS, AwsStandIn
 from tests.emulators.azure import AzureStandIn
+from tests.emulators.gcp import GcpStandIn
 
 DATA = Path(__file__).parent / "data"
 REPO = Path(__file__).parent.parent
@@ -52,6 +53,13 @@ def aws_stand_in() -> Iterator[AwsStandIn]:
 @pytest.fixture(scope="session")
 def azure_stand_in() -> Iterator[AzureStandIn]:
     stand_in = AzureStandIn()
+    yield stand_in
+    stand_in.stop()
+
+
+@pytest.fixture(scope="session")
+def gcp_stand_in() -> Iterator[GcpStandIn]:
+    stand_in = GcpStandIn()
     yield stand_in
     stand_in.stop()
 

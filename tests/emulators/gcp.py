@@ -1,0 +1,323 @@
+"""Vertex AI's REST API (v1 and v1beta1) for models and endpoints, on 127.0.0.1.
+
+Enough for google-cloud-aiplatform's GAPIC clients over the REST transport: models:upload,
+models get/list/delete, endpoints create/get/list/delete, :deployModel and :undeployModel, all
+as long-running operations that finish after N polls, plus the OAuth token route that a
+service-account ADC file's `token_uri` points at (the file carries a freshly generated RSA
+key), so google-auth's real signing and refresh run over loopback.
+
+It rejects what Vertex rejects that matters here (an accelerator the machine type cannot carry,
+deleting a model still deployed or an endpoint with deployed models), injects faults (quota and
+stockout inside the deploy operation, 429, 503), records requests and keeps an inventory.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import re
+import tempfile
+import threading
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+PROJECT = "llm-prod"
+_TYPES = "type.googleapis.com/google.cloud.aiplatform.v1beta1"
+# Which accelerators each machine family carries, and how many (as Compute Engine sells them).
+MACHINES = {
+    "g2-standard-": ("NVIDIA_L4", {4: 1, 8: 1, 12: 1, 16: 1, 24: 2, 32: 1, 48: 4, 96: 8}),
+    "a2-highgpu-": ("NVIDIA_TESLA_A100", {1: 1, 2: 2, 4: 4, 8: 8}),
+    "a2-ultragpu-": ("NVIDIA_A100_80GB", {1: 1, 2: 2, 4: 4, 8: 8}),
+    "a3-highgpu-": ("NVIDIA_H100_80GB", {1: 1, 2: 2, 4: 4, 8: 8}),
+    "a3-ultragpu-": ("NVIDIA_H200_141GB", {8: 8}),
+}
+# The REST transport sends enums as integers; these are AcceleratorType's numbers.
+ACCELERATOR_NUMBERS = {2: "NVIDIA_TESLA_P100", 8: "NVIDIA_TESLA_A100", 9: "NVIDIA_A100_80GB", 11: "NVIDIA_L4",
+                       13: "NVIDIA_H100_80GB", 14: "NVIDIA_H100_MEGA_80GB", 15: "NVIDIA_H200_141GB"}  # fmt: skip
+# The REST transport polls operations under /ui/, the first of its HTTP rules for them.
+_LOC = r"/(?:v1|v1beta1|ui)/projects/(?P<project>[^/]+)/locations/(?P<location>[^/:]+)"
+_ROUTES = [
+    ("upload", "POST", re.compile(_LOC + r"/models:upload$")),
+    ("models", "GET", re.compile(_LOC + r"/models$")),
+    ("model", "*", re.compile(_LOC + r"/models/(?P<id>[^/:]+)$")),
+    ("endpoints", "*", re.compile(_LOC + r"/endpoints$")),
+    ("deploy", "POST", re.compile(_LOC + r"/endpoints/(?P<id>[^/:]+):deployModel$")),
+    ("undeploy", "POST", re.compile(_LOC + r"/endpoints/(?P<id>[^/:]+):undeployModel$")),
+    ("endpoint", "*", re.compile(_LOC + r"/endpoints/(?P<id>[^/:]+)$")),
+    ("operation", "GET", re.compile(_LOC + r"/(?:.*/)?operations/(?P<id>\d+)$")),
+    ("token", "POST", re.compile(r"/token$")),
+]
+
+
+@dataclass
+class Request:
+    method: str
+    kind: str
+    path: str
+    body: dict[str, Any]
+
+
+@dataclass
+class Faults:
+    """What the stand-in does to the next requests; tests set these fields."""
+
+    polls: int = 0
+    quota_for: set[str] = field(default_factory=set)  # machine types whose deploy fails on quota
+    capacity_for: set[str] = field(default_factory=set)  # machine types whose deploy hits a stockout
+    throttle_next: int = 0
+    unavailable_next: int = 0
+
+
+@dataclass
+class _Operation:
+    name: str
+    polls_left: int
+    on_done: Any
+    response: dict[str, Any] | None = None
+    error: dict[str, Any] | None = None
+
+
+class GcpStandIn:
+    """The Vertex AI stand-in; point the GAPIC clients' api_endpoint and the ADC file at it."""
+
+    def __init__(self) -> None:
+        self.faults = Faults()
+        self.requests: list[Request] = []
+        self.models: dict[str, dict[str, Any]] = {}
+        self.endpoints: dict[str, dict[str, Any]] = {}
+        self.creations: list[tuple[str, str]] = []
+        self._operations: dict[str, _Operation] = {}
+        self._ids = itertools.count(1000)
+        self._lock = threading.RLock()
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(self))
+        self._server.daemon_threads = True
+        threading.Thread(target=self._server.serve_forever, daemon=True).start()
+        self.url = f"http://127.0.0.1:{self._server.server_address[1]}"
+        self._dir = tempfile.TemporaryDirectory(prefix="gcp-stand-in-")
+        self.credentials_file = Path(self._dir.name) / "adc.json"
+        self.credentials_file.write_text(json.dumps({
+            "type": "service_account", "project_id": PROJECT, "private_key_id": "test", "private_key": _private_key_pem(),
+            "client_email": f"llamadeploy-test@{PROJECT}.iam.gserviceaccount.com", "client_id": "1", "token_uri": f"{self.url}/token",
+        }))  # fmt: skip
+
+    def stop(self) -> None:
+        self._server.shutdown()
+        self._dir.cleanup()
+
+    def reset(self) -> None:
+        with self._lock:
+            self.faults = Faults()
+            self.requests.clear()
+            self.models.clear()
+            self.endpoints.clear()
+            self.creations.clear()
+            self._operations.clear()
+
+    def inventory(self) -> dict[str, list[str]]:
+        with self._lock:
+            return {
+                "models": sorted(self.models),
+                "endpoints": sorted(self.endpoints),
+                "deployed_models": sorted(f"{e}/{d['id']}" for e, ep in self.endpoints.items() for d in ep["deployedModels"]),
+            }
+
+    def received(self, kind: str) -> list[dict[str, Any]]:
+        return [r.body for r in self.requests if r.kind == kind]
+
+    def finish_operations(self) -> None:
+        with self._lock:
+            self.faults.polls = 0
+            for operation in self._operations.values():
+                operation.polls_left = 0
+                self._complete(operation)
+
+    def delete_endpoint_by_hand(self, endpoint_id: str) -> None:
+        with self._lock:
+            self.endpoints.pop(endpoint_id, None)
+
+    def handle(self, method: str, path: str, query: dict[str, list[str]], body: dict[str, Any]) -> tuple[int, Any, dict[str, str]]:
+        kind, match = next(((k, m) for k, verb, pattern in _ROUTES if verb in ("*", method) and (m := pattern.search(path))), ("unknown", None))
+        self.requests.append(Request(method, kind, path, body))
+        with self._lock:
+            if kind == "token":
+                return 200, {"access_token": "test-token", "expires_in": 3600, "token_type": "Bearer"}, {}
+            if self.faults.throttle_next > 0:
+                self.faults.throttle_next -= 1
+                return 429, _error(429, "RESOURCE_EXHAUSTED", "Too many requests to aiplatform.googleapis.com; retry later"), {}
+            if self.faults.unavailable_next > 0:
+                self.faults.unavailable_next -= 1
+                return 503, _error(503, "UNAVAILABLE", "The service is currently unavailable."), {}
+            if match is None:
+                return 404, _error(404, "NOT_FOUND", f"no route for {method} {path}"), {}
+            groups = match.groupdict()
+            if groups.get("project") != PROJECT:
+                return 403, _error(403, "PERMISSION_DENIED", f"Permission denied on project {groups.get('project')}"), {}
+            parent = f"projects/{groups['project']}/locations/{groups['location']}"
+            return getattr(self, f"_{kind}")(method, parent, query, body, groups.get("id"))
+
+    def _upload(self, method: str, parent: str, query: dict[str, list[str]], body: dict[str, Any], _: Any) -> tuple[int, Any, dict[str, str]]:
+        model_id = body.get("modelId") or str(next(self._ids))
+        if model_id in self.models:
+            return 409, _error(409, "ALREADY_EXISTS", f"Model {model_id} already exists"), {}
+        model = {**body["model"], "name": f"{parent}/models/{model_id}", "supportedDeploymentResourcesTypes": ["DEDICATED_RESOURCES"]}
+        self.models[model_id] = model
+        self.creations.append(("model", model_id))
+        return self._start(parent, None, {"@type": f"{_TYPES}.UploadModelResponse", "model": model["name"]})
+
+    def _models(self, method: str, parent: str, query: dict[str, list[str]], body: dict[str, Any], _: Any) -> tuple[int, Any, dict[str, str]]:
+        return 200, {"models": list(self.models.values())}, {}
+
+    def _model(self, method: str, parent: str, query: dict[str, list[str]], body: dict[str, Any], model_id: str) -> tuple[int, Any, dict[str, str]]:
+        if model_id not in self.models:
+            return 404, _error(404, "NOT_FOUND", f"Model {parent}/models/{model_id} is not found."), {}
+        if method == "DELETE":
+            name = self.models[model_id]["name"]
+            if any(d["model"] == name for e in self.endpoints.values() for d in e["deployedModels"]):
+                return 400, _error(400, "FAILED_PRECONDITION", f"The Model {name} is deployed or being deployed; undeploy it first"), {}
+            return self._start(parent, lambda: self.models.pop(model_id, None), {"@type": "type.googleapis.com/google.protobuf.Empty"})
+        return 200, self.models[model_id], {}
+
+    def _endpoints(self, method: str, parent: str, query: dict[str, list[str]], body: dict[str, Any], _: Any) -> tuple[int, Any, dict[str, str]]:
+        if method == "GET":
+            return 200, {"endpoints": list(self.endpoints.values())}, {}
+        endpoint_id = (query.get("endpointId") or [str(next(self._ids))])[0]
+        if endpoint_id in self.endpoints:
+            return 409, _error(409, "ALREADY_EXISTS", f"Endpoint {endpoint_id} already exists"), {}
+        endpoint = {**body, "name": f"{parent}/endpoints/{endpoint_id}", "deployedModels": [], "trafficSplit": {}}
+        self.endpoints[endpoint_id] = endpoint
+        self.creations.append(("endpoint", endpoint_id))
+        return self._start(parent, None, {"@type": f"{_TYPES}.Endpoint", **endpoint})
+
+    def _endpoint(self, method: str, parent: str, query: dict[str, list[str]], body: dict[str, Any], endpoint_id: str) -> tuple[int, Any, dict[str, str]]:
+        if endpoint_id not in self.endpoints:
+            return 404, _error(404, "NOT_FOUND", f"Endpoint {parent}/endpoints/{endpoint_id} is not found."), {}
+        if method == "DELETE":
+            if self.endpoints[endpoint_id]["deployedModels"]:
+                return 400, _error(400, "FAILED_PRECONDITION", "The Endpoint has deployed models; undeploy them first"), {}
+            return self._start(parent, lambda: self.endpoints.pop(endpoint_id, None), {"@type": "type.googleapis.com/google.protobuf.Empty"})
+        return 200, self.endpoints[endpoint_id], {}
+
+    def _deploy(self, method: str, parent: str, query: dict[str, list[str]], body: dict[str, Any], endpoint_id: str) -> tuple[int, Any, dict[str, str]]:
+        endpoint = self.endpoints.get(endpoint_id)
+        if endpoint is None:
+            return 404, _error(404, "NOT_FOUND", f"Endpoint {parent}/endpoints/{endpoint_id} is not found."), {}
+        deployed = body["deployedModel"]
+        if deployed["model"].rsplit("/", 1)[-1] not in self.models:
+            return 404, _error(404, "NOT_FOUND", f"Model {deployed['model']} is not found."), {}
+        spec = deployed.get("dedicatedResources", {}).get("machineSpec", {})
+        machine = spec.get("machineType", "")
+        problem = _accelerator_problem(machine, spec.get("acceleratorType"), spec.get("acceleratorCount", 0))
+        if problem:
+            return 400, _error(400, "INVALID_ARGUMENT", problem), {}
+        record = {**deployed, "id": str(next(self._ids))}
+        error = None
+        if machine in self.faults.quota_for:
+            error = {"code": 8, "message": f"The following quota metrics exceed quota limits: aiplatform.googleapis.com/custom_model_serving_{machine}"}
+        elif machine in self.faults.capacity_for:
+            error = {"code": 8, "message": f"The zone does not have enough resources available to fulfill the request ({machine} stockout). Try a different zone."}
+
+        def done() -> None:
+            if error is None:
+                endpoint["deployedModels"].append(record)
+                endpoint["trafficSplit"] = {record["id"]: 100}
+                self.creations.append(("deployed_model", record["id"]))
+
+        return self._start(parent, done, {"@type": f"{_TYPES}.DeployModelResponse", "deployedModel": record}, error)
+
+    def _undeploy(self, method: str, parent: str, query: dict[str, list[str]], body: dict[str, Any], endpoint_id: str) -> tuple[int, Any, dict[str, str]]:
+        endpoint = self.endpoints.get(endpoint_id)
+        if endpoint is None:
+            return 404, _error(404, "NOT_FOUND", f"Endpoint {parent}/endpoints/{endpoint_id} is not found."), {}
+        wanted = body.get("deployedModelId")
+        if not any(d["id"] == wanted for d in endpoint["deployedModels"]):
+            return 404, _error(404, "NOT_FOUND", f"Deployed model {wanted} is not found."), {}
+
+        def done() -> None:
+            endpoint["deployedModels"] = [d for d in endpoint["deployedModels"] if d["id"] != wanted]
+            endpoint["trafficSplit"] = {}
+
+        return self._start(parent, done, {"@type": f"{_TYPES}.UndeployModelResponse"})
+
+    def _operation(self, method: str, parent: str, query: dict[str, list[str]], body: dict[str, Any], operation_id: str) -> tuple[int, Any, dict[str, str]]:
+        operation = self._operations.get(operation_id)
+        if operation is None:
+            return 404, _error(404, "NOT_FOUND", f"operation {operation_id} not found"), {}
+        if operation.polls_left > 0:
+            operation.polls_left -= 1
+            return 200, {"name": operation.name, "done": False}, {}
+        self._complete(operation)
+        answer: dict[str, Any] = {"name": operation.name, "done": True}
+        answer.update({"error": operation.error} if operation.error else {"response": operation.response})
+        return 200, answer, {}
+
+    def _start(self, parent: str, on_done: Any, response: dict[str, Any], error: dict[str, Any] | None = None) -> tuple[int, Any, dict[str, str]]:
+        operation_id = str(next(self._ids))
+        operation = _Operation(f"{parent}/operations/{operation_id}", self.faults.polls, on_done, response, error)
+        self._operations[operation_id] = operation
+        if operation.polls_left == 0:
+            self._complete(operation)
+            return 200, {"name": operation.name, "done": True, **({"error": error} if error else {"response": response})}, {}
+        return 200, {"name": operation.name, "done": False}, {}
+
+    def _complete(self, operation: _Operation) -> None:
+        if operation.on_done is not None:
+            operation.on_done()
+            operation.on_done = None
+
+
+def _private_key_pem() -> str:
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    return key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()).decode()
+
+
+def _accelerator_problem(machine: str, accelerator: Any, count: int) -> str | None:
+    name = ACCELERATOR_NUMBERS.get(accelerator, accelerator) if isinstance(accelerator, int) else accelerator
+    family = next(((prefix, spec) for prefix, spec in MACHINES.items() if machine.startswith(prefix)), None)
+    if family is None:
+        return f"Machine type {machine} is not supported for online prediction"
+    prefix, (carried, counts) = family
+    size = int(re.sub(r"\D", "", machine.removeprefix(prefix)) or 0)
+    if name != carried:
+        return f"Accelerator {name} is not supported for machine type {machine}; it carries {carried}"
+    if counts.get(size) != count:
+        return f"Machine type {machine} carries {counts.get(size)} {carried}, not {count}"
+    return None
+
+
+def _error(code: int, status: str, message: str) -> dict[str, Any]:
+    return {"error": {"code": code, "message": message, "status": status}}
+
+
+def _handler(stand_in: GcpStandIn) -> type[BaseHTTPRequestHandler]:
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def log_message(self, *_: object) -> None:
+            return None
+
+        def _serve(self) -> None:
+            length = int(self.headers.get("Content-Length") or 0)
+            raw = self.rfile.read(length) if length else b""
+            url = urlsplit(self.path)
+            content = self.headers.get("Content-Type", "")
+            body = json.loads(raw) if raw.strip() and "json" in content else {}
+            status, answer, headers = stand_in.handle(self.command, url.path, parse_qs(url.query), body)
+            data = json.dumps(answer).encode()
+            self.send_response(status)
+            self.send_header("Content-Type", "application/json")
+            for key, value in headers.items():
+                self.send_header(key, value)
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+
+        do_GET = do_POST = do_DELETE = do_PATCH = _serve
+
+    return Handler
+
