@@ -17,6 +17,9 @@ from orchestrator.cli import cli
 from tests.emulators.aws import AwsStandIn
 from tests.emulators.azure import RESOURCE_GROUP, SUBSCRIPTION, WORKSPACE, AzureStandIn
 from tests.emulators.gcp import PROJECT, GcpStandIn
+from tests.emulators.oci import COMPARTMENT
+from tests.emulators.oci import PROJECT as OCI_PROJECT
+from tests.emulators.oci import OciStandIn
 
 ROLE = "arn:aws:iam::123456789012:role/SageMakerExecution"
 HF_TOKEN = "hf_NotARealTokenButSecret123"
@@ -284,8 +287,86 @@ class GcpCloud:
         }
 
 
+@dataclass
+class OciCloud:
+    stand_in: OciStandIn
+    name: str = "oci"
+    endpoint_type: str = "oci:DataScience/ModelDeployment"
+    capacity_text: str = "Out of host capacity"
+    quota_text: str = "LimitExceeded"
+    # OCI model deployments take secrets only as plain environment variables too.
+    secrets_stay_out_of_the_deployment: bool = False
+
+    def placement(self) -> str:
+        return (
+            "serving:\n  image: iad.ocir.io/llamadeploy/vllm:0.11\n  env: {VLLM_LOGGING_LEVEL: INFO}\n"
+            f"placement:\n  oci:\n    region: us-ashburn-1\n    compartment_id: {COMPARTMENT}\n    project_id: {OCI_PROJECT}\n"
+            f"    endpoint: {self.stand_in.url}\n"
+        )
+
+    def environment(self) -> dict[str, str]:
+        return {"OCI_CONFIG_FILE": str(self.stand_in.write_config())}
+
+    def inventory(self) -> dict[str, list[str]]:
+        return self.stand_in.inventory()
+
+    def empty(self) -> bool:
+        return not any(self.inventory().values())
+
+    def ready_after_polls(self, polls: int) -> None:
+        self.stand_in.faults.polls = polls
+
+    def make_ready(self) -> None:
+        self.stand_in.finish_work()
+
+    def fail_capacity(self, instance_type: str) -> None:
+        self.stand_in.faults.capacity_for.add(instance_type)
+
+    def fail_quota(self, instance_type: str) -> None:
+        self.stand_in.faults.limit_for.add(instance_type)
+
+    def throttle(self) -> None:
+        self.stand_in.faults.throttle_next = 4  # the SDK's retries are off; the engine retries
+
+    def throttling_was_respected(self, stderr: str) -> bool:
+        return "throttling requests; retry" in stderr
+
+    def delete_endpoint_by_hand(self, name: str) -> None:
+        self.stand_in.delete_deployment_by_hand(name)
+
+    def creates(self) -> int:
+        return len(self.stand_in.creations)
+
+    def endpoint_creates(self) -> int:
+        return sum(1 for kind, _ in self.stand_in.creations if kind == "model_deployment")
+
+    def created_twice(self) -> list[str]:
+        return _repeated(self.stand_in.creations)
+
+    def received(self) -> dict[str, Any]:
+        (created,) = self.stand_in.received("POST", "deployments")
+        configuration = created["modelDeploymentConfigurationDetails"]
+        model = configuration["modelConfigurationDetails"]
+        environment = configuration["environmentConfigurationDetails"]
+        policy = model["scalingPolicy"]["autoScalingPolicies"][0]
+        command = environment["cmd"]
+        args = dict(a.removeprefix("--").split("=", 1) for a in command if a.startswith("--"))
+        return {
+            "instance_type": model["instanceConfiguration"]["instanceShapeName"],
+            "instance_count": policy["initialInstanceCount"],
+            "min_replicas": policy["minimumInstanceCount"],
+            "max_replicas": policy["maximumInstanceCount"],
+            "concurrency": int(args["max-num-seqs"]),
+            "model_id": command[2],
+            "max_model_len": args["max-model-len"],
+            "environment": environment["environmentVariables"],
+            "tags": created["freeformTags"],
+            "deployment_request": json.dumps(created),
+        }
+
+
 def _repeated(creations: list[tuple[str, str]]) -> list[str]:
     return sorted({f"{kind} {name}" for kind, name in creations if creations.count((kind, name)) > 1})
 
 
-HARNESSES: dict[str, type] = {"aws": AwsCloud, "azure": AzureCloud, "gcp": GcpCloud}
+HARNESSES: dict[str, type] = {"aws": AwsCloud, "azure": AzureCloud, "gcp": GcpCloud, "oci": OciCloud}

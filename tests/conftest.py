@@ -16,6 +16,7 @@ from tests.clouds import HARNESSES, HF_TOKEN, Cloud
 from tests.emulators.aws import CREDENTIALS, AwsStandIn
 from tests.emulators.azure import AzureStandIn
 from tests.emulators.gcp import GcpStandIn
+from tests.emulators.oci import OciStandIn
 
 DATA = Path(__file__).parent / "data"
 REPO = Path(__file__).parent.parent
@@ -64,6 +65,13 @@ def gcp_stand_in() -> Iterator[GcpStandIn]:
     stand_in.stop()
 
 
+@pytest.fixture(scope="session")
+def oci_stand_in() -> Iterator[OciStandIn]:
+    stand_in = OciStandIn()
+    yield stand_in
+    stand_in.stop()
+
+
 @pytest.fixture(params=list(HARNESSES))
 def cloud(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Cloud:
     """One cloud's stand-in, reset, with an environment that reaches it and nothing else."""
@@ -83,10 +91,12 @@ def cloud(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch, tmp_p
 @pytest.fixture
 def stack(cloud: Cloud, tmp_path: Path) -> Path:
     path = tmp_path / "stack.yaml"
+    placement = cloud.placement()
+    serving = "" if placement.startswith("serving:") else "serving:\n  env: {VLLM_LOGGING_LEVEL: INFO}\n"
     path.write_text(
         "name: chat\nmodel: llama3.2-1b-instruct\nmax_context: 8192\nconcurrency: 8\n"
         "autoscaling: {min_replicas: 1, max_replicas: 3, target_concurrent_requests: 6}\n"
-        "serving:\n  env: {VLLM_LOGGING_LEVEL: INFO}\ntags: {team: ml}\n" + cloud.placement()
+        f"{serving}tags: {{team: ml}}\n" + placement
     )
     return path
 

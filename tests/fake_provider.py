@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, ClassVar
 
-from providers.base import Deployed, Endpoint, Events, LiveStatus, NotFoundError, Provider, Resource, resource_tags
+from providers.base import CloudService, Deployed, Endpoint, Events, LiveStatus, NotFoundError, Provider, Resource, resource_tags
 
 if TYPE_CHECKING:
     from orchestrator.planner import Plan
@@ -50,3 +50,14 @@ class FakeProvider(Provider):
 
     def endpoint(self, deployed: Deployed) -> Endpoint:
         return Endpoint(deployed.url, "none", f"curl {deployed.url}")
+
+
+class PlanOnlyService(CloudService):
+    """A plugin that can be planned and priced but not deployed (no live operations yet)."""
+
+    name = "planonly"
+    service = "Plan-only serving"
+    default_region = "moon-1"
+
+    def resources(self, plan: Plan) -> list[Resource]:
+        return [Resource("planonly::Endpoint", plan.deployment.name)]

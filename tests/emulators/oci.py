@@ -1,0 +1,287 @@
+"""OCI Data Science (API 20190101) models, model deployments and work requests, on 127.0.0.1.
+
+Enough for the `oci` SDK's DataScienceClient to run unmodified over real HTTP with a real
+request signer (the stand-in insists on a `Signature` authorization header): models with an
+artifact, model deployments whose work request and lifecycle advance over N polls, work
+request errors, and the lists the SDK pages through. Deleted resources stay listed as DELETED
+for a while, as in OCI.
+
+It rejects what OCI rejects that matters here (an unknown shape, a deployment of a missing
+model), injects faults (LimitExceeded at create, out of host capacity in the work request,
+429), records requests and keeps an inventory. `write_config()` writes an SDK config file
+with a freshly generated RSA key, which the SDK's validate_config accepts.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import re
+import tempfile
+import threading
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+COMPARTMENT = "ocid1.compartment.oc1..llamadeploytest"
+PROJECT = "ocid1.datascienceproject.oc1.iad.llamadeploytest"
+SHAPES = {"VM.GPU.A10.1", "VM.GPU.A10.2", "BM.GPU.A10.4", "BM.GPU4.8", "BM.GPU.A100-v2.8", "BM.GPU.L40S.4", "BM.GPU.H100.8", "BM.GPU.H200.8"}
+_ROUTES = [
+    ("models", re.compile(r"^/20190101/models$")),
+    ("artifact", re.compile(r"^/20190101/models/(?P<id>[^/]+)/artifact$")),
+    ("model", re.compile(r"^/20190101/models/(?P<id>[^/]+)$")),
+    ("deployments", re.compile(r"^/20190101/modelDeployments$")),
+    ("deployment", re.compile(r"^/20190101/modelDeployments/(?P<id>[^/]+)$")),
+    ("errors", re.compile(r"^/20190101/workRequests/(?P<id>[^/]+)/errors$")),
+    ("work_request", re.compile(r"^/20190101/workRequests/(?P<id>[^/]+)$")),
+]
+
+
+@dataclass
+class Request:
+    method: str
+    kind: str
+    body: dict[str, Any]
+
+
+@dataclass
+class Faults:
+    polls: int = 0
+    limit_for: set[str] = field(default_factory=set)  # shapes whose deployment fails on service limits
+    capacity_for: set[str] = field(default_factory=set)  # shapes whose work request fails: out of host capacity
+    throttle_next: int = 0
+
+
+@dataclass
+class _WorkRequest:
+    id: str
+    operation: str
+    resource_id: str
+    polls_left: int
+    on_done: Any
+    error: str | None = None
+    status: str = "IN_PROGRESS"
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+class OciStandIn:
+    """The Data Science stand-in; point DataScienceClient's service_endpoint at `url`."""
+
+    def __init__(self) -> None:
+        self.faults = Faults()
+        self.requests: list[Request] = []
+        self.models: dict[str, dict[str, Any]] = {}
+        self.deployments: dict[str, dict[str, Any]] = {}
+        self.creations: list[tuple[str, str]] = []
+        self._work: dict[str, _WorkRequest] = {}
+        self._ids = itertools.count(1)
+        self._lock = threading.RLock()
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(self))
+        self._server.daemon_threads = True
+        threading.Thread(target=self._server.serve_forever, daemon=True).start()
+        self.url = f"http://127.0.0.1:{self._server.server_address[1]}"
+        self._dir = tempfile.TemporaryDirectory(prefix="oci-stand-in-")
+
+    def stop(self) -> None:
+        self._server.shutdown()
+        self._dir.cleanup()
+
+    def write_config(self) -> Path:
+        """An OCI SDK config file (profile DEFAULT) with a new RSA key, as `oci setup config` writes."""
+        from cryptography.hazmat.primitives import serialization
+        from cryptography.hazmat.primitives.asymmetric import rsa
+
+        key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+        key_file = Path(self._dir.name) / "key.pem"
+        key_file.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()))
+        config = Path(self._dir.name) / "config"
+        config.write_text(
+            "[DEFAULT]\nuser=ocid1.user.oc1..llamadeploytest\nfingerprint=12:34:56:78:9a:bc:de:f0:12:34:56:78:9a:bc:de:f0\n"
+            f"key_file={key_file}\ntenancy=ocid1.tenancy.oc1..llamadeploytest\nregion=us-ashburn-1\n"
+        )
+        return config
+
+    def reset(self) -> None:
+        with self._lock:
+            self.faults = Faults()
+            self.requests.clear()
+            self.models.clear()
+            self.deployments.clear()
+            self.creations.clear()
+            self._work.clear()
+
+    def inventory(self) -> dict[str, list[str]]:
+        with self._lock:
+            return {
+                "models": sorted(m["displayName"] for m in self.models.values() if m["lifecycleState"] != "DELETED"),
+                "model_deployments": sorted(d["displayName"] for d in self.deployments.values() if d["lifecycleState"] != "DELETED"),
+            }
+
+    def received(self, method: str, kind: str) -> list[dict[str, Any]]:
+        return [r.body for r in self.requests if r.method == method and r.kind == kind]
+
+    def finish_work(self) -> None:
+        with self._lock:
+            self.faults.polls = 0
+            for work in self._work.values():
+                work.polls_left = 0
+                self._advance(work)
+
+    def delete_deployment_by_hand(self, name: str) -> None:
+        with self._lock:
+            for deployment in self.deployments.values():
+                if deployment["displayName"] == name:
+                    deployment["lifecycleState"] = "DELETED"
+
+    def handle(self, method: str, path: str, query: dict[str, list[str]], body: Any, signed: bool) -> tuple[int, Any, dict[str, str]]:
+        kind, match = next(((k, m) for k, pattern in _ROUTES if (m := pattern.search(path))), ("unknown", None))
+        self.requests.append(Request(method, kind, body if isinstance(body, dict) else {}))
+        with self._lock:
+            if not signed:
+                return 401, _error("NotAuthenticated", "The required information to complete authentication was not provided."), {}
+            if self.faults.throttle_next > 0:
+                self.faults.throttle_next -= 1
+                return 429, _error("TooManyRequests", "Too many requests for the tenancy"), {}
+            if match is None:
+                return 404, _error("NotAuthorizedOrNotFound", f"no route for {method} {path}"), {}
+            return getattr(self, f"_{kind}")(method, query, body, **match.groupdict())
+
+    def _models(self, method: str, query: dict[str, list[str]], body: Any) -> tuple[int, Any, dict[str, str]]:
+        if method == "GET":
+            return 200, _matching(self.models.values(), query), {}
+        model_id = f"ocid1.datasciencemodel.oc1.iad.{next(self._ids)}"
+        model = {**body, "id": model_id, "lifecycleState": "ACTIVE", "timeCreated": _now(), "createdBy": "test"}
+        self.models[model_id] = model
+        self.creations.append(("model", body.get("displayName", "")))
+        return 200, model, {"etag": "1"}
+
+    def _artifact(self, method: str, query: dict[str, list[str]], body: Any, id: str) -> tuple[int, Any, dict[str, str]]:  # noqa: A002
+        if id not in self.models:
+            return 404, _error("NotAuthorizedOrNotFound", f"model {id} not found"), {}
+        self.models[id]["hasArtifact"] = True
+        return 200, None, {}
+
+    def _model(self, method: str, query: dict[str, list[str]], body: Any, id: str) -> tuple[int, Any, dict[str, str]]:  # noqa: A002
+        model = self.models.get(id)
+        if model is None or model["lifecycleState"] == "DELETED":
+            return 404, _error("NotAuthorizedOrNotFound", f"Authorization failed or requested resource not found: model {id}"), {}
+        if method == "DELETE":
+            if any(d["modelDeploymentConfigurationDetails"]["modelConfigurationDetails"]["modelId"] == id
+                   for d in self.deployments.values() if d["lifecycleState"] != "DELETED"):  # fmt: skip
+                return 409, _error("IncorrectState", f"model {id} is used by a model deployment"), {}
+            model["lifecycleState"] = "DELETED"
+            return 204, None, {}
+        return 200, model, {"etag": "1"}
+
+    def _deployments(self, method: str, query: dict[str, list[str]], body: Any) -> tuple[int, Any, dict[str, str]]:
+        if method == "GET":
+            return 200, _matching(self.deployments.values(), query), {}
+        configuration = body["modelDeploymentConfigurationDetails"]["modelConfigurationDetails"]
+        model = self.models.get(configuration["modelId"])
+        if model is None or model["lifecycleState"] == "DELETED":
+            return 404, _error("NotAuthorizedOrNotFound", f"model {configuration['modelId']} not found"), {}
+        shape = configuration["instanceConfiguration"]["instanceShapeName"]
+        if shape not in SHAPES:
+            return 400, _error("InvalidParameter", f"Invalid shape {shape} for model deployment"), {}
+        if shape in self.faults.limit_for:
+            return 400, _error("LimitExceeded", f"The following service limits were exceeded: ds-gpu-{shape.lower()}-count. Request a service limit increase"), {}
+        deployment_id = f"ocid1.datasciencemodeldeployment.oc1.iad.{next(self._ids)}"
+        deployment = {**body, "id": deployment_id, "lifecycleState": "CREATING", "timeCreated": _now(), "createdBy": "test",
+                      "modelDeploymentUrl": f"https://modeldeployment.us-ashburn-1.oci.customer-oci.com/{deployment_id}"}  # fmt: skip
+        self.deployments[deployment_id] = deployment
+        self.creations.append(("model_deployment", body.get("displayName", "")))
+        failure = f"Out of host capacity for shape {shape}. Try again later or use another shape." if shape in self.faults.capacity_for else None
+
+        def done(failed: bool) -> None:
+            deployment["lifecycleState"] = "FAILED" if failed else "ACTIVE"
+
+        return 200, deployment, {"opc-work-request-id": self._start("CREATE_MODEL_DEPLOYMENT", deployment_id, done, failure), "etag": "1"}
+
+    def _deployment(self, method: str, query: dict[str, list[str]], body: Any, id: str) -> tuple[int, Any, dict[str, str]]:  # noqa: A002
+        deployment = self.deployments.get(id)
+        if deployment is None:
+            return 404, _error("NotAuthorizedOrNotFound", f"Authorization failed or requested resource not found: model deployment {id}"), {}
+        if method == "DELETE":
+            if deployment["lifecycleState"] == "DELETED":
+                return 404, _error("NotAuthorizedOrNotFound", f"model deployment {id} not found"), {}
+            deployment["lifecycleState"] = "DELETING"
+            return 202, None, {"opc-work-request-id": self._start("DELETE_MODEL_DEPLOYMENT", id, lambda failed: deployment.update(lifecycleState="DELETED"))}
+        return 200, deployment, {"etag": "1"}
+
+    def _work_request(self, method: str, query: dict[str, list[str]], body: Any, id: str) -> tuple[int, Any, dict[str, str]]:  # noqa: A002
+        work = self._work.get(id)
+        if work is None:
+            return 404, _error("NotAuthorizedOrNotFound", f"work request {id} not found"), {}
+        self._advance(work)
+        return 200, {"id": work.id, "operationType": work.operation, "status": work.status, "compartmentId": COMPARTMENT,
+                     "percentComplete": 100.0 if work.status != "IN_PROGRESS" else 50.0, "timeAccepted": _now(),
+                     "resources": [{"entityType": "modelDeployment", "actionType": "IN_PROGRESS", "identifier": work.resource_id}]}, {}  # fmt: skip
+
+    def _errors(self, method: str, query: dict[str, list[str]], body: Any, id: str) -> tuple[int, Any, dict[str, str]]:  # noqa: A002
+        work = self._work.get(id)
+        errors = [{"code": "InternalError", "message": work.error, "timestamp": _now()}] if work and work.error else []
+        return 200, errors, {}
+
+    def _start(self, operation: str, resource_id: str, on_done: Any, error: str | None = None) -> str:
+        work = _WorkRequest(f"ocid1.datascienceworkrequest.oc1.iad.{next(self._ids)}", operation, resource_id, self.faults.polls, on_done, error)
+        self._work[work.id] = work
+        return work.id
+
+    def _advance(self, work: _WorkRequest) -> None:
+        if work.status != "IN_PROGRESS":
+            return
+        if work.polls_left > 0:
+            work.polls_left -= 1
+            return
+        work.status = "FAILED" if work.error else "SUCCEEDED"
+        work.on_done(work.error is not None)
+
+
+def _matching(items: Any, query: dict[str, list[str]]) -> list[dict[str, Any]]:
+    """A list call's answer: filtered by compartment, project, display name and lifecycle state."""
+    wanted = {"compartmentId": "compartmentId", "projectId": "projectId", "displayName": "displayName", "lifecycleState": "lifecycleState"}
+    return [item for item in items if all(item.get(field) == query[key][0] for key, field in wanted.items() if key in query)]
+
+
+def _error(code: str, message: str) -> dict[str, Any]:
+    return {"code": code, "message": message}
+
+
+def _handler(stand_in: OciStandIn) -> type[BaseHTTPRequestHandler]:
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def log_message(self, *_: object) -> None:
+            return None
+
+        def _serve(self) -> None:
+            length = int(self.headers.get("Content-Length") or 0)
+            raw = self.rfile.read(length) if length else b""
+            url = urlsplit(self.path)
+            body: Any = {}
+            if raw and "json" in self.headers.get("Content-Type", ""):
+                try:
+                    body = json.loads(raw)
+                except (UnicodeDecodeError, json.JSONDecodeError):  # an artifact upload is a zip, whatever its header says
+                    body = {"bytes": len(raw)}
+            signed = self.headers.get("Authorization", "").startswith("Signature ")
+            status, answer, headers = stand_in.handle(self.command, url.path, parse_qs(url.query), body, signed)
+            data = b"" if answer is None else json.dumps(answer).encode()
+            self.send_response(status)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("opc-request-id", "llamadeploy-test")
+            for key, value in headers.items():
+                self.send_header(key, value)
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+
+        do_GET = do_POST = do_PUT = do_DELETE = _serve
+
+    return Handler
