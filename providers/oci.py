@@ -262,11 +262,12 @@ def _active(client: Any, deployment_id: str) -> tuple[bool, str]:
     return data.lifecycle_state == "ACTIVE", data.lifecycle_state
 
 
-_client_cache: dict[tuple[str, str], Any] = {}
+_client_cache: dict[tuple[str, ...], Any] = {}
 
 
 def _client(region: str, settings: dict[str, Any]) -> Any:
-    key = (region, repr(sorted(settings.items())))
+    # How credentials are found is part of the key: the environment decides it, not the settings.
+    key = (region, repr(sorted(settings.items())), os.environ.get("OCI_RESOURCE_PRINCIPAL_VERSION", ""), os.environ.get("OCI_CONFIG_FILE", ""))
     if key not in _client_cache:
         try:
             import oci

@@ -1,0 +1,94 @@
+"""What only OCI has: the deployment as received (shape, counts, scaling, container ports),
+OCIR images, config profiles and resource principals."""
+
+from __future__ import annotations
+
+import base64
+import json
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.clouds import OciCloud, cli_run
+
+pytestmark = pytest.mark.parametrize("cloud", ["oci"], indirect=True)
+
+
+def _created(cloud: OciCloud) -> dict:
+    (created,) = cloud.stand_in.received("POST", "deployments")
+    return created["modelDeploymentConfigurationDetails"]
+
+
+def test_shape_scaling_and_container_as_received(cloud: OciCloud, stack: Path) -> None:
+    code, _, err = cli_run("up", str(stack), "--cloud", "oci", "--yes")
+    assert code == 0, err
+    details = _created(cloud)
+    model = details["modelConfigurationDetails"]
+    assert model["instanceConfiguration"] == {"instanceShapeName": "VM.GPU.A10.1"}
+    policy = model["scalingPolicy"]
+    assert (policy["policyType"], policy["isEnabled"]) == ("AUTOSCALING", True)
+    (threshold,) = policy["autoScalingPolicies"]
+    assert (threshold["minimumInstanceCount"], threshold["maximumInstanceCount"], threshold["initialInstanceCount"]) == (1, 3, 1)
+    (rule,) = threshold["rules"]
+    assert (rule["metricType"], rule["scaleOutConfiguration"]["threshold"], rule["scaleInConfiguration"]["threshold"]) == ("CPU_UTILIZATION", 70, 30)
+    environment = details["environmentConfigurationDetails"]
+    assert (environment["environmentConfigurationType"], environment["image"]) == ("OCIR_CONTAINER", "iad.ocir.io/llamadeploy/vllm:0.11")
+    assert (environment["serverPort"], environment["healthCheckPort"]) == (8080, 8080)
+    assert environment["cmd"][:3] == ["vllm", "serve", "meta-llama/Llama-3.2-1B-Instruct"] and "--port=8080" in environment["cmd"]
+    (model_created,) = cloud.stand_in.received("POST", "models")
+    assert (model_created["displayName"], model_created["freeformTags"]["llamadeploy-deployment"]) == ("chat-model", "chat")
+    assert [r.kind for r in cloud.stand_in.requests].count("artifact") == 1  # bring-your-own-container still needs one
+
+
+def test_fixed_size_when_min_equals_max(cloud: OciCloud, stack: Path) -> None:
+    stack.write_text(stack.read_text().replace("max_replicas: 3", "max_replicas: 1"))
+    assert cli_run("up", str(stack), "--cloud", "oci", "--yes")[0] == 0
+    assert _created(cloud)["modelConfigurationDetails"]["scalingPolicy"] == {"policyType": "FIXED_SIZE", "instanceCount": 1}
+
+
+def test_an_unknown_shape_is_rejected_and_rolled_back(cloud: OciCloud, stack: Path, tmp_path: Path, mini_catalog_path: Path) -> None:
+    offers = tmp_path / "offers.csv"
+    offers.write_text(mini_catalog_path.read_text().splitlines()[0] + "\n"
+                      "oci,OCI Data Science model deployment,us-ashburn-1,VM.GPU.NOPE.1,A10,1,24,30,240,0.5,,VM list price (service bills VM price),test,\n")  # fmt: skip
+    code, _, err = cli_run("--catalog", str(offers), "up", str(stack), "--cloud", "oci", "--yes")
+    assert code == 1 and "Invalid shape VM.GPU.NOPE.1" in err and "rolled back" in err
+    assert cloud.empty(), cloud.inventory()
+
+
+def test_an_ocir_image_is_required(cloud: OciCloud, stack: Path) -> None:
+    stack.write_text(stack.read_text().replace("  image: iad.ocir.io/llamadeploy/vllm:0.11\n", ""))
+    code, _, err = cli_run("up", str(stack), "--cloud", "oci", "--yes")
+    assert code == 1 and "OCI Data Science runs containers from OCIR only" in err and "set serving.image" in err
+    assert cloud.creates() == 0
+
+
+def test_a_named_profile_of_the_config_file(cloud: OciCloud, stack: Path, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    config = Path(cloud.environment()["OCI_CONFIG_FILE"])
+    team = tmp_path / "config"
+    team.write_text(config.read_text().replace("[DEFAULT]", "[team]"))
+    monkeypatch.setenv("OCI_CONFIG_FILE", str(team))
+    code, _, err = cli_run("up", str(stack), "--cloud", "oci", "--yes")
+    assert code == 1 and "OCI configuration problem" in err  # no DEFAULT profile in this file
+    stack.write_text(stack.read_text().replace("    endpoint:", "    profile: team\n    endpoint:"))
+    code, _, err = cli_run("up", str(stack), "--cloud", "oci", "--yes")
+    assert code == 0, err
+
+
+def test_resource_principals(cloud: OciCloud, stack: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()).decode()
+
+    def part(data: dict) -> str:
+        return base64.urlsafe_b64encode(json.dumps(data).encode()).rstrip(b"=").decode()
+
+    token = ".".join([part({"alg": "RS256", "typ": "JWT"}), part({"exp": int(time.time()) + 3600, "res_tenant": "ocid1.tenancy.oc1..t"}), "c2ln"])
+    monkeypatch.delenv("OCI_CONFIG_FILE")
+    for name, value in {"VERSION": "2.2", "RPST": token, "PRIVATE_PEM": pem, "REGION": "us-ashburn-1"}.items():
+        monkeypatch.setenv(f"OCI_RESOURCE_PRINCIPAL_{name}", value)
+    code, _, err = cli_run("up", str(stack), "--cloud", "oci", "--yes")
+    assert code == 0, err
+    assert cloud.inventory()["model_deployments"] == ["chat"]  # the stand-in refuses unsigned requests
