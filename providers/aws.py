@@ -12,7 +12,7 @@ import math
 import re
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from functools import cache
+from functools import cache, partial
 from typing import TYPE_CHECKING, Any
 
 from orchestrator.secrets import resolve_secrets
@@ -32,6 +32,8 @@ from providers.base import (
     Resource,
     ThrottledError,
     create_or_adopt,
+    exists,
+    if_exists,
     resource_tags,
 )
 
@@ -201,18 +203,18 @@ class AwsProvider(Provider):
         target = by_type.get(TARGET) or Resource(TARGET, f"endpoint/{deployed.deployment}/variant/{VARIANT}")
         with _translated():
             if POLICY in by_type:
-                _gone_ok(lambda: scaling.delete_scaling_policy(
+                _optional(lambda: scaling.delete_scaling_policy(
                     PolicyName=by_type[POLICY].name, ServiceNamespace="sagemaker", ResourceId=target.name, ScalableDimension=DIMENSION))  # fmt: skip
             if TARGET in by_type:
-                _gone_ok(lambda: scaling.deregister_scalable_target(ServiceNamespace="sagemaker", ResourceId=target.name, ScalableDimension=DIMENSION))
+                _optional(lambda: scaling.deregister_scalable_target(ServiceNamespace="sagemaker", ResourceId=target.name, ScalableDimension=DIMENSION))
             if ENDPOINT in by_type:
                 name = by_type[ENDPOINT].name
-                _gone_ok(lambda: sagemaker.delete_endpoint(EndpointName=name))
+                _optional(lambda: sagemaker.delete_endpoint(EndpointName=name))
                 events.wait(f"deleting SageMaker endpoint {name}", lambda: _endpoint_gone(sagemaker, name))
             if CONFIG in by_type:
-                _gone_ok(lambda: sagemaker.delete_endpoint_config(EndpointConfigName=by_type[CONFIG].name))
+                _optional(lambda: sagemaker.delete_endpoint_config(EndpointConfigName=by_type[CONFIG].name))
             if MODEL in by_type:
-                _gone_ok(lambda: sagemaker.delete_model(ModelName=by_type[MODEL].name))
+                _optional(lambda: sagemaker.delete_model(ModelName=by_type[MODEL].name))
 
     def remaining(self, deployed: Deployed) -> list[Resource]:
         sagemaker, scaling = _clients(deployed.region, deployed.settings)
@@ -312,21 +314,7 @@ def _failure(reason: str) -> ProviderError:
     return ProviderError(f"SageMaker endpoint failed: {reason}")
 
 
-def _optional(call: Callable[[], Any]) -> Any:
-    """`call()`'s result, or None where the resource does not exist."""
-    try:
-        with _translated():
-            return call()
-    except NotFoundError:
-        return None
 
-
-def _exists(describe: Callable[[], Any]) -> bool:
-    return _optional(describe) is not None
-
-
-def _gone_ok(call: Callable[[], Any]) -> None:
-    _optional(call)
 
 
 def _pages(listing: Callable[..., dict[str, Any]], key: str, **kwargs: Any) -> Iterator[dict[str, Any]]:
@@ -384,3 +372,7 @@ def _typed(exc: Any) -> ProviderError:
     if code == "ValidationException":
         return InvalidRequestError(f"SageMaker rejected the request ({text})")
     return ProviderError(f"AWS error ({text})")
+
+
+_optional = partial(if_exists, translated=_translated)
+_exists = partial(exists, translated=_translated)

@@ -17,6 +17,7 @@ import logging
 import os
 import sys
 from collections.abc import Callable, Iterator
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from orchestrator.secrets import resolve_secrets
@@ -36,6 +37,8 @@ from providers.base import (
     Resource,
     ThrottledError,
     create_or_adopt,
+    exists,
+    if_exists,
     resource_tags,
 )
 
@@ -229,7 +232,7 @@ class AzureProvider(Provider):
         with _translated(), _quiet_stdout():
             for resource in deployed.resources:
                 if resource.type == AUTOSCALE:
-                    _gone_ok(lambda r=resource: monitor.autoscale_settings.delete(group, r.name))
+                    _optional(lambda r=resource: monitor.autoscale_settings.delete(group, r.name))
             if any(r.type in (ENDPOINT, DEPLOYMENT) for r in deployed.resources) and _exists(lambda: ml.online_endpoints.get(deployed.deployment)):
                 # Deleting the endpoint deletes its deployments with it.
                 events.wait(f"deleting Azure ML endpoint {deployed.deployment}", _poller_check(ml.online_endpoints.begin_delete(deployed.deployment)))
@@ -237,7 +240,7 @@ class AzureProvider(Provider):
                 if resource.type == ENVIRONMENT:
                     _delete_environment_version(arm, deployed.settings, resource.name)
                 elif resource.type == CONNECTION:
-                    _gone_ok(lambda r=resource: ml.connections.delete(r.name))
+                    _optional(lambda r=resource: ml.connections.delete(r.name))
 
     def remaining(self, deployed: Deployed) -> list[Resource]:
         ml, monitor, _ = _clients(deployed.settings)
@@ -426,20 +429,7 @@ def _quiet_stdout() -> Iterator[None]:
         yield
 
 
-def _optional(call: Callable[[], Any]) -> Any:
-    try:
-        with _translated():
-            return call()
-    except NotFoundError:
-        return None
 
-
-def _exists(call: Callable[[], Any]) -> bool:
-    return _optional(call) is not None
-
-
-def _gone_ok(call: Callable[[], Any]) -> None:
-    _optional(call)
 
 
 @contextlib.contextmanager
@@ -488,3 +478,7 @@ def _typed(exc: Any) -> ProviderError:
     if status and 400 <= status < 500:
         return InvalidRequestError(f"Azure rejected the request ({text})")
     return ProviderError(f"Azure error ({text})")
+
+
+_optional = partial(if_exists, translated=_translated)
+_exists = partial(exists, translated=_translated)

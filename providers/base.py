@@ -17,8 +17,9 @@ from __future__ import annotations
 import enum
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping
+from contextlib import AbstractContextManager
 from dataclasses import asdict, dataclass, field
-from typing import TYPE_CHECKING, Any, ClassVar, Protocol
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol, TypeVar
 
 from orchestrator.errors import LlamadeployError
 
@@ -196,6 +197,24 @@ class Provider(CloudService):
     @abstractmethod
     def endpoint(self, deployed: Deployed) -> Endpoint:
         """The URL and how to call it."""
+
+
+T = TypeVar("T")
+# A provider's context manager that turns its SDK's exceptions into the typed errors above.
+Translator = Callable[[], AbstractContextManager[None]]
+
+
+def if_exists(call: Callable[[], T], translated: Translator) -> T | None:
+    """`call()`'s result, or None when the cloud says the resource does not exist."""
+    try:
+        with translated():
+            return call()
+    except NotFoundError:
+        return None
+
+
+def exists(call: Callable[[], object], translated: Translator) -> bool:
+    return if_exists(call, translated) is not None
 
 
 def create_or_adopt(resource: Resource, exists: Callable[[], bool], create: Callable[[], object], events: Events) -> None:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import re
 from collections.abc import Callable, Iterator
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from orchestrator.secrets import resolve_secrets
@@ -33,6 +34,8 @@ from providers.base import (
     Resource,
     ThrottledError,
     create_or_adopt,
+    exists,
+    if_exists,
     resource_tags,
 )
 
@@ -290,16 +293,6 @@ def _clients(region: str, settings: dict[str, Any]) -> tuple[Any, Any]:
     return _client_cache[key]
 
 
-def _optional(call: Callable[[], Any]) -> Any:
-    try:
-        with _translated():
-            return call()
-    except NotFoundError:
-        return None
-
-
-def _exists(call: Callable[[], Any]) -> bool:
-    return _optional(call) is not None
 
 
 @contextlib.contextmanager
@@ -336,3 +329,7 @@ def _typed(exc: Any) -> ProviderError:
     if exc.code in (400, 409, 412):
         return InvalidRequestError(f"Vertex AI rejected the request ({message})")
     return ProviderError(f"Google Cloud error ({message})")
+
+
+_optional = partial(if_exists, translated=_translated)
+_exists = partial(exists, translated=_translated)

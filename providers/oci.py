@@ -17,6 +17,7 @@ import io
 import os
 import zipfile
 from collections.abc import Callable, Iterator
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from orchestrator.secrets import resolve_secrets
@@ -35,6 +36,7 @@ from providers.base import (
     QuotaError,
     Resource,
     ThrottledError,
+    if_exists,
     resource_tags,
 )
 
@@ -287,13 +289,6 @@ def _client(region: str, settings: dict[str, Any]) -> Any:
     return _client_cache[key]
 
 
-def _optional(call: Callable[[], Any]) -> Any:
-    try:
-        with _translated():
-            return call()
-    except NotFoundError:
-        return None
-
 
 def _failure(message: str) -> ProviderError:
     lowered = message.lower()
@@ -329,3 +324,6 @@ def _translated() -> Iterator[None]:
         raise AuthError(f"OCI configuration problem: {exc}; run `oci setup config` or set OCI_CONFIG_FILE") from exc
     except oci.exceptions.RequestException as exc:
         raise ProviderError(f"cannot reach OCI: {exc}") from exc
+
+
+_optional = partial(if_exists, translated=_translated)
