@@ -15,14 +15,12 @@ request and keeps an inventory for the tests.
 from __future__ import annotations
 
 import itertools
-import json
 import re
-import threading
 import time
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
-from urllib.parse import urlsplit
+
+from tests.emulators.http import Answer, Call, JsonStandIn
 
 SUBSCRIPTION = "00000000-0000-0000-0000-000000000001"
 # How soon a client should poll an operation again, in Azure's millisecond header (azure-core
@@ -79,10 +77,11 @@ class _Operation:
     error: dict[str, str] | None = None
 
 
-class AzureStandIn:
+class AzureStandIn(JsonStandIn):
     """The ARM stand-in; point MLClient's resource manager and the identity endpoint at `url`."""
 
     def __init__(self) -> None:
+        super().__init__()
         self.faults = Faults()
         self.requests: list[Request] = []
         self.endpoints: dict[str, dict[str, Any]] = {}
@@ -93,14 +92,6 @@ class AzureStandIn:
         self.creations: list[tuple[str, str]] = []  # (kind, name) each time a resource came into being
         self._operations: dict[str, _Operation] = {}
         self._ids = itertools.count(1)
-        self._lock = threading.RLock()
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(self))
-        self._server.daemon_threads = True
-        threading.Thread(target=self._server.serve_forever, daemon=True).start()
-        self.url = f"http://127.0.0.1:{self._server.server_address[1]}"
-
-    def stop(self) -> None:
-        self._server.shutdown()
 
     def reset(self) -> None:
         with self._lock:
@@ -139,9 +130,8 @@ class AzureStandIn:
             for key in [k for k in self.deployments if k[0] == name]:
                 del self.deployments[key]
 
-    # Request handling: returns (status, body, headers).
-
-    def handle(self, method: str, path: str, body: dict[str, Any]) -> tuple[int, Any, dict[str, str]]:
+    def answer(self, call: Call) -> Answer:
+        method, path, body = call.method, call.path, call.body
         kind, match = next(((k, m) for k, pattern in _ROUTES if (m := pattern.search(path))), ("unknown", None))
         self.requests.append(Request(method, kind, path, body, time.monotonic()))
         with self._lock:
@@ -273,29 +263,3 @@ class AzureStandIn:
 def _error(code: str, message: str) -> dict[str, Any]:
     return {"error": {"code": code, "message": message}}
 
-
-def _handler(stand_in: AzureStandIn) -> type[BaseHTTPRequestHandler]:
-    class Handler(BaseHTTPRequestHandler):
-        protocol_version = "HTTP/1.1"
-
-        def log_message(self, *_: object) -> None:
-            return None
-
-        def _serve(self) -> None:
-            length = int(self.headers.get("Content-Length") or 0)
-            raw = self.rfile.read(length) if length else b""
-            body = json.loads(raw) if raw.strip() else {}
-            status, answer, headers = stand_in.handle(self.command, urlsplit(self.path).path, body)
-            data = b"" if answer is None else json.dumps(answer).encode()
-            self.send_response(status)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("x-ms-request-id", "llamadeploy-test")
-            for key, value in headers.items():
-                self.send_header(key, value)
-            self.send_header("Content-Length", str(len(data)))
-            self.end_headers()
-            self.wfile.write(data)
-
-        do_GET = do_PUT = do_POST = do_DELETE = do_PATCH = _serve
-
-    return Handler

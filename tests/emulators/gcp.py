@@ -17,12 +17,11 @@ import itertools
 import json
 import re
 import tempfile
-import threading
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
+
+from tests.emulators.http import Answer, Call, JsonStandIn
 
 PROJECT = "llm-prod"
 _TYPES = "type.googleapis.com/google.cloud.aiplatform.v1beta1"
@@ -80,10 +79,11 @@ class _Operation:
     error: dict[str, Any] | None = None
 
 
-class GcpStandIn:
+class GcpStandIn(JsonStandIn):
     """The Vertex AI stand-in; point the GAPIC clients' api_endpoint and the ADC file at it."""
 
     def __init__(self) -> None:
+        super().__init__()
         self.faults = Faults()
         self.requests: list[Request] = []
         self.models: dict[str, dict[str, Any]] = {}
@@ -91,11 +91,6 @@ class GcpStandIn:
         self.creations: list[tuple[str, str]] = []
         self._operations: dict[str, _Operation] = {}
         self._ids = itertools.count(1000)
-        self._lock = threading.RLock()
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(self))
-        self._server.daemon_threads = True
-        threading.Thread(target=self._server.serve_forever, daemon=True).start()
-        self.url = f"http://127.0.0.1:{self._server.server_address[1]}"
         self._dir = tempfile.TemporaryDirectory(prefix="gcp-stand-in-")
         self.credentials_file = Path(self._dir.name) / "adc.json"
         self.credentials_file.write_text(json.dumps({
@@ -104,7 +99,7 @@ class GcpStandIn:
         }))  # fmt: skip
 
     def stop(self) -> None:
-        self._server.shutdown()
+        super().stop()
         self._dir.cleanup()
 
     def reset(self) -> None:
@@ -138,7 +133,8 @@ class GcpStandIn:
         with self._lock:
             self.endpoints.pop(endpoint_id, None)
 
-    def handle(self, method: str, path: str, query: dict[str, list[str]], body: dict[str, Any]) -> tuple[int, Any, dict[str, str]]:
+    def answer(self, call: Call) -> Answer:
+        method, path, query, body = call.method, call.path, call.query, call.body
         kind, match = next(((k, m) for k, verb, pattern in _ROUTES if verb in ("*", method) and (m := pattern.search(path))), ("unknown", None))
         self.requests.append(Request(method, kind, path, body))
         with self._lock:
@@ -292,32 +288,4 @@ def _accelerator_problem(machine: str, accelerator: Any, count: int) -> str | No
 
 def _error(code: int, status: str, message: str) -> dict[str, Any]:
     return {"error": {"code": code, "message": message, "status": status}}
-
-
-def _handler(stand_in: GcpStandIn) -> type[BaseHTTPRequestHandler]:
-    class Handler(BaseHTTPRequestHandler):
-        protocol_version = "HTTP/1.1"
-
-        def log_message(self, *_: object) -> None:
-            return None
-
-        def _serve(self) -> None:
-            length = int(self.headers.get("Content-Length") or 0)
-            raw = self.rfile.read(length) if length else b""
-            url = urlsplit(self.path)
-            content = self.headers.get("Content-Type", "")
-            body = json.loads(raw) if raw.strip() and "json" in content else {}
-            status, answer, headers = stand_in.handle(self.command, url.path, parse_qs(url.query), body)
-            data = json.dumps(answer).encode()
-            self.send_response(status)
-            self.send_header("Content-Type", "application/json")
-            for key, value in headers.items():
-                self.send_header(key, value)
-            self.send_header("Content-Length", str(len(data)))
-            self.end_headers()
-            self.wfile.write(data)
-
-        do_GET = do_POST = do_DELETE = do_PATCH = _serve
-
-    return Handler
 

@@ -15,16 +15,14 @@ with a freshly generated RSA key, which the SDK's validate_config accepts.
 from __future__ import annotations
 
 import itertools
-import json
 import re
 import tempfile
-import threading
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
+
+from tests.emulators.http import Answer, Call, JsonStandIn
 
 COMPARTMENT = "ocid1.compartment.oc1..llamadeploytest"
 PROJECT = "ocid1.datascienceproject.oc1.iad.llamadeploytest"
@@ -70,10 +68,11 @@ def _now() -> str:
     return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
-class OciStandIn:
+class OciStandIn(JsonStandIn):
     """The Data Science stand-in; point DataScienceClient's service_endpoint at `url`."""
 
     def __init__(self) -> None:
+        super().__init__()
         self.faults = Faults()
         self.requests: list[Request] = []
         self.models: dict[str, dict[str, Any]] = {}
@@ -81,15 +80,10 @@ class OciStandIn:
         self.creations: list[tuple[str, str]] = []
         self._work: dict[str, _WorkRequest] = {}
         self._ids = itertools.count(1)
-        self._lock = threading.RLock()
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(self))
-        self._server.daemon_threads = True
-        threading.Thread(target=self._server.serve_forever, daemon=True).start()
-        self.url = f"http://127.0.0.1:{self._server.server_address[1]}"
         self._dir = tempfile.TemporaryDirectory(prefix="oci-stand-in-")
 
     def stop(self) -> None:
-        self._server.shutdown()
+        super().stop()
         self._dir.cleanup()
 
     def write_config(self) -> Path:
@@ -139,7 +133,9 @@ class OciStandIn:
                 if deployment["displayName"] == name:
                     deployment["lifecycleState"] = "DELETED"
 
-    def handle(self, method: str, path: str, query: dict[str, list[str]], body: Any, signed: bool) -> tuple[int, Any, dict[str, str]]:
+    def answer(self, call: Call) -> Answer:
+        method, path, query, body = call.method, call.path, call.query, call.body
+        signed = call.headers.get("authorization", "").startswith("Signature ")
         kind, match = next(((k, m) for k, pattern in _ROUTES if (m := pattern.search(path))), ("unknown", None))
         self.requests.append(Request(method, kind, body if isinstance(body, dict) else {}))
         with self._lock:
@@ -252,36 +248,3 @@ def _matching(items: Any, query: dict[str, list[str]]) -> list[dict[str, Any]]:
 def _error(code: str, message: str) -> dict[str, Any]:
     return {"code": code, "message": message}
 
-
-def _handler(stand_in: OciStandIn) -> type[BaseHTTPRequestHandler]:
-    class Handler(BaseHTTPRequestHandler):
-        protocol_version = "HTTP/1.1"
-
-        def log_message(self, *_: object) -> None:
-            return None
-
-        def _serve(self) -> None:
-            length = int(self.headers.get("Content-Length") or 0)
-            raw = self.rfile.read(length) if length else b""
-            url = urlsplit(self.path)
-            body: Any = {}
-            if raw and "json" in self.headers.get("Content-Type", ""):
-                try:
-                    body = json.loads(raw)
-                except (UnicodeDecodeError, json.JSONDecodeError):  # an artifact upload is a zip, whatever its header says
-                    body = {"bytes": len(raw)}
-            signed = self.headers.get("Authorization", "").startswith("Signature ")
-            status, answer, headers = stand_in.handle(self.command, url.path, parse_qs(url.query), body, signed)
-            data = b"" if answer is None else json.dumps(answer).encode()
-            self.send_response(status)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("opc-request-id", "llamadeploy-test")
-            for key, value in headers.items():
-                self.send_header(key, value)
-            self.send_header("Content-Length", str(len(data)))
-            self.end_headers()
-            self.wfile.write(data)
-
-        do_GET = do_POST = do_PUT = do_DELETE = _serve
-
-    return Handler

@@ -1,0 +1,77 @@
+"""The loopback JSON server every REST stand-in runs on, so each stand-in is only its API.
+
+A stand-in subclasses `JsonStandIn` and implements `answer(call)`; the server reads the
+request, decodes a JSON body (keeping non-JSON bodies, such as an artifact upload, out of
+the way), and writes the answer back as JSON with its headers.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+Answer = tuple[int, Any, dict[str, str]]
+
+
+@dataclass(frozen=True)
+class Call:
+    method: str
+    path: str
+    query: dict[str, list[str]]
+    body: Any
+    headers: dict[str, str]  # names lowercased: HTTP header names are case-insensitive
+
+
+class JsonStandIn(ABC):
+    """An HTTP server on 127.0.0.1 (an ephemeral port) answering through `answer`."""
+
+    def __init__(self) -> None:
+        self._lock = threading.RLock()
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(self))
+        self._server.daemon_threads = True
+        threading.Thread(target=self._server.serve_forever, daemon=True).start()
+        self.url = f"http://127.0.0.1:{self._server.server_address[1]}"
+
+    def stop(self) -> None:
+        self._server.shutdown()
+
+    @abstractmethod
+    def answer(self, call: Call) -> Answer:
+        """Status, JSON-able body (None for none) and headers for one request."""
+
+
+def _handler(stand_in: JsonStandIn) -> type[BaseHTTPRequestHandler]:
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def log_message(self, *_: object) -> None:
+            return None
+
+        def _serve(self) -> None:
+            length = int(self.headers.get("Content-Length") or 0)
+            raw = self.rfile.read(length) if length else b""
+            url = urlsplit(self.path)
+            body: Any = {}
+            if raw.strip() and "json" in self.headers.get("Content-Type", ""):
+                try:
+                    body = json.loads(raw)
+                except (UnicodeDecodeError, json.JSONDecodeError):  # an upload, whatever its header says
+                    body = {"bytes": len(raw)}
+            status, answer, headers = stand_in.answer(Call(self.command, url.path, parse_qs(url.query), body, {k.lower(): v for k, v in self.headers.items()}))
+            data = b"" if answer is None else json.dumps(answer).encode()
+            self.send_response(status)
+            self.send_header("Content-Type", "application/json")
+            for key, value in headers.items():
+                self.send_header(key, value)
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+
+        do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = _serve
+
+    return Handler
