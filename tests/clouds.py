@@ -55,8 +55,52 @@ class Cloud(Protocol):
     def received(self) -> dict[str, Any]: ...
 
 
+class _Common:
+    """What every harness does the same way, given a stand-in with an inventory."""
+
+    stand_in: Any
+
+    def inventory(self) -> dict[str, list[str]]:
+        return self.stand_in.inventory()
+
+    def empty(self) -> bool:
+        return not any(self.inventory().values())
+
+    def throttling_was_respected(self, stderr: str) -> bool:
+        return "throttling requests; retry" in stderr
+
+
+class _RestStandInHarness(_Common):
+    """For the REST stand-ins (azure, gcp, oci): faults, operations and a log of creations."""
+
+    endpoint_kind: ClassVar[str]
+    counted: ClassVar[tuple[str, ...] | None] = None  # creation kinds `creates()` counts; None: all
+
+    def ready_after_polls(self, polls: int) -> None:
+        self.stand_in.faults.polls = polls
+
+    def make_ready(self) -> None:
+        self.stand_in.finish_operations()
+
+    def fail_capacity(self, instance_type: str) -> None:
+        self.stand_in.faults.capacity_for.add(instance_type)
+
+    def fail_quota(self, instance_type: str) -> None:
+        self.stand_in.faults.quota_for.add(instance_type)
+
+    def creates(self) -> int:
+        return sum(1 for kind, _ in self.stand_in.creations if self.counted is None or kind in self.counted)
+
+    def endpoint_creates(self) -> int:
+        return sum(1 for kind, _ in self.stand_in.creations if kind == self.endpoint_kind)
+
+    def created_twice(self) -> list[str]:
+        creations = self.stand_in.creations
+        return sorted({f"{kind} {name}" for kind, name in creations if creations.count((kind, name)) > 1})
+
+
 @dataclass
-class AwsCloud:
+class AwsCloud(_Common):
     stand_in: AwsStandIn
     name: str = "aws"
     endpoint_type: str = "AWS::SageMaker::Endpoint"
@@ -70,12 +114,6 @@ class AwsCloud:
 
     def environment(self) -> dict[str, str]:
         return {}
-
-    def inventory(self) -> dict[str, list[str]]:
-        return self.stand_in.inventory()
-
-    def empty(self) -> bool:
-        return not any(self.inventory().values())
 
     def ready_after_polls(self, polls: int) -> None:
         self.stand_in.faults.ready_after_polls = polls
@@ -95,9 +133,6 @@ class AwsCloud:
 
     def throttle(self) -> None:
         self.stand_in.faults.throttle_next = 8  # more than boto3's own 3 attempts
-
-    def throttling_was_respected(self, stderr: str) -> bool:
-        return "throttling requests; retry" in stderr
 
     def delete_endpoint_by_hand(self, name: str) -> None:
         self.stand_in.client("sagemaker").delete_endpoint(EndpointName=name)
@@ -135,14 +170,15 @@ class AwsCloud:
 
 
 @dataclass
-class AzureCloud:
+class AzureCloud(_RestStandInHarness):
     stand_in: AzureStandIn
     name: str = "azure"
     endpoint_type: str = "Microsoft.MachineLearningServices/workspaces/onlineEndpoints"
     capacity_text: str = "OutOfCapacity"
     quota_text: str = "QuotaExceeded"
     secrets_stay_out_of_the_deployment: bool = True
-    counted: ClassVar[tuple[str, ...]] = ("environment", "endpoint", "deployment")
+    endpoint_kind: ClassVar[str] = "endpoint"
+    counted: ClassVar[tuple[str, ...] | None] = ("environment", "endpoint", "deployment")
 
     def placement(self) -> str:
         return (
@@ -153,24 +189,6 @@ class AzureCloud:
     def environment(self) -> dict[str, str]:
         # DefaultAzureCredential's managed-identity step (App Service flow) asks the stand-in.
         return {"IDENTITY_ENDPOINT": f"{self.stand_in.url}/msi/token", "IDENTITY_HEADER": "test"}
-
-    def inventory(self) -> dict[str, list[str]]:
-        return self.stand_in.inventory()
-
-    def empty(self) -> bool:
-        return not any(self.inventory().values())
-
-    def ready_after_polls(self, polls: int) -> None:
-        self.stand_in.faults.polls = polls
-
-    def make_ready(self) -> None:
-        self.stand_in.finish_operations()
-
-    def fail_capacity(self, instance_type: str) -> None:
-        self.stand_in.faults.capacity_for.add(instance_type)
-
-    def fail_quota(self, instance_type: str) -> None:
-        self.stand_in.faults.quota_for.add(instance_type)
 
     def throttle(self) -> None:
         self.stand_in.faults.throttle_next = 2
@@ -184,15 +202,6 @@ class AzureCloud:
 
     def delete_endpoint_by_hand(self, name: str) -> None:
         self.stand_in.delete_endpoint_by_hand(name)
-
-    def creates(self) -> int:
-        return sum(1 for kind, _ in self.stand_in.creations if kind in self.counted)
-
-    def endpoint_creates(self) -> int:
-        return sum(1 for kind, _ in self.stand_in.creations if kind == "endpoint")
-
-    def created_twice(self) -> list[str]:
-        return _repeated(self.stand_in.creations)
 
     def received(self) -> dict[str, Any]:
         (deployment,) = self.stand_in.received("PUT", "deployment")
@@ -215,7 +224,7 @@ class AzureCloud:
 
 
 @dataclass
-class GcpCloud:
+class GcpCloud(_RestStandInHarness):
     stand_in: GcpStandIn
     name: str = "gcp"
     endpoint_type: str = "aiplatform.googleapis.com/Endpoint"
@@ -223,6 +232,7 @@ class GcpCloud:
     quota_text: str = "exceed quota limits"
     # Vertex AI has no secret references in a serving container's environment either.
     secrets_stay_out_of_the_deployment: bool = False
+    endpoint_kind: ClassVar[str] = "endpoint"
 
     def placement(self) -> str:
         return f"placement:\n  gcp:\n    region: us-central1\n    project: {PROJECT}\n    endpoint: {self.stand_in.url}\n"
@@ -231,41 +241,11 @@ class GcpCloud:
         # Application Default Credentials: an authorized_user file whose token_uri is the stand-in.
         return {"GOOGLE_APPLICATION_CREDENTIALS": str(self.stand_in.credentials_file)}
 
-    def inventory(self) -> dict[str, list[str]]:
-        return self.stand_in.inventory()
-
-    def empty(self) -> bool:
-        return not any(self.inventory().values())
-
-    def ready_after_polls(self, polls: int) -> None:
-        self.stand_in.faults.polls = polls
-
-    def make_ready(self) -> None:
-        self.stand_in.finish_operations()
-
-    def fail_capacity(self, instance_type: str) -> None:
-        self.stand_in.faults.capacity_for.add(instance_type)
-
-    def fail_quota(self, instance_type: str) -> None:
-        self.stand_in.faults.quota_for.add(instance_type)
-
     def throttle(self) -> None:
         self.stand_in.faults.throttle_next = 4  # google-api-core does not retry 429 here; the engine does
 
-    def throttling_was_respected(self, stderr: str) -> bool:
-        return "throttling requests; retry" in stderr
-
     def delete_endpoint_by_hand(self, name: str) -> None:
         self.stand_in.delete_endpoint_by_hand(name)
-
-    def creates(self) -> int:
-        return len(self.stand_in.creations)
-
-    def endpoint_creates(self) -> int:
-        return sum(1 for kind, _ in self.stand_in.creations if kind == "endpoint")
-
-    def created_twice(self) -> list[str]:
-        return _repeated(self.stand_in.creations)
 
     def received(self) -> dict[str, Any]:
         (upload,) = self.stand_in.received("upload")
@@ -288,7 +268,7 @@ class GcpCloud:
 
 
 @dataclass
-class OciCloud:
+class OciCloud(_RestStandInHarness):
     stand_in: OciStandIn
     name: str = "oci"
     endpoint_type: str = "oci:DataScience/ModelDeployment"
@@ -296,6 +276,7 @@ class OciCloud:
     quota_text: str = "LimitExceeded"
     # OCI model deployments take secrets only as plain environment variables too.
     secrets_stay_out_of_the_deployment: bool = False
+    endpoint_kind: ClassVar[str] = "model_deployment"
 
     def placement(self) -> str:
         return (
@@ -307,41 +288,11 @@ class OciCloud:
     def environment(self) -> dict[str, str]:
         return {"OCI_CONFIG_FILE": str(self.stand_in.write_config())}
 
-    def inventory(self) -> dict[str, list[str]]:
-        return self.stand_in.inventory()
-
-    def empty(self) -> bool:
-        return not any(self.inventory().values())
-
-    def ready_after_polls(self, polls: int) -> None:
-        self.stand_in.faults.polls = polls
-
-    def make_ready(self) -> None:
-        self.stand_in.finish_work()
-
-    def fail_capacity(self, instance_type: str) -> None:
-        self.stand_in.faults.capacity_for.add(instance_type)
-
-    def fail_quota(self, instance_type: str) -> None:
-        self.stand_in.faults.limit_for.add(instance_type)
-
     def throttle(self) -> None:
         self.stand_in.faults.throttle_next = 4  # the SDK's retries are off; the engine retries
 
-    def throttling_was_respected(self, stderr: str) -> bool:
-        return "throttling requests; retry" in stderr
-
     def delete_endpoint_by_hand(self, name: str) -> None:
         self.stand_in.delete_deployment_by_hand(name)
-
-    def creates(self) -> int:
-        return len(self.stand_in.creations)
-
-    def endpoint_creates(self) -> int:
-        return sum(1 for kind, _ in self.stand_in.creations if kind == "model_deployment")
-
-    def created_twice(self) -> list[str]:
-        return _repeated(self.stand_in.creations)
 
     def received(self) -> dict[str, Any]:
         (created,) = self.stand_in.received("POST", "deployments")
@@ -363,10 +314,6 @@ class OciCloud:
             "tags": created["freeformTags"],
             "deployment_request": json.dumps(created),
         }
-
-
-def _repeated(creations: list[tuple[str, str]]) -> list[str]:
-    return sorted({f"{kind} {name}" for kind, name in creations if creations.count((kind, name)) > 1})
 
 
 HARNESSES: dict[str, type] = {"aws": AwsCloud, "azure": AzureCloud, "gcp": GcpCloud, "oci": OciCloud}

@@ -48,7 +48,7 @@ class Request:
 @dataclass
 class Faults:
     polls: int = 0
-    limit_for: set[str] = field(default_factory=set)  # shapes whose deployment fails on service limits
+    quota_for: set[str] = field(default_factory=set)  # shapes whose deployment fails on service limits
     capacity_for: set[str] = field(default_factory=set)  # shapes whose work request fails: out of host capacity
     throttle_next: int = 0
 
@@ -120,7 +120,7 @@ class OciStandIn(JsonStandIn):
     def received(self, method: str, kind: str) -> list[dict[str, Any]]:
         return [r.body for r in self.requests if r.method == method and r.kind == kind]
 
-    def finish_work(self) -> None:
+    def finish_operations(self) -> None:
         with self._lock:
             self.faults.polls = 0
             for work in self._work.values():
@@ -185,7 +185,7 @@ class OciStandIn(JsonStandIn):
         shape = configuration["instanceConfiguration"]["instanceShapeName"]
         if shape not in SHAPES:
             return 400, _error("InvalidParameter", f"Invalid shape {shape} for model deployment"), {}
-        if shape in self.faults.limit_for:
+        if shape in self.faults.quota_for:
             return 400, _error("LimitExceeded", f"The following service limits were exceeded: ds-gpu-{shape.lower()}-count. Request a service limit increase"), {}
         deployment_id = f"ocid1.datasciencemodeldeployment.oc1.iad.{next(self._ids)}"
         deployment = {**body, "id": deployment_id, "lifecycleState": "CREATING", "timeCreated": _now(), "createdBy": "test",
