@@ -242,6 +242,41 @@ def status(ctx: click.Context, name: str | None, output: str) -> None:
 
 @cli.command()
 @click.argument("name")
+@click.option("--to", "to_cloud", required=True, help="Cloud to move the deployment to.")
+@click.option("--region", help="Region on the target cloud, overriding the recorded placement.")
+@click.option("--yes", is_flag=True, help="Do not ask for confirmation (pipelines).")
+@click.option("--output", type=OUTPUTS, default="table", show_default=True, help="json: events and the result as JSON lines on stdout.")
+@click.pass_context
+def move(ctx: click.Context, name: str, to_cloud: str, region: str | None, yes: bool, output: str) -> None:
+    """Move a serving deployment to another cloud without downtime: up there first, then down here."""
+    from orchestrator import engine
+    from orchestrator.progress import reporter
+    from orchestrator.report import money
+
+    state, catalog = _state(ctx), _catalog(ctx)
+    record = state.get(name)
+    if record is None:
+        raise engine.DeployError(f"no deployment named {name!r} in the state at {state.path}; `llamadeploy status` lists them")
+    planned, _ = engine.plan_move(record, to_cloud, catalog, region)
+    before = record.data["plan"]
+    now_price, then_price = before["price"]["usd_per_hour_min"], planned.usd_per_hour(planned.deployment.autoscaling.min_replicas)
+    delta = "" if now_price is None or then_price is None else f" ({'+' if then_price >= now_price else '-'}{money(abs(then_price - now_price))}/h)"
+    click.echo(
+        f"{name}: {record.cloud} {before['instance_type']} {money(now_price)}/h -> {to_cloud} {planned.offer.instance_type} "
+        f"{money(then_price, planned.offer.price_is_lower_bound)}/h{delta} at {planned.deployment.autoscaling.min_replicas} replicas",
+        err=True,
+    )
+    _confirm(yes, f"Move {name} from {record.cloud} to {to_cloud} (up there, then down on {record.cloud})?")
+    with reporter(output == "json") as report:
+        result = engine.move(state, name, to_cloud, catalog, report, region)
+        if output == "json":
+            report("done", deployment=name, cloud=to_cloud, region=result.plan.region, url=result.endpoint.url, moved_from=result.source.cloud)
+        else:
+            click.echo(f"{name} moved from {result.source.cloud} to {to_cloud} ({result.plan.region}); it serves at {result.endpoint.url}")
+
+
+@cli.command()
+@click.argument("name")
 @click.option("--yes", is_flag=True, help="Do not ask for confirmation (pipelines).")
 @click.option("--output", type=OUTPUTS, default="table", show_default=True, help="json: events as JSON lines on stdout.")
 @click.pass_context

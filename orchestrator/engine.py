@@ -19,11 +19,12 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
 from orchestrator.catalog import Catalog
-from orchestrator.errors import LlamadeployError, SpecError
+from orchestrator.errors import LlamadeployError, SpecError, UsageError
 from orchestrator.planner import Plan, plan
 from orchestrator.report import plan_dict
+from orchestrator.source import SourceMap
 from orchestrator.spec import Deployment, Stack
-from orchestrator.state import Operation, Record, State
+from orchestrator.state import Operation, Record, State, now
 from providers import registry
 from providers.base import Deployed, Endpoint, LiveStatus, Provider, ProviderError, Resource, ThrottledError
 
@@ -184,7 +185,9 @@ def up(planned: Plan, provider: Provider, state: State, report: Report, backoff:
             )
         operation = state.begin(name, "up", planned.cloud, holder)
         settings = provider.settings(planned)
-        state.put(name, planned.cloud, planned.region, digest, "creating", {"plan": plan_dict(planned), "settings": settings})
+        spec = planned.deployment.model_dump(mode="json")  # references to secrets only, never values
+        history = record.data.get("moves", []) if record is not None else []
+        state.put(name, planned.cloud, planned.region, digest, "creating", {"plan": plan_dict(planned), "settings": settings, "spec": spec, "moves": history})
         run = _Run(state, operation, report, backoff)
         try:
             deployed = _retrying(lambda: provider.apply(planned, run), backoff, report)
@@ -194,9 +197,74 @@ def up(planned: Plan, provider: Provider, state: State, report: Report, backoff:
             if record is None:
                 state.drop(name)
             raise DeployError(f"up of {name!r} on {planned.cloud} failed: {exc}\n  {cleaned}") from exc
-        state.put(name, planned.cloud, planned.region, digest, "serving", {"plan": plan_dict(planned), "settings": settings, "deployed": deployed.to_dict()})
+        state.put(name, planned.cloud, planned.region, digest, "serving",
+                  {"plan": plan_dict(planned), "settings": settings, "spec": spec, "moves": history, "deployed": deployed.to_dict()})  # fmt: skip
         state.finish(operation, "succeeded")
         return UpResult(planned, deployed, provider.endpoint(deployed), changed=True, polls=run.polls)
+
+
+def plan_move(record: Record, to_cloud: str, catalog: Catalog, region: str | None = None) -> tuple[Plan, Provider]:
+    """The recorded spec planned on `to_cloud`: sizing and offer chosen afresh for that cloud."""
+    deployment = Deployment.model_validate(record.data["spec"])
+    where = f"the recorded spec of {record.name!r} (add placement.{to_cloud} to the stack and run `up` to record it)"
+    recorded = Stack(where, (deployment,), SourceMap(where), ((),))
+    return plan_up(recorded, deployment, to_cloud, catalog, region)
+
+
+@dataclass(frozen=True)
+class MoveResult:
+    plan: Plan
+    deployed: Deployed
+    endpoint: Endpoint
+    source: Deployed
+
+
+def move(state: State, name: str, to_cloud: str, catalog: Catalog, report: Report, region: str | None = None, backoff: Backoff | None = None) -> MoveResult:
+    """Make before break: bring the deployment up on `to_cloud`, record it there, then delete the source.
+
+    A failure on the target deletes what the target run created and leaves the source serving
+    and recorded as it was.
+    """
+    backoff = backoff or Backoff()
+    with state.lock(name) as holder:
+        record = state.get(name)
+        if record is None:
+            raise DeployError(f"no deployment named {name!r} in the state at {state.path}; `llamadeploy status` lists them")
+        if record.status != "serving" or "deployed" not in record.data or "spec" not in record.data:
+            raise DeployError(f"{name!r} is not serving (its record says {record.status!r}); finish it with `up` before moving it")
+        if record.cloud == to_cloud and region in (None, record.region):
+            raise UsageError(f"{name!r} already runs on {to_cloud} ({record.region}); pass another cloud or --region")
+        planned, target = plan_move(record, to_cloud, catalog, region)
+        source = registry.provider(record.cloud)
+        source_deployed = Deployed.from_dict(record.data["deployed"])
+        operation = state.begin(name, "move", to_cloud, holder)
+        run = _Run(state, operation, report, backoff)
+        report("moving", deployment=name, source=record.cloud, target=to_cloud, region=planned.region)
+        try:
+            deployed = _retrying(lambda: target.apply(planned, run), backoff, report)
+        except Exception as exc:
+            cleaned = _roll_back(planned, target, run, existed=False)
+            state.finish(operation, "rolled_back", str(exc))
+            raise DeployError(f"move of {name!r} to {to_cloud} failed: {exc}\n  {cleaned}; {name!r} still serves on {record.cloud} ({record.region})") from exc
+        moves = [*record.data.get("moves", []), {"from": record.cloud, "from_region": record.region, "to": to_cloud, "to_region": planned.region, "at": now()}]
+        data = {"plan": plan_dict(planned), "settings": target.settings(planned), "spec": record.data["spec"], "moves": moves, "deployed": deployed.to_dict()}
+        # Both clouds serve now. Record the target first, keeping the source to delete, so a crash
+        # from here on leaves a record that says where it serves and what is left to drain.
+        state.put(name, to_cloud, planned.region, spec_hash(planned), "serving", {**data, "draining": source_deployed.to_dict()})
+        report("switched", deployment=name, cloud=to_cloud, url=deployed.url)
+        try:
+            _retrying(lambda: source.destroy(source_deployed, run), backoff, report)
+            left = _retrying(lambda: source.remaining(source_deployed), backoff, report)
+        except Exception as exc:
+            state.finish(operation, "failed", f"source not drained: {exc}")
+            raise DeployError(f"{name!r} now serves on {to_cloud}, but deleting it from {record.cloud} failed: {exc}; run `llamadeploy move` again to retry") from exc
+        if left:
+            names = ", ".join(f"{r.type} {r.name}" for r in left)
+            state.finish(operation, "failed", f"source not drained: {names}")
+            raise DeployError(f"{name!r} now serves on {to_cloud}, but these remain on {record.cloud}: {names}")
+        state.put(name, to_cloud, planned.region, spec_hash(planned), "serving", data)
+        state.finish(operation, "succeeded")
+        return MoveResult(planned, deployed, target.endpoint(deployed), source_deployed)
 
 
 def _roll_back(planned: Plan, provider: Provider, run: _Run, existed: bool) -> str:

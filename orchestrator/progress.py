@@ -25,6 +25,10 @@ def _sentence(kind: str, fields: dict[str, Any]) -> str:
         return f"the cloud is throttling requests; retry {fields['attempt']} in {fields['retry_in_s']} s"
     if kind == "interrupted":
         return f"an earlier {fields['operation']} by {fields['holder']} since {fields['since']} did not finish; taking over"
+    if kind == "moving":
+        return f"moving {fields['deployment']} from {fields['source']} to {fields['target']} ({fields['region']}): up there first"
+    if kind == "switched":
+        return f"{fields['deployment']} serves on {fields['cloud']} now; deleting it from the source"
     if kind == "unchanged":
         return f"{fields['deployment']} is already serving as declared; nothing to change"
     return f"{kind} " + " ".join(f"{k}={v}" for k, v in fields.items())

@@ -130,7 +130,9 @@ def status(out: Console, rows: list[StatusRow]) -> None:
     for row in rows:
         live = row.live
         replicas = "" if live is None or live.replicas is None else f"{live.replicas} ({live.min_replicas}-{live.max_replicas})"
-        notes = "; ".join(row.drift) or row.error or "as deployed"
+        moves = row.record.data.get("moves", [])
+        moved = f"; moved from {moves[-1]['from']} at {moves[-1]['at']}" if moves else ""
+        notes = ("; ".join(row.drift) or row.error or "as deployed") + moved
         state = row.record.status if live is None else live.state
         table.add_row(row.record.name, row.record.cloud, row.record.region, state, replicas,
                       (live.instance_type or "") if live else "", row.record.updated_at, f"[red]{notes}[/]" if row.drift or row.error else notes)  # fmt: skip

@@ -189,6 +189,8 @@ def status_dict(row: StatusRow) -> dict[str, Any]:
             "max_replicas": live.max_replicas, "instance_type": live.instance_type, "missing": list(live.missing), "detail": live.detail,
         },
         "drift": list(row.drift),
+        "moves": record.data.get("moves", []),
+        "draining": (record.data.get("draining") or {}).get("cloud"),
         "error": row.error or None,
         "history": [{"operation": op.kind, "cloud": op.cloud, "status": op.status, "started_at": op.started_at, "finished_at": op.finished_at} for op in row.history],
     }  # fmt: skip

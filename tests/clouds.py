@@ -60,6 +60,13 @@ class _Common:
 
     stand_in: Any
 
+    def placement(self) -> str:
+        """Stack lines placing a deployment on this cloud (and its serving needs, if any)."""
+        return self.serving() + "placement:\n" + self.block()
+
+    def serving(self) -> str:
+        return ""
+
     def inventory(self) -> dict[str, list[str]]:
         return self.stand_in.inventory()
 
@@ -109,8 +116,8 @@ class AwsCloud(_Common):
     # SageMaker has no secret references in a container's environment (see the AWS note).
     secrets_stay_out_of_the_deployment: bool = False
 
-    def placement(self) -> str:
-        return f"placement:\n  aws:\n    region: us-east-1\n    execution_role_arn: {ROLE}\n    endpoint_url: {self.stand_in.url}\n"
+    def block(self) -> str:
+        return f"  aws:\n    region: us-east-1\n    execution_role_arn: {ROLE}\n    endpoint_url: {self.stand_in.url}\n"
 
     def environment(self) -> dict[str, str]:
         return {}
@@ -180,9 +187,9 @@ class AzureCloud(_RestStandInHarness):
     endpoint_kind: ClassVar[str] = "endpoint"
     counted: ClassVar[tuple[str, ...] | None] = ("environment", "endpoint", "deployment")
 
-    def placement(self) -> str:
+    def block(self) -> str:
         return (
-            f"placement:\n  azure:\n    region: eastus\n    subscription_id: {SUBSCRIPTION}\n    resource_group: {RESOURCE_GROUP}\n"
+            f"  azure:\n    region: eastus\n    subscription_id: {SUBSCRIPTION}\n    resource_group: {RESOURCE_GROUP}\n"
             f"    workspace: {WORKSPACE}\n    endpoint: {self.stand_in.url}\n"
         )
 
@@ -234,8 +241,8 @@ class GcpCloud(_RestStandInHarness):
     secrets_stay_out_of_the_deployment: bool = False
     endpoint_kind: ClassVar[str] = "endpoint"
 
-    def placement(self) -> str:
-        return f"placement:\n  gcp:\n    region: us-central1\n    project: {PROJECT}\n    endpoint: {self.stand_in.url}\n"
+    def block(self) -> str:
+        return f"  gcp:\n    region: us-central1\n    project: {PROJECT}\n    endpoint: {self.stand_in.url}\n"
 
     def environment(self) -> dict[str, str]:
         # Application Default Credentials: an authorized_user file whose token_uri is the stand-in.
@@ -278,12 +285,11 @@ class OciCloud(_RestStandInHarness):
     secrets_stay_out_of_the_deployment: bool = False
     endpoint_kind: ClassVar[str] = "model_deployment"
 
-    def placement(self) -> str:
-        return (
-            "serving:\n  image: iad.ocir.io/llamadeploy/vllm:0.11\n  env: {VLLM_LOGGING_LEVEL: INFO}\n"
-            f"placement:\n  oci:\n    region: us-ashburn-1\n    compartment_id: {COMPARTMENT}\n    project_id: {OCI_PROJECT}\n"
-            f"    endpoint: {self.stand_in.url}\n"
-        )
+    def serving(self) -> str:
+        return "serving:\n  image: iad.ocir.io/llamadeploy/vllm:0.11\n  env: {VLLM_LOGGING_LEVEL: INFO}\n"
+
+    def block(self) -> str:
+        return f"  oci:\n    region: us-ashburn-1\n    compartment_id: {COMPARTMENT}\n    project_id: {OCI_PROJECT}\n    endpoint: {self.stand_in.url}\n"
 
     def environment(self) -> dict[str, str]:
         return {"OCI_CONFIG_FILE": str(self.stand_in.write_config())}

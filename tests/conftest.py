@@ -72,20 +72,31 @@ def oci_stand_in() -> Iterator[OciStandIn]:
     stand_in.stop()
 
 
-@pytest.fixture(params=list(HARNESSES))
-def cloud(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Cloud:
+def _harness(name: str, request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Cloud:
     """One cloud's stand-in, reset, with an environment that reaches it and nothing else."""
     for key, value in {**CREDENTIALS, "AWS_CONFIG_FILE": os.devnull, "AWS_SHARED_CREDENTIALS_FILE": os.devnull,
                        "AWS_EC2_METADATA_DISABLED": "true", "HF_TOKEN": HF_TOKEN, "LLAMADEPLOY_POLL_SECONDS": "0.02",
                        "LLAMADEPLOY_STATE": str(tmp_path / "state.db")}.items():  # fmt: skip
         monkeypatch.setenv(key, value)
     monkeypatch.delenv("AWS_PROFILE", raising=False)
-    stand_in = request.getfixturevalue(f"{request.param}_stand_in")
+    stand_in = request.getfixturevalue(f"{name}_stand_in")
     stand_in.reset()
-    harness = HARNESSES[request.param](stand_in)
+    harness = HARNESSES[name](stand_in)
     for key, value in harness.environment().items():
         monkeypatch.setenv(key, value)
     return harness
+
+
+@pytest.fixture(params=list(HARNESSES))
+def cloud(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Cloud:
+    return _harness(request.param, request, monkeypatch, tmp_path)
+
+
+@pytest.fixture(params=[("aws", "azure"), ("azure", "gcp"), ("gcp", "oci"), ("oci", "aws")], ids="->".join)
+def pair(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> tuple[Cloud, Cloud]:
+    """A source and a target cloud, each with its stand-in reset and reachable."""
+    source, target = request.param
+    return _harness(source, request, monkeypatch, tmp_path), _harness(target, request, monkeypatch, tmp_path)
 
 
 @pytest.fixture
