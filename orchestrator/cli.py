@@ -242,18 +242,30 @@ def status(ctx: click.Context, name: str | None, output: str) -> None:
 
 @cli.command()
 @click.argument("name")
-@click.option("--to", "to_cloud", required=True, help="Cloud to move the deployment to.")
+@click.option("--to", "to_cloud", help="Cloud to move the deployment to.")
 @click.option("--region", help="Region on the target cloud, overriding the recorded placement.")
+@click.option("--resume", is_flag=True, help="Finish a move that a crash interrupted.")
+@click.option("--rollback", is_flag=True, help="Undo a move that a crash interrupted: the source serves again.")
 @click.option("--yes", is_flag=True, help="Do not ask for confirmation (pipelines).")
 @click.option("--output", type=OUTPUTS, default="table", show_default=True, help="json: events and the result as JSON lines on stdout.")
 @click.pass_context
-def move(ctx: click.Context, name: str, to_cloud: str, region: str | None, yes: bool, output: str) -> None:
+def move(ctx: click.Context, name: str, to_cloud: str | None, region: str | None, resume: bool, rollback: bool, yes: bool, output: str) -> None:
     """Move a serving deployment to another cloud without downtime: up there first, then down here."""
     from orchestrator import engine
     from orchestrator.progress import reporter
     from orchestrator.report import money
 
     state, catalog = _state(ctx), _catalog(ctx)
+    if resume or rollback:
+        if resume and rollback or to_cloud:
+            raise UsageError("pass one of --to CLOUD, --resume or --rollback")
+        _confirm(yes, f"{'Finish' if resume else 'Undo'} the interrupted move of {name}?")
+        with reporter(output == "json") as report:
+            message = (engine.resume_move if resume else engine.rollback_move)(state, name, catalog, report)
+            report("done", deployment=name, message=message) if output == "json" else click.echo(message)
+        return
+    if not to_cloud:
+        raise UsageError("say where to move it with --to CLOUD, or pass --resume / --rollback after a crash")
     record = state.get(name)
     if record is None:
         raise engine.DeployError(f"no deployment named {name!r} in the state at {state.path}; `llamadeploy status` lists them")

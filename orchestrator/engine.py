@@ -163,6 +163,9 @@ def up(planned: Plan, provider: Provider, state: State, report: Report, backoff:
     backoff = backoff or Backoff()
     name = planned.deployment.name
     with state.lock(name) as holder:
+        current = state.get(name)
+        if current is not None and _unfinished_move(state, current) is not None:
+            raise DeployError(_unfinished_hint(name))
         for stale in state.interrupted(name):
             report("interrupted", operation=stale.kind, since=stale.started_at, holder=stale.holder)
             state.finish(stale.id, "interrupted", "the command running it stopped; a later run took over")
@@ -223,48 +226,115 @@ def move(state: State, name: str, to_cloud: str, catalog: Catalog, report: Repor
     """Make before break: bring the deployment up on `to_cloud`, record it there, then delete the source.
 
     A failure on the target deletes what the target run created and leaves the source serving
-    and recorded as it was.
+    and recorded as it was. A crash is finished by `resume_move` or undone by `rollback_move`.
     """
     backoff = backoff or Backoff()
     with state.lock(name) as holder:
-        record = state.get(name)
-        if record is None:
-            raise DeployError(f"no deployment named {name!r} in the state at {state.path}; `llamadeploy status` lists them")
-        if record.status != "serving" or "deployed" not in record.data or "spec" not in record.data:
-            raise DeployError(f"{name!r} is not serving (its record says {record.status!r}); finish it with `up` before moving it")
+        record = _serving_record(state, name)
+        if _unfinished_move(state, record) is not None:
+            raise DeployError(_unfinished_hint(name))
         if record.cloud == to_cloud and region in (None, record.region):
             raise UsageError(f"{name!r} already runs on {to_cloud} ({record.region}); pass another cloud or --region")
-        planned, target = plan_move(record, to_cloud, catalog, region)
-        source = registry.provider(record.cloud)
-        source_deployed = Deployed.from_dict(record.data["deployed"])
-        operation = state.begin(name, "move", to_cloud, holder)
+        return _move(state, holder, record, to_cloud, catalog, report, region, backoff)
+
+
+def _move(state: State, holder: str, record: Record, to_cloud: str, catalog: Catalog, report: Report, region: str | None, backoff: Backoff) -> MoveResult:
+    name = record.name
+    planned, target = plan_move(record, to_cloud, catalog, region)
+    source_deployed = Deployed.from_dict(record.data["deployed"])
+    operation = state.begin(name, "move", to_cloud, holder)
+    run = _Run(state, operation, report, backoff)
+    report("moving", deployment=name, source=record.cloud, target=to_cloud, region=planned.region)
+    try:
+        deployed = _retrying(lambda: target.apply(planned, run), backoff, report)
+    except Exception as exc:
+        cleaned = _roll_back(planned, target, run, existed=False)
+        state.finish(operation, "rolled_back", str(exc))
+        raise DeployError(f"move of {name!r} to {to_cloud} failed: {exc}\n  {cleaned}; {name!r} still serves on {record.cloud} ({record.region})") from exc
+    moves = [*record.data.get("moves", []), {"from": record.cloud, "from_region": record.region, "to": to_cloud, "to_region": planned.region, "at": now()}]
+    data = {"plan": plan_dict(planned), "settings": target.settings(planned), "spec": record.data["spec"], "moves": moves, "deployed": deployed.to_dict()}
+    # Both clouds serve now. Record the target first, keeping the whole source record, so a crash
+    # from here on leaves a record that says where it serves and what is left to drain or restore.
+    draining = {"cloud": record.cloud, "region": record.region, "spec_hash": record.spec_hash, "data": record.data}
+    state.put(name, to_cloud, planned.region, spec_hash(planned), "serving", {**data, "draining": draining})
+    report("switched", deployment=name, cloud=to_cloud, url=deployed.url)
+    _drain(state, operation, name, draining, run)
+    state.put(name, to_cloud, planned.region, spec_hash(planned), "serving", data)
+    state.finish(operation, "succeeded")
+    return MoveResult(planned, deployed, target.endpoint(deployed), source_deployed)
+
+
+def _drain(state: State, operation: int, name: str, draining: dict, run: _Run) -> None:
+    """Delete the source a move left behind and check nothing of it remains."""
+    source = registry.provider(draining["cloud"])
+    source_deployed = Deployed.from_dict(draining["data"]["deployed"])
+    try:
+        _retrying(lambda: source.destroy(source_deployed, run), run.backoff, run.report)
+        left = _retrying(lambda: source.remaining(source_deployed), run.backoff, run.report)
+    except Exception as exc:
+        state.finish(operation, "failed", f"source not drained: {exc}")
+        raise DeployError(f"{name!r} serves on its new cloud, but deleting it from {draining['cloud']} failed: {exc}; run `llamadeploy move {name} --resume`") from exc
+    if left:
+        names = ", ".join(f"{r.type} {r.name}" for r in left)
+        state.finish(operation, "failed", f"source not drained: {names}")
+        raise DeployError(f"{name!r} serves on its new cloud, but these remain on {draining['cloud']}: {names}; run `llamadeploy move {name} --resume`")
+
+
+def resume_move(state: State, name: str, catalog: Catalog, report: Report, backoff: Backoff | None = None) -> str:
+    """Finish a move a crash interrupted: drain the source, or bring the target up and then drain."""
+    backoff = backoff or Backoff()
+    with state.lock(name) as holder:
+        record = _serving_record(state, name)
+        stale = _unfinished_move(state, record)
+        if stale is None:
+            raise DeployError(f"{name!r} has no unfinished move to resume")
+        for operation in state.interrupted(name):
+            state.finish(operation.id, "interrupted", "resumed by a later `move --resume`")
+        if "draining" in record.data:
+            operation = state.begin(name, "move", record.cloud, holder)
+            draining = record.data["draining"]
+            _drain(state, operation, name, draining, _Run(state, operation, report, backoff))
+            state.put(name, record.cloud, record.region, record.spec_hash, "serving", {k: v for k, v in record.data.items() if k != "draining"})
+            state.finish(operation, "succeeded", "resumed: source drained")
+            return f"{name} finished moving to {record.cloud}: nothing remains on {draining['cloud']}"
+        result = _move(state, holder, record, stale.cloud, catalog, report, None, backoff)
+        return f"{name} finished moving from {result.source.cloud} to {result.plan.cloud}"
+
+
+def rollback_move(state: State, name: str, catalog: Catalog, report: Report, backoff: Backoff | None = None) -> str:
+    """Undo a move a crash interrupted: the source serves again (re-applied, adopting what is left)
+    and the target is deleted."""
+    backoff = backoff or Backoff()
+    with state.lock(name) as holder:
+        record = _serving_record(state, name)
+        stale = _unfinished_move(state, record)
+        if stale is None:
+            raise DeployError(f"{name!r} has no unfinished move to roll back")
+        for operation in state.interrupted(name):
+            state.finish(operation.id, "interrupted", "undone by a later `move --rollback`")
+        if "draining" in record.data:
+            draining = record.data["draining"]
+            source_record = Record(name, draining["cloud"], draining["region"], draining["spec_hash"], "serving", record.updated_at, draining["data"])
+            target_cloud, target_deployed = record.cloud, Deployed.from_dict(record.data["deployed"])
+        else:
+            source_record = record
+            planned, target = plan_move(record, stale.cloud, catalog)
+            target_cloud = stale.cloud
+            target_deployed = Deployed(name, stale.cloud, planned.region, planned.resources, "", target.settings(planned))
+        operation = state.begin(name, "rollback", source_record.cloud, holder)
         run = _Run(state, operation, report, backoff)
-        report("moving", deployment=name, source=record.cloud, target=to_cloud, region=planned.region)
-        try:
-            deployed = _retrying(lambda: target.apply(planned, run), backoff, report)
-        except Exception as exc:
-            cleaned = _roll_back(planned, target, run, existed=False)
-            state.finish(operation, "rolled_back", str(exc))
-            raise DeployError(f"move of {name!r} to {to_cloud} failed: {exc}\n  {cleaned}; {name!r} still serves on {record.cloud} ({record.region})") from exc
-        moves = [*record.data.get("moves", []), {"from": record.cloud, "from_region": record.region, "to": to_cloud, "to_region": planned.region, "at": now()}]
-        data = {"plan": plan_dict(planned), "settings": target.settings(planned), "spec": record.data["spec"], "moves": moves, "deployed": deployed.to_dict()}
-        # Both clouds serve now. Record the target first, keeping the source to delete, so a crash
-        # from here on leaves a record that says where it serves and what is left to drain.
-        state.put(name, to_cloud, planned.region, spec_hash(planned), "serving", {**data, "draining": source_deployed.to_dict()})
-        report("switched", deployment=name, cloud=to_cloud, url=deployed.url)
-        try:
-            _retrying(lambda: source.destroy(source_deployed, run), backoff, report)
-            left = _retrying(lambda: source.remaining(source_deployed), backoff, report)
-        except Exception as exc:
-            state.finish(operation, "failed", f"source not drained: {exc}")
-            raise DeployError(f"{name!r} now serves on {to_cloud}, but deleting it from {record.cloud} failed: {exc}; run `llamadeploy move` again to retry") from exc
+        if "draining" in record.data:
+            planned_source, source = plan_move(source_record, source_record.cloud, catalog, source_record.region)
+            _retrying(lambda: source.apply(planned_source, run), backoff, report)
+        target_provider = registry.provider(target_cloud)
+        _retrying(lambda: target_provider.destroy(target_deployed, run), backoff, report)
+        left = _retrying(lambda: target_provider.remaining(target_deployed), backoff, report)
         if left:
-            names = ", ".join(f"{r.type} {r.name}" for r in left)
-            state.finish(operation, "failed", f"source not drained: {names}")
-            raise DeployError(f"{name!r} now serves on {to_cloud}, but these remain on {record.cloud}: {names}")
-        state.put(name, to_cloud, planned.region, spec_hash(planned), "serving", data)
-        state.finish(operation, "succeeded")
-        return MoveResult(planned, deployed, target.endpoint(deployed), source_deployed)
+            state.finish(operation, "failed", "target not deleted")
+            raise DeployError(f"rolling back {name!r}: these remain on {target_cloud}: {', '.join(r.name for r in left)}; run `move {name} --rollback` again")
+        state.put(name, source_record.cloud, source_record.region, source_record.spec_hash, "serving", source_record.data)
+        state.finish(operation, "succeeded", f"move to {target_cloud} undone")
+        return f"{name} serves on {source_record.cloud} ({source_record.region}) again; nothing remains on {target_cloud}"
 
 
 def _roll_back(planned: Plan, provider: Provider, run: _Run, existed: bool) -> str:
@@ -279,6 +349,29 @@ def _roll_back(planned: Plan, provider: Provider, run: _Run, existed: bool) -> s
         return f"cleaning up failed too ({exc}); these may remain: {names}; run `llamadeploy down {planned.deployment.name}`"
     kept = "; what existed before was kept" if existed else ""
     return f"rolled back: deleted the {len(run.made)} resources this run created ({', '.join(r.name for r in run.made)}){kept}"
+
+
+def _serving_record(state: State, name: str) -> Record:
+    record = state.get(name)
+    if record is None:
+        raise DeployError(f"no deployment named {name!r} in the state at {state.path}; `llamadeploy status` lists them")
+    if record.status != "serving" or "deployed" not in record.data or "spec" not in record.data:
+        raise DeployError(f"{name!r} is not serving (its record says {record.status!r}); finish it with `up` before moving it")
+    return record
+
+
+def _unfinished_move(state: State, record: Record) -> Operation | None:
+    """The move a crash left unfinished: one still marked running, or a source still draining."""
+    running = [op for op in state.interrupted(record.name) if op.kind == "move"]
+    if running:
+        return running[-1]
+    if "draining" in record.data:
+        return Operation(0, record.name, "move", record.cloud, "running", "", record.updated_at, None, [], "")
+    return None
+
+
+def _unfinished_hint(name: str) -> str:
+    return f"{name!r} has an unfinished move; run `llamadeploy move {name} --resume` to finish it or `--rollback` to undo it"
 
 
 @dataclass(frozen=True)
@@ -310,7 +403,8 @@ def status(state: State, name: str | None = None, report: Report | None = None) 
         except ProviderError as exc:
             rows.append(StatusRow(record, None, (), history, error=str(exc)))
             continue
-        rows.append(StatusRow(record, live, _drift(record, live), history))
+        unfinished = (f"an unfinished move: run `llamadeploy move {record.name} --resume` or `--rollback`",) if _unfinished_move(state, record) else ()
+        rows.append(StatusRow(record, live, _drift(record, live) + unfinished, history))
     return rows
 
 
@@ -334,6 +428,8 @@ def down(state: State, name: str, report: Report, backoff: Backoff | None = None
         record = state.get(name)
         if record is None:
             raise DeployError(f"no deployment named {name!r} in the state at {state.path}; `llamadeploy status` lists them")
+        if _unfinished_move(state, record) is not None:
+            raise DeployError(_unfinished_hint(name))
         provider = registry.provider(record.cloud)
         deployed = _recorded_or_planned(record)
         operation = state.begin(name, "down", record.cloud, holder)

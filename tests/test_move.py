@@ -3,11 +3,18 @@
 from __future__ import annotations
 
 import json
+import os
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pytest
 
 from tests.clouds import Cloud, cli_run
+
+REPO = Path(__file__).parent.parent
 
 
 @pytest.fixture
@@ -69,3 +76,53 @@ def test_move_refuses_nonsense(pair: tuple[Cloud, Cloud], two_cloud_stack: Path)
     code, _, err = cli_run("move", "chat", "--to", "gcp", "--yes")
     assert code == 1 and "`up` on gcp needs placement.gcp" in err  # the recorded spec has no gcp placement
     assert cli_run("move", "chat", "--to", "azure")[0] == 2  # no --yes off a terminal
+
+
+def _kill_while_draining(stack: Path, source: Cloud, target: Cloud) -> None:
+    """Run `move` in a process and SIGKILL it once the target serves and the source is being deleted."""
+    assert cli_run("up", str(stack), "--cloud", source.name, "--yes")[0] == 0
+    source.stand_in.faults.deleting_polls = 10**6  # the source endpoint stays "Deleting"
+    child = subprocess.Popen([sys.executable, "-m", "orchestrator.cli", "move", "chat", "--to", target.name, "--yes"],
+                             cwd=REPO, env=os.environ.copy(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)  # fmt: skip
+    deadline = time.monotonic() + 60
+    while not source.stand_in.calls("DeleteEndpoint") and time.monotonic() < deadline and child.poll() is None:
+        time.sleep(0.05)
+    assert child.poll() is None, child.communicate()[1]
+    time.sleep(0.2)
+    child.send_signal(signal.SIGKILL)
+    child.wait(timeout=10)
+    source.stand_in.faults.deleting_polls = 0
+    source.stand_in._deleting.clear()
+
+
+@pytest.mark.parametrize("pair", [("aws", "azure")], indirect=True, ids="->".join)
+def test_a_move_killed_while_draining_is_finished_by_resume(pair: tuple[Cloud, Cloud], two_cloud_stack: Path) -> None:
+    source, target = pair
+    _kill_while_draining(two_cloud_stack, source, target)
+    row = status()
+    assert (row["cloud"], row["draining"]) == (target.name, source.name)  # where it serves, and what is left to drain
+    assert any("unfinished move" in d for d in row["drift"])
+    code, _, err = cli_run("up", str(two_cloud_stack), "--cloud", target.name, "--yes")
+    assert code == 1 and "run `llamadeploy move chat --resume`" in err
+    code, out, err = cli_run("move", "chat", "--resume", "--yes")
+    assert code == 0, err
+    assert "finished moving to azure" in out
+    assert source.empty(), source.inventory()
+    assert target.endpoint_creates() == 1 and not target.empty()
+    row = status()
+    assert (row["cloud"], row["draining"], row["live"]["state"]) == (target.name, None, "serving")
+    assert not any("unfinished" in d for d in row["drift"])
+
+
+@pytest.mark.parametrize("pair", [("aws", "azure")], indirect=True, ids="->".join)
+def test_a_move_killed_while_draining_is_undone_by_rollback(pair: tuple[Cloud, Cloud], two_cloud_stack: Path) -> None:
+    source, target = pair
+    _kill_while_draining(two_cloud_stack, source, target)
+    code, out, err = cli_run("move", "chat", "--rollback", "--yes")
+    assert code == 0, err
+    assert "chat serves on aws (us-east-1) again; nothing remains on azure" in out
+    assert target.empty(), target.inventory()
+    assert source.inventory()["endpoints"] == ["chat"]  # re-applied: what the drain had deleted is back
+    row = status()
+    assert (row["cloud"], row["draining"], row["live"]["state"]) == (source.name, None, "serving")
+    assert cli_run("down", "chat", "--yes")[0] == 0 and source.empty()

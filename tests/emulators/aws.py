@@ -49,6 +49,7 @@ class Faults:
     failure_reason: str | None = None
     fail: dict[str, tuple[str, str]] = field(default_factory=dict)
     throttle_next: int = 0
+    deleting_polls: int = 0  # DescribeEndpoint answers Deleting this many times after DeleteEndpoint
 
 
 class AwsStandIn:
@@ -64,6 +65,7 @@ class AwsStandIn:
         self.requests: list[Request] = []
         self._polls_left: dict[str, int] = {}
         self._created_at: dict[str, float] = {}
+        self._deleting: dict[str, int] = {}
         self._lock = threading.Lock()
         self._proxy = ThreadingHTTPServer(("127.0.0.1", 0), _handler(self))
         self._proxy.daemon_threads = True
@@ -83,6 +85,7 @@ class AwsStandIn:
         self.requests.clear()
         self._polls_left.clear()
         self._created_at.clear()
+        self._deleting.clear()
 
     def calls(self, action: str) -> list[dict[str, Any]]:
         return [r.body for r in self.requests if r.action == action]
@@ -103,11 +106,15 @@ class AwsStandIn:
 
     # The proxy's decisions, one request at a time.
 
-    def _fault_for(self, action: str) -> tuple[int, dict[str, Any]] | None:
+    def _fault_for(self, action: str, body: dict[str, Any]) -> tuple[int, dict[str, Any]] | None:
         with self._lock:
             if self.faults.throttle_next > 0:
                 self.faults.throttle_next -= 1
                 return 400, {"__type": "ThrottlingException", "message": "Rate exceeded"}
+            if action == "DescribeEndpoint" and self._deleting.get(body["EndpointName"], 0) > 0:
+                self._deleting[body["EndpointName"]] -= 1
+                return 200, {"EndpointName": body["EndpointName"], "EndpointArn": f"arn:aws:sagemaker:{REGION}:123456789012:endpoint/x",
+                             "EndpointConfigName": "deleting", "EndpointStatus": "Deleting", "CreationTime": 0, "LastModifiedTime": 0}  # fmt: skip
             if action in self.faults.fail:
                 code, message = self.faults.fail[action]
                 return 400, {"__type": code, "message": message}
@@ -115,6 +122,8 @@ class AwsStandIn:
 
     def _rewrite(self, action: str, body: dict[str, Any], answer: dict[str, Any]) -> dict[str, Any]:
         with self._lock:
+            if action == "DeleteEndpoint":
+                self._deleting[body["EndpointName"]] = self.faults.deleting_polls
             if action == "CreateEndpoint":
                 self._polls_left[body["EndpointName"]] = self.faults.ready_after_polls
                 self._created_at[body["EndpointName"]] = time.monotonic()
@@ -148,7 +157,7 @@ def _handler(stand_in: AwsStandIn) -> type[BaseHTTPRequestHandler]:
             action = target.rsplit(".", 1)[-1]
             body = json.loads(raw) if raw else {}
             stand_in.requests.append(Request(action, body))
-            fault = stand_in._fault_for(action)
+            fault = stand_in._fault_for(action, body)
             if fault is not None:
                 return self._answer(fault[0], json.dumps(fault[1]).encode(), {"Content-Type": "application/x-amz-json-1.1"})
             connection = http.client.HTTPConnection(stand_in.moto_host, stand_in.moto_port, timeout=30)
@@ -156,8 +165,8 @@ def _handler(stand_in: AwsStandIn) -> type[BaseHTTPRequestHandler]:
             connection.request("POST", self.path, body=raw, headers=headers)
             response = connection.getresponse()
             data = response.read()
-            if response.status == 200 and data:
-                data = json.dumps(stand_in._rewrite(action, body, json.loads(data))).encode()
+            if response.status == 200:
+                data = json.dumps(stand_in._rewrite(action, body, json.loads(data) if data else {})).encode()
             return self._answer(response.status, data, {"Content-Type": response.getheader("Content-Type", "application/x-amz-json-1.1")})
 
         def _answer(self, status: int, data: bytes, headers: dict[str, str]) -> None:
