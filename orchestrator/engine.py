@@ -284,12 +284,7 @@ def resume_move(state: State, name: str, catalog: Catalog, report: Report, backo
     """Finish a move a crash interrupted: drain the source, or bring the target up and then drain."""
     backoff = backoff or Backoff()
     with state.lock(name) as holder:
-        record = _serving_record(state, name)
-        stale = _unfinished_move(state, record)
-        if stale is None:
-            raise DeployError(f"{name!r} has no unfinished move to resume")
-        for operation in state.interrupted(name):
-            state.finish(operation.id, "interrupted", "resumed by a later `move --resume`")
+        record, stale = _take_over_unfinished_move(state, name, "resume", "--resume")
         if "draining" in record.data:
             operation = state.begin(name, "move", record.cloud, holder)
             draining = record.data["draining"]
@@ -306,12 +301,7 @@ def rollback_move(state: State, name: str, catalog: Catalog, report: Report, bac
     and the target is deleted."""
     backoff = backoff or Backoff()
     with state.lock(name) as holder:
-        record = _serving_record(state, name)
-        stale = _unfinished_move(state, record)
-        if stale is None:
-            raise DeployError(f"{name!r} has no unfinished move to roll back")
-        for operation in state.interrupted(name):
-            state.finish(operation.id, "interrupted", "undone by a later `move --rollback`")
+        record, stale = _take_over_unfinished_move(state, name, "roll back", "--rollback")
         if "draining" in record.data:
             draining = record.data["draining"]
             source_record = Record(name, draining["cloud"], draining["region"], draining["spec_hash"], "serving", record.updated_at, draining["data"])
@@ -349,6 +339,17 @@ def _roll_back(planned: Plan, provider: Provider, run: _Run, existed: bool) -> s
         return f"cleaning up failed too ({exc}); these may remain: {names}; run `llamadeploy down {planned.deployment.name}`"
     kept = "; what existed before was kept" if existed else ""
     return f"rolled back: deleted the {len(run.made)} resources this run created ({', '.join(r.name for r in run.made)}){kept}"
+
+
+def _take_over_unfinished_move(state: State, name: str, verb: str, flag: str) -> tuple[Record, Operation]:
+    """The record and the unfinished move to act on; the dead command's operations are closed."""
+    record = _serving_record(state, name)
+    stale = _unfinished_move(state, record)
+    if stale is None:
+        raise DeployError(f"{name!r} has no unfinished move to {verb}")
+    for operation in state.interrupted(name):
+        state.finish(operation.id, "interrupted", f"taken over by a later `move {flag}`")
+    return record, stale
 
 
 def _serving_record(state: State, name: str) -> Record:
