@@ -185,7 +185,7 @@ def models(output: str) -> None:
 
 @cli.command()
 @click.argument("stack", type=click.Path())
-@click.option("--cloud", help="Cloud to deploy on; default: the one the placement names.")
+@click.option("--cloud", help="Cloud to deploy on; `auto`: the cheapest that can host it, then the next; default: placement.fallback in order, else the one cloud the placement names.")
 @click.option("--region", help="Region, overriding the placement.")
 @click.option("--deployment", "only", metavar="NAME", help="Deploy only this deployment of the stack.")
 @click.option("--yes", is_flag=True, help="Do not ask for confirmation (pipelines).")
@@ -200,6 +200,10 @@ def up(ctx: click.Context, stack: str, cloud: str | None, region: str | None, on
 
     catalog = _catalog(ctx)
     loaded = load_stack(stack)
+    chosen = [loaded.get(only)] if only else list(loaded.deployments)
+    if cloud == "auto" or (cloud is None and any(d.placement.fallback for d in chosen)):
+        _failover(ctx, loaded, chosen, cloud == "auto", catalog, yes, output)
+        return
     plans = plan_stack(loaded, cloud, catalog, region, only)
     ready = [engine.plan_up(loaded, p.deployment, p.cloud, catalog, region) for p in plans]
     if output == "table":
@@ -219,6 +223,26 @@ def up(ctx: click.Context, stack: str, cloud: str | None, region: str | None, on
                 click.echo(f"{planned.deployment.name} is serving on {planned.cloud} ({planned.region}) at {result.endpoint.url}")
                 click.echo(f"  auth: {result.endpoint.auth}")
                 click.echo(f"  try:  {result.endpoint.example}")
+
+
+def _failover(ctx: click.Context, loaded, chosen, cheapest: bool, catalog, yes: bool, output: str) -> None:  # noqa: ANN001 - lazily imported types
+    """`up` over candidate clouds: the placement's fallback list, or every cloud cheapest first."""
+    from orchestrator import engine
+    from orchestrator.progress import reporter
+
+    _confirm(yes, f"Create {', '.join(d.name for d in chosen)} on the first cloud that can host {'them' if len(chosen) > 1 else 'it'}?")
+    state = _state(ctx)
+    with reporter(output == "json") as report:
+        for deployment in chosen:
+            candidates = engine.cheapest_candidates(loaded, deployment, catalog) if cheapest else deployment.placement.candidates()
+            result, attempts = engine.up_with_failover(loaded, deployment, candidates, catalog, state, report)
+            if output == "json":
+                report("done", deployment=deployment.name, cloud=result.plan.cloud, region=result.plan.region, url=result.endpoint.url,
+                       attempts=[{"cloud": a.cloud, "region": a.region, "outcome": a.outcome} for a in attempts])  # fmt: skip
+            else:
+                click.echo(f"{deployment.name} is serving on {result.plan.cloud} ({result.plan.region}) at {result.endpoint.url}"
+                           f" after {len(attempts)} attempt{'s' if len(attempts) > 1 else ''}")  # fmt: skip
+                click.echo(f"  auth: {result.endpoint.auth}")
 
 
 @cli.command()

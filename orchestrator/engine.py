@@ -26,7 +26,7 @@ from orchestrator.source import SourceMap
 from orchestrator.spec import Deployment, Stack
 from orchestrator.state import Operation, Record, State, now
 from providers import registry
-from providers.base import Deployed, Endpoint, LiveStatus, Provider, ProviderError, Resource, ThrottledError
+from providers.base import CapacityError, Deployed, Endpoint, LiveStatus, Provider, ProviderError, QuotaError, Resource, ThrottledError
 
 POLL_ENV = "LLAMADEPLOY_POLL_SECONDS"
 THROTTLE_ATTEMPTS = 6
@@ -325,6 +325,46 @@ def rollback_move(state: State, name: str, catalog: Catalog, report: Report, bac
         state.put(name, source_record.cloud, source_record.region, source_record.spec_hash, "serving", source_record.data)
         state.finish(operation, "succeeded", f"move to {target_cloud} undone")
         return f"{name} serves on {source_record.cloud} ({source_record.region}) again; nothing remains on {target_cloud}"
+
+
+@dataclass(frozen=True)
+class Attempt:
+    cloud: str
+    region: str | None
+    outcome: str
+
+
+def up_with_failover(stack: Stack, deployment: Deployment, candidates: list[tuple[str, str | None]], catalog: Catalog, state: State,
+                     report: Report, backoff: Backoff | None = None) -> tuple[UpResult, list[Attempt]]:  # fmt: skip
+    """`up` on each candidate in turn until one serves. A cloud out of capacity or quota is
+    cleaned up (as any failed `up` is) and the next tried; any other failure stops the run."""
+    attempts: list[Attempt] = []
+    for cloud, region in candidates:
+        try:
+            planned, provider = plan_up(stack, deployment, cloud, catalog, region)
+        except LlamadeployError as exc:
+            attempts.append(Attempt(cloud, region, f"not tried: {str(exc).splitlines()[0]}"))
+            report("skipped", cloud=cloud, region=region, reason=attempts[-1].outcome)
+            continue
+        try:
+            result = up(planned, provider, state, report, backoff)
+        except DeployError as exc:
+            if not isinstance(exc.__cause__, (CapacityError, QuotaError)):
+                raise
+            attempts.append(Attempt(cloud, planned.region, str(exc.__cause__)))
+            report("failed_over", cloud=cloud, region=planned.region, reason=str(exc.__cause__))
+            continue
+        attempts.append(Attempt(cloud, planned.region, "serving"))
+        return result, attempts
+    tried = "\n  ".join(f"{a.cloud}{':' + a.region if a.region else ''}: {a.outcome}" for a in attempts) or "no candidates"
+    raise DeployError(f"no candidate could host {deployment.name!r}; tried, in order:\n  {tried}")
+
+
+def cheapest_candidates(stack: Stack, deployment: Deployment, catalog: Catalog) -> list[tuple[str, str | None]]:
+    """`--cloud auto`: every cloud that can host the deployment, cheapest first, in the region it is cheapest."""
+    from orchestrator.planner import compare
+
+    return [(result.cloud, result.region) for result in compare(stack, deployment, registry.names(), catalog) if isinstance(result, Plan)]
 
 
 def _roll_back(planned: Plan, provider: Provider, run: _Run, existed: bool) -> str:

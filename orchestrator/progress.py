@@ -29,6 +29,10 @@ def _sentence(kind: str, fields: dict[str, Any]) -> str:
         return f"moving {fields['deployment']} from {fields['source']} to {fields['target']} ({fields['region']}): up there first"
     if kind == "switched":
         return f"{fields['deployment']} serves on {fields['cloud']} now; deleting it from the source"
+    if kind == "failed_over":
+        return f"{fields['cloud']} ({fields['region']}) cannot host it now ({fields['reason']}); trying the next candidate"
+    if kind == "skipped":
+        return f"{fields['cloud']}: {fields['reason']}"
     if kind == "unchanged":
         return f"{fields['deployment']} is already serving as declared; nothing to change"
     return f"{kind} " + " ".join(f"{k}={v}" for k, v in fields.items())

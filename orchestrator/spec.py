@@ -38,6 +38,7 @@ _FORMATS = {
     "subscription_id": "use the subscription GUID, such as 00000000-0000-0000-0000-000000000000",
     "compartment_id": "use the compartment's OCID, which starts with ocid1.compartment.",
     "project_id": "use the Data Science project's OCID, which starts with ocid1.datascienceproject.",
+    "fallback": "use cloud or cloud:region, such as azure:eastus",
 }
 
 
@@ -131,6 +132,11 @@ class Placement(_Strict):
     azure: AzurePlacement | None = None
     gcp: GcpPlacement | None = None
     oci: OciPlacement | None = None
+    # Where `up` goes, in order, when a cloud has no capacity or quota: "cloud" or "cloud:region".
+    fallback: list[Annotated[str, Field(pattern=r"^[a-z0-9-]+(:[a-z0-9-]+)?$")]] = Field(default_factory=list)
+
+    def candidates(self) -> list[tuple[str, str | None]]:
+        return [(cloud, region or None) for cloud, _, region in (entry.partition(":") for entry in self.fallback)]
 
     def clouds(self) -> list[str]:
         return [cloud for cloud in CLOUDS if getattr(self, cloud) is not None]
@@ -264,7 +270,8 @@ def _message(error: dict[str, Any], loc: FieldPath) -> str:
     if kind == "missing":
         return "required field is missing"
     if kind == "string_pattern_mismatch":
-        return f"{error['input']!r} is not valid; {_FORMATS.get(str(loc[-1]), 'see the examples in stacks/')}"
+        field = next((str(part) for part in reversed(loc) if isinstance(part, str)), "")  # a list item is named by its list
+        return f"{error['input']!r} is not valid; {_FORMATS.get(field, 'see the examples in stacks/')}"
     message = error["msg"].removeprefix("Value error, ")
     if kind.endswith("_type") or kind in ("greater_than", "int_from_float"):
         shown = "" if {"env", "secrets"} & set(map(str, loc)) else f" (got {error['input']!r})"
