@@ -126,3 +126,46 @@ def test_a_move_killed_while_draining_is_undone_by_rollback(pair: tuple[Cloud, C
     row = status()
     assert (row["cloud"], row["draining"], row["live"]["state"]) == (source.name, None, "serving")
     assert cli_run("down", "chat", "--yes")[0] == 0 and source.empty()
+
+
+def _kill_while_target_provisions(stack: Path, source: Cloud, target: Cloud) -> None:
+    """Run `move` in a process and SIGKILL it while the target is still being created."""
+    assert cli_run("up", str(stack), "--cloud", source.name, "--yes")[0] == 0
+    target.ready_after_polls(10**6)
+    child = subprocess.Popen([sys.executable, "-m", "orchestrator.cli", "move", "chat", "--to", target.name, "--yes"],
+                             cwd=REPO, env=os.environ.copy(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)  # fmt: skip
+    deadline = time.monotonic() + 60
+    while target.creates() == 0 and time.monotonic() < deadline and child.poll() is None:
+        time.sleep(0.05)
+    assert child.poll() is None, child.communicate()[1]
+    time.sleep(0.2)
+    child.send_signal(signal.SIGKILL)
+    child.wait(timeout=10)
+    target.make_ready()
+
+
+@pytest.mark.parametrize("pair", [("azure", "aws")], indirect=True, ids="->".join)
+def test_a_move_killed_while_the_target_provisions_is_resumed(pair: tuple[Cloud, Cloud], two_cloud_stack: Path) -> None:
+    source, target = pair
+    _kill_while_target_provisions(two_cloud_stack, source, target)
+    row = status()
+    assert (row["cloud"], row["live"]["state"]) == (source.name, "serving")  # the source never stopped serving
+    assert any("unfinished move" in d for d in row["drift"])
+    code, out, err = cli_run("move", "chat", "--resume", "--yes")
+    assert code == 0, err
+    assert f"finished moving from {source.name} to {target.name}" in out
+    assert target.created_twice() == [] and target.endpoint_creates() == 1
+    assert source.empty(), source.inventory()
+
+
+@pytest.mark.parametrize("pair", [("azure", "aws")], indirect=True, ids="->".join)
+def test_a_move_killed_while_the_target_provisions_is_rolled_back(pair: tuple[Cloud, Cloud], two_cloud_stack: Path) -> None:
+    source, target = pair
+    _kill_while_target_provisions(two_cloud_stack, source, target)
+    code, out, err = cli_run("move", "chat", "--rollback", "--yes")
+    assert code == 0, err
+    assert f"nothing remains on {target.name}" in out
+    assert target.empty(), target.inventory()
+    assert source.endpoint_creates() == 1 and not source.empty()  # the source `up` made, untouched and not remade
+    row = status()
+    assert (row["cloud"], row["live"]["state"]) == (source.name, "serving") and not any("unfinished" in d for d in row["drift"])
