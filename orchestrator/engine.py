@@ -29,6 +29,7 @@ from providers import registry
 from providers.base import CapacityError, Deployed, Endpoint, LiveStatus, Provider, ProviderError, QuotaError, Resource, ThrottledError
 
 POLL_ENV = "LLAMADEPLOY_POLL_SECONDS"
+WAIT_TIMEOUT_ENV = "LLAMADEPLOY_WAIT_TIMEOUT"
 THROTTLE_ATTEMPTS = 6
 
 Report = Callable[..., None]
@@ -49,7 +50,7 @@ class Backoff:
     overshoot: float = 0.04
     maximum: float = 60.0
     jitter: float = 0.2
-    timeout: float = 3 * 3600.0
+    timeout: float = field(default_factory=lambda: _seconds_from_env(WAIT_TIMEOUT_ENV, 3 * 3600.0))
 
     def poll_delay(self, elapsed: float) -> float:
         return min(self.maximum, max(self.initial, self.overshoot * elapsed)) * random.uniform(1 - self.jitter, 1)
@@ -112,7 +113,7 @@ class _Run:
                 return
             delay = self.backoff.poll_delay(elapsed)
             if elapsed + delay > self.backoff.timeout:
-                raise WaitTimeoutError(f"{what} was still {status!r} after {elapsed / 60:.0f} minutes")
+                raise WaitTimeoutError(f"{what} was still {status!r} after {elapsed:.0f} s (${WAIT_TIMEOUT_ENV} allows {self.backoff.timeout:.0f} s)")
             time.sleep(delay)
 
 

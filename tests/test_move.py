@@ -50,15 +50,24 @@ def test_move_brings_the_target_up_then_empties_the_source(pair: tuple[Cloud, Cl
     assert target.empty() and source.empty()
 
 
-@pytest.mark.parametrize("pair", [("aws", "azure"), ("oci", "aws")], indirect=True, ids="->".join)
-def test_a_target_that_fails_leaves_the_source_serving_and_the_target_empty(pair: tuple[Cloud, Cloud], two_cloud_stack: Path) -> None:
+# A timeout needs a stand-in that delays creation only (AWS's); the REST stand-ins delay deletes too.
+@pytest.mark.parametrize(("pair", "fault"), [(("aws", "azure"), "capacity"), (("aws", "azure"), "quota"), (("oci", "aws"), "capacity"),
+                                             (("oci", "aws"), "quota"), (("oci", "aws"), "timeout")], indirect=["pair"])  # fmt: skip
+def test_a_target_that_fails_leaves_the_source_serving_and_the_target_empty(
+    pair: tuple[Cloud, Cloud], two_cloud_stack: Path, fault: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
     source, target = pair
     assert cli_run("up", str(two_cloud_stack), "--cloud", source.name, "--yes")[0] == 0
     before = source.inventory()
     (planned,) = json.loads(cli_run("plan", str(two_cloud_stack), "--cloud", target.name, "--output", "json")[1])["plans"]
-    target.fail_capacity(planned["instance_type"])
+    if fault == "timeout":
+        target.ready_after_polls(10**6)
+        monkeypatch.setenv("LLAMADEPLOY_WAIT_TIMEOUT", "1")
+    else:
+        getattr(target, f"fail_{fault}")(planned["instance_type"])
     code, _, err = cli_run("move", "chat", "--to", target.name, "--yes")
-    assert code == 1 and target.capacity_text in err
+    expected = {"capacity": target.capacity_text, "quota": target.quota_text, "timeout": "LLAMADEPLOY_WAIT_TIMEOUT allows 1 s"}[fault]
+    assert code == 1 and expected in err
     assert f"'chat' still serves on {source.name}" in err
     assert target.empty(), target.inventory()
     assert source.inventory() == before
