@@ -63,6 +63,7 @@ class AwsProvider(Provider):
     service = "SageMaker real-time inference"
     default_region = "us-east-1"
     required_placement = ("execution_role_arn",)
+    sdk_modules = ("boto3",)
 
     def resources(self, plan: Plan) -> list[Resource]:
         name = plan.deployment.name
@@ -276,11 +277,9 @@ def _clients(region: str, settings: dict[str, Any] | Any) -> tuple[Any, Any]:
 def _cached_clients(region: str, endpoint_url: str | None) -> tuple[Any, Any]:
     """One SageMaker and one Auto Scaling client per region and endpoint: building a client parses
     the service's JSON model (~0.13 s), and boto3 clients are safe to share between threads."""
-    try:
-        import boto3
-        from botocore.config import Config
-    except ImportError as exc:
-        raise ProviderError("the aws provider needs boto3: pip install 'llamadeploy[aws]'") from exc
+    import boto3
+    from botocore.config import Config
+
     config = Config(retries={"mode": "standard", "max_attempts": 3}, user_agent_extra="llamadeploy")
     session = boto3.session.Session(region_name=region)
     return (

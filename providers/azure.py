@@ -71,6 +71,7 @@ class AzureProvider(Provider):
     service = "Azure ML managed online endpoint"
     default_region = "eastus"
     required_placement = ("subscription_id", "resource_group", "workspace")
+    sdk_modules = ("azure.ai.ml", "azure.identity", "azure.mgmt.monitor")
 
     def resources(self, plan: Plan) -> list[Resource]:
         name = plan.deployment.name
@@ -359,14 +360,12 @@ def _clients(settings: dict[str, Any]) -> tuple[Any, Any, Any]:
 
 
 def _make_clients(settings: dict[str, Any]) -> tuple[Any, Any, Any]:
-    try:
-        from azure.ai.ml import MLClient
-        from azure.core.pipeline.policies import BearerTokenCredentialPolicy, RetryPolicy
-        from azure.identity import DefaultAzureCredential
-        from azure.mgmt.core import ARMPipelineClient
-        from azure.mgmt.monitor import MonitorManagementClient
-    except ImportError as exc:
-        raise ProviderError("the azure provider needs azure-ai-ml, azure-identity and azure-mgmt-monitor: pip install 'llamadeploy[azure]'") from exc
+    from azure.ai.ml import MLClient
+    from azure.core.pipeline.policies import BearerTokenCredentialPolicy, RetryPolicy
+    from azure.identity import DefaultAzureCredential
+    from azure.mgmt.core import ARMPipelineClient
+    from azure.mgmt.monitor import MonitorManagementClient
+
     # azure-ai-ml logs every call that ends in 404 as an ERROR "activity"; existence checks end
     # that way by design, and the errors that matter reach the user through _translated.
     logging.getLogger("azure.ai.ml").setLevel(logging.CRITICAL)

@@ -169,6 +169,8 @@ class Provider(CloudService):
 
     # Placement fields `up` cannot do without on this cloud (checked before any cloud call).
     required_placement: ClassVar[tuple[str, ...]] = ()
+    # The SDK modules the live operations import; checked, not imported, before any cloud call.
+    sdk_modules: ClassVar[tuple[str, ...]] = ()
 
     def settings(self, plan: Plan) -> dict[str, Any]:
         """What `describe` and `destroy` need later to reach the cloud again, kept in state."""

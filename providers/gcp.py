@@ -72,6 +72,7 @@ class GcpProvider(Provider):
     supports = frozenset({Feature.MULTI_NODE})
     multi_node_gpus = frozenset({"H100", "H200"})
     required_placement = ("project",)
+    sdk_modules = ("google.cloud.aiplatform_v1beta1", "google.auth")
 
     def resources(self, plan: Plan) -> list[Resource]:
         name = plan.deployment.name
@@ -278,11 +279,9 @@ def _clients(region: str, settings: dict[str, Any]) -> tuple[Any, Any]:
     endpoint = settings.get("endpoint") or f"https://{region}-aiplatform.googleapis.com"
     key = (region, endpoint)
     if key not in _client_cache:
-        try:
-            import google.auth
-            from google.cloud import aiplatform_v1beta1 as vertex
-        except ImportError as exc:
-            raise ProviderError("the gcp provider needs google-cloud-aiplatform: pip install 'llamadeploy[gcp]'") from exc
+        import google.auth
+        from google.cloud import aiplatform_v1beta1 as vertex
+
         with _translated():
             credentials, _ = google.auth.default(scopes=_SCOPES)
         options = {"api_endpoint": endpoint}

@@ -59,6 +59,7 @@ class OciProvider(Provider):
     service = "OCI Data Science model deployment"
     default_region = "us-ashburn-1"
     required_placement = ("compartment_id", "project_id")
+    sdk_modules = ("oci",)
 
     def resources(self, plan: Plan) -> list[Resource]:
         name = plan.deployment.name
@@ -271,10 +272,8 @@ def _client(region: str, settings: dict[str, Any]) -> Any:
     # How credentials are found is part of the key: the environment decides it, not the settings.
     key = (region, repr(sorted(settings.items())), os.environ.get("OCI_RESOURCE_PRINCIPAL_VERSION", ""), os.environ.get("OCI_CONFIG_FILE", ""))
     if key not in _client_cache:
-        try:
-            import oci
-        except ImportError as exc:
-            raise ProviderError("the oci provider needs the oci SDK: pip install 'llamadeploy[oci]'") from exc
+        import oci
+
         kwargs: dict[str, Any] = {"retry_strategy": oci.retry.NoneRetryStrategy()}
         if settings.get("endpoint"):
             kwargs["service_endpoint"] = settings["endpoint"]

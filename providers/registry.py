@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import difflib
 import importlib
+import importlib.util
 from functools import cache, lru_cache
 from importlib.metadata import entry_points
 
-from orchestrator.errors import UsageError
+from orchestrator.errors import LlamadeployError, UsageError
 from providers.base import CloudService, Provider
 
 ENTRY_POINT_GROUP = "llamadeploy.providers"
@@ -55,7 +56,19 @@ def provider(name: str) -> Provider:
             f"llamadeploy cannot deploy to {name} yet ({service.service}); `plan` and `cost` work there. "
             f"Clouds it can deploy to: {', '.join(deployable) or 'none'}"
         )
+    missing = [module for module in service.sdk_modules if not _importable(module)]
+    if missing:
+        how = f"pip install 'llamadeploy[{name}]'" if name in BUILTIN else f"install the packages providing {', '.join(missing)}"
+        raise LlamadeployError(f"the {name} provider needs {', '.join(missing)}, which {'is' if len(missing) == 1 else 'are'} not installed: {how}")
     return service
+
+
+def _importable(module: str) -> bool:
+    """Whether `module` could be imported, without importing it (only its parent packages)."""
+    try:
+        return importlib.util.find_spec(module) is not None
+    except (ImportError, ValueError):
+        return False
 
 
 @cache

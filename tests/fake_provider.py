@@ -61,3 +61,10 @@ class PlanOnlyService(CloudService):
 
     def resources(self, plan: Plan) -> list[Resource]:
         return [Resource("planonly::Endpoint", plan.deployment.name)]
+
+
+class NeedsSdkProvider(FakeProvider):
+    """A plugin whose SDK is not installed: it must say so before any cloud call."""
+
+    name = "needsdk"
+    sdk_modules = ("llamadeploy_no_such_sdk.client",)

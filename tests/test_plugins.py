@@ -16,6 +16,7 @@ from tests.fake_provider import FakeProvider
 FAKE_OFFER = (
     "fake,Fake serving,moon-1,fake.gpu1,L4,1,24,4,16,0.50,,managed-service list price,test,2026-11-01\n"
     "planonly,Plan-only serving,moon-1,po.gpu1,L4,1,24,4,16,0.40,,managed-service list price,test,2026-11-01\n"
+    "needsdk,Fake serving,moon-1,ns.gpu1,L4,1,24,4,16,0.45,,managed-service list price,test,2026-11-01\n"
 )
 
 
@@ -27,6 +28,7 @@ def fake_plugin(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, mini_catalog_pa
     (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: llamadeploy-fake\nVersion: 1.0\n")
     (dist / "entry_points.txt").write_text(
         "[llamadeploy.providers]\nfake = tests.fake_provider:FakeProvider\nplanonly = tests.fake_provider:PlanOnlyService\n"
+        "needsdk = tests.fake_provider:NeedsSdkProvider\n"
     )
     monkeypatch.syspath_prepend(str(tmp_path / "site"))
     registry._plugins.cache_clear()
@@ -47,7 +49,7 @@ def invoke(*args: str) -> tuple[int, str, str]:
 
 
 def test_plugin_is_listed_and_planned(fake_plugin: Path, write_stack) -> None:
-    assert registry.names()[-2:] == ["fake", "planonly"]
+    assert registry.names()[-3:] == ["fake", "needsdk", "planonly"]
     stack = write_stack("name: chat\nmodel: llama3.2-1b-instruct\nmax_context: 2048\nconcurrency: 4\n")
     code, out, _ = invoke("plan", str(stack), "--cloud", "fake", "--output", "json")
     (plan,) = json.loads(out)["plans"]
@@ -70,7 +72,7 @@ def test_plugin_runs_through_the_same_engine(fake_plugin: Path, write_stack) -> 
 
 def test_unknown_cloud_lists_the_plugin(fake_plugin: Path, write_stack) -> None:
     code, _, err = invoke("plan", str(write_stack("name: a\nmodel: llama3.2-1b\n")), "--cloud", "fak")
-    assert code == 2 and "did you mean 'fake'?" in err and "aws, azure, gcp, oci, fake, planonly" in err
+    assert code == 2 and "did you mean 'fake'?" in err and "aws, azure, gcp, oci, fake, needsdk, planonly" in err
 
 
 def test_a_cloud_that_can_only_be_planned_says_so_at_up(fake_plugin: Path, write_stack) -> None:
@@ -78,7 +80,15 @@ def test_a_cloud_that_can_only_be_planned_says_so_at_up(fake_plugin: Path, write
     assert invoke("plan", str(stack), "--cloud", "planonly")[0] == 0
     code, _, err = invoke("up", str(stack), "--cloud", "planonly", "--yes")
     assert code == 2 and "cannot deploy to planonly yet (Plan-only serving); `plan` and `cost` work there" in err
-    assert "Clouds it can deploy to: aws, azure, gcp, oci, fake" in err
+    assert "Clouds it can deploy to: aws, azure, gcp, oci, fake, needsdk" in err
+
+
+def test_a_missing_sdk_is_one_line_before_any_cloud_call(fake_plugin: Path, write_stack) -> None:
+    stack = write_stack("name: chat\nmodel: llama3.2-1b-instruct\nmax_context: 2048\nconcurrency: 4\n")
+    assert invoke("plan", str(stack), "--cloud", "needsdk")[0] == 0  # planning needs no SDK
+    code, _, err = invoke("up", str(stack), "--cloud", "needsdk", "--yes")
+    assert code == 1 and "the needsdk provider needs llamadeploy_no_such_sdk.client, which is not installed" in err
+    assert FakeProvider.live == {} and "Traceback" not in err
 
 
 def test_broken_plugin_is_a_clear_error(fake_plugin: Path, write_stack) -> None:
