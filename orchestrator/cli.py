@@ -194,7 +194,7 @@ def models(output: str) -> None:
 def up(ctx: click.Context, stack: str, cloud: str | None, region: str | None, only: str | None, yes: bool, output: str) -> None:
     """Create (or adopt and finish) a stack's deployments on a cloud, and wait until they serve."""
     from orchestrator import engine
-    from orchestrator.planner import plan_stack
+    from orchestrator.planner import default_cloud
     from orchestrator.progress import reporter
     from orchestrator.spec import load_stack
 
@@ -204,8 +204,7 @@ def up(ctx: click.Context, stack: str, cloud: str | None, region: str | None, on
     if cloud == "auto" or (cloud is None and any(d.placement.fallback for d in chosen)):
         _failover(ctx, loaded, chosen, cloud == "auto", catalog, yes, output)
         return
-    plans = plan_stack(loaded, cloud, catalog, region, only)
-    ready = [engine.plan_up(loaded, p.deployment, p.cloud, catalog, region) for p in plans]
+    ready = [engine.plan_up(loaded, d, default_cloud(d, cloud), catalog, region) for d in chosen]
     if output == "table":
         from orchestrator import render
 

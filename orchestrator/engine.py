@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 
 from orchestrator.catalog import Catalog
 from orchestrator.errors import LlamadeployError, SpecError, UsageError
-from orchestrator.planner import Plan, plan
+from orchestrator.planner import Plan, compare, plan
 from orchestrator.report import plan_dict
 from orchestrator.source import SourceMap
 from orchestrator.spec import Deployment, Stack
@@ -92,7 +92,6 @@ class _Run:
     report: Report
     backoff: Backoff
     made: list[Resource] = field(default_factory=list)
-    polls: int = 0
 
     def created(self, resource: Resource) -> None:
         self.made.append(resource)
@@ -106,7 +105,6 @@ class _Run:
         start = time.monotonic()
         while True:
             done, status = _retrying(check, self.backoff, self.report)
-            self.polls += 1
             elapsed = time.monotonic() - start
             self.report("waiting", what=what, status=status, elapsed_s=round(elapsed, 1), done=done)
             if done:
@@ -144,7 +142,6 @@ class UpResult:
     deployed: Deployed
     endpoint: Endpoint
     changed: bool
-    polls: int
 
 
 def plan_up(stack: Stack, deployment: Deployment, cloud: str, catalog: Catalog, region: str | None = None) -> tuple[Plan, Provider]:
@@ -181,7 +178,7 @@ def up(planned: Plan, provider: Provider, state: State, report: Report, backoff:
             live = _retrying(lambda: provider.describe(deployed), backoff, report)
             if live.serving:
                 report("unchanged", deployment=name)
-                return UpResult(planned, deployed, provider.endpoint(deployed), changed=False, polls=0)
+                return UpResult(planned, deployed, provider.endpoint(deployed), changed=False)
         if record is not None and record.status == "serving" and record.spec_hash != digest:
             raise DeployError(
                 f"{name!r} is already serving with a different spec; changing a live deployment is not supported yet: "
@@ -204,7 +201,7 @@ def up(planned: Plan, provider: Provider, state: State, report: Report, backoff:
         state.put(name, planned.cloud, planned.region, digest, "serving",
                   {"plan": plan_dict(planned), "settings": settings, "spec": spec, "moves": history, "deployed": deployed.to_dict()})  # fmt: skip
         state.finish(operation, "succeeded")
-        return UpResult(planned, deployed, provider.endpoint(deployed), changed=True, polls=run.polls)
+        return UpResult(planned, deployed, provider.endpoint(deployed), changed=True)
 
 
 def plan_move(record: Record, to_cloud: str, catalog: Catalog, region: str | None = None) -> tuple[Plan, Provider]:
@@ -363,8 +360,6 @@ def up_with_failover(stack: Stack, deployment: Deployment, candidates: list[tupl
 
 def cheapest_candidates(stack: Stack, deployment: Deployment, catalog: Catalog) -> list[tuple[str, str | None]]:
     """`--cloud auto`: every cloud that can host the deployment, cheapest first, in the region it is cheapest."""
-    from orchestrator.planner import compare
-
     return [(result.cloud, result.region) for result in compare(stack, deployment, registry.names(), catalog) if isinstance(result, Plan)]
 
 

@@ -257,7 +257,7 @@ def plan_stack(stack: Stack, cloud: str | None, catalog: Catalog, region: str | 
     Without `cloud`, a deployment whose placement names a single cloud goes there.
     """
     deployments = [stack.get(only)] if only else list(stack.deployments)
-    return [plan(stack, d, cloud or _only_cloud(d), catalog, region) for d in deployments]
+    return [plan(stack, d, default_cloud(d, cloud), catalog, region) for d in deployments]
 
 
 def compare_stack(stack: Stack, clouds: list[str] | None, catalog: Catalog, only: str | None = None) -> dict[str, list[Plan | Infeasible]]:
@@ -271,7 +271,10 @@ def compare_stack(stack: Stack, clouds: list[str] | None, catalog: Catalog, only
     return {d.name: compare(stack, d, chosen, catalog) for d in deployments}
 
 
-def _only_cloud(deployment: Deployment) -> str:
+def default_cloud(deployment: Deployment, cloud: str | None) -> str:
+    """`cloud` if given, else the one cloud the deployment's placement names."""
+    if cloud:
+        return cloud
     placed = deployment.placement.clouds()
     if len(placed) == 1:
         return placed[0]

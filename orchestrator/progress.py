@@ -16,26 +16,26 @@ from typing import Any
 Report = Callable[..., None]
 
 
+# How each event reads to a person; an event not listed here reads as its name and fields.
+_SENTENCES = {
+    "created": "{kind} {type} {resource}",
+    "adopted": "{kind} {type} {resource}",
+    "waiting": "{what}: {status} ({elapsed_s:.0f} s)",
+    "throttled": "the cloud is throttling requests; retry {attempt} in {retry_in_s} s",
+    "interrupted": "an earlier {operation} by {holder} since {since} did not finish; taking over",
+    "moving": "moving {deployment} from {source} to {target} ({region}): up there first",
+    "switched": "{deployment} serves on {cloud} now; deleting it from the source",
+    "failed_over": "{cloud} ({region}) cannot host it now ({reason}); trying the next candidate",
+    "skipped": "{cloud}: {reason}",
+    "unchanged": "{deployment} is already serving as declared; nothing to change",
+}
+
+
 def _sentence(kind: str, fields: dict[str, Any]) -> str:
-    if kind in ("created", "adopted"):
-        return f"{kind} {fields['type']} {fields['resource']}"
-    if kind == "waiting":
-        return f"{fields['what']}: {fields['status']} ({fields['elapsed_s']:.0f} s)"
-    if kind == "throttled":
-        return f"the cloud is throttling requests; retry {fields['attempt']} in {fields['retry_in_s']} s"
-    if kind == "interrupted":
-        return f"an earlier {fields['operation']} by {fields['holder']} since {fields['since']} did not finish; taking over"
-    if kind == "moving":
-        return f"moving {fields['deployment']} from {fields['source']} to {fields['target']} ({fields['region']}): up there first"
-    if kind == "switched":
-        return f"{fields['deployment']} serves on {fields['cloud']} now; deleting it from the source"
-    if kind == "failed_over":
-        return f"{fields['cloud']} ({fields['region']}) cannot host it now ({fields['reason']}); trying the next candidate"
-    if kind == "skipped":
-        return f"{fields['cloud']}: {fields['reason']}"
-    if kind == "unchanged":
-        return f"{fields['deployment']} is already serving as declared; nothing to change"
-    return f"{kind} " + " ".join(f"{k}={v}" for k, v in fields.items())
+    template = _SENTENCES.get(kind)
+    if template is None:
+        return f"{kind} " + " ".join(f"{k}={v}" for k, v in fields.items())
+    return template.format(kind=kind, **fields)
 
 
 @contextmanager

@@ -36,8 +36,10 @@ def test_autoscale_traffic_and_probes_as_received(azure: AzureCloud, stack: Path
     properties = deployment["properties"]
     assert properties["scaleSettings"]["scaleType"] == "Default"
     assert properties["livenessProbe"]["initialDelay"].startswith("PT") and properties["readinessProbe"]["failureThreshold"] == 30
-    assert properties["environmentId"].endswith("/environments/chat-vllm/versions/" + properties["environmentId"].rsplit("/", 1)[-1])
     (environment,) = azure.stand_in.received("PUT", "environment")
+    registered = next(r.path for r in azure.stand_in.requests if r.method == "PUT" and r.kind == "environment")
+    assert "/environments/chat-vllm/versions/" in properties["environmentId"]
+    assert properties["environmentId"].endswith(registered.rsplit("/environments/", 1)[1])  # the version it registered
     assert environment["properties"]["image"] == "vllm/vllm-openai:v0.11.0"
     assert environment["properties"]["inferenceConfig"]["scoringRoute"] == {"port": 8000, "path": "/v1/completions"}
 
