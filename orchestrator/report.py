@@ -184,6 +184,7 @@ def status_dict(row: StatusRow) -> dict[str, Any]:
         "region": record.region,
         "recorded_status": record.status,
         "since": record.updated_at,
+        "url": (record.data.get("deployed") or {}).get("url"),
         "live": None if live is None else {
             "state": live.state, "replicas": live.replicas, "min_replicas": live.min_replicas,
             "max_replicas": live.max_replicas, "instance_type": live.instance_type, "missing": list(live.missing), "detail": live.detail,

@@ -7,14 +7,18 @@ A new cloud joins the scenario suite by adding a harness here; the scenarios do 
 
 from __future__ import annotations
 
+import http.client
 import json
+import os
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, ClassVar, Protocol
+from urllib.parse import urlsplit
 
 from click.testing import CliRunner
 
 from orchestrator.cli import cli
-from tests.emulators.aws import AwsStandIn
+from tests.emulators.aws import CREDENTIALS, AwsStandIn
 from tests.emulators.azure import RESOURCE_GROUP, SUBSCRIPTION, WORKSPACE, AzureStandIn
 from tests.emulators.gcp import PROJECT, GcpStandIn
 from tests.emulators.oci import COMPARTMENT
@@ -23,6 +27,12 @@ from tests.emulators.oci import OciStandIn
 
 ROLE = "arn:aws:iam::123456789012:role/SageMakerExecution"
 HF_TOKEN = "hf_NotARealTokenButSecret123"
+
+
+def stand_in_environment(state: Path, poll_seconds: float = 0.02) -> dict[str, str]:
+    """What every stand-in run needs: fake AWS keys and no shared config, a token, fast polls, a state file."""
+    return {**CREDENTIALS, "AWS_CONFIG_FILE": os.devnull, "AWS_SHARED_CREDENTIALS_FILE": os.devnull, "AWS_EC2_METADATA_DISABLED": "true",
+            "HF_TOKEN": HF_TOKEN, "LLAMADEPLOY_POLL_SECONDS": str(poll_seconds), "LLAMADEPLOY_STATE": str(state)}  # fmt: skip
 
 
 def cli_run(*args: str) -> tuple[int, str, str]:
@@ -53,6 +63,7 @@ class Cloud(Protocol):
     def endpoint_creates(self) -> int: ...
     def created_twice(self) -> list[str]: ...
     def received(self) -> dict[str, Any]: ...
+    def answers(self, url: str) -> bool: ...
 
 
 class _Common:
@@ -75,6 +86,18 @@ class _Common:
 
     def throttling_was_respected(self, stderr: str) -> bool:
         return "throttling requests; retry" in stderr
+
+    def answers(self, url: str) -> bool:
+        """Whether a recorded endpoint URL answers its health route now, this cloud standing in for its host."""
+        target, stand_in = urlsplit(url), urlsplit(self.stand_in.url)
+        connection = http.client.HTTPConnection(stand_in.hostname, stand_in.port, timeout=10)
+        try:
+            connection.request("GET", target.path, headers={"Host": target.netloc})
+            response = connection.getresponse()
+            response.read()  # an unread body would reset the connection on close
+            return response.status == 200
+        finally:
+            connection.close()
 
 
 class _RestStandInHarness(_Common):

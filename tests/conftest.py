@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import textwrap
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -12,8 +11,8 @@ import pytest
 from orchestrator.catalog import Catalog, load_catalog
 from orchestrator.planner import plan
 from orchestrator.spec import load_stack
-from tests.clouds import HARNESSES, HF_TOKEN, Cloud
-from tests.emulators.aws import CREDENTIALS, AwsStandIn
+from tests.clouds import HARNESSES, Cloud, stand_in_environment
+from tests.emulators.aws import AwsStandIn
 from tests.emulators.azure import AzureStandIn
 from tests.emulators.gcp import GcpStandIn
 from tests.emulators.oci import OciStandIn
@@ -74,9 +73,7 @@ def oci_stand_in() -> Iterator[OciStandIn]:
 
 def _harness(name: str, request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Cloud:
     """One cloud's stand-in, reset, with an environment that reaches it and nothing else."""
-    for key, value in {**CREDENTIALS, "AWS_CONFIG_FILE": os.devnull, "AWS_SHARED_CREDENTIALS_FILE": os.devnull,
-                       "AWS_EC2_METADATA_DISABLED": "true", "HF_TOKEN": HF_TOKEN, "LLAMADEPLOY_POLL_SECONDS": "0.02",
-                       "LLAMADEPLOY_STATE": str(tmp_path / "state.db")}.items():  # fmt: skip
+    for key, value in stand_in_environment(tmp_path / "state.db").items():
         monkeypatch.setenv(key, value)
     monkeypatch.delenv("AWS_PROFILE", raising=False)
     stand_in = request.getfixturevalue(f"{name}_stand_in")

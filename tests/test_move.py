@@ -36,6 +36,8 @@ def test_move_brings_the_target_up_then_empties_the_source(pair: tuple[Cloud, Cl
     source, target = pair
     assert cli_run("up", str(two_cloud_stack), "--cloud", source.name, "--yes")[0] == 0
     assert not source.empty()
+    source_url = status()["url"]
+    assert source.answers(source_url)
     code, out, err = cli_run("move", "chat", "--to", target.name, "--yes")
     assert code == 0, err
     assert f"chat: {source.name} " in err and f"-> {target.name} " in err  # the cost of both, before confirming
@@ -43,6 +45,7 @@ def test_move_brings_the_target_up_then_empties_the_source(pair: tuple[Cloud, Cl
     assert source.empty(), source.inventory()
     assert target.endpoint_creates() == 1 and not target.empty()
     row = status()
+    assert target.answers(row["url"]) and not source.answers(source_url)
     assert (row["cloud"], row["live"]["state"], row["draining"]) == (target.name, "serving", None)
     assert [(m["from"], m["to"]) for m in row["moves"]] == [(source.name, target.name)]
     assert [op["operation"] for op in row["history"]][-1] == "move" and row["history"][-1]["status"] == "succeeded"

@@ -12,6 +12,7 @@ from __future__ import annotations
 import http.client
 import json
 import logging
+import re
 import threading
 import time
 from dataclasses import dataclass, field
@@ -23,6 +24,8 @@ from moto.moto_server.threaded_moto_server import ThreadedMotoServer
 from moto.sagemaker.models import FakeEndpointConfig
 
 REGION = "us-east-1"
+_RUNTIME_HOST = re.compile(r"^runtime\.sagemaker\.[a-z0-9-]+\.amazonaws\.com$")
+_INVOCATIONS = re.compile(r"^/endpoints/(?P<name>[^/]+)/invocations$")
 CREDENTIALS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_SESSION_TOKEN": "testing"}
 
 
@@ -104,6 +107,18 @@ class AwsStandIn:
             "scaling_policies": [p["PolicyName"] for p in scaling.describe_scaling_policies(ServiceNamespace="sagemaker")["ScalingPolicies"]],
         }
 
+    def serving(self, host: str, path: str) -> bool | None:
+        """An endpoint's runtime URL answers while the endpoint is InService (as the proxy reports it)."""
+        match = _INVOCATIONS.match(path) if _RUNTIME_HOST.match(host) else None
+        if match is None:
+            return None
+        name = match["name"]
+        if not any(e["EndpointName"] == name for e in self.client("sagemaker").list_endpoints()["Endpoints"]):
+            return False
+        with self._lock:
+            ready = time.monotonic() - self._created_at.get(name, 0.0) >= self.faults.ready_after_seconds and not self._polls_left.get(name, 0)
+            return ready and not (self.faults.failure_reason and name in self._polls_left)
+
     # The proxy's decisions, one request at a time.
 
     def _fault_for(self, action: str, body: dict[str, Any]) -> tuple[int, dict[str, Any]] | None:
@@ -150,6 +165,12 @@ def _handler(stand_in: AwsStandIn) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
         def log_message(self, *_: object) -> None:
             return None
+
+        def do_GET(self) -> None:
+            serving = stand_in.serving(self.headers.get("Host", ""), self.path)
+            if serving is None:
+                return self._answer(404, b'{"message": "no route"}', {"Content-Type": "application/json"})
+            return self._answer(200 if serving else 503, json.dumps({"status": "healthy" if serving else "unavailable"}).encode(), {"Content-Type": "application/json"})
 
         def do_POST(self) -> None:
             raw = self.rfile.read(int(self.headers.get("Content-Length") or 0))

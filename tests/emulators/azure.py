@@ -33,6 +33,7 @@ INSTANCE_TYPES = {"eastus": {"Standard_NC24ads_A100_v4", "Standard_NC48ads_A100_
                              "Standard_NC40ads_H100_v5", "Standard_NC80adis_H100_v5", "Standard_ND96amsr_A100_v4",
                              "Standard_ND96isr_H100_v5", "Standard_NV36ads_A10_v5"}}  # fmt: skip
 _WS = r"/subscriptions/(?P<sub>[^/]+)/resourceGroups/(?P<rg>[^/]+)/providers/Microsoft\.MachineLearningServices/workspaces/(?P<ws>[^/]+)"
+_SCORING_HOST = re.compile(rf"^(?P<endpoint>[^.]+)\.{LOCATION}\.inference\.ml\.azure\.com$")
 _ROUTES = [
     ("workspace", re.compile(_WS + r"$")),
     ("endpoints", re.compile(_WS + r"/onlineEndpoints$")),
@@ -129,6 +130,16 @@ class AzureStandIn(JsonStandIn):
             self.endpoints.pop(name, None)
             for key in [k for k in self.deployments if k[0] == name]:
                 del self.deployments[key]
+
+    def serving(self, host: str, path: str) -> bool | None:
+        """An endpoint's scoring URL answers while a deployment holding its traffic has succeeded."""
+        match = _SCORING_HOST.match(host)
+        if match is None:
+            return None
+        with self._lock:
+            endpoint = self.endpoints.get(match["endpoint"], {}).get("properties", {})
+            deployments = [self.deployments.get((match["endpoint"], name), {}).get("properties", {}) for name, share in (endpoint.get("traffic") or {}).items() if share]
+            return endpoint.get("provisioningState") not in (None, "Deleting") and any(d.get("provisioningState") == "Succeeded" for d in deployments)
 
     def answer(self, call: Call) -> Answer:
         method, path, body = call.method, call.path, call.body

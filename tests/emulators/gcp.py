@@ -38,6 +38,7 @@ ACCELERATOR_NUMBERS = {2: "NVIDIA_TESLA_P100", 8: "NVIDIA_TESLA_A100", 9: "NVIDI
                        13: "NVIDIA_H100_80GB", 14: "NVIDIA_H100_MEGA_80GB", 15: "NVIDIA_H200_141GB"}  # fmt: skip
 # The REST transport polls operations under /ui/, the first of its HTTP rules for them.
 _LOC = r"/(?:v1|v1beta1|ui)/projects/(?P<project>[^/]+)/locations/(?P<location>[^/:]+)"
+_PREDICT = re.compile(_LOC + r"/endpoints/(?P<id>[^/:]+):predict$")
 _ROUTES = [
     ("upload", "POST", re.compile(_LOC + r"/models:upload$")),
     ("models", "GET", re.compile(_LOC + r"/models$")),
@@ -132,6 +133,14 @@ class GcpStandIn(JsonStandIn):
     def delete_endpoint_by_hand(self, endpoint_id: str) -> None:
         with self._lock:
             self.endpoints.pop(endpoint_id, None)
+
+    def serving(self, host: str, path: str) -> bool | None:
+        """An endpoint's :predict URL answers while a deployed model holds its traffic."""
+        match = _PREDICT.search(path)
+        if match is None:
+            return None
+        with self._lock:
+            return any(share > 0 for share in self.endpoints.get(match["id"], {}).get("trafficSplit", {}).values())
 
     def answer(self, call: Call) -> Answer:
         method, path, query, body = call.method, call.path, call.query, call.body

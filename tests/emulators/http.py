@@ -44,6 +44,15 @@ class JsonStandIn(ABC):
     def answer(self, call: Call) -> Answer:
         """Status, JSON-able body (None for none) and headers for one request."""
 
+    def serving(self, host: str, path: str) -> bool | None:
+        """Whether the deployment an inference URL names answers now; None if it is not one.
+
+        The trivial health route behind every recorded endpoint URL: a caller sends the URL's
+        path with its host in the Host header (as `curl --resolve` would), and gets 200 while
+        the deployment serves and 503 otherwise. It is not logged as an API request.
+        """
+        return None
+
 
 def _handler(stand_in: JsonStandIn) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
@@ -62,7 +71,11 @@ def _handler(stand_in: JsonStandIn) -> type[BaseHTTPRequestHandler]:
                     body = json.loads(raw)
                 except (UnicodeDecodeError, json.JSONDecodeError):  # an upload, whatever its header says
                     body = {"bytes": len(raw)}
-            status, answer, headers = stand_in.answer(Call(self.command, url.path, parse_qs(url.query), body, {k.lower(): v for k, v in self.headers.items()}))
+            serving = stand_in.serving(self.headers.get("Host", ""), url.path)
+            if serving is not None:
+                status, answer, headers = (200, {"status": "healthy"}, {}) if serving else (503, {"status": "unavailable"}, {})
+            else:
+                status, answer, headers = stand_in.answer(Call(self.command, url.path, parse_qs(url.query), body, {k.lower(): v for k, v in self.headers.items()}))
             data = b"" if answer is None else json.dumps(answer).encode()
             self.send_response(status)
             self.send_header("Content-Type", "application/json")

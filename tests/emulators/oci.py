@@ -27,6 +27,8 @@ from tests.emulators.http import Answer, Call, JsonStandIn
 COMPARTMENT = "ocid1.compartment.oc1..llamadeploytest"
 PROJECT = "ocid1.datascienceproject.oc1.iad.llamadeploytest"
 SHAPES = {"VM.GPU.A10.1", "VM.GPU.A10.2", "BM.GPU.A10.4", "BM.GPU4.8", "BM.GPU.A100-v2.8", "BM.GPU.L40S.4", "BM.GPU.H100.8", "BM.GPU.H200.8"}
+DEPLOYMENT_HOST = "modeldeployment.us-ashburn-1.oci.customer-oci.com"
+_PREDICT = re.compile(r"^/(?P<id>[^/]+)/predict$")
 _ROUTES = [
     ("models", re.compile(r"^/20190101/models$")),
     ("artifact", re.compile(r"^/20190101/models/(?P<id>[^/]+)/artifact$")),
@@ -133,6 +135,14 @@ class OciStandIn(JsonStandIn):
                 if deployment["displayName"] == name:
                     deployment["lifecycleState"] = "DELETED"
 
+    def serving(self, host: str, path: str) -> bool | None:
+        """A model deployment's /predict URL answers while the deployment is ACTIVE."""
+        match = _PREDICT.match(path) if host == DEPLOYMENT_HOST else None
+        if match is None:
+            return None
+        with self._lock:
+            return self.deployments.get(match["id"], {}).get("lifecycleState") == "ACTIVE"
+
     def answer(self, call: Call) -> Answer:
         method, path, query, body = call.method, call.path, call.query, call.body
         signed = call.headers.get("authorization", "").startswith("Signature ")
@@ -189,7 +199,7 @@ class OciStandIn(JsonStandIn):
             return 400, _error("LimitExceeded", f"The following service limits were exceeded: ds-gpu-{shape.lower()}-count. Request a service limit increase"), {}
         deployment_id = f"ocid1.datasciencemodeldeployment.oc1.iad.{next(self._ids)}"
         deployment = {**body, "id": deployment_id, "lifecycleState": "CREATING", "timeCreated": _now(), "createdBy": "test",
-                      "modelDeploymentUrl": f"https://modeldeployment.us-ashburn-1.oci.customer-oci.com/{deployment_id}"}  # fmt: skip
+                      "modelDeploymentUrl": f"https://{DEPLOYMENT_HOST}/{deployment_id}"}  # fmt: skip
         self.deployments[deployment_id] = deployment
         self.creations.append(("model_deployment", body.get("displayName", "")))
         failure = f"Out of host capacity for shape {shape}. Try again later or use another shape." if shape in self.faults.capacity_for else None
