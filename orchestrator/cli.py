@@ -330,6 +330,36 @@ def down(ctx: click.Context, name: str, yes: bool, output: str) -> None:
             click.echo(f"{name} is gone from {deployed.cloud} ({deployed.region}); nothing tagged with it remains")
 
 
+@cli.command()
+@click.argument("stack", type=click.Path())
+@click.option("--cloud", help="Cloud to export for (aws, azure, gcp, oci); default: the one the placement names.")
+@click.option("--to", "to_dir", required=True, type=click.Path(file_okay=False), help="Directory to write the Pulumi project into.")
+@click.option("--region", help="Region, overriding the placement.")
+@click.option("--deployment", "only", metavar="NAME", help="Export only this deployment of the stack.")
+@click.option("--stack", "stack_name", help="Pulumi stack name [default: the stack file's name].")
+@click.option("--output", type=OUTPUTS, default="table", show_default=True)
+@click.pass_context
+def export(ctx: click.Context, stack: str, cloud: str | None, to_dir: str, region: str | None, only: str | None, stack_name: str | None, output: str) -> None:
+    """Write the stack's plan on one cloud as a Pulumi Python project to run with your own Pulumi."""
+    from pathlib import Path
+
+    from orchestrator.export import render_project
+    from orchestrator.planner import plan_stack
+    from orchestrator.spec import load_stack
+
+    plans = plan_stack(load_stack(stack), cloud, _catalog(ctx), region, only)
+    project = render_project(plans, plans[0].cloud, stack_name or Path(stack).stem)
+    written = project.write(Path(to_dir))
+    if output == "json":
+        _emit_json({"stack": project.stack, "cloud": plans[0].cloud, "directory": str(Path(to_dir)), "files": [str(p) for p in written],
+                    "deployments": [p.deployment.name for p in plans]})  # fmt: skip
+        return
+    click.echo(f"Wrote a Pulumi project for {', '.join(p.deployment.name for p in plans)} on {plans[0].cloud} to {to_dir}:")
+    for path in written:
+        click.echo(f"  {path}")
+    click.echo(f"Next: cd {to_dir} && pulumi stack init {project.stack} && pulumi up")
+
+
 def main() -> None:
     # pydantic scans every installed distribution for its plugins (~0.1 s) on the first model;
     # llamadeploy uses none, and `plan`/`cost` are meant to answer at once. A user's own

@@ -26,6 +26,7 @@ from providers.base import (
     InvalidRequestError,
     LiveStatus,
     NotFoundError,
+    Program,
     Provider,
     ProviderError,
     QuotaError,
@@ -47,6 +48,9 @@ TARGET = "AWS::ApplicationAutoScaling::ScalableTarget"
 POLICY = "AWS::ApplicationAutoScaling::ScalingPolicy"
 VARIANT = "AllTraffic"
 DIMENSION = "sagemaker:variant:DesiredInstanceCount"
+CONCURRENCY_METRIC = "SageMakerVariantConcurrentRequestsPerModelHighResolution"
+SCALE_IN_COOLDOWN_S = 300
+SCALE_OUT_COOLDOWN_S = 60
 # SageMaker's large-model-inference container with vLLM, published per region by AWS.
 LMI_IMAGE = "763104351884.dkr.ecr.{region}.amazonaws.com/djl-inference:0.33.0-lmi15.0.0-cu128"
 # Weights download at roughly 100 MiB/s from the Hugging Face Hub, then load onto the GPUs;
@@ -84,6 +88,27 @@ class AwsProvider(Provider):
             Resource(POLICY, f"{name}-concurrency", {"target_value": plan.deployment.target_concurrent_requests}),
         ]  # fmt: skip
 
+    def program(self, plan: Plan) -> Program:
+        model, config, endpoint, target, policy = self.resources(plan)
+        placed = plan.deployment.placement.aws
+        role = placed.execution_role_arn if placed else None
+        return Program(
+            requirements=("pulumi-aws>=7.0,<8",),
+            config={"aws:region": plan.region, **({"llamadeploy:execution_role_arn": role} if role else {})},
+            required_config=("llamadeploy:execution_role_arn",),
+            secrets=tuple(plan.deployment.serving.secrets),
+            values={
+                "model": model.name, "endpoint_config": config.name, "endpoint": endpoint.name, "policy": policy.name,
+                "image": _image(plan), "environment": _environment(plan), "variant": VARIANT,
+                "instance_type": config.properties["instance_type"], "initial_instance_count": config.properties["initial_instance_count"],
+                "model_download_timeout_s": config.properties["model_download_timeout_s"],
+                "startup_health_check_timeout_s": config.properties["startup_health_check_timeout_s"],
+                "dimension": DIMENSION, "min_capacity": target.properties["min_capacity"], "max_capacity": target.properties["max_capacity"],
+                "target_value": float(policy.properties["target_value"]), "metric": CONCURRENCY_METRIC,
+                "scale_in_cooldown_s": SCALE_IN_COOLDOWN_S, "scale_out_cooldown_s": SCALE_OUT_COOLDOWN_S, "tags": resource_tags(plan),
+            },
+        )  # fmt: skip
+
     def settings(self, plan: Plan) -> dict[str, Any]:
         placed = plan.deployment.placement.aws
         return {"endpoint_url": placed.endpoint_url} if placed and placed.endpoint_url else {}
@@ -102,7 +127,7 @@ class AwsProvider(Provider):
             sagemaker.create_model(
                 ModelName=model.name,
                 ExecutionRoleArn=placed.execution_role_arn,
-                PrimaryContainer={"Image": deployment.serving.image or LMI_IMAGE.format(region=plan.region), "Environment": {**_environment(plan), **secrets}},
+                PrimaryContainer={"Image": _image(plan), "Environment": {**_environment(plan), **secrets}},
                 Tags=tags,
             )
 
@@ -152,9 +177,9 @@ class AwsProvider(Provider):
             PolicyType="TargetTrackingScaling",
             TargetTrackingScalingPolicyConfiguration={
                 "TargetValue": float(plan.deployment.target_concurrent_requests),
-                "PredefinedMetricSpecification": {"PredefinedMetricType": "SageMakerVariantConcurrentRequestsPerModelHighResolution"},
-                "ScaleInCooldown": 300,
-                "ScaleOutCooldown": 60,
+                "PredefinedMetricSpecification": {"PredefinedMetricType": CONCURRENCY_METRIC},
+                "ScaleInCooldown": SCALE_IN_COOLDOWN_S,
+                "ScaleOutCooldown": SCALE_OUT_COOLDOWN_S,
             },
         )
         (events.adopted if policies["ScalingPolicies"] else events.created)(policy)
@@ -252,6 +277,10 @@ class AwsProvider(Provider):
 
 def _timeout(weights_gib: float, seconds_per_gib: int) -> int:
     return min(MAX_TIMEOUT_SECONDS, 600 + math.ceil(weights_gib * seconds_per_gib))
+
+
+def _image(plan: Plan) -> str:
+    return plan.deployment.serving.image or LMI_IMAGE.format(region=plan.region)
 
 
 def _environment(plan: Plan) -> dict[str, str]:

@@ -31,6 +31,7 @@ from providers.base import (
     InvalidRequestError,
     LiveStatus,
     NotFoundError,
+    Program,
     Provider,
     ProviderError,
     QuotaError,
@@ -62,6 +63,13 @@ ENVIRONMENT_API_VERSION = "2023-04-01"
 # a replica holds more than its batch; scale out above the first, in below the second (ms).
 SCALE_OUT_LATENCY_MS = 20_000
 SCALE_IN_LATENCY_MS = 5_000
+REQUEST_TIMEOUT_MS = 180_000
+SECRET_TARGET = "https://huggingface.co"  # what a workspace connection holding a serving secret is for
+PROBE = {"period_s": 10, "timeout_s": 5, "failure_threshold": 30}
+# The environment's routes into the vLLM container.
+ROUTES = {"liveness_route": "/health", "readiness_route": "/health", "scoring_route": "/v1/completions"}
+# Scale out by one replica when latency stays above the first, in when below the second.
+SCALE_RULES = (("GreaterThan", SCALE_OUT_LATENCY_MS, "Increase", "PT5M"), ("LessThan", SCALE_IN_LATENCY_MS, "Decrease", "PT10M"))
 _STATES = {"Succeeded": "serving", "Creating": "provisioning", "Updating": "provisioning", "Scaling": "provisioning",
            "Deleting": "deleting", "Failed": "failed", "Canceled": "failed"}  # fmt: skip
 
@@ -92,6 +100,34 @@ class AzureProvider(Provider):
             Resource(AUTOSCALE, f"{name}-autoscale", {"minimum": scaling.min_replicas, "maximum": scaling.max_replicas, "tags": tags}),
         ]  # fmt: skip
 
+    def program(self, plan: Plan) -> Program:
+        by_type = {r.type: r for r in self.resources(plan)}
+        environment, online, autoscale = by_type[ENVIRONMENT], by_type[DEPLOYMENT], by_type[AUTOSCALE]
+        name, secrets = plan.deployment.name, tuple(plan.deployment.serving.secrets)
+        placed = plan.deployment.placement.azure
+        known = {key: getattr(placed, key) for key in ("subscription_id", "resource_group", "workspace")} if placed else {}
+        env_name, env_version = environment.name.split(":")
+        return Program(
+            requirements=("pulumi-azure-native>=3.0,<4",),
+            config={**({"azure-native:subscriptionId": known["subscription_id"]} if known else {}),
+                    **{f"llamadeploy:{key}": value for key, value in known.items() if key != "subscription_id"}},
+            required_config=("azure-native:subscriptionId", "llamadeploy:resource_group", "llamadeploy:workspace"),
+            secrets=secrets,
+            values={
+                "location": plan.region, "endpoint": name, "deployment": DEPLOYMENT_NAME, "environment": env_name, "environment_version": env_version,
+                "image": environment.properties["image"], "port": VLLM_PORT, "routes": ROUTES,
+                "connections": {secret: _connection_name(name, secret) for secret in secrets}, "secret_target": SECRET_TARGET,
+                "instance_type": online.properties["instance_type"], "instance_count": online.properties["instance_count"],
+                "environment_variables": {**_environment(plan), **{s: _secret_reference(name, s) for s in secrets}},
+                "max_concurrent_requests_per_instance": online.properties["max_concurrent_requests_per_instance"],
+                "request_timeout": f"PT{REQUEST_TIMEOUT_MS // 1000}S", "probe_initial_delay": f"PT{online.properties['probe_initial_delay_s']}S",
+                "probe_period": f"PT{PROBE['period_s']}S", "probe_timeout": f"PT{PROBE['timeout_s']}S", "probe_failure_threshold": PROBE["failure_threshold"],
+                "autoscale": autoscale.name, "minimum": str(autoscale.properties["minimum"]), "maximum": str(autoscale.properties["maximum"]),
+                "scale_rules": [{"operator": o, "threshold": t, "direction": d, "cooldown": c} for o, t, d, c in SCALE_RULES],
+                "tags": resource_tags(plan),
+            },
+        )  # fmt: skip
+
     def settings(self, plan: Plan) -> dict[str, Any]:
         placed = plan.deployment.placement.azure
         assert placed is not None
@@ -120,7 +156,8 @@ class AzureProvider(Provider):
         env_name, env_version = environment.name.split(":")
         endpoint = by_type[(ENDPOINT, name)]
         online = by_type[(DEPLOYMENT, f"{name}/{DEPLOYMENT_NAME}")]
-        probe = ProbeSettings(initial_delay=online.properties["probe_initial_delay_s"], period=10, timeout=5, failure_threshold=30)
+        probe = ProbeSettings(initial_delay=online.properties["probe_initial_delay_s"], period=PROBE["period_s"], timeout=PROBE["timeout_s"],
+                              failure_threshold=PROBE["failure_threshold"])  # fmt: skip
 
         with _translated(), _quiet_stdout():
             for secret, value in secrets.items():
@@ -129,7 +166,7 @@ class AzureProvider(Provider):
                 # Written either way, so a rotated secret reaches the deployment; one that existed
                 # is adopted, so a failed run never deletes the secret a live deployment reads.
                 ml.connections.create_or_update(
-                    WorkspaceConnection(name=connection.name, type="custom", target="https://huggingface.co",
+                    WorkspaceConnection(name=connection.name, type="custom", target=SECRET_TARGET,
                                         credentials=ApiKeyConfiguration(key=value), metadata=tags)  # fmt: skip
                 )
                 (events.adopted if existed else events.created)(connection)
@@ -138,8 +175,7 @@ class AzureProvider(Provider):
                 lambda: _exists(lambda: ml.environments.get(env_name, version=env_version)),
                 lambda: ml.environments.create_or_update(Environment(
                     name=env_name, version=env_version, image=environment.properties["image"], tags=tags,
-                    inference_config={route: {"port": VLLM_PORT, "path": path} for route, path in
-                                      (("liveness_route", "/health"), ("readiness_route", "/health"), ("scoring_route", "/v1/completions"))},
+                    inference_config={route: {"port": VLLM_PORT, "path": path} for route, path in ROUTES.items()},
                 )),  # fmt: skip
                 events,
             )
@@ -153,7 +189,7 @@ class AzureProvider(Provider):
                     name=DEPLOYMENT_NAME, endpoint_name=name, environment=f"azureml:{env_name}:{env_version}",
                     instance_type=plan.offer.instance_type, instance_count=deployment.autoscaling.min_replicas,
                     environment_variables={**_environment(plan), **{s: _secret_reference(name, s) for s in secrets}},
-                    request_settings=OnlineRequestSettings(max_concurrent_requests_per_instance=deployment.concurrency, request_timeout_ms=180_000),
+                    request_settings=OnlineRequestSettings(max_concurrent_requests_per_instance=deployment.concurrency, request_timeout_ms=REQUEST_TIMEOUT_MS),
                     liveness_probe=probe, readiness_probe=probe, scale_settings=DefaultScaleSettings(), tags=tags,
                 )),
             )  # fmt: skip
@@ -308,7 +344,7 @@ def _autoscale_setting(plan: Plan, deployment_id: str, location: str, tags: dict
         profiles=[AutoscaleProfile(
             name="llamadeploy",
             capacity=ScaleCapacity(minimum=str(scaling.min_replicas), maximum=str(scaling.max_replicas), default=str(scaling.min_replicas)),
-            rules=[rule("GreaterThan", SCALE_OUT_LATENCY_MS, "Increase", "PT5M"), rule("LessThan", SCALE_IN_LATENCY_MS, "Decrease", "PT10M")],
+            rules=[rule(*scale_rule) for scale_rule in SCALE_RULES],
         )],
     )  # fmt: skip
 

@@ -104,6 +104,23 @@ class Deployed:
 
 
 @dataclass(frozen=True)
+class Program:
+    """What an exported Pulumi program declares for one plan, from the values `apply` sends.
+
+    The template `templates/pulumi/<cloud>.py.j2` turns `values` into typed resources. Stack
+    configuration holds what the user may change without re-exporting (region, role, project);
+    secrets are only named here: the user sets them with `pulumi config set --secret`.
+    """
+
+    requirements: tuple[str, ...]
+    values: Mapping[str, Any]
+    config: Mapping[str, str] = field(default_factory=dict)
+    required_config: tuple[str, ...] = ()
+    secrets: tuple[str, ...] = ()
+    files: Mapping[str, bytes] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
 class LiveStatus:
     """What really exists now, as the cloud reports it."""
 
@@ -162,6 +179,10 @@ class CloudService(ABC):
     @abstractmethod
     def resources(self, plan: Plan) -> list[Resource]:
         """The resources `apply` would create for `plan`; pure, no cloud call."""
+
+    def program(self, plan: Plan) -> Program | None:
+        """The values of an exported Pulumi program for `plan`; None where export is not written."""
+        return None
 
 
 class Provider(CloudService):

@@ -28,6 +28,7 @@ from providers.base import (
     InvalidRequestError,
     LiveStatus,
     NotFoundError,
+    Program,
     Provider,
     ProviderError,
     QuotaError,
@@ -91,6 +92,23 @@ class GcpProvider(Provider):
             }),
         ]  # fmt: skip
 
+    def program(self, plan: Plan) -> Program:
+        model, endpoint, deployed = self.resources(plan)
+        placed = plan.deployment.placement.gcp
+        return Program(
+            requirements=("pulumi-gcp>=10.0,<11",),
+            config={"gcp:region": plan.region, **({"gcp:project": placed.project} if placed and placed.project else {})},
+            required_config=("gcp:project",),
+            secrets=tuple(plan.deployment.serving.secrets),
+            values={
+                "endpoint": endpoint.name, "model": model.name, "hf_model_id": plan.hf_repo, "location": plan.region, "container": _container(plan),
+                "machine_type": deployed.properties["machine_type"], "accelerator_type": deployed.properties["accelerator_type"],
+                "accelerator_count": deployed.properties["accelerator_count"], "multihost_gpu_node_count": plan.layout.nodes if plan.layout.nodes > 1 else 0,
+                "min_replica_count": deployed.properties["min_replica_count"], "max_replica_count": deployed.properties["max_replica_count"],
+                "metric": DUTY_CYCLE_METRIC, "target": DUTY_CYCLE_TARGET, "labels": model.properties["labels"],
+            },
+        )  # fmt: skip
+
     def settings(self, plan: Plan) -> dict[str, Any]:
         placed = plan.deployment.placement.gcp
         assert placed is not None
@@ -105,17 +123,13 @@ class GcpProvider(Provider):
         model, endpoint, deployed = self.resources(plan)
         labels = model.properties["labels"]
         model_name, endpoint_name = f"{parent}/models/{model.name}", f"{parent}/endpoints/{endpoint.name}"
-        gpus = plan.layout.tensor_parallel * plan.layout.nodes
+        shape = _container(plan)
         container = vertex.ModelContainerSpec(
-            image_uri=deployment.serving.image or VLLM_IMAGE,
-            command=["python", "-m", "vllm.entrypoints.api_server"],
-            args=_vllm_args(plan),
-            env=[vertex.EnvVar(name=k, value=v) for k, v in {**deployment.serving.env, **resolve_secrets(deployment)}.items()],
-            ports=[vertex.Port(container_port=SERVING_PORT)],
-            predict_route="/generate",
-            health_route="/ping",
-            shared_memory_size_mb=max(4096, SHARED_MEMORY_MB_PER_GPU * gpus),
-        )
+            image_uri=shape["image"], command=shape["command"], args=shape["args"],
+            env=[vertex.EnvVar(name=k, value=v) for k, v in {**shape["env"], **resolve_secrets(deployment)}.items()],
+            ports=[vertex.Port(container_port=shape["port"])], predict_route=shape["predict_route"], health_route=shape["health_route"],
+            shared_memory_size_mb=shape["shared_memory_size_mb"],
+        )  # fmt: skip
         with _translated():
             create_or_adopt(
                 model,
@@ -243,6 +257,16 @@ class GcpProvider(Provider):
                 """-H 'Content-Type: application/json' -d '{"instances": [{"prompt": "What is the capital of France?", "max_tokens": 64}]}'"""
             ),
         )
+
+
+def _container(plan: Plan) -> dict[str, Any]:
+    """The serving container, as both `apply` and an exported program declare it (secrets apart)."""
+    gpus = plan.layout.tensor_parallel * plan.layout.nodes
+    return {
+        "image": plan.deployment.serving.image or VLLM_IMAGE, "command": ["python", "-m", "vllm.entrypoints.api_server"], "args": _vllm_args(plan),
+        "env": dict(plan.deployment.serving.env), "port": SERVING_PORT, "predict_route": "/generate", "health_route": "/ping",
+        "shared_memory_size_mb": max(4096, SHARED_MEMORY_MB_PER_GPU * gpus),
+    }  # fmt: skip
 
 
 def _vllm_args(plan: Plan) -> list[str]:

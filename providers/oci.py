@@ -31,6 +31,7 @@ from providers.base import (
     InvalidRequestError,
     LiveStatus,
     NotFoundError,
+    Program,
     Provider,
     ProviderError,
     QuotaError,
@@ -50,6 +51,11 @@ SERVING_PORT = 8080
 # scheduling, HTTP) rises with requests in flight, so CPU is the available proxy for load.
 SCALE_OUT_CPU_PERCENT = 70
 SCALE_IN_CPU_PERCENT = 30
+PENDING_DURATION = "PT5M"
+_NEEDS_IMAGE = ("OCI Data Science runs containers from OCIR only: push a vLLM image (e.g. vllm/vllm-openai) to "
+                "{region}.ocir.io/<namespace>/vllm and set serving.image in the stack")  # fmt: skip
+COOL_DOWN_S = 600
+ARTIFACT = "artifact.zip"
 _STATES = {"ACTIVE": "serving", "CREATING": "provisioning", "UPDATING": "provisioning", "DELETING": "deleting",
            "DELETED": "missing", "FAILED": "failed", "INACTIVE": "inactive", "NEEDS_ATTENTION": "failed"}  # fmt: skip
 
@@ -71,6 +77,26 @@ class OciProvider(Provider):
                                               "autoscaling": {"minimum": scaling.min_replicas, "maximum": scaling.max_replicas}, "freeform_tags": tags}),
         ]  # fmt: skip
 
+    def program(self, plan: Plan) -> Program:
+        model, online = self.resources(plan)
+        placed, deployment = plan.deployment.placement.oci, plan.deployment
+        if not deployment.serving.image:
+            raise InvalidRequestError(_NEEDS_IMAGE.format(region=plan.region))
+        artifact = _empty_artifact()
+        known = {f"llamadeploy:{key}": getattr(placed, key) for key in ("compartment_id", "project_id") if placed and getattr(placed, key)}
+        return Program(
+            requirements=("pulumi-oci>=5.0,<6",),
+            config={"oci:region": plan.region, **known},
+            required_config=("llamadeploy:compartment_id", "llamadeploy:project_id"),
+            secrets=tuple(deployment.serving.secrets),
+            values={
+                "model": model.name, "model_deployment": online.name, "artifact": ARTIFACT, "artifact_length": len(artifact),
+                "shape": online.properties["shape"], "scaling": _scaling(plan), "image": deployment.serving.image, "cmd": _vllm_command(plan),
+                "port": SERVING_PORT, "environment": dict(deployment.serving.env), "tags": online.properties["freeform_tags"],
+            },
+            files={ARTIFACT: artifact},
+        )  # fmt: skip
+
     def settings(self, plan: Plan) -> dict[str, Any]:
         placed = plan.deployment.placement.oci
         assert placed is not None
@@ -82,10 +108,7 @@ class OciProvider(Provider):
 
         deployment, settings = plan.deployment, self.settings(plan)
         if not deployment.serving.image:
-            raise InvalidRequestError(
-                "OCI Data Science runs containers from OCIR only: push a vLLM image (e.g. vllm/vllm-openai) to "
-                f"{plan.region}.ocir.io/<namespace>/vllm and set serving.image in the stack"
-            )
+            raise InvalidRequestError(_NEEDS_IMAGE.format(region=plan.region))
         secrets = resolve_secrets(deployment)
         client = _client(plan.region, settings)
         model, online = self.resources(plan)
@@ -97,7 +120,7 @@ class OciProvider(Provider):
                     compartment_id=settings["compartment_id"], project_id=settings["project_id"], display_name=model.name, freeform_tags=tags,
                 )).data.id  # fmt: skip
                 # A bring-your-own-container deployment still needs a model with an artifact.
-                client.create_model_artifact(model_id, _empty_artifact(), content_disposition="attachment; filename=artifact.zip")
+                client.create_model_artifact(model_id, _empty_artifact(), content_disposition=f"attachment; filename={ARTIFACT}")
                 events.created(_with_id(model, model_id))
             else:
                 events.adopted(_with_id(model, model_id))
@@ -212,21 +235,33 @@ def _find(listing: Callable[..., Any], settings: dict[str, Any], display_name: s
             return None
 
 
+def _scaling(plan: Plan) -> dict[str, Any]:
+    """The scaling policy's values, as both `apply` and an exported program declare it."""
+    scaling = plan.deployment.autoscaling
+    if scaling.min_replicas == scaling.max_replicas:
+        return {"policy_type": "FIXED_SIZE", "instance_count": scaling.min_replicas}
+    return {"policy_type": "AUTOSCALING", "cool_down_in_seconds": COOL_DOWN_S, "minimum": scaling.min_replicas, "maximum": scaling.max_replicas,
+            "initial": scaling.min_replicas, "metric": "CPU_UTILIZATION", "scale_out_percent": SCALE_OUT_CPU_PERCENT,
+            "scale_in_percent": SCALE_IN_CPU_PERCENT, "pending_duration": PENDING_DURATION}  # fmt: skip
+
+
 def _scaling_policy(plan: Plan) -> Any:
     from oci.data_science import models as ds
 
-    scaling = plan.deployment.autoscaling
-    if scaling.min_replicas == scaling.max_replicas:
-        return ds.FixedSizeScalingPolicy(policy_type="FIXED_SIZE", instance_count=scaling.min_replicas)
+    values = _scaling(plan)
+    if values["policy_type"] == "FIXED_SIZE":
+        return ds.FixedSizeScalingPolicy(policy_type="FIXED_SIZE", instance_count=values["instance_count"])
 
     def threshold(percent: int) -> Any:
-        return ds.PredefinedExpressionThresholdScalingConfiguration(scaling_configuration_type="THRESHOLD", threshold=percent, instance_count_adjustment=1, pending_duration="PT5M")
+        return ds.PredefinedExpressionThresholdScalingConfiguration(scaling_configuration_type="THRESHOLD", threshold=percent,
+                                                                    instance_count_adjustment=1, pending_duration=values["pending_duration"])  # fmt: skip
 
-    rule = ds.PredefinedMetricExpressionRule(metric_expression_rule_type="PREDEFINED_EXPRESSION", metric_type="CPU_UTILIZATION",
-                                             scale_out_configuration=threshold(SCALE_OUT_CPU_PERCENT), scale_in_configuration=threshold(SCALE_IN_CPU_PERCENT))  # fmt: skip
-    return ds.AutoScalingPolicy(policy_type="AUTOSCALING", cool_down_in_seconds=600, is_enabled=True, auto_scaling_policies=[
-        ds.ThresholdBasedAutoScalingPolicyDetails(auto_scaling_policy_type="THRESHOLD", minimum_instance_count=scaling.min_replicas,
-                                                  maximum_instance_count=scaling.max_replicas, initial_instance_count=scaling.min_replicas, rules=[rule]),
+    rule = ds.PredefinedMetricExpressionRule(metric_expression_rule_type="PREDEFINED_EXPRESSION", metric_type=values["metric"],
+                                             scale_out_configuration=threshold(values["scale_out_percent"]),
+                                             scale_in_configuration=threshold(values["scale_in_percent"]))  # fmt: skip
+    return ds.AutoScalingPolicy(policy_type="AUTOSCALING", cool_down_in_seconds=values["cool_down_in_seconds"], is_enabled=True, auto_scaling_policies=[
+        ds.ThresholdBasedAutoScalingPolicyDetails(auto_scaling_policy_type="THRESHOLD", minimum_instance_count=values["minimum"],
+                                                  maximum_instance_count=values["maximum"], initial_instance_count=values["initial"], rules=[rule]),
     ])  # fmt: skip
 
 
@@ -242,9 +277,10 @@ def _vllm_command(plan: Plan) -> list[str]:
 
 
 def _empty_artifact() -> bytes:
+    """The smallest artifact a model deployment accepts; dated 1980 so every export is the same bytes."""
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w") as archive:
-        archive.writestr("runtime.yaml", "MODEL_ARTIFACT_VERSION: '3.0'\nMODEL_DEPLOYMENT:\n  INFERENCE_CONDA_ENV: {}\n")
+        archive.writestr(zipfile.ZipInfo("runtime.yaml", date_time=(1980, 1, 1, 0, 0, 0)), "MODEL_ARTIFACT_VERSION: '3.0'\nMODEL_DEPLOYMENT:\n  INFERENCE_CONDA_ENV: {}\n")
     return buffer.getvalue()
 
 

@@ -47,6 +47,7 @@ class Cloud(Protocol):
     capacity_text: str
     quota_text: str
     secrets_stay_out_of_the_deployment: bool
+    program_types: tuple[str, ...]  # the Pulumi type tokens an exported program declares
 
     def placement(self) -> str: ...
     def environment(self) -> dict[str, str]: ...
@@ -64,6 +65,7 @@ class Cloud(Protocol):
     def created_twice(self) -> list[str]: ...
     def received(self) -> dict[str, Any]: ...
     def answers(self, url: str) -> bool: ...
+    def from_program(self, declared: dict[str, list[dict[str, Any]]]) -> dict[str, Any]: ...
 
 
 class _Common:
@@ -138,6 +140,8 @@ class AwsCloud(_Common):
     quota_text: str = "ResourceLimitExceeded"
     # SageMaker has no secret references in a container's environment (see the AWS note).
     secrets_stay_out_of_the_deployment: bool = False
+    program_types: tuple[str, ...] = ("aws:sagemaker/model:Model", "aws:sagemaker/endpointConfiguration:EndpointConfiguration",
+                                      "aws:sagemaker/endpoint:Endpoint", "aws:appautoscaling/target:Target", "aws:appautoscaling/policy:Policy")  # fmt: skip
 
     def block(self) -> str:
         return f"  aws:\n    region: us-east-1\n    execution_role_arn: {ROLE}\n    endpoint_url: {self.stand_in.url}\n"
@@ -178,6 +182,17 @@ class AwsCloud(_Common):
                                                ("CreateEndpoint", "EndpointName")) for body in self.stand_in.calls(action)]  # fmt: skip
         return sorted({n for n in names if names.count(n) > 1})
 
+    def from_program(self, declared: dict[str, list[dict[str, Any]]]) -> dict[str, Any]:
+        (model,), (config,) = declared["aws:sagemaker/model:Model"], declared["aws:sagemaker/endpointConfiguration:EndpointConfiguration"]
+        (target,), (policy,) = declared["aws:appautoscaling/target:Target"], declared["aws:appautoscaling/policy:Policy"]
+        variant, env = config["productionVariants"][0], model["primaryContainer"]["environment"]
+        return {
+            "instance_type": variant["instanceType"], "instance_count": variant["initialInstanceCount"],
+            "min_replicas": target["minCapacity"], "max_replicas": target["maxCapacity"],
+            "concurrency": policy["targetTrackingScalingPolicyConfiguration"]["targetValue"],
+            "model_id": env["HF_MODEL_ID"], "max_model_len": env["OPTION_MAX_MODEL_LEN"], "environment": env, "tags": model["tags"],
+        }  # fmt: skip
+
     def received(self) -> dict[str, Any]:
         (model,) = self.stand_in.calls("CreateModel")
         (config,) = self.stand_in.calls("CreateEndpointConfig")
@@ -209,6 +224,9 @@ class AzureCloud(_RestStandInHarness):
     secrets_stay_out_of_the_deployment: bool = True
     endpoint_kind: ClassVar[str] = "endpoint"
     counted: ClassVar[tuple[str, ...] | None] = ("environment", "endpoint", "deployment")
+    program_types: tuple[str, ...] = ("azure-native:machinelearningservices:WorkspaceConnection", "azure-native:machinelearningservices:EnvironmentVersion",
+                                      "azure-native:machinelearningservices:OnlineEndpoint", "azure-native:machinelearningservices:OnlineDeployment",
+                                      "azure-native:monitor:AutoscaleSetting")  # fmt: skip
 
     def block(self) -> str:
         return (
@@ -232,6 +250,17 @@ class AzureCloud(_RestStandInHarness):
 
     def delete_endpoint_by_hand(self, name: str) -> None:
         self.stand_in.delete_endpoint_by_hand(name)
+
+    def from_program(self, declared: dict[str, list[dict[str, Any]]]) -> dict[str, Any]:
+        (deployment,), (autoscale,) = declared["azure-native:machinelearningservices:OnlineDeployment"], declared["azure-native:monitor:AutoscaleSetting"]
+        properties, capacity = deployment["properties"], autoscale["profiles"][0]["capacity"]
+        env = properties["environmentVariables"]
+        return {
+            "instance_type": properties["instanceType"], "instance_count": deployment["sku"]["capacity"],
+            "min_replicas": int(capacity["minimum"]), "max_replicas": int(capacity["maximum"]),
+            "concurrency": properties["requestSettings"]["maxConcurrentRequestsPerInstance"],
+            "model_id": env["MODEL_ID"], "max_model_len": env["MAX_MODEL_LEN"], "environment": env, "tags": deployment["tags"],
+        }  # fmt: skip
 
     def received(self) -> dict[str, Any]:
         (deployment,) = self.stand_in.received("PUT", "deployment")
@@ -263,6 +292,7 @@ class GcpCloud(_RestStandInHarness):
     # Vertex AI has no secret references in a serving container's environment either.
     secrets_stay_out_of_the_deployment: bool = False
     endpoint_kind: ClassVar[str] = "endpoint"
+    program_types: tuple[str, ...] = ("gcp:vertex/aiEndpointWithModelGardenDeployment:AiEndpointWithModelGardenDeployment",)
 
     def block(self) -> str:
         return f"  gcp:\n    region: us-central1\n    project: {PROJECT}\n    endpoint: {self.stand_in.url}\n"
@@ -276,6 +306,17 @@ class GcpCloud(_RestStandInHarness):
 
     def delete_endpoint_by_hand(self, name: str) -> None:
         self.stand_in.delete_endpoint_by_hand(name)
+
+    def from_program(self, declared: dict[str, list[dict[str, Any]]]) -> dict[str, Any]:
+        (endpoint,) = declared[self.program_types[0]]
+        container, dedicated = endpoint["modelConfig"]["containerSpec"], endpoint["deployConfig"]["dedicatedResources"]
+        args = dict(a.removeprefix("--").split("=", 1) for a in container["args"] if "=" in a)
+        return {
+            "instance_type": dedicated["machineSpec"]["machineType"], "instance_count": dedicated["minReplicaCount"],
+            "min_replicas": dedicated["minReplicaCount"], "max_replicas": dedicated["maxReplicaCount"], "concurrency": int(args["max-num-seqs"]),
+            "model_id": args["model"], "max_model_len": args["max-model-len"], "environment": {e["name"]: e["value"] for e in container["envs"]},
+            # pulumi-gcp's Model Garden deployment takes no labels: the tags are not declared.
+        }  # fmt: skip
 
     def received(self) -> dict[str, Any]:
         (upload,) = self.stand_in.received("upload")
@@ -307,6 +348,7 @@ class OciCloud(_RestStandInHarness):
     # OCI model deployments take secrets only as plain environment variables too.
     secrets_stay_out_of_the_deployment: bool = False
     endpoint_kind: ClassVar[str] = "model_deployment"
+    program_types: tuple[str, ...] = ("oci:DataScience/model:Model", "oci:DataScience/modelDeployment:ModelDeployment")
 
     def serving(self) -> str:
         return "serving:\n  image: iad.ocir.io/llamadeploy/vllm:0.11\n  env: {VLLM_LOGGING_LEVEL: INFO}\n"
@@ -322,6 +364,19 @@ class OciCloud(_RestStandInHarness):
 
     def delete_endpoint_by_hand(self, name: str) -> None:
         self.stand_in.delete_deployment_by_hand(name)
+
+    def from_program(self, declared: dict[str, list[dict[str, Any]]]) -> dict[str, Any]:
+        (created,) = declared["oci:DataScience/modelDeployment:ModelDeployment"]
+        configuration = created["modelDeploymentConfigurationDetails"]
+        model, environment = configuration["modelConfigurationDetails"], configuration["environmentConfigurationDetails"]
+        policy = model["scalingPolicy"]["autoScalingPolicies"][0]
+        command = environment["cmds"]
+        args = dict(a.removeprefix("--").split("=", 1) for a in command if a.startswith("--"))
+        return {
+            "instance_type": model["instanceConfiguration"]["instanceShapeName"], "instance_count": policy["initialInstanceCount"],
+            "min_replicas": policy["minimumInstanceCount"], "max_replicas": policy["maximumInstanceCount"], "concurrency": int(args["max-num-seqs"]),
+            "model_id": command[2], "max_model_len": args["max-model-len"], "environment": environment["environmentVariables"], "tags": created["freeformTags"],
+        }  # fmt: skip
 
     def received(self) -> dict[str, Any]:
         (created,) = self.stand_in.received("POST", "deployments")

@@ -1,0 +1,94 @@
+"""`export`: a stack's plan on one cloud as a standalone Pulumi Python project.
+
+The program is rendered from `templates/pulumi/` with the values the cloud's provider would
+send for the same plan (`CloudService.program`), so `up` and the exported program declare
+the same thing. The project is rendered whole in memory before anything is written: a bad
+input leaves the directory as it was.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from orchestrator.errors import LlamadeployError, UsageError
+from orchestrator.templating import environment
+
+if TYPE_CHECKING:
+    from orchestrator.planner import Plan
+    from providers.base import Program
+
+CONFIG_NAMESPACE = "llamadeploy"
+PULUMI_REQUIREMENT = "pulumi>=3.100,<4"
+_STACK_NAME = re.compile(r"^[A-Za-z0-9_.-]{1,100}$")
+
+
+@dataclass(frozen=True)
+class Project:
+    """The files of an exported project, by relative path."""
+
+    stack: str
+    files: dict[str, bytes]
+
+    def write(self, directory: Path) -> list[Path]:
+        """Write every file (replacing earlier exports' files), creating `directory` if needed."""
+        if directory.exists() and not directory.is_dir():
+            raise UsageError(f"--to {directory}: exists and is not a directory; pass a directory path")
+        directory.mkdir(parents=True, exist_ok=True)
+        written = []
+        for relative, content in self.files.items():
+            path = directory / relative
+            staging = path.with_name(path.name + ".llamadeploy-tmp")
+            staging.write_bytes(content)
+            staging.replace(path)
+            written.append(path)
+        return written
+
+
+def render_project(plans: list[Plan], cloud: str, stack: str) -> Project:
+    """The Pulumi project declaring every planned deployment of the stack on `cloud`."""
+    if not _STACK_NAME.match(stack):
+        raise UsageError(f"--stack {stack!r}: a Pulumi stack name has only letters, digits, '-', '_' and '.'")
+    programs = [(p, _program(p)) for p in plans]
+    service = plans[0].service
+    secrets = sorted({name for _, program in programs for name in program.secrets})
+    config = {key: value for _, program in programs for key, value in program.config.items()}
+    required = sorted({key for _, program in programs for key in program.required_config} - set(config))
+    requirements = [PULUMI_REQUIREMENT, *sorted({r for _, program in programs for r in program.requirements})]
+    deployments = [
+        {"name": p.deployment.name, "var": _identifier(p.deployment.name), "inputs": program.values, "secrets": sorted(program.secrets), "summary": _summary(p)}
+        for p, program in programs
+    ]  # fmt: skip
+    templates = environment()
+    context = {"stack": stack, "cloud": cloud, "service": service, "deployments": deployments, "secrets": secrets,
+               "config": config, "required_config": required, "namespace": CONFIG_NAMESPACE, "requirements": requirements}  # fmt: skip
+    files = {
+        "Pulumi.yaml": templates.get_template("pulumi/Pulumi.yaml.j2").render(context),
+        f"Pulumi.{stack}.yaml": templates.get_template("pulumi/Pulumi.stack.yaml.j2").render(context),
+        "requirements.txt": "\n".join(requirements) + "\n",
+        "__main__.py": templates.get_template("pulumi/__main__.py.j2").render(context),
+    }
+    extra = {name: content for _, program in programs for name, content in program.files.items()}
+    return Project(stack, {**{k: v.encode() for k, v in files.items()}, **extra})
+
+
+def _program(planned: Plan) -> Program:
+    from providers import registry
+
+    program = registry.get(planned.cloud).program(planned)
+    if program is None:
+        raise LlamadeployError(f"the {planned.cloud} provider cannot export a Pulumi program yet; use `llamadeploy up --cloud {planned.cloud}`")
+    return program
+
+
+def _identifier(name: str) -> str:
+    """A deployment name as a Python variable name (names are DNS labels: letters, digits, '-')."""
+    return "d_" + name.replace("-", "_")
+
+
+def _summary(planned: Plan) -> str:
+    scaling = planned.deployment.autoscaling
+    return (f"{planned.deployment.model} ({planned.deployment.quantization}) on {planned.offer.instance_type} in {planned.region}, "
+            f"{scaling.min_replicas}-{scaling.max_replicas} replicas")  # fmt: skip

@@ -1,0 +1,33 @@
+"""The Jinja2 environment for everything rendered from `templates/` (Pulumi programs, reports).
+
+Undefined names raise instead of rendering empty, so a template that drifts from the values
+it is given fails its tests rather than producing a program that declares the wrong thing.
+"""
+
+from __future__ import annotations
+
+from functools import cache
+from pathlib import Path
+
+from typing import Any
+
+from jinja2 import Environment, FileSystemLoader, StrictUndefined, Undefined
+
+TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
+
+
+@cache
+def environment() -> Environment:
+    templates = Environment(loader=FileSystemLoader(TEMPLATES), undefined=StrictUndefined, keep_trailing_newline=True, autoescape=False)
+    templates.filters["py"] = python_literal
+    return templates
+
+
+def python_literal(value: Any) -> str:
+    """`value` as Python source: strings quoted and escaped, dicts and lists as written.
+
+    `repr` alone would print an undefined value as `Undefined`; this raises instead.
+    """
+    if isinstance(value, Undefined):
+        value._fail_with_undefined_error()
+    return repr(value)
