@@ -21,6 +21,7 @@ from orchestrator.errors import LlamadeployError, SpecError, UsageError
 # Exit codes as terraform's: 1 for any error, 2 for a usage error.
 EXIT_CODES: dict[type[LlamadeployError], int] = {UsageError: 2, LlamadeployError: 1}
 OUTPUTS = click.Choice(["table", "json"])
+ENGINES = click.Choice(["native", "pulumi"])
 
 
 def _exit_code(error: LlamadeployError) -> int:
@@ -189,14 +190,19 @@ def models(output: str) -> None:
 @click.option("--region", help="Region, overriding the placement.")
 @click.option("--deployment", "only", metavar="NAME", help="Deploy only this deployment of the stack.")
 @click.option("--yes", is_flag=True, help="Do not ask for confirmation (pipelines).")
+@click.option("--engine", type=ENGINES, default="native", show_default=True, help="pulumi: run the exported program with your own Pulumi CLI and backend.")
 @click.option("--output", type=OUTPUTS, default="table", show_default=True, help="json: events and the result as JSON lines on stdout.")
 @click.pass_context
-def up(ctx: click.Context, stack: str, cloud: str | None, region: str | None, only: str | None, yes: bool, output: str) -> None:
+def up(ctx: click.Context, stack: str, cloud: str | None, region: str | None, only: str | None, yes: bool, engine: str, output: str) -> None:
     """Create (or adopt and finish) a stack's deployments on a cloud, and wait until they serve."""
-    from orchestrator import engine
     from orchestrator.planner import default_cloud
     from orchestrator.progress import reporter
     from orchestrator.spec import load_stack
+
+    if engine == "pulumi":
+        _pulumi_up(ctx, stack, cloud, region, only, yes, output)
+        return
+    from orchestrator import engine as native
 
     catalog = _catalog(ctx)
     loaded = load_stack(stack)
@@ -204,7 +210,7 @@ def up(ctx: click.Context, stack: str, cloud: str | None, region: str | None, on
     if cloud == "auto" or (cloud is None and any(d.placement.fallback for d in chosen)):
         _failover(ctx, loaded, chosen, cloud == "auto", catalog, yes, output)
         return
-    ready = [engine.plan_up(loaded, d, default_cloud(d, cloud), catalog, region) for d in chosen]
+    ready = [native.plan_up(loaded, d, default_cloud(d, cloud), catalog, region) for d in chosen]
     if output == "table":
         from orchestrator import render
 
@@ -215,13 +221,46 @@ def up(ctx: click.Context, stack: str, cloud: str | None, region: str | None, on
     state = _state(ctx)
     with reporter(output == "json") as report:
         for planned, provider in ready:
-            result = engine.up(planned, provider, state, report)
+            result = native.up(planned, provider, state, report)
             report("done", deployment=planned.deployment.name, cloud=planned.cloud, region=planned.region, changed=result.changed,
                    url=result.endpoint.url, auth=result.endpoint.auth, example=result.endpoint.example) if output == "json" else None  # fmt: skip
             if output == "table":
                 click.echo(f"{planned.deployment.name} is serving on {planned.cloud} ({planned.region}) at {result.endpoint.url}")
                 click.echo(f"  auth: {result.endpoint.auth}")
                 click.echo(f"  try:  {result.endpoint.example}")
+
+
+def _pulumi_up(ctx: click.Context, stack: str, cloud: str | None, region: str | None, only: str | None, yes: bool, output: str) -> None:
+    """`up --engine pulumi`: the stack's program, applied by the user's Pulumi."""
+    from pathlib import Path
+
+    from orchestrator import pulumi_engine
+    from orchestrator.planner import plan_stack
+    from orchestrator.progress import reporter
+    from orchestrator.spec import load_stack
+
+    pulumi_engine.require_pulumi()
+    if cloud == "auto":
+        raise UsageError("--cloud auto tries clouds one after another, which only the native engine does; name one cloud with --engine pulumi")
+    loaded = load_stack(stack)
+    plans = plan_stack(loaded, cloud, _catalog(ctx), region, only)
+    _confirm(yes, f"Apply {', '.join(p.deployment.name for p in plans)} on {plans[0].cloud} with Pulumi?")
+    with reporter(output == "json") as report:
+        outputs = pulumi_engine.up(loaded, plans, Path(stack).stem, _pulumi_dir(ctx), lambda line: report("pulumi", line=line.rstrip()))
+        if output == "json":
+            report("done", engine="pulumi", cloud=plans[0].cloud, deployments=[p.deployment.name for p in plans], outputs=outputs)
+        else:
+            for key, value in outputs.items():
+                click.echo(f"{key}: {value}")
+
+
+def _pulumi_dir(ctx: click.Context):  # noqa: ANN202 - Path is imported lazily
+    """Where `--engine pulumi` keeps its rendered projects: beside the state file."""
+    from pathlib import Path
+
+    from orchestrator.state import DEFAULT_PATH, STATE_ENV
+
+    return Path(ctx.obj["state"] or os.environ.get(STATE_ENV) or DEFAULT_PATH).parent / "pulumi"
 
 
 def _failover(ctx: click.Context, loaded, chosen, cheapest: bool, catalog, yes: bool, output: str) -> None:  # noqa: ANN001 - lazily imported types
@@ -313,17 +352,22 @@ def move(ctx: click.Context, name: str, to_cloud: str | None, region: str | None
 @cli.command()
 @click.argument("name")
 @click.option("--yes", is_flag=True, help="Do not ask for confirmation (pipelines).")
+@click.option("--engine", type=ENGINES, default="native", show_default=True, help="pulumi: destroy the Pulumi stack `up --engine pulumi` created.")
 @click.option("--output", type=OUTPUTS, default="table", show_default=True, help="json: events as JSON lines on stdout.")
 @click.pass_context
-def down(ctx: click.Context, name: str, yes: bool, output: str) -> None:
+def down(ctx: click.Context, name: str, yes: bool, engine: str, output: str) -> None:
     """Delete a deployment's cloud resources, check none remain, and forget it."""
-    from orchestrator import engine
     from orchestrator.progress import reporter
+
+    if engine == "pulumi":
+        _pulumi_down(ctx, name, yes, output)
+        return
+    from orchestrator import engine as native
 
     state = _state(ctx)
     _confirm(yes, f"Delete {name} and every cloud resource it has?")
     with reporter(output == "json") as report:
-        deployed = engine.down(state, name, report)
+        deployed = native.down(state, name, report)
         if output == "json":
             report("done", deployment=name, cloud=deployed.cloud, region=deployed.region, deleted=[r.name for r in deployed.resources])
         else:
@@ -358,6 +402,22 @@ def export(ctx: click.Context, stack: str, cloud: str | None, to_dir: str, regio
     for path in written:
         click.echo(f"  {path}")
     click.echo(f"Next: cd {to_dir} && pulumi stack init {project.stack} && pulumi up")
+
+
+def _pulumi_down(ctx: click.Context, name: str, yes: bool, output: str) -> None:
+    from orchestrator import pulumi_engine
+    from orchestrator.progress import reporter
+
+    pulumi_engine.require_pulumi()
+    directory, described = pulumi_engine.find_project(_pulumi_dir(ctx), name)
+    together = [d for d in described["deployments"] if d != name]
+    _confirm(yes, f"Destroy the Pulumi stack {described['stack']} ({', '.join(described['deployments'])}) on {described['cloud']}?")
+    with reporter(output == "json") as report:
+        pulumi_engine.down(directory, described, lambda line: report("pulumi", line=line.rstrip()))
+        if output == "json":
+            report("done", engine="pulumi", cloud=described["cloud"], deployments=described["deployments"])
+        else:
+            click.echo(f"{name} is gone from {described['cloud']}" + (f", with {', '.join(together)} (the same Pulumi stack)" if together else ""))
 
 
 def main() -> None:

@@ -31,24 +31,30 @@ class Project:
 
     stack: str
     files: dict[str, bytes]
+    config: dict[str, str]  # the non-secret stack config, also written to Pulumi.<stack>.yaml
 
     def write(self, directory: Path) -> list[Path]:
         """Write every file (replacing earlier exports' files), creating `directory` if needed."""
-        if directory.exists() and not directory.is_dir():
-            raise UsageError(f"--to {directory}: exists and is not a directory; pass a directory path")
-        directory.mkdir(parents=True, exist_ok=True)
         written = []
-        for relative, content in self.files.items():
-            path = directory / relative
-            staging = path.with_name(path.name + ".llamadeploy-tmp")
-            staging.write_bytes(content)
-            staging.replace(path)
-            written.append(path)
+        try:
+            directory.mkdir(parents=True, exist_ok=True)
+            for relative, content in self.files.items():
+                path = directory / relative
+                staging = path.with_name(path.name + ".llamadeploy-tmp")
+                staging.write_bytes(content)
+                staging.replace(path)
+                written.append(path)
+        except OSError as exc:
+            raise LlamadeployError(f"cannot write the Pulumi project to {directory}: {exc.strerror or exc}; choose another directory") from exc
         return written
 
 
-def render_project(plans: list[Plan], cloud: str, stack: str) -> Project:
-    """The Pulumi project declaring every planned deployment of the stack on `cloud`."""
+def render_project(plans: list[Plan], cloud: str, stack: str, virtualenv: str = "venv") -> Project:
+    """The Pulumi project declaring every planned deployment of the stack on `cloud`.
+
+    `virtualenv` is where Pulumi runs the program: a `venv` of its own next to it for an
+    export, the running llamadeploy's environment for `--engine pulumi`.
+    """
     if not _STACK_NAME.match(stack):
         raise UsageError(f"--stack {stack!r}: a Pulumi stack name has only letters, digits, '-', '_' and '.'")
     programs = [(p, _program(p)) for p in plans]
@@ -63,7 +69,8 @@ def render_project(plans: list[Plan], cloud: str, stack: str) -> Project:
     ]  # fmt: skip
     templates = environment()
     context = {"stack": stack, "cloud": cloud, "service": service, "deployments": deployments, "secrets": secrets,
-               "config": config, "required_config": required, "namespace": CONFIG_NAMESPACE, "requirements": requirements}  # fmt: skip
+               "config": config, "required_config": required, "namespace": CONFIG_NAMESPACE, "requirements": requirements,
+               "virtualenv": virtualenv}  # fmt: skip
     files = {
         "Pulumi.yaml": templates.get_template("pulumi/Pulumi.yaml.j2").render(context),
         f"Pulumi.{stack}.yaml": templates.get_template("pulumi/Pulumi.stack.yaml.j2").render(context),
@@ -71,7 +78,7 @@ def render_project(plans: list[Plan], cloud: str, stack: str) -> Project:
         "__main__.py": templates.get_template("pulumi/__main__.py.j2").render(context),
     }
     extra = {name: content for _, program in programs for name, content in program.files.items()}
-    return Project(stack, {**{k: v.encode() for k, v in files.items()}, **extra})
+    return Project(stack, {**{k: v.encode() for k, v in files.items()}, **extra}, config)
 
 
 def _program(planned: Plan) -> Program:
