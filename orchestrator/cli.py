@@ -18,8 +18,23 @@ import click
 from orchestrator import __version__
 from orchestrator.errors import LlamadeployError, SpecError, UsageError
 
-# Exit codes as terraform's: 1 for any error, 2 for a usage error.
+# Exit codes as terraform's: 1 for any error, 2 for a usage error; `plan --detailed-exitcode`
+# exits 2 when `up` would change something (usage errors are still 2 there, as in terraform).
 EXIT_CODES: dict[type[LlamadeployError], int] = {UsageError: 2, LlamadeployError: 1}
+EXIT_CHANGES = 2
+DETAILED_EXITCODE = "llamadeploy.detailed_exitcode"  # ctx.meta flag: every error exits 1, as 2 means "changes"
+
+
+class _DetailedExitCommand(click.Command):
+    """`plan`: under --detailed-exitcode a mistyped option exits 1 too, never the 2 of "changes"."""
+
+    def make_context(self, info_name: str | None, args: list[str], parent: click.Context | None = None, **extra: Any) -> click.Context:
+        try:
+            return super().make_context(info_name, args, parent, **extra)
+        except click.UsageError as error:
+            if "--detailed-exitcode" in args:
+                error.exit_code = 1
+            raise
 OUTPUTS = click.Choice(["table", "json"])
 ENGINES = click.Choice(["native", "pulumi"])
 
@@ -42,7 +57,7 @@ class _Cli(click.Group):
             return super().invoke(ctx)
         except LlamadeployError as error:
             click.echo(f"Error: {_message(error)}", err=True)
-            ctx.exit(_exit_code(error))
+            ctx.exit(1 if ctx.meta.get(DETAILED_EXITCODE) else _exit_code(error))
         except (click.exceptions.Exit, click.ClickException, click.Abort):
             raise
         except Exception:
@@ -82,6 +97,14 @@ def _state(ctx: click.Context):  # noqa: ANN202 - State is imported lazily
     return ctx.with_resource(closing(State(ctx.obj["state"])))
 
 
+def _state_path(ctx: click.Context):  # noqa: ANN202 - Path is imported lazily
+    from pathlib import Path
+
+    from orchestrator.state import DEFAULT_PATH, STATE_ENV
+
+    return Path(ctx.obj["state"] or os.environ.get(STATE_ENV) or DEFAULT_PATH)
+
+
 def _confirm(yes: bool, question: str) -> None:
     """Ask in a terminal; in a pipeline, demand --yes rather than hang on a prompt."""
     if yes:
@@ -91,30 +114,41 @@ def _confirm(yes: bool, question: str) -> None:
     click.confirm(question, abort=True, err=True)
 
 
-@cli.command()
+@cli.command(cls=_DetailedExitCommand)
 @click.argument("stack", type=click.Path())
 @click.option("--cloud", help="Cloud to plan on (aws, azure, gcp, oci); default: the one the placement names.")
 @click.option("--region", help="Region to plan in, overriding the placement.")
 @click.option("--deployment", "only", metavar="NAME", help="Plan only this deployment of the stack.")
 @click.option("--output", type=OUTPUTS, default="table", show_default=True)
+@click.option("--detailed-exitcode", is_flag=True, help="Exit 0 when `up` would change nothing, 2 when it would, 1 on error (as terraform plan).")
 @click.pass_context
-def plan(ctx: click.Context, stack: str, cloud: str | None, region: str | None, only: str | None, output: str) -> None:
+def plan(ctx: click.Context, stack: str, cloud: str | None, region: str | None, only: str | None, output: str, detailed_exitcode: bool) -> None:
     """Size a stack's deployments and choose instances and prices on one cloud; no credentials needed."""
+    from orchestrator.changes import pending
+
+    ctx.meta[DETAILED_EXITCODE] = detailed_exitcode
     from orchestrator.planner import plan_stack
     from orchestrator.spec import load_stack
 
     catalog = _catalog(ctx)
     plans = plan_stack(load_stack(stack), cloud, catalog, region, only)
+    # Only read the state: planning never creates a state file.
+    changes = pending(_state(ctx).get if _state_path(ctx).exists() else lambda _: None, plans)
     if output == "json":
+        from dataclasses import asdict
+
         from orchestrator.report import catalog_dict, plan_dict
 
-        _emit_json({"catalog": catalog_dict(catalog), "plans": [plan_dict(p) for p in plans]})
-        return
-    from orchestrator import render
+        _emit_json({"catalog": catalog_dict(catalog), "plans": [plan_dict(p) for p in plans], "changes": [asdict(c) for c in changes]})
+    else:
+        from orchestrator import render
 
-    out = render.console()
-    for planned in plans:
-        render.plan(out, planned, catalog)
+        out = render.console()
+        for planned, change in zip(plans, changes, strict=True):
+            render.plan(out, planned, catalog)
+            out.print(f"{change.deployment}: {change.detail}")
+    if detailed_exitcode and any(c.action != "none" for c in changes):
+        ctx.exit(EXIT_CHANGES)
 
 
 @cli.command()
@@ -182,6 +216,21 @@ def models(output: str) -> None:
     from orchestrator import render
 
     render.models(render.console(), listed)
+
+
+@cli.command("providers")
+@click.option("--output", type=OUTPUTS, default="table", show_default=True)
+def providers_command(output: str) -> None:
+    """List the clouds llamadeploy knows, built in or plugged in, and what each can do here."""
+    from providers import registry
+
+    listed = [registry.describe(name) for name in registry.names()]
+    if output == "json":
+        _emit_json({"providers": listed})
+        return
+    from orchestrator import render
+
+    render.providers(render.console(), listed)
 
 
 @cli.command()
@@ -256,11 +305,7 @@ def _pulumi_up(ctx: click.Context, stack: str, cloud: str | None, region: str | 
 
 def _pulumi_dir(ctx: click.Context):  # noqa: ANN202 - Path is imported lazily
     """Where `--engine pulumi` keeps its rendered projects: beside the state file."""
-    from pathlib import Path
-
-    from orchestrator.state import DEFAULT_PATH, STATE_ENV
-
-    return Path(ctx.obj["state"] or os.environ.get(STATE_ENV) or DEFAULT_PATH).parent / "pulumi"
+    return _state_path(ctx).parent / "pulumi"
 
 
 def _failover(ctx: click.Context, loaded, chosen, cheapest: bool, catalog, yes: bool, output: str) -> None:  # noqa: ANN001 - lazily imported types

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import os
 import sys
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
 from rich.table import Table
@@ -136,4 +136,13 @@ def status(out: Console, rows: list[StatusRow]) -> None:
         state = row.record.status if live is None else live.state
         table.add_row(row.record.name, row.record.cloud, row.record.region, state, replicas,
                       (live.instance_type or "") if live else "", row.record.updated_at, f"[red]{notes}[/]" if row.drift or row.error else notes)  # fmt: skip
+    out.print(table)
+
+
+def providers(out: Console, listed: list[dict[str, Any]]) -> None:
+    table = Table("cloud", "service", "deploy", "export", "SDK", "source", box=None)
+    for row in listed:
+        sdk = "missing: " + row["install"] if row["install"] else ("missing: " + ", ".join(row["sdk_missing"]) if row["sdk_missing"] else "installed")
+        table.add_row(row["name"], row["service"], "yes" if row["deploy"] else "plan and cost only", "yes" if row["export"] else "no",
+                      sdk if row["deploy"] else "-", row["source"])  # fmt: skip
     out.print(table)

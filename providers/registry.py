@@ -63,6 +63,19 @@ def provider(name: str) -> Provider:
     return service
 
 
+def describe(name: str) -> dict[str, object]:
+    """One provider as `llamadeploy providers` lists it: what it is and what it can do here."""
+    target = BUILTIN.get(name) or _plugins()[name]
+    service = get(name)
+    live = isinstance(service, Provider)
+    missing = [m for m in service.sdk_modules if not _importable(m)] if isinstance(service, Provider) else []
+    return {
+        "name": name, "service": service.service, "source": "built-in" if name in BUILTIN else f"entry point {target}",
+        "default_region": service.default_region, "deploy": live, "export": type(service).program is not CloudService.program,
+        "sdk_missing": missing, "install": f"pip install 'llamadeploy[{name}]'" if missing and name in BUILTIN else None,
+    }  # fmt: skip
+
+
 def _importable(module: str) -> bool:
     """Whether `module` could be imported, without importing it (only its parent packages)."""
     try:
