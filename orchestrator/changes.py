@@ -11,8 +11,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from orchestrator.engine import spec_hash
-
 if TYPE_CHECKING:
     from orchestrator.planner import Plan
     from orchestrator.state import Record
@@ -50,6 +48,8 @@ def _change(record: Record | None, planned: Plan) -> Change:
     elif record.status != "serving":
         action = "finish"
     else:
+        from orchestrator.engine import spec_hash  # only with a record: the engine's imports are not free
+
         action = "none" if record.spec_hash == spec_hash(planned) else "replace"
     detail = ACTIONS[action].format(name=name, cloud=planned.cloud, region=planned.region, status=record.status if record else "",
                                     recorded_cloud=record.cloud if record else "")  # fmt: skip

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import sys
+from pathlib import Path
 from typing import Any
 
 import click
@@ -97,9 +98,7 @@ def _state(ctx: click.Context):  # noqa: ANN202 - State is imported lazily
     return ctx.with_resource(closing(State(ctx.obj["state"])))
 
 
-def _state_path(ctx: click.Context):  # noqa: ANN202 - Path is imported lazily
-    from pathlib import Path
-
+def _state_path(ctx: click.Context) -> Path:
     from orchestrator.state import DEFAULT_PATH, STATE_ENV
 
     return Path(ctx.obj["state"] or os.environ.get(STATE_ENV) or DEFAULT_PATH)
@@ -155,29 +154,52 @@ def plan(ctx: click.Context, stack: str, cloud: str | None, region: str | None, 
 @click.argument("stack", type=click.Path())
 @click.option("--clouds", help="Comma-separated clouds to compare; default: every known cloud.")
 @click.option("--deployment", "only", metavar="NAME", help="Compare only this deployment of the stack.")
-@click.option("--output", type=click.Choice(["table", "json", "csv", "markdown"]), default="table", show_default=True)
+@click.option("--output", type=click.Choice(["table", "json", "csv", "markdown", "html"]), default="table", show_default=True)
+@click.option("--to", "to_file", type=click.Path(dir_okay=False), help="Write the report to this file instead of stdout (html needs it).")
 @click.pass_context
-def cost(ctx: click.Context, stack: str, clouds: str | None, only: str | None, output: str) -> None:
-    """Price the same deployment on every cloud side by side, cheapest first."""
+def cost(ctx: click.Context, stack: str, clouds: str | None, only: str | None, output: str, to_file: str | None) -> None:
+    """Price the same deployment on every cloud side by side, cheapest first: $/h, $/month, $ per million tokens."""
     from orchestrator import report
+    from orchestrator.bulk import paused_gc
+    from orchestrator.cost_report import cost_report
     from orchestrator.planner import compare_stack
     from orchestrator.spec import load_stack
 
+    if output == "html" and not to_file:
+        raise UsageError("--output html writes a page: say where with --to report.html")
     catalog = _catalog(ctx)
     chosen = [c.strip() for c in clouds.split(",") if c.strip()] if clouds else None
-    comparisons = compare_stack(load_stack(stack), chosen, catalog, only)
-    if output == "json":
-        _emit_json(report.cost_dict(comparisons, catalog))
-    elif output == "csv":
-        click.echo(report.cost_csv(comparisons), nl=False)
-    elif output == "markdown":
-        click.echo(report.cost_markdown(comparisons, catalog), nl=False)
-    else:
+    with paused_gc(freeze=True):  # one command, then exit: nothing built here needs the collector
+        built = cost_report(compare_stack(load_stack(stack), chosen, catalog, only), catalog)
+    if output == "table":
         from orchestrator import render
 
-        out = render.console()
-        for name, results in comparisons.items():
-            render.comparison(out, name, results, catalog)
+        render.cost(render.console(), built)
+        return
+    if output == "html":
+        from orchestrator.html_report import html_page
+
+        text = html_page(built, title=Path(stack).stem)
+    elif output == "json":
+        text = json.dumps(report.cost_dict(built), indent=2) + "\n"
+    else:
+        text = report.cost_csv(built) if output == "csv" else report.cost_markdown(built)
+    if to_file:
+        _write_file(Path(to_file), text)
+        click.echo(f"Wrote the {output} cost report to {to_file}", err=True)
+    else:
+        click.echo(text, nl=False)
+
+
+def _write_file(path: Path, text: str) -> None:
+    """Whole or not at all: written beside the target, then renamed over it."""
+    staging = path.with_name(path.name + ".llamadeploy-tmp")
+    try:
+        staging.write_text(text, encoding="utf-8")
+        staging.replace(path)
+    except OSError as exc:
+        staging.unlink(missing_ok=True)
+        raise LlamadeployError(f"cannot write {path}: {exc.strerror or exc}; choose another path with --to") from exc
 
 
 @cli.command()
@@ -281,8 +303,6 @@ def up(ctx: click.Context, stack: str, cloud: str | None, region: str | None, on
 
 def _pulumi_up(ctx: click.Context, stack: str, cloud: str | None, region: str | None, only: str | None, yes: bool, output: str) -> None:
     """`up --engine pulumi`: the stack's program, applied by the user's Pulumi."""
-    from pathlib import Path
-
     from orchestrator import pulumi_engine
     from orchestrator.planner import plan_stack
     from orchestrator.progress import reporter
@@ -303,7 +323,7 @@ def _pulumi_up(ctx: click.Context, stack: str, cloud: str | None, region: str | 
                 click.echo(f"{key}: {value}")
 
 
-def _pulumi_dir(ctx: click.Context):  # noqa: ANN202 - Path is imported lazily
+def _pulumi_dir(ctx: click.Context) -> Path:
     """Where `--engine pulumi` keeps its rendered projects: beside the state file."""
     return _state_path(ctx).parent / "pulumi"
 
@@ -430,8 +450,6 @@ def down(ctx: click.Context, name: str, yes: bool, engine: str, output: str) -> 
 @click.pass_context
 def export(ctx: click.Context, stack: str, cloud: str | None, to_dir: str, region: str | None, only: str | None, stack_name: str | None, output: str) -> None:
     """Write the stack's plan on one cloud as a Pulumi Python project to run with your own Pulumi."""
-    from pathlib import Path
-
     from orchestrator.export import render_project
     from orchestrator.planner import plan_stack
     from orchestrator.spec import load_stack

@@ -132,7 +132,7 @@ def _retrying(call: Callable[[], object], backoff: Backoff, report: Report):  # 
 
 def spec_hash(planned: Plan) -> str:
     """What, if changed, makes a deployment different: the spec plus the chosen cloud and offer."""
-    basis = {"spec": planned.deployment.model_dump(mode="json"), "cloud": planned.cloud, "region": planned.region, "instance": planned.offer.instance_type}
+    basis = {"spec": planned.deployment.model_dump(mode="json", exclude={"load"}), "cloud": planned.cloud, "region": planned.region, "instance": planned.offer.instance_type}
     return hashlib.sha256(json.dumps(basis, sort_keys=True).encode()).hexdigest()[:16]
 
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import difflib
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cached_property, lru_cache
 from typing import TYPE_CHECKING
 
 from orchestrator.errors import UnknownModelError
@@ -50,7 +50,7 @@ class LlamaModel:
     def head_dim(self) -> int:
         return self.dim // self.n_heads
 
-    @property
+    @cached_property
     def parameters(self) -> int:
         """Parameter count from the architecture (attention, SwiGLU MLP, norms, embeddings)."""
         attention = 2 * self.dim * self.dim + 2 * self.dim * self.n_kv_heads * self.head_dim

@@ -9,7 +9,8 @@ what was needed, what the biggest offer had, and which change to the spec would 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass
+from functools import cached_property
 
 from orchestrator.catalog import Catalog, Offer
 from orchestrator.errors import GpuNotOfferedError, InfeasibleError, SpecError, UsageError
@@ -42,7 +43,12 @@ class Plan:
     offer: Offer
     layout: GpuLayout
     requirements: Requirements
-    resources: tuple[Resource, ...] = field(default=())
+
+    @cached_property
+    def resources(self) -> tuple[Resource, ...]:
+        """What `up` would create; asked of the provider only when shown (a cost report of a
+        large stack never needs them)."""
+        return tuple(registry.get(self.cloud).resources(self))
 
     @property
     def hf_repo(self) -> str:
@@ -71,6 +77,10 @@ class Plan:
         return None if hourly is None else hourly * HOURS_PER_MONTH
 
 
+# Sizing and offer choices already made, by deployment shape, cloud and region.
+Memo = dict[tuple[object, ...], object]
+
+
 @dataclass(frozen=True)
 class Infeasible:
     """Why a cloud cannot host a deployment, shown in its row of a comparison."""
@@ -88,31 +98,50 @@ def plan(stack: Stack, deployment: Deployment, cloud: str, catalog: Catalog, reg
     return _plan_in_region(deployment, provider, catalog, chosen, source)
 
 
-def compare(stack: Stack, deployment: Deployment, clouds: list[str], catalog: Catalog) -> list[Plan | Infeasible]:
+def compare(stack: Stack, deployment: Deployment, clouds: list[str], catalog: Catalog, memo: Memo | None = None) -> list[Plan | Infeasible]:
     """The deployment on each cloud, cheapest first, then the clouds that cannot host it.
 
     A cloud whose placement names a region is priced there; otherwise in its cheapest region.
+    `memo` shares sizing and offer choices between deployments of the same shape.
     """
+    memo = {} if memo is None else memo
     results: list[Plan | Infeasible] = []
     for cloud in clouds:
         provider = registry.get(cloud)
-        placed = deployment.placement.region(cloud)
-        regions = [_region(stack, deployment, provider, catalog, None)[0]] if placed else catalog.regions(cloud)
-        if not regions:
-            results.append(Infeasible(deployment, cloud, None, f"the price catalog has no offers for {cloud}"))
+        if deployment.placement.region(cloud):
+            region = _region(stack, deployment, provider, catalog, None)[0]
+            try:
+                results.append(_plan_in_region(deployment, provider, catalog, region, "placement", memo))
+            except InfeasibleError as exc:
+                results.append(_most_telling(deployment, provider, [(region, exc)]))
             continue
-        plans: list[Plan] = []
-        failures: list[tuple[str, InfeasibleError]] = []
+        cheapest = _cheapest_region(deployment, provider, catalog, memo)
+        if isinstance(cheapest, str):
+            results.append(_plan_in_region(deployment, provider, catalog, cheapest, "cheapest", memo))
+        else:
+            results.append(Infeasible(deployment, cloud, cheapest[0], cheapest[1]))
+    return sorted(results, key=_comparison_key)
+
+
+def _cheapest_region(deployment: Deployment, provider: CloudService, catalog: Catalog, memo: Memo) -> str | tuple[str | None, str]:
+    """The region where the deployment's shape is cheapest on this cloud, or (region, why not) for none."""
+    key = ("cheapest", deployment.model, deployment.quantization, deployment.max_context, deployment.concurrency, deployment.gpu, provider.name)
+    if key not in memo:
+        regions = catalog.regions(provider.name)
+        choices, failures = [], []
         for region in regions:
             try:
-                plans.append(_plan_in_region(deployment, provider, catalog, region, "placement" if placed else "cheapest"))
+                choices.append((region, _choose(deployment, provider, catalog, region, memo)))
             except InfeasibleError as exc:
                 failures.append((region, exc))
-        if plans:
-            results.append(min(plans, key=lambda p: (_price_key(p.offer, p.layout), p.region != provider.default_region)))
+        if choices:
+            memo[key] = min(choices, key=lambda c: (_price_key(c[1][0], c[1][1]), c[0] != provider.default_region))[0]
+        elif not regions:
+            memo[key] = (None, f"the price catalog has no offers for {provider.name}")
         else:
-            results.append(_most_telling(deployment, provider, failures))
-    return sorted(results, key=_comparison_key)
+            telling = _most_telling(deployment, provider, failures)
+            memo[key] = (telling.region, telling.reason)
+    return memo[key]  # type: ignore[return-value]
 
 
 def _most_telling(deployment: Deployment, provider: CloudService, failures: list[tuple[str, InfeasibleError]]) -> Infeasible:
@@ -146,15 +175,29 @@ def _region(stack: Stack, deployment: Deployment, provider: CloudService, catalo
     raise UsageError(message) if source == "--region" else InfeasibleError(message)
 
 
-def _plan_in_region(deployment: Deployment, provider: CloudService, catalog: Catalog, region: str, source: str) -> Plan:
-    req = _requirements(deployment)
-    offers = _offers(deployment, provider, catalog, region)
-    fitting = _fitting(req, offers, provider)
-    if not fitting:
-        raise InfeasibleError(_why_nothing_fits(deployment, req, offers, provider, catalog, region))
-    offer, gpu_layout = min(fitting, key=lambda f: _price_key(*f))
-    chosen = Plan(deployment, provider.name, provider.service, region, source, offer, gpu_layout, req)
-    return replace(chosen, resources=tuple(provider.resources(chosen)))
+def _plan_in_region(deployment: Deployment, provider: CloudService, catalog: Catalog, region: str, source: str, memo: Memo | None = None) -> Plan:
+    offer, gpu_layout, req = _choose(deployment, provider, catalog, region, {} if memo is None else memo)
+    return Plan(deployment, provider.name, provider.service, region, source, offer, gpu_layout, req)
+
+
+def _choose(deployment: Deployment, provider: CloudService, catalog: Catalog, region: str, memo: Memo) -> tuple[Offer, GpuLayout, Requirements]:
+    """The cheapest offer one replica fits on; decided once per shape (what sizing reads) and region."""
+    key = (deployment.model, deployment.quantization, deployment.max_context, deployment.concurrency, deployment.gpu, provider.name, region)
+    if key not in memo:
+        try:
+            req = _requirements(deployment)
+            offers = _offers(deployment, provider, catalog, region)
+            fitting = _fitting(req, offers, provider)
+            if not fitting:
+                raise InfeasibleError(_why_nothing_fits(deployment, req, offers, provider, catalog, region))
+            offer, gpu_layout = min(fitting, key=lambda f: _price_key(*f))
+            memo[key] = (offer, gpu_layout, req)
+        except InfeasibleError as exc:
+            memo[key] = exc
+    found = memo[key]
+    if isinstance(found, InfeasibleError):
+        raise type(found)(str(found))
+    return found  # type: ignore[return-value]
 
 
 def _requirements(deployment: Deployment, **changes: object) -> Requirements:
@@ -268,7 +311,8 @@ def compare_stack(stack: Stack, clouds: list[str] | None, catalog: Catalog, only
     """
     chosen = clouds or list(dict.fromkeys([*registry.BUILTIN, *catalog.clouds()]))
     deployments = [stack.get(only)] if only else list(stack.deployments)
-    return {d.name: compare(stack, d, chosen, catalog) for d in deployments}
+    memo: Memo = {}
+    return {d.name: compare(stack, d, chosen, catalog, memo) for d in deployments}
 
 
 def default_cloud(deployment: Deployment, cloud: str | None) -> str:

@@ -13,9 +13,10 @@ from rich.console import Console
 from rich.table import Table
 
 from orchestrator.catalog import Catalog, Offer
+from orchestrator.cost_report import CostReport
 from orchestrator.models import LlamaModel
 from orchestrator.planner import HOURS_PER_MONTH, Infeasible, Plan
-from orchestrator.report import Result, money
+from orchestrator.report import money, row_cells
 from orchestrator.sizing import BYTES_PER_PARAMETER, GPU_MEMORY_UTILIZATION, RUNTIME_OVERHEAD_GIB_PER_GPU, usable_gib
 
 if TYPE_CHECKING:
@@ -66,29 +67,45 @@ def plan(out: Console, planned: Plan, catalog: Catalog) -> None:
     out.print(f"[dim]Price catalog: {catalog.dated}.[/]")
 
 
-def comparison(out: Console, name: str, results: list[Result], catalog: Catalog) -> None:
-    table = Table(title=f"{name}: cheapest first", title_justify="left")
-    for column in ("#", "cloud", "region", "instance", "GPUs/replica", "$/h at min", "$/h at max", "$/month at min", "price basis / why not"):
-        table.add_column(column, justify="right" if column.startswith(("$", "#", "GPUs")) else "left")
-    for rank, result in enumerate(results, start=1):
-        if isinstance(result, Infeasible):
-            table.add_row("–", result.cloud, result.region or "–", "[red]cannot host[/]", "", "", "", "", result.reason)
-            continue
-        low = result.offer.price_is_lower_bound
-        scaling = result.deployment.autoscaling
-        table.add_row(
-            str(rank),
-            result.cloud,
-            f"{result.region}" + (" (cheapest)" if result.region_source == "cheapest" else ""),
-            result.offer.instance_type + (f" x {result.layout.nodes}" if result.layout.nodes > 1 else ""),
-            f"{result.gpus_per_replica}x {result.offer.gpu}",
-            money(result.usd_per_hour(scaling.min_replicas), low),
-            money(result.usd_per_hour(scaling.max_replicas), low),
-            money(result.usd_per_month_min, low),
-            result.offer.basis_label,
-        )
-    out.print(table)
-    out.print(f"[dim]Price catalog: {catalog.dated}. A VM price is a lower bound for SageMaker and Vertex AI.[/]")
+MAX_TABLES = 50
+
+
+def cost(out: Console, report: CostReport) -> None:
+    """Each deployment's clouds side by side, cheapest first, then the stack's total per cloud.
+
+    A stack of more than MAX_TABLES deployments gets its totals only: thousands of tables help
+    no one in a terminal, and the other outputs carry every row.
+    """
+    month = "$/month under load" if report.has_load else "$/month at min"
+    shown = report.deployments if len(report.deployments) <= MAX_TABLES else {}
+    if not shown:
+        out.print(f"{len(report.deployments)} deployments: the total per cloud below; every deployment's rows with --output csv, json, markdown or html.")
+    for name, rows in shown.items():
+        table = Table(title=f"{name}: cheapest first", title_justify="left")
+        for column in ("#", "cloud", "region", "instance", "GPUs/replica", "$/h at min", "$/h at max", month, "out tok/s", "$/1M out tok", "price basis / why not"):
+            table.add_column(column, justify="right" if column.startswith(("$", "#", "GPUs", "out")) else "left")
+        for rank, row in enumerate(rows, start=1):
+            result = row.result
+            if isinstance(result, Infeasible):
+                table.add_row("–", result.cloud, result.region or "–", "[red]cannot host[/]", "", "", "", "", "", "", result.reason)
+                continue
+            region = result.region + (" (cheapest)" if result.region_source == "cheapest" else "")
+            table.add_row(str(rank), result.cloud, region, *row_cells(row))
+            if row.projection and row.projection.unmet_hours:
+                hours = ", ".join(f"{h:02d}h" for h in row.projection.unmet_hours)
+                table.add_row("", "", "", f"[yellow]max_replicas cannot serve the load at {hours} UTC[/]", *[""] * 7)
+        out.print(table)
+    if len(report.deployments) > 1:
+        totals = Table(title=f"Total per cloud ({len(report.deployments)} deployments)", title_justify="left")
+        for column in ("cloud", "$/h at min", "$/h at max", month, "can host"):
+            totals.add_column(column, justify="right" if column.startswith("$") else "left")
+        for total in report.totals:
+            low = total.price_is_lower_bound
+            hosts = "all" if total.complete else f"[red]not {', '.join(total.missing)}[/]"
+            totals.add_row(total.cloud, money(total.usd_per_hour_min, low), money(total.usd_per_hour_max, low), money(total.usd_per_month, low), hosts)
+        out.print(totals)
+    out.print(f"[dim]Price catalog: {report.catalog.dated}. A VM price is a lower bound for SageMaker and Vertex AI. "
+              "Tokens/s: a roofline model (orchestrator/throughput.py), a planning figure, not a benchmark.[/]")  # fmt: skip
 
 
 def offers(out: Console, listed: list[Offer], catalog: Catalog) -> None:

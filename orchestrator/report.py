@@ -12,11 +12,14 @@ import io
 from typing import TYPE_CHECKING, Any
 
 from orchestrator.catalog import Catalog, Offer
+from orchestrator.cost_report import CloudTotal, CostReport, Row
 from orchestrator.planner import Infeasible, Plan
+from orchestrator.projection import Projection, project
 from orchestrator.sizing import GPU_MEMORY_UTILIZATION, RUNTIME_OVERHEAD_GIB_PER_GPU, usable_gib
 
 if TYPE_CHECKING:
     from orchestrator.engine import StatusRow
+    from orchestrator.throughput import Throughput
 
 Result = Plan | Infeasible
 
@@ -45,8 +48,9 @@ def offer_dict(offer: Offer) -> dict[str, Any]:
     }
 
 
-def plan_dict(plan: Plan) -> dict[str, Any]:
+def plan_dict(plan: Plan, projection: Projection | None = None) -> dict[str, Any]:
     deployment, req, offer = plan.deployment, plan.requirements, plan.offer
+    projection = projection or project(plan)
     scaling = deployment.autoscaling
     gpus = plan.layout.tensor_parallel * plan.layout.nodes
     return {
@@ -88,43 +92,72 @@ def plan_dict(plan: Plan) -> dict[str, Any]:
             "gpu_memory_utilization": GPU_MEMORY_UTILIZATION,
         },
         "resources": [{"type": r.type, "name": r.name} for r in plan.resources],
-    }
+        "throughput": throughput_dict(projection.throughput),
+        "usd_per_million_output_tokens": _rounded(projection.usd_per_million_tokens, 4),
+        "load": None if projection.hourly_replicas is None else {
+            "hourly_replicas": list(projection.hourly_replicas), "unmet_hours": list(projection.unmet_hours),
+            "replica_capacity_rps": _rounded(projection.replica_capacity_rps, 4), "usd_per_month": _rounded(projection.usd_per_month, 2),
+        },
+    }  # fmt: skip
 
 
-def result_dict(result: Result) -> dict[str, Any]:
+def throughput_dict(rate: Throughput) -> dict[str, Any]:
+    return {
+        "output_tokens_per_s": round(rate.output_tokens_per_s, 2), "requests_per_s": round(rate.requests_per_s, 4),
+        "decode_step_ms": round(rate.decode_step_s * 1000, 3), "prefill_ms": round(rate.prefill_s * 1000, 3), "bound": rate.bound,
+        "prompt_tokens": rate.prompt_tokens, "output_tokens": rate.output_tokens, "efficiency": rate.efficiency, "gpus": rate.gpus,
+    }  # fmt: skip
+
+
+def _rounded(value: float | None, digits: int) -> float | None:
+    return None if value is None else round(value, digits)
+
+
+def row_dict(row: Row) -> dict[str, Any]:
+    result = row.result
     if isinstance(result, Plan):
-        return plan_dict(result)
+        return plan_dict(result, row.projection)
     return {"deployment": result.deployment.name, "feasible": False, "cloud": result.cloud, "region": result.region, "reason": result.reason}
 
 
-def cost_dict(comparisons: dict[str, list[Result]], catalog: Catalog) -> dict[str, Any]:
+def total_dict(total: CloudTotal) -> dict[str, Any]:
     return {
-        "catalog": catalog_dict(catalog),
-        "deployments": [{"name": name, "clouds": [result_dict(r) for r in results]} for name, results in comparisons.items()],
+        "cloud": total.cloud, "complete": total.complete, "deployments": total.hosted, "missing": total.missing,
+        "usd_per_hour_min": round(total.usd_per_hour_min, 4), "usd_per_hour_max": round(total.usd_per_hour_max, 4),
+        "usd_per_month": round(total.usd_per_month, 2), "price_is_lower_bound": total.price_is_lower_bound,
+    }  # fmt: skip
+
+
+def cost_dict(report: CostReport) -> dict[str, Any]:
+    return {
+        "catalog": catalog_dict(report.catalog),
+        "deployments": [{"name": name, "clouds": [row_dict(r) for r in rows]} for name, rows in report.deployments.items()],
+        "totals": [total_dict(t) for t in report.totals],
     }
 
 
 CSV_COLUMNS = (
     "deployment", "rank", "cloud", "service", "region", "instance_type", "gpu", "gpus_per_replica",
     "min_replicas", "max_replicas", "usd_per_hour_min", "usd_per_hour_max", "usd_per_month_min",
-    "price_basis", "price_is_lower_bound", "feasible", "reason",
+    "price_basis", "price_is_lower_bound", "feasible", "reason", "output_tokens_per_s", "usd_per_million_output_tokens", "usd_per_month",
 )  # fmt: skip
 
 
-def cost_csv(comparisons: dict[str, list[Result]]) -> str:
+def cost_csv(report: CostReport) -> str:
     out = io.StringIO()
     writer = csv.DictWriter(out, CSV_COLUMNS, lineterminator="\n")
     writer.writeheader()
-    for name, results in comparisons.items():
-        for rank, result in enumerate(results, start=1):
-            writer.writerow(_csv_row(name, rank, result))
+    for name, rows in report.deployments.items():
+        for rank, row in enumerate(rows, start=1):
+            writer.writerow(_csv_row(name, rank, row))
     return out.getvalue()
 
 
-def _csv_row(name: str, rank: int, result: Result) -> dict[str, Any]:
+def _csv_row(name: str, rank: int, row: Row) -> dict[str, Any]:
+    result = row.result
     if isinstance(result, Infeasible):
         return {"deployment": name, "cloud": result.cloud, "region": result.region or "", "feasible": False, "reason": result.reason.splitlines()[0]}
-    data = plan_dict(result)
+    data = plan_dict(result, row.projection)
     price = data["price"]
     return {
         "deployment": name, "rank": rank, "cloud": result.cloud, "service": result.service, "region": result.region,
@@ -133,6 +166,9 @@ def _csv_row(name: str, rank: int, result: Result) -> dict[str, Any]:
         "usd_per_hour_min": _csv_number(price["usd_per_hour_min"]), "usd_per_hour_max": _csv_number(price["usd_per_hour_max"]),
         "usd_per_month_min": _csv_number(price["usd_per_month_min"]), "price_basis": price["price_basis"],
         "price_is_lower_bound": price["price_is_lower_bound"], "feasible": True, "reason": "",
+        "output_tokens_per_s": f"{row.projection.throughput.output_tokens_per_s:.2f}" if row.projection else "",
+        "usd_per_million_output_tokens": _csv_number(row.projection.usd_per_million_tokens if row.projection else None),
+        "usd_per_month": _csv_number(row.usd_per_month),
     }  # fmt: skip
 
 
@@ -147,29 +183,47 @@ def money(value: float | None, lower_bound: bool = False) -> str:
     return f"{'≥ ' if lower_bound else ''}${value:,.2f}"
 
 
-def cost_markdown(comparisons: dict[str, list[Result]], catalog: Catalog) -> str:
+def cost_markdown(report: CostReport) -> str:
+    """The side-by-side tables for a pull-request comment: one per deployment, then totals."""
+    month = "$/month under load" if report.has_load else "$/month at min"
     lines = []
-    for name, results in comparisons.items():
+    for name, rows in report.deployments.items():
         lines += [
             f"### {name}",
             "",
-            "| # | cloud | region | instance | GPUs/replica | $/h at min | $/h at max | $/month at min | price basis |",
-            "|---|---|---|---|---|---|---|---|---|",
+            f"| # | cloud | region | instance | GPUs/replica | $/h at min | $/h at max | {month} | out tok/s per replica | $/1M out tokens | price basis |",
+            "|---|---|---|---|---|---|---|---|---|---|---|",
         ]
-        for rank, result in enumerate(results, start=1):
+        for rank, row in enumerate(rows, start=1):
+            result = row.result
             if isinstance(result, Infeasible):
-                lines.append(f"| – | {result.cloud} | {result.region or '–'} | cannot host: {_md(result.reason.splitlines()[0])} | | | | | |")
+                lines.append(f"| – | {result.cloud} | {result.region or '–'} | cannot host: {_md(result.reason.splitlines()[0])} | | | | | | | |")
                 continue
-            low = result.offer.price_is_lower_bound
-            scaling = result.deployment.autoscaling
-            lines.append(
-                f"| {rank} | {result.cloud} | {result.region} | {result.offer.instance_type} | {result.gpus_per_replica}× {result.offer.gpu} "
-                f"| {money(result.usd_per_hour(scaling.min_replicas), low)} | {money(result.usd_per_hour(scaling.max_replicas), low)} "
-                f"| {money(result.usd_per_month_min, low)} | {result.offer.basis_label} |"
-            )
+            cells = row_cells(row)
+            lines.append(f"| {rank} | {result.cloud} | {result.region} | {' | '.join(cells)} |")
         lines.append("")
-    lines.append(f"Price catalog: {catalog.dated}. A VM price is a lower bound for SageMaker and Vertex AI.")
+    if len(report.deployments) > 1:
+        lines += [f"### Total per cloud ({len(report.deployments)} deployments)", "", "| cloud | $/h at min | $/h at max | " + month + " | can host |", "|---|---|---|---|---|"]
+        for total in report.totals:
+            low = total.price_is_lower_bound
+            hosts = "all" if total.complete else f"not {', '.join(total.missing)}"
+            lines.append(f"| {total.cloud} | {money(total.usd_per_hour_min, low)} | {money(total.usd_per_hour_max, low)} | {money(total.usd_per_month, low)} | {hosts} |")
+        lines.append("")
+    lines.append(f"Price catalog: {report.catalog.dated}. A VM price is a lower bound for SageMaker and Vertex AI. Tokens/s from the roofline model in `orchestrator/throughput.py`.")
     return "\n".join(lines) + "\n"
+
+
+def row_cells(row: Row) -> list[str]:
+    """A feasible row's cells from the instance on, as every table shows them."""
+    result = row.result
+    assert isinstance(result, Plan) and row.projection is not None
+    low, scaling = result.offer.price_is_lower_bound, result.deployment.autoscaling
+    instance = result.offer.instance_type + (f" x {result.layout.nodes}" if result.layout.nodes > 1 else "")
+    return [
+        instance, f"{result.gpus_per_replica}× {result.offer.gpu}", money(result.usd_per_hour(scaling.min_replicas), low),
+        money(result.usd_per_hour(scaling.max_replicas), low), money(row.usd_per_month, low),
+        f"{row.projection.throughput.output_tokens_per_s:,.0f}", money(row.projection.usd_per_million_tokens, low), result.offer.basis_label,
+    ]  # fmt: skip
 
 
 def _md(text: str) -> str:

@@ -60,7 +60,7 @@ def load_yaml(path: Path) -> tuple[Any, SourceMap]:
         raise SpecError([Problem(name, None, "", f"cannot be read: {exc}")]) from exc
 
     source = SourceMap(name)
-    loader = yaml.SafeLoader(text)
+    loader = _Loader(text)
     try:
         node = loader.get_single_node()
         if node is None:
@@ -78,13 +78,35 @@ def load_yaml(path: Path) -> tuple[Any, SourceMap]:
     return data, source
 
 
-def _construct(loader: yaml.SafeLoader, node: yaml.Node, path: FieldPath, source: SourceMap) -> Any:
+_STR = "tag:yaml.org,2002:str"
+
+
+class _Loader(yaml.CSafeLoader if yaml.__with_libyaml__ else yaml.SafeLoader):  # type: ignore[misc]
+    """libyaml's parser where PyYAML has it, with the tag of each plain scalar resolved once.
+
+    Resolving a scalar's implicit tag (int? bool? null?) runs a few regexes in Python, and a
+    stack of thousands of deployments repeats the same keys and values over and over.
+    """
+
+    _tags: dict[tuple[str, tuple[bool, bool]], str] = {}
+
+    def resolve(self, kind: type, value: Any, implicit: Any) -> str:
+        if kind is not yaml.ScalarNode:
+            return super().resolve(kind, value, implicit)
+        key = (value, implicit)
+        tag = self._tags.get(key)
+        if tag is None:
+            tag = self._tags[key] = super().resolve(kind, value, implicit)
+        return tag
+
+
+def _construct(loader: Any, node: yaml.Node, path: FieldPath, source: SourceMap) -> Any:
     source.lines.setdefault(path, node.start_mark.line + 1)
     if isinstance(node, yaml.MappingNode):
         loader.flatten_mapping(node)
         result: dict[Any, Any] = {}
         for key_node, value_node in node.value:
-            key = loader.construct_object(key_node, deep=True)
+            key = key_node.value if key_node.tag == _STR else loader.construct_object(key_node, deep=True)
             if isinstance(key, (list, dict)):
                 line = key_node.start_mark.line + 1
                 raise SpecError([Problem(source.file, line, format_path(path), "a key must be a plain name, not a list or mapping")])
@@ -97,4 +119,6 @@ def _construct(loader: yaml.SafeLoader, node: yaml.Node, path: FieldPath, source
         return result
     if isinstance(node, yaml.SequenceNode):
         return [_construct(loader, item, path + (index,), source) for index, item in enumerate(node.value)]
+    if node.tag == _STR:  # most values: skip the constructor's generic dispatch
+        return node.value
     return loader.construct_object(node, deep=True)

@@ -17,6 +17,7 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, PositiveInt, ValidationError, field_validator
 
+from orchestrator.bulk import paused_gc
 from orchestrator.errors import Problem, SpecError, UnknownModelError
 from orchestrator.models import ModelRef, resolve
 from orchestrator.source import FieldPath, SourceMap, load_yaml
@@ -75,6 +76,40 @@ class Autoscaling(_Strict):
     max_replicas: PositiveInt = 1
     # Requests in flight per replica that autoscaling aims for; defaults to `concurrency`.
     target_concurrent_requests: PositiveInt | None = None
+
+
+HOURS_PER_DAY = 24
+
+
+def _rates(value: Any) -> float | list[float]:
+    """A flat rate or one per hour of the day, every one a number of requests per second >= 0."""
+
+    def rate(item: Any) -> float:
+        if isinstance(item, bool) or not isinstance(item, int | float) or item < 0:
+            raise ValueError(f"{item!r} is not a rate; use a number of requests per second, 0 or more")
+        return float(item)
+
+    if isinstance(value, list):
+        if len(value) != HOURS_PER_DAY:
+            raise ValueError(f"give one value per hour of the day (24, hour 0 first, UTC), or one number for a flat average; got {len(value)}")
+        return [rate(item) for item in value]
+    return rate(value)
+
+
+class Load(_Strict):
+    """The traffic a deployment expects, for the month's projection in cost reports.
+
+    `requests_per_second` is a flat average, or 24 values: one per hour of the day (UTC).
+    """
+
+    requests_per_second: Annotated[float | list[float], BeforeValidator(_rates)]
+    prompt_tokens: PositiveInt = 1000
+    output_tokens: PositiveInt = 250
+
+    def hourly(self) -> list[float]:
+        """Requests per second for each hour of the day."""
+        value = self.requests_per_second
+        return list(value) if isinstance(value, list) else [value] * HOURS_PER_DAY
 
 
 class Serving(_Strict):
@@ -157,6 +192,8 @@ class Deployment(_Strict):
     serving: Serving = Field(default_factory=Serving)
     placement: Placement = Field(default_factory=Placement)
     tags: dict[str, str] = Field(default_factory=dict)
+    # Expected traffic; only cost reports read it, so it is no part of what `up` deploys.
+    load: Load | None = None
 
     @field_validator("model")
     @classmethod
@@ -200,7 +237,12 @@ class Stack:
 
 def load_stack(path: str | Path) -> Stack:
     """Read and validate a stack file; raise SpecError listing every problem in it."""
-    data, source = load_yaml(Path(path))
+    with paused_gc():
+        return _load_stack(Path(path))
+
+
+def _load_stack(path: Path) -> Stack:
+    data, source = load_yaml(path)
     if not isinstance(data, dict):
         raise SpecError([source.problem((), "a stack file must be a mapping: one deployment, or `deployments:` with a list")])
     if "deployments" in data:
@@ -216,6 +258,7 @@ def load_stack(path: str | Path) -> Stack:
 
     problems: list[Problem] = []
     deployments: list[Deployment] = []
+    seen: set[str] = set()
     for raw, prefix in zip(items, prefixes, strict=True):
         try:
             deployment = Deployment.model_validate(raw)
@@ -224,8 +267,9 @@ def load_stack(path: str | Path) -> Stack:
             continue
         problems.extend(source.problem(prefix + field, msg) for field, msg in _cross_field_problems(deployment))
         deployments.append(deployment)
-        if [d.name for d in deployments].count(deployment.name) > 1:
+        if deployment.name in seen:
             problems.append(source.problem(prefix + ("name",), f"duplicate deployment name {deployment.name!r}; names must be unique in a stack"))
+        seen.add(deployment.name)
     if problems:
         raise SpecError(problems)
     return Stack(str(path), tuple(deployments), source, tuple(prefixes))
@@ -243,6 +287,12 @@ def _cross_field_problems(deployment: Deployment) -> list[tuple[FieldPath, str]]
     if deployment.max_context > ref.model.max_context:
         found.append(
             (("max_context",), f"{deployment.max_context} tokens is over {ref.model.name}'s limit of {ref.model.max_context}; use at most {ref.model.max_context}")
+        )
+    load = deployment.load
+    if load is not None and load.prompt_tokens + load.output_tokens > deployment.max_context:
+        found.append(
+            (("load", "prompt_tokens"), f"prompt_tokens + output_tokens ({load.prompt_tokens + load.output_tokens}) is over max_context "
+             f"({deployment.max_context}); a request must fit in one sequence")
         )
     if _PRECISION[deployment.quantization] > _PRECISION[ref.checkpoint_quantization]:
         found.append(

@@ -11,14 +11,16 @@ from pathlib import Path
 
 from typing import Any
 
-from jinja2 import Environment, FileSystemLoader, StrictUndefined, Undefined
+from jinja2 import Environment, FileSystemLoader, StrictUndefined, Undefined, select_autoescape
 
 TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
 
 
 @cache
 def environment() -> Environment:
-    templates = Environment(loader=FileSystemLoader(TEMPLATES), undefined=StrictUndefined, keep_trailing_newline=True, autoescape=False)
+    # HTML pages escape what they are given; Python and YAML templates write literals through `py`.
+    autoescape = select_autoescape(enabled_extensions=("html.j2",), default_for_string=False, default=False)
+    templates = Environment(loader=FileSystemLoader(TEMPLATES), undefined=StrictUndefined, keep_trailing_newline=True, autoescape=autoescape)
     templates.filters["py"] = python_literal
     return templates
 

@@ -1,0 +1,93 @@
+"""A stack priced on every cloud: rows per deployment, totals per cloud, and the HTML page.
+
+Every output of `cost` (table, JSON, CSV, markdown, HTML) reads one `CostReport`, so the
+numbers agree wherever they are shown. A deployment's month is its load-profile projection
+when the spec has one, else its cost at min replicas; a cloud's total is complete only when
+it can host every deployment of the stack at a known price.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from orchestrator.planner import Infeasible, Plan
+from orchestrator.projection import Projection, project
+
+if TYPE_CHECKING:
+    from orchestrator.catalog import Catalog
+
+Result = Plan | Infeasible
+
+
+@dataclass(frozen=True)
+class Row:
+    result: Result
+    projection: Projection | None  # None where the cloud cannot host the deployment
+    # The projected month under load, or the month at min replicas without a profile.
+    usd_per_month: float | None
+
+
+def _row(result: Result) -> Row:
+    if not isinstance(result, Plan):
+        return Row(result, None, None)
+    projection = project(result)
+    month = projection.usd_per_month if projection.hourly_replicas is not None else result.usd_per_month_min
+    return Row(result, projection, month)
+
+
+@dataclass
+class CloudTotal:
+    cloud: str
+    usd_per_hour_min: float = 0.0
+    usd_per_hour_max: float = 0.0
+    usd_per_month: float = 0.0
+    price_is_lower_bound: bool = False
+    hosted: list[str] = field(default_factory=list)
+    missing: list[str] = field(default_factory=list)  # deployments it cannot host, or prices unknown
+
+    @property
+    def complete(self) -> bool:
+        return not self.missing
+
+
+@dataclass(frozen=True)
+class CostReport:
+    catalog: Catalog
+    deployments: dict[str, list[Row]]
+    totals: list[CloudTotal]  # cheapest complete total first
+
+    @property
+    def has_load(self) -> bool:
+        return any(row.projection and row.projection.hourly_replicas is not None for rows in self.deployments.values() for row in rows)
+
+
+def cost_report(comparisons: dict[str, list[Result]], catalog: Catalog) -> CostReport:
+    deployments = {name: sorted((_row(r) for r in results), key=_cheapest_month)
+                   for name, results in comparisons.items()}  # fmt: skip
+    return CostReport(catalog, deployments, _totals(deployments))
+
+
+def _cheapest_month(row: Row) -> tuple[int, float, str]:
+    """By the month shown (under load where the spec has a profile); unknown prices, then infeasible, last."""
+    month = row.usd_per_month
+    return (0 if month is not None else 1 if isinstance(row.result, Plan) else 2, month or 0.0, row.result.cloud)
+
+
+def _totals(deployments: dict[str, list[Row]]) -> list[CloudTotal]:
+    totals: dict[str, CloudTotal] = {}
+    for name, rows in deployments.items():
+        for row in rows:
+            total = totals.setdefault(row.result.cloud, CloudTotal(row.result.cloud))
+            result = row.result
+            month = row.usd_per_month
+            if not isinstance(result, Plan) or month is None:
+                total.missing.append(name)
+                continue
+            scaling = result.deployment.autoscaling
+            total.hosted.append(name)
+            total.usd_per_hour_min += result.usd_per_hour(scaling.min_replicas) or 0.0
+            total.usd_per_hour_max += result.usd_per_hour(scaling.max_replicas) or 0.0
+            total.usd_per_month += month
+            total.price_is_lower_bound |= result.offer.price_is_lower_bound
+    return sorted(totals.values(), key=lambda t: (not t.complete, t.usd_per_month, t.cloud))

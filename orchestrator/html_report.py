@@ -1,0 +1,95 @@
+"""`cost --output html`: the cost report as one self-contained page with charts.
+
+The page is rendered from `templates/report/cost.html.j2`; its charts are SVG drawn by pygal
+and inlined, with pygal's tooltip script left out, so the page loads no script, font or
+stylesheet from anywhere: it can be mailed, attached to a ticket, or opened offline.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from markupsafe import Markup
+
+from orchestrator.planner import Plan
+from orchestrator.report import money, row_cells
+from orchestrator.spec import HOURS_PER_DAY
+from orchestrator.templating import environment
+from orchestrator.throughput import ENGINE_EFFICIENCY, gpu_specs
+
+if TYPE_CHECKING:
+    from orchestrator.cost_report import CostReport, Row
+
+CHART_SIZE = {"width": 760, "height": 340}
+
+
+def html_page(report: CostReport, title: str) -> str:
+    complete = [t for t in report.totals if t.complete]
+    deployments = [
+        {"name": name, "rows": [_row(row) for row in rows], "replicas_chart": _replicas_chart(name, rows), "sizing": _sizing(rows)}
+        for name, rows in report.deployments.items()
+    ]  # fmt: skip
+    sources = sorted({(r.result.cloud, r.result.offer.instance_type, r.result.region, r.result.offer.source, r.result.offer.as_of or "undated")
+                      for rows in report.deployments.values() for r in rows if isinstance(r.result, Plan)})  # fmt: skip
+    return environment().get_template("report/cost.html.j2").render(
+        title=title, report=report, deployments=deployments, totals=report.totals, money=money,
+        month_label="$/month under load" if report.has_load else "$/month at min replicas",
+        cost_chart=_cost_chart(complete, report.has_load) if complete else None, sources=sources,
+        efficiency=ENGINE_EFFICIENCY, gpus=sorted(gpu_specs().values(), key=lambda g: -g.memory_bandwidth_gbps),
+    )  # fmt: skip
+
+
+def _row(row: Row) -> dict[str, Any]:
+    result = row.result
+    if not isinstance(result, Plan):
+        return {"feasible": False, "cloud": result.cloud, "region": result.region or "–", "reason": result.reason}
+    unmet = row.projection.unmet_hours if row.projection else ()
+    return {"feasible": True, "cloud": result.cloud, "region": result.region, "cells": row_cells(row), "unmet": [f"{h:02d}h" for h in unmet]}
+
+
+def _sizing(rows: list[Row]) -> list[dict[str, Any]]:
+    """The arithmetic behind each feasible cloud's choice: memory, then throughput."""
+    found = []
+    for row in rows:
+        result = row.result
+        if not isinstance(result, Plan) or row.projection is None:
+            continue
+        req, rate = result.requirements, row.projection.throughput
+        gpus = result.layout.tensor_parallel * result.layout.nodes
+        found.append({
+            "cloud": result.cloud, "gpu": result.offer.gpu, "weights_gib": req.weights_gib, "kv_cache_gib": req.kv_cache_gib,
+            "tensor_parallel": result.layout.tensor_parallel, "nodes": result.layout.nodes, "per_gpu_gib": req.per_gpu_gib(gpus),
+            "gpu_memory_gib": result.offer.gpu_memory_gib, "rate": rate,
+        })  # fmt: skip
+    return found
+
+
+def _cost_chart(totals: list[Any], under_load: bool) -> str:
+    import pygal
+
+    chart = pygal.Bar(_config(title="Monthly cost per cloud" + (" under the load profile" if under_load else " at min replicas"), y_title="US$ per month"))
+    chart.value_formatter = lambda value: f"${value:,.0f}"
+    for total in totals:
+        chart.add(total.cloud, [round(total.usd_per_month, 2)])
+    return Markup(chart.render(is_unicode=True))  # noqa: S704 - pygal's own SVG, built from numbers and cloud names
+
+
+def _replicas_chart(name: str, rows: list[Row]) -> str | None:
+    import pygal
+
+    series = [(r.result.cloud, r.projection.hourly_replicas) for r in rows if r.projection and r.projection.hourly_replicas is not None]
+    if not series:
+        return None
+    chart = pygal.Line(_config(title=f"{name}: replicas over the day (UTC)", y_title="replicas"), print_values=False)
+    chart.x_labels = [f"{hour:02d}" for hour in range(HOURS_PER_DAY)]
+    for cloud, hourly in series:
+        chart.add(cloud, list(hourly))
+    return Markup(chart.render(is_unicode=True))  # noqa: S704 - pygal's own SVG
+
+
+def _config(title: str, y_title: str) -> Any:
+    import pygal
+
+    # js=[]: pygal would otherwise link its tooltip script from a CDN.
+    return pygal.Config(title=title, y_title=y_title, js=[], disable_xml_declaration=True, explicit_size=True, print_values=True,
+                        legend_at_bottom=True, show_y_guides=True, **CHART_SIZE)  # fmt: skip

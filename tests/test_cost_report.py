@@ -1,0 +1,197 @@
+"""Cost reports: the throughput model and the month's arithmetic on hand-computed cases, the
+totals per cloud, and the HTML page (self-contained, one bar per feasible cloud, loads in
+headless Chromium without console errors)."""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import subprocess
+from html.parser import HTMLParser
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from orchestrator.catalog import load_catalog
+from orchestrator.planner import plan
+from orchestrator.projection import project
+from orchestrator.spec import load_stack
+from orchestrator.throughput import replica_throughput, usd_per_million_tokens
+from tests.clouds import cli_run
+
+# Llama 3.1 8B: 8,030,261,248 parameters; KV cache 2 (K and V) x 32 layers x 8 KV heads x 128 x 2 bytes = 131,072 bytes per token.
+PARAMETERS = 8_030_261_248
+KV_PER_TOKEN = 131_072
+L40S = {"bandwidth": 864e9, "bf16": 362.05e12}
+VLLM = 0.6
+
+
+def planned(write_stack: Any, text: str, cloud: str = "aws") -> Any:
+    stack = load_stack(write_stack(text))
+    return plan(stack, stack.deployments[0], cloud, load_catalog())
+
+
+EIGHT_B_ON_L40S = "name: chat\nmodel: llama3.1-8b-instruct\ngpu: L40S\nconcurrency: 16\nautoscaling: {min_replicas: 1, max_replicas: 2, target_concurrent_requests: 12}\n"
+
+
+def test_throughput_of_a_memory_bound_replica_by_hand(write_stack: Any) -> None:
+    p = planned(write_stack, EIGHT_B_ON_L40S)
+    assert (p.offer.instance_type, p.layout.tensor_parallel) == ("ml.g6e.xlarge", 1)
+    rate = replica_throughput(p)  # 1000 prompt, 250 output tokens
+    weights = 2 * PARAMETERS  # 16,060,522,496 bytes
+    kv_read = 16 * (1000 + 250 / 2) * KV_PER_TOKEN  # 2,359,296,000 bytes
+    step = (weights + kv_read) / (L40S["bandwidth"] * VLLM)  # 35.53 ms; compute would take 1.18 ms
+    prefill = 2 * PARAMETERS * 1000 / (L40S["bf16"] * VLLM)  # 73.93 ms
+    expected = 16 * 250 / (16 * prefill + 250 * step)
+    assert rate.bound == "memory bandwidth"
+    assert rate.decode_step_s == pytest.approx(step) and step == pytest.approx(0.035532, abs=1e-6)
+    assert rate.prefill_s == pytest.approx(0.073933, abs=1e-6)
+    assert rate.output_tokens_per_s == pytest.approx(expected) and expected == pytest.approx(397.38, abs=0.01)
+    assert usd_per_million_tokens(2.61, expected) == pytest.approx(2.61 / (397.38 * 3600) * 1e6, rel=1e-4)  # $1.8245
+    assert usd_per_million_tokens(None, expected) is None
+
+
+def test_fp8_uses_fp8_tensor_cores_only_where_the_gpu_has_them(write_stack: Any) -> None:
+    h100_fp8 = replica_throughput(planned(write_stack, "name: a\nmodel: llama3.1-8b-instruct\nquantization: fp8\ngpu: H100\n"))
+    h100_bf16 = replica_throughput(planned(write_stack, "name: a\nmodel: llama3.1-8b-instruct\ngpu: H100\n"))
+    a100_fp8 = replica_throughput(planned(write_stack, "name: a\nmodel: llama3.1-8b-instruct\nquantization: fp8\ngpu: A100-80GB\n"))
+    a100_bf16 = replica_throughput(planned(write_stack, "name: a\nmodel: llama3.1-8b-instruct\ngpu: A100-80GB\n"))
+    assert h100_bf16.prefill_s / h100_fp8.prefill_s == pytest.approx(1979 / 989.5)
+    assert a100_fp8.prefill_s == pytest.approx(a100_bf16.prefill_s)  # no FP8 tensor cores: bf16 FLOP/s
+    assert a100_fp8.decode_step_s < a100_bf16.decode_step_s  # but half the weight bytes to read
+
+
+def test_a_small_model_with_a_huge_batch_is_compute_bound(write_stack: Any) -> None:
+    p = planned(write_stack, "name: a\nmodel: llama3.2-1b-instruct\ngpu: L4\nmax_context: 2048\nconcurrency: 512\n")
+    # Short requests keep the KV cache read small: 2 x 1.24 G x 512 FLOPs per step outweigh reading 2.5 GB of weights.
+    assert replica_throughput(p, prompt_tokens=16, output_tokens=16).bound == "compute"
+    assert replica_throughput(p).bound == "memory bandwidth"  # 1000-token prompts: the KV cache dominates again
+
+
+def test_a_load_profile_sets_replicas_per_hour_and_the_month(write_stack: Any) -> None:
+    hourly = [0.0] * 8 + [1.0] * 8 + [2.5] * 8
+    p = planned(write_stack, EIGHT_B_ON_L40S + f"load: {{requests_per_second: {hourly}, prompt_tokens: 1000, output_tokens: 250}}\n")
+    projection = project(p)
+    per_replica = 397.38 / 250 * 12 / 16  # requests/s at the autoscaling target: 1.1921
+    assert projection.replica_capacity_rps == pytest.approx(per_replica, rel=1e-4)
+    # 0 rps: min 1; 1.0 rps: ceil(0.84) = 1; 2.5 rps: ceil(2.10) = 3, clamped to max 2 and reported unmet.
+    assert projection.hourly_replicas == tuple([1] * 16 + [2] * 8)
+    assert projection.unmet_hours == tuple(range(16, 24))
+    price = p.usd_per_replica_hour
+    assert projection.usd_per_month == pytest.approx((16 * 1 + 8 * 2) * price * 730 / 24)
+
+
+def test_cost_totals_a_stack_per_cloud_and_clouds_restricts_it(write_stack: Any) -> None:
+    stack = write_stack("""
+deployments:
+  - {name: chat, model: llama3.1-8b-instruct, load: {requests_per_second: 0.5}}
+  - {name: small, model: llama3.2-1b-instruct, gpu: A10G}
+""")
+    code, out, err = cli_run("cost", str(stack), "--output", "json")
+    assert code == 0, err
+    report = json.loads(out)
+    totals = {t["cloud"]: t for t in report["totals"]}
+    assert totals["aws"]["complete"] and totals["aws"]["deployments"] == ["chat", "small"]
+    assert not totals["gcp"]["complete"] and totals["gcp"]["missing"] == ["small"]  # no A10G on Vertex AI
+    assert report["totals"][0]["cloud"] == "aws"  # the only complete total comes first
+    months = {(d["name"], c["cloud"]): c for d in report["deployments"] for c in d["clouds"] if c["feasible"]}
+    chat, small = months["chat", "aws"], months["small", "aws"]
+    assert totals["aws"]["usd_per_month"] == pytest.approx(chat["load"]["usd_per_month"] + small["price"]["usd_per_month_min"], abs=0.02)
+    assert totals["aws"]["usd_per_hour_min"] == pytest.approx(chat["price"]["usd_per_hour_min"] + small["price"]["usd_per_hour_min"], abs=1e-3)
+
+    code, out, _ = cli_run("cost", str(stack), "--clouds", "aws,gcp", "--output", "json")
+    assert code == 0 and sorted(t["cloud"] for t in json.loads(out)["totals"]) == ["aws", "gcp"]
+    code, out, _ = cli_run("cost", str(stack), "--clouds", "aws,gcp", "--output", "markdown")
+    assert "### Total per cloud (2 deployments)" in out and "| gcp |" in out and "not small" in out
+    code, out, _ = cli_run("cost", str(stack))
+    assert "Total per cloud" in out and "$/month under load" in out
+
+
+class _Page(HTMLParser):
+    """Checks tags balance (void elements aside) and collects what the page would fetch."""
+
+    VOID = {"meta", "br", "img", "input", "link", "hr", "path", "rect", "circle", "line", "polyline", "use", "stop", "desc"}
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.open: list[str] = []
+        self.fetches: list[str] = []
+        self.scripts = 0
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        self.scripts += tag == "script"
+        self.fetches += [f"{tag} {k}={v}" for k, v in attrs if k in ("src", "href", "xlink:href") and v and not v.startswith("#")]
+        if tag not in self.VOID:
+            self.open.append(tag)
+
+    def handle_startendtag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        self.fetches += [f"{tag} {k}={v}" for k, v in attrs if k in ("src", "href", "xlink:href") and v and not v.startswith("#")]
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag in self.VOID:
+            return
+        assert self.open and self.open[-1] == tag, f"</{tag}> closes <{self.open[-1] if self.open else None}>"
+        self.open.pop()
+
+
+def _html_report(write_stack: Any, tmp_path: Path) -> tuple[str, dict[str, Any]]:
+    stack = write_stack(EIGHT_B_ON_L40S.replace("gpu: L40S\n", "") + f"load: {{requests_per_second: {[0.2] * 12 + [2.0] * 12}}}\n")
+    code, _, err = cli_run("cost", str(stack), "--output", "html", "--to", str(tmp_path / "report.html"))
+    assert code == 0, err
+    data = json.loads(cli_run("cost", str(stack), "--output", "json")[1])
+    return (tmp_path / "report.html").read_text(), data
+
+
+def test_the_html_report_is_self_contained_and_shows_the_table(write_stack: Any, tmp_path: Path) -> None:
+    page, data = _html_report(write_stack, tmp_path)
+    parser = _Page()
+    parser.feed(page)
+    parser.close()
+    assert parser.open == [] and parser.fetches == []  # balanced, and nothing fetched: pygal's inline config script only
+    assert parser.scripts == 2  # one per chart, inline
+    assert "@import" not in page and "url(http" not in page
+    feasible = [c for c in data["deployments"][0]["clouds"] if c["feasible"]]
+    for cloud in feasible:
+        low = "≥ " if cloud["price"]["price_is_lower_bound"] else ""
+        assert f"{low}${cloud['load']['usd_per_month']:,.2f}" in page
+        assert f"{cloud['throughput']['output_tokens_per_s']:,.0f}" in page and cloud["instance_type"] in page
+        assert cloud["price"]["source"][:40].replace("'", "&#39;") in page
+    assert data["catalog"]["dated"] in page
+    chart = page.split('id="monthly-cost-chart"', 1)[1].split("</figure>", 1)[0]
+    bars = re.findall(r'<rect[^>]*class="rect reactive tooltip-trigger"', chart)
+    assert len(bars) == len(feasible) == 4
+    assert 'class="replicas-chart"' in page and "replicas over the day" in page
+
+
+def test_html_needs_a_file_and_a_bad_path_is_one_line(write_stack: Any, tmp_path: Path) -> None:
+    stack = write_stack(EIGHT_B_ON_L40S)
+    code, _, err = cli_run("cost", str(stack), "--output", "html")
+    assert code == 2 and "--to report.html" in err
+    code, _, err = cli_run("cost", str(stack), "--output", "html", "--to", str(tmp_path / "missing" / "report.html"))
+    assert code == 1 and "cannot write" in err and "Traceback" not in err
+    assert not list(tmp_path.rglob("*.llamadeploy-tmp"))
+
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+
+
+def _console_errors(page: Path) -> list[str]:
+    """Console errors and uncaught exceptions Chromium logs while loading `page` headless."""
+    run = subprocess.run(
+        [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--enable-logging=stderr", "--v=0", "--virtual-time-budget=3000",
+         "--dump-dom", page.as_uri()],
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert "<svg" in run.stdout or "<body" in run.stdout, run.stderr[-2000:]
+    return [line for line in run.stderr.splitlines() if "CONSOLE" in line or "Uncaught" in line]
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason="Debian's chromium package is not installed")
+def test_the_page_loads_in_headless_chromium_without_console_errors(write_stack: Any, tmp_path: Path) -> None:
+    broken = tmp_path / "broken.html"
+    broken.write_text("<!DOCTYPE html><html><body><script>console.error('deliberate'); missing();</script></body></html>")
+    assert _console_errors(broken), "the console check must see a page's errors"
+    _html_report(write_stack, tmp_path)
+    assert _console_errors(tmp_path / "report.html") == []
