@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 from markupsafe import Markup
 
 from orchestrator.planner import Plan
-from orchestrator.report import money, row_cells
+from orchestrator.report import money, month_label, row_cells, total_month_label
 from orchestrator.spec import HOURS_PER_DAY
 from orchestrator.templating import environment
 from orchestrator.throughput import ENGINE_EFFICIENCY, gpu_specs
@@ -33,7 +33,7 @@ def html_page(report: CostReport, title: str) -> str:
                       for rows in report.deployments.values() for r in rows if isinstance(r.result, Plan)})  # fmt: skip
     return environment().get_template("report/cost.html.j2").render(
         title=title, report=report, deployments=deployments, totals=report.totals, money=money,
-        month_label="$/month under load" if report.has_load else "$/month at min replicas",
+        month_label=month_label(report), total_month_label=total_month_label(report),
         cost_chart=_cost_chart(complete, report.has_load) if complete else None, sources=sources,
         efficiency=ENGINE_EFFICIENCY, gpus=sorted(gpu_specs().values(), key=lambda g: -g.memory_bandwidth_gbps),
     )  # fmt: skip

@@ -72,6 +72,11 @@ class Plan:
         return None if price is None else price * replicas
 
     @property
+    def usd_per_month_max(self) -> float | None:
+        hourly = self.usd_per_hour(self.deployment.autoscaling.max_replicas)
+        return None if hourly is None else hourly * HOURS_PER_MONTH
+
+    @property
     def usd_per_month_min(self) -> float | None:
         hourly = self.usd_per_hour(self.deployment.autoscaling.min_replicas)
         return None if hourly is None else hourly * HOURS_PER_MONTH

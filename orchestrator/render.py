@@ -16,7 +16,7 @@ from orchestrator.catalog import Catalog, Offer
 from orchestrator.cost_report import CostReport
 from orchestrator.models import LlamaModel
 from orchestrator.planner import HOURS_PER_MONTH, Infeasible, Plan
-from orchestrator.report import money, row_cells
+from orchestrator.report import money, month_label, row_cells, total_month_label
 from orchestrator.sizing import BYTES_PER_PARAMETER, GPU_MEMORY_UTILIZATION, RUNTIME_OVERHEAD_GIB_PER_GPU, usable_gib
 
 if TYPE_CHECKING:
@@ -76,7 +76,7 @@ def cost(out: Console, report: CostReport) -> None:
     A stack of more than MAX_TABLES deployments gets its totals only: thousands of tables help
     no one in a terminal, and the other outputs carry every row.
     """
-    month = "$/month under load" if report.has_load else "$/month at min"
+    month = month_label(report)
     shown = report.deployments if len(report.deployments) <= MAX_TABLES else {}
     if not shown:
         out.print(f"{len(report.deployments)} deployments: the total per cloud below; every deployment's rows with --output csv, json, markdown or html.")
@@ -97,7 +97,7 @@ def cost(out: Console, report: CostReport) -> None:
         out.print(table)
     if len(report.deployments) > 1:
         totals = Table(title=f"Total per cloud ({len(report.deployments)} deployments)", title_justify="left")
-        for column in ("cloud", "$/h at min", "$/h at max", month, "can host"):
+        for column in ("cloud", "$/h at min", "$/h at max", total_month_label(report), "can host"):
             totals.add_column(column, justify="right" if column.startswith("$") else "left")
         for total in report.totals:
             low = total.price_is_lower_bound

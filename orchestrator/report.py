@@ -74,6 +74,7 @@ def plan_dict(plan: Plan, projection: Projection | None = None) -> dict[str, Any
             "usd_per_hour_min": plan.usd_per_hour(scaling.min_replicas),
             "usd_per_hour_max": plan.usd_per_hour(scaling.max_replicas),
             "usd_per_month_min": plan.usd_per_month_min,
+            "usd_per_month_max": plan.usd_per_month_max,
             "price_basis": offer.price_basis,
             "price_is_lower_bound": offer.price_is_lower_bound,
             "source": offer.source,
@@ -139,7 +140,7 @@ def cost_dict(report: CostReport) -> dict[str, Any]:
 CSV_COLUMNS = (
     "deployment", "rank", "cloud", "service", "region", "instance_type", "gpu", "gpus_per_replica",
     "min_replicas", "max_replicas", "usd_per_hour_min", "usd_per_hour_max", "usd_per_month_min",
-    "price_basis", "price_is_lower_bound", "feasible", "reason", "output_tokens_per_s", "usd_per_million_output_tokens", "usd_per_month",
+    "usd_per_month_max", "price_basis", "price_is_lower_bound", "feasible", "reason", "output_tokens_per_s", "usd_per_million_output_tokens", "usd_per_month",
 )  # fmt: skip
 
 
@@ -164,7 +165,8 @@ def _csv_row(name: str, rank: int, row: Row) -> dict[str, Any]:
         "instance_type": data["instance_type"], "gpu": data["gpu"], "gpus_per_replica": data["gpus_per_replica"],
         "min_replicas": data["replicas"]["min"], "max_replicas": data["replicas"]["max"],
         "usd_per_hour_min": _csv_number(price["usd_per_hour_min"]), "usd_per_hour_max": _csv_number(price["usd_per_hour_max"]),
-        "usd_per_month_min": _csv_number(price["usd_per_month_min"]), "price_basis": price["price_basis"],
+        "usd_per_month_min": _csv_number(price["usd_per_month_min"]), "usd_per_month_max": _csv_number(price["usd_per_month_max"]),
+        "price_basis": price["price_basis"],
         "price_is_lower_bound": price["price_is_lower_bound"], "feasible": True, "reason": "",
         "output_tokens_per_s": f"{row.projection.throughput.output_tokens_per_s:.2f}" if row.projection else "",
         "usd_per_million_output_tokens": _csv_number(row.projection.usd_per_million_tokens if row.projection else None),
@@ -185,7 +187,7 @@ def money(value: float | None, lower_bound: bool = False) -> str:
 
 def cost_markdown(report: CostReport) -> str:
     """The side-by-side tables for a pull-request comment: one per deployment, then totals."""
-    month = "$/month under load" if report.has_load else "$/month at min"
+    month = month_label(report)
     lines = []
     for name, rows in report.deployments.items():
         lines += [
@@ -203,7 +205,7 @@ def cost_markdown(report: CostReport) -> str:
             lines.append(f"| {rank} | {result.cloud} | {result.region} | {' | '.join(cells)} |")
         lines.append("")
     if len(report.deployments) > 1:
-        lines += [f"### Total per cloud ({len(report.deployments)} deployments)", "", "| cloud | $/h at min | $/h at max | " + month + " | can host |", "|---|---|---|---|---|"]
+        lines += [f"### Total per cloud ({len(report.deployments)} deployments)", "", "| cloud | $/h at min | $/h at max | " + total_month_label(report) + " | can host |", "|---|---|---|---|---|"]
         for total in report.totals:
             low = total.price_is_lower_bound
             hosts = "all" if total.complete else f"not {', '.join(total.missing)}"
@@ -221,9 +223,27 @@ def row_cells(row: Row) -> list[str]:
     instance = result.offer.instance_type + (f" x {result.layout.nodes}" if result.layout.nodes > 1 else "")
     return [
         instance, f"{result.gpus_per_replica}× {result.offer.gpu}", money(result.usd_per_hour(scaling.min_replicas), low),
-        money(result.usd_per_hour(scaling.max_replicas), low), money(row.usd_per_month, low),
+        money(result.usd_per_hour(scaling.max_replicas), low), _month(row, low),
         f"{row.projection.throughput.output_tokens_per_s:,.0f}", money(row.projection.usd_per_million_tokens, low), result.offer.basis_label,
     ]  # fmt: skip
+
+
+def _month(row: Row, low: bool) -> str:
+    """The month under load; without a load profile, at min and at max replicas."""
+    result = row.result
+    assert isinstance(result, Plan) and row.projection is not None
+    if row.projection.hourly_replicas is not None or result.usd_per_month_max == result.usd_per_month_min:
+        return money(row.usd_per_month, low)
+    return f"{money(result.usd_per_month_min, low)} – {money(result.usd_per_month_max, low)}"
+
+
+def month_label(report: CostReport) -> str:
+    return "$/month under load" if report.has_load else "$/month at min – max replicas"
+
+
+def total_month_label(report: CostReport) -> str:
+    """A total adds each deployment's month under its load profile, or at min replicas."""
+    return "$/month (under load, else at min replicas)" if report.has_load else "$/month at min replicas"
 
 
 def _md(text: str) -> str:
