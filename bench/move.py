@@ -23,7 +23,6 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
@@ -90,7 +89,7 @@ def one_move(source: Cloud, target: Cloud, ready_polls: int, interval: float, wo
         raise SystemExit(f"up on {source.name} failed: {err}")
     target.ready_after_polls(ready_polls)
     stop, seen = threading.Event(), Probe()
-    clouds: dict[str, Any] = {source.name: source, target.name: target}
+    clouds: dict[str, Cloud] = {source.name: source, target.name: target}
     loops = [threading.Thread(target=call_endpoint, args=(state_path, clouds, interval, stop, seen)),
              threading.Thread(target=sample_billing, args=(clouds, interval, stop, seen))]  # fmt: skip
     for loop in loops:

@@ -192,13 +192,11 @@ def cost(ctx: click.Context, stack: str, clouds: str | None, only: str | None, o
 
 
 def _write_file(path: Path, text: str) -> None:
-    """Whole or not at all: written beside the target, then renamed over it."""
-    staging = path.with_name(path.name + ".llamadeploy-tmp")
+    from orchestrator.files import write_whole
+
     try:
-        staging.write_text(text, encoding="utf-8")
-        staging.replace(path)
+        write_whole(path, text.encode("utf-8"))
     except OSError as exc:
-        staging.unlink(missing_ok=True)
         raise LlamadeployError(f"cannot write {path}: {exc.strerror or exc}; choose another path with --to") from exc
 
 

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from orchestrator.errors import LlamadeployError, UsageError
+from orchestrator.files import write_whole
 from orchestrator.templating import environment
 
 if TYPE_CHECKING:
@@ -32,6 +33,8 @@ class Project:
     stack: str
     files: dict[str, bytes]
     config: dict[str, str]  # the non-secret stack config, also written to Pulumi.<stack>.yaml
+    # Per deployment, the config its program requires that its placement does not give.
+    missing_config: dict[str, list[str]]
 
     def write(self, directory: Path) -> list[Path]:
         """Write every file (replacing earlier exports' files), creating `directory` if needed."""
@@ -39,11 +42,8 @@ class Project:
         try:
             directory.mkdir(parents=True, exist_ok=True)
             for relative, content in self.files.items():
-                path = directory / relative
-                staging = path.with_name(path.name + ".llamadeploy-tmp")
-                staging.write_bytes(content)
-                staging.replace(path)
-                written.append(path)
+                write_whole(directory / relative, content)
+                written.append(directory / relative)
         except OSError as exc:
             raise LlamadeployError(f"cannot write the Pulumi project to {directory}: {exc.strerror or exc}; choose another directory") from exc
         return written
@@ -78,7 +78,8 @@ def render_project(plans: list[Plan], cloud: str, stack: str, virtualenv: str = 
         "__main__.py": templates.get_template("pulumi/__main__.py.j2").render(context),
     }
     extra = {name: content for _, program in programs for name, content in program.files.items()}
-    return Project(stack, {**{k: v.encode() for k, v in files.items()}, **extra}, config)
+    missing = {p.deployment.name: [k for k in program.required_config if k not in program.config] for p, program in programs}
+    return Project(stack, {**{k: v.encode() for k, v in files.items()}, **extra}, config, {name: keys for name, keys in missing.items() if keys})
 
 
 def _program(planned: Plan) -> Program:

@@ -15,7 +15,7 @@ from orchestrator.planner import Plan
 from orchestrator.report import money, month_label, row_cells, total_month_label
 from orchestrator.spec import HOURS_PER_DAY
 from orchestrator.templating import environment
-from orchestrator.throughput import ENGINE_EFFICIENCY, gpu_specs
+from orchestrator.throughput import DEFAULT_OUTPUT_TOKENS, DEFAULT_PROMPT_TOKENS, ENGINE_EFFICIENCY, gpu_specs
 
 if TYPE_CHECKING:
     from orchestrator.cost_report import CostReport, Row
@@ -35,7 +35,7 @@ def html_page(report: CostReport, title: str) -> str:
         title=title, report=report, deployments=deployments, totals=report.totals, money=money,
         month_label=month_label(report), total_month_label=total_month_label(report),
         cost_chart=_cost_chart(complete, report.has_load) if complete else None, sources=sources,
-        efficiency=ENGINE_EFFICIENCY, gpus=sorted(gpu_specs().values(), key=lambda g: -g.memory_bandwidth_gbps),
+        efficiency=ENGINE_EFFICIENCY, default_prompt_tokens=DEFAULT_PROMPT_TOKENS, default_output_tokens=DEFAULT_OUTPUT_TOKENS, gpus=sorted(gpu_specs().values(), key=lambda g: -g.memory_bandwidth_gbps),
     )  # fmt: skip
 
 

@@ -47,10 +47,10 @@ def require_pulumi() -> None:
 def up(stack: Stack, plans: list[Plan], stack_name: str, base: Path, on_output: Callable[[str], None]) -> dict[str, Any]:
     """Render the project for `plans`, set its config and secrets, and `pulumi up`; the stack's outputs."""
     require_pulumi()
-    _check_required_config(stack, plans)
-    secrets = {name: value for planned in plans for name, value in resolve_secrets(planned.deployment).items()}
     cloud = plans[0].cloud
     project = render_project(plans, cloud, stack_name, virtualenv=sys.prefix)
+    _check_required_config(stack, plans, project.missing_config)
+    secrets = {name: value for planned in plans for name, value in resolve_secrets(planned.deployment).items()}
     directory = base / stack_name
     project.write(directory)
     (directory / INDEX).write_text(json.dumps({"stack": stack_name, "cloud": cloud, "deployments": [p.deployment.name for p in plans]}))
@@ -84,17 +84,15 @@ def down(directory: Path, described: dict[str, Any], on_output: Callable[[str], 
     shutil.rmtree(directory)
 
 
-def _check_required_config(stack: Stack, plans: list[Plan]) -> None:
+def _check_required_config(stack: Stack, plans: list[Plan], missing: dict[str, list[str]]) -> None:
     from orchestrator.errors import SpecError
-    from providers import registry
 
-    problems = []
-    for planned in plans:
-        program = registry.get(planned.cloud).program(planned)
-        missing = [key.split(":", 1)[1] for key in (program.required_config if program else ()) if key not in program.config]
-        if missing:
-            message = f"`up --engine pulumi` on {planned.cloud} needs placement.{planned.cloud}.{', '.join(_placement_field(m) for m in missing)}"
-            problems.append(stack.locate(planned.deployment, ("placement", planned.cloud), message))
+    problems = [
+        stack.locate(planned.deployment, ("placement", planned.cloud),
+                     f"`up --engine pulumi` on {planned.cloud} needs placement.{planned.cloud}."
+                     + ", ".join(_placement_field(key.split(":", 1)[1]) for key in missing[planned.deployment.name]))
+        for planned in plans if planned.deployment.name in missing
+    ]  # fmt: skip
     if problems:
         raise SpecError(problems)
 

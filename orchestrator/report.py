@@ -21,9 +21,6 @@ if TYPE_CHECKING:
     from orchestrator.engine import StatusRow
     from orchestrator.throughput import Throughput
 
-Result = Plan | Infeasible
-
-
 def catalog_dict(catalog: Catalog) -> dict[str, Any]:
     return {"path": catalog.path, "dated": catalog.dated}
 

@@ -68,7 +68,7 @@ def describe(name: str) -> dict[str, object]:
     target = BUILTIN.get(name) or _plugins()[name]
     service = get(name)
     live = isinstance(service, Provider)
-    missing = [m for m in service.sdk_modules if not _importable(m)] if isinstance(service, Provider) else []
+    missing = [m for m in service.sdk_modules if not _importable(m)] if live else []
     return {
         "name": name, "service": service.service, "source": "built-in" if name in BUILTIN else f"entry point {target}",
         "default_region": service.default_region, "deploy": live, "export": type(service).program is not CloudService.program,

@@ -110,9 +110,12 @@ deployments:
 
 
 class _Page(HTMLParser):
-    """Checks tags balance (void elements aside) and collects what the page would fetch."""
+    """Checks tags balance (HTML's void elements aside) and collects what the page would fetch.
 
-    VOID = {"meta", "br", "img", "input", "link", "hr", "path", "rect", "circle", "line", "polyline", "use", "stop", "desc"}
+    A self-closing SVG element (`<rect/>`) reaches handle_starttag and handle_endtag both.
+    """
+
+    VOID = {"meta", "br", "img", "input", "link", "hr"}
 
     def __init__(self) -> None:
         super().__init__()
@@ -125,9 +128,6 @@ class _Page(HTMLParser):
         self.fetches += [f"{tag} {k}={v}" for k, v in attrs if k in ("src", "href", "xlink:href") and v and not v.startswith("#")]
         if tag not in self.VOID:
             self.open.append(tag)
-
-    def handle_startendtag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        self.fetches += [f"{tag} {k}={v}" for k, v in attrs if k in ("src", "href", "xlink:href") and v and not v.startswith("#")]
 
     def handle_endtag(self, tag: str) -> None:
         if tag in self.VOID:

@@ -143,8 +143,8 @@ def test_tables_have_no_colour_off_a_terminal() -> None:
 def test_the_github_actions_example_runs_real_commands() -> None:
     workflow = yaml.safe_load(WORKFLOW.read_text())
     runs = [step["run"] for job in workflow["jobs"].values() for step in job["steps"] if "run" in step]
-    commands = [shlex.split(line.strip().split("|")[0].split(">")[0].split("||")[0].replace("\\\n", " "))
-                for run in runs for line in run.replace("\\\n", " ").splitlines() if line.strip().startswith("llamadeploy ")]  # fmt: skip
+    # Each `llamadeploy …` line, up to a pipe or a redirection.
+    commands = [shlex.split(re.split(r"[|>]", line)[0]) for run in runs for line in map(str.strip, run.splitlines()) if line.startswith("llamadeploy ")]
     assert {c[1] for c in commands} >= {"plan", "cost", "up"}
     for command in commands:
         name, args = command[1], ["x" if a.startswith("$") else a for a in command[2:]]

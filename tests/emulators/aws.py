@@ -116,8 +116,18 @@ class AwsStandIn:
         if not any(e["EndpointName"] == name for e in self.client("sagemaker").list_endpoints()["Endpoints"]):
             return False
         with self._lock:
-            ready = time.monotonic() - self._created_at.get(name, 0.0) >= self.faults.ready_after_seconds and not self._polls_left.get(name, 0)
-            return ready and not (self.faults.failure_reason and name in self._polls_left)
+            return self._faked_status(name, poll=False) is None
+
+    def _faked_status(self, name: str, poll: bool) -> str | None:
+        """Creating or Failed while the faults say so, else None (moto's InService stands); a poll counts down."""
+        left = self._polls_left.get(name, 0)
+        if time.monotonic() - self._created_at.get(name, 0.0) < self.faults.ready_after_seconds:
+            return "Creating"
+        if left > 0:
+            if poll:
+                self._polls_left[name] = left - 1
+            return "Creating"
+        return "Failed" if self.faults.failure_reason and name in self._polls_left else None
 
     # The proxy's decisions, one request at a time.
 
@@ -143,16 +153,10 @@ class AwsStandIn:
                 self._polls_left[body["EndpointName"]] = self.faults.ready_after_polls
                 self._created_at[body["EndpointName"]] = time.monotonic()
             if action == "DescribeEndpoint" and "EndpointStatus" in answer:
-                name = body["EndpointName"]
-                left = self._polls_left.get(name, 0)
-                waited = time.monotonic() - self._created_at.get(name, 0.0)
-                if waited < self.faults.ready_after_seconds:
-                    answer["EndpointStatus"] = "Creating"
-                elif left > 0:
-                    self._polls_left[name] = left - 1
-                    answer["EndpointStatus"] = "Creating"
-                elif self.faults.failure_reason and name in self._polls_left:
-                    answer["EndpointStatus"] = "Failed"
+                status = self._faked_status(body["EndpointName"], poll=True)
+                if status is not None:
+                    answer["EndpointStatus"] = status
+                if status == "Failed":
                     answer["FailureReason"] = self.faults.failure_reason
         return answer
 
