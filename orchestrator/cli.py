@@ -260,9 +260,10 @@ def providers_command(output: str) -> None:
 @click.option("--deployment", "only", metavar="NAME", help="Deploy only this deployment of the stack.")
 @click.option("--yes", is_flag=True, help="Do not ask for confirmation (pipelines).")
 @click.option("--engine", type=ENGINES, default="native", show_default=True, help="pulumi: run the exported program with your own Pulumi CLI and backend.")
+@click.option("--no-verify", is_flag=True, help="Skip the chat completion that checks the declared model answers.")
 @click.option("--output", type=OUTPUTS, default="table", show_default=True, help="json: events and the result as JSON lines on stdout.")
 @click.pass_context
-def up(ctx: click.Context, stack: str, cloud: str | None, region: str | None, only: str | None, yes: bool, engine: str, output: str) -> None:
+def up(ctx: click.Context, stack: str, cloud: str | None, region: str | None, only: str | None, yes: bool, engine: str, no_verify: bool, output: str) -> None:
     """Create (or adopt and finish) a stack's deployments on a cloud, and wait until they serve."""
     from orchestrator.planner import default_cloud
     from orchestrator.progress import reporter
@@ -277,7 +278,7 @@ def up(ctx: click.Context, stack: str, cloud: str | None, region: str | None, on
     loaded = load_stack(stack)
     chosen = [loaded.get(only)] if only else list(loaded.deployments)
     if cloud == "auto" or (cloud is None and any(d.placement.fallback for d in chosen)):
-        _failover(ctx, loaded, chosen, cloud == "auto", catalog, yes, output)
+        _failover(ctx, loaded, chosen, cloud == "auto", catalog, yes, not no_verify, output)
         return
     ready = [native.plan_up(loaded, d, default_cloud(d, cloud), catalog, region) for d in chosen]
     if output == "table":
@@ -290,13 +291,8 @@ def up(ctx: click.Context, stack: str, cloud: str | None, region: str | None, on
     state = _state(ctx)
     with reporter(output == "json") as report:
         for planned, provider in ready:
-            result = native.up(planned, provider, state, report)
-            report("done", deployment=planned.deployment.name, cloud=planned.cloud, region=planned.region, changed=result.changed,
-                   url=result.endpoint.url, auth=result.endpoint.auth, example=result.endpoint.example) if output == "json" else None  # fmt: skip
-            if output == "table":
-                click.echo(f"{planned.deployment.name} is serving on {planned.cloud} ({planned.region}) at {result.endpoint.url}")
-                click.echo(f"  auth: {result.endpoint.auth}")
-                click.echo(f"  try:  {result.endpoint.example}")
+            result = native.up(planned, provider, state, report, verify=not no_verify)
+            _served(planned.deployment.name, planned.cloud, planned.region, result, output, report)
 
 
 def _pulumi_up(ctx: click.Context, stack: str, cloud: str | None, region: str | None, only: str | None, yes: bool, output: str) -> None:
@@ -326,7 +322,23 @@ def _pulumi_dir(ctx: click.Context) -> Path:
     return _state_path(ctx).parent / "pulumi"
 
 
-def _failover(ctx: click.Context, loaded, chosen, cheapest: bool, catalog, yes: bool, output: str) -> None:  # noqa: ANN001 - lazily imported types
+def _served(name: str, cloud: str, region: str, result, output: str, report, attempts: list | None = None) -> None:  # noqa: ANN001 - lazily imported types
+    """What `up` says once a deployment serves: where, how to authenticate, and a call that works as printed."""
+    answer = result.answer
+    if output == "json":
+        extra = {} if attempts is None else {"attempts": [{"cloud": a.cloud, "region": a.region, "outcome": a.outcome} for a in attempts]}
+        report("done", deployment=name, cloud=cloud, region=region, changed=result.changed, url=result.endpoint.url, auth=result.endpoint.auth,
+               example=result.endpoint.example, answered_by=answer.model if answer else None, **extra)  # fmt: skip
+        return
+    after = "" if attempts is None else f" after {len(attempts)} attempt{'s' if len(attempts) > 1 else ''}"
+    click.echo(f"{name} is serving on {cloud} ({region}) at {result.endpoint.url}{after}")
+    if answer is not None:
+        click.echo(f"  answered by: {answer.model}")
+    click.echo(f"  auth: {result.endpoint.auth}")
+    click.echo(f"  try:  {result.endpoint.example}")
+
+
+def _failover(ctx: click.Context, loaded, chosen, cheapest: bool, catalog, yes: bool, verify: bool, output: str) -> None:  # noqa: ANN001 - lazily imported types
     """`up` over candidate clouds: the placement's fallback list, or every cloud cheapest first."""
     from orchestrator import engine
     from orchestrator.progress import reporter
@@ -336,14 +348,8 @@ def _failover(ctx: click.Context, loaded, chosen, cheapest: bool, catalog, yes: 
     with reporter(output == "json") as report:
         for deployment in chosen:
             candidates = engine.cheapest_candidates(loaded, deployment, catalog) if cheapest else deployment.placement.candidates()
-            result, attempts = engine.up_with_failover(loaded, deployment, candidates, catalog, state, report)
-            if output == "json":
-                report("done", deployment=deployment.name, cloud=result.plan.cloud, region=result.plan.region, url=result.endpoint.url,
-                       attempts=[{"cloud": a.cloud, "region": a.region, "outcome": a.outcome} for a in attempts])  # fmt: skip
-            else:
-                click.echo(f"{deployment.name} is serving on {result.plan.cloud} ({result.plan.region}) at {result.endpoint.url}"
-                           f" after {len(attempts)} attempt{'s' if len(attempts) > 1 else ''}")  # fmt: skip
-                click.echo(f"  auth: {result.endpoint.auth}")
+            result, attempts = engine.up_with_failover(loaded, deployment, candidates, catalog, state, report, verify=verify)
+            _served(deployment.name, result.plan.cloud, result.plan.region, result, output, report, attempts)
 
 
 @cli.command()
@@ -363,6 +369,28 @@ def status(ctx: click.Context, name: str | None, output: str) -> None:
     from orchestrator import render
 
     render.status(render.console(), rows)
+
+
+@cli.command()
+@click.argument("name")
+@click.option("--prompt", default="What is the capital of France?", show_default=True, help="What to ask.")
+@click.option("--max-tokens", type=click.IntRange(min=1), default=64, show_default=True, help="Longest answer, in tokens.")
+@click.option("--output", type=OUTPUTS, default="table", show_default=True)
+@click.pass_context
+def call(ctx: click.Context, name: str, prompt: str, max_tokens: int, output: str) -> None:
+    """Send one chat completion to a deployment through its cloud's own authentication."""
+    from orchestrator import engine
+
+    result = engine.call(_state(ctx), name, prompt, max_tokens)
+    answer, matches = result.answer, result.answer.model == result.declared
+    if output == "json":
+        _emit_json({"deployment": name, "cloud": result.record.cloud, "url": result.endpoint.url, "model": answer.model,
+                    "declared_model": result.declared, "matches_declared": matches, "answer": answer.text})  # fmt: skip
+    else:
+        click.echo(answer.text)
+        click.echo(f"model: {answer.model}" + ("" if matches else f" (declared: {result.declared})"), err=True)
+    if not matches:
+        raise engine.DeployError(f"{name} answered as {answer.model!r}, not the declared {result.declared!r}")
 
 
 @cli.command()

@@ -22,6 +22,7 @@ from orchestrator.catalog import Catalog
 from orchestrator.errors import LlamadeployError, SpecError, UsageError
 from orchestrator.planner import Plan, compare, plan
 from orchestrator.report import plan_dict
+from orchestrator.serving import Answer, chat_request, read_answer
 from orchestrator.source import SourceMap
 from orchestrator.spec import Deployment, Stack
 from orchestrator.state import Operation, Record, State, now
@@ -142,6 +143,31 @@ class UpResult:
     deployed: Deployed
     endpoint: Endpoint
     changed: bool
+    answer: Answer | None = None  # the verifying call's answer; None when skipped
+
+
+VERIFY_PROMPT = "What is the capital of France? Answer in one word."
+VERIFY_MAX_TOKENS = 16
+
+
+def ask(provider: Provider, deployed: Deployed, prompt: str, max_tokens: int, backoff: Backoff, report: Report) -> Answer:
+    """One chat completion through the cloud's own route and authentication, read as an Answer."""
+    response = _retrying(lambda: provider.invoke(deployed, chat_request(prompt, max_tokens)), backoff, report)
+    try:
+        return read_answer(response)
+    except ValueError as exc:
+        raise DeployError(f"{deployed.deployment} on {deployed.cloud} answered, but {exc}") from exc
+
+
+def _verify(planned: Plan, provider: Provider, deployed: Deployed, backoff: Backoff, report: Report) -> Answer:
+    """Call the deployment once: done means the declared model answers, not that the cloud says ready."""
+    answer = ask(provider, deployed, VERIFY_PROMPT, VERIFY_MAX_TOKENS, backoff, report)
+    if answer.model != planned.hf_repo:
+        raise DeployError(
+            f"the endpoint answers as model {answer.model!r}, not the declared {planned.hf_repo!r}: the container did not load the declared model"
+        )
+    report("verified", deployment=planned.deployment.name, model=answer.model)
+    return answer
 
 
 def plan_up(stack: Stack, deployment: Deployment, cloud: str, catalog: Catalog, region: str | None = None) -> tuple[Plan, Provider]:
@@ -153,11 +179,15 @@ def plan_up(stack: Stack, deployment: Deployment, cloud: str, catalog: Catalog, 
         raise SpecError(
             [stack.locate(deployment, ("placement", cloud), f"`up` on {cloud} needs placement.{cloud}.{', '.join(missing)}; see stacks/ and the README's cloud table")]
         )
+    verdict, cannot_start = planned.startup
+    if cannot_start:
+        raise DeployError(f"{deployment.name} on {cloud}: {verdict}")
     return planned, provider
 
 
-def up(planned: Plan, provider: Provider, state: State, report: Report, backoff: Backoff | None = None) -> UpResult:
-    """Create or adopt the deployment and record it; on failure, delete what this run created."""
+def up(planned: Plan, provider: Provider, state: State, report: Report, backoff: Backoff | None = None, verify: bool = True) -> UpResult:
+    """Create or adopt the deployment, check the declared model answers, and record it; on failure,
+    delete what this run created."""
     backoff = backoff or Backoff()
     name = planned.deployment.name
     with state.lock(name) as holder:
@@ -192,6 +222,7 @@ def up(planned: Plan, provider: Provider, state: State, report: Report, backoff:
         run = _Run(state, operation, report, backoff)
         try:
             deployed = _retrying(lambda: provider.apply(planned, run), backoff, report)
+            answer = _verify(planned, provider, deployed, backoff, report) if verify else None
         except Exception as exc:
             cleaned = _roll_back(planned, provider, run, existed=record is not None)
             state.finish(operation, "rolled_back", str(exc))
@@ -201,7 +232,7 @@ def up(planned: Plan, provider: Provider, state: State, report: Report, backoff:
         state.put(name, planned.cloud, planned.region, digest, "serving",
                   {"plan": plan_dict(planned), "settings": settings, "spec": spec, "moves": history, "deployed": deployed.to_dict()})  # fmt: skip
         state.finish(operation, "succeeded")
-        return UpResult(planned, deployed, provider.endpoint(deployed), changed=True)
+        return UpResult(planned, deployed, provider.endpoint(deployed), changed=True, answer=answer)
 
 
 def plan_move(record: Record, to_cloud: str, catalog: Catalog, region: str | None = None) -> tuple[Plan, Provider]:
@@ -245,6 +276,7 @@ def _move(state: State, holder: str, record: Record, to_cloud: str, catalog: Cat
     report("moving", deployment=name, source=record.cloud, target=to_cloud, region=planned.region)
     try:
         deployed = _retrying(lambda: target.apply(planned, run), backoff, report)
+        _verify(planned, target, deployed, backoff, report)
     except Exception as exc:
         cleaned = _roll_back(planned, target, run, existed=False)
         state.finish(operation, "rolled_back", str(exc))
@@ -333,7 +365,7 @@ class Attempt:
 
 
 def up_with_failover(stack: Stack, deployment: Deployment, candidates: list[tuple[str, str | None]], catalog: Catalog, state: State,
-                     report: Report, backoff: Backoff | None = None) -> tuple[UpResult, list[Attempt]]:  # fmt: skip
+                     report: Report, backoff: Backoff | None = None, verify: bool = True) -> tuple[UpResult, list[Attempt]]:  # fmt: skip
     """`up` on each candidate in turn until one serves. A cloud out of capacity or quota is
     cleaned up (as any failed `up` is) and the next tried; any other failure stops the run."""
     attempts: list[Attempt] = []
@@ -345,7 +377,7 @@ def up_with_failover(stack: Stack, deployment: Deployment, candidates: list[tupl
             report("skipped", cloud=cloud, region=region, reason=attempts[-1].outcome)
             continue
         try:
-            result = up(planned, provider, state, report, backoff)
+            result = up(planned, provider, state, report, backoff, verify)
         except DeployError as exc:
             if not isinstance(exc.__cause__, (CapacityError, QuotaError)):
                 raise
@@ -393,7 +425,7 @@ def _serving_record(state: State, name: str) -> Record:
     if record is None:
         raise DeployError(f"no deployment named {name!r} in the state at {state.path}; `llamadeploy status` lists them")
     if record.status != "serving" or "deployed" not in record.data or "spec" not in record.data:
-        raise DeployError(f"{name!r} is not serving (its record says {record.status!r}); finish it with `up` before moving it")
+        raise DeployError(f"{name!r} is not serving (its record says {record.status!r}); finish it with `up` first")
     return record
 
 
@@ -492,6 +524,23 @@ def _recorded_or_planned(record: Record) -> Deployed:
         return Deployed.from_dict(record.data["deployed"])
     resources = tuple(Resource(r["type"], r["name"]) for r in record.data["plan"]["resources"])
     return Deployed(record.name, record.cloud, record.region, resources, "", record.data.get("settings", {}))
+
+
+@dataclass(frozen=True)
+class CallResult:
+    record: Record
+    endpoint: Endpoint
+    answer: Answer
+    declared: str  # the model the deployment was planned to serve
+
+
+def call(state: State, name: str, prompt: str, max_tokens: int, report: Report | None = None) -> CallResult:
+    """One chat completion to a recorded deployment, as a user's client would send it."""
+    record = _serving_record(state, name)
+    deployed = Deployed.from_dict(record.data["deployed"])
+    provider = registry.provider(record.cloud)
+    answer = ask(provider, deployed, prompt, max_tokens, Backoff(), report or _quiet)
+    return CallResult(record, provider.endpoint(deployed), answer, record.data["plan"]["hf_repo"])
 
 
 def _quiet(*_: object, **__: object) -> None:

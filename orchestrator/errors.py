@@ -44,6 +44,10 @@ class UnknownModelError(LlamadeployError):
     """A model name matches nothing in the Llama catalog."""
 
 
+class NoCheckpointError(LlamadeployError):
+    """No checkpoint of the model can be served at the asked quantization."""
+
+
 class CatalogError(LlamadeployError):
     """The price catalog file is missing or malformed."""
 

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from functools import cached_property, lru_cache
 from typing import TYPE_CHECKING
 
-from orchestrator.errors import UnknownModelError
+from orchestrator.errors import NoCheckpointError, UnknownModelError
 
 if TYPE_CHECKING:
     from llama_models.sku_types import Model
@@ -59,6 +59,16 @@ class LlamaModel:
         embeddings = self.vocab_size * self.dim * (1 if self.tied_embeddings else 2)
         return self.n_layers * (attention + mlp + norms) + embeddings + self.dim
 
+    @property
+    def embedding_parameters(self) -> int:
+        """The token embedding and the output layer (one matrix when they are tied)."""
+        return self.vocab_size * self.dim * (1 if self.tied_embeddings else 2)
+
+    @property
+    def linear_parameters(self) -> int:
+        """The attention and MLP projections: what weight quantization compresses."""
+        return self.parameters - self.embedding_parameters - (2 * self.n_layers + 1) * self.dim
+
     def kv_bytes_per_token(self, bytes_per_value: float) -> float:
         """Bytes of K and V cache one token takes across all layers."""
         return 2 * self.n_layers * self.n_kv_heads * self.head_dim * bytes_per_value
@@ -71,6 +81,50 @@ class ModelRef:
     model: LlamaModel
     hf_repo: str
     checkpoint_quantization: str
+
+    def checkpoint(self, quantization: str) -> Checkpoint:
+        """The checkpoint vLLM loads to serve this model at `quantization`, or NoCheckpointError.
+
+        bf16 and fp8 checkpoints load as they are; a bf16 checkpoint serves fp8 by quantizing at
+        load time (vLLM's `--quantization fp8`, LMI's `OPTION_QUANTIZE=fp8`). int4 has no load-time
+        path in vLLM or LMI (they quantize at load to fp8 and bitsandbytes only: djl-serving
+        serving/docs/lmi/user_guides/vllm_user_guide.md, "runtime quantization"; vLLM's
+        get_quant_config raises "Cannot find the config file for awq" on a bf16 checkpoint), so it
+        serves a checkpoint quantized ahead of time, which vLLM detects from its config.
+        """
+        if quantization == self.checkpoint_quantization:
+            return Checkpoint(self.hf_repo, quantization, None)
+        if quantization == "fp8" and self.checkpoint_quantization == "bf16":
+            return Checkpoint(self.hf_repo, "bf16", "fp8")
+        prequantized = INT4_CHECKPOINTS.get(self.model.name) if quantization == "int4" else None
+        if prequantized is None:
+            known = ", ".join(sorted(INT4_CHECKPOINTS))
+            raise NoCheckpointError(
+                f"no {quantization} checkpoint of {self.model.name} is known: vLLM quantizes at load time to fp8 only, and int4 needs a "
+                f"checkpoint quantized ahead of time (known for {known}); use quantization: fp8, or a model with an int4 checkpoint"
+            )
+        return Checkpoint(prequantized, "int4", None)
+
+
+@dataclass(frozen=True)
+class Checkpoint:
+    """The files vLLM loads: the repository, how its weights are stored, and what vLLM does at load."""
+
+    repo: str
+    stored_as: str  # bf16 | fp8 | int4
+    load_quantization: str | None  # `--quantization` applied while loading ("fp8"), or None
+
+
+# Llama 3.1 Instruct quantized to 4 bits with AWQ (GEMM kernels, zero point, group size 128; the
+# embeddings and the output layer stay bf16), published by Hugging Face's hugging-quants
+# organisation: huggingface/blog llama31.md ("The Hugging Quants organization contains quantized
+# checkpoints for the 70B and 8B version as well"); the 8B one is in vLLM 0.11.0's own benchmark
+# configs (.buildkite/nightly-benchmarks/tests/serving-tests-cpu-snc*.json).
+INT4_CHECKPOINTS = {
+    "llama3.1-8b-instruct": "hugging-quants/Meta-Llama-3.1-8B-Instruct-AWQ-INT4",
+    "llama3.1-70b-instruct": "hugging-quants/Meta-Llama-3.1-70B-Instruct-AWQ-INT4",
+    "llama3.1-405b-instruct": "hugging-quants/Meta-Llama-3.1-405B-Instruct-AWQ-INT4",
+}
 
 
 def resolve(name: str) -> ModelRef:

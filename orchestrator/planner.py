@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from functools import cached_property
 
 from orchestrator.catalog import Catalog, Offer
+from orchestrator.models import Checkpoint
 from orchestrator.errors import GpuNotOfferedError, InfeasibleError, SpecError, UsageError
 from orchestrator.sizing import (
     GPUS_PER_NODE,
@@ -26,7 +27,8 @@ from orchestrator.sizing import (
 )
 from orchestrator.spec import QUANTIZATIONS, Deployment, Stack
 from providers import registry
-from providers.base import CloudService, Feature, Resource
+from orchestrator.serving import startup_verdict
+from providers.base import CloudService, Feature, Resource, ServingContract
 
 HOURS_PER_MONTH = 730
 
@@ -50,9 +52,25 @@ class Plan:
         large stack never needs them)."""
         return tuple(registry.get(self.cloud).resources(self))
 
+    @cached_property
+    def contract(self) -> ServingContract | None:
+        """How the cloud starts, routes and scales vLLM for this plan (None where its provider does not say)."""
+        return registry.get(self.cloud).contract(self)
+
+    @cached_property
+    def startup(self) -> tuple[str, bool]:
+        """What starting a replica takes against the service's limit, and whether it cannot start in time."""
+        contract = self.contract
+        return startup_verdict(self, contract.startup_limit_s if contract else None, contract.startup_setting if contract else "")
+
+    @cached_property
+    def checkpoint(self) -> Checkpoint:
+        """The checkpoint vLLM loads (the spec checked that one exists)."""
+        return self.deployment.model_ref.checkpoint(self.deployment.quantization)
+
     @property
     def hf_repo(self) -> str:
-        return self.deployment.model_ref.hf_repo
+        return self.checkpoint.repo
 
     @property
     def instances_per_replica(self) -> int:

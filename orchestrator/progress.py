@@ -28,6 +28,7 @@ _SENTENCES = {
     "failed_over": "{cloud} ({region}) cannot host it now ({reason}); trying the next candidate",
     "skipped": "{cloud}: {reason}",
     "unchanged": "{deployment} is already serving as declared; nothing to change",
+    "verified": "{deployment} answers as {model}",
     "pulumi": "pulumi: {line}",
 }
 

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 
 from orchestrator.planner import HOURS_PER_MONTH
 from orchestrator.spec import HOURS_PER_DAY
-from orchestrator.throughput import Throughput, replica_throughput, usd_per_million_tokens
+from orchestrator.throughput import Throughput, replica_throughput, target_requests_per_minute, usd_per_million_tokens
 
 if TYPE_CHECKING:
     from orchestrator.planner import Plan
@@ -41,8 +41,8 @@ def project(plan: Plan) -> Projection:
     per_million = usd_per_million_tokens(plan.usd_per_replica_hour, rate.output_tokens_per_s)
     if load is None:
         return Projection(rate, per_million)
-    scaling, deployment = plan.deployment.autoscaling, plan.deployment
-    capacity = rate.requests_per_s * deployment.target_concurrent_requests / deployment.concurrency
+    scaling = plan.deployment.autoscaling
+    capacity = target_requests_per_minute(plan) / 60
     needed = [math.ceil(rps / capacity - 1e-9) for rps in load.hourly()]
     hourly = tuple(min(max(n, scaling.min_replicas), scaling.max_replicas) for n in needed)
     unmet = tuple(hour for hour, n in enumerate(needed) if n > scaling.max_replicas)

@@ -10,6 +10,7 @@ import sys
 from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from orchestrator.catalog import Catalog, Offer
@@ -17,7 +18,7 @@ from orchestrator.cost_report import CostReport
 from orchestrator.models import LlamaModel
 from orchestrator.planner import HOURS_PER_MONTH, Infeasible, Plan
 from orchestrator.report import money, month_label, row_cells, total_month_label
-from orchestrator.sizing import BYTES_PER_PARAMETER, GPU_MEMORY_UTILIZATION, RUNTIME_OVERHEAD_GIB_PER_GPU, usable_gib
+from orchestrator.sizing import AWQ_BYTES_PER_LINEAR_PARAMETER, BYTES_PER_PARAMETER, GPU_MEMORY_UTILIZATION, RUNTIME_OVERHEAD_GIB_PER_GPU, usable_gib
 
 if TYPE_CHECKING:
     from orchestrator.engine import StatusRow
@@ -42,7 +43,18 @@ def plan(out: Console, planned: Plan, catalog: Catalog) -> None:
     grid.add_row("model", f"{req.model.name} ({planned.hf_repo}), {req.model.parameters / 1e9:.2f} B parameters, {deployment.quantization}")
     nodes = f" x {planned.layout.nodes} instances" if planned.layout.nodes > 1 else ""
     grid.add_row("instance", f"{offer.instance_type}{nodes}: {offer.gpu_count}x {offer.gpu} {offer.gpu_memory_gib:g} GiB, tensor parallel {planned.layout.tensor_parallel}")
-    grid.add_row("replicas", f"{scaling.min_replicas} to {scaling.max_replicas}, scaling at {deployment.target_concurrent_requests} requests in flight per replica")
+    contract = planned.contract
+    grid.add_row("replicas", f"{scaling.min_replicas} to {scaling.max_replicas}, aiming at {deployment.target_concurrent_requests} requests in flight per replica")
+    if contract is not None:
+        signal = contract.scaling
+        grid.add_row("scales on", escape(f"{signal.metric} at {signal.target:g} {signal.unit} ({signal.why})"))
+        grid.add_row("serves", escape(f"{planned.hf_repo} with vLLM; {contract.image}"))
+        grid.add_row("started", escape(contract.started))
+        grid.add_row("route", escape(contract.route))
+        verdict, cannot = planned.startup
+        grid.add_row("startup", f"[red]{escape(verdict)}[/]" if cannot else escape(verdict))
+        for index, need in enumerate(contract.needs):
+            grid.add_row("you provide" if index == 0 else "", f"[yellow]{escape(need)}[/]")
     grid.add_row(
         "price",
         f"{money(planned.usd_per_hour(scaling.min_replicas), low)}/h at {scaling.min_replicas}, "
@@ -50,7 +62,12 @@ def plan(out: Console, planned: Plan, catalog: Catalog) -> None:
         f"{money(planned.usd_per_month_min, low)}/month at {scaling.min_replicas} ({HOURS_PER_MONTH} h)",
     )
     grid.add_row("", f"{offer.basis_label}; {offer.source}" + (f", {offer.as_of}" if offer.as_of else ", undated"))
-    grid.add_row("weights", f"{req.weights_gib:8.1f} GiB  {req.model.parameters / 1e9:.2f} B parameters x {BYTES_PER_PARAMETER[deployment.quantization]:g} B ({deployment.quantization})")
+    if deployment.quantization == "int4":
+        linear, rest = req.model.linear_parameters / 1e9, (req.model.parameters - req.model.linear_parameters) / 1e9
+        weights = f"{linear:.2f} B linear parameters x {AWQ_BYTES_PER_LINEAR_PARAMETER:.3f} B (int4 AWQ) + {rest:.2f} B x 2 B (embeddings, norms in bf16)"
+    else:
+        weights = f"{req.model.parameters / 1e9:.2f} B parameters x {BYTES_PER_PARAMETER[deployment.quantization]:g} B ({deployment.quantization})"
+    grid.add_row("weights", f"{req.weights_gib:8.1f} GiB  {weights}")
     grid.add_row(
         "KV cache",
         f"{req.kv_cache_gib:8.1f} GiB  {req.model.kv_bytes_per_token(2) / 1024:g} KiB/token x {deployment.max_context} tokens x {deployment.concurrency} sequences",

@@ -90,12 +90,28 @@ def plan_dict(plan: Plan, projection: Projection | None = None) -> dict[str, Any
             "gpu_memory_utilization": GPU_MEMORY_UTILIZATION,
         },
         "resources": [{"type": r.type, "name": r.name} for r in plan.resources],
+        "serving": serving_dict(plan),
         "throughput": throughput_dict(projection.throughput),
         "usd_per_million_output_tokens": _rounded(projection.usd_per_million_tokens, 4),
         "load": None if projection.hourly_replicas is None else {
             "hourly_replicas": list(projection.hourly_replicas), "unmet_hours": list(projection.unmet_hours),
             "replica_capacity_rps": _rounded(projection.replica_capacity_rps, 4), "usd_per_month": _rounded(projection.usd_per_month, 2),
         },
+    }  # fmt: skip
+
+
+def serving_dict(plan: Plan) -> dict[str, Any] | None:
+    """How the cloud runs vLLM for the plan: image, start, route, scaling signal, startup, what the user provides."""
+    contract = plan.contract
+    if contract is None:
+        return None
+    verdict, cannot_start = plan.startup
+    scaling = contract.scaling
+    return {
+        "checkpoint": plan.hf_repo, "image": contract.image, "started": contract.started, "route": contract.route,
+        "scaling": {"metric": scaling.metric, "target": scaling.target, "unit": scaling.unit, "why": scaling.why},
+        "startup": {"limit_s": contract.startup_limit_s, "setting": contract.startup_setting, "verdict": verdict, "can_start": not cannot_start},
+        "needs": list(contract.needs),
     }  # fmt: skip
 
 

@@ -2,7 +2,7 @@
 
 The arithmetic is deliberately simple and shown to the user by `plan`:
 
-    weights  = parameters x bytes per parameter (bf16 2, fp8 1, int4 0.5)
+    weights  = parameters x bytes per parameter (bf16 2, fp8 1); int4 as its AWQ checkpoint is stored
     kv cache = 2 x layers x kv_heads x head_dim x 2 bytes x max_context x concurrency
     per GPU  = (weights + kv cache) / tensor_parallel + runtime overhead
     fits     = per GPU <= GPU memory x 0.90
@@ -21,6 +21,11 @@ from orchestrator.models import LlamaModel
 
 GIB = 1024**3
 BYTES_PER_PARAMETER = {"bf16": 2.0, "fp8": 1.0, "int4": 0.5}
+# An AWQ int4 checkpoint stores each group of 128 weights of the linear layers in 4 bits plus an
+# fp16 scale and a 4-bit zero point, and keeps embeddings, output layer and norms in bf16
+# (huggingface/blog llama31.md: "zero-point quantization down to 4 bits with a group size of 128").
+AWQ_GROUP_SIZE = 128
+AWQ_BYTES_PER_LINEAR_PARAMETER = 0.5 + (2 + 0.5) / AWQ_GROUP_SIZE
 KV_BYTES_PER_VALUE = 2.0
 # The share of GPU memory the serving engine may use (vLLM's gpu_memory_utilization default).
 GPU_MEMORY_UTILIZATION = 0.90
@@ -70,9 +75,16 @@ def requirements(model: LlamaModel, quantization: str, max_context: int, concurr
         quantization=quantization,
         max_context=max_context,
         concurrency=concurrency,
-        weights_bytes=model.parameters * BYTES_PER_PARAMETER[quantization],
+        weights_bytes=weight_bytes(model, quantization),
         kv_cache_bytes=model.kv_bytes_per_token(KV_BYTES_PER_VALUE) * max_context * concurrency,
     )
+
+
+def weight_bytes(model: LlamaModel, stored_as: str) -> float:
+    """The bytes of the model's weights stored as bf16, fp8 or int4 (AWQ)."""
+    if stored_as == "int4":
+        return model.linear_parameters * AWQ_BYTES_PER_LINEAR_PARAMETER + (model.parameters - model.linear_parameters) * BYTES_PER_PARAMETER["bf16"]
+    return model.parameters * BYTES_PER_PARAMETER[stored_as]
 
 
 def valid_tensor_parallel(model: LlamaModel, degree: int) -> bool:

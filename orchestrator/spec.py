@@ -18,7 +18,7 @@ from typing import Annotated, Any
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, PositiveInt, ValidationError, field_validator
 
 from orchestrator.bulk import paused_gc
-from orchestrator.errors import Problem, SpecError, UnknownModelError
+from orchestrator.errors import NoCheckpointError, Problem, SpecError, UnknownModelError
 from orchestrator.models import ModelRef, resolve
 from orchestrator.source import FieldPath, SourceMap, load_yaml
 
@@ -39,6 +39,8 @@ _FORMATS = {
     "subscription_id": "use the subscription GUID, such as 00000000-0000-0000-0000-000000000000",
     "compartment_id": "use the compartment's OCID, which starts with ocid1.compartment.",
     "project_id": "use the Data Science project's OCID, which starts with ocid1.datascienceproject.",
+    "subnet_id": "use the subnet's OCID, which starts with ocid1.subnet.",
+    "image": "use an image in the OCI Registry, such as iad.ocir.io/<namespace>/vllm-openai:v0.11.0",
     "fallback": "use cloud or cloud:region, such as azure:eastus",
 }
 
@@ -158,6 +160,10 @@ class OciPlacement(_Strict):
     region: str | None = None
     compartment_id: Annotated[str, Field(pattern=r"^ocid1\.compartment\.")] | None = None
     project_id: Annotated[str, Field(pattern=r"^ocid1\.datascienceproject\.")] | None = None
+    # A subnet whose VCN has a NAT gateway: a model deployment reaches the internet only through one.
+    subnet_id: Annotated[str, Field(pattern=r"^ocid1\.subnet\.")] | None = None
+    # The vLLM image in OCIR: OCI Data Science runs images from the OCI Registry only.
+    image: Annotated[str, Field(pattern=r"^[a-z0-9-]+\.ocir\.io/.+")] | None = None
     profile: str | None = None
     endpoint: str | None = None
 
@@ -299,6 +305,11 @@ def _cross_field_problems(deployment: Deployment) -> list[tuple[FieldPath, str]]
             (("quantization",), f"{ref.hf_repo} is a {ref.checkpoint_quantization} checkpoint and cannot be served as {deployment.quantization}; "
              f"set quantization: {ref.checkpoint_quantization}, or use {ref.model.hf_repo}")
         )
+    else:
+        try:
+            ref.checkpoint(deployment.quantization)
+        except NoCheckpointError as exc:
+            found.append((("quantization",), str(exc)))
     return found
 
 

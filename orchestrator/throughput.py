@@ -29,7 +29,7 @@ from functools import cache, lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from orchestrator.sizing import BYTES_PER_PARAMETER, KV_BYTES_PER_VALUE
+from orchestrator.sizing import KV_BYTES_PER_VALUE, weight_bytes
 
 if TYPE_CHECKING:
     from orchestrator.models import LlamaModel
@@ -92,7 +92,7 @@ def _throughput(model: LlamaModel, quantization: str, batch: int, engine: str, g
     bandwidth = gpus * spec.memory_bandwidth_gbps * 1e9 * efficiency
     tflops = spec.fp8_dense_tflops if quantization == "fp8" and spec.fp8_dense_tflops else spec.bf16_dense_tflops
     flops = gpus * tflops * 1e12 * efficiency
-    weights = model.parameters * BYTES_PER_PARAMETER[quantization]
+    weights = weight_bytes(model, quantization)
     mean_context = prompt_tokens + output_tokens / 2
     kv_read = batch * mean_context * model.kv_bytes_per_token(KV_BYTES_PER_VALUE)
     memory_s, compute_s = (weights + kv_read) / bandwidth, 2 * model.parameters * batch / flops
@@ -102,6 +102,16 @@ def _throughput(model: LlamaModel, quantization: str, batch: int, engine: str, g
     rate = batch * output_tokens / cycle
     return Throughput(rate, rate / output_tokens, step, prefill, "memory bandwidth" if memory_s >= compute_s else "compute",
                       prompt_tokens, output_tokens, efficiency, gpus)  # fmt: skip
+
+
+def target_requests_per_minute(plan: Plan) -> float:
+    """Requests one replica completes per minute while it holds `target_concurrent_requests` in
+    flight (Little's law on the model's request time), under the stack's request shape: the rate
+    that services scaling on requests, not on requests in flight, are given as their target."""
+    load, deployment = plan.deployment.load, plan.deployment
+    shape = {"prompt_tokens": load.prompt_tokens, "output_tokens": load.output_tokens} if load else {}
+    rate = replica_throughput(plan, **shape)
+    return rate.requests_per_s * deployment.target_concurrent_requests / deployment.concurrency * 60
 
 
 def usd_per_million_tokens(usd_per_replica_hour: float | None, tokens_per_s: float) -> float | None:

@@ -8,14 +8,15 @@ instance role); `placement.aws.endpoint_url` or boto3's AWS_ENDPOINT_URL reach a
 
 from __future__ import annotations
 
-import math
+import json
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from functools import cache, partial
 from typing import TYPE_CHECKING, Any
 
 from orchestrator.secrets import resolve_secrets
+from orchestrator.serving import EXAMPLE_PROMPT, chat_request, startup, vllm_arguments
 from providers.base import (
     DEPLOYMENT_TAG,
     AuthError,
@@ -31,6 +32,8 @@ from providers.base import (
     ProviderError,
     QuotaError,
     Resource,
+    ScalingSignal,
+    ServingContract,
     ThrottledError,
     create_or_adopt,
     exists,
@@ -51,13 +54,31 @@ DIMENSION = "sagemaker:variant:DesiredInstanceCount"
 CONCURRENCY_METRIC = "SageMakerVariantConcurrentRequestsPerModelHighResolution"
 SCALE_IN_COOLDOWN_S = 300
 SCALE_OUT_COOLDOWN_S = 60
-# SageMaker's large-model-inference container with vLLM, published per region by AWS.
-LMI_IMAGE = "763104351884.dkr.ecr.{region}.amazonaws.com/djl-inference:0.33.0-lmi15.0.0-cu128"
-# Weights download at roughly 100 MiB/s from the Hugging Face Hub, then load onto the GPUs;
-# SageMaker allows at most an hour for each.
-SECONDS_PER_WEIGHT_GIB_DOWNLOAD = 10
-SECONDS_PER_WEIGHT_GIB_LOAD = 5
-MAX_TIMEOUT_SECONDS = 3600
+# SageMaker's large-model-inference (LMI) container, LMI 17 = djl-serving 0.35.0 with vLLM 0.11.1,
+# the LMI nearest the vLLM 0.11.0 the other clouds run (aws/deep-learning-containers
+# docs/src/data/djl-inference; aws/sagemaker-python-sdk sagemaker-core/src/sagemaker/core/
+# image_uri_config/djl-lmi.json, "0.35.0": tag_prefix "0.35.0-lmi17.0.0-cu128"). AWS publishes it
+# from account 763104351884 except in the regions below (same file).
+LMI_IMAGE = "{account}.dkr.ecr.{region}.amazonaws.com/djl-inference:0.35.0-lmi17.0.0-cu128"
+LMI_ACCOUNT = "763104351884"
+LMI_ACCOUNTS = {"af-south-1": "626614931356", "il-central-1": "780543022126", "ap-east-1": "871362719292", "ap-northeast-3": "364406365360",
+                "ap-southeast-3": "907027046896", "cn-north-1": "727897471807", "cn-northwest-1": "727897471807", "eu-south-1": "692866216735",
+                "me-south-1": "217643126080", "me-central-1": "914824155844", "us-gov-east-1": "446045086412", "us-gov-west-1": "442386744353",
+                "ca-west-1": "204538143572", "eu-central-2": "380420809688", "ap-south-2": "772153158452", "eu-south-2": "503227376785",
+                "ap-southeast-7": "590183813437", "ap-southeast-4": "457447274322", "ap-southeast-5": "550225433462", "mx-central-1": "637423239942"}  # fmt: skip
+# LMI is configured by environment only (SageMaker has no command override). vLLM's options map
+# onto LMI's names; any other `OPTION_<NAME>` that is a vLLM engine argument passes through
+# (djl-serving serving/docs/lmi/user_guides/vllm_user_guide.md, "Pass-Through";
+# engines/python/setup/djl_python/properties_manager/vllm_rb_properties.py).
+LMI_NAMES = {"--model": "HF_MODEL_ID", "--tensor-parallel-size": "TENSOR_PARALLEL_DEGREE", "--max-num-seqs": "OPTION_MAX_ROLLING_BATCH_SIZE",
+             "--quantization": "OPTION_QUANTIZE"}  # fmt: skip
+# vLLM's async engine behind LMI's OpenAI schema, which answers with the model's name: LMI 15's
+# recommended mode, LMI 17's default, set explicitly as the vLLM user guide does.
+LMI_ASYNC = {"OPTION_ASYNC_MODE": "true", "OPTION_ROLLING_BATCH": "disable", "OPTION_ENTRYPOINT": "djl_python.lmi_vllm.vllm_async_service"}
+# ProductionVariant.ContainerStartupHealthCheckTimeoutInSeconds: 60-3600 (botocore's SageMaker
+# service model); a Hugging Face download inside the container counts against it, not against
+# ModelDataDownloadTimeoutInSeconds, which covers S3 model data only.
+MAX_STARTUP_SECONDS = 3600
 _STATES = {"InService": "serving", "Creating": "provisioning", "Updating": "provisioning", "SystemUpdating": "provisioning",
            "RollingBack": "provisioning", "Deleting": "deleting", "OutOfService": "failed", "Failed": "failed"}  # fmt: skip
 
@@ -73,14 +94,12 @@ class AwsProvider(Provider):
         name = plan.deployment.name
         scaling = plan.deployment.autoscaling
         tags = resource_tags(plan)
-        weights = plan.requirements.weights_gib
         return [
             Resource(MODEL, f"{name}-model", {"hf_model_id": plan.hf_repo, "tensor_parallel_degree": plan.layout.tensor_parallel, "tags": tags}),
             Resource(CONFIG, f"{name}-config", {
                 "instance_type": plan.offer.instance_type,
                 "initial_instance_count": scaling.min_replicas,
-                "model_download_timeout_s": _timeout(weights, SECONDS_PER_WEIGHT_GIB_DOWNLOAD),
-                "startup_health_check_timeout_s": _timeout(weights, SECONDS_PER_WEIGHT_GIB_LOAD),
+                "startup_health_check_timeout_s": startup(plan).timeout(MAX_STARTUP_SECONDS),
                 "tags": tags,
             }),
             Resource(ENDPOINT, name, {"tags": tags}),
@@ -101,7 +120,6 @@ class AwsProvider(Provider):
                 "model": model.name, "endpoint_config": config.name, "endpoint": endpoint.name, "policy": policy.name,
                 "image": _image(plan), "environment": _environment(plan), "variant": VARIANT,
                 "instance_type": config.properties["instance_type"], "initial_instance_count": config.properties["initial_instance_count"],
-                "model_download_timeout_s": config.properties["model_download_timeout_s"],
                 "startup_health_check_timeout_s": config.properties["startup_health_check_timeout_s"],
                 "dimension": DIMENSION, "min_capacity": target.properties["min_capacity"], "max_capacity": target.properties["max_capacity"],
                 "target_value": float(policy.properties["target_value"]), "metric": CONCURRENCY_METRIC,
@@ -139,7 +157,6 @@ class AwsProvider(Provider):
                     "ModelName": model.name,
                     "InstanceType": plan.offer.instance_type,
                     "InitialInstanceCount": deployment.autoscaling.min_replicas,
-                    "ModelDataDownloadTimeoutInSeconds": config.properties["model_download_timeout_s"],
                     "ContainerStartupHealthCheckTimeoutInSeconds": config.properties["startup_health_check_timeout_s"],
                 }],
                 Tags=tags,
@@ -264,42 +281,73 @@ class AwsProvider(Provider):
 
     def endpoint(self, deployed: Deployed) -> Endpoint:
         name = next(r.name for r in deployed.resources if r.type == ENDPOINT)
+        endpoint_url = f" --endpoint-url {deployed.settings['endpoint_url']}" if deployed.settings.get("endpoint_url") else ""
         return Endpoint(
             url=deployed.url,
             auth="AWS Signature V4 (IAM): the caller needs sagemaker:InvokeEndpoint on this endpoint",
             example=(
-                f"aws sagemaker-runtime invoke-endpoint --region {deployed.region} --endpoint-name {name} "
-                "--content-type application/json --cli-binary-format raw-in-base64-out "
-                """--body '{"inputs": "What is the capital of France?", "parameters": {"max_new_tokens": 64}}' /dev/stdout"""
+                f"aws sagemaker-runtime invoke-endpoint --region {deployed.region} --endpoint-name {name}{endpoint_url} "
+                f"--content-type application/json --cli-binary-format raw-in-base64-out --body '{json.dumps(chat_request(EXAMPLE_PROMPT, 64))}' /dev/stdout"
             ),
         )
 
+    def invoke(self, deployed: Deployed, request: Mapping[str, Any]) -> Any:
+        """InvokeEndpoint with the OpenAI chat body: LMI answers `messages` in the chat completion schema
+        (djl-serving serving/docs/lmi/user_guides/chat_input_output_schema.md)."""
+        runtime = _runtime(deployed.region, deployed.settings.get("endpoint_url"))
+        name = next(r.name for r in deployed.resources if r.type == ENDPOINT)
+        with _translated():
+            response = runtime.invoke_endpoint(EndpointName=name, ContentType="application/json", Accept="application/json", Body=json.dumps(request))
+            body = response["Body"].read()
+        try:
+            return json.loads(body)
+        except ValueError as exc:
+            raise ProviderError(f"SageMaker endpoint {name} answered with something other than JSON: {body[:200]!r}") from exc
 
-def _timeout(weights_gib: float, seconds_per_gib: int) -> int:
-    return min(MAX_TIMEOUT_SECONDS, 600 + math.ceil(weights_gib * seconds_per_gib))
+    def contract(self, plan: Plan) -> ServingContract:
+        return ServingContract(
+            image=_image(plan),
+            started="the image's own entrypoint (djl-serving, LMI); vLLM's options as LMI environment variables, as SageMaker passes no command",
+            route="POST https://runtime.sagemaker.<region>.amazonaws.com/endpoints/<name>/invocations (SigV4) -> the container's /invocations on port 8080",
+            scaling=ScalingSignal(CONCURRENCY_METRIC, plan.deployment.target_concurrent_requests, "requests in flight per instance",
+                                  "Application Auto Scaling target tracking on the spec's target_concurrent_requests"),
+            startup_limit_s=MAX_STARTUP_SECONDS,
+            startup_setting="ContainerStartupHealthCheckTimeoutInSeconds (at most 3600 s; the Hugging Face download counts against it)",
+            needs=("an IAM execution role SageMaker can assume (placement.aws.execution_role_arn)",
+                   "the Hugging Face token travels in the model's container environment: SageMaker has no secret reference there"),
+        )  # fmt: skip
 
 
 def _image(plan: Plan) -> str:
-    return plan.deployment.serving.image or LMI_IMAGE.format(region=plan.region)
+    region = plan.region
+    return plan.deployment.serving.image or LMI_IMAGE.format(account=LMI_ACCOUNTS.get(region, LMI_ACCOUNT), region=region)
 
 
 def _environment(plan: Plan) -> dict[str, str]:
-    """The LMI container's settings for vLLM; the user's `serving.env` wins where they overlap."""
-    deployment = plan.deployment
-    env = {
-        "HF_MODEL_ID": plan.hf_repo,
-        "OPTION_ROLLING_BATCH": "vllm",
-        "TENSOR_PARALLEL_DEGREE": str(plan.layout.tensor_parallel),
-        "OPTION_MAX_MODEL_LEN": str(deployment.max_context),
-        "OPTION_MAX_ROLLING_BATCH_SIZE": str(deployment.concurrency),
-    }
-    if deployment.quantization != deployment.model_ref.checkpoint_quantization:
-        env["OPTION_QUANTIZE"] = {"fp8": "fp8", "int4": "awq"}[deployment.quantization]
-    return {**env, **deployment.serving.env}
+    """LMI's settings: vLLM's options under LMI's names, the served model's name (so answers name
+    it), the loading timeout; the user's `serving.env` wins where they overlap."""
+    arguments = vllm_arguments(plan)
+    options = dict(zip(arguments[::2], arguments[1::2], strict=True))
+    env = {LMI_NAMES.get(option) or "OPTION_" + option[2:].upper().replace("-", "_"): value for option, value in options.items()}
+    env["OPTION_SERVED_MODEL_NAME"] = plan.hf_repo
+    # djl-serving's own limit on loading (download included) is 1200 s in the LMI image
+    # (serving/docker/lmi.Dockerfile, MODEL_LOADING_TIMEOUT); give it the endpoint's.
+    env["OPTION_MODEL_LOADING_TIMEOUT"] = str(startup(plan).timeout(MAX_STARTUP_SECONDS))
+    return {**LMI_ASYNC, **env, **plan.deployment.serving.env}
 
 
 def _clients(region: str, settings: dict[str, Any] | Any) -> tuple[Any, Any]:
     return _cached_clients(region, settings.get("endpoint_url"))
+
+
+@cache
+def _runtime(region: str, endpoint_url: str | None) -> Any:
+    """The SageMaker runtime client that sends InvokeEndpoint (SigV4-signed by boto3)."""
+    import boto3
+    from botocore.config import Config
+
+    config = Config(retries={"mode": "standard", "max_attempts": 3}, user_agent_extra="llamadeploy")
+    return boto3.session.Session(region_name=region).client("sagemaker-runtime", endpoint_url=endpoint_url, config=config)
 
 
 @cache

@@ -1,6 +1,15 @@
 """Azure: an Azure ML managed online endpoint and deployment running a vLLM environment,
 autoscaled by an Azure Monitor autoscale setting.
 
+An online deployment cannot override its container's command, and the stock vLLM image reads no
+environment variable naming the model (its ENTRYPOINT starts vLLM's default model). So, as
+Microsoft's vLLM walkthrough for managed online endpoints does, the environment is built by Azure
+ML from a Dockerfile `FROM vllm/vllm-openai` whose shell-form ENTRYPOINT passes
+`--model $MODEL_NAME $VLLM_ARGS`, and the deployment sets those two variables ("Deploying vLLM
+models on Azure Machine Learning with Managed Online Endpoints", Clemens Siebler, Microsoft; its
+code in csiebler/csiebler.github.io). azure-ai-ml uploads the build context to the workspace's
+default datastore (azure/ai/ml/_artifacts/_artifact_utilities.py, _check_and_upload_env_build_context).
+
 azure-ai-ml, azure-mgmt-monitor and azure-identity are imported inside the methods that call
 Azure. Credentials come from DefaultAzureCredential (environment, workload identity, managed
 identity, Azure CLI, ...). `placement.azure.endpoint` replaces the resource-manager URL, for
@@ -13,14 +22,21 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import json
 import logging
 import os
+import shlex
 import sys
-from collections.abc import Callable, Iterator
+import tempfile
+from collections.abc import Callable, Iterator, Mapping
 from functools import partial
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
 
 from orchestrator.secrets import resolve_secrets
+from orchestrator.serving import CHAT_ROUTE, EXAMPLE_PROMPT, HEALTH_ROUTE, VLLM_IMAGE, VLLM_PORT, chat_request, startup, vllm_arguments
+from orchestrator.throughput import target_requests_per_minute
 from providers.base import (
     DEPLOYMENT_TAG,
     AuthError,
@@ -36,7 +52,10 @@ from providers.base import (
     ProviderError,
     QuotaError,
     Resource,
+    ScalingSignal,
+    ServingContract,
     ThrottledError,
+    answer_of,
     create_or_adopt,
     exists,
     if_exists,
@@ -54,22 +73,29 @@ DEPLOYMENT = f"{_WORKSPACE}/onlineEndpoints/deployments"
 AUTOSCALE = "Microsoft.Insights/autoscaleSettings"
 DEPLOYMENT_NAME = "vllm"
 PUBLIC_RESOURCE_MANAGER = "https://management.azure.com"
-VLLM_IMAGE = "vllm/vllm-openai:v0.11.0"
-VLLM_PORT = 8000
-# Weights download and load before the probes may fail: ~15 s per GiB of weights, plus 10 min.
-PROBE_SECONDS_PER_WEIGHT_GIB = 15
-ENVIRONMENT_API_VERSION = "2023-04-01"
-# Azure ML queues requests beyond max_concurrent_requests_per_instance, so latency rises when
-# a replica holds more than its batch; scale out above the first, in below the second (ms).
-SCALE_OUT_LATENCY_MS = 20_000
-SCALE_IN_LATENCY_MS = 5_000
-REQUEST_TIMEOUT_MS = 180_000
-SECRET_TARGET = "https://huggingface.co"  # what a workspace connection holding a serving secret is for
+# The walkthrough's environment routes: health on vLLM's /health, scoring on "/", so the scoring
+# host passes vLLM's OpenAI paths through (it calls <scoring host>/v1/completions).
+ROUTES = {"liveness_route": HEALTH_ROUTE, "readiness_route": HEALTH_ROUTE, "scoring_route": "/"}
+DOCKERFILE = "FROM {image}\nENTRYPOINT python3 -m vllm.entrypoints.openai.api_server --model $MODEL_NAME $VLLM_ARGS\n"
+# Weights download and load before the probes may fail: the startup estimate, with a margin.
 PROBE = {"period_s": 10, "timeout_s": 5, "failure_threshold": 30}
-# The environment's routes into the vLLM container.
-ROUTES = {"liveness_route": "/health", "readiness_route": "/health", "scoring_route": "/v1/completions"}
-# Scale out by one replica when latency stays above the first, in when below the second.
-SCALE_RULES = (("GreaterThan", SCALE_OUT_LATENCY_MS, "Increase", "PT5M"), ("LessThan", SCALE_IN_LATENCY_MS, "Decrease", "PT10M"))
+ENVIRONMENT_API_VERSION = "2023-04-01"
+# An online endpoint's name is 3-32 letters, digits and single dashes, starting with a letter, and
+# unique within the Azure region (its scoring host is <name>.<region>.inference.ml.azure.com):
+# learn.microsoft.com/azure/machine-learning/how-to-manage-quotas, "Azure Machine Learning online endpoints".
+ENDPOINT_NAME_MAX = 32
+REQUEST_TIMEOUT_MS = 180_000  # the most Azure ML allows (request_settings.request_timeout_ms)
+SECRET_TARGET = "https://huggingface.co"  # what a workspace connection holding a serving secret is for
+# Secret injection (${{azureml://connections/...}} in a deployment's environment) needs the endpoint
+# created with this property ("Secret injection in online endpoints", how-to-deploy-online-endpoint-with-secret-injection).
+SECRET_STORE_ACCESS = {"enforce_access_to_default_secret_stores": "enabled"}
+# Azure Monitor has no requests-in-flight metric for online deployments; the closest load signal
+# is the deployment's RequestsPerMinute, divided per instance (a count metric, which
+# divide_per_instance suits). Its target is the spec's concurrency target turned into a rate by
+# Little's law with the throughput model's request time. Scale in below half of it.
+SCALE_METRIC = "RequestsPerMinute"
+SCALE_IN_SHARE = 0.5
+SCALE_COOLDOWNS = {"Increase": "PT5M", "Decrease": "PT10M"}
 _STATES = {"Succeeded": "serving", "Creating": "provisioning", "Updating": "provisioning", "Scaling": "provisioning",
            "Deleting": "deleting", "Failed": "failed", "Canceled": "failed"}  # fmt: skip
 
@@ -85,16 +111,17 @@ class AzureProvider(Provider):
         name = plan.deployment.name
         scaling = plan.deployment.autoscaling
         tags = resource_tags(plan)
-        image = plan.deployment.serving.image or VLLM_IMAGE
+        dockerfile = _dockerfile(plan)
+        endpoint = endpoint_name(plan)
         return [
             *(Resource(CONNECTION, _connection_name(name, secret), {"tags": tags}) for secret in plan.deployment.serving.secrets),
-            Resource(ENVIRONMENT, f"{name}-vllm:{_short_hash(image)}", {"image": image, "tags": tags}),
-            Resource(ENDPOINT, name, {"auth_mode": "key", "tags": tags}),
-            Resource(DEPLOYMENT, f"{name}/{DEPLOYMENT_NAME}", {
+            Resource(ENVIRONMENT, f"{name}-vllm:{_short_hash(dockerfile)}", {"dockerfile": dockerfile, "tags": tags}),
+            Resource(ENDPOINT, endpoint, {"auth_mode": "key", "tags": tags}),
+            Resource(DEPLOYMENT, f"{endpoint}/{DEPLOYMENT_NAME}", {
                 "instance_type": plan.offer.instance_type,
                 "instance_count": scaling.min_replicas,
                 "max_concurrent_requests_per_instance": plan.deployment.concurrency,
-                "probe_initial_delay_s": 600 + int(plan.requirements.weights_gib * PROBE_SECONDS_PER_WEIGHT_GIB),
+                "probe_initial_delay_s": startup(plan).timeout(None),
                 "tags": tags,
             }),
             Resource(AUTOSCALE, f"{name}-autoscale", {"minimum": scaling.min_replicas, "maximum": scaling.max_replicas, "tags": tags}),
@@ -102,7 +129,7 @@ class AzureProvider(Provider):
 
     def program(self, plan: Plan) -> Program:
         by_type = {r.type: r for r in self.resources(plan)}
-        environment, online, autoscale = by_type[ENVIRONMENT], by_type[DEPLOYMENT], by_type[AUTOSCALE]
+        environment, endpoint, online, autoscale = by_type[ENVIRONMENT], by_type[ENDPOINT], by_type[DEPLOYMENT], by_type[AUTOSCALE]
         name, secrets = plan.deployment.name, tuple(plan.deployment.serving.secrets)
         placed = plan.deployment.placement.azure
         known = {key: getattr(placed, key) for key in ("subscription_id", "resource_group", "workspace")} if placed else {}
@@ -114,18 +141,31 @@ class AzureProvider(Provider):
             required_config=("azure-native:subscriptionId", "llamadeploy:resource_group", "llamadeploy:workspace"),
             secrets=secrets,
             values={
-                "location": plan.region, "endpoint": name, "deployment": DEPLOYMENT_NAME, "environment": env_name, "environment_version": env_version,
-                "image": environment.properties["image"], "port": VLLM_PORT, "routes": ROUTES,
+                "location": plan.region, "endpoint": endpoint.name, "deployment": DEPLOYMENT_NAME, "environment": env_name, "environment_version": env_version,
+                "dockerfile": environment.properties["dockerfile"], "port": VLLM_PORT, "routes": ROUTES,
                 "connections": {secret: _connection_name(name, secret) for secret in secrets}, "secret_target": SECRET_TARGET,
+                "endpoint_properties": SECRET_STORE_ACCESS if secrets else {},
                 "instance_type": online.properties["instance_type"], "instance_count": online.properties["instance_count"],
                 "environment_variables": {**_environment(plan), **{s: _secret_reference(name, s) for s in secrets}},
                 "max_concurrent_requests_per_instance": online.properties["max_concurrent_requests_per_instance"],
                 "request_timeout": f"PT{REQUEST_TIMEOUT_MS // 1000}S", "probe_initial_delay": f"PT{online.properties['probe_initial_delay_s']}S",
                 "probe_period": f"PT{PROBE['period_s']}S", "probe_timeout": f"PT{PROBE['timeout_s']}S", "probe_failure_threshold": PROBE["failure_threshold"],
                 "autoscale": autoscale.name, "minimum": str(autoscale.properties["minimum"]), "maximum": str(autoscale.properties["maximum"]),
-                "scale_rules": [{"operator": o, "threshold": t, "direction": d, "cooldown": c} for o, t, d, c in SCALE_RULES],
-                "tags": resource_tags(plan),
+                "scale_rules": _scale_rules(plan), "tags": resource_tags(plan),
             },
+        )  # fmt: skip
+
+    def contract(self, plan: Plan) -> ServingContract:
+        target = target_requests_per_minute(plan)
+        return ServingContract(
+            image=f"built by Azure ML from the Dockerfile: {' | '.join(_dockerfile(plan).strip().splitlines())}",
+            started="the built image's shell-form ENTRYPOINT runs vLLM with --model $MODEL_NAME $VLLM_ARGS, which the deployment sets",
+            route=f"POST https://<endpoint>.{plan.region}.inference.ml.azure.com{CHAT_ROUTE} (endpoint key) -> the same path on port {VLLM_PORT} (scoring route /)",
+            scaling=ScalingSignal(f"{SCALE_METRIC} (per instance)", round(target, 1), "requests per minute per instance",
+                                  f"Azure Monitor has no requests-in-flight metric; {plan.deployment.target_concurrent_requests} in flight "
+                                  "at the throughput model's request time"),
+            startup_limit_s=None,
+            startup_setting="readiness probe initial delay (Azure ML documents no maximum)",
         )  # fmt: skip
 
     def settings(self, plan: Plan) -> dict[str, Any]:
@@ -137,8 +177,10 @@ class AzureProvider(Provider):
     def apply(self, plan: Plan, events: Events) -> Deployed:
         from azure.ai.ml.entities import (
             ApiKeyConfiguration,
+            BuildContext,
             DefaultScaleSettings,
             Environment,
+            IdentityConfiguration,
             ManagedOnlineDeployment,
             ManagedOnlineEndpoint,
             OnlineRequestSettings,
@@ -154,12 +196,12 @@ class AzureProvider(Provider):
         secrets = resolve_secrets(deployment)
         environment = next(r for (t, _), r in by_type.items() if t == ENVIRONMENT)
         env_name, env_version = environment.name.split(":")
-        endpoint = by_type[(ENDPOINT, name)]
-        online = by_type[(DEPLOYMENT, f"{name}/{DEPLOYMENT_NAME}")]
+        endpoint = next(r for (t, _), r in by_type.items() if t == ENDPOINT)
+        online = by_type[(DEPLOYMENT, f"{endpoint.name}/{DEPLOYMENT_NAME}")]
         probe = ProbeSettings(initial_delay=online.properties["probe_initial_delay_s"], period=PROBE["period_s"], timeout=PROBE["timeout_s"],
                               failure_threshold=PROBE["failure_threshold"])  # fmt: skip
 
-        with _translated(), _quiet_stdout():
+        with _translated(), _quiet_stdout(), tempfile.TemporaryDirectory(prefix="llamadeploy-azure-") as context:
             for secret, value in secrets.items():
                 connection = by_type[(CONNECTION, _connection_name(name, secret))]
                 existed = _exists(lambda c=connection: ml.connections.get(c.name))
@@ -170,34 +212,37 @@ class AzureProvider(Provider):
                                         credentials=ApiKeyConfiguration(key=value), metadata=tags)  # fmt: skip
                 )
                 (events.adopted if existed else events.created)(connection)
+            (Path(context) / "Dockerfile").write_text(environment.properties["dockerfile"])
             create_or_adopt(
                 environment,
                 lambda: _exists(lambda: ml.environments.get(env_name, version=env_version)),
                 lambda: ml.environments.create_or_update(Environment(
-                    name=env_name, version=env_version, image=environment.properties["image"], tags=tags,
+                    name=env_name, version=env_version, build=BuildContext(path=context), tags=tags,
                     inference_config={route: {"port": VLLM_PORT, "path": path} for route, path in ROUTES.items()},
                 )),  # fmt: skip
                 events,
             )
             self._create_and_wait(
-                endpoint, events, lambda: ml.online_endpoints.get(name),
-                lambda: ml.online_endpoints.begin_create_or_update(ManagedOnlineEndpoint(name=name, auth_mode="key", tags=tags)),
+                endpoint, events, lambda: ml.online_endpoints.get(endpoint.name),
+                lambda: ml.online_endpoints.begin_create_or_update(ManagedOnlineEndpoint(
+                    name=endpoint.name, auth_mode="key", tags=tags, identity=IdentityConfiguration(type="system_assigned"),
+                    properties=SECRET_STORE_ACCESS if secrets else None)),
             )  # fmt: skip
             self._create_and_wait(
-                online, events, lambda: ml.online_deployments.get(DEPLOYMENT_NAME, endpoint_name=name),
+                online, events, lambda: ml.online_deployments.get(DEPLOYMENT_NAME, endpoint_name=endpoint.name),
                 lambda: ml.online_deployments.begin_create_or_update(ManagedOnlineDeployment(
-                    name=DEPLOYMENT_NAME, endpoint_name=name, environment=f"azureml:{env_name}:{env_version}",
+                    name=DEPLOYMENT_NAME, endpoint_name=endpoint.name, environment=f"azureml:{env_name}:{env_version}",
                     instance_type=plan.offer.instance_type, instance_count=deployment.autoscaling.min_replicas,
                     environment_variables={**_environment(plan), **{s: _secret_reference(name, s) for s in secrets}},
                     request_settings=OnlineRequestSettings(max_concurrent_requests_per_instance=deployment.concurrency, request_timeout_ms=REQUEST_TIMEOUT_MS),
                     liveness_probe=probe, readiness_probe=probe, scale_settings=DefaultScaleSettings(), tags=tags,
                 )),
             )  # fmt: skip
-            live = ml.online_endpoints.get(name)
+            live = ml.online_endpoints.get(endpoint.name)
             if (live.traffic or {}).get(DEPLOYMENT_NAME) != 100:
                 live.traffic = {DEPLOYMENT_NAME: 100}
-                events.wait(f"Azure ML traffic to {name}/{DEPLOYMENT_NAME}", _poller_check(ml.online_endpoints.begin_create_or_update(live)))
-            deployed_id = ml.online_deployments.get(DEPLOYMENT_NAME, endpoint_name=name).id
+                events.wait(f"Azure ML traffic to {endpoint.name}/{DEPLOYMENT_NAME}", _poller_check(ml.online_endpoints.begin_create_or_update(live)))
+            deployed_id = ml.online_deployments.get(DEPLOYMENT_NAME, endpoint_name=endpoint.name).id
             autoscale = by_type[(AUTOSCALE, f"{name}-autoscale")]
             create_or_adopt(
                 autoscale,
@@ -205,8 +250,9 @@ class AzureProvider(Provider):
                 lambda: monitor.autoscale_settings.create_or_update(settings["resource_group"], autoscale.name, _autoscale_setting(plan, deployed_id, live.location, tags)),
                 events,
             )
-            url = ml.online_endpoints.get(name).scoring_uri
-        return Deployed(name, self.name, plan.region, tuple(by_type.values()), url or "", settings)
+            scoring = urlsplit(ml.online_endpoints.get(endpoint.name).scoring_uri or "")
+        url = f"{scoring.scheme}://{scoring.netloc}{CHAT_ROUTE}"
+        return Deployed(name, self.name, plan.region, tuple(by_type.values()), url, settings)
 
     def _create_and_wait(self, resource: Resource, events: Events, get: Callable[[], Any], begin: Callable[[], Any]) -> None:
         """Create through an SDK poller, or adopt one that exists, and wait until it is provisioned."""
@@ -222,12 +268,13 @@ class AzureProvider(Provider):
     def describe(self, deployed: Deployed) -> LiveStatus:
         ml, monitor, _ = _clients(deployed.settings)
         names = {r.type: r.name for r in deployed.resources}
+        endpoint_name = names[ENDPOINT]
         missing = [f"{kind} {name}" for kind, name in names.items() if not self._exists(ml, monitor, deployed, kind, name)]
         with _translated(), _quiet_stdout():
-            endpoint = _optional(lambda: ml.online_endpoints.get(deployed.deployment))
+            endpoint = _optional(lambda: ml.online_endpoints.get(endpoint_name))
             if endpoint is None:
                 return LiveStatus("missing", missing=tuple(missing))
-            online = _optional(lambda: ml.online_deployments.get(DEPLOYMENT_NAME, endpoint_name=deployed.deployment))
+            online = _optional(lambda: ml.online_deployments.get(DEPLOYMENT_NAME, endpoint_name=endpoint_name))
             autoscale = _optional(lambda: monitor.autoscale_settings.get(deployed.settings["resource_group"], names[AUTOSCALE]))
         capacity = autoscale.profiles[0].capacity if autoscale else None
         state = online.provisioning_state if online else endpoint.provisioning_state
@@ -248,7 +295,7 @@ class AzureProvider(Provider):
             check = {
                 CONNECTION: lambda: ml.connections.get(name),
                 ENDPOINT: lambda: ml.online_endpoints.get(name),
-                DEPLOYMENT: lambda: ml.online_deployments.get(DEPLOYMENT_NAME, endpoint_name=deployed.deployment),
+                DEPLOYMENT: lambda: ml.online_deployments.get(name.rsplit("/", 1)[1], endpoint_name=name.rsplit("/", 1)[0]),
                 AUTOSCALE: lambda: monitor.autoscale_settings.get(deployed.settings["resource_group"], name),
             }[kind]
             return _exists(check)
@@ -266,13 +313,15 @@ class AzureProvider(Provider):
     def destroy(self, deployed: Deployed, events: Events) -> None:
         ml, monitor, arm = _clients(deployed.settings)
         group = deployed.settings["resource_group"]
+        endpoints = {r.name for r in deployed.resources if r.type == ENDPOINT} | {r.name.split("/")[0] for r in deployed.resources if r.type == DEPLOYMENT}
         with _translated(), _quiet_stdout():
             for resource in deployed.resources:
                 if resource.type == AUTOSCALE:
                     _optional(lambda r=resource: monitor.autoscale_settings.delete(group, r.name))
-            if any(r.type in (ENDPOINT, DEPLOYMENT) for r in deployed.resources) and _exists(lambda: ml.online_endpoints.get(deployed.deployment)):
-                # Deleting the endpoint deletes its deployments with it.
-                events.wait(f"deleting Azure ML endpoint {deployed.deployment}", _poller_check(ml.online_endpoints.begin_delete(deployed.deployment)))
+            for endpoint in sorted(endpoints):
+                if _exists(lambda e=endpoint: ml.online_endpoints.get(e)):
+                    # Deleting the endpoint deletes its deployments with it.
+                    events.wait(f"deleting Azure ML endpoint {endpoint}", _poller_check(ml.online_endpoints.begin_delete(endpoint)))
             for resource in deployed.resources:
                 if resource.type == ENVIRONMENT:
                     _delete_environment_version(arm, deployed.settings, resource.name)
@@ -289,14 +338,41 @@ class AzureProvider(Provider):
 
     def endpoint(self, deployed: Deployed) -> Endpoint:
         group, workspace = deployed.settings["resource_group"], deployed.settings["workspace"]
+        name = next(r.name for r in deployed.resources if r.type == ENDPOINT)
+        keys = f"az ml online-endpoint get-credentials --name {name} --resource-group {group} --workspace-name {workspace}"
         return Endpoint(
             url=deployed.url,
-            auth=f"endpoint key: az ml online-endpoint get-credentials -n {deployed.deployment} -g {group} -w {workspace}",
+            auth=f"endpoint key, as a bearer token: {keys}",
             example=(
-                f"curl -X POST {deployed.url.removesuffix('/score')}/v1/completions -H 'Authorization: Bearer $KEY' "
-                """-H 'Content-Type: application/json' -d '{"prompt": "What is the capital of France?", "max_tokens": 64}'"""
+                f"KEY=$({keys} --query primaryKey --output tsv) && curl -sS {deployed.url} -H \"Authorization: Bearer $KEY\" "
+                f"-H 'Content-Type: application/json' -d '{json.dumps(chat_request(EXAMPLE_PROMPT, 64))}'"
             ),
         )
+
+    def invoke(self, deployed: Deployed, request: Mapping[str, Any]) -> Any:
+        """POST the chat completion to the scoring host with the endpoint's primary key as a bearer
+        token (the walkthrough's call, which the endpoint's key auth mode takes)."""
+        import requests
+
+        ml, _, _ = _clients(deployed.settings)
+        name = next(r.name for r in deployed.resources if r.type == ENDPOINT)
+        with _translated(), _quiet_stdout():
+            key = ml.online_endpoints.get_keys(name).primary_key
+        return answer_of(lambda: requests.post(deployed.url, json=dict(request), headers={"Authorization": f"Bearer {key}"}, timeout=REQUEST_TIMEOUT_MS / 1000),
+                         f"Azure ML endpoint {name}")  # fmt: skip
+
+
+def endpoint_name(plan: Plan) -> str:
+    """The deployment's endpoint name, unique in the Azure region: its name, cut to leave room, and a
+    hash of where it is placed (subscription, resource group, workspace) and its name."""
+    placed = plan.deployment.placement.azure
+    where = "/".join(filter(None, (placed.subscription_id, placed.resource_group, placed.workspace))) if placed else ""
+    digest = _short_hash(f"{where}/{plan.deployment.name}")[:8]
+    return f"{plan.deployment.name[: ENDPOINT_NAME_MAX - len(digest) - 1].rstrip('-')}-{digest}"
+
+
+def _dockerfile(plan: Plan) -> str:
+    return DOCKERFILE.format(image=plan.deployment.serving.image or VLLM_IMAGE)
 
 
 def _connection_name(deployment: str, secret: str) -> str:
@@ -312,28 +388,28 @@ def _short_hash(text: str) -> str:
 
 
 def _environment(plan: Plan) -> dict[str, str]:
-    """vLLM's settings for the container; the user's `serving.env` wins where they overlap."""
-    deployment = plan.deployment
-    env = {
-        "MODEL_ID": plan.hf_repo,
-        "TENSOR_PARALLEL_SIZE": str(plan.layout.tensor_parallel),
-        "MAX_MODEL_LEN": str(deployment.max_context),
-        "MAX_NUM_SEQS": str(deployment.concurrency),
-    }
-    if deployment.quantization != deployment.model_ref.checkpoint_quantization:
-        env["QUANTIZATION"] = {"fp8": "fp8", "int4": "awq"}[deployment.quantization]
-    return {**env, **deployment.serving.env}
+    """The two variables the environment's entrypoint reads; the user's `serving.env` wins where they overlap."""
+    arguments = vllm_arguments(plan)
+    model = arguments[arguments.index("--model") + 1]
+    rest = [a for i, a in enumerate(arguments) if a != "--model" and (i == 0 or arguments[i - 1] != "--model")]
+    return {"MODEL_NAME": model, "VLLM_ARGS": shlex.join([*rest, "--port", str(VLLM_PORT)]), **plan.deployment.serving.env}
+
+
+def _scale_rules(plan: Plan) -> list[dict[str, Any]]:
+    """Scale out by one above the rate that holds the concurrency target, in by one below half of it."""
+    target = round(target_requests_per_minute(plan), 1)
+    return [{"operator": "GreaterThan", "threshold": target, "direction": "Increase", "cooldown": SCALE_COOLDOWNS["Increase"]},
+            {"operator": "LessThan", "threshold": round(target * SCALE_IN_SHARE, 1), "direction": "Decrease", "cooldown": SCALE_COOLDOWNS["Decrease"]}]  # fmt: skip
 
 
 def _autoscale_setting(plan: Plan, deployment_id: str, location: str, tags: dict[str, str]) -> Any:
     from azure.mgmt.monitor.models import AutoscaleProfile, AutoscaleSettingResource, MetricTrigger, ScaleAction, ScaleCapacity, ScaleRule
 
     scaling = plan.deployment.autoscaling
-    endpoint_id = deployment_id.rsplit("/deployments/", 1)[0]
 
-    def rule(operator: str, threshold: int, direction: str, cooldown: str) -> Any:
-        trigger = MetricTrigger(metric_name="RequestLatency", metric_resource_uri=endpoint_id, time_grain="PT1M", statistic="Average",
-                                time_window="PT5M", time_aggregation="Average", operator=operator, threshold=threshold)  # fmt: skip
+    def rule(operator: str, threshold: float, direction: str, cooldown: str) -> Any:
+        trigger = MetricTrigger(metric_name=SCALE_METRIC, metric_resource_uri=deployment_id, time_grain="PT1M", statistic="Sum", time_window="PT5M",
+                                time_aggregation="Average", operator=operator, threshold=threshold, divide_per_instance=True)  # fmt: skip
         return ScaleRule(metric_trigger=trigger, scale_action=ScaleAction(direction=direction, type="ChangeCount", value="1", cooldown=cooldown))
 
     return AutoscaleSettingResource(
@@ -344,7 +420,7 @@ def _autoscale_setting(plan: Plan, deployment_id: str, location: str, tags: dict
         profiles=[AutoscaleProfile(
             name="llamadeploy",
             capacity=ScaleCapacity(minimum=str(scaling.min_replicas), maximum=str(scaling.max_replicas), default=str(scaling.min_replicas)),
-            rules=[rule(*scale_rule) for scale_rule in SCALE_RULES],
+            rules=[rule(r["operator"], r["threshold"], r["direction"], r["cooldown"]) for r in _scale_rules(plan)],
         )],
     )  # fmt: skip
 

@@ -121,6 +121,29 @@ class Program:
 
 
 @dataclass(frozen=True)
+class ScalingSignal:
+    """What a service's autoscaling watches for one deployment, and the value it holds per replica."""
+
+    metric: str  # the service's own name for it
+    target: float
+    unit: str  # what the target counts, per replica
+    why: str  # how it follows from the spec's target_concurrent_requests, or why this signal
+
+
+@dataclass(frozen=True)
+class ServingContract:
+    """How a cloud runs vLLM for a plan: what `plan` tells the user before anything is created."""
+
+    image: str
+    started: str  # how the service starts the container
+    route: str  # the public route a call goes to, and where it lands in the container
+    scaling: ScalingSignal
+    startup_limit_s: int | None  # how long the service lets a replica start, None if unbounded
+    startup_setting: str  # the setting (or rule) that sets that limit
+    needs: tuple[str, ...] = ()  # what the user must provide on this cloud (empty: nothing)
+
+
+@dataclass(frozen=True)
 class LiveStatus:
     """What really exists now, as the cloud reports it."""
 
@@ -184,6 +207,10 @@ class CloudService(ABC):
         """The values of an exported Pulumi program for `plan`; None where export is not written."""
         return None
 
+    def contract(self, plan: Plan) -> ServingContract | None:
+        """How this cloud starts, routes and scales vLLM for `plan`; None where not declared."""
+        return None
+
 
 class Provider(CloudService):
     """A cloud service llamadeploy can deploy to: the live operations behind `up`, `status`, `down`."""
@@ -219,7 +246,12 @@ class Provider(CloudService):
 
     @abstractmethod
     def endpoint(self, deployed: Deployed) -> Endpoint:
-        """The URL and how to call it."""
+        """The URL, how to authenticate, and an example call that works as printed."""
+
+    @abstractmethod
+    def invoke(self, deployed: Deployed, request: Mapping[str, Any]) -> Any:
+        """Send one OpenAI chat completion `request` through the cloud's own authentication and
+        return the decoded answer (what the cloud said, unchecked)."""
 
 
 T = TypeVar("T")
@@ -252,3 +284,28 @@ def create_or_adopt(resource: Resource, exists: Callable[[], bool], create: Call
 def resource_tags(plan: Plan) -> dict[str, str]:
     """The user's tags plus the deployment tag that lets a re-run find what it created."""
     return {**plan.deployment.tags, DEPLOYMENT_TAG: plan.deployment.name}
+
+
+def answer_of(send: Callable[[], Any], what: str) -> Any:
+    """The JSON answer of an inference call made with `requests` (`send` makes it), or its failure as
+    the typed error the engine acts on."""
+    import requests
+
+    try:
+        response = send()
+    except requests.RequestException as exc:
+        raise ProviderError(f"cannot reach {what}: {exc}") from exc
+    status, text = response.status_code, response.text[:300]
+    if status in (401, 403):
+        raise AuthError(f"{what} refused the credentials ({status}: {text})")
+    if status == 404:
+        raise NotFoundError(f"{what} answered 404: {text}")
+    if status == 429:
+        retry_after = response.headers.get("Retry-After")
+        raise ThrottledError(f"{what} is throttling requests ({text})", float(retry_after) if retry_after and retry_after.isdigit() else None)
+    if status >= 400:
+        raise ProviderError(f"{what} answered {status}: {text}")
+    try:
+        return response.json()
+    except ValueError as exc:
+        raise ProviderError(f"{what} answered with something other than JSON: {text}") from exc

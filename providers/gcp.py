@@ -1,5 +1,16 @@
-"""Google Cloud: a Vertex AI model with the vLLM serving container, deployed to a Vertex AI
-endpoint on GPU machines with min/max replica counts and an accelerator-duty-cycle target.
+"""Google Cloud: a Vertex AI model with Model Garden's vLLM serving container, deployed to a Vertex
+AI endpoint on GPU machines with min/max replica counts, scaled on requests per replica.
+
+The container follows Google's own samples: Model Garden's `pytorch-vllm-serve` image at a dated
+tag, its command line given as `args` that the image's entrypoint runs (GoogleCloudPlatform/
+vertex-ai-samples notebooks/community/model_garden/model_garden_pytorch_llama3_1_deployment.ipynb
+and model_garden_huggingface_vllm_deployment.ipynb), port 8080, 16 GiB of shared memory and the
+longest deployment timeout. The server is vLLM's OpenAI one with the predict route on its chat
+completions path, as Google's bring-your-own-vLLM sample routes predict to an OpenAI path
+(notebooks/official/prediction/vertexai_serving_vllm/vertexai_serving_vllm_gpu_llama3_2_3B.ipynb),
+so `:rawPredict` takes and returns OpenAI chat completions. A replica spanning hosts starts
+through the image's Ray launcher (model_garden_pytorch_deepseek_deployment.ipynb,
+`/vllm-workspace/ray_launcher.sh`; cloud.google.com/vertex-ai/docs/predictions/use-multihost-gpu).
 
 google-cloud-aiplatform's GAPIC clients are imported inside the methods that call Google, and
 used over REST. Its v1beta1 API is used because only it carries `multihost_gpu_node_count`,
@@ -11,12 +22,16 @@ long-running operation is one GET. Credentials come from Application Default Cre
 from __future__ import annotations
 
 import contextlib
+import datetime
+import json
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from orchestrator.secrets import resolve_secrets
+from orchestrator.serving import CHAT_ROUTE, EXAMPLE_PROMPT, HEALTH_ROUTE, OPENAI_SERVER, chat_request, startup, vllm_arguments
+from orchestrator.throughput import target_requests_per_minute
 from providers.base import (
     DEPLOYMENT_TAG,
     AuthError,
@@ -33,7 +48,10 @@ from providers.base import (
     ProviderError,
     QuotaError,
     Resource,
+    ScalingSignal,
+    ServingContract,
     ThrottledError,
+    answer_of,
     create_or_adopt,
     exists,
     if_exists,
@@ -54,12 +72,16 @@ ACCELERATOR_TYPES = {
     "A100-40GB": "NVIDIA_TESLA_A100",
     "L4": "NVIDIA_L4",
 }
-VLLM_IMAGE = "us-docker.pkg.dev/vertex-ai/vertex-vision-model-garden-dockers/pytorch-vllm-serve:latest"
+# The newest Model Garden vLLM tag in Google's samples (model_garden_huggingface_vllm_deployment.ipynb).
+MODEL_GARDEN_VLLM_IMAGE = "us-docker.pkg.dev/vertex-ai/vertex-vision-model-garden-dockers/pytorch-vllm-serve:20251205_0916_RC01"
+RAY_LAUNCHER = "/vllm-workspace/ray_launcher.sh"
 SERVING_PORT = 8080
-DUTY_CYCLE_METRIC = "aiplatform.googleapis.com/prediction/online/accelerator/duty_cycle"
-DUTY_CYCLE_TARGET = 60
-# vLLM's tensor-parallel workers share tensors through /dev/shm: 2 GiB per GPU, at least 4 GiB.
-SHARED_MEMORY_MB_PER_GPU = 2048
+SHARED_MEMORY_MB = 16 * 1024
+# ModelContainerSpec.deployment_timeout: "Limit for deployment timeout is 2 hours" (v1beta1 types/model.py).
+MAX_DEPLOYMENT_SECONDS = 7200
+# Requests per minute per replica (AutoscalingMetricSpec.metric_name, v1beta1 types/machine_resources.py;
+# "requests per minute per replica" in Vertex AI's autoscaling docs).
+REQUESTS_METRIC = "aiplatform.googleapis.com/prediction/online/request_count"
 _LABEL_INVALID = re.compile(r"[^a-z0-9_-]")
 _SCOPES = ["https://www.googleapis.com/auth/cloud-platform"]
 
@@ -105,7 +127,7 @@ class GcpProvider(Provider):
                 "machine_type": deployed.properties["machine_type"], "accelerator_type": deployed.properties["accelerator_type"],
                 "accelerator_count": deployed.properties["accelerator_count"], "multihost_gpu_node_count": plan.layout.nodes if plan.layout.nodes > 1 else 0,
                 "min_replica_count": deployed.properties["min_replica_count"], "max_replica_count": deployed.properties["max_replica_count"],
-                "metric": DUTY_CYCLE_METRIC, "target": DUTY_CYCLE_TARGET, "labels": model.properties["labels"],
+                "metric": REQUESTS_METRIC, "target": _requests_target(plan), "labels": model.properties["labels"],
             },
         )  # fmt: skip
 
@@ -118,17 +140,17 @@ class GcpProvider(Provider):
         from google.cloud import aiplatform_v1beta1 as vertex
 
         deployment, settings = plan.deployment, self.settings(plan)
-        models, endpoints = _clients(plan.region, settings)
+        models, endpoints, _ = _clients(plan.region, settings)
         parent = f"projects/{settings['project']}/locations/{plan.region}"
         model, endpoint, deployed = self.resources(plan)
         labels = model.properties["labels"]
         model_name, endpoint_name = f"{parent}/models/{model.name}", f"{parent}/endpoints/{endpoint.name}"
         shape = _container(plan)
         container = vertex.ModelContainerSpec(
-            image_uri=shape["image"], command=shape["command"], args=shape["args"],
+            image_uri=shape["image"], args=shape["args"],
             env=[vertex.EnvVar(name=k, value=v) for k, v in {**shape["env"], **resolve_secrets(deployment)}.items()],
             ports=[vertex.Port(container_port=shape["port"])], predict_route=shape["predict_route"], health_route=shape["health_route"],
-            shared_memory_size_mb=shape["shared_memory_size_mb"],
+            shared_memory_size_mb=shape["shared_memory_size_mb"], deployment_timeout=datetime.timedelta(seconds=shape["deployment_timeout_s"]),
         )  # fmt: skip
         with _translated():
             create_or_adopt(
@@ -156,18 +178,18 @@ class GcpProvider(Provider):
                 machine_spec=spec,
                 min_replica_count=deployment.autoscaling.min_replicas,
                 max_replica_count=deployment.autoscaling.max_replicas,
-                autoscaling_metric_specs=[vertex.AutoscalingMetricSpec(metric_name=DUTY_CYCLE_METRIC, target=DUTY_CYCLE_TARGET)],
+                autoscaling_metric_specs=[vertex.AutoscalingMetricSpec(metric_name=REQUESTS_METRIC, target=_requests_target(plan))],
             )
             create_or_adopt(
                 deployed,
-                lambda: _deployed_model_id(endpoints.get_endpoint(name=endpoint_name), model_name) is not None,
+                lambda: _deployed_model_id(endpoints.get_endpoint(name=endpoint_name), model.name) is not None,
                 lambda: self._wait(events, f"Vertex AI deployment of {model.name} to {endpoint.name}", endpoints.deploy_model(
                     endpoint=endpoint_name, traffic_split={"0": 100},
                     deployed_model=vertex.DeployedModel(model=model_name, display_name=deployed.name.split("/")[-1], dedicated_resources=resources))),
                 events,
             )  # fmt: skip
         host = settings.get("endpoint") or f"https://{plan.region}-aiplatform.googleapis.com"
-        return Deployed(deployment.name, self.name, plan.region, (model, endpoint, deployed), f"{host}/v1/{endpoint_name}:predict", settings)
+        return Deployed(deployment.name, self.name, plan.region, (model, endpoint, deployed), f"{host}/v1/{endpoint_name}:rawPredict", settings)
 
     @staticmethod
     def _wait(events: Events, what: str, operation: Any) -> None:
@@ -183,14 +205,14 @@ class GcpProvider(Provider):
         events.wait(what, check)
 
     def describe(self, deployed: Deployed) -> LiveStatus:
-        models, endpoints = _clients(deployed.region, deployed.settings)
+        models, endpoints, _ = _clients(deployed.region, deployed.settings)
         parent = f"projects/{deployed.settings['project']}/locations/{deployed.region}"
         model_name, endpoint_name = f"{parent}/models/{deployed.deployment}", f"{parent}/endpoints/{deployed.deployment}"
         with _translated():
             model = _optional(lambda: models.get_model(name=model_name))
             endpoint = _optional(lambda: endpoints.get_endpoint(name=endpoint_name))
         names = {r.type: r.name for r in deployed.resources}
-        serving = next((d for d in endpoint.deployed_models if d.model == model_name), None) if endpoint else None
+        serving = next((d for d in endpoint.deployed_models if _same_resource(d.model, model_name)), None) if endpoint else None
         missing = [f"{kind} {names[kind]}" for kind, present in ((MODEL, model), (ENDPOINT, endpoint), (DEPLOYED_MODEL, serving)) if kind in names and not present]
         if serving is None:
             return LiveStatus("missing", missing=tuple(missing))
@@ -204,7 +226,7 @@ class GcpProvider(Provider):
         )
 
     def scale(self, deployed: Deployed, min_replicas: int, max_replicas: int) -> None:
-        _, endpoints = _clients(deployed.region, deployed.settings)
+        _, endpoints, _ = _clients(deployed.region, deployed.settings)
         parent = f"projects/{deployed.settings['project']}/locations/{deployed.region}"
         with _translated():
             endpoint = endpoints.get_endpoint(name=f"{parent}/endpoints/{deployed.deployment}")
@@ -214,7 +236,7 @@ class GcpProvider(Provider):
                                                 update_mask={"paths": ["dedicated_resources"]}).result()  # fmt: skip
 
     def destroy(self, deployed: Deployed, events: Events) -> None:
-        models, endpoints = _clients(deployed.region, deployed.settings)
+        models, endpoints, _ = _clients(deployed.region, deployed.settings)
         parent = f"projects/{deployed.settings['project']}/locations/{deployed.region}"
         types = {r.type for r in deployed.resources}
         endpoint_name, model_name = f"{parent}/endpoints/{deployed.deployment}", f"{parent}/models/{deployed.deployment}"
@@ -238,7 +260,7 @@ class GcpProvider(Provider):
     def remaining(self, deployed: Deployed) -> list[Resource]:
         from google.cloud import aiplatform_v1beta1 as vertex
 
-        models, endpoints = _clients(deployed.region, deployed.settings)
+        models, endpoints, _ = _clients(deployed.region, deployed.settings)
         parent = f"projects/{deployed.settings['project']}/locations/{deployed.region}"
         label = f"labels.{DEPLOYMENT_TAG}={deployed.deployment}"
         with _translated():
@@ -253,37 +275,64 @@ class GcpProvider(Provider):
             url=deployed.url,
             auth="Google OAuth2 access token with aiplatform.endpoints.predict (gcloud auth print-access-token)",
             example=(
-                f"curl -X POST {deployed.url} -H \"Authorization: Bearer $(gcloud auth print-access-token)\" "
-                """-H 'Content-Type: application/json' -d '{"instances": [{"prompt": "What is the capital of France?", "max_tokens": 64}]}'"""
+                f"curl -sS -X POST {deployed.url} -H \"Authorization: Bearer $(gcloud auth print-access-token)\" "
+                f"-H 'Content-Type: application/json' -d '{json.dumps(chat_request(EXAMPLE_PROMPT, 64))}'"
             ),
         )
+
+    def invoke(self, deployed: Deployed, request: Mapping[str, Any]) -> Any:
+        """`rawPredict`: the body reaches the container's predict route (vLLM's chat completions) as
+        sent, and its answer comes back as it is. Sent as google-cloud-aiplatform's own
+        `Endpoint.raw_predict` sends it (aiplatform/models.py): a POST of the raw body through an
+        AuthorizedSession, since the GAPIC REST transport wraps both bodies in an HttpBody message."""
+        _, _, session = _clients(deployed.region, deployed.settings)
+        send = lambda: session.post(deployed.url, data=json.dumps(dict(request)), headers={"Content-Type": "application/json"}, timeout=600)  # noqa: E731
+        with _translated():
+            return answer_of(send, f"Vertex AI endpoint {deployed.deployment}")
+
+    def contract(self, plan: Plan) -> ServingContract:
+        multi = " through the image's Ray launcher (one replica over several hosts)" if plan.layout.nodes > 1 else ""
+        return ServingContract(
+            image=plan.deployment.serving.image or MODEL_GARDEN_VLLM_IMAGE,
+            started=f"the image's entrypoint runs the command line given as the model's args{multi}: vLLM's OpenAI server on port {SERVING_PORT}",
+            route=f"POST https://{plan.region}-aiplatform.googleapis.com/v1/projects/<project>/locations/{plan.region}/endpoints/<id>:rawPredict "
+                  f"(Google OAuth2) -> {CHAT_ROUTE} on port {SERVING_PORT}",
+            scaling=ScalingSignal(REQUESTS_METRIC, _requests_target(plan), "requests per minute per replica",
+                                  f"{plan.deployment.target_concurrent_requests} in flight at the throughput model's request time"),
+            startup_limit_s=MAX_DEPLOYMENT_SECONDS,
+            startup_setting="ModelContainerSpec.deployment_timeout (at most 2 hours)",
+            needs=("the Hugging Face token travels in the model's container environment: Vertex AI has no secret reference there",),
+        )  # fmt: skip
 
 
 def _container(plan: Plan) -> dict[str, Any]:
     """The serving container, as both `apply` and an exported program declare it (secrets apart)."""
-    gpus = plan.layout.tensor_parallel * plan.layout.nodes
+    command = ["python", *OPENAI_SERVER[1:], "--host=0.0.0.0", f"--port={SERVING_PORT}", *_vllm_arguments(plan)]
     return {
-        "image": plan.deployment.serving.image or VLLM_IMAGE, "command": ["python", "-m", "vllm.entrypoints.api_server"], "args": _vllm_args(plan),
-        "env": dict(plan.deployment.serving.env), "port": SERVING_PORT, "predict_route": "/generate", "health_route": "/ping",
-        "shared_memory_size_mb": max(4096, SHARED_MEMORY_MB_PER_GPU * gpus),
+        "image": plan.deployment.serving.image or MODEL_GARDEN_VLLM_IMAGE, "args": [RAY_LAUNCHER, *command] if plan.layout.nodes > 1 else command,
+        "env": dict(plan.deployment.serving.env), "port": SERVING_PORT, "predict_route": CHAT_ROUTE, "health_route": HEALTH_ROUTE,
+        "shared_memory_size_mb": SHARED_MEMORY_MB, "deployment_timeout_s": startup(plan).timeout(MAX_DEPLOYMENT_SECONDS),
     }  # fmt: skip
 
 
-def _vllm_args(plan: Plan) -> list[str]:
-    deployment = plan.deployment
-    args = [
-        "--host=0.0.0.0",
-        f"--port={SERVING_PORT}",
-        f"--model={plan.hf_repo}",
-        f"--tensor-parallel-size={plan.layout.tensor_parallel}",
-        f"--max-model-len={deployment.max_context}",
-        f"--max-num-seqs={deployment.concurrency}",
-    ]
+def _vllm_arguments(plan: Plan) -> list[str]:
+    """vLLM's options; a replica over several hosts splits its GPUs into pipeline stages, one per
+    host, with tensor parallelism inside each (the DeepSeek multi-host recipe: TP = GPUs x hosts / PP)."""
+    arguments = vllm_arguments(plan)
     if plan.layout.nodes > 1:
-        args.append(f"--pipeline-parallel-size={plan.layout.nodes}")
-    if deployment.quantization != deployment.model_ref.checkpoint_quantization:
-        args.append("--quantization=" + {"fp8": "fp8", "int4": "awq"}[deployment.quantization])
-    return args
+        arguments += ["--pipeline-parallel-size", str(plan.layout.nodes)]
+    return arguments
+
+
+def _requests_target(plan: Plan) -> int:
+    """Vertex AI's request_count target is a whole number of requests per minute per replica."""
+    return max(1, round(target_requests_per_minute(plan)))
+
+
+def _same_resource(name: str, wanted: str) -> bool:
+    """Whether two resource names are the same resource: Vertex AI answers with the project NUMBER
+    in names whichever form the request used, so compare all but the project."""
+    return name.split("/")[2:] == wanted.split("/")[2:]
 
 
 def _labels(tags: dict[str, str]) -> dict[str, str]:
@@ -291,19 +340,21 @@ def _labels(tags: dict[str, str]) -> dict[str, str]:
     return {_LABEL_INVALID.sub("_", k.lower())[:63]: _LABEL_INVALID.sub("_", v.lower())[:63] for k, v in tags.items()}
 
 
-def _deployed_model_id(endpoint: Any, model_name: str) -> str | None:
-    return next((d.id for d in endpoint.deployed_models if d.model == model_name), None)
+def _deployed_model_id(endpoint: Any, model_id: str) -> str | None:
+    return next((d.id for d in endpoint.deployed_models if d.model.rsplit("/", 1)[-1] == model_id), None)
 
 
-_client_cache: dict[tuple[str, str], tuple[Any, Any]] = {}
+_client_cache: dict[tuple[str, str], tuple[Any, Any, Any]] = {}
 
 
-def _clients(region: str, settings: dict[str, Any]) -> tuple[Any, Any]:
-    """A ModelServiceClient and an EndpointServiceClient for the region, over REST."""
+def _clients(region: str, settings: dict[str, Any]) -> tuple[Any, Any, Any]:
+    """A ModelServiceClient and an EndpointServiceClient for the region, over REST, and an
+    AuthorizedSession for prediction calls, all on one set of credentials."""
     endpoint = settings.get("endpoint") or f"https://{region}-aiplatform.googleapis.com"
     key = (region, endpoint)
     if key not in _client_cache:
         import google.auth
+        from google.auth.transport.requests import AuthorizedSession
         from google.cloud import aiplatform_v1beta1 as vertex
 
         with _translated():
@@ -312,10 +363,9 @@ def _clients(region: str, settings: dict[str, Any]) -> tuple[Any, Any]:
         _client_cache[key] = (
             vertex.ModelServiceClient(credentials=credentials, transport="rest", client_options=options),
             vertex.EndpointServiceClient(credentials=credentials, transport="rest", client_options=options),
+            AuthorizedSession(credentials),
         )
     return _client_cache[key]
-
-
 
 
 @contextlib.contextmanager

@@ -14,13 +14,18 @@ from __future__ import annotations
 
 import contextlib
 import io
+import json
+import math
 import os
 import zipfile
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from orchestrator.secrets import resolve_secrets
+from orchestrator.serving import CHAT_ROUTE, EXAMPLE_PROMPT, VLLM_IMAGE, chat_request, startup, vllm_arguments
+from orchestrator.sizing import GIB
+from orchestrator.throughput import target_requests_per_minute
 from providers.base import (
     DEPLOYMENT_TAG,
     AuthError,
@@ -36,7 +41,10 @@ from providers.base import (
     ProviderError,
     QuotaError,
     Resource,
+    ScalingSignal,
+    ServingContract,
     ThrottledError,
+    answer_of,
     if_exists,
     resource_tags,
 )
@@ -46,14 +54,33 @@ if TYPE_CHECKING:
 
 MODEL = "oci:DataScience/Model"
 MODEL_DEPLOYMENT = "oci:DataScience/ModelDeployment"
+# Oracle's vLLM bring-your-own-container samples (oracle-samples/oci-data-science-ai-samples,
+# LLM/deploy-llm-byoc.md, LLM/deploy-llama3.1.md, LLM/deploy-openai-llm-byoc.md): no entrypoint, so
+# `cmd` holds only vLLM's options, appended to the image's ENTRYPOINT (the SDK's
+# OcirModelDeploymentEnvironmentConfigurationDetails.cmd: "Use CMD as arguments to the ENTRYPOINT");
+# server and health ports 8080; /predict forwarded to MODEL_DEPLOY_PREDICT_ENDPOINT; SHM_SIZE 10g.
 SERVING_PORT = 8080
-# OCI's predefined autoscaling metrics are CPU and memory; vLLM's CPU work (tokenising,
-# scheduling, HTTP) rises with requests in flight, so CPU is the available proxy for load.
-SCALE_OUT_CPU_PERCENT = 70
-SCALE_IN_CPU_PERCENT = 30
+SERVICE_ENVIRONMENT = {"MODEL_DEPLOY_PREDICT_ENDPOINT": CHAT_ROUTE, "SHM_SIZE": "10g"}
+# The boot volume holds what the container downloads; the service sizes it unless told
+# (STORAGE_SIZE_IN_GB, llm/llama2/README.md: "model will be downloaded at runtime").
+STORAGE_HEADROOM_GB = 50
+# The deployment workflow's timeout, at most 240 minutes (DEPLOYMENT_TIMEOUT_IN_MINUTES,
+# model-deployment/containers/llm/llama2/README.md, "Troubleshooting": "Max value allowed is 240").
+MAX_DEPLOYMENT_MINUTES = 240
+# OCI's predefined autoscaling metrics are CPU and memory only; a GPU server's CPU says little
+# about its load. A custom MQL rule on the model deployment's own metrics scales on requests:
+# PredictRequestCount per instance per minute (oci_datascience_modeldeploy namespace, docs
+# "Model Deployment Metrics" and "Custom Scaling Metric Type to Configure Autoscaling", whose
+# example this follows; with no traffic no metric is emitted, so scale-in also fires on absence).
+REQUESTS_METRIC = 'PredictRequestCount[1m]{{resourceId = "MODEL_DEPLOYMENT_OCID"}}.grouping()'
+SCALE_OUT_QUERY = REQUESTS_METRIC + ".mean() > {target}"
+SCALE_IN_QUERY = REQUESTS_METRIC + ".absent() == 1 || " + REQUESTS_METRIC + ".mean() < {low}"
+SCALE_IN_SHARE = 0.5
 PENDING_DURATION = "PT5M"
-_NEEDS_IMAGE = ("OCI Data Science runs containers from OCIR only: push a vLLM image (e.g. vllm/vllm-openai) to "
-                "{region}.ocir.io/<namespace>/vllm and set serving.image in the stack")  # fmt: skip
+_NEEDS_IMAGE = ("OCI Data Science runs containers from OCIR only: push vLLM's image ({image}) to "
+                "{region}.ocir.io/<namespace>/vllm-openai and set placement.oci.image")  # fmt: skip
+_NEEDS_SUBNET = ("an OCI model deployment downloads the weights from the Hugging Face Hub only with custom networking: set "
+                 "placement.oci.subnet_id to a subnet whose VCN has a NAT gateway (docs: model-dep-create-cus-net.htm)")  # fmt: skip
 COOL_DOWN_S = 600
 ARTIFACT = "artifact.zip"
 _STATES = {"ACTIVE": "serving", "CREATING": "provisioning", "UPDATING": "provisioning", "DELETING": "deleting",
@@ -64,7 +91,9 @@ class OciProvider(Provider):
     name = "oci"
     service = "OCI Data Science model deployment"
     default_region = "us-ashburn-1"
-    required_placement = ("compartment_id", "project_id")
+    # image: OCI runs images from OCIR only (_NEEDS_IMAGE); subnet_id: the Hugging Face download at
+    # start needs custom networking (_NEEDS_SUBNET).
+    required_placement = ("compartment_id", "project_id", "subnet_id", "image")
     sdk_modules = ("oci",)
 
     def resources(self, plan: Plan) -> list[Resource]:
@@ -80,19 +109,20 @@ class OciProvider(Provider):
     def program(self, plan: Plan) -> Program:
         model, online = self.resources(plan)
         placed, deployment = plan.deployment.placement.oci, plan.deployment
-        if not deployment.serving.image:
-            raise InvalidRequestError(_NEEDS_IMAGE.format(region=plan.region))
+        if not (placed and placed.image):
+            raise InvalidRequestError(_NEEDS_IMAGE.format(image=VLLM_IMAGE, region=plan.region))
         artifact = _empty_artifact()
-        known = {f"llamadeploy:{key}": getattr(placed, key) for key in ("compartment_id", "project_id") if placed and getattr(placed, key)}
+        known = {f"llamadeploy:{key}": getattr(placed, key) for key in ("compartment_id", "project_id", "subnet_id") if placed and getattr(placed, key)}
         return Program(
             requirements=("pulumi-oci>=5.0,<6",),
             config={"oci:region": plan.region, **known},
-            required_config=("llamadeploy:compartment_id", "llamadeploy:project_id"),
+            required_config=("llamadeploy:compartment_id", "llamadeploy:project_id", "llamadeploy:subnet_id"),
             secrets=tuple(deployment.serving.secrets),
             values={
                 "model": model.name, "model_deployment": online.name, "artifact": ARTIFACT, "artifact_length": len(artifact),
-                "shape": online.properties["shape"], "scaling": _scaling(plan), "image": deployment.serving.image, "cmd": _vllm_command(plan),
-                "port": SERVING_PORT, "environment": dict(deployment.serving.env), "tags": online.properties["freeform_tags"],
+                "shape": online.properties["shape"], "scaling": _scaling(plan),
+                "image": placed.image, "cmd": _vllm_command(plan), "port": SERVING_PORT, "environment": _environment(plan),
+                "tags": online.properties["freeform_tags"],
             },
             files={ARTIFACT: artifact},
         )  # fmt: skip
@@ -107,8 +137,8 @@ class OciProvider(Provider):
         from oci.data_science import models as ds
 
         deployment, settings = plan.deployment, self.settings(plan)
-        if not deployment.serving.image:
-            raise InvalidRequestError(_NEEDS_IMAGE.format(region=plan.region))
+        placed = deployment.placement.oci
+        assert placed is not None and placed.image and placed.subnet_id  # required placement, checked before apply
         secrets = resolve_secrets(deployment)
         client = _client(plan.region, settings)
         model, online = self.resources(plan)
@@ -132,13 +162,13 @@ class OciProvider(Provider):
                         deployment_type="SINGLE_MODEL",
                         model_configuration_details=ds.ModelConfigurationDetails(
                             model_id=model_id,
-                            instance_configuration=ds.InstanceConfiguration(instance_shape_name=plan.offer.instance_type),
+                            instance_configuration=ds.InstanceConfiguration(instance_shape_name=plan.offer.instance_type, subnet_id=placed.subnet_id),
                             scaling_policy=_scaling_policy(plan),
                         ),
                         environment_configuration_details=ds.OcirModelDeploymentEnvironmentConfigurationDetails(
-                            environment_configuration_type="OCIR_CONTAINER", image=deployment.serving.image,
+                            environment_configuration_type="OCIR_CONTAINER", image=placed.image,
                             cmd=_vllm_command(plan), server_port=SERVING_PORT, health_check_port=SERVING_PORT,
-                            environment_variables={**deployment.serving.env, **secrets},
+                            environment_variables={**_environment(plan), **secrets},
                         ),
                     ),
                 ))  # fmt: skip
@@ -206,11 +236,39 @@ class OciProvider(Provider):
             return [r for r in deployed.resources if self._locate(client, deployed, r) is not None]
 
     def endpoint(self, deployed: Deployed) -> Endpoint:
+        profile = f" --profile {deployed.settings['profile']}" if deployed.settings.get("profile") else ""
         return Endpoint(
             url=deployed.url,
-            auth="OCI request signing (an API key or a security token): `oci raw-request` signs for you",
-            example=f"""oci raw-request --http-method POST --target-uri {deployed.url} --request-body '{{"prompt": "What is the capital of France?", "max_tokens": 64}}'""",
+            auth="OCI request signing (an API key or a security token); the caller needs the model deployment's predict permission",
+            example=f"oci raw-request{profile} --http-method POST --target-uri {deployed.url} --request-body '{json.dumps(chat_request(EXAMPLE_PROMPT, 64))}'",
         )
+
+    def invoke(self, deployed: Deployed, request: Mapping[str, Any]) -> Any:
+        """POST the chat completion to the deployment's /predict, signed as Oracle's samples sign it
+        (`requests.post(endpoint, json=body, auth=signer)`, ai-quick-actions/model-deployment-tips.md)."""
+        import requests
+
+        signer = _signer(deployed.region, deployed.settings)
+        return answer_of(lambda: requests.post(deployed.url, json=dict(request), auth=signer, timeout=300), f"OCI model deployment {deployed.deployment}")
+
+    def contract(self, plan: Plan) -> ServingContract:
+        placed = plan.deployment.placement.oci
+        image = placed.image if placed else None
+        target = target_requests_per_minute(plan)
+        needs = [] if image else [_NEEDS_IMAGE.format(image=VLLM_IMAGE, region=plan.region)]
+        if not (placed and placed.subnet_id):
+            needs.append(_NEEDS_SUBNET)
+        return ServingContract(
+            image=image or f"your OCIR copy of {VLLM_IMAGE}",
+            started="the image's ENTRYPOINT with vLLM's options as its arguments (cmd), no entrypoint override",
+            route=f"POST https://modeldeployment.{plan.region}.oci.customer-oci.com/<ocid>/predict (OCI signature) -> {CHAT_ROUTE} on port {SERVING_PORT}",
+            scaling=ScalingSignal("PredictRequestCount (per instance, custom MQL rule)", round(target, 1), "requests per minute per instance",
+                                  f"OCI's predefined metrics are CPU and memory only; {plan.deployment.target_concurrent_requests} in flight "
+                                  "at the throughput model's request time"),
+            startup_limit_s=MAX_DEPLOYMENT_MINUTES * 60,
+            startup_setting="DEPLOYMENT_TIMEOUT_IN_MINUTES (at most 240)",
+            needs=tuple(needs),
+        )  # fmt: skip
 
 
 def _with_id(resource: Resource, ocid: str) -> Resource:
@@ -240,9 +298,10 @@ def _scaling(plan: Plan) -> dict[str, Any]:
     scaling = plan.deployment.autoscaling
     if scaling.min_replicas == scaling.max_replicas:
         return {"policy_type": "FIXED_SIZE", "instance_count": scaling.min_replicas}
+    target = round(target_requests_per_minute(plan), 1)
     return {"policy_type": "AUTOSCALING", "cool_down_in_seconds": COOL_DOWN_S, "minimum": scaling.min_replicas, "maximum": scaling.max_replicas,
-            "initial": scaling.min_replicas, "metric": "CPU_UTILIZATION", "scale_out_percent": SCALE_OUT_CPU_PERCENT,
-            "scale_in_percent": SCALE_IN_CPU_PERCENT, "pending_duration": PENDING_DURATION}  # fmt: skip
+            "initial": scaling.min_replicas, "scale_out_query": SCALE_OUT_QUERY.format(target=target),
+            "scale_in_query": SCALE_IN_QUERY.format(low=round(target * SCALE_IN_SHARE, 1)), "pending_duration": PENDING_DURATION}  # fmt: skip
 
 
 def _scaling_policy(plan: Plan) -> Any:
@@ -252,13 +311,12 @@ def _scaling_policy(plan: Plan) -> Any:
     if values["policy_type"] == "FIXED_SIZE":
         return ds.FixedSizeScalingPolicy(policy_type="FIXED_SIZE", instance_count=values["instance_count"])
 
-    def threshold(percent: int) -> Any:
-        return ds.PredefinedExpressionThresholdScalingConfiguration(scaling_configuration_type="THRESHOLD", threshold=percent,
-                                                                    instance_count_adjustment=1, pending_duration=values["pending_duration"])  # fmt: skip
+    def query(text: str) -> Any:
+        return ds.CustomExpressionQueryScalingConfiguration(scaling_configuration_type="QUERY", query=text, instance_count_adjustment=1,
+                                                            pending_duration=values["pending_duration"])  # fmt: skip
 
-    rule = ds.PredefinedMetricExpressionRule(metric_expression_rule_type="PREDEFINED_EXPRESSION", metric_type=values["metric"],
-                                             scale_out_configuration=threshold(values["scale_out_percent"]),
-                                             scale_in_configuration=threshold(values["scale_in_percent"]))  # fmt: skip
+    rule = ds.CustomMetricExpressionRule(metric_expression_rule_type="CUSTOM_EXPRESSION", scale_out_configuration=query(values["scale_out_query"]),
+                                         scale_in_configuration=query(values["scale_in_query"]))  # fmt: skip
     return ds.AutoScalingPolicy(policy_type="AUTOSCALING", cool_down_in_seconds=values["cool_down_in_seconds"], is_enabled=True, auto_scaling_policies=[
         ds.ThresholdBasedAutoScalingPolicyDetails(auto_scaling_policy_type="THRESHOLD", minimum_instance_count=values["minimum"],
                                                   maximum_instance_count=values["maximum"], initial_instance_count=values["initial"], rules=[rule]),
@@ -266,14 +324,16 @@ def _scaling_policy(plan: Plan) -> Any:
 
 
 def _vllm_command(plan: Plan) -> list[str]:
-    deployment = plan.deployment
-    command = [
-        "vllm", "serve", plan.hf_repo, "--host=0.0.0.0", f"--port={SERVING_PORT}",
-        f"--tensor-parallel-size={plan.layout.tensor_parallel}", f"--max-model-len={deployment.max_context}", f"--max-num-seqs={deployment.concurrency}",
-    ]  # fmt: skip
-    if deployment.quantization != deployment.model_ref.checkpoint_quantization:
-        command.append("--quantization=" + {"fp8": "fp8", "int4": "awq"}[deployment.quantization])
-    return command
+    """vLLM's options only: OCI appends `cmd` to the image's ENTRYPOINT, which starts vLLM's server."""
+    return [*vllm_arguments(plan), "--host", "0.0.0.0", "--port", str(SERVING_PORT)]
+
+
+def _environment(plan: Plan) -> dict[str, str]:
+    """The service's routing and sizing settings; the user's `serving.env` wins where they overlap."""
+    start = startup(plan)
+    sizing = {"STORAGE_SIZE_IN_GB": str(math.ceil(start.download_gib * GIB / 1e9) + STORAGE_HEADROOM_GB),
+              "DEPLOYMENT_TIMEOUT_IN_MINUTES": str(min(MAX_DEPLOYMENT_MINUTES, math.ceil(start.timeout(None) / 60)))}  # fmt: skip
+    return {**SERVICE_ENVIRONMENT, **sizing, **plan.deployment.serving.env}
 
 
 def _empty_artifact() -> bytes:
@@ -313,16 +373,30 @@ def _client(region: str, settings: dict[str, Any]) -> Any:
         kwargs: dict[str, Any] = {"retry_strategy": oci.retry.NoneRetryStrategy()}
         if settings.get("endpoint"):
             kwargs["service_endpoint"] = settings["endpoint"]
-        with _translated():
-            if os.environ.get("OCI_RESOURCE_PRINCIPAL_VERSION"):
-                _client_cache[key] = oci.data_science.DataScienceClient({"region": region}, signer=oci.auth.signers.get_resource_principals_signer(), **kwargs)
-            else:
-                location = os.environ.get("OCI_CONFIG_FILE", oci.config.DEFAULT_LOCATION)
-                config = {**oci.config.from_file(location, settings.get("profile", "DEFAULT")), "region": region}
-                oci.config.validate_config(config)
-                _client_cache[key] = oci.data_science.DataScienceClient(config, **kwargs)
+        config, signer = _credentials(region, settings)
+        _client_cache[key] = oci.data_science.DataScienceClient(config, **({"signer": signer} if signer else {}), **kwargs)
     return _client_cache[key]
 
+
+def _credentials(region: str, settings: dict[str, Any]) -> tuple[dict[str, Any], Any]:
+    """The SDK config and, inside OCI, a resource principals signer (else None: the config's API key signs)."""
+    import oci
+
+    with _translated():
+        if os.environ.get("OCI_RESOURCE_PRINCIPAL_VERSION"):
+            return {"region": region}, oci.auth.signers.get_resource_principals_signer()
+        location = os.environ.get("OCI_CONFIG_FILE", oci.config.DEFAULT_LOCATION)
+        config = {**oci.config.from_file(location, settings.get("profile", "DEFAULT")), "region": region}
+        oci.config.validate_config(config)
+        return config, None
+
+
+def _signer(region: str, settings: dict[str, Any]) -> Any:
+    """A request signer for calls outside the SDK's clients (the deployment's /predict)."""
+    import oci
+
+    config, signer = _credentials(region, settings)
+    return signer or oci.signer.Signer(config["tenancy"], config["user"], config["fingerprint"], config["key_file"], config.get("pass_phrase"))
 
 
 def _failure(message: str) -> ProviderError:

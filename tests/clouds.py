@@ -10,6 +10,7 @@ from __future__ import annotations
 import http.client
 import json
 import os
+import shlex
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar, Protocol
@@ -18,21 +19,38 @@ from urllib.parse import urlsplit
 from click.testing import CliRunner
 
 from orchestrator.cli import cli
+from tests.emulators import containers
 from tests.emulators.aws import CREDENTIALS, AwsStandIn
 from tests.emulators.azure import RESOURCE_GROUP, SUBSCRIPTION, WORKSPACE, AzureStandIn
 from tests.emulators.gcp import PROJECT, GcpStandIn
 from tests.emulators.oci import COMPARTMENT
 from tests.emulators.oci import PROJECT as OCI_PROJECT
 from tests.emulators.oci import OciStandIn
+from tests.emulators.vllm import VALID_TOKEN
 
 ROLE = "arn:aws:iam::123456789012:role/SageMakerExecution"
-HF_TOKEN = "hf_NotARealTokenButSecret123"
+SUBNET = "ocid1.subnet.oc1.iad.llamadeploytest"
+# The test tenancy's copy of vLLM's image in OCIR (OCI runs images from OCIR only).
+OCIR_IMAGE = "iad.ocir.io/llamadeploy/vllm-openai:v0.11.0"
+containers.mirror(OCIR_IMAGE, of="vllm/vllm-openai:v0.11.0")
+HF_TOKEN = VALID_TOKEN  # the one token the stand-in hub accepts
 
 
 def stand_in_environment(state: Path, poll_seconds: float = 0.02) -> dict[str, str]:
     """What every stand-in run needs: fake AWS keys and no shared config, a token, fast polls, a state file."""
     return {**CREDENTIALS, "AWS_CONFIG_FILE": os.devnull, "AWS_SHARED_CREDENTIALS_FILE": os.devnull, "AWS_EC2_METADATA_DISABLED": "true",
             "HF_TOKEN": HF_TOKEN, "LLAMADEPLOY_POLL_SECONDS": str(poll_seconds), "LLAMADEPLOY_STATE": str(state)}  # fmt: skip
+
+
+def flags(arguments: list[str]) -> dict[str, str]:
+    """vLLM options as `--name value` or `--name=value` pairs, by name without dashes."""
+    found: dict[str, str] = {}
+    for index, token in enumerate(arguments):
+        if token.startswith("--"):
+            name, has_value, value = token[2:].partition("=")
+            following = arguments[index + 1] if index + 1 < len(arguments) else ""
+            found[name] = value if has_value else ("" if following.startswith("--") else following)
+    return found
 
 
 def cli_run(*args: str) -> tuple[int, str, str]:
@@ -60,6 +78,7 @@ class Cloud(Protocol):
     def throttle(self) -> None: ...
     def throttling_was_respected(self, stderr: str) -> bool: ...
     def delete_endpoint_by_hand(self, name: str) -> None: ...
+    def endpoint_name(self, deployment: str) -> str: ...
     def creates(self) -> int: ...
     def endpoint_creates(self) -> int: ...
     def created_twice(self) -> list[str]: ...
@@ -74,11 +93,8 @@ class _Common:
     stand_in: Any
 
     def placement(self) -> str:
-        """Stack lines placing a deployment on this cloud (and its serving needs, if any)."""
-        return self.serving() + "placement:\n" + self.block()
-
-    def serving(self) -> str:
-        return ""
+        """Stack lines placing a deployment on this cloud."""
+        return "placement:\n" + self.block()
 
     def inventory(self) -> dict[str, list[str]]:
         return self.stand_in.inventory()
@@ -88,6 +104,10 @@ class _Common:
 
     def throttling_was_respected(self, stderr: str) -> bool:
         return "throttling requests; retry" in stderr
+
+    def endpoint_name(self, deployment: str) -> str:
+        """The endpoint llamadeploy made for `deployment`, as the cloud names it."""
+        return deployment
 
     def answers(self, url: str) -> bool:
         """Whether a recorded endpoint URL answers its health route now, this cloud standing in for its host."""
@@ -226,7 +246,7 @@ class AzureCloud(_RestStandInHarness):
     counted: ClassVar[tuple[str, ...] | None] = ("environment", "endpoint", "deployment")
     program_types: tuple[str, ...] = ("azure-native:machinelearningservices:WorkspaceConnection", "azure-native:machinelearningservices:EnvironmentVersion",
                                       "azure-native:machinelearningservices:OnlineEndpoint", "azure-native:machinelearningservices:OnlineDeployment",
-                                      "azure-native:monitor:AutoscaleSetting")  # fmt: skip
+                                      "azure-native:monitor:AutoscaleSetting", "azure-native:storage:Blob")  # fmt: skip
 
     def block(self) -> str:
         return (
@@ -249,7 +269,10 @@ class AzureCloud(_RestStandInHarness):
         return all(requests[i + 1].at - requests[i].at >= 0.95 for i in throttled)
 
     def delete_endpoint_by_hand(self, name: str) -> None:
-        self.stand_in.delete_endpoint_by_hand(name)
+        self.stand_in.delete_endpoint_by_hand(self.endpoint_name(name))
+
+    def endpoint_name(self, deployment: str) -> str:
+        return self.stand_in.endpoint_named(deployment)  # unique in the region: the name plus a hash
 
     def from_program(self, declared: dict[str, list[dict[str, Any]]]) -> dict[str, Any]:
         (deployment,), (autoscale,) = declared["azure-native:machinelearningservices:OnlineDeployment"], declared["azure-native:monitor:AutoscaleSetting"]
@@ -259,7 +282,7 @@ class AzureCloud(_RestStandInHarness):
             "instance_type": properties["instanceType"], "instance_count": deployment["sku"]["capacity"],
             "min_replicas": int(capacity["minimum"]), "max_replicas": int(capacity["maximum"]),
             "concurrency": properties["requestSettings"]["maxConcurrentRequestsPerInstance"],
-            "model_id": env["MODEL_ID"], "max_model_len": env["MAX_MODEL_LEN"], "environment": env, "tags": deployment["tags"],
+            "model_id": env["MODEL_NAME"], "max_model_len": flags(shlex.split(env["VLLM_ARGS"]))["max-model-len"], "environment": env, "tags": deployment["tags"],
         }  # fmt: skip
 
     def received(self) -> dict[str, Any]:
@@ -274,8 +297,8 @@ class AzureCloud(_RestStandInHarness):
             "min_replicas": int(capacity["minimum"]),
             "max_replicas": int(capacity["maximum"]),
             "concurrency": properties["requestSettings"]["maxConcurrentRequestsPerInstance"],
-            "model_id": env["MODEL_ID"],
-            "max_model_len": env["MAX_MODEL_LEN"],
+            "model_id": env["MODEL_NAME"],
+            "max_model_len": flags(shlex.split(env["VLLM_ARGS"]))["max-model-len"],
             "environment": env,
             "tags": deployment["tags"],
             "deployment_request": json.dumps(deployment),
@@ -310,7 +333,7 @@ class GcpCloud(_RestStandInHarness):
     def from_program(self, declared: dict[str, list[dict[str, Any]]]) -> dict[str, Any]:
         (endpoint,) = declared[self.program_types[0]]
         container, dedicated = endpoint["modelConfig"]["containerSpec"], endpoint["deployConfig"]["dedicatedResources"]
-        args = dict(a.removeprefix("--").split("=", 1) for a in container["args"] if "=" in a)
+        args = flags(container["args"])
         return {
             "instance_type": dedicated["machineSpec"]["machineType"], "instance_count": dedicated["minReplicaCount"],
             "min_replicas": dedicated["minReplicaCount"], "max_replicas": dedicated["maxReplicaCount"], "concurrency": int(args["max-num-seqs"]),
@@ -323,7 +346,7 @@ class GcpCloud(_RestStandInHarness):
         (deploy,) = self.stand_in.received("deploy")
         container = upload["model"]["containerSpec"]
         dedicated = deploy["deployedModel"]["dedicatedResources"]
-        args = dict(a.removeprefix("--").split("=", 1) for a in container["args"] if "=" in a)
+        args = flags(container["args"])
         return {
             "instance_type": dedicated["machineSpec"]["machineType"],
             "instance_count": dedicated["minReplicaCount"],
@@ -350,11 +373,9 @@ class OciCloud(_RestStandInHarness):
     endpoint_kind: ClassVar[str] = "model_deployment"
     program_types: tuple[str, ...] = ("oci:DataScience/model:Model", "oci:DataScience/modelDeployment:ModelDeployment")
 
-    def serving(self) -> str:
-        return "serving:\n  image: iad.ocir.io/llamadeploy/vllm:0.11\n  env: {VLLM_LOGGING_LEVEL: INFO}\n"
-
     def block(self) -> str:
-        return f"  oci:\n    region: us-ashburn-1\n    compartment_id: {COMPARTMENT}\n    project_id: {OCI_PROJECT}\n    endpoint: {self.stand_in.url}\n"
+        return (f"  oci:\n    region: us-ashburn-1\n    compartment_id: {COMPARTMENT}\n    project_id: {OCI_PROJECT}\n"
+                f"    subnet_id: {SUBNET}\n    image: {OCIR_IMAGE}\n    endpoint: {self.stand_in.url}\n")  # fmt: skip
 
     def environment(self) -> dict[str, str]:
         return {"OCI_CONFIG_FILE": str(self.stand_in.write_config())}
@@ -370,12 +391,11 @@ class OciCloud(_RestStandInHarness):
         configuration = created["modelDeploymentConfigurationDetails"]
         model, environment = configuration["modelConfigurationDetails"], configuration["environmentConfigurationDetails"]
         policy = model["scalingPolicy"]["autoScalingPolicies"][0]
-        command = environment["cmds"]
-        args = dict(a.removeprefix("--").split("=", 1) for a in command if a.startswith("--"))
+        args = flags(environment["cmds"])
         return {
             "instance_type": model["instanceConfiguration"]["instanceShapeName"], "instance_count": policy["initialInstanceCount"],
             "min_replicas": policy["minimumInstanceCount"], "max_replicas": policy["maximumInstanceCount"], "concurrency": int(args["max-num-seqs"]),
-            "model_id": command[2], "max_model_len": args["max-model-len"], "environment": environment["environmentVariables"], "tags": created["freeformTags"],
+            "model_id": args["model"], "max_model_len": args["max-model-len"], "environment": environment["environmentVariables"], "tags": created["freeformTags"],
         }  # fmt: skip
 
     def received(self) -> dict[str, Any]:
@@ -384,15 +404,14 @@ class OciCloud(_RestStandInHarness):
         model = configuration["modelConfigurationDetails"]
         environment = configuration["environmentConfigurationDetails"]
         policy = model["scalingPolicy"]["autoScalingPolicies"][0]
-        command = environment["cmd"]
-        args = dict(a.removeprefix("--").split("=", 1) for a in command if a.startswith("--"))
+        args = flags(environment["cmd"])
         return {
             "instance_type": model["instanceConfiguration"]["instanceShapeName"],
             "instance_count": policy["initialInstanceCount"],
             "min_replicas": policy["minimumInstanceCount"],
             "max_replicas": policy["maximumInstanceCount"],
             "concurrency": int(args["max-num-seqs"]),
-            "model_id": command[2],
+            "model_id": args["model"],
             "max_model_len": args["max-model-len"],
             "environment": environment["environmentVariables"],
             "tags": created["freeformTags"],

@@ -15,6 +15,7 @@ from tests.clouds import HARNESSES, Cloud, stand_in_environment
 from tests.emulators.aws import AwsStandIn
 from tests.emulators.azure import AzureStandIn
 from tests.emulators.gcp import GcpStandIn
+from tests.emulators.internet import Internet
 from tests.emulators.oci import OciStandIn
 
 DATA = Path(__file__).parent / "data"
@@ -44,6 +45,14 @@ def write_stack(tmp_path: Path) -> Callable[[str], Path]:
 
 
 @pytest.fixture(scope="session")
+def internet() -> Iterator[Internet]:
+    """The stand-ins' public hosts behind one HTTPS proxy (inference and storage URLs)."""
+    proxy = Internet()
+    yield proxy
+    proxy.stop()
+
+
+@pytest.fixture(scope="session")
 def aws_stand_in() -> Iterator[AwsStandIn]:
     stand_in = AwsStandIn()
     yield stand_in
@@ -51,8 +60,8 @@ def aws_stand_in() -> Iterator[AwsStandIn]:
 
 
 @pytest.fixture(scope="session")
-def azure_stand_in() -> Iterator[AzureStandIn]:
-    stand_in = AzureStandIn()
+def azure_stand_in(internet: Internet) -> Iterator[AzureStandIn]:
+    stand_in = AzureStandIn(internet)
     yield stand_in
     stand_in.stop()
 
@@ -65,15 +74,15 @@ def gcp_stand_in() -> Iterator[GcpStandIn]:
 
 
 @pytest.fixture(scope="session")
-def oci_stand_in() -> Iterator[OciStandIn]:
-    stand_in = OciStandIn()
+def oci_stand_in(internet: Internet) -> Iterator[OciStandIn]:
+    stand_in = OciStandIn(internet)
     yield stand_in
     stand_in.stop()
 
 
 def _harness(name: str, request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Cloud:
     """One cloud's stand-in, reset, with an environment that reaches it and nothing else."""
-    for key, value in stand_in_environment(tmp_path / "state.db").items():
+    for key, value in {**stand_in_environment(tmp_path / "state.db"), **request.getfixturevalue("internet").environment()}.items():
         monkeypatch.setenv(key, value)
     monkeypatch.delenv("AWS_PROFILE", raising=False)
     stand_in = request.getfixturevalue(f"{name}_stand_in")
@@ -99,12 +108,10 @@ def pair(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch, tmp_pa
 @pytest.fixture
 def stack(cloud: Cloud, tmp_path: Path) -> Path:
     path = tmp_path / "stack.yaml"
-    placement = cloud.placement()
-    serving = "" if placement.startswith("serving:") else "serving:\n  env: {VLLM_LOGGING_LEVEL: INFO}\n"
     path.write_text(
         "name: chat\nmodel: llama3.2-1b-instruct\nmax_context: 8192\nconcurrency: 8\n"
         "autoscaling: {min_replicas: 1, max_replicas: 3, target_concurrent_requests: 6}\n"
-        f"{serving}tags: {{team: ml}}\n" + placement
+        "serving:\n  env: {VLLM_LOGGING_LEVEL: INFO}\ntags: {team: ml}\n" + cloud.placement()
     )
     return path
 

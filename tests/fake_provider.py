@@ -6,7 +6,8 @@ which proves the registry finds plugins; it runs the same engine as the built-in
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, ClassVar
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from providers.base import CloudService, Deployed, Endpoint, Events, LiveStatus, NotFoundError, Provider, Resource, resource_tags
 
@@ -21,7 +22,7 @@ class FakeProvider(Provider):
     live: ClassVar[dict[str, Resource]] = {}
 
     def resources(self, plan: Plan) -> list[Resource]:
-        return [Resource("fake::Endpoint", plan.deployment.name, {"tags": resource_tags(plan), "instance_type": plan.offer.instance_type})]
+        return [Resource("fake::Endpoint", plan.deployment.name, {"tags": resource_tags(plan), "instance_type": plan.offer.instance_type, "model": plan.hf_repo})]
 
     def apply(self, plan: Plan, events: Events) -> Deployed:
         for resource in self.resources(plan):
@@ -50,6 +51,12 @@ class FakeProvider(Provider):
 
     def endpoint(self, deployed: Deployed) -> Endpoint:
         return Endpoint(deployed.url, "none", f"curl {deployed.url}")
+
+    def invoke(self, deployed: Deployed, request: Mapping[str, Any]) -> Any:
+        served = self.live.get(deployed.deployment)
+        if served is None:
+            raise NotFoundError(deployed.deployment)
+        return {"model": served.properties["model"], "choices": [{"message": {"role": "assistant", "content": "Paris."}}]}
 
 
 class PlanOnlyService(CloudService):

@@ -23,14 +23,19 @@ def azure(cloud: AzureCloud) -> AzureCloud:
 def test_autoscale_traffic_and_probes_as_received(azure: AzureCloud, stack: Path, instance_type: str) -> None:
     code, _, err = cli_run("up", str(stack), "--cloud", "azure", "--yes")
     assert code == 0, err
+    endpoint = azure.endpoint_name("chat")
     (autoscale,) = azure.stand_in.received("PUT", "autoscale")
     profile = autoscale["properties"]["profiles"][0]
     assert profile["capacity"] == {"minimum": "1", "maximum": "3", "default": "1"}
-    assert autoscale["properties"]["targetResourceUri"].endswith("/onlineEndpoints/chat/deployments/vllm")
+    assert autoscale["properties"]["targetResourceUri"].endswith(f"/onlineEndpoints/{endpoint}/deployments/vllm")
     assert [r["scaleAction"]["direction"] for r in profile["rules"]] == ["Increase", "Decrease"]
-    assert {r["metricTrigger"]["metricName"] for r in profile["rules"]} == {"RequestLatency"}
+    triggers = [r["metricTrigger"] for r in profile["rules"]]
+    assert {t["metricName"] for t in triggers} == {"RequestsPerMinute"} and all(t["dividePerInstance"] for t in triggers)
+    assert triggers[0]["threshold"] == 2 * triggers[1]["threshold"] > 0  # scale in below half the rate that holds the target
     endpoint_puts = azure.stand_in.received("PUT", "endpoint")
     assert endpoint_puts[0]["properties"]["authMode"] == "Key"
+    assert endpoint_puts[0]["properties"]["properties"] == {"enforce_access_to_default_secret_stores": "enabled"}  # secret injection needs it
+    assert endpoint_puts[0]["identity"]["type"] == "SystemAssigned"
     assert endpoint_puts[-1]["properties"]["traffic"] == {"vllm": 100}
     (deployment,) = azure.stand_in.received("PUT", "deployment")
     properties = deployment["properties"]
@@ -40,8 +45,14 @@ def test_autoscale_traffic_and_probes_as_received(azure: AzureCloud, stack: Path
     registered = next(r.path for r in azure.stand_in.requests if r.method == "PUT" and r.kind == "environment")
     assert "/environments/chat-vllm/versions/" in properties["environmentId"]
     assert properties["environmentId"].endswith(registered.rsplit("/environments/", 1)[1])  # the version it registered
-    assert environment["properties"]["image"] == "vllm/vllm-openai:v0.11.0"
-    assert environment["properties"]["inferenceConfig"]["scoringRoute"] == {"port": 8000, "path": "/v1/completions"}
+    context = environment["properties"]["build"]["contextUri"]
+    assert context.startswith(f"https://{arm.STORAGE_ACCOUNT}.blob.core.windows.net/{arm.BLOB_CONTAINER}/LocalUpload/") and context.endswith("/")
+    dockerfile = azure.stand_in.blobs[context.split(".net/", 1)[1] + "Dockerfile"][0].decode()
+    assert dockerfile.splitlines() == ["FROM vllm/vllm-openai:v0.11.0",
+                                       "ENTRYPOINT python3 -m vllm.entrypoints.openai.api_server --model $MODEL_NAME $VLLM_ARGS"]  # fmt: skip
+    assert environment["properties"]["inferenceConfig"]["scoringRoute"] == {"port": 8000, "path": "/"}
+    assert environment["properties"]["inferenceConfig"]["readinessRoute"] == {"port": 8000, "path": "/health"}
+    assert properties["environmentVariables"]["MODEL_NAME"] == "meta-llama/Llama-3.2-1B-Instruct"
 
 
 def test_instance_type_the_region_does_not_offer(azure: AzureCloud, stack: Path, instance_type: str, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -68,4 +79,4 @@ def test_transient_server_errors_are_retried(azure: AzureCloud, stack: Path) -> 
     azure.stand_in.faults.server_error_next = 2
     code, _, err = cli_run("up", str(stack), "--cloud", "azure", "--yes")
     assert code == 0, err
-    assert azure.inventory()["endpoints"] == ["chat"]
+    assert azure.inventory()["endpoints"] == [azure.endpoint_name("chat")]

@@ -25,6 +25,7 @@ from tests.clouds import HF_TOKEN, Cloud, cli_run  # noqa: E402
 SECRET_SIG = "4dabf18193072939515e22adb298388d"
 CONFIG = {"llamadeploy:execution_role_arn": "arn:aws:iam::123456789012:role/SageMakerExecution", "llamadeploy:resource_group": "rg",
           "llamadeploy:workspace": "ws", "llamadeploy:compartment_id": "ocid1.compartment.oc1..x", "llamadeploy:project_id": "ocid1.project.oc1..x",
+          "llamadeploy:subnet_id": "ocid1.subnet.oc1..x",
           "aws:region": "us-east-1", "gcp:project": "llamadeploy-test"}  # fmt: skip
 
 
@@ -39,7 +40,12 @@ class Recorder(pulumi.runtime.Mocks):
         return f"{args.name}-id", dict(args.inputs)
 
     def call(self, args: pulumi.runtime.MockCallArgs) -> dict[str, Any]:
-        return {}
+        """What the lookups a program makes would find: an Azure ML workspace, with its storage account."""
+        found = {
+            "azure-native:machinelearningservices:getWorkspace": {
+                "storageAccount": "/subscriptions/s/resourceGroups/rg-storage/providers/Microsoft.Storage/storageAccounts/wsstore", "workspaceId": "0000"},
+        }  # fmt: skip
+        return found.get(args.token, {})
 
     def declared(self) -> dict[str, list[dict[str, Any]]]:
         """Inputs by type token, with secrets unwrapped."""
@@ -50,12 +56,16 @@ class Recorder(pulumi.runtime.Mocks):
 
 
 def _unwrap(value: Any) -> Any:
+    if isinstance(value, pulumi.StringAsset):
+        return value.text
     if isinstance(value, dict):
         return _unwrap(value["value"]) if SECRET_SIG in value else {k: _unwrap(v) for k, v in value.items()}
     return [_unwrap(v) for v in value] if isinstance(value, list) else value
 
 
 def _redacted(value: Any) -> Any:
+    if isinstance(value, pulumi.StringAsset):
+        return value.text
     if isinstance(value, dict):
         return "[secret]" if SECRET_SIG in value else {k: _redacted(v) for k, v in value.items()}
     return [_redacted(v) for v in value] if isinstance(value, list) else value
@@ -149,7 +159,7 @@ def test_a_broken_template_is_caught(cloud: Cloud, stack: Path, tmp_path: Path, 
 def test_export_errors_write_nothing(write_stack: Any, tmp_path: Path) -> None:
     no_image = write_stack("name: chat\nmodel: llama3.2-1b-instruct\nplacement:\n  oci: {region: us-ashburn-1}\n")
     code, _, err = export(no_image, "oci", tmp_path / "out")
-    assert code == 1 and "serving.image" in err and not (tmp_path / "out").exists()
+    assert code == 1 and "placement.oci.image" in err and not (tmp_path / "out").exists()
     code, _, err = export(no_image, "nimbus", tmp_path / "out")
     assert code == 2 and "nimbus" in err
     code, _, err = cli_run("export", str(no_image), "--cloud", "aws")
@@ -165,14 +175,14 @@ deployments:
     max_context: 4096
     concurrency: 8
     autoscaling: {min_replicas: 1, max_replicas: 2}
-    serving: {image: iad.ocir.io/llamadeploy/vllm:0.11, secrets: {HF_TOKEN: env:HF_TOKEN}}
+    serving: {secrets: {HF_TOKEN: env:HF_TOKEN}}
     tags: {team: ml}
-    placement: {aws: {region: us-east-1}, azure: {region: eastus}, gcp: {region: us-central1}, oci: {region: us-ashburn-1}}
+    placement: {aws: {region: us-east-1}, azure: {region: eastus}, gcp: {region: us-central1}, oci: {region: us-ashburn-1, image: iad.ocir.io/llamadeploy/vllm:0.11}}
   - name: batch
     model: llama3.1-8b-instruct
     max_context: 8192
     concurrency: 16
     autoscaling: {min_replicas: 2, max_replicas: 2}
-    serving: {image: iad.ocir.io/llamadeploy/vllm:0.11, secrets: {HF_TOKEN: env:HF_TOKEN}}
-    placement: {aws: {region: us-east-1}, azure: {region: eastus}, gcp: {region: us-central1}, oci: {region: us-ashburn-1}}
+    serving: {secrets: {HF_TOKEN: env:HF_TOKEN}}
+    placement: {aws: {region: us-east-1}, azure: {region: eastus}, gcp: {region: us-central1}, oci: {region: us-ashburn-1, image: iad.ocir.io/llamadeploy/vllm:0.11}}
 """

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.clouds import GcpCloud, cli_run
+from tests.clouds import GcpCloud, cli_run, flags
 
 pytestmark = pytest.mark.parametrize("cloud", ["gcp"], indirect=True)
 
@@ -19,27 +19,34 @@ def test_machine_accelerators_and_container_as_received(cloud: GcpCloud, stack: 
     dedicated = deploy["deployedModel"]["dedicatedResources"]
     assert dedicated["machineSpec"] == {"machineType": "g2-standard-4", "acceleratorType": 11, "acceleratorCount": 1}  # 11 = NVIDIA_L4
     assert (dedicated["minReplicaCount"], dedicated["maxReplicaCount"]) == (1, 3)
-    assert dedicated["autoscalingMetricSpecs"] == [{"metricName": "aiplatform.googleapis.com/prediction/online/accelerator/duty_cycle", "target": 60}]
+    (metric,) = dedicated["autoscalingMetricSpecs"]
+    assert metric["metricName"] == "aiplatform.googleapis.com/prediction/online/request_count" and metric["target"] >= 1  # requests per minute per replica
     assert deploy["trafficSplit"] == {"0": 100}
     (upload,) = cloud.stand_in.received("upload")
     container = upload["model"]["containerSpec"]
     assert upload["modelId"] == "chat"
-    assert "--tensor-parallel-size=1" in container["args"] and "--max-num-seqs=8" in container["args"]
-    assert (container["healthRoute"], container["predictRoute"], container["ports"]) == ("/ping", "/generate", [{"containerPort": 8080}])
-    assert int(container["sharedMemorySizeMb"]) == 4096
+    # Google's samples: the dated Model Garden image, the whole command line as args, which its entrypoint runs.
+    assert container["imageUri"].endswith("/pytorch-vllm-serve:20251205_0916_RC01") and "command" not in container
+    assert container["args"][:3] == ["python", "-m", "vllm.entrypoints.openai.api_server"]
+    assert {"--host=0.0.0.0", "--port=8080"} <= set(container["args"])
+    assert flags(container["args"])["tensor-parallel-size"] == "1" and flags(container["args"])["max-num-seqs"] == "8"
+    assert (container["healthRoute"], container["predictRoute"], container["ports"]) == ("/health", "/v1/chat/completions", [{"containerPort": 8080}])
+    assert int(container["sharedMemorySizeMb"]) == 16384 and 0 < int(container["deploymentTimeout"].rstrip("s")) <= 7200
     assert upload["model"]["labels"] == {"team": "ml", "llamadeploy-deployment": "chat"}
 
 
-def test_a_replica_over_two_a3_hosts(cloud: GcpCloud, tmp_path: Path) -> None:
-    stack = tmp_path / "big.yaml"
-    stack.write_text("name: big\nmodel: llama3.1-405b-instruct\nmax_context: 16384\nconcurrency: 8\ngpu: H100\n" + cloud.placement())
+def test_a_replica_over_two_a3_hosts_starts_through_the_ray_launcher(cloud: GcpCloud, tmp_path: Path) -> None:
+    stack = tmp_path / "big.yaml"  # 70B with twelve 128K-token sequences: more than one 8x H100 host holds
+    stack.write_text("name: big\nmodel: llama3.1-70b-instruct\nmax_context: 131072\nconcurrency: 12\ngpu: H100\n" + cloud.placement())
     code, out, err = cli_run("up", str(stack), "--cloud", "gcp", "--yes")
     assert code == 0, err
     (deploy,) = cloud.stand_in.received("deploy")
     spec = deploy["deployedModel"]["dedicatedResources"]["machineSpec"]
     assert (spec["machineType"], spec["acceleratorType"], spec["acceleratorCount"], spec["multihostGpuNodeCount"]) == ("a3-highgpu-8g", 13, 8, 2)
     (upload,) = cloud.stand_in.received("upload")
-    assert {"--tensor-parallel-size=8", "--pipeline-parallel-size=2"} <= set(upload["model"]["containerSpec"]["args"])
+    args = upload["model"]["containerSpec"]["args"]
+    assert args[0] == "/vllm-workspace/ray_launcher.sh"  # vLLM reaches the second host's GPUs only through Ray
+    assert (flags(args)["tensor-parallel-size"], flags(args)["pipeline-parallel-size"]) == ("8", "2")
     assert cli_run("down", "big", "--yes")[0] == 0
     assert cloud.empty(), cloud.inventory()
 

@@ -20,10 +20,9 @@ REPO = Path(__file__).parent.parent
 @pytest.fixture
 def two_cloud_stack(pair: tuple[Cloud, Cloud], tmp_path: Path) -> Path:
     source, target = pair
-    serving = source.serving() or target.serving() or "serving:\n  env: {VLLM_LOGGING_LEVEL: INFO}\n"
     path = tmp_path / "stack.yaml"
-    path.write_text("name: chat\nmodel: llama3.2-1b-instruct\nmax_context: 4096\nconcurrency: 8\n"
-                    "autoscaling: {min_replicas: 1, max_replicas: 2}\n" + serving + "placement:\n" + source.block() + target.block())  # fmt: skip
+    path.write_text("name: chat\nmodel: llama3.2-1b-instruct\nmax_context: 4096\nconcurrency: 8\nautoscaling: {min_replicas: 1, max_replicas: 2}\n"
+                    "serving:\n  env: {VLLM_LOGGING_LEVEL: INFO}\nplacement:\n" + source.block() + target.block())  # fmt: skip
     return path
 
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.clouds import OciCloud, cli_run
+from tests.clouds import OCIR_IMAGE, SUBNET, OciCloud, cli_run
 
 pytestmark = pytest.mark.parametrize("cloud", ["oci"], indirect=True)
 
@@ -25,17 +25,25 @@ def test_shape_scaling_and_container_as_received(cloud: OciCloud, stack: Path) -
     assert code == 0, err
     details = _created(cloud)
     model = details["modelConfigurationDetails"]
-    assert model["instanceConfiguration"] == {"instanceShapeName": "VM.GPU.A10.1"}
+    assert model["instanceConfiguration"] == {"instanceShapeName": "VM.GPU.A10.1", "subnetId": SUBNET}  # custom networking: the hub download
     policy = model["scalingPolicy"]
     assert (policy["policyType"], policy["isEnabled"]) == ("AUTOSCALING", True)
     (threshold,) = policy["autoScalingPolicies"]
     assert (threshold["minimumInstanceCount"], threshold["maximumInstanceCount"], threshold["initialInstanceCount"]) == (1, 3, 1)
     (rule,) = threshold["rules"]
-    assert (rule["metricType"], rule["scaleOutConfiguration"]["threshold"], rule["scaleInConfiguration"]["threshold"]) == ("CPU_UTILIZATION", 70, 30)
+    assert rule["metricExpressionRuleType"] == "CUSTOM_EXPRESSION"  # requests, not CPU: a GPU server's CPU says little
+    out, scale_in = rule["scaleOutConfiguration"]["query"], rule["scaleInConfiguration"]["query"]
+    assert out.startswith('PredictRequestCount[1m]{resourceId = "MODEL_DEPLOYMENT_OCID"}.grouping().mean() > ')
+    assert ".absent() == 1 ||" in scale_in and float(out.rsplit(" ", 1)[1]) == 2 * float(scale_in.rsplit(" ", 1)[1])
     environment = details["environmentConfigurationDetails"]
-    assert (environment["environmentConfigurationType"], environment["image"]) == ("OCIR_CONTAINER", "iad.ocir.io/llamadeploy/vllm:0.11")
+    assert (environment["environmentConfigurationType"], environment["image"]) == ("OCIR_CONTAINER", OCIR_IMAGE)
     assert (environment["serverPort"], environment["healthCheckPort"]) == (8080, 8080)
-    assert environment["cmd"][:3] == ["vllm", "serve", "meta-llama/Llama-3.2-1B-Instruct"] and "--port=8080" in environment["cmd"]
+    # Oracle's BYOC samples: no entrypoint, vLLM's options only in cmd (they follow the image's ENTRYPOINT).
+    assert "entrypoint" not in environment and environment["cmd"][:2] == ["--model", "meta-llama/Llama-3.2-1B-Instruct"]
+    assert environment["cmd"][-4:] == ["--host", "0.0.0.0", "--port", "8080"]
+    variables = environment["environmentVariables"]
+    assert (variables["MODEL_DEPLOY_PREDICT_ENDPOINT"], variables["SHM_SIZE"]) == ("/v1/chat/completions", "10g")
+    assert int(variables["STORAGE_SIZE_IN_GB"]) >= 50 and 1 <= int(variables["DEPLOYMENT_TIMEOUT_IN_MINUTES"]) <= 240
     (model_created,) = cloud.stand_in.received("POST", "models")
     assert (model_created["displayName"], model_created["freeformTags"]["llamadeploy-deployment"]) == ("chat-model", "chat")
     assert [r.kind for r in cloud.stand_in.requests].count("artifact") == 1  # bring-your-own-container still needs one
@@ -56,10 +64,17 @@ def test_an_unknown_shape_is_rejected_and_rolled_back(cloud: OciCloud, stack: Pa
     assert cloud.empty(), cloud.inventory()
 
 
-def test_an_ocir_image_is_required(cloud: OciCloud, stack: Path) -> None:
-    stack.write_text(stack.read_text().replace("  image: iad.ocir.io/llamadeploy/vllm:0.11\n", ""))
+def test_an_ocir_image_and_a_subnet_are_required_before_anything_is_created(cloud: OciCloud, stack: Path) -> None:
+    text = stack.read_text()
+    stack.write_text(text.replace(f"    image: {OCIR_IMAGE}\n", "").replace(f"    subnet_id: {SUBNET}\n", ""))
+    code, out, _ = cli_run("plan", str(stack), "--cloud", "oci")
+    assert code == 0 and "OCI Data Science runs containers from OCIR only" in out and "placement.oci.subnet_id" in out  # said at plan
     code, _, err = cli_run("up", str(stack), "--cloud", "oci", "--yes")
-    assert code == 1 and "OCI Data Science runs containers from OCIR only" in err and "set serving.image" in err
+    assert code == 1 and "`up` on oci needs placement.oci.subnet_id, image" in err
+    assert cloud.creates() == 0
+    stack.write_text(text.replace(OCIR_IMAGE, "docker.io/vllm/vllm-openai:v0.11.0"))
+    code, _, err = cli_run("up", str(stack), "--cloud", "oci", "--yes")
+    assert code == 1 and "placement.oci.image" in err and "iad.ocir.io/<namespace>/vllm-openai" in err
     assert cloud.creates() == 0
 
 

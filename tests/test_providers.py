@@ -101,12 +101,13 @@ def test_throttling_is_retried(cloud: Cloud, stack: Path) -> None:
 
 def test_status_reports_an_endpoint_deleted_by_hand(cloud: Cloud, stack: Path) -> None:
     assert cli_run("up", str(stack), "--cloud", cloud.name, "--yes")[0] == 0
+    endpoint = cloud.endpoint_name("chat")
     cloud.delete_endpoint_by_hand("chat")
     code, out, _ = cli_run("status", "chat", "--output", "json")
     (row,) = json.loads(out)["deployments"]
     assert code == 0 and row["error"] is None, row["error"]
     assert row["live"]["state"] == "missing"
-    assert f"{cloud.endpoint_type} chat was deleted outside llamadeploy" in row["drift"]
+    assert f"{cloud.endpoint_type} {endpoint} was deleted outside llamadeploy" in row["drift"]
     code, out, _ = cli_run("status")
     assert code == 0 and "missing" in out  # the table wraps long notes; the JSON above has the exact text
     assert cli_run("down", "chat", "--yes")[0] == 0

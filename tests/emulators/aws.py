@@ -5,6 +5,12 @@ for capacity, and never throttles. The proxy in front of it (what boto3 talks to
 an endpoint that takes N polls to become ready (or then fails with a reason), a call that
 fails with a given error, and throttling for the next K calls. It records every request so
 tests can assert on what the cloud received, and `inventory()` counts what is left.
+
+It also starts each endpoint's container as SageMaker does (tests/emulators/containers.py): the
+model's image with its own entrypoint and the model's environment, no command (SageMaker has no
+command override), health-checked with GET /ping on port 8080 (the SageMaker inference container
+contract). A container that exits or listens elsewhere fails the endpoint with SageMaker's reason,
+and InvokeEndpoint (`POST /endpoints/<name>/invocations`) reaches the container's /invocations.
 """
 
 from __future__ import annotations
@@ -23,7 +29,13 @@ import boto3
 from moto.moto_server.threaded_moto_server import ThreadedMotoServer
 from moto.sagemaker.models import FakeEndpointConfig
 
+from tests.emulators import containers
+from tests.emulators.vllm import ContainerFailed
+
 REGION = "us-east-1"
+SAGEMAKER_PORT = 8080  # "Containers need to implement a web server that responds to /invocations and /ping on port 8080"
+PING_FAILED = ("The primary container for production variant AllTraffic did not pass the ping health check. "
+               "Please check CloudWatch logs for this endpoint.")  # fmt: skip
 _RUNTIME_HOST = re.compile(r"^runtime\.sagemaker\.[a-z0-9-]+\.amazonaws\.com$")
 _INVOCATIONS = re.compile(r"^/endpoints/(?P<name>[^/]+)/invocations$")
 CREDENTIALS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_SESSION_TOKEN": "testing"}
@@ -69,6 +81,7 @@ class AwsStandIn:
         self._polls_left: dict[str, int] = {}
         self._created_at: dict[str, float] = {}
         self._deleting: dict[str, int] = {}
+        self.containers: dict[str, containers.Container | ContainerFailed] = {}
         self._lock = threading.Lock()
         self._proxy = ThreadingHTTPServer(("127.0.0.1", 0), _handler(self))
         self._proxy.daemon_threads = True
@@ -89,6 +102,7 @@ class AwsStandIn:
         self._polls_left.clear()
         self._created_at.clear()
         self._deleting.clear()
+        self.containers.clear()
 
     def calls(self, action: str) -> list[dict[str, Any]]:
         return [r.body for r in self.requests if r.action == action]
@@ -119,7 +133,8 @@ class AwsStandIn:
             return self._faked_status(name, poll=False) is None
 
     def _faked_status(self, name: str, poll: bool) -> str | None:
-        """Creating or Failed while the faults say so, else None (moto's InService stands); a poll counts down."""
+        """Creating or Failed while the faults (or the container) say so, else None (moto's InService
+        stands); a poll counts down."""
         left = self._polls_left.get(name, 0)
         if time.monotonic() - self._created_at.get(name, 0.0) < self.faults.ready_after_seconds:
             return "Creating"
@@ -127,7 +142,39 @@ class AwsStandIn:
             if poll:
                 self._polls_left[name] = left - 1
             return "Creating"
-        return "Failed" if self.faults.failure_reason and name in self._polls_left else None
+        if self.faults.failure_reason and name in self._polls_left:
+            return "Failed"
+        return "Failed" if isinstance(self.containers.get(name), ContainerFailed) else None
+
+    def _failure_reason(self, name: str) -> str:
+        return self.faults.failure_reason or PING_FAILED
+
+    def _start_container(self, endpoint: str, config_name: str) -> None:
+        """Start the endpoint's container as SageMaker would: the model's image, entrypoint and environment."""
+        sagemaker = self.client("sagemaker")
+        variant = sagemaker.describe_endpoint_config(EndpointConfigName=config_name)["ProductionVariants"][0]
+        container = sagemaker.describe_model(ModelName=variant["ModelName"])["PrimaryContainer"]
+        try:
+            started = containers.start(container["Image"], dict(container.get("Environment", {})), variant["InstanceType"])
+            if started.port != SAGEMAKER_PORT:
+                raise ContainerFailed(0, f"the server listens on port {started.port}; SageMaker pings port {SAGEMAKER_PORT}")
+            self.containers[endpoint] = started
+        except ContainerFailed as failed:
+            self.containers[endpoint] = failed
+
+    def invoke(self, name: str, body: Any) -> tuple[int, dict[str, Any]]:
+        """InvokeEndpoint: the body to the container's /invocations, its answer back, as the runtime does."""
+        with self._lock:
+            container = self.containers.get(name)
+            ready = self._faked_status(name, poll=False) is None
+        if not isinstance(container, containers.Container) or not ready:
+            return 400, {"__type": "ValidationError", "message": f"Endpoint {name} of account 123456789012 not found."}
+        status, answer = container.handle("POST", "/invocations", body)
+        if status != 200:
+            # A container's error answer comes back as ModelError (SageMaker runtime API reference).
+            return 424, {"__type": "ModelError", "Message": f"Received client error ({status}) from primary with message \"{json.dumps(answer)}\"",
+                         "OriginalStatusCode": status}  # fmt: skip
+        return 200, answer
 
     # The proxy's decisions, one request at a time.
 
@@ -143,13 +190,21 @@ class AwsStandIn:
             if action in self.faults.fail:
                 code, message = self.faults.fail[action]
                 return 400, {"__type": code, "message": message}
+        if action == "CreateModel":
+            image = body.get("PrimaryContainer", {}).get("Image", "")
+            try:
+                containers.lookup(image)
+            except containers.UnknownImage:
+                return 400, {"__type": "ValidationException", "message": f"Requested image {image} not found."}
         return None
 
     def _rewrite(self, action: str, body: dict[str, Any], answer: dict[str, Any]) -> dict[str, Any]:
         with self._lock:
             if action == "DeleteEndpoint":
                 self._deleting[body["EndpointName"]] = self.faults.deleting_polls
+                self.containers.pop(body["EndpointName"], None)
             if action == "CreateEndpoint":
+                self._start_container(body["EndpointName"], body["EndpointConfigName"])
                 self._polls_left[body["EndpointName"]] = self.faults.ready_after_polls
                 self._created_at[body["EndpointName"]] = time.monotonic()
             if action == "DescribeEndpoint" and "EndpointStatus" in answer:
@@ -157,7 +212,7 @@ class AwsStandIn:
                 if status is not None:
                     answer["EndpointStatus"] = status
                 if status == "Failed":
-                    answer["FailureReason"] = self.faults.failure_reason
+                    answer["FailureReason"] = self._failure_reason(body["EndpointName"])
         return answer
 
 
@@ -178,6 +233,11 @@ def _handler(stand_in: AwsStandIn) -> type[BaseHTTPRequestHandler]:
 
         def do_POST(self) -> None:
             raw = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+            invocation = _INVOCATIONS.match(self.path)
+            if invocation is not None:
+                stand_in.requests.append(Request("InvokeEndpoint", {"EndpointName": invocation["name"], "Body": raw.decode(errors="replace")}))
+                status, answer = stand_in.invoke(invocation["name"], json.loads(raw) if raw else None)
+                return self._answer(status, json.dumps(answer).encode(), {"Content-Type": "application/json"})
             target = self.headers.get("X-Amz-Target", "")
             action = target.rsplit(".", 1)[-1]
             body = json.loads(raw) if raw else {}

@@ -7,20 +7,36 @@ workspace connections (the secret store), autoscale settings, endpoint keys, and
 Service managed-identity token endpoint that azure-identity's DefaultAzureCredential calls.
 
 It rejects what Azure rejects that matters here (an instance type the region does not offer,
-a deployment for a missing endpoint, a deployment without `scaleSettings.scaleType`), injects
-faults (quota at PUT, capacity in the operation, 429 with Retry-After, 500), records every
-request and keeps an inventory for the tests.
+a deployment for a missing endpoint, a deployment without `scaleSettings.scaleType`, an endpoint
+name outside Azure's rules or taken in the region by another customer, a secret reference on an
+endpoint created without access to the default secret stores), injects faults (quota at PUT,
+capacity in the operation, 429 with Retry-After, 500), records every request and keeps an
+inventory for the tests.
+
+It also runs what a deployment deploys, as Azure ML does: the workspace's default datastore and
+its blob container (on the test internet, `<account>.blob.core.windows.net`) receive the
+environment's build context; the environment is built from its Dockerfile
+(tests/emulators/containers.py); a deployment's container starts from that image with the
+deployment's environment variables, `${{azureml://connections/...}}` references resolved, and
+must answer the environment's readiness route on its port, or the deployment fails. The scoring
+host (`<endpoint>.<region>.inference.ml.azure.com`) checks the endpoint key and routes to the
+deployment holding the traffic: `/score` to the scoring route, any other path through.
 """
 
 from __future__ import annotations
 
 import itertools
+import json
 import re
 import time
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import unquote, urlsplit
 
+from tests.emulators import containers
 from tests.emulators.http import Answer, Call, JsonStandIn
+from tests.emulators.internet import Internet
+from tests.emulators.vllm import ContainerFailed
 
 SUBSCRIPTION = "00000000-0000-0000-0000-000000000001"
 # How soon a client should poll an operation again, in Azure's millisecond header (azure-core
@@ -29,11 +45,20 @@ OPERATION_RETRY_AFTER_MS = "50"
 RESOURCE_GROUP = "llm"
 WORKSPACE = "llm-prod"
 LOCATION = "eastus"
+STORAGE_ACCOUNT = "llmprodstore"
+BLOB_CONTAINER = "azureml-blobstore-00000000-0000-0000-0000-000000000001"
+PRIMARY_KEY = "primary-key"
+# Endpoint names are unique per region across every customer; these are already taken in eastus.
+TAKEN_ENDPOINT_NAMES = {"chat", "llama", "test", "demo"}
+_ENDPOINT_NAME = re.compile(r"^[a-zA-Z](?!.*--)[a-zA-Z0-9-]{1,30}[a-zA-Z0-9]$")
+_SECRET_REFERENCE = re.compile(r"^\$\{\{azureml://connections/(?P<name>[^/]+)/credentials/(?P<key>[^}]+)\}\}$")
 INSTANCE_TYPES = {"eastus": {"Standard_NC24ads_A100_v4", "Standard_NC48ads_A100_v4", "Standard_NC96ads_A100_v4",
                              "Standard_NC40ads_H100_v5", "Standard_NC80adis_H100_v5", "Standard_ND96amsr_A100_v4",
                              "Standard_ND96isr_H100_v5", "Standard_NV36ads_A10_v5"}}  # fmt: skip
 _WS = r"/subscriptions/(?P<sub>[^/]+)/resourceGroups/(?P<rg>[^/]+)/providers/Microsoft\.MachineLearningServices/workspaces/(?P<ws>[^/]+)"
 _SCORING_HOST = re.compile(rf"^(?P<endpoint>[^.]+)\.{LOCATION}\.inference\.ml\.azure\.com$")
+SCORING_HOSTS = rf"[a-z0-9-]+\.{LOCATION}\.inference\.ml\.azure\.com"
+BLOB_HOST = rf"{STORAGE_ACCOUNT}\.blob\.core\.windows\.net"
 _ROUTES = [
     ("workspace", re.compile(_WS + r"$")),
     ("endpoints", re.compile(_WS + r"/onlineEndpoints$")),
@@ -43,6 +68,8 @@ _ROUTES = [
     ("endpoint", re.compile(_WS + r"/onlineEndpoints/(?P<endpoint>[^/]+)$")),
     ("environment", re.compile(_WS + r"/environments/(?P<name>[^/]+)/versions/(?P<version>[^/]+)$")),
     ("connection", re.compile(_WS + r"/connections/(?P<name>[^/]+)$")),
+    ("secrets", re.compile(_WS + r"/datastores/(?P<name>[^/]+)/listSecrets$")),
+    ("datastore", re.compile(_WS + r"/datastores/(?P<name>[^/]+)$")),
     ("autoscale", re.compile(r"/subscriptions/[^/]+/resourceGroups/[^/]+/providers/microsoft\.insights/autoscalesettings/(?P<name>[^/]+)$", re.IGNORECASE)),
     ("operation", re.compile(r"/operations/(?P<id>\d+)$")),
     ("token", re.compile(r"/msi/token$")),
@@ -74,15 +101,17 @@ class Faults:
 @dataclass
 class _Operation:
     polls_left: int
-    on_done: Any
+    on_done: Any  # called when the operation ends; may return an error that fails it
     error: dict[str, str] | None = None
 
 
 class AzureStandIn(JsonStandIn):
     """The ARM stand-in; point MLClient's resource manager and the identity endpoint at `url`."""
 
-    def __init__(self) -> None:
+    def __init__(self, internet: Internet) -> None:
         super().__init__()
+        internet.serve(SCORING_HOSTS, self.scoring)
+        internet.serve(BLOB_HOST, self.blob)
         self.faults = Faults()
         self.requests: list[Request] = []
         self.endpoints: dict[str, dict[str, Any]] = {}
@@ -91,6 +120,8 @@ class AzureStandIn(JsonStandIn):
         self.connections: dict[str, dict[str, Any]] = {}
         self.autoscale: dict[str, dict[str, Any]] = {}
         self.creations: list[tuple[str, str]] = []  # (kind, name) each time a resource came into being
+        self.blobs: dict[str, tuple[bytes, dict[str, str]]] = {}  # path in the account -> content, metadata
+        self.containers: dict[tuple[str, str], containers.Container] = {}
         self._operations: dict[str, _Operation] = {}
         self._ids = itertools.count(1)
 
@@ -98,7 +129,7 @@ class AzureStandIn(JsonStandIn):
         with self._lock:
             self.faults = Faults()
             self.requests.clear()
-            for store in (self.endpoints, self.deployments, self.environments, self.connections, self.autoscale, self._operations):
+            for store in (self.endpoints, self.deployments, self.environments, self.connections, self.autoscale, self._operations, self.blobs, self.containers):
                 store.clear()
             self.creations.clear()
 
@@ -108,9 +139,12 @@ class AzureStandIn(JsonStandIn):
             self.faults.polls = 0
             for operation in self._operations.values():
                 operation.polls_left = 0
-                if operation.on_done is not None:
-                    operation.on_done()
-                    operation.on_done = None
+                self._complete(operation)
+
+    def _complete(self, operation: _Operation) -> None:
+        if operation.on_done is not None:
+            operation.error = operation.on_done() or operation.error
+            operation.on_done = None
 
     def inventory(self) -> dict[str, list[str]]:
         with self._lock:
@@ -130,6 +164,101 @@ class AzureStandIn(JsonStandIn):
             self.endpoints.pop(name, None)
             for key in [k for k in self.deployments if k[0] == name]:
                 del self.deployments[key]
+                self.containers.pop(key, None)
+
+    def endpoint_named(self, deployment: str) -> str:
+        """The endpoint llamadeploy made for a deployment (found by its tag, as a user would)."""
+        with self._lock:
+            return next(name for name, e in self.endpoints.items() if e.get("tags", {}).get("llamadeploy-deployment") == deployment)
+
+    def scoring(self, method: str, path: str, body: Any, headers: dict[str, str]) -> tuple[int, Any, dict[str, str]]:
+        """The scoring host: key auth, then the deployment holding the traffic, as Azure ML routes."""
+        endpoint_name = _SCORING_HOST.match(headers.get("host", "")).group("endpoint")  # type: ignore[union-attr]
+        with self._lock:
+            endpoint = self.endpoints.get(endpoint_name)
+            if endpoint is None:
+                return 404, {"message": f"endpoint {endpoint_name} not found"}, {}
+            if headers.get("authorization") != f"Bearer {PRIMARY_KEY}":
+                return 401, {"message": "key_auth_access_denied"}, {}
+            serving = [name for name, share in (endpoint["properties"].get("traffic") or {}).items() if share]
+            container = next((self.containers[(endpoint_name, name)] for name in serving if (endpoint_name, name) in self.containers), None)
+            environment = self._environment_of(endpoint_name, serving[0]) if serving else None
+        if container is None or environment is None:
+            return 424, {"message": "no deployment of this endpoint is serving: no healthy upstream"}, {}
+        scoring_route = environment["properties"].get("inferenceConfig", {}).get("scoringRoute", {}).get("path", "/score")
+        forwarded = scoring_route if path == "/score" else path
+        status, answer = container.handle(method, forwarded, body)
+        return status, answer, {}
+
+    def blob(self, method: str, path: str, body: Any, headers: dict[str, str]) -> tuple[int, Any, dict[str, str]]:
+        """Blob storage for the workspace's account: put, properties, metadata (SharedKey auth)."""
+        if not headers.get("authorization", "").startswith(f"SharedKey {STORAGE_ACCOUNT}:"):
+            return 403, {"message": "AuthenticationFailed"}, {"x-ms-error-code": "AuthenticationFailed"}
+        url = urlsplit(path)
+        name = unquote(url.path).lstrip("/")
+        with self._lock:
+            if method == "PUT" and "comp=metadata" in url.query:
+                if name not in self.blobs:
+                    return 404, None, {"x-ms-error-code": "BlobNotFound"}
+                self.blobs[name] = (self.blobs[name][0], {k[len("x-ms-meta-"):]: v for k, v in headers.items() if k.startswith("x-ms-meta-")})
+                return 200, None, {"ETag": '"1"'}
+            if method == "PUT":
+                content = body if isinstance(body, bytes) else json.dumps(body).encode() if body is not None else b""
+                self.blobs[name] = (content, {k[len("x-ms-meta-"):]: v for k, v in headers.items() if k.startswith("x-ms-meta-")})
+                return 201, None, {"ETag": '"1"', "Content-MD5": ""}
+            if method in ("HEAD", "GET") and name in self.blobs:
+                content, metadata = self.blobs[name]
+                meta_headers = {f"x-ms-meta-{k}": v for k, v in metadata.items()}
+                return 200, None if method == "HEAD" else content, {"x-ms-blob-type": "BlockBlob", "ETag": '"1"', "x-ms-content-length": str(len(content)), **meta_headers}
+            return 404, None, {"x-ms-error-code": "BlobNotFound"}
+
+    def _environment_of(self, endpoint: str, deployment: str) -> dict[str, Any] | None:
+        reference = self.deployments[(endpoint, deployment)]["properties"].get("environmentId", "")
+        match = re.search(r"environments/(?P<name>[^/]+)/versions/(?P<version>[^/]+)$", reference)
+        return self.environments.get((match["name"], match["version"])) if match else None
+
+    def _start_container(self, endpoint: str, name: str) -> dict[str, str] | None:
+        """Build the deployment's environment and start its container, as Azure ML does when the
+        deployment provisions; an error that fails the deployment, or None."""
+        deployment = self.deployments[(endpoint, name)]
+        properties = deployment["properties"]
+        environment = self._environment_of(endpoint, name)
+        if environment is None:
+            return {"code": "BadArgument", "message": f"environment {properties.get('environmentId')} not found"}
+        try:
+            image = self._image(environment)
+        except containers.UnknownImage as exc:
+            return {"code": "ImageBuildFailure", "message": f"the environment image failed to build: {exc}"}
+        env = {key: self._resolved(value) for key, value in (properties.get("environmentVariables") or {}).items()}
+        readiness = environment["properties"].get("inferenceConfig", {}).get("readinessRoute", {})
+        try:
+            container = containers.start(image, env, properties.get("instanceType", ""))
+            status, _ = container.handle("GET", readiness.get("path", "/"), None)
+            if container.port != readiness.get("port") or status != 200:
+                raise ContainerFailed(0, f"readiness probe GET {readiness.get('path')} on port {readiness.get('port')} failed; the server listens on {container.port}")
+        except ContainerFailed as failed:
+            return {"code": "ResourceNotReady", "message": f"User container has crashed or terminated: {failed.log}"}
+        self.containers[(endpoint, name)] = container
+        return None
+
+    def _image(self, environment: dict[str, Any]) -> containers.Image:
+        properties = environment["properties"]
+        if properties.get("image"):
+            return containers.lookup(properties["image"])
+        context = urlsplit(properties.get("build", {}).get("contextUri", ""))
+        prefix = unquote(context.path).lstrip("/")
+        dockerfile = self.blobs.get(prefix + properties["build"].get("dockerfilePath", "Dockerfile"))
+        if context.netloc != f"{STORAGE_ACCOUNT}.blob.core.windows.net" or dockerfile is None:
+            raise containers.UnknownImage(f"no Dockerfile at {properties.get('build', {}).get('contextUri')}")
+        return containers.build(dockerfile[0].decode(), environment["name"])
+
+    def _resolved(self, value: str) -> str:
+        """A `${{azureml://connections/<name>/credentials/<key>}}` reference as the deployment sees it."""
+        match = _SECRET_REFERENCE.match(value)
+        if match is None:
+            return value
+        connection = self.connections.get(match["name"], {})
+        return str(connection.get("properties", {}).get("credentials", {}).get(match["key"], ""))
 
     def serving(self, host: str, path: str) -> bool | None:
         """An endpoint's scoring URL answers while a deployment holding its traffic has succeeded."""
@@ -177,6 +306,12 @@ class AzureStandIn(JsonStandIn):
                 return 204, None, {}
             self.endpoints[endpoint]["properties"]["provisioningState"] = "Deleting"
             return self._start(path, lambda: self.delete_endpoint_by_hand(endpoint), accepted=True)
+        if endpoint not in self.endpoints:
+            if not _ENDPOINT_NAME.match(endpoint):
+                return 400, _error("BadArgument", f"Endpoint name {endpoint!r} must be 3-32 characters: a letter, then letters, digits and single dashes, "
+                                                  "ending with a letter or digit"), {}  # fmt: skip
+            if endpoint.lower() in TAKEN_ENDPOINT_NAMES:
+                return 409, _error("Conflict", f"Endpoint name {endpoint!r} is already in use in region {LOCATION}; endpoint names are unique per region"), {}
         resource = {"id": path, "name": endpoint, "type": "Microsoft.MachineLearningServices/workspaces/onlineEndpoints",
                     "location": body.get("location"), "tags": body.get("tags", {}), "identity": body.get("identity"),
                     "properties": {**body.get("properties", {}), "provisioningState": "Creating",
@@ -194,12 +329,22 @@ class AzureStandIn(JsonStandIn):
         if method == "DELETE":
             if key not in self.deployments:
                 return 204, None, {}
-            return self._start(path, lambda: self.deployments.pop(key, None), accepted=True)
+            def delete() -> None:
+                self.deployments.pop(key, None)
+                self.containers.pop(key, None)
+
+            return self._start(path, delete, accepted=True)
         if endpoint not in self.endpoints:
             return 404, _error("ResourceNotFound", f"online endpoint {endpoint} does not exist; create it before its deployments"), {}
         properties = body.get("properties", {})
         if not properties.get("scaleSettings", {}).get("scaleType"):
             return 400, _error("BadArgument", "properties.scaleSettings.scaleType is required"), {}
+        # The endpoint's property bag is `properties.properties` in ARM (the YAML's `properties:`).
+        secret_access = (self.endpoints[endpoint]["properties"].get("properties") or {}).get("enforce_access_to_default_secret_stores") == "enabled"
+        references = [v for v in (properties.get("environmentVariables") or {}).values() if _SECRET_REFERENCE.match(str(v))]
+        if references and not secret_access:
+            return 400, _error("SecretsInjectionError", f"The deployment references secrets ({', '.join(references)}) but endpoint {endpoint} was not created with "
+                                                        "properties.enforce_access_to_default_secret_stores: enabled"), {}  # fmt: skip
         instance = properties.get("instanceType")
         if instance not in INSTANCE_TYPES.get(LOCATION, set()):
             return 400, _error("BadArgument", f"Instance type {instance} is not supported in region {LOCATION}"), {}
@@ -210,10 +355,16 @@ class AzureStandIn(JsonStandIn):
         if key not in self.deployments:
             self.creations.append(("deployment", f"{endpoint}/{name}"))
         self.deployments[key] = resource
-        error = None
         if instance in self.faults.capacity_for:
             error = {"code": "OutOfCapacity", "message": f"Not enough capacity for {instance} in {LOCATION}; try another region or instance type"}
-        return self._start(path, lambda: resource["properties"].update(provisioningState="Failed" if error else "Succeeded"), body=resource, status=201, error=error)
+            return self._start(path, lambda: resource["properties"].update(provisioningState="Failed"), body=resource, status=201, error=error)
+
+        def provision() -> dict[str, str] | None:
+            failure = self._start_container(endpoint, name)
+            resource["properties"]["provisioningState"] = "Failed" if failure else "Succeeded"
+            return failure
+
+        return self._start(path, provision, body=resource, status=201)
 
     def _endpoints(self, method: str, path: str, body: dict[str, Any], **_: str) -> tuple[int, Any, dict[str, str]]:
         return 200, {"value": list(self.endpoints.values())}, {}
@@ -222,7 +373,17 @@ class AzureStandIn(JsonStandIn):
         return 200, {"value": [d for (e, _), d in self.deployments.items() if e == endpoint]}, {}
 
     def _keys(self, method: str, path: str, body: dict[str, Any], endpoint: str, **_: str) -> tuple[int, Any, dict[str, str]]:
-        return 200, {"primaryKey": "primary-key", "secondaryKey": "secondary-key"}, {}
+        return 200, {"primaryKey": PRIMARY_KEY, "secondaryKey": "secondary-key"}, {}
+
+    def _datastore(self, method: str, path: str, body: dict[str, Any], name: str, **_: str) -> tuple[int, Any, dict[str, str]]:
+        if name != "workspaceblobstore":
+            return 404, _error("UserError", f"datastore {name} not found"), {}
+        return 200, {"id": path, "name": name, "properties": {
+            "datastoreType": "AzureBlob", "accountName": STORAGE_ACCOUNT, "containerName": BLOB_CONTAINER, "endpoint": "core.windows.net",
+            "protocol": "https", "isDefault": True, "credentials": {"credentialsType": "AccountKey"}}}, {}  # fmt: skip
+
+    def _secrets(self, method: str, path: str, body: dict[str, Any], name: str, **_: str) -> tuple[int, Any, dict[str, str]]:
+        return 200, {"secretsType": "AccountKey", "key": "dGVzdC1zdG9yYWdlLWtleQ=="}, {}
 
     def _environment(self, method: str, path: str, body: dict[str, Any], name: str, version: str, **_: str) -> tuple[int, Any, dict[str, str]]:
         return self._simple(self.environments, (name, version), method, path, body, name, "environment")
@@ -256,9 +417,7 @@ class AzureStandIn(JsonStandIn):
         if operation.polls_left > 0:
             operation.polls_left -= 1
             return 200, {"status": "InProgress"}, {"retry-after-ms": OPERATION_RETRY_AFTER_MS}
-        if operation.on_done is not None:
-            operation.on_done()
-            operation.on_done = None
+        self._complete(operation)
         if operation.error:
             return 200, {"status": "Failed", "error": operation.error}, {}
         return 200, {"status": "Succeeded"}, {}

@@ -21,9 +21,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from tests.emulators import containers
 from tests.emulators.http import Answer, Call, JsonStandIn
+from tests.emulators.vllm import ContainerFailed
 
 PROJECT = "llm-prod"
+# Vertex AI names every resource it returns with the project NUMBER, whichever form the request used.
+PROJECT_NUMBER = "123456789012"
 _TYPES = "type.googleapis.com/google.cloud.aiplatform.v1beta1"
 # Which accelerators each machine family carries, and how many (as Compute Engine sells them).
 MACHINES = {
@@ -38,7 +42,7 @@ ACCELERATOR_NUMBERS = {2: "NVIDIA_TESLA_P100", 8: "NVIDIA_TESLA_A100", 9: "NVIDI
                        13: "NVIDIA_H100_80GB", 14: "NVIDIA_H100_MEGA_80GB", 15: "NVIDIA_H200_141GB"}  # fmt: skip
 # The REST transport polls operations under /ui/, the first of its HTTP rules for them.
 _LOC = r"/(?:v1|v1beta1|ui)/projects/(?P<project>[^/]+)/locations/(?P<location>[^/:]+)"
-_PREDICT = re.compile(_LOC + r"/endpoints/(?P<id>[^/:]+):predict$")
+_PREDICT = re.compile(_LOC + r"/endpoints/(?P<id>[^/:]+):(?:raw)?[pP]redict$")
 _ROUTES = [
     ("upload", "POST", re.compile(_LOC + r"/models:upload$")),
     ("models", "GET", re.compile(_LOC + r"/models$")),
@@ -46,6 +50,7 @@ _ROUTES = [
     ("endpoints", "*", re.compile(_LOC + r"/endpoints$")),
     ("deploy", "POST", re.compile(_LOC + r"/endpoints/(?P<id>[^/:]+):deployModel$")),
     ("undeploy", "POST", re.compile(_LOC + r"/endpoints/(?P<id>[^/:]+):undeployModel$")),
+    ("raw_predict", "POST", re.compile(_LOC + r"/endpoints/(?P<id>[^/:]+):rawPredict$")),
     ("endpoint", "*", re.compile(_LOC + r"/endpoints/(?P<id>[^/:]+)$")),
     ("operation", "GET", re.compile(_LOC + r"/(?:.*/)?operations/(?P<id>\d+)$")),
     ("token", "POST", re.compile(r"/token$")),
@@ -90,6 +95,7 @@ class GcpStandIn(JsonStandIn):
         self.models: dict[str, dict[str, Any]] = {}
         self.endpoints: dict[str, dict[str, Any]] = {}
         self.creations: list[tuple[str, str]] = []
+        self.containers: dict[str, tuple[containers.Container, str]] = {}  # deployed model id -> container, predict route
         self._operations: dict[str, _Operation] = {}
         self._ids = itertools.count(1000)
         self._dir = tempfile.TemporaryDirectory(prefix="gcp-stand-in-")
@@ -110,6 +116,7 @@ class GcpStandIn(JsonStandIn):
             self.models.clear()
             self.endpoints.clear()
             self.creations.clear()
+            self.containers.clear()
             self._operations.clear()
 
     def inventory(self) -> dict[str, list[str]]:
@@ -158,9 +165,9 @@ class GcpStandIn(JsonStandIn):
             if match is None:
                 return 404, _error(404, "NOT_FOUND", f"no route for {method} {path}"), {}
             groups = match.groupdict()
-            if groups.get("project") != PROJECT:
+            if groups.get("project") not in (PROJECT, PROJECT_NUMBER):
                 return 403, _error(403, "PERMISSION_DENIED", f"Permission denied on project {groups.get('project')}"), {}
-            parent = f"projects/{groups['project']}/locations/{groups['location']}"
+            parent = f"projects/{PROJECT_NUMBER}/locations/{groups['location']}"
             return getattr(self, f"_{kind}")(method, parent, query, body, groups.get("id"))
 
     def _upload(self, method: str, parent: str, query: dict[str, list[str]], body: dict[str, Any], _: Any) -> tuple[int, Any, dict[str, str]]:
@@ -182,7 +189,7 @@ class GcpStandIn(JsonStandIn):
             name = self.models[model_id]["name"]
             if any(d["model"] == name for e in self.endpoints.values() for d in e["deployedModels"]):
                 return 400, _error(400, "FAILED_PRECONDITION", f"The Model {name} is deployed or being deployed; undeploy it first"), {}
-            return self._start(parent, lambda: self.models.pop(model_id, None), {"@type": "type.googleapis.com/google.protobuf.Empty"})
+            return self._start(parent, lambda: _drop(self.models, model_id), {"@type": "type.googleapis.com/google.protobuf.Empty"})
         return 200, self.models[model_id], {}
 
     def _endpoints(self, method: str, parent: str, query: dict[str, list[str]], body: dict[str, Any], _: Any) -> tuple[int, Any, dict[str, str]]:
@@ -202,7 +209,7 @@ class GcpStandIn(JsonStandIn):
         if method == "DELETE":
             if self.endpoints[endpoint_id]["deployedModels"]:
                 return 400, _error(400, "FAILED_PRECONDITION", "The Endpoint has deployed models; undeploy them first"), {}
-            return self._start(parent, lambda: self.endpoints.pop(endpoint_id, None), {"@type": "type.googleapis.com/google.protobuf.Empty"})
+            return self._start(parent, lambda: _drop(self.endpoints, endpoint_id), {"@type": "type.googleapis.com/google.protobuf.Empty"})
         return 200, self.endpoints[endpoint_id], {}
 
     def _deploy(self, method: str, parent: str, query: dict[str, list[str]], body: dict[str, Any], endpoint_id: str) -> tuple[int, Any, dict[str, str]]:
@@ -217,20 +224,51 @@ class GcpStandIn(JsonStandIn):
         problem = _accelerator_problem(machine, spec.get("acceleratorType"), spec.get("acceleratorCount", 0))
         if problem:
             return 400, _error(400, "INVALID_ARGUMENT", problem), {}
-        record = {**deployed, "id": str(next(self._ids))}
+        # Vertex AI names the model with the project number, whichever form the request used.
+        record = {**deployed, "model": f"{parent}/models/{deployed['model'].rsplit('/', 1)[-1]}", "id": str(next(self._ids))}
         error = None
         if machine in self.faults.quota_for:
             error = {"code": 8, "message": f"The following quota metrics exceed quota limits: aiplatform.googleapis.com/custom_model_serving_{machine}"}
         elif machine in self.faults.capacity_for:
             error = {"code": 8, "message": f"The zone does not have enough resources available to fulfill the request ({machine} stockout). Try a different zone."}
 
-        def done() -> None:
-            if error is None:
-                endpoint["deployedModels"].append(record)
-                endpoint["trafficSplit"] = {record["id"]: 100}
-                self.creations.append(("deployed_model", record["id"]))
+        def done() -> dict[str, Any] | None:
+            if error is not None:
+                return None
+            failure = self._start_container(endpoint_id, record)
+            if failure is not None:
+                return failure
+            endpoint["deployedModels"].append(record)
+            endpoint["trafficSplit"] = {record["id"]: 100}
+            self.creations.append(("deployed_model", record["id"]))
+            return None
 
         return self._start(parent, done, {"@type": f"{_TYPES}.DeployModelResponse", "deployedModel": record}, error)
+
+    def _start_container(self, endpoint_id: str, record: dict[str, Any]) -> dict[str, Any] | None:
+        """Start the model's serving container on the deployed model's machines, as Vertex AI does:
+        `command` replaces the image's entrypoint, `args` its CMD (Kubernetes' rule, ModelContainerSpec
+        docs), AIP_* variables set, the health route probed on the first port. An error, or None."""
+        model = self.models[record["model"].rsplit("/", 1)[-1]]
+        spec = model.get("containerSpec", {})
+        machine = record.get("dedicatedResources", {}).get("machineSpec", {})
+        port = (spec.get("ports") or [{"containerPort": 8080}])[0].get("containerPort", 8080)
+        env = {e["name"]: e.get("value", "") for e in spec.get("env", [])}
+        env.update({"AIP_HTTP_PORT": str(port), "AIP_PREDICT_ROUTE": spec.get("predictRoute", ""), "AIP_HEALTH_ROUTE": spec.get("healthRoute", ""),
+                    "AIP_MODE": "PREDICTION", "AIP_DEPLOYED_MODEL_ID": record["id"]})  # fmt: skip
+        try:
+            container = containers.start(spec.get("imageUri", ""), env, machine.get("machineType", ""), entrypoint=spec.get("command") or None,
+                                         args=spec.get("args") or None, hosts=max(1, int(machine.get("multihostGpuNodeCount") or 1)))  # fmt: skip
+            health, _ = container.handle("GET", spec.get("healthRoute", "/"), None)
+            if container.port != port or health != 200:
+                return {"code": 9, "message": "Model server never became ready. Please validate that your model file or container configuration are valid. "
+                                             f"(the server listens on {container.port}; Vertex AI sends requests to {port})"}  # fmt: skip
+        except containers.UnknownImage as exc:
+            return {"code": 9, "message": f"Failed to pull the serving container image: {exc}"}
+        except ContainerFailed as failed:
+            return {"code": 9, "message": f"Model server exited unexpectedly. Model server logs: {failed.log}"}
+        self.containers[record["id"]] = (container, spec.get("predictRoute", "/"))
+        return None
 
     def _undeploy(self, method: str, parent: str, query: dict[str, list[str]], body: dict[str, Any], endpoint_id: str) -> tuple[int, Any, dict[str, str]]:
         endpoint = self.endpoints.get(endpoint_id)
@@ -243,8 +281,22 @@ class GcpStandIn(JsonStandIn):
         def done() -> None:
             endpoint["deployedModels"] = [d for d in endpoint["deployedModels"] if d["id"] != wanted]
             endpoint["trafficSplit"] = {}
+            self.containers.pop(wanted, None)
 
         return self._start(parent, done, {"@type": f"{_TYPES}.UndeployModelResponse"})
+
+    def _raw_predict(self, method: str, parent: str, query: dict[str, list[str]], body: Any, endpoint_id: str) -> tuple[int, Any, dict[str, str]]:
+        """rawPredict: the body, as sent, to the container's predict route of the deployed model the
+        traffic split picks; its answer back as it is, with the deployed model in a header."""
+        endpoint = self.endpoints.get(endpoint_id)
+        if endpoint is None:
+            return 404, _error(404, "NOT_FOUND", f"Endpoint {parent}/endpoints/{endpoint_id} is not found."), {}
+        serving = [deployed for deployed, share in endpoint["trafficSplit"].items() if share > 0 and deployed in self.containers]
+        if not serving:
+            return 400, _error(400, "FAILED_PRECONDITION", f"Endpoint {parent}/endpoints/{endpoint_id} has no deployed model serving traffic."), {}
+        container, route = self.containers[serving[0]]
+        status, answer = container.handle("POST", route, body)
+        return status, answer, {"X-Vertex-AI-Deployed-Model-Id": serving[0]}
 
     def _operation(self, method: str, parent: str, query: dict[str, list[str]], body: dict[str, Any], operation_id: str) -> tuple[int, Any, dict[str, str]]:
         operation = self._operations.get(operation_id)
@@ -264,13 +316,18 @@ class GcpStandIn(JsonStandIn):
         self._operations[operation_id] = operation
         if operation.polls_left == 0:
             self._complete(operation)
-            return 200, {"name": operation.name, "done": True, **({"error": error} if error else {"response": response})}, {}
+            return 200, {"name": operation.name, "done": True, **({"error": operation.error} if operation.error else {"response": response})}, {}
         return 200, {"name": operation.name, "done": False}, {}
 
     def _complete(self, operation: _Operation) -> None:
         if operation.on_done is not None:
-            operation.on_done()
+            operation.error = operation.on_done() or operation.error
             operation.on_done = None
+
+
+def _drop(store: dict[str, Any], key: str) -> None:
+    """Delete `key` as an operation's last step (which returns an error, or None)."""
+    store.pop(key, None)
 
 
 def _private_key_pem() -> str:

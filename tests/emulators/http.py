@@ -47,7 +47,7 @@ class JsonStandIn(ABC):
     def serving(self, host: str, path: str) -> bool | None:
         """Whether the deployment an inference URL names answers now; None if it is not one.
 
-        The trivial health route behind every recorded endpoint URL: a caller sends the URL's
+        The trivial health route behind every recorded endpoint URL: a caller GETs the URL's
         path with its host in the Host header (as `curl --resolve` would), and gets 200 while
         the deployment serves and 503 otherwise. It is not logged as an API request.
         """
@@ -71,7 +71,7 @@ def _handler(stand_in: JsonStandIn) -> type[BaseHTTPRequestHandler]:
                     body = json.loads(raw)
                 except (UnicodeDecodeError, json.JSONDecodeError):  # an upload, whatever its header says
                     body = {"bytes": len(raw)}
-            serving = stand_in.serving(self.headers.get("Host", ""), url.path)
+            serving = stand_in.serving(self.headers.get("Host", ""), url.path) if self.command == "GET" else None
             if serving is not None:
                 status, answer, headers = (200, {"status": "healthy"}, {}) if serving else (503, {"status": "unavailable"}, {})
             else:

@@ -7,14 +7,24 @@ request errors, and the lists the SDK pages through. Deleted resources stay list
 for a while, as in OCI.
 
 It rejects what OCI rejects that matters here (an unknown shape, a deployment of a missing
-model), injects faults (LimitExceeded at create, out of host capacity in the work request,
-429), records requests and keeps an inventory. `write_config()` writes an SDK config file
-with a freshly generated RSA key, which the SDK's validate_config accepts.
+model, an image outside OCIR, environment variables or a command outside the documented limits),
+injects faults (LimitExceeded at create, out of host capacity in the work request, 429), records
+requests and keeps an inventory. `write_config()` writes an SDK config file with a freshly
+generated RSA key, which the SDK's validate_config accepts.
+
+It also runs what a deployment deploys, as the service does: the image's ENTRYPOINT with `cmd` as
+its arguments (or `entrypoint` + `cmd`), the environment variables, the shape's GPUs; the Hugging
+Face Hub is reachable only with custom networking (a subnet); the container must answer GET
+/health (or MODEL_DEPLOY_HEALTH_ENDPOINT) on the health check port and listen on the server port,
+or the work request fails. The deployment's host (`modeldeployment.<region>.oci.customer-oci.com`)
+takes signed requests to `/<ocid>/predict` and forwards them to MODEL_DEPLOY_PREDICT_ENDPOINT
+(default /predict), as Oracle's BYOC contract says (model-deployment/containers/llama2/README.md).
 """
 
 from __future__ import annotations
 
 import itertools
+import json
 import re
 import tempfile
 from dataclasses import dataclass, field
@@ -22,12 +32,22 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from tests.emulators import containers
 from tests.emulators.http import Answer, Call, JsonStandIn
+from tests.emulators.internet import Internet
+from tests.emulators.vllm import ContainerFailed
 
 COMPARTMENT = "ocid1.compartment.oc1..llamadeploytest"
 PROJECT = "ocid1.datascienceproject.oc1.iad.llamadeploytest"
 SHAPES = {"VM.GPU.A10.1", "VM.GPU.A10.2", "BM.GPU.A10.4", "BM.GPU4.8", "BM.GPU.A100-v2.8", "BM.GPU.L40S.4", "BM.GPU.H100.8", "BM.GPU.H200.8"}
 DEPLOYMENT_HOST = "modeldeployment.us-ashburn-1.oci.customer-oci.com"
+# OcirModelDeploymentEnvironmentConfigurationDetails (oci SDK docstrings): environment variables
+# under 2048 bytes in all, keys of 2-31 letters, digits and '_' starting with a letter and not
+# ending with '_'; cmd and entrypoint under 2048 bytes together; ports 1024-65535 but 24224, 8446, 8447.
+_ENV_KEY = re.compile(r"^[A-Za-z][A-Za-z0-9_]{0,29}[A-Za-z0-9]$")
+MAX_CONFIG_BYTES = 2048
+_FORBIDDEN_PORTS = {24224, 8446, 8447}
+_OCIR_IMAGE = re.compile(r"^[a-z0-9-]+\.ocir\.io/")
 _PREDICT = re.compile(r"^/(?P<id>[^/]+)/predict$")
 _ROUTES = [
     ("models", re.compile(r"^/20190101/models$")),
@@ -73,13 +93,15 @@ def _now() -> str:
 class OciStandIn(JsonStandIn):
     """The Data Science stand-in; point DataScienceClient's service_endpoint at `url`."""
 
-    def __init__(self) -> None:
+    def __init__(self, internet: Internet) -> None:
         super().__init__()
+        internet.serve(re.escape(DEPLOYMENT_HOST), self.predict)
         self.faults = Faults()
         self.requests: list[Request] = []
         self.models: dict[str, dict[str, Any]] = {}
         self.deployments: dict[str, dict[str, Any]] = {}
         self.creations: list[tuple[str, str]] = []
+        self.containers: dict[str, containers.Container] = {}
         self._work: dict[str, _WorkRequest] = {}
         self._ids = itertools.count(1)
         self._dir = tempfile.TemporaryDirectory(prefix="oci-stand-in-")
@@ -110,6 +132,7 @@ class OciStandIn(JsonStandIn):
             self.models.clear()
             self.deployments.clear()
             self.creations.clear()
+            self.containers.clear()
             self._work.clear()
 
     def inventory(self) -> dict[str, list[str]]:
@@ -134,6 +157,22 @@ class OciStandIn(JsonStandIn):
             for deployment in self.deployments.values():
                 if deployment["displayName"] == name:
                     deployment["lifecycleState"] = "DELETED"
+
+    def predict(self, method: str, path: str, body: Any, headers: dict[str, str]) -> tuple[int, Any, dict[str, str]]:
+        """The deployment host: a signed POST to /<ocid>/predict reaches the container's predict route."""
+        match = _PREDICT.match(path)
+        if match is None or method != "POST":
+            return 404, _error("NotFound", f"no route for {method} {path}"), {}
+        if not headers.get("authorization", "").startswith("Signature "):
+            return 401, _error("NotAuthenticated", "The required information to complete authentication was not provided."), {}
+        with self._lock:
+            deployment = self.deployments.get(match["id"])
+            container = self.containers.get(match["id"])
+        if deployment is None or deployment["lifecycleState"] != "ACTIVE" or container is None:
+            return 404, _error("NotAuthorizedOrNotFound", f"model deployment {match['id']} not found or not active"), {}
+        environment = deployment["modelDeploymentConfigurationDetails"]["environmentConfigurationDetails"].get("environmentVariables") or {}
+        status, answer = container.handle("POST", environment.get("MODEL_DEPLOY_PREDICT_ENDPOINT", "/predict"), body)
+        return status, answer, {}
 
     def serving(self, host: str, path: str) -> bool | None:
         """A model deployment's /predict URL answers while the deployment is ACTIVE."""
@@ -195,6 +234,9 @@ class OciStandIn(JsonStandIn):
         shape = configuration["instanceConfiguration"]["instanceShapeName"]
         if shape not in SHAPES:
             return 400, _error("InvalidParameter", f"Invalid shape {shape} for model deployment"), {}
+        problem = _environment_problem(body["modelDeploymentConfigurationDetails"].get("environmentConfigurationDetails") or {})
+        if problem:
+            return 400, _error("InvalidParameter", problem), {}
         if shape in self.faults.quota_for:
             return 400, _error("LimitExceeded", f"The following service limits were exceeded: ds-gpu-{shape.lower()}-count. Request a service limit increase"), {}
         deployment_id = f"ocid1.datasciencemodeldeployment.oc1.iad.{next(self._ids)}"
@@ -204,10 +246,36 @@ class OciStandIn(JsonStandIn):
         self.creations.append(("model_deployment", body.get("displayName", "")))
         failure = f"Out of host capacity for shape {shape}. Try again later or use another shape." if shape in self.faults.capacity_for else None
 
-        def done(failed: bool) -> None:
-            deployment["lifecycleState"] = "FAILED" if failed else "ACTIVE"
+        def done(failed: bool) -> str | None:
+            problem = None if failed else self._start_container(deployment_id, deployment)
+            deployment["lifecycleState"] = "FAILED" if failed or problem else "ACTIVE"
+            return problem
 
         return 200, deployment, {"opc-work-request-id": self._start("CREATE_MODEL_DEPLOYMENT", deployment_id, done, failure), "etag": "1"}
+
+    def _start_container(self, deployment_id: str, deployment: dict[str, Any]) -> str | None:
+        """Pull the image and start it as the service does; the work request's error, or None."""
+        configuration = deployment["modelDeploymentConfigurationDetails"]
+        environment = configuration["environmentConfigurationDetails"]
+        instance = configuration["modelConfigurationDetails"]["instanceConfiguration"]
+        env = dict(environment.get("environmentVariables") or {})
+        if not instance.get("subnetId"):
+            # Default networking gives the container no internet: the Hugging Face Hub is out of reach.
+            env = {**env, "HF_HUB_OFFLINE": "1"}
+        try:
+            image = containers.lookup(environment.get("image", ""))
+            container = containers.start(image, env, instance["instanceShapeName"], entrypoint=environment.get("entrypoint") or None,
+                                         args=environment.get("cmd") or None)  # fmt: skip
+            health, _ = container.handle("GET", env.get("MODEL_DEPLOY_HEALTH_ENDPOINT", "/health"), None)
+            if container.port != environment.get("serverPort") or container.port != environment.get("healthCheckPort") or health != 200:
+                raise ContainerFailed(0, f"the server listens on port {container.port}; the deployment expects {environment.get('serverPort')} "
+                                         f"(health check on {environment.get('healthCheckPort')})")  # fmt: skip
+        except containers.UnknownImage as exc:
+            return f"Failed to pull the container image: {exc}"
+        except ContainerFailed as failed:
+            return f"Errors occurred while bootstrapping the Model Deployment: the container exited or failed its health check ({failed.log})"
+        self.containers[deployment_id] = container
+        return None
 
     def _deployment(self, method: str, query: dict[str, list[str]], body: Any, id: str) -> tuple[int, Any, dict[str, str]]:  # noqa: A002
         deployment = self.deployments.get(id)
@@ -217,8 +285,12 @@ class OciStandIn(JsonStandIn):
             if deployment["lifecycleState"] == "DELETED":
                 return 404, _error("NotAuthorizedOrNotFound", f"model deployment {id} not found"), {}
             deployment["lifecycleState"] = "DELETING"
-            return 202, None, {"opc-work-request-id": self._start("DELETE_MODEL_DEPLOYMENT", id, lambda failed: deployment.update(lifecycleState="DELETED"))}
+            return 202, None, {"opc-work-request-id": self._start("DELETE_MODEL_DEPLOYMENT", id, lambda failed: self._deleted(id))}
         return 200, deployment, {"etag": "1"}
+
+    def _deleted(self, deployment_id: str) -> None:
+        self.deployments[deployment_id]["lifecycleState"] = "DELETED"
+        self.containers.pop(deployment_id, None)
 
     def _work_request(self, method: str, query: dict[str, list[str]], body: Any, id: str) -> tuple[int, Any, dict[str, str]]:  # noqa: A002
         work = self._work.get(id)
@@ -245,8 +317,27 @@ class OciStandIn(JsonStandIn):
         if work.polls_left > 0:
             work.polls_left -= 1
             return
+        work.error = work.on_done(work.error is not None) or work.error
         work.status = "FAILED" if work.error else "SUCCEEDED"
-        work.on_done(work.error is not None)
+
+
+def _environment_problem(environment: dict[str, Any]) -> str | None:
+    """What OCI refuses in a container environment configuration (the SDK's documented limits)."""
+    image = environment.get("image", "")
+    if not _OCIR_IMAGE.match(image):
+        return f"image {image!r}: model deployments run container images from the OCI Registry (<region>.ocir.io/...) only"
+    variables = environment.get("environmentVariables") or {}
+    bad = [key for key in variables if not _ENV_KEY.match(key)]
+    if bad:
+        return f"environment variable keys {bad} must be 2-31 letters, digits and '_', start with a letter and not end with '_'"
+    if len(json.dumps(variables)) >= MAX_CONFIG_BYTES:
+        return f"environment variables take {len(json.dumps(variables))} bytes; the limit is {MAX_CONFIG_BYTES}"
+    if len(json.dumps([*(environment.get("cmd") or []), *(environment.get("entrypoint") or [])])) >= MAX_CONFIG_BYTES:
+        return f"cmd and entrypoint must be under {MAX_CONFIG_BYTES} bytes together"
+    for port in (environment.get("serverPort"), environment.get("healthCheckPort")):
+        if port is not None and (not 1024 <= port <= 65535 or port in _FORBIDDEN_PORTS):
+            return f"port {port} is not allowed: use 1024-65535 except 24224, 8446, 8447"
+    return None
 
 
 def _matching(items: Any, query: dict[str, list[str]]) -> list[dict[str, Any]]:

@@ -1,0 +1,130 @@
+"""What runs on the GPUs, the same on every cloud: vLLM's OpenAI-compatible server, the checkpoint
+it loads, the options it takes, how long it takes to start, and the one call every cloud answers.
+
+Providers wrap this in their service's own way of starting a container (DESIGN §5.1): an
+environment on SageMaker, a Dockerfile's entrypoint on Azure ML, a command override on Vertex AI,
+the entrypoint's arguments on OCI. The options are vLLM 0.11.0's, the version every cloud runs.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from orchestrator.sizing import GIB, weight_bytes
+
+if TYPE_CHECKING:
+    from orchestrator.planner import Plan
+
+VLLM_VERSION = "0.11.0"
+# vllm-project/vllm v0.11.0 docker/Dockerfile, target vllm-openai: ENTRYPOINT ["python3", "-m",
+# "vllm.entrypoints.openai.api_server"], no CMD; it serves on port 8000 unless told otherwise.
+VLLM_IMAGE = f"vllm/vllm-openai:v{VLLM_VERSION}"
+OPENAI_SERVER = ("python3", "-m", "vllm.entrypoints.openai.api_server")
+VLLM_PORT = 8000
+HEALTH_ROUTE = "/health"
+CHAT_ROUTE = "/v1/chat/completions"
+# How long a replica takes to start when it downloads its weights from the Hugging Face Hub.
+# No vendor publishes a hub download rate; 100 MiB/s is a planning assumption (AWS asks for
+# staged S3 weights above 40 GB for the same reason). Loading onto the GPUs and vLLM's own start
+# (CUDA graphs, the KV cache) come on top.
+HUB_MIB_PER_SECOND = 100
+LOAD_SECONDS_PER_GIB = 5
+ENGINE_START_SECONDS = 180
+
+
+def vllm_arguments(plan: Plan) -> list[str]:
+    """vLLM's options for the plan, the same on every cloud: model, parallelism, context, batch,
+    and a load-time quantization where the checkpoint needs one. Providers add host and port."""
+    deployment, checkpoint = plan.deployment, plan.checkpoint
+    arguments = [
+        "--model", checkpoint.repo,
+        "--tensor-parallel-size", str(plan.layout.tensor_parallel),
+        "--max-model-len", str(deployment.max_context),
+        "--max-num-seqs", str(deployment.concurrency),
+    ]  # fmt: skip
+    if checkpoint.load_quantization:
+        arguments += ["--quantization", checkpoint.load_quantization]
+    return arguments
+
+
+@dataclass(frozen=True)
+class Startup:
+    """How long one replica takes from container start to answering, and why."""
+
+    download_gib: float
+    seconds: int
+
+    @property
+    def download_seconds(self) -> int:
+        return math.ceil(self.download_gib * 1024 / HUB_MIB_PER_SECOND)
+
+    def fits(self, limit_s: int | None) -> bool:
+        return limit_s is None or self.seconds <= limit_s
+
+    def timeout(self, limit_s: int | None, margin: float = 1.5) -> int:
+        """A startup timeout to configure: the estimate with a margin, at most the service's limit."""
+        wanted = math.ceil(self.seconds * margin)
+        return wanted if limit_s is None else min(limit_s, wanted)
+
+
+def startup(plan: Plan) -> Startup:
+    """The hub download (the checkpoint's stored bytes: fp8 served from bf16 downloads bf16), the
+    load of the served weights, and the engine's start."""
+    download = weight_bytes(plan.requirements.model, plan.checkpoint.stored_as) / GIB
+    seconds = math.ceil(download * 1024 / HUB_MIB_PER_SECOND + plan.requirements.weights_gib * LOAD_SECONDS_PER_GIB + ENGINE_START_SECONDS)
+    return Startup(download, seconds)
+
+
+EXAMPLE_PROMPT = "What is the capital of France?"
+
+
+def startup_verdict(plan: Plan, limit_s: int | None, setting: str) -> tuple[str, bool]:
+    """What `plan` says about starting a replica within the service's limit, and whether it cannot:
+    when the download alone outlasts the limit, `up` refuses before creating anything."""
+    estimate = startup(plan)
+    minutes = f"~{math.ceil(estimate.seconds / 60)} min: {estimate.download_gib:.0f} GiB from the Hugging Face Hub at ~{HUB_MIB_PER_SECOND} MiB/s, then loading"
+    if estimate.fits(limit_s):
+        return (f"{minutes}; {setting} allows {limit_s // 60} min" if limit_s else minutes), False
+    fatal = estimate.download_seconds > (limit_s or 0)
+    smaller = [name for name in ("int4", "fp8") if _downloads_less(plan, name)]
+    ideas = [f"quantization: {name} (a smaller checkpoint)" for name in smaller] + ["a cloud with a longer startup limit (`llamadeploy cost` compares them)"]
+    verdict = "cannot start in time" if fatal else "will likely not start in time"
+    return f"{minutes}; {verdict}: {setting} allows {limit_s // 60} min; try {'; '.join(ideas)}", fatal
+
+
+def _downloads_less(plan: Plan, quantization: str) -> bool:
+    """Whether serving at `quantization` downloads a smaller checkpoint of the same model."""
+    from orchestrator.errors import NoCheckpointError
+
+    ref = plan.deployment.model_ref
+    try:
+        other = ref.checkpoint(quantization)
+    except NoCheckpointError:
+        return False
+    return weight_bytes(ref.model, other.stored_as) < weight_bytes(ref.model, plan.checkpoint.stored_as)
+
+
+def chat_request(prompt: str, max_tokens: int) -> dict[str, Any]:
+    """An OpenAI chat completion request: the body every cloud's route takes."""
+    return {"messages": [{"role": "user", "content": prompt}], "max_tokens": max_tokens, "temperature": 0}
+
+
+@dataclass(frozen=True)
+class Answer:
+    """What a chat completion said and which model said it."""
+
+    model: str
+    text: str
+
+
+def read_answer(response: Any) -> Answer:
+    """The model and text of an OpenAI chat completion; a ValueError names what is missing."""
+    if not isinstance(response, dict):
+        raise ValueError(f"the answer is not a JSON object: {str(response)[:200]}")
+    try:
+        text = response["choices"][0]["message"]["content"]
+    except (KeyError, IndexError, TypeError):
+        raise ValueError(f"the answer is not a chat completion: {str(response)[:200]}") from None
+    return Answer(str(response.get("model") or ""), str(text))
