@@ -286,8 +286,9 @@ class AwsProvider(Provider):
             url=deployed.url,
             auth="AWS Signature V4 (IAM): the caller needs sagemaker:InvokeEndpoint on this endpoint",
             example=(
+                # fileb:// takes the body as raw bytes in AWS CLI v1 and v2 alike (v2 reads a plain string as base64).
                 f"aws sagemaker-runtime invoke-endpoint --region {deployed.region} --endpoint-name {name}{endpoint_url} "
-                f"--content-type application/json --cli-binary-format raw-in-base64-out --body '{json.dumps(chat_request(EXAMPLE_PROMPT, 64))}' /dev/stdout"
+                f"--content-type application/json --body fileb://<(printf '%s' '{json.dumps(chat_request(EXAMPLE_PROMPT, 64))}') /dev/stdout"
             ),
         )
 

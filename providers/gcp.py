@@ -286,9 +286,9 @@ class GcpProvider(Provider):
         `Endpoint.raw_predict` sends it (aiplatform/models.py): a POST of the raw body through an
         AuthorizedSession, since the GAPIC REST transport wraps both bodies in an HttpBody message."""
         _, _, session = _clients(deployed.region, deployed.settings)
-        send = lambda: session.post(deployed.url, data=json.dumps(dict(request)), headers={"Content-Type": "application/json"}, timeout=600)  # noqa: E731
+        body, headers = json.dumps(dict(request)), {"Content-Type": "application/json"}
         with _translated():
-            return answer_of(send, f"Vertex AI endpoint {deployed.deployment}")
+            return answer_of(lambda: session.post(deployed.url, data=body, headers=headers, timeout=600), f"Vertex AI endpoint {deployed.deployment}")
 
     def contract(self, plan: Plan) -> ServingContract:
         multi = " through the image's Ray launcher (one replica over several hosts)" if plan.layout.nodes > 1 else ""

@@ -11,12 +11,19 @@ import http.client
 import json
 import os
 import shlex
+import subprocess
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar, Protocol
 from urllib.parse import urlsplit
 
 from click.testing import CliRunner
+
+import providers.aws
+import providers.azure
+import providers.gcp
+import providers.oci
 
 from orchestrator.cli import cli
 from tests.emulators import containers
@@ -53,6 +60,15 @@ def flags(arguments: list[str]) -> dict[str, str]:
     return found
 
 
+BIN = Path(__file__).parent / "bin"  # the test doubles of the clouds' own CLIs the examples use (aws is the real one)
+
+
+def run_example(command: str) -> subprocess.CompletedProcess[str]:
+    """A command as `up` printed it, run by a shell, with the clouds' CLIs on PATH."""
+    path = os.pathsep.join([str(BIN), str(Path(sys.executable).parent), os.environ.get("PATH", "")])
+    return subprocess.run(["bash", "-c", command], env={**os.environ, "PATH": path}, capture_output=True, text=True, timeout=120)
+
+
 def cli_run(*args: str) -> tuple[int, str, str]:
     """The CLI in-process, as a user would run it: exit code, stdout, stderr."""
     result = CliRunner().invoke(cli, list(args), catch_exceptions=False)
@@ -79,6 +95,10 @@ class Cloud(Protocol):
     def throttling_was_respected(self, stderr: str) -> bool: ...
     def delete_endpoint_by_hand(self, name: str) -> None: ...
     def endpoint_name(self, deployment: str) -> str: ...
+    unknown_image: str  # an image reference the stand-in does not know
+    unknown_image_text: str  # how the cloud says it cannot run that image
+    def use_image(self, stack: Path, image: str) -> None: ...
+    def break_contract(self, monkeypatch: Any) -> str: ...
     def creates(self) -> int: ...
     def endpoint_creates(self) -> int: ...
     def created_twice(self) -> list[str]: ...
@@ -108,6 +128,10 @@ class _Common:
     def endpoint_name(self, deployment: str) -> str:
         """The endpoint llamadeploy made for `deployment`, as the cloud names it."""
         return deployment
+
+    def use_image(self, stack: Path, image: str) -> None:
+        """Serve from `image` instead of the cloud's default one."""
+        stack.write_text(stack.read_text().replace("serving:\n", f"serving:\n  image: {image}\n"))
 
     def answers(self, url: str) -> bool:
         """Whether a recorded endpoint URL answers its health route now, this cloud standing in for its host."""
@@ -191,6 +215,14 @@ class AwsCloud(_Common):
     def delete_endpoint_by_hand(self, name: str) -> None:
         self.stand_in.client("sagemaker").delete_endpoint(EndpointName=name)
 
+    unknown_image: ClassVar[str] = "123456789012.dkr.ecr.us-east-1.amazonaws.com/nobody-knows:1"
+    unknown_image_text: ClassVar[str] = "Requested image 123456789012.dkr.ecr.us-east-1.amazonaws.com/nobody-knows:1 not found"
+
+    def break_contract(self, monkeypatch: Any) -> str:
+        """vLLM's own image on SageMaker: nothing passes it options, and it listens on 8000, not 8080."""
+        monkeypatch.setattr(providers.aws, "LMI_IMAGE", "vllm/vllm-openai:v0.11.0")
+        return "did not pass the ping health check"
+
     def creates(self) -> int:
         return sum(len(self.stand_in.calls(a)) for a in ("CreateModel", "CreateEndpointConfig", "CreateEndpoint"))
 
@@ -211,6 +243,7 @@ class AwsCloud(_Common):
             "min_replicas": target["minCapacity"], "max_replicas": target["maxCapacity"],
             "concurrency": policy["targetTrackingScalingPolicyConfiguration"]["targetValue"],
             "model_id": env["HF_MODEL_ID"], "max_model_len": env["OPTION_MAX_MODEL_LEN"], "environment": env, "tags": model["tags"],
+            "vllm_options": {k.removeprefix("OPTION_").lower().replace("_", "-"): v for k, v in env.items() if k.startswith("OPTION_")},
         }  # fmt: skip
 
     def received(self) -> dict[str, Any]:
@@ -229,6 +262,7 @@ class AwsCloud(_Common):
             "model_id": env["HF_MODEL_ID"],
             "max_model_len": env["OPTION_MAX_MODEL_LEN"],
             "environment": env,
+            "vllm_options": {k.removeprefix("OPTION_").lower().replace("_", "-"): v for k, v in env.items() if k.startswith("OPTION_")},
             "tags": {t["Key"]: t["Value"] for t in model["Tags"]},
             "deployment_request": json.dumps(config),
         }
@@ -255,8 +289,10 @@ class AzureCloud(_RestStandInHarness):
         )
 
     def environment(self) -> dict[str, str]:
-        # DefaultAzureCredential's managed-identity step (App Service flow) asks the stand-in.
-        return {"IDENTITY_ENDPOINT": f"{self.stand_in.url}/msi/token", "IDENTITY_HEADER": "test"}
+        # DefaultAzureCredential's managed-identity step (App Service flow) asks the stand-in; the
+        # test `az` (tests/bin/az) finds Resource Manager and the subscription as `az login` would.
+        return {"IDENTITY_ENDPOINT": f"{self.stand_in.url}/msi/token", "IDENTITY_HEADER": "test",
+                "AZURE_RESOURCE_MANAGER_URL": self.stand_in.url, "AZURE_SUBSCRIPTION_ID": SUBSCRIPTION}  # fmt: skip
 
     def throttle(self) -> None:
         self.stand_in.faults.throttle_next = 2
@@ -274,6 +310,15 @@ class AzureCloud(_RestStandInHarness):
     def endpoint_name(self, deployment: str) -> str:
         return self.stand_in.endpoint_named(deployment)  # unique in the region: the name plus a hash
 
+    unknown_image: ClassVar[str] = "docker.io/nobody/knows:1"
+    unknown_image_text: ClassVar[str] = "ImageBuildFailure"
+
+    def break_contract(self, monkeypatch: Any) -> str:
+        """vLLM's stock image with the model in environment variables it never reads: it starts
+        vLLM's default model, passes its health check, and answers as the wrong model."""
+        monkeypatch.setattr(providers.azure, "DOCKERFILE", "FROM {image}\n")
+        return "answers as model 'Qwen/Qwen3-0.6B', not the declared 'meta-llama/Llama-3.2-1B-Instruct'"
+
     def from_program(self, declared: dict[str, list[dict[str, Any]]]) -> dict[str, Any]:
         (deployment,), (autoscale,) = declared["azure-native:machinelearningservices:OnlineDeployment"], declared["azure-native:monitor:AutoscaleSetting"]
         properties, capacity = deployment["properties"], autoscale["profiles"][0]["capacity"]
@@ -283,6 +328,7 @@ class AzureCloud(_RestStandInHarness):
             "min_replicas": int(capacity["minimum"]), "max_replicas": int(capacity["maximum"]),
             "concurrency": properties["requestSettings"]["maxConcurrentRequestsPerInstance"],
             "model_id": env["MODEL_NAME"], "max_model_len": flags(shlex.split(env["VLLM_ARGS"]))["max-model-len"], "environment": env, "tags": deployment["tags"],
+            "vllm_options": flags(shlex.split(env["VLLM_ARGS"])),
         }  # fmt: skip
 
     def received(self) -> dict[str, Any]:
@@ -300,6 +346,7 @@ class AzureCloud(_RestStandInHarness):
             "model_id": env["MODEL_NAME"],
             "max_model_len": flags(shlex.split(env["VLLM_ARGS"]))["max-model-len"],
             "environment": env,
+            "vllm_options": flags(shlex.split(env["VLLM_ARGS"])),
             "tags": deployment["tags"],
             "deployment_request": json.dumps(deployment),
         }
@@ -330,6 +377,15 @@ class GcpCloud(_RestStandInHarness):
     def delete_endpoint_by_hand(self, name: str) -> None:
         self.stand_in.delete_endpoint_by_hand(name)
 
+    unknown_image: ClassVar[str] = "us-docker.pkg.dev/nobody/knows:1"
+    unknown_image_text: ClassVar[str] = "Failed to pull the serving container image"
+
+    def break_contract(self, monkeypatch: Any) -> str:
+        """An option vLLM 0.11.0 does not have: its argument parser exits 2."""
+        original = providers.gcp._vllm_arguments
+        monkeypatch.setattr(providers.gcp, "_vllm_arguments", lambda plan: [*original(plan), "--not-a-vllm-option", "1"])
+        return "unrecognized arguments: --not-a-vllm-option"
+
     def from_program(self, declared: dict[str, list[dict[str, Any]]]) -> dict[str, Any]:
         (endpoint,) = declared[self.program_types[0]]
         container, dedicated = endpoint["modelConfig"]["containerSpec"], endpoint["deployConfig"]["dedicatedResources"]
@@ -337,7 +393,7 @@ class GcpCloud(_RestStandInHarness):
         return {
             "instance_type": dedicated["machineSpec"]["machineType"], "instance_count": dedicated["minReplicaCount"],
             "min_replicas": dedicated["minReplicaCount"], "max_replicas": dedicated["maxReplicaCount"], "concurrency": int(args["max-num-seqs"]),
-            "model_id": args["model"], "max_model_len": args["max-model-len"], "environment": {e["name"]: e["value"] for e in container["envs"]},
+            "model_id": args["model"], "max_model_len": args["max-model-len"], "environment": {e["name"]: e["value"] for e in container["envs"]}, "vllm_options": args,
             # pulumi-gcp's Model Garden deployment takes no labels: the tags are not declared.
         }  # fmt: skip
 
@@ -356,6 +412,7 @@ class GcpCloud(_RestStandInHarness):
             "model_id": args["model"],
             "max_model_len": args["max-model-len"],
             "environment": {e["name"]: e["value"] for e in container.get("env", [])},
+            "vllm_options": args,
             "tags": upload["model"]["labels"],
             "deployment_request": json.dumps(deploy),
         }
@@ -378,13 +435,26 @@ class OciCloud(_RestStandInHarness):
                 f"    subnet_id: {SUBNET}\n    image: {OCIR_IMAGE}\n    endpoint: {self.stand_in.url}\n")  # fmt: skip
 
     def environment(self) -> dict[str, str]:
-        return {"OCI_CONFIG_FILE": str(self.stand_in.write_config())}
+        config = str(self.stand_in.write_config())
+        return {"OCI_CONFIG_FILE": config, "OCI_CLI_CONFIG_FILE": config}  # the SDK's variable, and the CLI's
 
     def throttle(self) -> None:
         self.stand_in.faults.throttle_next = 4  # the SDK's retries are off; the engine retries
 
     def delete_endpoint_by_hand(self, name: str) -> None:
         self.stand_in.delete_deployment_by_hand(name)
+
+    unknown_image: ClassVar[str] = "iad.ocir.io/llamadeploy/nobody-knows:1"
+    unknown_image_text: ClassVar[str] = "Failed to pull the container image"
+
+    def use_image(self, stack: Path, image: str) -> None:
+        stack.write_text(stack.read_text().replace(f"image: {OCIR_IMAGE}", f"image: {image}"))
+
+    def break_contract(self, monkeypatch: Any) -> str:
+        """`vllm serve MODEL` in cmd: OCI appends cmd to the image's ENTRYPOINT, which is vLLM's server already."""
+        original = providers.oci._vllm_command
+        monkeypatch.setattr(providers.oci, "_vllm_command", lambda plan: ["vllm", "serve", plan.hf_repo, *original(plan)])
+        return "unrecognized arguments: serve"
 
     def from_program(self, declared: dict[str, list[dict[str, Any]]]) -> dict[str, Any]:
         (created,) = declared["oci:DataScience/modelDeployment:ModelDeployment"]
@@ -396,6 +466,7 @@ class OciCloud(_RestStandInHarness):
             "instance_type": model["instanceConfiguration"]["instanceShapeName"], "instance_count": policy["initialInstanceCount"],
             "min_replicas": policy["minimumInstanceCount"], "max_replicas": policy["maximumInstanceCount"], "concurrency": int(args["max-num-seqs"]),
             "model_id": args["model"], "max_model_len": args["max-model-len"], "environment": environment["environmentVariables"], "tags": created["freeformTags"],
+            "vllm_options": args,
         }  # fmt: skip
 
     def received(self) -> dict[str, Any]:
@@ -414,6 +485,7 @@ class OciCloud(_RestStandInHarness):
             "model_id": args["model"],
             "max_model_len": args["max-model-len"],
             "environment": environment["environmentVariables"],
+            "vllm_options": args,
             "tags": created["freeformTags"],
             "deployment_request": json.dumps(created),
         }

@@ -3,11 +3,14 @@ type / accelerator pairing Vertex enforces."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
 
+import providers.gcp
 from tests.clouds import GcpCloud, cli_run, flags
+from tests.emulators.gcp import PROJECT_NUMBER
 
 pytestmark = pytest.mark.parametrize("cloud", ["gcp"], indirect=True)
 
@@ -66,3 +69,27 @@ def test_unknown_project_is_an_auth_error(cloud: GcpCloud, tmp_path: Path) -> No
     stack.write_text("name: chat\nmodel: llama3.2-1b-instruct\n" + cloud.placement().replace("project: llm-prod", "project: someone-else"))
     code, _, err = cli_run("up", str(stack), "--cloud", "gcp", "--yes")
     assert code == 1 and "Permission denied on project someone-else" in err and "roles/aiplatform.user" in err
+
+
+def test_a_replica_over_two_hosts_without_the_ray_launcher_does_not_start(cloud: GcpCloud, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """vLLM alone sees one host's GPUs: 8 tensor x 2 pipeline ranks need the second host through Ray."""
+    original = providers.gcp._container
+    monkeypatch.setattr(providers.gcp, "_container", lambda plan: {**original(plan), "args": original(plan)["args"][1:]})
+    stack = tmp_path / "big.yaml"
+    stack.write_text("name: big\nmodel: llama3.1-70b-instruct\nmax_context: 131072\nconcurrency: 12\ngpu: H100\n" + cloud.placement())
+    code, _, err = cli_run("up", str(stack), "--cloud", "gcp", "--yes")
+    assert code == 1 and "Model server exited unexpectedly" in err and "(16 > 8)" in err
+    assert "rolled back" in err and cloud.empty(), cloud.inventory()
+
+
+def test_vertex_names_the_project_by_number_and_a_rerun_deploys_nothing_twice(cloud: GcpCloud, stack: Path) -> None:
+    assert cli_run("up", str(stack), "--cloud", "gcp", "--yes")[0] == 0
+    assert all("/projects/llm-prod/" in r.path for r in cloud.stand_in.requests if r.kind in ("upload", "deploy"))  # asked by project id
+    (deployed,) = cloud.stand_in.endpoints["chat"]["deployedModels"]
+    assert deployed["model"] == f"projects/{PROJECT_NUMBER}/locations/us-central1/models/chat"  # answered by number
+    code, out, _ = cli_run("status", "chat", "--output", "json")
+    (row,) = json.loads(out)["deployments"]
+    assert code == 0 and row["live"]["state"] == "serving" and row["drift"] == []
+    code, _, err = cli_run("up", str(stack), "--cloud", "gcp", "--yes")
+    assert code == 0 and "already serving as declared" in err
+    assert len(cloud.stand_in.received("deploy")) == 1 and cloud.stand_in.inventory()["deployed_models"] == [f"chat/{deployed['id']}"]

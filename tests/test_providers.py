@@ -24,7 +24,7 @@ from orchestrator.catalog import load_catalog
 from orchestrator.spec import load_stack
 from orchestrator.state import LockedError, State
 from providers import registry
-from tests.clouds import HF_TOKEN, ROLE, AwsCloud, Cloud, cli_run
+from tests.clouds import HF_TOKEN, ROLE, AwsCloud, Cloud, cli_run, run_example
 
 REPO = Path(__file__).parent.parent
 
@@ -57,6 +57,63 @@ def test_up_status_down_leaves_nothing(cloud: Cloud, stack: Path, instance_type:
     assert cloud.empty(), cloud.inventory()
     code, out, _ = cli_run("status", "--output", "json")
     assert json.loads(out)["deployments"] == []
+
+
+DECLARED = "meta-llama/Llama-3.2-1B-Instruct"
+
+
+def test_up_call_and_the_printed_example_all_get_the_declared_model(cloud: Cloud, stack: Path) -> None:
+    code, out, err = cli_run("up", str(stack), "--cloud", cloud.name, "--yes")
+    assert code == 0, err
+    assert f"answered by: {DECLARED}" in out and f"chat answers as {DECLARED}" in err  # up checked it with a call
+    code, out, err = cli_run("call", "chat", "--output", "json")
+    answer = json.loads(out)
+    assert code == 0, err
+    assert (answer["model"], answer["declared_model"], answer["matches_declared"]) == (DECLARED, DECLARED, True) and "Paris" in answer["answer"]
+    code, out, err = cli_run("call", "chat", "--prompt", "Capital of France?", "--max-tokens", "8")
+    assert code == 0 and "Paris" in out and f"model: {DECLARED}" in err
+    example = next(line for line in cli_run("up", str(stack), "--cloud", cloud.name, "--yes")[1].splitlines() if "try:" in line).split("try:", 1)[1].strip()
+    done = run_example(example)
+    assert done.returncode == 0, done.stderr
+    assert f'"model": "{DECLARED}"' in done.stdout and "Paris" in done.stdout, done.stdout
+    assert cloud.endpoint_creates() == 1 and cloud.created_twice() == []
+    assert cli_run("down", "chat", "--yes")[0] == 0
+    assert cloud.empty(), cloud.inventory()
+
+
+def test_an_image_the_cloud_cannot_run_fails_and_rolls_back(cloud: Cloud, stack: Path) -> None:
+    cloud.use_image(stack, cloud.unknown_image)
+    code, _, err = cli_run("up", str(stack), "--cloud", cloud.name, "--yes")
+    assert code == 1 and "Traceback" not in err
+    assert cloud.unknown_image_text in err, err
+    assert "rolled back" in err or "nothing was created" in err
+    assert cloud.empty(), cloud.inventory()
+    assert json.loads(cli_run("status", "--output", "json")[1])["deployments"] == []
+
+
+def test_a_container_started_the_wrong_way_fails_and_rolls_back(cloud: Cloud, stack: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each cloud's known wrong contract (the ones this project once shipped), sent on purpose: the
+    stand-in starts the container as the service would, and `up` must not call that serving."""
+    expected = cloud.break_contract(monkeypatch)
+    cloud.ready_after_polls(2)
+    code, _, err = cli_run("up", str(stack), "--cloud", cloud.name, "--yes")
+    assert code == 1 and "Traceback" not in err
+    assert expected in err, err
+    assert "rolled back: deleted the" in err
+    assert cloud.empty(), cloud.inventory()
+
+
+def test_int4_serves_a_checkpoint_quantized_ahead_of_time(cloud: Cloud, stack: Path) -> None:
+    awq = "hugging-quants/Meta-Llama-3.1-8B-Instruct-AWQ-INT4"
+    stack.write_text(stack.read_text().replace("model: llama3.2-1b-instruct", "model: llama3.1-8b-instruct\nquantization: int4"))
+    code, out, err = cli_run("up", str(stack), "--cloud", cloud.name, "--yes")
+    assert code == 0, err
+    received = cloud.received()
+    assert received["model_id"] == awq
+    assert not {"quantization", "quantize"} & set(received["vllm_options"]), received["vllm_options"]  # vLLM reads AWQ from the checkpoint
+    assert f"answered by: {awq}" in out
+    assert cli_run("down", "chat", "--yes")[0] == 0
+    assert cloud.empty(), cloud.inventory()
 
 
 def test_secrets_stay_out_of_state_and_output(cloud: Cloud, stack: Path, tmp_path: Path) -> None:
