@@ -28,13 +28,9 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from orchestrator.state import State  # noqa: E402
-from tests.clouds import HARNESSES, Cloud, cli_run, stand_in_environment  # noqa: E402
-from tests.emulators.aws import AwsStandIn  # noqa: E402
-from tests.emulators.azure import AzureStandIn  # noqa: E402
-from tests.emulators.gcp import GcpStandIn  # noqa: E402
-from tests.emulators.oci import OciStandIn  # noqa: E402
+from tests.clouds import HARNESSES, Cloud, cli_run, stand_in_environment, start_stand_in  # noqa: E402
+from tests.emulators.internet import Internet  # noqa: E402
 
-STAND_INS: dict[str, type] = {"aws": AwsStandIn, "azure": AzureStandIn, "gcp": GcpStandIn, "oci": OciStandIn}
 # The inventory kind that holds serving compute, the thing each cloud bills by the hour.
 BILLED: dict[str, str] = {"aws": "endpoints", "azure": "deployments", "gcp": "deployed_models", "oci": "model_deployments"}
 
@@ -81,9 +77,8 @@ def one_move(source: Cloud, target: Cloud, ready_polls: int, interval: float, wo
         cloud.stand_in.reset()
         os.environ.update(cloud.environment())
     stack = workdir / f"{source.name}-{target.name}.yaml"
-    serving = source.serving() or target.serving() or "serving:\n  env: {VLLM_LOGGING_LEVEL: INFO}\n"
-    stack.write_text("name: chat\nmodel: llama3.2-1b-instruct\nmax_context: 4096\nconcurrency: 8\n"
-                     "autoscaling: {min_replicas: 1, max_replicas: 2}\n" + serving + "placement:\n" + source.block() + target.block())  # fmt: skip
+    stack.write_text("name: chat\nmodel: llama3.2-1b-instruct\nmax_context: 4096\nconcurrency: 8\nautoscaling: {min_replicas: 1, max_replicas: 2}\n"
+                     "placement:\n" + source.block() + target.block())  # fmt: skip
     code, _, err = cli_run("up", str(stack), "--cloud", source.name, "--yes")
     if code:
         raise SystemExit(f"up on {source.name} failed: {err}")
@@ -115,7 +110,9 @@ def main() -> None:
     parser.add_argument("--interval", type=float, default=0.02, help="seconds between the client's calls")
     options = parser.parse_args()
     pairs = [tuple(p.split(":")) for p in options.pairs]
-    stand_ins = {name: STAND_INS[name]() for name in sorted({c for pair in pairs for c in pair})}
+    internet = Internet()
+    os.environ.update(internet.environment())
+    stand_ins = {name: start_stand_in(name, internet) for name in sorted({c for pair in pairs for c in pair})}
     harnesses = {name: HARNESSES[name](stand_in) for name, stand_in in stand_ins.items()}
     print(f"{'move':<14} {'move s':>7} {'calls':>6} {'failed':>7} {'overlap s':>10}  goal: 0 failed")
     with tempfile.TemporaryDirectory() as workdir:
@@ -125,6 +122,7 @@ def main() -> None:
                   + (f"  first failure: {seen.failures[0]}" if seen.failures else ""))  # fmt: skip
     for stand_in in stand_ins.values():
         stand_in.stop()
+    internet.stop()
     print(f"(target ready after {options.ready_polls} status polls; first poll 0.05 s, then 4 % of the time waited; "
           "overlap = both clouds' inventories held serving compute; Vertex lists a deployed model only once it is deployed)")
 

@@ -25,6 +25,7 @@ from orchestrator.spec import load_stack  # noqa: E402
 from orchestrator.state import State  # noqa: E402
 from tests.clouds import ROLE  # noqa: E402
 from tests.emulators.aws import CREDENTIALS, AwsStandIn  # noqa: E402
+from tests.emulators.vllm import VALID_TOKEN  # noqa: E402
 
 
 def one_up(stand_in: AwsStandIn, delay: float, poll: float, workdir: Path) -> tuple[float, int]:
@@ -50,7 +51,7 @@ def main() -> None:
     parser.add_argument("--delays", type=float, nargs="+", default=[5.0, 30.0])
     parser.add_argument("--poll", type=float, default=1.0, help="first poll interval (LLAMADEPLOY_POLL_SECONDS), default 1.0")
     options = parser.parse_args()
-    os.environ.update({**CREDENTIALS, "HF_TOKEN": "bench", "AWS_CONFIG_FILE": os.devnull, "AWS_SHARED_CREDENTIALS_FILE": os.devnull})
+    os.environ.update({**CREDENTIALS, "HF_TOKEN": VALID_TOKEN, "AWS_CONFIG_FILE": os.devnull, "AWS_SHARED_CREDENTIALS_FILE": os.devnull})
     stand_in = AwsStandIn()
     with tempfile.TemporaryDirectory() as workdir:
         cold, _ = one_up(stand_in, 0.0, options.poll, Path(workdir))

@@ -48,7 +48,9 @@ def _change(record: Record | None, planned: Plan) -> Change:
     elif record.status != "serving":
         action = "finish"
     else:
-        from orchestrator.engine import spec_hash  # only with a record: the engine's imports are not free
+        from orchestrator.engine import (
+            spec_hash,  # only with a record: the engine's imports are not free
+        )
 
         action = "none" if record.spec_hash == spec_hash(planned) else "replace"
     detail = ACTIONS[action].format(name=name, cloud=planned.cloud, region=planned.region, status=record.status if record else "",

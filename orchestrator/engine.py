@@ -27,7 +27,17 @@ from orchestrator.source import SourceMap
 from orchestrator.spec import Deployment, Stack
 from orchestrator.state import Operation, Record, State, now
 from providers import registry
-from providers.base import CapacityError, Deployed, Endpoint, LiveStatus, Provider, ProviderError, QuotaError, Resource, ThrottledError
+from providers.base import (
+    CapacityError,
+    Deployed,
+    Endpoint,
+    LiveStatus,
+    Provider,
+    ProviderError,
+    QuotaError,
+    Resource,
+    ThrottledError,
+)
 
 POLL_ENV = "LLAMADEPLOY_POLL_SECONDS"
 WAIT_TIMEOUT_ENV = "LLAMADEPLOY_WAIT_TIMEOUT"

@@ -15,7 +15,12 @@ from orchestrator.planner import Plan
 from orchestrator.report import money, month_label, row_cells, total_month_label
 from orchestrator.spec import HOURS_PER_DAY
 from orchestrator.templating import environment
-from orchestrator.throughput import DEFAULT_OUTPUT_TOKENS, DEFAULT_PROMPT_TOKENS, ENGINE_EFFICIENCY, gpu_specs
+from orchestrator.throughput import (
+    DEFAULT_OUTPUT_TOKENS,
+    DEFAULT_PROMPT_TOKENS,
+    ENGINE_EFFICIENCY,
+    gpu_specs,
+)
 
 if TYPE_CHECKING:
     from orchestrator.cost_report import CostReport, Row

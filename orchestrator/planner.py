@@ -13,8 +13,14 @@ from dataclasses import dataclass
 from functools import cached_property
 
 from orchestrator.catalog import Catalog, Offer
+from orchestrator.errors import (
+    GpuNotOfferedError,
+    InfeasibleError,
+    SpecError,
+    UsageError,
+)
 from orchestrator.models import Checkpoint
-from orchestrator.errors import GpuNotOfferedError, InfeasibleError, SpecError, UsageError
+from orchestrator.serving import startup_verdict
 from orchestrator.sizing import (
     GPUS_PER_NODE,
     RUNTIME_OVERHEAD_GIB_PER_GPU,
@@ -27,7 +33,6 @@ from orchestrator.sizing import (
 )
 from orchestrator.spec import QUANTIZATIONS, Deployment, Stack
 from providers import registry
-from orchestrator.serving import startup_verdict
 from providers.base import CloudService, Feature, Resource, ServingContract
 
 HOURS_PER_MONTH = 730

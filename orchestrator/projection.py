@@ -15,7 +15,12 @@ from typing import TYPE_CHECKING
 
 from orchestrator.planner import HOURS_PER_MONTH
 from orchestrator.spec import HOURS_PER_DAY
-from orchestrator.throughput import Throughput, replica_throughput, target_requests_per_minute, usd_per_million_tokens
+from orchestrator.throughput import (
+    Throughput,
+    replica_throughput,
+    target_requests_per_minute,
+    usd_per_million_tokens,
+)
 
 if TYPE_CHECKING:
     from orchestrator.planner import Plan

@@ -18,7 +18,13 @@ from orchestrator.cost_report import CostReport
 from orchestrator.models import LlamaModel
 from orchestrator.planner import HOURS_PER_MONTH, Infeasible, Plan
 from orchestrator.report import money, month_label, row_cells, total_month_label
-from orchestrator.sizing import AWQ_BYTES_PER_LINEAR_PARAMETER, BYTES_PER_PARAMETER, GPU_MEMORY_UTILIZATION, RUNTIME_OVERHEAD_GIB_PER_GPU, usable_gib
+from orchestrator.sizing import (
+    AWQ_BYTES_PER_LINEAR_PARAMETER,
+    BYTES_PER_PARAMETER,
+    GPU_MEMORY_UTILIZATION,
+    RUNTIME_OVERHEAD_GIB_PER_GPU,
+    usable_gib,
+)
 
 if TYPE_CHECKING:
     from orchestrator.engine import StatusRow

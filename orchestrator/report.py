@@ -15,7 +15,11 @@ from orchestrator.catalog import Catalog, Offer
 from orchestrator.cost_report import CloudTotal, CostReport, Row
 from orchestrator.planner import Infeasible, Plan
 from orchestrator.projection import Projection, project
-from orchestrator.sizing import GPU_MEMORY_UTILIZATION, RUNTIME_OVERHEAD_GIB_PER_GPU, usable_gib
+from orchestrator.sizing import (
+    GPU_MEMORY_UTILIZATION,
+    RUNTIME_OVERHEAD_GIB_PER_GPU,
+    usable_gib,
+)
 
 if TYPE_CHECKING:
     from orchestrator.engine import StatusRow

@@ -8,10 +8,15 @@ from __future__ import annotations
 
 from functools import cache
 from pathlib import Path
-
 from typing import Any
 
-from jinja2 import Environment, FileSystemLoader, StrictUndefined, Undefined, select_autoescape
+from jinja2 import (
+    Environment,
+    FileSystemLoader,
+    StrictUndefined,
+    Undefined,
+    select_autoescape,
+)
 
 TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
 

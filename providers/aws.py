@@ -414,7 +414,12 @@ _THROTTLE_CODES = {"ThrottlingException", "Throttling", "TooManyRequestsExceptio
 @contextmanager
 def _translated() -> Iterator[None]:
     """Turn botocore's exceptions into llamadeploy's typed provider errors."""
-    from botocore.exceptions import BotoCoreError, ClientError, EndpointConnectionError, NoCredentialsError
+    from botocore.exceptions import (
+        BotoCoreError,
+        ClientError,
+        EndpointConnectionError,
+        NoCredentialsError,
+    )
 
     try:
         yield

@@ -35,7 +35,16 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from orchestrator.secrets import resolve_secrets
-from orchestrator.serving import CHAT_ROUTE, EXAMPLE_PROMPT, HEALTH_ROUTE, VLLM_IMAGE, VLLM_PORT, chat_request, startup, vllm_arguments
+from orchestrator.serving import (
+    CHAT_ROUTE,
+    EXAMPLE_PROMPT,
+    HEALTH_ROUTE,
+    VLLM_IMAGE,
+    VLLM_PORT,
+    chat_request,
+    startup,
+    vllm_arguments,
+)
 from orchestrator.throughput import target_requests_per_minute
 from providers.base import (
     DEPLOYMENT_TAG,
@@ -403,7 +412,14 @@ def _scale_rules(plan: Plan) -> list[dict[str, Any]]:
 
 
 def _autoscale_setting(plan: Plan, deployment_id: str, location: str, tags: dict[str, str]) -> Any:
-    from azure.mgmt.monitor.models import AutoscaleProfile, AutoscaleSettingResource, MetricTrigger, ScaleAction, ScaleCapacity, ScaleRule
+    from azure.mgmt.monitor.models import (
+        AutoscaleProfile,
+        AutoscaleSettingResource,
+        MetricTrigger,
+        ScaleAction,
+        ScaleCapacity,
+        ScaleRule,
+    )
 
     scaling = plan.deployment.autoscaling
 
@@ -546,7 +562,12 @@ def _quiet_stdout() -> Iterator[None]:
 @contextlib.contextmanager
 def _translated() -> Iterator[None]:
     """Turn azure-core's and azure-ai-ml's exceptions into llamadeploy's typed provider errors."""
-    from azure.core.exceptions import ClientAuthenticationError, HttpResponseError, ResourceNotFoundError, ServiceRequestError
+    from azure.core.exceptions import (
+        ClientAuthenticationError,
+        HttpResponseError,
+        ResourceNotFoundError,
+        ServiceRequestError,
+    )
 
     try:
         yield

@@ -30,7 +30,15 @@ from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from orchestrator.secrets import resolve_secrets
-from orchestrator.serving import CHAT_ROUTE, EXAMPLE_PROMPT, HEALTH_ROUTE, OPENAI_SERVER, chat_request, startup, vllm_arguments
+from orchestrator.serving import (
+    CHAT_ROUTE,
+    EXAMPLE_PROMPT,
+    HEALTH_ROUTE,
+    OPENAI_SERVER,
+    chat_request,
+    startup,
+    vllm_arguments,
+)
 from orchestrator.throughput import target_requests_per_minute
 from providers.base import (
     DEPLOYMENT_TAG,

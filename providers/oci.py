@@ -23,7 +23,14 @@ from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from orchestrator.secrets import resolve_secrets
-from orchestrator.serving import CHAT_ROUTE, EXAMPLE_PROMPT, VLLM_IMAGE, chat_request, startup, vllm_arguments
+from orchestrator.serving import (
+    CHAT_ROUTE,
+    EXAMPLE_PROMPT,
+    VLLM_IMAGE,
+    chat_request,
+    startup,
+    vllm_arguments,
+)
 from orchestrator.sizing import GIB
 from orchestrator.throughput import target_requests_per_minute
 from providers.base import (

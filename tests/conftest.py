@@ -5,13 +5,14 @@ from __future__ import annotations
 import textwrap
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from orchestrator.catalog import Catalog, load_catalog
 from orchestrator.planner import plan
 from orchestrator.spec import load_stack
-from tests.clouds import HARNESSES, Cloud, stand_in_environment
+from tests.clouds import HARNESSES, Cloud, stand_in_environment, start_stand_in
 from tests.emulators.aws import AwsStandIn
 from tests.emulators.azure import AzureStandIn
 from tests.emulators.gcp import GcpStandIn
@@ -52,32 +53,30 @@ def internet() -> Iterator[Internet]:
     proxy.stop()
 
 
-@pytest.fixture(scope="session")
-def aws_stand_in() -> Iterator[AwsStandIn]:
-    stand_in = AwsStandIn()
+def _stand_in(name: str, internet: Internet) -> Iterator[Any]:
+    stand_in = start_stand_in(name, internet)
     yield stand_in
     stand_in.stop()
+
+
+@pytest.fixture(scope="session")
+def aws_stand_in(internet: Internet) -> Iterator[AwsStandIn]:
+    yield from _stand_in("aws", internet)
 
 
 @pytest.fixture(scope="session")
 def azure_stand_in(internet: Internet) -> Iterator[AzureStandIn]:
-    stand_in = AzureStandIn(internet)
-    yield stand_in
-    stand_in.stop()
+    yield from _stand_in("azure", internet)
 
 
 @pytest.fixture(scope="session")
-def gcp_stand_in() -> Iterator[GcpStandIn]:
-    stand_in = GcpStandIn()
-    yield stand_in
-    stand_in.stop()
+def gcp_stand_in(internet: Internet) -> Iterator[GcpStandIn]:
+    yield from _stand_in("gcp", internet)
 
 
 @pytest.fixture(scope="session")
 def oci_stand_in(internet: Internet) -> Iterator[OciStandIn]:
-    stand_in = OciStandIn(internet)
-    yield stand_in
-    stand_in.stop()
+    yield from _stand_in("oci", internet)
 
 
 def _harness(name: str, request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Cloud:

@@ -9,7 +9,17 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from providers.base import CloudService, Deployed, Endpoint, Events, LiveStatus, NotFoundError, Provider, Resource, resource_tags
+from providers.base import (
+    CloudService,
+    Deployed,
+    Endpoint,
+    Events,
+    LiveStatus,
+    NotFoundError,
+    Provider,
+    Resource,
+    resource_tags,
+)
 
 if TYPE_CHECKING:
     from orchestrator.planner import Plan

@@ -3,6 +3,7 @@ errors Azure gives that the scenario suite does not cover."""
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -80,3 +81,17 @@ def test_transient_server_errors_are_retried(azure: AzureCloud, stack: Path) -> 
     code, _, err = cli_run("up", str(stack), "--cloud", "azure", "--yes")
     assert code == 0, err
     assert azure.inventory()["endpoints"] == [azure.endpoint_name("chat")]
+
+
+def test_endpoint_names_are_unique_in_the_region_and_within_azures_rules(azure: AzureCloud, stack: Path) -> None:
+    """`chat` is taken in eastus by someone else (the stand-in's TAKEN_ENDPOINT_NAMES): a bare
+    deployment name would collide; and a 40-character deployment name would pass Azure's 32."""
+    assert "chat" in arm.TAKEN_ENDPOINT_NAMES
+    long_name = "a" * 36 + "-bot"
+    stack.write_text(stack.read_text().replace("name: chat", f"name: {long_name}"))
+    code, out, err = cli_run("up", str(stack), "--cloud", "azure", "--yes")
+    assert code == 0, err
+    (endpoint,) = azure.inventory()["endpoints"]
+    assert re.fullmatch(r"a{23}-[0-9a-f]{8}", endpoint) and len(endpoint) <= 32
+    assert f"https://{endpoint}.eastus.inference.ml.azure.com/v1/chat/completions" in out
+    assert cli_run("down", long_name, "--yes")[0] == 0 and azure.empty()
