@@ -69,9 +69,18 @@ def main() -> None:
         modules = imported(args)
         heavy = sorted({m for m in set(modules) - PTH_NAMESPACES if m.split(".")[0] in CLOUD_SDKS or m.startswith("google.cloud")})
         goal = GOALS.get(label)
-        figures.append({"command": label, "median_s": round(median, 3), "max_s": round(worst, 3), "peak_rss_mib": round(rss, 1),
-                        "modules": len(modules), "cloud_sdk_modules": heavy, "goal_s": goal,
-                        "met": None if goal is None else median <= goal and not heavy})  # fmt: skip
+        figures.append(
+            {
+                "command": label,
+                "median_s": round(median, 3),
+                "max_s": round(worst, 3),
+                "peak_rss_mib": round(rss, 1),
+                "modules": len(modules),
+                "cloud_sdk_modules": heavy,
+                "goal_s": goal,
+                "met": None if goal is None else median <= goal and not heavy,
+            }
+        )
     if options.json:
         print(json.dumps(figures, indent=2))
         return

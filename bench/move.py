@@ -77,16 +77,20 @@ def one_move(source: Cloud, target: Cloud, ready_polls: int, interval: float, wo
         cloud.stand_in.reset()
         os.environ.update(cloud.environment())
     stack = workdir / f"{source.name}-{target.name}.yaml"
-    stack.write_text("name: chat\nmodel: llama3.2-1b-instruct\nmax_context: 4096\nconcurrency: 8\nautoscaling: {min_replicas: 1, max_replicas: 2}\n"
-                     "placement:\n" + source.block() + target.block())  # fmt: skip
+    stack.write_text(
+        "name: chat\nmodel: llama3.2-1b-instruct\nmax_context: 4096\nconcurrency: 8\nautoscaling: {min_replicas: 1, max_replicas: 2}\n"
+        "placement:\n" + source.block() + target.block()
+    )
     code, _, err = cli_run("up", str(stack), "--cloud", source.name, "--yes")
     if code:
         raise SystemExit(f"up on {source.name} failed: {err}")
     target.ready_after_polls(ready_polls)
     stop, seen = threading.Event(), Probe()
     clouds: dict[str, Cloud] = {source.name: source, target.name: target}
-    loops = [threading.Thread(target=call_endpoint, args=(state_path, clouds, interval, stop, seen)),
-             threading.Thread(target=sample_billing, args=(clouds, interval, stop, seen))]  # fmt: skip
+    loops = [
+        threading.Thread(target=call_endpoint, args=(state_path, clouds, interval, stop, seen)),
+        threading.Thread(target=sample_billing, args=(clouds, interval, stop, seen)),
+    ]
     for loop in loops:
         loop.start()
     time.sleep(0.5)  # the client is calling the source before the move starts
@@ -118,13 +122,17 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as workdir:
         for source, target in pairs:
             wall, seen = one_move(harnesses[source], harnesses[target], options.ready_polls, options.interval, Path(workdir))
-            print(f"{source + ' -> ' + target:<14} {wall:7.2f} {seen.calls:6d} {len(seen.failures):7d} {seen.overlap:10.2f}"
-                  + (f"  first failure: {seen.failures[0]}" if seen.failures else ""))  # fmt: skip
+            print(
+                f"{source + ' -> ' + target:<14} {wall:7.2f} {seen.calls:6d} {len(seen.failures):7d} {seen.overlap:10.2f}"
+                + (f"  first failure: {seen.failures[0]}" if seen.failures else "")
+            )
     for stand_in in stand_ins.values():
         stand_in.stop()
     internet.stop()
-    print(f"(target ready after {options.ready_polls} status polls; first poll 0.05 s, then 4 % of the time waited; "
-          "overlap = both clouds' inventories held serving compute; Vertex lists a deployed model only once it is deployed)")
+    print(
+        f"(target ready after {options.ready_polls} status polls; first poll 0.05 s, then 4 % of the time waited; "
+        "overlap = both clouds' inventories held serving compute; Vertex lists a deployed model only once it is deployed)"
+    )
 
 
 if __name__ == "__main__":

@@ -26,9 +26,21 @@ VM_PRICE_LOWER_BOUND = "VM list price (service adds a markup, unknown)"
 BASIS_LABELS = {MANAGED_PRICE: "list price", VM_PRICE_BILLED: "VM price (billed as is)", VM_PRICE_LOWER_BOUND: "VM price, lower bound"}
 _BASIS_RANK = {MANAGED_PRICE: 0, VM_PRICE_BILLED: 0, VM_PRICE_LOWER_BOUND: 1}
 COLUMNS = (
-    "cloud", "service", "region", "instance_type", "gpu", "gpu_count", "gpu_memory_gib", "vcpus",
-    "memory_gib", "usd_per_hour", "spot_usd_per_hour", "price_basis", "source", "as_of",
-)  # fmt: skip
+    "cloud",
+    "service",
+    "region",
+    "instance_type",
+    "gpu",
+    "gpu_count",
+    "gpu_memory_gib",
+    "vcpus",
+    "memory_gib",
+    "usd_per_hour",
+    "spot_usd_per_hour",
+    "price_basis",
+    "source",
+    "as_of",
+)
 CATALOG_ENV = "LLAMADEPLOY_CATALOG"
 
 
@@ -68,11 +80,7 @@ class Catalog:
     offers: tuple[Offer, ...]
 
     def select(self, cloud: str | None = None, region: str | None = None, gpu: str | None = None) -> list[Offer]:
-        return [
-            o
-            for o in self.offers
-            if (cloud is None or o.cloud == cloud) and (region is None or o.region == region) and (gpu is None or o.gpu == gpu)
-        ]
+        return [o for o in self.offers if (cloud is None or o.cloud == cloud) and (region is None or o.region == region) and (gpu is None or o.gpu == gpu)]
 
     def clouds(self) -> list[str]:
         return sorted({o.cloud for o in self.offers})

@@ -53,6 +53,7 @@ def _change(record: Record | None, planned: Plan) -> Change:
         )
 
         action = "none" if record.spec_hash == spec_hash(planned) else "replace"
-    detail = ACTIONS[action].format(name=name, cloud=planned.cloud, region=planned.region, status=record.status if record else "",
-                                    recorded_cloud=record.cloud if record else "")  # fmt: skip
+    detail = ACTIONS[action].format(
+        name=name, cloud=planned.cloud, region=planned.region, status=record.status if record else "", recorded_cloud=record.cloud if record else ""
+    )
     return Change(name, action, planned.cloud, planned.region, detail)

@@ -36,6 +36,8 @@ class _DetailedExitCommand(click.Command):
             if "--detailed-exitcode" in args:
                 error.exit_code = 1
             raise
+
+
 OUTPUTS = click.Choice(["table", "json"])
 ENGINES = click.Choice(["native", "pulumi"])
 
@@ -73,7 +75,7 @@ def _emit_json(data: Any) -> None:
     click.echo(json.dumps(data, indent=2))
 
 
-def _catalog(ctx: click.Context):  # noqa: ANN202 - the Catalog type is imported lazily
+def _catalog(ctx: click.Context):
     from orchestrator.catalog import load_catalog
 
     return load_catalog(ctx.obj["catalog"])
@@ -81,7 +83,12 @@ def _catalog(ctx: click.Context):  # noqa: ANN202 - the Catalog type is imported
 
 @click.group(cls=_Cli, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="llamadeploy")
-@click.option("--catalog", envvar="LLAMADEPLOY_CATALOG", type=click.Path(dir_okay=False), help="Price catalog CSV to use instead of the shipped one (e.g. with negotiated prices).")
+@click.option(
+    "--catalog",
+    envvar="LLAMADEPLOY_CATALOG",
+    type=click.Path(dir_okay=False),
+    help="Price catalog CSV to use instead of the shipped one (e.g. with negotiated prices).",
+)
 @click.option("--state", envvar="LLAMADEPLOY_STATE", type=click.Path(), help="State file [default: .llamadeploy/state.db].")
 @click.pass_context
 def cli(ctx: click.Context, catalog: str | None, state: str | None) -> None:
@@ -89,7 +96,7 @@ def cli(ctx: click.Context, catalog: str | None, state: str | None) -> None:
     ctx.obj = {"catalog": catalog, "state": state}
 
 
-def _state(ctx: click.Context):  # noqa: ANN202 - State is imported lazily
+def _state(ctx: click.Context):
     """The state store, closed when the command ends."""
     from contextlib import closing
 
@@ -255,7 +262,10 @@ def providers_command(output: str) -> None:
 
 @cli.command()
 @click.argument("stack", type=click.Path())
-@click.option("--cloud", help="Cloud to deploy on; `auto`: the cheapest that can host it, then the next; default: placement.fallback in order, else the one cloud the placement names.")
+@click.option(
+    "--cloud",
+    help="Cloud to deploy on; `auto`: the cheapest that can host it, then the next; default: placement.fallback in order, else the one cloud the placement names.",
+)
 @click.option("--region", help="Region, overriding the placement.")
 @click.option("--deployment", "only", metavar="NAME", help="Deploy only this deployment of the stack.")
 @click.option("--yes", is_flag=True, help="Do not ask for confirmation (pipelines).")
@@ -322,13 +332,23 @@ def _pulumi_dir(ctx: click.Context) -> Path:
     return _state_path(ctx).parent / "pulumi"
 
 
-def _served(name: str, cloud: str, region: str, result, output: str, report, attempts: list | None = None) -> None:  # noqa: ANN001 - lazily imported types
+def _served(name: str, cloud: str, region: str, result, output: str, report, attempts: list | None = None) -> None:
     """What `up` says once a deployment serves: where, how to authenticate, and a call that works as printed."""
     answer = result.answer
     if output == "json":
         extra = {} if attempts is None else {"attempts": [{"cloud": a.cloud, "region": a.region, "outcome": a.outcome} for a in attempts]}
-        report("done", deployment=name, cloud=cloud, region=region, changed=result.changed, url=result.endpoint.url, auth=result.endpoint.auth,
-               example=result.endpoint.example, answered_by=answer.model if answer else None, **extra)  # fmt: skip
+        report(
+            "done",
+            deployment=name,
+            cloud=cloud,
+            region=region,
+            changed=result.changed,
+            url=result.endpoint.url,
+            auth=result.endpoint.auth,
+            example=result.endpoint.example,
+            answered_by=answer.model if answer else None,
+            **extra,
+        )
         return
     after = "" if attempts is None else f" after {len(attempts)} attempt{'s' if len(attempts) > 1 else ''}"
     click.echo(f"{name} is serving on {cloud} ({region}) at {result.endpoint.url}{after}")
@@ -338,7 +358,7 @@ def _served(name: str, cloud: str, region: str, result, output: str, report, att
     click.echo(f"  try:  {result.endpoint.example}")
 
 
-def _failover(ctx: click.Context, loaded, chosen, cheapest: bool, catalog, yes: bool, verify: bool, output: str) -> None:  # noqa: ANN001 - lazily imported types
+def _failover(ctx: click.Context, loaded, chosen, cheapest: bool, catalog, yes: bool, verify: bool, output: str) -> None:
     """`up` over candidate clouds: the placement's fallback list, or every cloud cheapest first."""
     from orchestrator import engine
     from orchestrator.progress import reporter
@@ -384,8 +404,17 @@ def call(ctx: click.Context, name: str, prompt: str, max_tokens: int, output: st
     result = engine.call(_state(ctx), name, prompt, max_tokens)
     answer, matches = result.answer, result.answer.model == result.declared
     if output == "json":
-        _emit_json({"deployment": name, "cloud": result.record.cloud, "url": result.endpoint.url, "model": answer.model,
-                    "declared_model": result.declared, "matches_declared": matches, "answer": answer.text})  # fmt: skip
+        _emit_json(
+            {
+                "deployment": name,
+                "cloud": result.record.cloud,
+                "url": result.endpoint.url,
+                "model": answer.model,
+                "declared_model": result.declared,
+                "matches_declared": matches,
+                "answer": answer.text,
+            }
+        )
     else:
         click.echo(answer.text)
         click.echo(f"model: {answer.model}" + ("" if matches else f" (declared: {result.declared})"), err=True)
@@ -410,7 +439,7 @@ def move(ctx: click.Context, name: str, to_cloud: str | None, region: str | None
 
     state, catalog = _state(ctx), _catalog(ctx)
     if resume or rollback:
-        if resume and rollback or to_cloud:
+        if (resume and rollback) or to_cloud:
             raise UsageError("pass one of --to CLOUD, --resume or --rollback")
         _confirm(yes, f"{'Finish' if resume else 'Undo'} the interrupted move of {name}?")
         with reporter(output == "json") as report:
@@ -484,8 +513,15 @@ def export(ctx: click.Context, stack: str, cloud: str | None, to_dir: str, regio
     project = render_project(plans, plans[0].cloud, stack_name or Path(stack).stem)
     written = project.write(Path(to_dir))
     if output == "json":
-        _emit_json({"stack": project.stack, "cloud": plans[0].cloud, "directory": str(Path(to_dir)), "files": [str(p) for p in written],
-                    "deployments": [p.deployment.name for p in plans]})  # fmt: skip
+        _emit_json(
+            {
+                "stack": project.stack,
+                "cloud": plans[0].cloud,
+                "directory": str(Path(to_dir)),
+                "files": [str(p) for p in written],
+                "deployments": [p.deployment.name for p in plans],
+            }
+        )
         return
     click.echo(f"Wrote a Pulumi project for {', '.join(p.deployment.name for p in plans)} on {plans[0].cloud} to {to_dir}:")
     for path in written:

@@ -63,8 +63,7 @@ class CostReport:
 
 
 def cost_report(comparisons: dict[str, list[Result]], catalog: Catalog) -> CostReport:
-    deployments = {name: sorted((_row(r) for r in results), key=_cheapest_month)
-                   for name, results in comparisons.items()}  # fmt: skip
+    deployments = {name: sorted((_row(r) for r in results), key=_cheapest_month) for name, results in comparisons.items()}
     return CostReport(catalog, deployments, _totals(deployments))
 
 

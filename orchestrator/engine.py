@@ -126,7 +126,7 @@ class _Run:
             time.sleep(delay)
 
 
-def _retrying(call: Callable[[], object], backoff: Backoff, report: Report):  # noqa: ANN202 - returns call's value
+def _retrying(call: Callable[[], object], backoff: Backoff, report: Report):
     """Run `call`, retrying when the cloud throttles, after its Retry-After or a backoff delay."""
     delays = backoff.delays()
     for attempt in range(1, THROTTLE_ATTEMPTS + 1):
@@ -143,7 +143,12 @@ def _retrying(call: Callable[[], object], backoff: Backoff, report: Report):  # 
 
 def spec_hash(planned: Plan) -> str:
     """What, if changed, makes a deployment different: the spec plus the chosen cloud and offer."""
-    basis = {"spec": planned.deployment.model_dump(mode="json", exclude={"load"}), "cloud": planned.cloud, "region": planned.region, "instance": planned.offer.instance_type}
+    basis = {
+        "spec": planned.deployment.model_dump(mode="json", exclude={"load"}),
+        "cloud": planned.cloud,
+        "region": planned.region,
+        "instance": planned.offer.instance_type,
+    }
     return hashlib.sha256(json.dumps(basis, sort_keys=True).encode()).hexdigest()[:16]
 
 
@@ -187,7 +192,11 @@ def plan_up(stack: Stack, deployment: Deployment, cloud: str, catalog: Catalog, 
     missing = [f for f in provider.required_placement if not getattr(getattr(deployment.placement, cloud, None), f, None)]
     if missing:
         raise SpecError(
-            [stack.locate(deployment, ("placement", cloud), f"`up` on {cloud} needs placement.{cloud}.{', '.join(missing)}; see stacks/ and the README's cloud table")]
+            [
+                stack.locate(
+                    deployment, ("placement", cloud), f"`up` on {cloud} needs placement.{cloud}.{', '.join(missing)}; see stacks/ and the README's cloud table"
+                )
+            ]
         )
     verdict, cannot_start = planned.startup
     if cannot_start:
@@ -209,9 +218,7 @@ def up(planned: Plan, provider: Provider, state: State, report: Report, backoff:
             state.finish(stale.id, "interrupted", "the command running it stopped; a later run took over")
         record = state.get(name)
         if record is not None and record.cloud != planned.cloud:
-            raise DeployError(
-                f"{name!r} runs on {record.cloud} ({record.region}); `down` it first to deploy it on {planned.cloud}"
-            )
+            raise DeployError(f"{name!r} runs on {record.cloud} ({record.region}); `down` it first to deploy it on {planned.cloud}")
         digest = spec_hash(planned)
         if record is not None and record.status == "serving" and record.spec_hash == digest:
             deployed = Deployed.from_dict(record.data["deployed"])
@@ -221,8 +228,7 @@ def up(planned: Plan, provider: Provider, state: State, report: Report, backoff:
                 return UpResult(planned, deployed, provider.endpoint(deployed), changed=False)
         if record is not None and record.status == "serving" and record.spec_hash != digest:
             raise DeployError(
-                f"{name!r} is already serving with a different spec; changing a live deployment is not supported yet: "
-                f"`llamadeploy down {name}` then `up` again"
+                f"{name!r} is already serving with a different spec; changing a live deployment is not supported yet: `llamadeploy down {name}` then `up` again"
             )
         operation = state.begin(name, "up", planned.cloud, holder)
         settings = provider.settings(planned)
@@ -239,8 +245,14 @@ def up(planned: Plan, provider: Provider, state: State, report: Report, backoff:
             if record is None:
                 state.drop(name)
             raise DeployError(f"up of {name!r} on {planned.cloud} failed: {exc}\n  {cleaned}") from exc
-        state.put(name, planned.cloud, planned.region, digest, "serving",
-                  {"plan": plan_dict(planned), "settings": settings, "spec": spec, "moves": history, "deployed": deployed.to_dict()})  # fmt: skip
+        state.put(
+            name,
+            planned.cloud,
+            planned.region,
+            digest,
+            "serving",
+            {"plan": plan_dict(planned), "settings": settings, "spec": spec, "moves": history, "deployed": deployed.to_dict()},
+        )
         state.finish(operation, "succeeded")
         return UpResult(planned, deployed, provider.endpoint(deployed), changed=True, answer=answer)
 
@@ -313,7 +325,9 @@ def _drain(state: State, operation: int, name: str, draining: dict, run: _Run) -
         left = _retrying(lambda: source.remaining(source_deployed), run.backoff, run.report)
     except Exception as exc:
         state.finish(operation, "failed", f"source not drained: {exc}")
-        raise DeployError(f"{name!r} serves on its new cloud, but deleting it from {draining['cloud']} failed: {exc}; run `llamadeploy move {name} --resume`") from exc
+        raise DeployError(
+            f"{name!r} serves on its new cloud, but deleting it from {draining['cloud']} failed: {exc}; run `llamadeploy move {name} --resume`"
+        ) from exc
     if left:
         names = ", ".join(f"{r.type} {r.name}" for r in left)
         state.finish(operation, "failed", f"source not drained: {names}")
@@ -374,8 +388,16 @@ class Attempt:
     outcome: str
 
 
-def up_with_failover(stack: Stack, deployment: Deployment, candidates: list[tuple[str, str | None]], catalog: Catalog, state: State,
-                     report: Report, backoff: Backoff | None = None, verify: bool = True) -> tuple[UpResult, list[Attempt]]:  # fmt: skip
+def up_with_failover(
+    stack: Stack,
+    deployment: Deployment,
+    candidates: list[tuple[str, str | None]],
+    catalog: Catalog,
+    state: State,
+    report: Report,
+    backoff: Backoff | None = None,
+    verify: bool = True,
+) -> tuple[UpResult, list[Attempt]]:
     """`up` on each candidate in turn until one serves. A cloud out of capacity or quota is
     cleaned up (as any failed `up` is) and the next tried; any other failure stops the run."""
     attempts: list[Attempt] = []
@@ -412,7 +434,7 @@ def _roll_back(planned: Plan, provider: Provider, run: _Run, existed: bool) -> s
     partial = Deployed(planned.deployment.name, planned.cloud, planned.region, tuple(run.made), "", provider.settings(planned))
     try:
         _retrying(lambda: provider.destroy(partial, run), run.backoff, run.report)
-    except Exception as exc:  # noqa: BLE001 - the original failure is what the user must see first
+    except Exception as exc:
         names = ", ".join(r.name for r in run.made)
         return f"cleaning up failed too ({exc}); these may remain: {names}; run `llamadeploy down {planned.deployment.name}`"
     kept = "; what existed before was kept" if existed else ""

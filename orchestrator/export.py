@@ -66,11 +66,20 @@ def render_project(plans: list[Plan], cloud: str, stack: str, virtualenv: str = 
     deployments = [
         {"name": p.deployment.name, "var": _identifier(p.deployment.name), "inputs": program.values, "secrets": sorted(program.secrets), "summary": _summary(p)}
         for p, program in programs
-    ]  # fmt: skip
+    ]
     templates = environment()
-    context = {"stack": stack, "cloud": cloud, "service": service, "deployments": deployments, "secrets": secrets,
-               "config": config, "required_config": required, "namespace": CONFIG_NAMESPACE, "requirements": requirements,
-               "virtualenv": virtualenv}  # fmt: skip
+    context = {
+        "stack": stack,
+        "cloud": cloud,
+        "service": service,
+        "deployments": deployments,
+        "secrets": secrets,
+        "config": config,
+        "required_config": required,
+        "namespace": CONFIG_NAMESPACE,
+        "requirements": requirements,
+        "virtualenv": virtualenv,
+    }
     files = {
         "Pulumi.yaml": templates.get_template("pulumi/Pulumi.yaml.j2").render(context),
         f"Pulumi.{stack}.yaml": templates.get_template("pulumi/Pulumi.stack.yaml.j2").render(context),
@@ -98,5 +107,7 @@ def _identifier(name: str) -> str:
 
 def _summary(planned: Plan) -> str:
     scaling = planned.deployment.autoscaling
-    return (f"{planned.deployment.model} ({planned.deployment.quantization}) on {planned.offer.instance_type} in {planned.region}, "
-            f"{scaling.min_replicas}-{scaling.max_replicas} replicas")  # fmt: skip
+    return (
+        f"{planned.deployment.model} ({planned.deployment.quantization}) on {planned.offer.instance_type} in {planned.region}, "
+        f"{scaling.min_replicas}-{scaling.max_replicas} replicas"
+    )

@@ -33,15 +33,34 @@ def html_page(report: CostReport, title: str) -> str:
     deployments = [
         {"name": name, "rows": [_row(row) for row in rows], "replicas_chart": _replicas_chart(name, rows), "sizing": _sizing(rows)}
         for name, rows in report.deployments.items()
-    ]  # fmt: skip
-    sources = sorted({(r.result.cloud, r.result.offer.instance_type, r.result.region, r.result.offer.source, r.result.offer.as_of or "undated")
-                      for rows in report.deployments.values() for r in rows if isinstance(r.result, Plan)})  # fmt: skip
-    return environment().get_template("report/cost.html.j2").render(
-        title=title, report=report, deployments=deployments, totals=report.totals, money=money,
-        month_label=month_label(report), total_month_label=total_month_label(report),
-        cost_chart=_cost_chart(complete, report.has_load) if complete else None, sources=sources,
-        efficiency=ENGINE_EFFICIENCY, default_prompt_tokens=DEFAULT_PROMPT_TOKENS, default_output_tokens=DEFAULT_OUTPUT_TOKENS, gpus=sorted(gpu_specs().values(), key=lambda g: -g.memory_bandwidth_gbps),
-    )  # fmt: skip
+    ]
+    sources = sorted(
+        {
+            (r.result.cloud, r.result.offer.instance_type, r.result.region, r.result.offer.source, r.result.offer.as_of or "undated")
+            for rows in report.deployments.values()
+            for r in rows
+            if isinstance(r.result, Plan)
+        }
+    )
+    return (
+        environment()
+        .get_template("report/cost.html.j2")
+        .render(
+            title=title,
+            report=report,
+            deployments=deployments,
+            totals=report.totals,
+            money=money,
+            month_label=month_label(report),
+            total_month_label=total_month_label(report),
+            cost_chart=_cost_chart(complete, report.has_load) if complete else None,
+            sources=sources,
+            efficiency=ENGINE_EFFICIENCY,
+            default_prompt_tokens=DEFAULT_PROMPT_TOKENS,
+            default_output_tokens=DEFAULT_OUTPUT_TOKENS,
+            gpus=sorted(gpu_specs().values(), key=lambda g: -g.memory_bandwidth_gbps),
+        )
+    )
 
 
 def _row(row: Row) -> dict[str, Any]:
@@ -61,11 +80,19 @@ def _sizing(rows: list[Row]) -> list[dict[str, Any]]:
             continue
         req, rate = result.requirements, row.projection.throughput
         gpus = result.layout.tensor_parallel * result.layout.nodes
-        found.append({
-            "cloud": result.cloud, "gpu": result.offer.gpu, "weights_gib": req.weights_gib, "kv_cache_gib": req.kv_cache_gib,
-            "tensor_parallel": result.layout.tensor_parallel, "nodes": result.layout.nodes, "per_gpu_gib": req.per_gpu_gib(gpus),
-            "gpu_memory_gib": result.offer.gpu_memory_gib, "rate": rate,
-        })  # fmt: skip
+        found.append(
+            {
+                "cloud": result.cloud,
+                "gpu": result.offer.gpu,
+                "weights_gib": req.weights_gib,
+                "kv_cache_gib": req.kv_cache_gib,
+                "tensor_parallel": result.layout.tensor_parallel,
+                "nodes": result.layout.nodes,
+                "per_gpu_gib": req.per_gpu_gib(gpus),
+                "gpu_memory_gib": result.offer.gpu_memory_gib,
+                "rate": rate,
+            }
+        )
     return found
 
 
@@ -76,7 +103,7 @@ def _cost_chart(totals: list[Any], under_load: bool) -> str:
     chart.value_formatter = lambda value: f"${value:,.0f}"
     for total in totals:
         chart.add(total.cloud, [round(total.usd_per_month, 2)])
-    return Markup(chart.render(is_unicode=True))  # noqa: S704 - pygal's own SVG, built from numbers and cloud names
+    return Markup(chart.render(is_unicode=True))
 
 
 def _replicas_chart(name: str, rows: list[Row]) -> str | None:
@@ -89,12 +116,21 @@ def _replicas_chart(name: str, rows: list[Row]) -> str | None:
     chart.x_labels = [f"{hour:02d}" for hour in range(HOURS_PER_DAY)]
     for cloud, hourly in series:
         chart.add(cloud, list(hourly))
-    return Markup(chart.render(is_unicode=True))  # noqa: S704 - pygal's own SVG
+    return Markup(chart.render(is_unicode=True))
 
 
 def _config(title: str, y_title: str) -> Any:
     import pygal
 
     # js=[]: pygal would otherwise link its tooltip script from a CDN.
-    return pygal.Config(title=title, y_title=y_title, js=[], disable_xml_declaration=True, explicit_size=True, print_values=True,
-                        legend_at_bottom=True, show_y_guides=True, **CHART_SIZE)  # fmt: skip
+    return pygal.Config(
+        title=title,
+        y_title=y_title,
+        js=[],
+        disable_xml_declaration=True,
+        explicit_size=True,
+        print_values=True,
+        legend_at_bottom=True,
+        show_y_guides=True,
+        **CHART_SIZE,
+    )

@@ -159,12 +159,7 @@ def _aliases() -> dict[str, ModelRef]:
     canonical: dict[str, LlamaModel] = {}
     for sku in all_registered_models():
         checkpoint = checkpoint_formats.get(sku.quantization_format)
-        if (
-            sku.model_family.value not in _SERVED_FAMILIES
-            or is_multimodal(sku.core_model_id)
-            or checkpoint is None
-            or sku.variant in _SKIPPED_VARIANTS
-        ):
+        if sku.model_family.value not in _SERVED_FAMILIES or is_multimodal(sku.core_model_id) or checkpoint is None or sku.variant in _SKIPPED_VARIANTS:
             continue
         core_name = sku.core_model_id.value
         model = canonical.get(core_name)

@@ -177,7 +177,9 @@ def _most_telling(deployment: Deployment, provider: CloudService, failures: list
     sized = [(region, exc) for region, exc in failures if not isinstance(exc, GpuNotOfferedError)]
     if not sized:
         where = ", ".join(region for region, _ in failures)
-        return Infeasible(deployment, provider.name, None, f"no {deployment.gpu} offers on {provider.name} in any priced region ({where}); use gpu: auto or another GPU")
+        return Infeasible(
+            deployment, provider.name, None, f"no {deployment.gpu} offers on {provider.name} in any priced region ({where}); use gpu: auto or another GPU"
+        )
     region, exc = min(sized, key=lambda f: f[0] != provider.default_region)
     return Infeasible(deployment, provider.name, region, str(exc))
 
@@ -258,9 +260,7 @@ def _price_key(offer: Offer, gpu_layout: GpuLayout) -> tuple[bool, float, int, s
     return (price is None, (price or 0.0) * gpu_layout.nodes, offer.gpu_count * gpu_layout.nodes, offer.instance_type)
 
 
-def _why_nothing_fits(
-    deployment: Deployment, req: Requirements, offers: list[Offer], provider: CloudService, catalog: Catalog, region: str
-) -> str:
+def _why_nothing_fits(deployment: Deployment, req: Requirements, offers: list[Offer], provider: CloudService, catalog: Catalog, region: str) -> str:
     """What one replica needs, the most the region's biggest offer gives, and what would fit."""
     model = req.model
     biggest = max(offers, key=lambda o: (usable_gib(o.gpu_memory_gib) * o.gpu_count, o.instance_type))

@@ -28,8 +28,10 @@ if TYPE_CHECKING:
     from orchestrator.spec import Stack
 
 INDEX = "llamadeploy.json"  # which deployments and cloud a project directory holds, for `down NAME`
-INSTALL_HINT = ("install it (https://www.pulumi.com/docs/iac/download-install/) and log in to a backend (`pulumi login`), "
-                "or run `llamadeploy export STACK --cloud CLOUD --to DIR` and apply that project with your own pipeline")  # fmt: skip
+INSTALL_HINT = (
+    "install it (https://www.pulumi.com/docs/iac/download-install/) and log in to a backend (`pulumi login`), "
+    "or run `llamadeploy export STACK --cloud CLOUD --to DIR` and apply that project with your own pipeline"
+)
 
 
 class PulumiError(LlamadeployError):
@@ -88,11 +90,15 @@ def _check_required_config(stack: Stack, plans: list[Plan], missing: dict[str, l
     from orchestrator.errors import SpecError
 
     problems = [
-        stack.locate(planned.deployment, ("placement", planned.cloud),
-                     f"`up --engine pulumi` on {planned.cloud} needs placement.{planned.cloud}."
-                     + ", ".join(_placement_field(key.split(":", 1)[1]) for key in missing[planned.deployment.name]))
-        for planned in plans if planned.deployment.name in missing
-    ]  # fmt: skip
+        stack.locate(
+            planned.deployment,
+            ("placement", planned.cloud),
+            f"`up --engine pulumi` on {planned.cloud} needs placement.{planned.cloud}."
+            + ", ".join(_placement_field(key.split(":", 1)[1]) for key in missing[planned.deployment.name]),
+        )
+        for planned in plans
+        if planned.deployment.name in missing
+    ]
     if problems:
         raise SpecError(problems)
 

@@ -48,9 +48,14 @@ def plan(out: Console, planned: Plan, catalog: Catalog) -> None:
     grid.add_column()
     grid.add_row("model", f"{req.model.name} ({planned.hf_repo}), {req.model.parameters / 1e9:.2f} B parameters, {deployment.quantization}")
     nodes = f" x {planned.layout.nodes} instances" if planned.layout.nodes > 1 else ""
-    grid.add_row("instance", f"{offer.instance_type}{nodes}: {offer.gpu_count}x {offer.gpu} {offer.gpu_memory_gib:g} GiB, tensor parallel {planned.layout.tensor_parallel}")
+    grid.add_row(
+        "instance",
+        f"{offer.instance_type}{nodes}: {offer.gpu_count}x {offer.gpu} {offer.gpu_memory_gib:g} GiB, tensor parallel {planned.layout.tensor_parallel}",
+    )
     contract = planned.contract
-    grid.add_row("replicas", f"{scaling.min_replicas} to {scaling.max_replicas}, aiming at {deployment.target_concurrent_requests} requests in flight per replica")
+    grid.add_row(
+        "replicas", f"{scaling.min_replicas} to {scaling.max_replicas}, aiming at {deployment.target_concurrent_requests} requests in flight per replica"
+    )
     if contract is not None:
         signal = contract.scaling
         grid.add_row("scales on", escape(f"{signal.metric} at {signal.target:g} {signal.unit} ({signal.why})"))
@@ -105,7 +110,19 @@ def cost(out: Console, report: CostReport) -> None:
         out.print(f"{len(report.deployments)} deployments: the total per cloud below; every deployment's rows with --output csv, json, markdown or html.")
     for name, rows in shown.items():
         table = Table(title=f"{name}: cheapest first", title_justify="left")
-        for column in ("#", "cloud", "region", "instance", "GPUs/replica", "$/h at min", "$/h at max", month, "out tok/s", "$/1M out tok", "price basis / why not"):
+        for column in (
+            "#",
+            "cloud",
+            "region",
+            "instance",
+            "GPUs/replica",
+            "$/h at min",
+            "$/h at max",
+            month,
+            "out tok/s",
+            "$/1M out tok",
+            "price basis / why not",
+        ):
             table.add_column(column, justify="right" if column.startswith(("$", "#", "GPUs", "out")) else "left")
         for rank, row in enumerate(rows, start=1):
             result = row.result
@@ -127,8 +144,10 @@ def cost(out: Console, report: CostReport) -> None:
             hosts = "all" if total.complete else f"[red]not {', '.join(total.missing)}[/]"
             totals.add_row(total.cloud, money(total.usd_per_hour_min, low), money(total.usd_per_hour_max, low), money(total.usd_per_month, low), hosts)
         out.print(totals)
-    out.print(f"[dim]Price catalog: {report.catalog.dated}. A VM price is a lower bound for SageMaker and Vertex AI. "
-              "Tokens/s: a roofline model (orchestrator/throughput.py), a planning figure, not a benchmark.[/]")  # fmt: skip
+    out.print(
+        f"[dim]Price catalog: {report.catalog.dated}. A VM price is a lower bound for SageMaker and Vertex AI. "
+        "Tokens/s: a roofline model (orchestrator/throughput.py), a planning figure, not a benchmark.[/]"
+    )
 
 
 def offers(out: Console, listed: list[Offer], catalog: Catalog) -> None:
@@ -156,7 +175,9 @@ def models(out: Console, listed: list[LlamaModel]) -> None:
     for column in ("model", "Hugging Face repo", "parameters", "max context", "layers", "heads", "KV heads"):
         table.add_column(column, justify="left" if column in ("model", "Hugging Face repo") else "right")
     for model in listed:
-        table.add_row(model.name, model.hf_repo, f"{model.parameters / 1e9:.2f} B", str(model.max_context), str(model.n_layers), str(model.n_heads), str(model.n_kv_heads))
+        table.add_row(
+            model.name, model.hf_repo, f"{model.parameters / 1e9:.2f} B", str(model.max_context), str(model.n_layers), str(model.n_heads), str(model.n_kv_heads)
+        )
     out.print(table)
 
 
@@ -174,8 +195,16 @@ def status(out: Console, rows: list[StatusRow]) -> None:
         moved = f"; moved from {moves[-1]['from']} at {moves[-1]['at']}" if moves else ""
         notes = ("; ".join(row.drift) or row.error or "as deployed") + moved
         state = row.record.status if live is None else live.state
-        table.add_row(row.record.name, row.record.cloud, row.record.region, state, replicas,
-                      (live.instance_type or "") if live else "", row.record.updated_at, f"[red]{notes}[/]" if row.drift or row.error else notes)  # fmt: skip
+        table.add_row(
+            row.record.name,
+            row.record.cloud,
+            row.record.region,
+            state,
+            replicas,
+            (live.instance_type or "") if live else "",
+            row.record.updated_at,
+            f"[red]{notes}[/]" if row.drift or row.error else notes,
+        )
     out.print(table)
 
 
@@ -183,6 +212,12 @@ def providers(out: Console, listed: list[dict[str, Any]]) -> None:
     table = Table("cloud", "service", "deploy", "export", "SDK", "source", box=None)
     for row in listed:
         sdk = "missing: " + row["install"] if row["install"] else ("missing: " + ", ".join(row["sdk_missing"]) if row["sdk_missing"] else "installed")
-        table.add_row(row["name"], row["service"], "yes" if row["deploy"] else "plan and cost only", "yes" if row["export"] else "no",
-                      sdk if row["deploy"] else "-", row["source"])  # fmt: skip
+        table.add_row(
+            row["name"],
+            row["service"],
+            "yes" if row["deploy"] else "plan and cost only",
+            "yes" if row["export"] else "no",
+            sdk if row["deploy"] else "-",
+            row["source"],
+        )
     out.print(table)

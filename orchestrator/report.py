@@ -25,6 +25,7 @@ if TYPE_CHECKING:
     from orchestrator.engine import StatusRow
     from orchestrator.throughput import Throughput
 
+
 def catalog_dict(catalog: Catalog) -> dict[str, Any]:
     return {"path": catalog.path, "dated": catalog.dated}
 
@@ -97,11 +98,15 @@ def plan_dict(plan: Plan, projection: Projection | None = None) -> dict[str, Any
         "serving": serving_dict(plan),
         "throughput": throughput_dict(projection.throughput),
         "usd_per_million_output_tokens": _rounded(projection.usd_per_million_tokens, 4),
-        "load": None if projection.hourly_replicas is None else {
-            "hourly_replicas": list(projection.hourly_replicas), "unmet_hours": list(projection.unmet_hours),
-            "replica_capacity_rps": _rounded(projection.replica_capacity_rps, 4), "usd_per_month": _rounded(projection.usd_per_month, 2),
+        "load": None
+        if projection.hourly_replicas is None
+        else {
+            "hourly_replicas": list(projection.hourly_replicas),
+            "unmet_hours": list(projection.unmet_hours),
+            "replica_capacity_rps": _rounded(projection.replica_capacity_rps, 4),
+            "usd_per_month": _rounded(projection.usd_per_month, 2),
         },
-    }  # fmt: skip
+    }
 
 
 def serving_dict(plan: Plan) -> dict[str, Any] | None:
@@ -112,19 +117,28 @@ def serving_dict(plan: Plan) -> dict[str, Any] | None:
     verdict, cannot_start = plan.startup
     scaling = contract.scaling
     return {
-        "checkpoint": plan.hf_repo, "image": contract.image, "started": contract.started, "route": contract.route,
+        "checkpoint": plan.hf_repo,
+        "image": contract.image,
+        "started": contract.started,
+        "route": contract.route,
         "scaling": {"metric": scaling.metric, "target": scaling.target, "unit": scaling.unit, "why": scaling.why},
         "startup": {"limit_s": contract.startup_limit_s, "setting": contract.startup_setting, "verdict": verdict, "can_start": not cannot_start},
         "needs": list(contract.needs),
-    }  # fmt: skip
+    }
 
 
 def throughput_dict(rate: Throughput) -> dict[str, Any]:
     return {
-        "output_tokens_per_s": round(rate.output_tokens_per_s, 2), "requests_per_s": round(rate.requests_per_s, 4),
-        "decode_step_ms": round(rate.decode_step_s * 1000, 3), "prefill_ms": round(rate.prefill_s * 1000, 3), "bound": rate.bound,
-        "prompt_tokens": rate.prompt_tokens, "output_tokens": rate.output_tokens, "efficiency": rate.efficiency, "gpus": rate.gpus,
-    }  # fmt: skip
+        "output_tokens_per_s": round(rate.output_tokens_per_s, 2),
+        "requests_per_s": round(rate.requests_per_s, 4),
+        "decode_step_ms": round(rate.decode_step_s * 1000, 3),
+        "prefill_ms": round(rate.prefill_s * 1000, 3),
+        "bound": rate.bound,
+        "prompt_tokens": rate.prompt_tokens,
+        "output_tokens": rate.output_tokens,
+        "efficiency": rate.efficiency,
+        "gpus": rate.gpus,
+    }
 
 
 def _rounded(value: float | None, digits: int) -> float | None:
@@ -140,10 +154,15 @@ def row_dict(row: Row) -> dict[str, Any]:
 
 def total_dict(total: CloudTotal) -> dict[str, Any]:
     return {
-        "cloud": total.cloud, "complete": total.complete, "deployments": total.hosted, "missing": total.missing,
-        "usd_per_hour_min": round(total.usd_per_hour_min, 4), "usd_per_hour_max": round(total.usd_per_hour_max, 4),
-        "usd_per_month": round(total.usd_per_month, 2), "price_is_lower_bound": total.price_is_lower_bound,
-    }  # fmt: skip
+        "cloud": total.cloud,
+        "complete": total.complete,
+        "deployments": total.hosted,
+        "missing": total.missing,
+        "usd_per_hour_min": round(total.usd_per_hour_min, 4),
+        "usd_per_hour_max": round(total.usd_per_hour_max, 4),
+        "usd_per_month": round(total.usd_per_month, 2),
+        "price_is_lower_bound": total.price_is_lower_bound,
+    }
 
 
 def cost_dict(report: CostReport) -> dict[str, Any]:
@@ -155,10 +174,28 @@ def cost_dict(report: CostReport) -> dict[str, Any]:
 
 
 CSV_COLUMNS = (
-    "deployment", "rank", "cloud", "service", "region", "instance_type", "gpu", "gpus_per_replica",
-    "min_replicas", "max_replicas", "usd_per_hour_min", "usd_per_hour_max", "usd_per_month_min",
-    "usd_per_month_max", "price_basis", "price_is_lower_bound", "feasible", "reason", "output_tokens_per_s", "usd_per_million_output_tokens", "usd_per_month",
-)  # fmt: skip
+    "deployment",
+    "rank",
+    "cloud",
+    "service",
+    "region",
+    "instance_type",
+    "gpu",
+    "gpus_per_replica",
+    "min_replicas",
+    "max_replicas",
+    "usd_per_hour_min",
+    "usd_per_hour_max",
+    "usd_per_month_min",
+    "usd_per_month_max",
+    "price_basis",
+    "price_is_lower_bound",
+    "feasible",
+    "reason",
+    "output_tokens_per_s",
+    "usd_per_million_output_tokens",
+    "usd_per_month",
+)
 
 
 def cost_csv(report: CostReport) -> str:
@@ -178,17 +215,28 @@ def _csv_row(name: str, rank: int, row: Row) -> dict[str, Any]:
     data = plan_dict(result, row.projection)
     price = data["price"]
     return {
-        "deployment": name, "rank": rank, "cloud": result.cloud, "service": result.service, "region": result.region,
-        "instance_type": data["instance_type"], "gpu": data["gpu"], "gpus_per_replica": data["gpus_per_replica"],
-        "min_replicas": data["replicas"]["min"], "max_replicas": data["replicas"]["max"],
-        "usd_per_hour_min": _csv_number(price["usd_per_hour_min"]), "usd_per_hour_max": _csv_number(price["usd_per_hour_max"]),
-        "usd_per_month_min": _csv_number(price["usd_per_month_min"]), "usd_per_month_max": _csv_number(price["usd_per_month_max"]),
+        "deployment": name,
+        "rank": rank,
+        "cloud": result.cloud,
+        "service": result.service,
+        "region": result.region,
+        "instance_type": data["instance_type"],
+        "gpu": data["gpu"],
+        "gpus_per_replica": data["gpus_per_replica"],
+        "min_replicas": data["replicas"]["min"],
+        "max_replicas": data["replicas"]["max"],
+        "usd_per_hour_min": _csv_number(price["usd_per_hour_min"]),
+        "usd_per_hour_max": _csv_number(price["usd_per_hour_max"]),
+        "usd_per_month_min": _csv_number(price["usd_per_month_min"]),
+        "usd_per_month_max": _csv_number(price["usd_per_month_max"]),
         "price_basis": price["price_basis"],
-        "price_is_lower_bound": price["price_is_lower_bound"], "feasible": True, "reason": "",
+        "price_is_lower_bound": price["price_is_lower_bound"],
+        "feasible": True,
+        "reason": "",
         "output_tokens_per_s": f"{row.projection.throughput.output_tokens_per_s:.2f}" if row.projection else "",
         "usd_per_million_output_tokens": _csv_number(row.projection.usd_per_million_tokens if row.projection else None),
         "usd_per_month": _csv_number(row.usd_per_month),
-    }  # fmt: skip
+    }
 
 
 def _csv_number(value: float | None) -> str:
@@ -222,13 +270,22 @@ def cost_markdown(report: CostReport) -> str:
             lines.append(f"| {rank} | {result.cloud} | {result.region} | {' | '.join(cells)} |")
         lines.append("")
     if len(report.deployments) > 1:
-        lines += [f"### Total per cloud ({len(report.deployments)} deployments)", "", "| cloud | $/h at min | $/h at max | " + total_month_label(report) + " | can host |", "|---|---|---|---|---|"]
+        lines += [
+            f"### Total per cloud ({len(report.deployments)} deployments)",
+            "",
+            "| cloud | $/h at min | $/h at max | " + total_month_label(report) + " | can host |",
+            "|---|---|---|---|---|",
+        ]
         for total in report.totals:
             low = total.price_is_lower_bound
             hosts = "all" if total.complete else f"not {', '.join(total.missing)}"
-            lines.append(f"| {total.cloud} | {money(total.usd_per_hour_min, low)} | {money(total.usd_per_hour_max, low)} | {money(total.usd_per_month, low)} | {hosts} |")
+            lines.append(
+                f"| {total.cloud} | {money(total.usd_per_hour_min, low)} | {money(total.usd_per_hour_max, low)} | {money(total.usd_per_month, low)} | {hosts} |"
+            )
         lines.append("")
-    lines.append(f"Price catalog: {report.catalog.dated}. A VM price is a lower bound for SageMaker and Vertex AI. Tokens/s from the roofline model in `orchestrator/throughput.py`.")
+    lines.append(
+        f"Price catalog: {report.catalog.dated}. A VM price is a lower bound for SageMaker and Vertex AI. Tokens/s from the roofline model in `orchestrator/throughput.py`."
+    )
     return "\n".join(lines) + "\n"
 
 
@@ -239,10 +296,15 @@ def row_cells(row: Row) -> list[str]:
     low, scaling = result.offer.price_is_lower_bound, result.deployment.autoscaling
     instance = result.offer.instance_type + (f" x {result.layout.nodes}" if result.layout.nodes > 1 else "")
     return [
-        instance, f"{result.gpus_per_replica}× {result.offer.gpu}", money(result.usd_per_hour(scaling.min_replicas), low),
-        money(result.usd_per_hour(scaling.max_replicas), low), _month(row, low),
-        f"{row.projection.throughput.output_tokens_per_s:,.0f}", money(row.projection.usd_per_million_tokens, low), result.offer.basis_label,
-    ]  # fmt: skip
+        instance,
+        f"{result.gpus_per_replica}× {result.offer.gpu}",
+        money(result.usd_per_hour(scaling.min_replicas), low),
+        money(result.usd_per_hour(scaling.max_replicas), low),
+        _month(row, low),
+        f"{row.projection.throughput.output_tokens_per_s:,.0f}",
+        money(row.projection.usd_per_million_tokens, low),
+        result.offer.basis_label,
+    ]
 
 
 def _month(row: Row, low: bool) -> str:
@@ -276,13 +338,22 @@ def status_dict(row: StatusRow) -> dict[str, Any]:
         "recorded_status": record.status,
         "since": record.updated_at,
         "url": (record.data.get("deployed") or {}).get("url"),
-        "live": None if live is None else {
-            "state": live.state, "replicas": live.replicas, "min_replicas": live.min_replicas,
-            "max_replicas": live.max_replicas, "instance_type": live.instance_type, "missing": list(live.missing), "detail": live.detail,
+        "live": None
+        if live is None
+        else {
+            "state": live.state,
+            "replicas": live.replicas,
+            "min_replicas": live.min_replicas,
+            "max_replicas": live.max_replicas,
+            "instance_type": live.instance_type,
+            "missing": list(live.missing),
+            "detail": live.detail,
         },
         "drift": list(row.drift),
         "moves": record.data.get("moves", []),
         "draining": (record.data.get("draining") or {}).get("cloud"),
         "error": row.error or None,
-        "history": [{"operation": op.kind, "cloud": op.cloud, "status": op.status, "started_at": op.started_at, "finished_at": op.finished_at} for op in row.history],
-    }  # fmt: skip
+        "history": [
+            {"operation": op.kind, "cloud": op.cloud, "status": op.status, "started_at": op.started_at, "finished_at": op.finished_at} for op in row.history
+        ],
+    }

@@ -28,7 +28,6 @@ def resolve_secrets(deployment: Deployment) -> dict[str, str]:
             values[name] = value
     if missing:
         raise MissingSecretError(
-            f"deployment {deployment.name!r} needs the secrets {', '.join(missing)}; export them before `up`, "
-            "or remove them from serving.secrets"
+            f"deployment {deployment.name!r} needs the secrets {', '.join(missing)}; export them before `up`, or remove them from serving.secrets"
         )
     return values

@@ -39,11 +39,15 @@ def vllm_arguments(plan: Plan) -> list[str]:
     and a load-time quantization where the checkpoint needs one. Providers add host and port."""
     deployment, checkpoint = plan.deployment, plan.checkpoint
     arguments = [
-        "--model", checkpoint.repo,
-        "--tensor-parallel-size", str(plan.layout.tensor_parallel),
-        "--max-model-len", str(deployment.max_context),
-        "--max-num-seqs", str(deployment.concurrency),
-    ]  # fmt: skip
+        "--model",
+        checkpoint.repo,
+        "--tensor-parallel-size",
+        str(plan.layout.tensor_parallel),
+        "--max-model-len",
+        str(deployment.max_context),
+        "--max-num-seqs",
+        str(deployment.concurrency),
+    ]
     if checkpoint.load_quantization:
         arguments += ["--quantization", checkpoint.load_quantization]
     return arguments

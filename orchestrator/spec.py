@@ -138,8 +138,7 @@ class Serving(_Strict):
         literal = [name for name, ref in secrets.items() if not _SECRET_REF.match(ref)]
         if literal:
             raise ValueError(
-                f"secret {', '.join(literal)} must be a reference such as env:{literal[0]} "
-                "(read from the environment at deploy time), never the secret itself"
+                f"secret {', '.join(literal)} must be a reference such as env:{literal[0]} (read from the environment at deploy time), never the secret itself"
             )
         return secrets
 
@@ -295,23 +294,35 @@ def _cross_field_problems(deployment: Deployment) -> list[tuple[FieldPath, str]]
     scaling = deployment.autoscaling
     if scaling.min_replicas > scaling.max_replicas:
         found.append(
-            (("autoscaling", "min_replicas"), f"min_replicas ({scaling.min_replicas}) is above max_replicas ({scaling.max_replicas}); lower it or raise max_replicas")
+            (
+                ("autoscaling", "min_replicas"),
+                f"min_replicas ({scaling.min_replicas}) is above max_replicas ({scaling.max_replicas}); lower it or raise max_replicas",
+            )
         )
     ref = deployment.model_ref
     if deployment.max_context > ref.model.max_context:
         found.append(
-            (("max_context",), f"{deployment.max_context} tokens is over {ref.model.name}'s limit of {ref.model.max_context}; use at most {ref.model.max_context}")
+            (
+                ("max_context",),
+                f"{deployment.max_context} tokens is over {ref.model.name}'s limit of {ref.model.max_context}; use at most {ref.model.max_context}",
+            )
         )
     load = deployment.load
     if load is not None and load.prompt_tokens + load.output_tokens > deployment.max_context:
         found.append(
-            (("load", "prompt_tokens"), f"prompt_tokens + output_tokens ({load.prompt_tokens + load.output_tokens}) is over max_context "
-             f"({deployment.max_context}); a request must fit in one sequence")
+            (
+                ("load", "prompt_tokens"),
+                f"prompt_tokens + output_tokens ({load.prompt_tokens + load.output_tokens}) is over max_context "
+                f"({deployment.max_context}); a request must fit in one sequence",
+            )
         )
     if _PRECISION[deployment.quantization] > _PRECISION[ref.checkpoint_quantization]:
         found.append(
-            (("quantization",), f"{ref.hf_repo} is a {ref.checkpoint_quantization} checkpoint and cannot be served as {deployment.quantization}; "
-             f"set quantization: {ref.checkpoint_quantization}, or use {ref.model.hf_repo}")
+            (
+                ("quantization",),
+                f"{ref.hf_repo} is a {ref.checkpoint_quantization} checkpoint and cannot be served as {deployment.quantization}; "
+                f"set quantization: {ref.checkpoint_quantization}, or use {ref.model.hf_repo}",
+            )
         )
     else:
         try:

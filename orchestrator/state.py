@@ -262,6 +262,14 @@ def _record(row: sqlite3.Row) -> Record:
 
 def _operation(row: sqlite3.Row) -> Operation:
     return Operation(
-        row["id"], row["deployment"], row["kind"], row["cloud"], row["status"], row["holder"],
-        row["started_at"], row["finished_at"], json.loads(row["created"]), row["detail"],
-    )  # fmt: skip
+        row["id"],
+        row["deployment"],
+        row["kind"],
+        row["cloud"],
+        row["status"],
+        row["holder"],
+        row["started_at"],
+        row["finished_at"],
+        json.loads(row["created"]),
+        row["detail"],
+    )

@@ -72,16 +72,29 @@ class Throughput:
 def gpu_specs() -> dict[str, GpuSpec]:
     with (Path(__file__).with_name("data") / "gpu-specs.csv").open(newline="") as handle:
         return {
-            row["gpu"]: GpuSpec(row["gpu"], float(row["memory_bandwidth_gbps"]), float(row["bf16_dense_tflops"]),
-                                float(row["fp8_dense_tflops"]) if row["fp8_dense_tflops"] else None, row["source"])  # fmt: skip
+            row["gpu"]: GpuSpec(
+                row["gpu"],
+                float(row["memory_bandwidth_gbps"]),
+                float(row["bf16_dense_tflops"]),
+                float(row["fp8_dense_tflops"]) if row["fp8_dense_tflops"] else None,
+                row["source"],
+            )
             for row in csv.DictReader(handle)
         }
 
 
 def replica_throughput(plan: Plan, prompt_tokens: int = DEFAULT_PROMPT_TOKENS, output_tokens: int = DEFAULT_OUTPUT_TOKENS) -> Throughput:
     deployment, layout = plan.deployment, plan.layout
-    return _throughput(plan.requirements.model, deployment.quantization, deployment.concurrency, deployment.serving.engine,
-                       plan.offer.gpu, layout.tensor_parallel * layout.nodes, prompt_tokens, output_tokens)  # fmt: skip
+    return _throughput(
+        plan.requirements.model,
+        deployment.quantization,
+        deployment.concurrency,
+        deployment.serving.engine,
+        plan.offer.gpu,
+        layout.tensor_parallel * layout.nodes,
+        prompt_tokens,
+        output_tokens,
+    )
 
 
 @lru_cache(maxsize=4096)
@@ -100,8 +113,9 @@ def _throughput(model: LlamaModel, quantization: str, batch: int, engine: str, g
     prefill = 2 * model.parameters * prompt_tokens / flops
     cycle = batch * prefill + output_tokens * step
     rate = batch * output_tokens / cycle
-    return Throughput(rate, rate / output_tokens, step, prefill, "memory bandwidth" if memory_s >= compute_s else "compute",
-                      prompt_tokens, output_tokens, efficiency, gpus)  # fmt: skip
+    return Throughput(
+        rate, rate / output_tokens, step, prefill, "memory bandwidth" if memory_s >= compute_s else "compute", prompt_tokens, output_tokens, efficiency, gpus
+    )
 
 
 def target_requests_per_minute(plan: Plan) -> float:

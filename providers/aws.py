@@ -61,17 +61,38 @@ SCALE_OUT_COOLDOWN_S = 60
 # from account 763104351884 except in the regions below (same file).
 LMI_IMAGE = "{account}.dkr.ecr.{region}.amazonaws.com/djl-inference:0.35.0-lmi17.0.0-cu128"
 LMI_ACCOUNT = "763104351884"
-LMI_ACCOUNTS = {"af-south-1": "626614931356", "il-central-1": "780543022126", "ap-east-1": "871362719292", "ap-northeast-3": "364406365360",
-                "ap-southeast-3": "907027046896", "cn-north-1": "727897471807", "cn-northwest-1": "727897471807", "eu-south-1": "692866216735",
-                "me-south-1": "217643126080", "me-central-1": "914824155844", "us-gov-east-1": "446045086412", "us-gov-west-1": "442386744353",
-                "ca-west-1": "204538143572", "eu-central-2": "380420809688", "ap-south-2": "772153158452", "eu-south-2": "503227376785",
-                "ap-southeast-7": "590183813437", "ap-southeast-4": "457447274322", "ap-southeast-5": "550225433462", "mx-central-1": "637423239942"}  # fmt: skip
+LMI_ACCOUNTS = {
+    "af-south-1": "626614931356",
+    "il-central-1": "780543022126",
+    "ap-east-1": "871362719292",
+    "ap-northeast-3": "364406365360",
+    "ap-southeast-3": "907027046896",
+    "cn-north-1": "727897471807",
+    "cn-northwest-1": "727897471807",
+    "eu-south-1": "692866216735",
+    "me-south-1": "217643126080",
+    "me-central-1": "914824155844",
+    "us-gov-east-1": "446045086412",
+    "us-gov-west-1": "442386744353",
+    "ca-west-1": "204538143572",
+    "eu-central-2": "380420809688",
+    "ap-south-2": "772153158452",
+    "eu-south-2": "503227376785",
+    "ap-southeast-7": "590183813437",
+    "ap-southeast-4": "457447274322",
+    "ap-southeast-5": "550225433462",
+    "mx-central-1": "637423239942",
+}
 # LMI is configured by environment only (SageMaker has no command override). vLLM's options map
 # onto LMI's names; any other `OPTION_<NAME>` that is a vLLM engine argument passes through
 # (djl-serving serving/docs/lmi/user_guides/vllm_user_guide.md, "Pass-Through";
 # engines/python/setup/djl_python/properties_manager/vllm_rb_properties.py).
-LMI_NAMES = {"--model": "HF_MODEL_ID", "--tensor-parallel-size": "TENSOR_PARALLEL_DEGREE", "--max-num-seqs": "OPTION_MAX_ROLLING_BATCH_SIZE",
-             "--quantization": "OPTION_QUANTIZE"}  # fmt: skip
+LMI_NAMES = {
+    "--model": "HF_MODEL_ID",
+    "--tensor-parallel-size": "TENSOR_PARALLEL_DEGREE",
+    "--max-num-seqs": "OPTION_MAX_ROLLING_BATCH_SIZE",
+    "--quantization": "OPTION_QUANTIZE",
+}
 # vLLM's async engine behind LMI's OpenAI schema, which answers with the model's name: LMI 15's
 # recommended mode, LMI 17's default, set explicitly as the vLLM user guide does.
 LMI_ASYNC = {"OPTION_ASYNC_MODE": "true", "OPTION_ROLLING_BATCH": "disable", "OPTION_ENTRYPOINT": "djl_python.lmi_vllm.vllm_async_service"}
@@ -79,8 +100,16 @@ LMI_ASYNC = {"OPTION_ASYNC_MODE": "true", "OPTION_ROLLING_BATCH": "disable", "OP
 # service model); a Hugging Face download inside the container counts against it, not against
 # ModelDataDownloadTimeoutInSeconds, which covers S3 model data only.
 MAX_STARTUP_SECONDS = 3600
-_STATES = {"InService": "serving", "Creating": "provisioning", "Updating": "provisioning", "SystemUpdating": "provisioning",
-           "RollingBack": "provisioning", "Deleting": "deleting", "OutOfService": "failed", "Failed": "failed"}  # fmt: skip
+_STATES = {
+    "InService": "serving",
+    "Creating": "provisioning",
+    "Updating": "provisioning",
+    "SystemUpdating": "provisioning",
+    "RollingBack": "provisioning",
+    "Deleting": "deleting",
+    "OutOfService": "failed",
+    "Failed": "failed",
+}
 
 
 class AwsProvider(Provider):
@@ -96,16 +125,20 @@ class AwsProvider(Provider):
         tags = resource_tags(plan)
         return [
             Resource(MODEL, f"{name}-model", {"hf_model_id": plan.hf_repo, "tensor_parallel_degree": plan.layout.tensor_parallel, "tags": tags}),
-            Resource(CONFIG, f"{name}-config", {
-                "instance_type": plan.offer.instance_type,
-                "initial_instance_count": scaling.min_replicas,
-                "startup_health_check_timeout_s": startup(plan).timeout(MAX_STARTUP_SECONDS),
-                "tags": tags,
-            }),
+            Resource(
+                CONFIG,
+                f"{name}-config",
+                {
+                    "instance_type": plan.offer.instance_type,
+                    "initial_instance_count": scaling.min_replicas,
+                    "startup_health_check_timeout_s": startup(plan).timeout(MAX_STARTUP_SECONDS),
+                    "tags": tags,
+                },
+            ),
             Resource(ENDPOINT, name, {"tags": tags}),
             Resource(TARGET, f"endpoint/{name}/variant/{VARIANT}", {"min_capacity": scaling.min_replicas, "max_capacity": scaling.max_replicas}),
             Resource(POLICY, f"{name}-concurrency", {"target_value": plan.deployment.target_concurrent_requests}),
-        ]  # fmt: skip
+        ]
 
     def program(self, plan: Plan) -> Program:
         model, config, endpoint, target, policy = self.resources(plan)
@@ -117,15 +150,26 @@ class AwsProvider(Provider):
             required_config=("llamadeploy:execution_role_arn",),
             secrets=tuple(plan.deployment.serving.secrets),
             values={
-                "model": model.name, "endpoint_config": config.name, "endpoint": endpoint.name, "policy": policy.name,
-                "image": _image(plan), "environment": _environment(plan), "variant": VARIANT,
-                "instance_type": config.properties["instance_type"], "initial_instance_count": config.properties["initial_instance_count"],
+                "model": model.name,
+                "endpoint_config": config.name,
+                "endpoint": endpoint.name,
+                "policy": policy.name,
+                "image": _image(plan),
+                "environment": _environment(plan),
+                "variant": VARIANT,
+                "instance_type": config.properties["instance_type"],
+                "initial_instance_count": config.properties["initial_instance_count"],
                 "startup_health_check_timeout_s": config.properties["startup_health_check_timeout_s"],
-                "dimension": DIMENSION, "min_capacity": target.properties["min_capacity"], "max_capacity": target.properties["max_capacity"],
-                "target_value": float(policy.properties["target_value"]), "metric": CONCURRENCY_METRIC,
-                "scale_in_cooldown_s": SCALE_IN_COOLDOWN_S, "scale_out_cooldown_s": SCALE_OUT_COOLDOWN_S, "tags": resource_tags(plan),
+                "dimension": DIMENSION,
+                "min_capacity": target.properties["min_capacity"],
+                "max_capacity": target.properties["max_capacity"],
+                "target_value": float(policy.properties["target_value"]),
+                "metric": CONCURRENCY_METRIC,
+                "scale_in_cooldown_s": SCALE_IN_COOLDOWN_S,
+                "scale_out_cooldown_s": SCALE_OUT_COOLDOWN_S,
+                "tags": resource_tags(plan),
             },
-        )  # fmt: skip
+        )
 
     def settings(self, plan: Plan) -> dict[str, Any]:
         placed = plan.deployment.placement.aws
@@ -152,15 +196,17 @@ class AwsProvider(Provider):
         def create_config() -> None:
             sagemaker.create_endpoint_config(
                 EndpointConfigName=config.name,
-                ProductionVariants=[{
-                    "VariantName": VARIANT,
-                    "ModelName": model.name,
-                    "InstanceType": plan.offer.instance_type,
-                    "InitialInstanceCount": deployment.autoscaling.min_replicas,
-                    "ContainerStartupHealthCheckTimeoutInSeconds": config.properties["startup_health_check_timeout_s"],
-                }],
+                ProductionVariants=[
+                    {
+                        "VariantName": VARIANT,
+                        "ModelName": model.name,
+                        "InstanceType": plan.offer.instance_type,
+                        "InitialInstanceCount": deployment.autoscaling.min_replicas,
+                        "ContainerStartupHealthCheckTimeoutInSeconds": config.properties["startup_health_check_timeout_s"],
+                    }
+                ],
                 Tags=tags,
-            )  # fmt: skip
+            )
 
         with _translated():
             create_or_adopt(model, lambda: _exists(lambda: sagemaker.describe_model(ModelName=model.name)), create_model, events)
@@ -181,9 +227,12 @@ class AwsProvider(Provider):
         existing = scaling.describe_scalable_targets(ServiceNamespace="sagemaker", ResourceIds=[target.name])["ScalableTargets"]
         bounds = plan.deployment.autoscaling
         scaling.register_scalable_target(
-            ServiceNamespace="sagemaker", ResourceId=target.name, ScalableDimension=DIMENSION,
-            MinCapacity=bounds.min_replicas, MaxCapacity=bounds.max_replicas,
-        )  # fmt: skip
+            ServiceNamespace="sagemaker",
+            ResourceId=target.name,
+            ScalableDimension=DIMENSION,
+            MinCapacity=bounds.min_replicas,
+            MaxCapacity=bounds.max_replicas,
+        )
         (events.adopted if existing else events.created)(target)
         policies = scaling.describe_scaling_policies(ServiceNamespace="sagemaker", ResourceId=target.name, PolicyNames=[policy.name])
         scaling.put_scaling_policy(
@@ -228,8 +277,11 @@ class AwsProvider(Provider):
                 return bool(scaling.describe_scalable_targets(ServiceNamespace="sagemaker", ResourceIds=[name])["ScalableTargets"])
             if kind == POLICY:
                 return bool(scaling.describe_scaling_policies(ServiceNamespace="sagemaker", PolicyNames=[name])["ScalingPolicies"])
-            describe = {MODEL: lambda: sagemaker.describe_model(ModelName=name), CONFIG: lambda: sagemaker.describe_endpoint_config(EndpointConfigName=name),
-                        ENDPOINT: lambda: sagemaker.describe_endpoint(EndpointName=name)}[kind]  # fmt: skip
+            describe = {
+                MODEL: lambda: sagemaker.describe_model(ModelName=name),
+                CONFIG: lambda: sagemaker.describe_endpoint_config(EndpointConfigName=name),
+                ENDPOINT: lambda: sagemaker.describe_endpoint(EndpointName=name),
+            }[kind]
             return _exists(describe)
 
     def scale(self, deployed: Deployed, min_replicas: int, max_replicas: int) -> None:
@@ -246,8 +298,11 @@ class AwsProvider(Provider):
         target = by_type.get(TARGET) or Resource(TARGET, f"endpoint/{deployed.deployment}/variant/{VARIANT}")
         with _translated():
             if POLICY in by_type:
-                _optional(lambda: scaling.delete_scaling_policy(
-                    PolicyName=by_type[POLICY].name, ServiceNamespace="sagemaker", ResourceId=target.name, ScalableDimension=DIMENSION))  # fmt: skip
+                _optional(
+                    lambda: scaling.delete_scaling_policy(
+                        PolicyName=by_type[POLICY].name, ServiceNamespace="sagemaker", ResourceId=target.name, ScalableDimension=DIMENSION
+                    )
+                )
             if TARGET in by_type:
                 _optional(lambda: scaling.deregister_scalable_target(ServiceNamespace="sagemaker", ResourceId=target.name, ScalableDimension=DIMENSION))
             if ENDPOINT in by_type:
@@ -310,13 +365,19 @@ class AwsProvider(Provider):
             image=_image(plan),
             started="the image's own entrypoint (djl-serving, LMI); vLLM's options as LMI environment variables, as SageMaker passes no command",
             route="POST https://runtime.sagemaker.<region>.amazonaws.com/endpoints/<name>/invocations (SigV4) -> the container's /invocations on port 8080",
-            scaling=ScalingSignal(CONCURRENCY_METRIC, plan.deployment.target_concurrent_requests, "requests in flight per instance",
-                                  "Application Auto Scaling target tracking on the spec's target_concurrent_requests"),
+            scaling=ScalingSignal(
+                CONCURRENCY_METRIC,
+                plan.deployment.target_concurrent_requests,
+                "requests in flight per instance",
+                "Application Auto Scaling target tracking on the spec's target_concurrent_requests",
+            ),
             startup_limit_s=MAX_STARTUP_SECONDS,
             startup_setting="ContainerStartupHealthCheckTimeoutInSeconds (at most 3600 s; the Hugging Face download counts against it)",
-            needs=("an IAM execution role SageMaker can assume (placement.aws.execution_role_arn)",
-                   "the Hugging Face token travels in the model's container environment: SageMaker has no secret reference there"),
-        )  # fmt: skip
+            needs=(
+                "an IAM execution role SageMaker can assume (placement.aws.execution_role_arn)",
+                "the Hugging Face token travels in the model's container environment: SageMaker has no secret reference there",
+            ),
+        )
 
 
 def _image(plan: Plan) -> str:
@@ -391,9 +452,6 @@ def _failure(reason: str) -> ProviderError:
     return ProviderError(f"SageMaker endpoint failed: {reason}")
 
 
-
-
-
 def _pages(listing: Callable[..., dict[str, Any]], key: str, **kwargs: Any) -> Iterator[dict[str, Any]]:
     token = None
     while True:
@@ -404,8 +462,15 @@ def _pages(listing: Callable[..., dict[str, Any]], key: str, **kwargs: Any) -> I
             return
 
 
-_AUTH_CODES = {"AccessDeniedException", "AccessDenied", "UnrecognizedClientException", "InvalidClientTokenId",
-               "ExpiredTokenException", "SignatureDoesNotMatch", "InvalidSignatureException"}  # fmt: skip
+_AUTH_CODES = {
+    "AccessDeniedException",
+    "AccessDenied",
+    "UnrecognizedClientException",
+    "InvalidClientTokenId",
+    "ExpiredTokenException",
+    "SignatureDoesNotMatch",
+    "InvalidSignatureException",
+}
 # SageMaker and Application Auto Scaling report a missing resource as a ValidationException.
 _NOT_FOUND = re.compile(r"could not find|does not exist|not found|no [a-z ]+ found", re.IGNORECASE)
 _THROTTLE_CODES = {"ThrottlingException", "Throttling", "TooManyRequestsException", "RequestLimitExceeded"}
@@ -447,9 +512,7 @@ def _typed(exc: Any) -> ProviderError:
         return CapacityError(f"no SageMaker capacity ({text}); try another region or cloud")
     if code in _AUTH_CODES:
         return AuthError(f"AWS refused the credentials ({text})")
-    if code in ("ResourceNotFound", "ObjectNotFoundException", "ResourceNotFoundException") or (
-        code == "ValidationException" and _NOT_FOUND.search(message)
-    ):
+    if code in ("ResourceNotFound", "ObjectNotFoundException", "ResourceNotFoundException") or (code == "ValidationException" and _NOT_FOUND.search(message)):
         return NotFoundError(text)
     if code == "ValidationException":
         return InvalidRequestError(f"SageMaker rejected the request ({text})")

@@ -105,8 +105,15 @@ SECRET_STORE_ACCESS = {"enforce_access_to_default_secret_stores": "enabled"}
 SCALE_METRIC = "RequestsPerMinute"
 SCALE_IN_SHARE = 0.5
 SCALE_COOLDOWNS = {"Increase": "PT5M", "Decrease": "PT10M"}
-_STATES = {"Succeeded": "serving", "Creating": "provisioning", "Updating": "provisioning", "Scaling": "provisioning",
-           "Deleting": "deleting", "Failed": "failed", "Canceled": "failed"}  # fmt: skip
+_STATES = {
+    "Succeeded": "serving",
+    "Creating": "provisioning",
+    "Updating": "provisioning",
+    "Scaling": "provisioning",
+    "Deleting": "deleting",
+    "Failed": "failed",
+    "Canceled": "failed",
+}
 
 
 class AzureProvider(Provider):
@@ -126,15 +133,19 @@ class AzureProvider(Provider):
             *(Resource(CONNECTION, _connection_name(name, secret), {"tags": tags}) for secret in plan.deployment.serving.secrets),
             Resource(ENVIRONMENT, f"{name}-vllm:{_short_hash(dockerfile)}", {"dockerfile": dockerfile, "tags": tags}),
             Resource(ENDPOINT, endpoint, {"auth_mode": "key", "tags": tags}),
-            Resource(DEPLOYMENT, f"{endpoint}/{DEPLOYMENT_NAME}", {
-                "instance_type": plan.offer.instance_type,
-                "instance_count": scaling.min_replicas,
-                "max_concurrent_requests_per_instance": plan.deployment.concurrency,
-                "probe_initial_delay_s": startup(plan).timeout(None),
-                "tags": tags,
-            }),
+            Resource(
+                DEPLOYMENT,
+                f"{endpoint}/{DEPLOYMENT_NAME}",
+                {
+                    "instance_type": plan.offer.instance_type,
+                    "instance_count": scaling.min_replicas,
+                    "max_concurrent_requests_per_instance": plan.deployment.concurrency,
+                    "probe_initial_delay_s": startup(plan).timeout(None),
+                    "tags": tags,
+                },
+            ),
             Resource(AUTOSCALE, f"{name}-autoscale", {"minimum": scaling.min_replicas, "maximum": scaling.max_replicas, "tags": tags}),
-        ]  # fmt: skip
+        ]
 
     def program(self, plan: Plan) -> Program:
         by_type = {r.type: r for r in self.resources(plan)}
@@ -145,24 +156,40 @@ class AzureProvider(Provider):
         env_name, env_version = environment.name.split(":")
         return Program(
             requirements=("pulumi-azure-native>=3.0,<4",),
-            config={**({"azure-native:subscriptionId": known["subscription_id"]} if known else {}),
-                    **{f"llamadeploy:{key}": value for key, value in known.items() if key != "subscription_id"}},
+            config={
+                **({"azure-native:subscriptionId": known["subscription_id"]} if known else {}),
+                **{f"llamadeploy:{key}": value for key, value in known.items() if key != "subscription_id"},
+            },
             required_config=("azure-native:subscriptionId", "llamadeploy:resource_group", "llamadeploy:workspace"),
             secrets=secrets,
             values={
-                "location": plan.region, "endpoint": endpoint.name, "deployment": DEPLOYMENT_NAME, "environment": env_name, "environment_version": env_version,
-                "dockerfile": environment.properties["dockerfile"], "port": VLLM_PORT, "routes": ROUTES,
-                "connections": {secret: _connection_name(name, secret) for secret in secrets}, "secret_target": SECRET_TARGET,
+                "location": plan.region,
+                "endpoint": endpoint.name,
+                "deployment": DEPLOYMENT_NAME,
+                "environment": env_name,
+                "environment_version": env_version,
+                "dockerfile": environment.properties["dockerfile"],
+                "port": VLLM_PORT,
+                "routes": ROUTES,
+                "connections": {secret: _connection_name(name, secret) for secret in secrets},
+                "secret_target": SECRET_TARGET,
                 "endpoint_properties": SECRET_STORE_ACCESS if secrets else {},
-                "instance_type": online.properties["instance_type"], "instance_count": online.properties["instance_count"],
+                "instance_type": online.properties["instance_type"],
+                "instance_count": online.properties["instance_count"],
                 "environment_variables": {**_environment(plan), **{s: _secret_reference(name, s) for s in secrets}},
                 "max_concurrent_requests_per_instance": online.properties["max_concurrent_requests_per_instance"],
-                "request_timeout": f"PT{REQUEST_TIMEOUT_MS // 1000}S", "probe_initial_delay": f"PT{online.properties['probe_initial_delay_s']}S",
-                "probe_period": f"PT{PROBE['period_s']}S", "probe_timeout": f"PT{PROBE['timeout_s']}S", "probe_failure_threshold": PROBE["failure_threshold"],
-                "autoscale": autoscale.name, "minimum": str(autoscale.properties["minimum"]), "maximum": str(autoscale.properties["maximum"]),
-                "scale_rules": _scale_rules(plan), "tags": resource_tags(plan),
+                "request_timeout": f"PT{REQUEST_TIMEOUT_MS // 1000}S",
+                "probe_initial_delay": f"PT{online.properties['probe_initial_delay_s']}S",
+                "probe_period": f"PT{PROBE['period_s']}S",
+                "probe_timeout": f"PT{PROBE['timeout_s']}S",
+                "probe_failure_threshold": PROBE["failure_threshold"],
+                "autoscale": autoscale.name,
+                "minimum": str(autoscale.properties["minimum"]),
+                "maximum": str(autoscale.properties["maximum"]),
+                "scale_rules": _scale_rules(plan),
+                "tags": resource_tags(plan),
             },
-        )  # fmt: skip
+        )
 
     def contract(self, plan: Plan) -> ServingContract:
         target = target_requests_per_minute(plan)
@@ -170,12 +197,16 @@ class AzureProvider(Provider):
             image=f"built by Azure ML from the Dockerfile: {' | '.join(_dockerfile(plan).strip().splitlines())}",
             started="the built image's shell-form ENTRYPOINT runs vLLM with --model $MODEL_NAME $VLLM_ARGS, which the deployment sets",
             route=f"POST https://<endpoint>.{plan.region}.inference.ml.azure.com{CHAT_ROUTE} (endpoint key) -> the same path on port {VLLM_PORT} (scoring route /)",
-            scaling=ScalingSignal(f"{SCALE_METRIC} (per instance)", round(target, 1), "requests per minute per instance",
-                                  f"Azure Monitor has no requests-in-flight metric; {plan.deployment.target_concurrent_requests} in flight "
-                                  "at the throughput model's request time"),
+            scaling=ScalingSignal(
+                f"{SCALE_METRIC} (per instance)",
+                round(target, 1),
+                "requests per minute per instance",
+                f"Azure Monitor has no requests-in-flight metric; {plan.deployment.target_concurrent_requests} in flight "
+                "at the throughput model's request time",
+            ),
             startup_limit_s=None,
             startup_setting="readiness probe initial delay (Azure ML documents no maximum)",
-        )  # fmt: skip
+        )
 
     def settings(self, plan: Plan) -> dict[str, Any]:
         placed = plan.deployment.placement.azure
@@ -198,7 +229,7 @@ class AzureProvider(Provider):
         )
 
         deployment, settings = plan.deployment, self.settings(plan)
-        ml, monitor, arm = _clients(settings)
+        ml, monitor, _arm = _clients(settings)
         by_type = {(r.type, r.name): r for r in self.resources(plan)}
         tags = resource_tags(plan)
         name = deployment.name
@@ -207,8 +238,12 @@ class AzureProvider(Provider):
         env_name, env_version = environment.name.split(":")
         endpoint = next(r for (t, _), r in by_type.items() if t == ENDPOINT)
         online = by_type[(DEPLOYMENT, f"{endpoint.name}/{DEPLOYMENT_NAME}")]
-        probe = ProbeSettings(initial_delay=online.properties["probe_initial_delay_s"], period=PROBE["period_s"], timeout=PROBE["timeout_s"],
-                              failure_threshold=PROBE["failure_threshold"])  # fmt: skip
+        probe = ProbeSettings(
+            initial_delay=online.properties["probe_initial_delay_s"],
+            period=PROBE["period_s"],
+            timeout=PROBE["timeout_s"],
+            failure_threshold=PROBE["failure_threshold"],
+        )
 
         with _translated(), _quiet_stdout(), tempfile.TemporaryDirectory(prefix="llamadeploy-azure-") as context:
             for secret, value in secrets.items():
@@ -217,36 +252,60 @@ class AzureProvider(Provider):
                 # Written either way, so a rotated secret reaches the deployment; one that existed
                 # is adopted, so a failed run never deletes the secret a live deployment reads.
                 ml.connections.create_or_update(
-                    WorkspaceConnection(name=connection.name, type="custom", target=SECRET_TARGET,
-                                        credentials=ApiKeyConfiguration(key=value), metadata=tags)  # fmt: skip
+                    WorkspaceConnection(name=connection.name, type="custom", target=SECRET_TARGET, credentials=ApiKeyConfiguration(key=value), metadata=tags)
                 )
                 (events.adopted if existed else events.created)(connection)
             (Path(context) / "Dockerfile").write_text(environment.properties["dockerfile"])
             create_or_adopt(
                 environment,
                 lambda: _exists(lambda: ml.environments.get(env_name, version=env_version)),
-                lambda: ml.environments.create_or_update(Environment(
-                    name=env_name, version=env_version, build=BuildContext(path=context), tags=tags,
-                    inference_config={route: {"port": VLLM_PORT, "path": path} for route, path in ROUTES.items()},
-                )),  # fmt: skip
+                lambda: ml.environments.create_or_update(
+                    Environment(
+                        name=env_name,
+                        version=env_version,
+                        build=BuildContext(path=context),
+                        tags=tags,
+                        inference_config={route: {"port": VLLM_PORT, "path": path} for route, path in ROUTES.items()},
+                    )
+                ),
                 events,
             )
             self._create_and_wait(
-                endpoint, events, lambda: ml.online_endpoints.get(endpoint.name),
-                lambda: ml.online_endpoints.begin_create_or_update(ManagedOnlineEndpoint(
-                    name=endpoint.name, auth_mode="key", tags=tags, identity=IdentityConfiguration(type="system_assigned"),
-                    properties=SECRET_STORE_ACCESS if secrets else None)),
-            )  # fmt: skip
+                endpoint,
+                events,
+                lambda: ml.online_endpoints.get(endpoint.name),
+                lambda: ml.online_endpoints.begin_create_or_update(
+                    ManagedOnlineEndpoint(
+                        name=endpoint.name,
+                        auth_mode="key",
+                        tags=tags,
+                        identity=IdentityConfiguration(type="system_assigned"),
+                        properties=SECRET_STORE_ACCESS if secrets else None,
+                    )
+                ),
+            )
             self._create_and_wait(
-                online, events, lambda: ml.online_deployments.get(DEPLOYMENT_NAME, endpoint_name=endpoint.name),
-                lambda: ml.online_deployments.begin_create_or_update(ManagedOnlineDeployment(
-                    name=DEPLOYMENT_NAME, endpoint_name=endpoint.name, environment=f"azureml:{env_name}:{env_version}",
-                    instance_type=plan.offer.instance_type, instance_count=deployment.autoscaling.min_replicas,
-                    environment_variables={**_environment(plan), **{s: _secret_reference(name, s) for s in secrets}},
-                    request_settings=OnlineRequestSettings(max_concurrent_requests_per_instance=deployment.concurrency, request_timeout_ms=REQUEST_TIMEOUT_MS),
-                    liveness_probe=probe, readiness_probe=probe, scale_settings=DefaultScaleSettings(), tags=tags,
-                )),
-            )  # fmt: skip
+                online,
+                events,
+                lambda: ml.online_deployments.get(DEPLOYMENT_NAME, endpoint_name=endpoint.name),
+                lambda: ml.online_deployments.begin_create_or_update(
+                    ManagedOnlineDeployment(
+                        name=DEPLOYMENT_NAME,
+                        endpoint_name=endpoint.name,
+                        environment=f"azureml:{env_name}:{env_version}",
+                        instance_type=plan.offer.instance_type,
+                        instance_count=deployment.autoscaling.min_replicas,
+                        environment_variables={**_environment(plan), **{s: _secret_reference(name, s) for s in secrets}},
+                        request_settings=OnlineRequestSettings(
+                            max_concurrent_requests_per_instance=deployment.concurrency, request_timeout_ms=REQUEST_TIMEOUT_MS
+                        ),
+                        liveness_probe=probe,
+                        readiness_probe=probe,
+                        scale_settings=DefaultScaleSettings(),
+                        tags=tags,
+                    )
+                ),
+            )
             live = ml.online_endpoints.get(endpoint.name)
             if (live.traffic or {}).get(DEPLOYMENT_NAME) != 100:
                 live.traffic = {DEPLOYMENT_NAME: 100}
@@ -256,7 +315,9 @@ class AzureProvider(Provider):
             create_or_adopt(
                 autoscale,
                 lambda: _exists(lambda: monitor.autoscale_settings.get(settings["resource_group"], autoscale.name)),
-                lambda: monitor.autoscale_settings.create_or_update(settings["resource_group"], autoscale.name, _autoscale_setting(plan, deployed_id, live.location, tags)),
+                lambda: monitor.autoscale_settings.create_or_update(
+                    settings["resource_group"], autoscale.name, _autoscale_setting(plan, deployed_id, live.location, tags)
+                ),
                 events,
             )
             scoring = urlsplit(ml.online_endpoints.get(endpoint.name).scoring_uri or "")
@@ -353,7 +414,7 @@ class AzureProvider(Provider):
             url=deployed.url,
             auth=f"endpoint key, as a bearer token: {keys}",
             example=(
-                f"KEY=$({keys} --query primaryKey --output tsv) && curl -sS {deployed.url} -H \"Authorization: Bearer $KEY\" "
+                f'KEY=$({keys} --query primaryKey --output tsv) && curl -sS {deployed.url} -H "Authorization: Bearer $KEY" '
                 f"-H 'Content-Type: application/json' -d '{json.dumps(chat_request(EXAMPLE_PROMPT, 64))}'"
             ),
         )
@@ -367,8 +428,10 @@ class AzureProvider(Provider):
         name = next(r.name for r in deployed.resources if r.type == ENDPOINT)
         with _translated(), _quiet_stdout():
             key = ml.online_endpoints.get_keys(name).primary_key
-        return answer_of(lambda: requests.post(deployed.url, json=dict(request), headers={"Authorization": f"Bearer {key}"}, timeout=REQUEST_TIMEOUT_MS / 1000),
-                         f"Azure ML endpoint {name}")  # fmt: skip
+        return answer_of(
+            lambda: requests.post(deployed.url, json=dict(request), headers={"Authorization": f"Bearer {key}"}, timeout=REQUEST_TIMEOUT_MS / 1000),
+            f"Azure ML endpoint {name}",
+        )
 
 
 def endpoint_name(plan: Plan) -> str:
@@ -407,8 +470,10 @@ def _environment(plan: Plan) -> dict[str, str]:
 def _scale_rules(plan: Plan) -> list[dict[str, Any]]:
     """Scale out by one above the rate that holds the concurrency target, in by one below half of it."""
     target = round(target_requests_per_minute(plan), 1)
-    return [{"operator": "GreaterThan", "threshold": target, "direction": "Increase", "cooldown": SCALE_COOLDOWNS["Increase"]},
-            {"operator": "LessThan", "threshold": round(target * SCALE_IN_SHARE, 1), "direction": "Decrease", "cooldown": SCALE_COOLDOWNS["Decrease"]}]  # fmt: skip
+    return [
+        {"operator": "GreaterThan", "threshold": target, "direction": "Increase", "cooldown": SCALE_COOLDOWNS["Increase"]},
+        {"operator": "LessThan", "threshold": round(target * SCALE_IN_SHARE, 1), "direction": "Decrease", "cooldown": SCALE_COOLDOWNS["Decrease"]},
+    ]
 
 
 def _autoscale_setting(plan: Plan, deployment_id: str, location: str, tags: dict[str, str]) -> Any:
@@ -424,8 +489,17 @@ def _autoscale_setting(plan: Plan, deployment_id: str, location: str, tags: dict
     scaling = plan.deployment.autoscaling
 
     def rule(operator: str, threshold: float, direction: str, cooldown: str) -> Any:
-        trigger = MetricTrigger(metric_name=SCALE_METRIC, metric_resource_uri=deployment_id, time_grain="PT1M", statistic="Sum", time_window="PT5M",
-                                time_aggregation="Average", operator=operator, threshold=threshold, divide_per_instance=True)  # fmt: skip
+        trigger = MetricTrigger(
+            metric_name=SCALE_METRIC,
+            metric_resource_uri=deployment_id,
+            time_grain="PT1M",
+            statistic="Sum",
+            time_window="PT5M",
+            time_aggregation="Average",
+            operator=operator,
+            threshold=threshold,
+            divide_per_instance=True,
+        )
         return ScaleRule(metric_trigger=trigger, scale_action=ScaleAction(direction=direction, type="ChangeCount", value="1", cooldown=cooldown))
 
     return AutoscaleSettingResource(
@@ -433,12 +507,14 @@ def _autoscale_setting(plan: Plan, deployment_id: str, location: str, tags: dict
         tags=tags,
         enabled=True,
         target_resource_uri=deployment_id,
-        profiles=[AutoscaleProfile(
-            name="llamadeploy",
-            capacity=ScaleCapacity(minimum=str(scaling.min_replicas), maximum=str(scaling.max_replicas), default=str(scaling.min_replicas)),
-            rules=[rule(r["operator"], r["threshold"], r["direction"], r["cooldown"]) for r in _scale_rules(plan)],
-        )],
-    )  # fmt: skip
+        profiles=[
+            AutoscaleProfile(
+                name="llamadeploy",
+                capacity=ScaleCapacity(minimum=str(scaling.min_replicas), maximum=str(scaling.max_replicas), default=str(scaling.min_replicas)),
+                rules=[rule(r["operator"], r["threshold"], r["direction"], r["cooldown"]) for r in _scale_rules(plan)],
+            )
+        ],
+    )
 
 
 def _delete_environment_version(arm: Any, settings: dict[str, Any], name: str) -> None:
@@ -507,14 +583,30 @@ def _make_clients(settings: dict[str, Any]) -> tuple[Any, Any, Any]:
         if endpoint.startswith("http://"):
             extra["authentication_policy"] = policy
         cloud = f"llamadeploy-{_short_hash(endpoint)}"
-        metadata = {"azure_portal": endpoint, "resource_manager": f"{endpoint}/", "active_directory": endpoint, "aml_resource_id": endpoint,
-                    "storage_endpoint": "core.windows.net", "registry_discovery_endpoint": endpoint}  # fmt: skip
+        metadata = {
+            "azure_portal": endpoint,
+            "resource_manager": f"{endpoint}/",
+            "active_directory": endpoint,
+            "aml_resource_id": endpoint,
+            "storage_endpoint": "core.windows.net",
+            "registry_discovery_endpoint": endpoint,
+        }
         with _translated(), _environment_kept("AZUREML_CURRENT_CLOUD"):
             try:
-                ml = MLClient(credential, settings["subscription_id"], settings["resource_group"], settings["workspace"],
-                              cloud=cloud, cloud_metadata=metadata, show_progress=False, **extra)  # fmt: skip
+                ml = MLClient(
+                    credential,
+                    settings["subscription_id"],
+                    settings["resource_group"],
+                    settings["workspace"],
+                    cloud=cloud,
+                    cloud_metadata=metadata,
+                    show_progress=False,
+                    **extra,
+                )
             except AttributeError:  # this cloud name was registered by an earlier client in this process
-                ml = MLClient(credential, settings["subscription_id"], settings["resource_group"], settings["workspace"], cloud=cloud, show_progress=False, **extra)
+                ml = MLClient(
+                    credential, settings["subscription_id"], settings["resource_group"], settings["workspace"], cloud=cloud, show_progress=False, **extra
+                )
         monitor = MonitorManagementClient(credential, settings["subscription_id"], base_url=endpoint, credential_scopes=[scope], **extra)
         return ml, monitor, arm
     ml = MLClient(credential, settings["subscription_id"], settings["resource_group"], settings["workspace"], show_progress=False)
@@ -556,9 +648,6 @@ def _quiet_stdout() -> Iterator[None]:
         yield
 
 
-
-
-
 @contextlib.contextmanager
 def _translated() -> Iterator[None]:
     """Turn azure-core's and azure-ai-ml's exceptions into llamadeploy's typed provider errors."""
@@ -576,7 +665,9 @@ def _translated() -> Iterator[None]:
     except ResourceNotFoundError as exc:
         raise NotFoundError(str(exc.message or exc)) from exc
     except ClientAuthenticationError as exc:
-        raise AuthError(f"Azure refused the credentials ({exc.message}); sign in with `az login` or set AZURE_CLIENT_ID/AZURE_TENANT_ID/AZURE_CLIENT_SECRET") from exc
+        raise AuthError(
+            f"Azure refused the credentials ({exc.message}); sign in with `az login` or set AZURE_CLIENT_ID/AZURE_TENANT_ID/AZURE_CLIENT_SECRET"
+        ) from exc
     except HttpResponseError as exc:
         raise _typed(exc) from exc
     except ServiceRequestError as exc:

@@ -112,15 +112,19 @@ class GcpProvider(Provider):
         return [
             Resource(MODEL, name, {"hf_model_id": plan.hf_repo, "labels": labels}),
             Resource(ENDPOINT, name, {"labels": labels}),
-            Resource(DEPLOYED_MODEL, f"{name}/{name}", {
-                "machine_type": plan.offer.instance_type,
-                "accelerator_type": ACCELERATOR_TYPES.get(plan.offer.gpu, plan.offer.gpu),
-                "accelerator_count": plan.offer.gpu_count,
-                "hosts_per_replica": plan.layout.nodes,
-                "min_replica_count": scaling.min_replicas,
-                "max_replica_count": scaling.max_replicas,
-            }),
-        ]  # fmt: skip
+            Resource(
+                DEPLOYED_MODEL,
+                f"{name}/{name}",
+                {
+                    "machine_type": plan.offer.instance_type,
+                    "accelerator_type": ACCELERATOR_TYPES.get(plan.offer.gpu, plan.offer.gpu),
+                    "accelerator_count": plan.offer.gpu_count,
+                    "hosts_per_replica": plan.layout.nodes,
+                    "min_replica_count": scaling.min_replicas,
+                    "max_replica_count": scaling.max_replicas,
+                },
+            ),
+        ]
 
     def program(self, plan: Plan) -> Program:
         model, endpoint, deployed = self.resources(plan)
@@ -131,13 +135,22 @@ class GcpProvider(Provider):
             required_config=("gcp:project",),
             secrets=tuple(plan.deployment.serving.secrets),
             values={
-                "endpoint": endpoint.name, "model": model.name, "hf_model_id": plan.hf_repo, "location": plan.region, "container": _container(plan),
-                "machine_type": deployed.properties["machine_type"], "accelerator_type": deployed.properties["accelerator_type"],
-                "accelerator_count": deployed.properties["accelerator_count"], "multihost_gpu_node_count": plan.layout.nodes if plan.layout.nodes > 1 else 0,
-                "min_replica_count": deployed.properties["min_replica_count"], "max_replica_count": deployed.properties["max_replica_count"],
-                "metric": REQUESTS_METRIC, "target": _requests_target(plan), "labels": model.properties["labels"],
+                "endpoint": endpoint.name,
+                "model": model.name,
+                "hf_model_id": plan.hf_repo,
+                "location": plan.region,
+                "container": _container(plan),
+                "machine_type": deployed.properties["machine_type"],
+                "accelerator_type": deployed.properties["accelerator_type"],
+                "accelerator_count": deployed.properties["accelerator_count"],
+                "multihost_gpu_node_count": plan.layout.nodes if plan.layout.nodes > 1 else 0,
+                "min_replica_count": deployed.properties["min_replica_count"],
+                "max_replica_count": deployed.properties["max_replica_count"],
+                "metric": REQUESTS_METRIC,
+                "target": _requests_target(plan),
+                "labels": model.properties["labels"],
             },
-        )  # fmt: skip
+        )
 
     def settings(self, plan: Plan) -> dict[str, Any]:
         placed = plan.deployment.placement.gcp
@@ -155,27 +168,40 @@ class GcpProvider(Provider):
         model_name, endpoint_name = f"{parent}/models/{model.name}", f"{parent}/endpoints/{endpoint.name}"
         shape = _container(plan)
         container = vertex.ModelContainerSpec(
-            image_uri=shape["image"], args=shape["args"],
+            image_uri=shape["image"],
+            args=shape["args"],
             env=[vertex.EnvVar(name=k, value=v) for k, v in {**shape["env"], **resolve_secrets(deployment)}.items()],
-            ports=[vertex.Port(container_port=shape["port"])], predict_route=shape["predict_route"], health_route=shape["health_route"],
-            shared_memory_size_mb=shape["shared_memory_size_mb"], deployment_timeout=datetime.timedelta(seconds=shape["deployment_timeout_s"]),
-        )  # fmt: skip
+            ports=[vertex.Port(container_port=shape["port"])],
+            predict_route=shape["predict_route"],
+            health_route=shape["health_route"],
+            shared_memory_size_mb=shape["shared_memory_size_mb"],
+            deployment_timeout=datetime.timedelta(seconds=shape["deployment_timeout_s"]),
+        )
         with _translated():
             create_or_adopt(
                 model,
                 lambda: _exists(lambda: models.get_model(name=model_name)),
-                lambda: self._wait(events, f"Vertex AI model upload {model.name}", models.upload_model(request=vertex.UploadModelRequest(
-                    parent=parent, model_id=model.name,
-                    model=vertex.Model(display_name=model.name, labels=labels, container_spec=container)))),
+                lambda: self._wait(
+                    events,
+                    f"Vertex AI model upload {model.name}",
+                    models.upload_model(
+                        request=vertex.UploadModelRequest(
+                            parent=parent, model_id=model.name, model=vertex.Model(display_name=model.name, labels=labels, container_spec=container)
+                        )
+                    ),
+                ),
                 events,
-            )  # fmt: skip
+            )
             create_or_adopt(
                 endpoint,
                 lambda: _exists(lambda: endpoints.get_endpoint(name=endpoint_name)),
-                lambda: self._wait(events, f"Vertex AI endpoint {endpoint.name}", endpoints.create_endpoint(
-                    parent=parent, endpoint_id=endpoint.name, endpoint=vertex.Endpoint(display_name=endpoint.name, labels=labels))),
+                lambda: self._wait(
+                    events,
+                    f"Vertex AI endpoint {endpoint.name}",
+                    endpoints.create_endpoint(parent=parent, endpoint_id=endpoint.name, endpoint=vertex.Endpoint(display_name=endpoint.name, labels=labels)),
+                ),
                 events,
-            )  # fmt: skip
+            )
             spec = vertex.MachineSpec(
                 machine_type=plan.offer.instance_type,
                 accelerator_type=vertex.AcceleratorType[deployed.properties["accelerator_type"]],
@@ -191,11 +217,17 @@ class GcpProvider(Provider):
             create_or_adopt(
                 deployed,
                 lambda: _deployed_model_id(endpoints.get_endpoint(name=endpoint_name), model.name) is not None,
-                lambda: self._wait(events, f"Vertex AI deployment of {model.name} to {endpoint.name}", endpoints.deploy_model(
-                    endpoint=endpoint_name, traffic_split={"0": 100},
-                    deployed_model=vertex.DeployedModel(model=model_name, display_name=deployed.name.split("/")[-1], dedicated_resources=resources))),
+                lambda: self._wait(
+                    events,
+                    f"Vertex AI deployment of {model.name} to {endpoint.name}",
+                    endpoints.deploy_model(
+                        endpoint=endpoint_name,
+                        traffic_split={"0": 100},
+                        deployed_model=vertex.DeployedModel(model=model_name, display_name=deployed.name.split("/")[-1], dedicated_resources=resources),
+                    ),
+                ),
                 events,
-            )  # fmt: skip
+            )
         host = settings.get("endpoint") or f"https://{plan.region}-aiplatform.googleapis.com"
         return Deployed(deployment.name, self.name, plan.region, (model, endpoint, deployed), f"{host}/v1/{endpoint_name}:rawPredict", settings)
 
@@ -221,7 +253,9 @@ class GcpProvider(Provider):
             endpoint = _optional(lambda: endpoints.get_endpoint(name=endpoint_name))
         names = {r.type: r.name for r in deployed.resources}
         serving = next((d for d in endpoint.deployed_models if _same_resource(d.model, model_name)), None) if endpoint else None
-        missing = [f"{kind} {names[kind]}" for kind, present in ((MODEL, model), (ENDPOINT, endpoint), (DEPLOYED_MODEL, serving)) if kind in names and not present]
+        missing = [
+            f"{kind} {names[kind]}" for kind, present in ((MODEL, model), (ENDPOINT, endpoint), (DEPLOYED_MODEL, serving)) if kind in names and not present
+        ]
         if serving is None:
             return LiveStatus("missing", missing=tuple(missing))
         dedicated = serving.dedicated_resources
@@ -240,8 +274,7 @@ class GcpProvider(Provider):
             endpoint = endpoints.get_endpoint(name=f"{parent}/endpoints/{deployed.deployment}")
             for model in endpoint.deployed_models:
                 model.dedicated_resources.min_replica_count, model.dedicated_resources.max_replica_count = min_replicas, max_replicas
-                endpoints.mutate_deployed_model(endpoint=endpoint.name, deployed_model=model,
-                                                update_mask={"paths": ["dedicated_resources"]}).result()  # fmt: skip
+                endpoints.mutate_deployed_model(endpoint=endpoint.name, deployed_model=model, update_mask={"paths": ["dedicated_resources"]}).result()
 
     def destroy(self, deployed: Deployed, events: Events) -> None:
         models, endpoints, _ = _clients(deployed.region, deployed.settings)
@@ -272,10 +305,16 @@ class GcpProvider(Provider):
         parent = f"projects/{deployed.settings['project']}/locations/{deployed.region}"
         label = f"labels.{DEPLOYMENT_TAG}={deployed.deployment}"
         with _translated():
-            left = [Resource(MODEL, m.name.rsplit("/", 1)[-1]) for m in models.list_models(request=vertex.ListModelsRequest(parent=parent, filter=label))
-                    if m.labels.get(DEPLOYMENT_TAG) == deployed.deployment]  # fmt: skip
-            left += [Resource(ENDPOINT, e.name.rsplit("/", 1)[-1]) for e in endpoints.list_endpoints(request=vertex.ListEndpointsRequest(parent=parent, filter=label))
-                     if e.labels.get(DEPLOYMENT_TAG) == deployed.deployment]  # fmt: skip
+            left = [
+                Resource(MODEL, m.name.rsplit("/", 1)[-1])
+                for m in models.list_models(request=vertex.ListModelsRequest(parent=parent, filter=label))
+                if m.labels.get(DEPLOYMENT_TAG) == deployed.deployment
+            ]
+            left += [
+                Resource(ENDPOINT, e.name.rsplit("/", 1)[-1])
+                for e in endpoints.list_endpoints(request=vertex.ListEndpointsRequest(parent=parent, filter=label))
+                if e.labels.get(DEPLOYMENT_TAG) == deployed.deployment
+            ]
         return left
 
     def endpoint(self, deployed: Deployed) -> Endpoint:
@@ -283,7 +322,7 @@ class GcpProvider(Provider):
             url=deployed.url,
             auth="Google OAuth2 access token with aiplatform.endpoints.predict (gcloud auth print-access-token)",
             example=(
-                f"curl -sS -X POST {deployed.url} -H \"Authorization: Bearer $(gcloud auth print-access-token)\" "
+                f'curl -sS -X POST {deployed.url} -H "Authorization: Bearer $(gcloud auth print-access-token)" '
                 f"-H 'Content-Type: application/json' -d '{json.dumps(chat_request(EXAMPLE_PROMPT, 64))}'"
             ),
         )
@@ -304,23 +343,32 @@ class GcpProvider(Provider):
             image=plan.deployment.serving.image or MODEL_GARDEN_VLLM_IMAGE,
             started=f"the image's entrypoint runs the command line given as the model's args{multi}: vLLM's OpenAI server on port {SERVING_PORT}",
             route=f"POST https://{plan.region}-aiplatform.googleapis.com/v1/projects/<project>/locations/{plan.region}/endpoints/<id>:rawPredict "
-                  f"(Google OAuth2) -> {CHAT_ROUTE} on port {SERVING_PORT}",
-            scaling=ScalingSignal(REQUESTS_METRIC, _requests_target(plan), "requests per minute per replica",
-                                  f"{plan.deployment.target_concurrent_requests} in flight at the throughput model's request time"),
+            f"(Google OAuth2) -> {CHAT_ROUTE} on port {SERVING_PORT}",
+            scaling=ScalingSignal(
+                REQUESTS_METRIC,
+                _requests_target(plan),
+                "requests per minute per replica",
+                f"{plan.deployment.target_concurrent_requests} in flight at the throughput model's request time",
+            ),
             startup_limit_s=MAX_DEPLOYMENT_SECONDS,
             startup_setting="ModelContainerSpec.deployment_timeout (at most 2 hours)",
             needs=("the Hugging Face token travels in the model's container environment: Vertex AI has no secret reference there",),
-        )  # fmt: skip
+        )
 
 
 def _container(plan: Plan) -> dict[str, Any]:
     """The serving container, as both `apply` and an exported program declare it (secrets apart)."""
     command = ["python", *OPENAI_SERVER[1:], "--host=0.0.0.0", f"--port={SERVING_PORT}", *_vllm_arguments(plan)]
     return {
-        "image": plan.deployment.serving.image or MODEL_GARDEN_VLLM_IMAGE, "args": [RAY_LAUNCHER, *command] if plan.layout.nodes > 1 else command,
-        "env": dict(plan.deployment.serving.env), "port": SERVING_PORT, "predict_route": CHAT_ROUTE, "health_route": HEALTH_ROUTE,
-        "shared_memory_size_mb": SHARED_MEMORY_MB, "deployment_timeout_s": startup(plan).timeout(MAX_DEPLOYMENT_SECONDS),
-    }  # fmt: skip
+        "image": plan.deployment.serving.image or MODEL_GARDEN_VLLM_IMAGE,
+        "args": [RAY_LAUNCHER, *command] if plan.layout.nodes > 1 else command,
+        "env": dict(plan.deployment.serving.env),
+        "port": SERVING_PORT,
+        "predict_route": CHAT_ROUTE,
+        "health_route": HEALTH_ROUTE,
+        "shared_memory_size_mb": SHARED_MEMORY_MB,
+        "deployment_timeout_s": startup(plan).timeout(MAX_DEPLOYMENT_SECONDS),
+    }
 
 
 def _vllm_arguments(plan: Plan) -> list[str]:

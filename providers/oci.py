@@ -84,14 +84,25 @@ SCALE_OUT_QUERY = REQUESTS_METRIC + ".mean() > {target}"
 SCALE_IN_QUERY = REQUESTS_METRIC + ".absent() == 1 || " + REQUESTS_METRIC + ".mean() < {low}"
 SCALE_IN_SHARE = 0.5
 PENDING_DURATION = "PT5M"
-_NEEDS_IMAGE = ("OCI Data Science runs containers from OCIR only: push vLLM's image ({image}) to "
-                "{region}.ocir.io/<namespace>/vllm-openai and set placement.oci.image")  # fmt: skip
-_NEEDS_SUBNET = ("an OCI model deployment downloads the weights from the Hugging Face Hub only with custom networking: set "
-                 "placement.oci.subnet_id to a subnet whose VCN has a NAT gateway (docs: model-dep-create-cus-net.htm)")  # fmt: skip
+_NEEDS_IMAGE = (
+    "OCI Data Science runs containers from OCIR only: push vLLM's image ({image}) to {region}.ocir.io/<namespace>/vllm-openai and set placement.oci.image"
+)
+_NEEDS_SUBNET = (
+    "an OCI model deployment downloads the weights from the Hugging Face Hub only with custom networking: set "
+    "placement.oci.subnet_id to a subnet whose VCN has a NAT gateway (docs: model-dep-create-cus-net.htm)"
+)
 COOL_DOWN_S = 600
 ARTIFACT = "artifact.zip"
-_STATES = {"ACTIVE": "serving", "CREATING": "provisioning", "UPDATING": "provisioning", "DELETING": "deleting",
-           "DELETED": "missing", "FAILED": "failed", "INACTIVE": "inactive", "NEEDS_ATTENTION": "failed"}  # fmt: skip
+_STATES = {
+    "ACTIVE": "serving",
+    "CREATING": "provisioning",
+    "UPDATING": "provisioning",
+    "DELETING": "deleting",
+    "DELETED": "missing",
+    "FAILED": "failed",
+    "INACTIVE": "inactive",
+    "NEEDS_ATTENTION": "failed",
+}
 
 
 class OciProvider(Provider):
@@ -109,9 +120,17 @@ class OciProvider(Provider):
         tags = resource_tags(plan)
         return [
             Resource(MODEL, f"{name}-model", {"freeform_tags": tags}),
-            Resource(MODEL_DEPLOYMENT, name, {"shape": plan.offer.instance_type, "instance_count": scaling.min_replicas,
-                                              "autoscaling": {"minimum": scaling.min_replicas, "maximum": scaling.max_replicas}, "freeform_tags": tags}),
-        ]  # fmt: skip
+            Resource(
+                MODEL_DEPLOYMENT,
+                name,
+                {
+                    "shape": plan.offer.instance_type,
+                    "instance_count": scaling.min_replicas,
+                    "autoscaling": {"minimum": scaling.min_replicas, "maximum": scaling.max_replicas},
+                    "freeform_tags": tags,
+                },
+            ),
+        ]
 
     def program(self, plan: Plan) -> Program:
         model, online = self.resources(plan)
@@ -126,13 +145,20 @@ class OciProvider(Provider):
             required_config=("llamadeploy:compartment_id", "llamadeploy:project_id", "llamadeploy:subnet_id"),
             secrets=tuple(deployment.serving.secrets),
             values={
-                "model": model.name, "model_deployment": online.name, "artifact": ARTIFACT, "artifact_length": len(artifact),
-                "shape": online.properties["shape"], "scaling": _scaling(plan),
-                "image": placed.image, "cmd": _vllm_command(plan), "port": SERVING_PORT, "environment": _environment(plan),
+                "model": model.name,
+                "model_deployment": online.name,
+                "artifact": ARTIFACT,
+                "artifact_length": len(artifact),
+                "shape": online.properties["shape"],
+                "scaling": _scaling(plan),
+                "image": placed.image,
+                "cmd": _vllm_command(plan),
+                "port": SERVING_PORT,
+                "environment": _environment(plan),
                 "tags": online.properties["freeform_tags"],
             },
             files={ARTIFACT: artifact},
-        )  # fmt: skip
+        )
 
     def settings(self, plan: Plan) -> dict[str, Any]:
         placed = plan.deployment.placement.oci
@@ -153,9 +179,14 @@ class OciProvider(Provider):
         with _translated():
             model_id = _find(client.list_models, settings, model.name)
             if model_id is None:
-                model_id = client.create_model(ds.CreateModelDetails(
-                    compartment_id=settings["compartment_id"], project_id=settings["project_id"], display_name=model.name, freeform_tags=tags,
-                )).data.id  # fmt: skip
+                model_id = client.create_model(
+                    ds.CreateModelDetails(
+                        compartment_id=settings["compartment_id"],
+                        project_id=settings["project_id"],
+                        display_name=model.name,
+                        freeform_tags=tags,
+                    )
+                ).data.id
                 # A bring-your-own-container deployment still needs a model with an artifact.
                 client.create_model_artifact(model_id, _empty_artifact(), content_disposition=f"attachment; filename={ARTIFACT}")
                 events.created(_with_id(model, model_id))
@@ -163,22 +194,30 @@ class OciProvider(Provider):
                 events.adopted(_with_id(model, model_id))
             deployment_id = _find(client.list_model_deployments, settings, online.name)
             if deployment_id is None:
-                created = client.create_model_deployment(ds.CreateModelDeploymentDetails(
-                    display_name=online.name, compartment_id=settings["compartment_id"], project_id=settings["project_id"], freeform_tags=tags,
-                    model_deployment_configuration_details=ds.SingleModelDeploymentConfigurationDetails(
-                        deployment_type="SINGLE_MODEL",
-                        model_configuration_details=ds.ModelConfigurationDetails(
-                            model_id=model_id,
-                            instance_configuration=ds.InstanceConfiguration(instance_shape_name=plan.offer.instance_type, subnet_id=placed.subnet_id),
-                            scaling_policy=_scaling_policy(plan),
+                created = client.create_model_deployment(
+                    ds.CreateModelDeploymentDetails(
+                        display_name=online.name,
+                        compartment_id=settings["compartment_id"],
+                        project_id=settings["project_id"],
+                        freeform_tags=tags,
+                        model_deployment_configuration_details=ds.SingleModelDeploymentConfigurationDetails(
+                            deployment_type="SINGLE_MODEL",
+                            model_configuration_details=ds.ModelConfigurationDetails(
+                                model_id=model_id,
+                                instance_configuration=ds.InstanceConfiguration(instance_shape_name=plan.offer.instance_type, subnet_id=placed.subnet_id),
+                                scaling_policy=_scaling_policy(plan),
+                            ),
+                            environment_configuration_details=ds.OcirModelDeploymentEnvironmentConfigurationDetails(
+                                environment_configuration_type="OCIR_CONTAINER",
+                                image=placed.image,
+                                cmd=_vllm_command(plan),
+                                server_port=SERVING_PORT,
+                                health_check_port=SERVING_PORT,
+                                environment_variables={**_environment(plan), **secrets},
+                            ),
                         ),
-                        environment_configuration_details=ds.OcirModelDeploymentEnvironmentConfigurationDetails(
-                            environment_configuration_type="OCIR_CONTAINER", image=placed.image,
-                            cmd=_vllm_command(plan), server_port=SERVING_PORT, health_check_port=SERVING_PORT,
-                            environment_variables={**_environment(plan), **secrets},
-                        ),
-                    ),
-                ))  # fmt: skip
+                    )
+                )
                 deployment_id = created.data.id
                 events.created(_with_id(online, deployment_id))
                 work = created.headers["opc-work-request-id"]
@@ -199,8 +238,11 @@ class OciProvider(Provider):
             data = client.get_model_deployment(found[MODEL_DEPLOYMENT]).data
         configuration = data.model_deployment_configuration_details.model_configuration_details
         policy = configuration.scaling_policy
-        bounds = (policy.instance_count, policy.instance_count) if policy.policy_type == "FIXED_SIZE" else (
-            policy.auto_scaling_policies[0].minimum_instance_count, policy.auto_scaling_policies[0].maximum_instance_count)  # fmt: skip
+        bounds = (
+            (policy.instance_count, policy.instance_count)
+            if policy.policy_type == "FIXED_SIZE"
+            else (policy.auto_scaling_policies[0].minimum_instance_count, policy.auto_scaling_policies[0].maximum_instance_count)
+        )
         return LiveStatus(
             state=_STATES.get(data.lifecycle_state, data.lifecycle_state.lower()),
             min_replicas=bounds[0],
@@ -230,7 +272,9 @@ class OciProvider(Provider):
 
     def _locate(self, client: Any, deployed: Deployed, resource: Resource) -> str | None:
         """The resource's OCID if it still exists: from the record, else by display name and tag."""
-        get, listing = {MODEL: (client.get_model, client.list_models), MODEL_DEPLOYMENT: (client.get_model_deployment, client.list_model_deployments)}[resource.type]
+        get, listing = {MODEL: (client.get_model, client.list_models), MODEL_DEPLOYMENT: (client.get_model_deployment, client.list_model_deployments)}[
+            resource.type
+        ]
         ocid = resource.properties.get("id")
         if ocid:
             found = _optional(lambda: get(ocid))
@@ -269,13 +313,17 @@ class OciProvider(Provider):
             image=image or f"your OCIR copy of {VLLM_IMAGE}",
             started="the image's ENTRYPOINT with vLLM's options as its arguments (cmd), no entrypoint override",
             route=f"POST https://modeldeployment.{plan.region}.oci.customer-oci.com/<ocid>/predict (OCI signature) -> {CHAT_ROUTE} on port {SERVING_PORT}",
-            scaling=ScalingSignal("PredictRequestCount (per instance, custom MQL rule)", round(target, 1), "requests per minute per instance",
-                                  f"OCI's predefined metrics are CPU and memory only; {plan.deployment.target_concurrent_requests} in flight "
-                                  "at the throughput model's request time"),
+            scaling=ScalingSignal(
+                "PredictRequestCount (per instance, custom MQL rule)",
+                round(target, 1),
+                "requests per minute per instance",
+                f"OCI's predefined metrics are CPU and memory only; {plan.deployment.target_concurrent_requests} in flight "
+                "at the throughput model's request time",
+            ),
             startup_limit_s=MAX_DEPLOYMENT_MINUTES * 60,
             startup_setting="DEPLOYMENT_TIMEOUT_IN_MINUTES (at most 240)",
             needs=tuple(needs),
-        )  # fmt: skip
+        )
 
 
 def _with_id(resource: Resource, ocid: str) -> Resource:
@@ -290,8 +338,9 @@ def _find(listing: Callable[..., Any], settings: dict[str, Any], display_name: s
     """
     page = None
     while True:
-        response = listing(compartment_id=settings["compartment_id"], project_id=settings["project_id"], display_name=display_name,
-                           **({"page": page} if page else {}))  # fmt: skip
+        response = listing(
+            compartment_id=settings["compartment_id"], project_id=settings["project_id"], display_name=display_name, **({"page": page} if page else {})
+        )
         live = [i for i in response.data if i.lifecycle_state not in ("DELETED", "DELETING") and (i.freeform_tags or {}).get(DEPLOYMENT_TAG)]
         if live:
             return live[0].id
@@ -306,9 +355,16 @@ def _scaling(plan: Plan) -> dict[str, Any]:
     if scaling.min_replicas == scaling.max_replicas:
         return {"policy_type": "FIXED_SIZE", "instance_count": scaling.min_replicas}
     target = round(target_requests_per_minute(plan), 1)
-    return {"policy_type": "AUTOSCALING", "cool_down_in_seconds": COOL_DOWN_S, "minimum": scaling.min_replicas, "maximum": scaling.max_replicas,
-            "initial": scaling.min_replicas, "scale_out_query": SCALE_OUT_QUERY.format(target=target),
-            "scale_in_query": SCALE_IN_QUERY.format(low=round(target * SCALE_IN_SHARE, 1)), "pending_duration": PENDING_DURATION}  # fmt: skip
+    return {
+        "policy_type": "AUTOSCALING",
+        "cool_down_in_seconds": COOL_DOWN_S,
+        "minimum": scaling.min_replicas,
+        "maximum": scaling.max_replicas,
+        "initial": scaling.min_replicas,
+        "scale_out_query": SCALE_OUT_QUERY.format(target=target),
+        "scale_in_query": SCALE_IN_QUERY.format(low=round(target * SCALE_IN_SHARE, 1)),
+        "pending_duration": PENDING_DURATION,
+    }
 
 
 def _scaling_policy(plan: Plan) -> Any:
@@ -319,15 +375,29 @@ def _scaling_policy(plan: Plan) -> Any:
         return ds.FixedSizeScalingPolicy(policy_type="FIXED_SIZE", instance_count=values["instance_count"])
 
     def query(text: str) -> Any:
-        return ds.CustomExpressionQueryScalingConfiguration(scaling_configuration_type="QUERY", query=text, instance_count_adjustment=1,
-                                                            pending_duration=values["pending_duration"])  # fmt: skip
+        return ds.CustomExpressionQueryScalingConfiguration(
+            scaling_configuration_type="QUERY", query=text, instance_count_adjustment=1, pending_duration=values["pending_duration"]
+        )
 
-    rule = ds.CustomMetricExpressionRule(metric_expression_rule_type="CUSTOM_EXPRESSION", scale_out_configuration=query(values["scale_out_query"]),
-                                         scale_in_configuration=query(values["scale_in_query"]))  # fmt: skip
-    return ds.AutoScalingPolicy(policy_type="AUTOSCALING", cool_down_in_seconds=values["cool_down_in_seconds"], is_enabled=True, auto_scaling_policies=[
-        ds.ThresholdBasedAutoScalingPolicyDetails(auto_scaling_policy_type="THRESHOLD", minimum_instance_count=values["minimum"],
-                                                  maximum_instance_count=values["maximum"], initial_instance_count=values["initial"], rules=[rule]),
-    ])  # fmt: skip
+    rule = ds.CustomMetricExpressionRule(
+        metric_expression_rule_type="CUSTOM_EXPRESSION",
+        scale_out_configuration=query(values["scale_out_query"]),
+        scale_in_configuration=query(values["scale_in_query"]),
+    )
+    return ds.AutoScalingPolicy(
+        policy_type="AUTOSCALING",
+        cool_down_in_seconds=values["cool_down_in_seconds"],
+        is_enabled=True,
+        auto_scaling_policies=[
+            ds.ThresholdBasedAutoScalingPolicyDetails(
+                auto_scaling_policy_type="THRESHOLD",
+                minimum_instance_count=values["minimum"],
+                maximum_instance_count=values["maximum"],
+                initial_instance_count=values["initial"],
+                rules=[rule],
+            ),
+        ],
+    )
 
 
 def _vllm_command(plan: Plan) -> list[str]:
@@ -338,8 +408,10 @@ def _vllm_command(plan: Plan) -> list[str]:
 def _environment(plan: Plan) -> dict[str, str]:
     """The service's routing and sizing settings; the user's `serving.env` wins where they overlap."""
     start = startup(plan)
-    sizing = {"STORAGE_SIZE_IN_GB": str(math.ceil(start.download_gib * GIB / 1e9) + STORAGE_HEADROOM_GB),
-              "DEPLOYMENT_TIMEOUT_IN_MINUTES": str(min(MAX_DEPLOYMENT_MINUTES, math.ceil(start.timeout(None) / 60)))}  # fmt: skip
+    sizing = {
+        "STORAGE_SIZE_IN_GB": str(math.ceil(start.download_gib * GIB / 1e9) + STORAGE_HEADROOM_GB),
+        "DEPLOYMENT_TIMEOUT_IN_MINUTES": str(min(MAX_DEPLOYMENT_MINUTES, math.ceil(start.timeout(None) / 60))),
+    }
     return {**SERVICE_ENVIRONMENT, **sizing, **plan.deployment.serving.env}
 
 
@@ -347,7 +419,9 @@ def _empty_artifact() -> bytes:
     """The smallest artifact a model deployment accepts; dated 1980 so every export is the same bytes."""
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w") as archive:
-        archive.writestr(zipfile.ZipInfo("runtime.yaml", date_time=(1980, 1, 1, 0, 0, 0)), "MODEL_ARTIFACT_VERSION: '3.0'\nMODEL_DEPLOYMENT:\n  INFERENCE_CONDA_ENV: {}\n")
+        archive.writestr(
+            zipfile.ZipInfo("runtime.yaml", date_time=(1980, 1, 1, 0, 0, 0)), "MODEL_ARTIFACT_VERSION: '3.0'\nMODEL_DEPLOYMENT:\n  INFERENCE_CONDA_ENV: {}\n"
+        )
     return buffer.getvalue()
 
 

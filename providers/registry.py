@@ -70,10 +70,15 @@ def describe(name: str) -> dict[str, object]:
     live = isinstance(service, Provider)
     missing = [m for m in service.sdk_modules if not _importable(m)] if live else []
     return {
-        "name": name, "service": service.service, "source": "built-in" if name in BUILTIN else f"entry point {target}",
-        "default_region": service.default_region, "deploy": live, "export": type(service).program is not CloudService.program,
-        "sdk_missing": missing, "install": f"pip install 'llamadeploy[{name}]'" if missing and name in BUILTIN else None,
-    }  # fmt: skip
+        "name": name,
+        "service": service.service,
+        "source": "built-in" if name in BUILTIN else f"entry point {target}",
+        "default_region": service.default_region,
+        "deploy": live,
+        "export": type(service).program is not CloudService.program,
+        "sdk_missing": missing,
+        "install": f"pip install 'llamadeploy[{name}]'" if missing and name in BUILTIN else None,
+    }
 
 
 def _importable(module: str) -> bool:

@@ -44,8 +44,15 @@ HF_TOKEN = VALID_TOKEN  # the one token the stand-in hub accepts
 
 def stand_in_environment(state: Path, poll_seconds: float = 0.02) -> dict[str, str]:
     """What every stand-in run needs: fake AWS keys and no shared config, a token, fast polls, a state file."""
-    return {**CREDENTIALS, "AWS_CONFIG_FILE": os.devnull, "AWS_SHARED_CREDENTIALS_FILE": os.devnull, "AWS_EC2_METADATA_DISABLED": "true",
-            "HF_TOKEN": HF_TOKEN, "LLAMADEPLOY_POLL_SECONDS": str(poll_seconds), "LLAMADEPLOY_STATE": str(state)}  # fmt: skip
+    return {
+        **CREDENTIALS,
+        "AWS_CONFIG_FILE": os.devnull,
+        "AWS_SHARED_CREDENTIALS_FILE": os.devnull,
+        "AWS_EC2_METADATA_DISABLED": "true",
+        "HF_TOKEN": HF_TOKEN,
+        "LLAMADEPLOY_POLL_SECONDS": str(poll_seconds),
+        "LLAMADEPLOY_STATE": str(state),
+    }
 
 
 def flags(arguments: list[str]) -> dict[str, str]:
@@ -94,8 +101,10 @@ class Cloud(Protocol):
     def throttling_was_respected(self, stderr: str) -> bool: ...
     def delete_endpoint_by_hand(self, name: str) -> None: ...
     def endpoint_name(self, deployment: str) -> str: ...
+
     unknown_image: str  # an image reference the stand-in does not know
     unknown_image_text: str  # how the cloud says it cannot run that image
+
     def use_image(self, stack: Path, image: str) -> None: ...
     def break_contract(self, monkeypatch: Any) -> str: ...
     def creates(self) -> int: ...
@@ -183,8 +192,13 @@ class AwsCloud(_Common):
     quota_text: str = "ResourceLimitExceeded"
     # SageMaker has no secret references in a container's environment (see the AWS note).
     secrets_stay_out_of_the_deployment: bool = False
-    program_types: tuple[str, ...] = ("aws:sagemaker/model:Model", "aws:sagemaker/endpointConfiguration:EndpointConfiguration",
-                                      "aws:sagemaker/endpoint:Endpoint", "aws:appautoscaling/target:Target", "aws:appautoscaling/policy:Policy")  # fmt: skip
+    program_types: tuple[str, ...] = (
+        "aws:sagemaker/model:Model",
+        "aws:sagemaker/endpointConfiguration:EndpointConfiguration",
+        "aws:sagemaker/endpoint:Endpoint",
+        "aws:appautoscaling/target:Target",
+        "aws:appautoscaling/policy:Policy",
+    )
 
     def block(self) -> str:
         return f"  aws:\n    region: us-east-1\n    execution_role_arn: {ROLE}\n    endpoint_url: {self.stand_in.url}\n"
@@ -229,8 +243,11 @@ class AwsCloud(_Common):
         return len(self.stand_in.calls("CreateEndpoint"))
 
     def created_twice(self) -> list[str]:
-        names = [body[key] for action, key in (("CreateModel", "ModelName"), ("CreateEndpointConfig", "EndpointConfigName"),
-                                               ("CreateEndpoint", "EndpointName")) for body in self.stand_in.calls(action)]  # fmt: skip
+        names = [
+            body[key]
+            for action, key in (("CreateModel", "ModelName"), ("CreateEndpointConfig", "EndpointConfigName"), ("CreateEndpoint", "EndpointName"))
+            for body in self.stand_in.calls(action)
+        ]
         return sorted({n for n in names if names.count(n) > 1})
 
     def from_program(self, declared: dict[str, list[dict[str, Any]]]) -> dict[str, Any]:
@@ -238,12 +255,17 @@ class AwsCloud(_Common):
         (target,), (policy,) = declared["aws:appautoscaling/target:Target"], declared["aws:appautoscaling/policy:Policy"]
         variant, env = config["productionVariants"][0], model["primaryContainer"]["environment"]
         return {
-            "instance_type": variant["instanceType"], "instance_count": variant["initialInstanceCount"],
-            "min_replicas": target["minCapacity"], "max_replicas": target["maxCapacity"],
+            "instance_type": variant["instanceType"],
+            "instance_count": variant["initialInstanceCount"],
+            "min_replicas": target["minCapacity"],
+            "max_replicas": target["maxCapacity"],
             "concurrency": policy["targetTrackingScalingPolicyConfiguration"]["targetValue"],
-            "model_id": env["HF_MODEL_ID"], "max_model_len": env["OPTION_MAX_MODEL_LEN"], "environment": env, "tags": model["tags"],
+            "model_id": env["HF_MODEL_ID"],
+            "max_model_len": env["OPTION_MAX_MODEL_LEN"],
+            "environment": env,
+            "tags": model["tags"],
             "vllm_options": {k.removeprefix("OPTION_").lower().replace("_", "-"): v for k, v in env.items() if k.startswith("OPTION_")},
-        }  # fmt: skip
+        }
 
     def received(self) -> dict[str, Any]:
         (model,) = self.stand_in.calls("CreateModel")
@@ -277,9 +299,14 @@ class AzureCloud(_RestStandInHarness):
     secrets_stay_out_of_the_deployment: bool = True
     endpoint_kind: ClassVar[str] = "endpoint"
     counted: ClassVar[tuple[str, ...] | None] = ("environment", "endpoint", "deployment")
-    program_types: tuple[str, ...] = ("azure-native:machinelearningservices:WorkspaceConnection", "azure-native:machinelearningservices:EnvironmentVersion",
-                                      "azure-native:machinelearningservices:OnlineEndpoint", "azure-native:machinelearningservices:OnlineDeployment",
-                                      "azure-native:monitor:AutoscaleSetting", "azure-native:storage:Blob")  # fmt: skip
+    program_types: tuple[str, ...] = (
+        "azure-native:machinelearningservices:WorkspaceConnection",
+        "azure-native:machinelearningservices:EnvironmentVersion",
+        "azure-native:machinelearningservices:OnlineEndpoint",
+        "azure-native:machinelearningservices:OnlineDeployment",
+        "azure-native:monitor:AutoscaleSetting",
+        "azure-native:storage:Blob",
+    )
 
     def block(self) -> str:
         return (
@@ -290,8 +317,12 @@ class AzureCloud(_RestStandInHarness):
     def environment(self) -> dict[str, str]:
         # DefaultAzureCredential's managed-identity step (App Service flow) asks the stand-in; the
         # test `az` (tests/bin/az) finds Resource Manager and the subscription as `az login` would.
-        return {"IDENTITY_ENDPOINT": f"{self.stand_in.url}/msi/token", "IDENTITY_HEADER": "test",
-                "AZURE_RESOURCE_MANAGER_URL": self.stand_in.url, "AZURE_SUBSCRIPTION_ID": SUBSCRIPTION}  # fmt: skip
+        return {
+            "IDENTITY_ENDPOINT": f"{self.stand_in.url}/msi/token",
+            "IDENTITY_HEADER": "test",
+            "AZURE_RESOURCE_MANAGER_URL": self.stand_in.url,
+            "AZURE_SUBSCRIPTION_ID": SUBSCRIPTION,
+        }
 
     def throttle(self) -> None:
         self.stand_in.faults.throttle_next = 2
@@ -323,12 +354,17 @@ class AzureCloud(_RestStandInHarness):
         properties, capacity = deployment["properties"], autoscale["profiles"][0]["capacity"]
         env = properties["environmentVariables"]
         return {
-            "instance_type": properties["instanceType"], "instance_count": deployment["sku"]["capacity"],
-            "min_replicas": int(capacity["minimum"]), "max_replicas": int(capacity["maximum"]),
+            "instance_type": properties["instanceType"],
+            "instance_count": deployment["sku"]["capacity"],
+            "min_replicas": int(capacity["minimum"]),
+            "max_replicas": int(capacity["maximum"]),
             "concurrency": properties["requestSettings"]["maxConcurrentRequestsPerInstance"],
-            "model_id": env["MODEL_NAME"], "max_model_len": flags(shlex.split(env["VLLM_ARGS"]))["max-model-len"], "environment": env, "tags": deployment["tags"],
+            "model_id": env["MODEL_NAME"],
+            "max_model_len": flags(shlex.split(env["VLLM_ARGS"]))["max-model-len"],
+            "environment": env,
+            "tags": deployment["tags"],
             "vllm_options": flags(shlex.split(env["VLLM_ARGS"])),
-        }  # fmt: skip
+        }
 
     def received(self) -> dict[str, Any]:
         (deployment,) = self.stand_in.received("PUT", "deployment")
@@ -390,11 +426,17 @@ class GcpCloud(_RestStandInHarness):
         container, dedicated = endpoint["modelConfig"]["containerSpec"], endpoint["deployConfig"]["dedicatedResources"]
         args = flags(container["args"])
         return {
-            "instance_type": dedicated["machineSpec"]["machineType"], "instance_count": dedicated["minReplicaCount"],
-            "min_replicas": dedicated["minReplicaCount"], "max_replicas": dedicated["maxReplicaCount"], "concurrency": int(args["max-num-seqs"]),
-            "model_id": args["model"], "max_model_len": args["max-model-len"], "environment": {e["name"]: e["value"] for e in container["envs"]}, "vllm_options": args,
+            "instance_type": dedicated["machineSpec"]["machineType"],
+            "instance_count": dedicated["minReplicaCount"],
+            "min_replicas": dedicated["minReplicaCount"],
+            "max_replicas": dedicated["maxReplicaCount"],
+            "concurrency": int(args["max-num-seqs"]),
+            "model_id": args["model"],
+            "max_model_len": args["max-model-len"],
+            "environment": {e["name"]: e["value"] for e in container["envs"]},
+            "vllm_options": args,
             # pulumi-gcp's Model Garden deployment takes no labels: the tags are not declared.
-        }  # fmt: skip
+        }
 
     def received(self) -> dict[str, Any]:
         (upload,) = self.stand_in.received("upload")
@@ -430,8 +472,10 @@ class OciCloud(_RestStandInHarness):
     program_types: tuple[str, ...] = ("oci:DataScience/model:Model", "oci:DataScience/modelDeployment:ModelDeployment")
 
     def block(self) -> str:
-        return (f"  oci:\n    region: us-ashburn-1\n    compartment_id: {COMPARTMENT}\n    project_id: {OCI_PROJECT}\n"
-                f"    subnet_id: {SUBNET}\n    image: {OCIR_IMAGE}\n    endpoint: {self.stand_in.url}\n")  # fmt: skip
+        return (
+            f"  oci:\n    region: us-ashburn-1\n    compartment_id: {COMPARTMENT}\n    project_id: {OCI_PROJECT}\n"
+            f"    subnet_id: {SUBNET}\n    image: {OCIR_IMAGE}\n    endpoint: {self.stand_in.url}\n"
+        )
 
     def environment(self) -> dict[str, str]:
         config = str(self.stand_in.write_config())
@@ -462,11 +506,17 @@ class OciCloud(_RestStandInHarness):
         policy = model["scalingPolicy"]["autoScalingPolicies"][0]
         args = flags(environment["cmds"])
         return {
-            "instance_type": model["instanceConfiguration"]["instanceShapeName"], "instance_count": policy["initialInstanceCount"],
-            "min_replicas": policy["minimumInstanceCount"], "max_replicas": policy["maximumInstanceCount"], "concurrency": int(args["max-num-seqs"]),
-            "model_id": args["model"], "max_model_len": args["max-model-len"], "environment": environment["environmentVariables"], "tags": created["freeformTags"],
+            "instance_type": model["instanceConfiguration"]["instanceShapeName"],
+            "instance_count": policy["initialInstanceCount"],
+            "min_replicas": policy["minimumInstanceCount"],
+            "max_replicas": policy["maximumInstanceCount"],
+            "concurrency": int(args["max-num-seqs"]),
+            "model_id": args["model"],
+            "max_model_len": args["max-model-len"],
+            "environment": environment["environmentVariables"],
+            "tags": created["freeformTags"],
             "vllm_options": args,
-        }  # fmt: skip
+        }
 
     def received(self) -> dict[str, Any]:
         (created,) = self.stand_in.received("POST", "deployments")

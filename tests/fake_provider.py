@@ -32,7 +32,9 @@ class FakeProvider(Provider):
     live: ClassVar[dict[str, Resource]] = {}
 
     def resources(self, plan: Plan) -> list[Resource]:
-        return [Resource("fake::Endpoint", plan.deployment.name, {"tags": resource_tags(plan), "instance_type": plan.offer.instance_type, "model": plan.hf_repo})]
+        return [
+            Resource("fake::Endpoint", plan.deployment.name, {"tags": resource_tags(plan), "instance_type": plan.offer.instance_type, "model": plan.hf_repo})
+        ]
 
     def apply(self, plan: Plan, events: Events) -> Deployed:
         for resource in self.resources(plan):

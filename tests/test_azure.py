@@ -49,8 +49,10 @@ def test_autoscale_traffic_and_probes_as_received(azure: AzureCloud, stack: Path
     context = environment["properties"]["build"]["contextUri"]
     assert context.startswith(f"https://{arm.STORAGE_ACCOUNT}.blob.core.windows.net/{arm.BLOB_CONTAINER}/LocalUpload/") and context.endswith("/")
     dockerfile = azure.stand_in.blobs[context.split(".net/", 1)[1] + "Dockerfile"][0].decode()
-    assert dockerfile.splitlines() == ["FROM vllm/vllm-openai:v0.11.0",
-                                       "ENTRYPOINT python3 -m vllm.entrypoints.openai.api_server --model $MODEL_NAME $VLLM_ARGS"]  # fmt: skip
+    assert dockerfile.splitlines() == [
+        "FROM vllm/vllm-openai:v0.11.0",
+        "ENTRYPOINT python3 -m vllm.entrypoints.openai.api_server --model $MODEL_NAME $VLLM_ARGS",
+    ]
     assert environment["properties"]["inferenceConfig"]["scoringRoute"] == {"port": 8000, "path": "/"}
     assert environment["properties"]["inferenceConfig"]["readinessRoute"] == {"port": 8000, "path": "/health"}
     assert properties["environmentVariables"]["MODEL_NAME"] == "meta-llama/Llama-3.2-1B-Instruct"
@@ -68,8 +70,13 @@ def test_instance_type_the_region_does_not_offer(azure: AzureCloud, stack: Path,
 def test_refused_credentials_are_an_auth_error(azure: AzureCloud, stack: Path) -> None:
     azure.stand_in.faults.token_refused = True
     # A fresh process: within this one, an earlier test's client still holds a valid token.
-    done = subprocess.run([sys.executable, "-m", "orchestrator.cli", "up", str(stack), "--cloud", "azure", "--yes"],
-                          cwd=Path(__file__).parent.parent, capture_output=True, text=True, timeout=120)  # fmt: skip
+    done = subprocess.run(
+        [sys.executable, "-m", "orchestrator.cli", "up", str(stack), "--cloud", "azure", "--yes"],
+        cwd=Path(__file__).parent.parent,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert done.returncode == 1 and "Traceback" not in done.stderr
     assert "Error: up of 'chat' on azure failed: no Azure credentials found" in done.stderr or "Azure refused the credentials" in done.stderr
     assert "ActivityCompleted" not in done.stderr  # azure-ai-ml's telemetry stays out of the user's terminal

@@ -10,7 +10,7 @@ from orchestrator.catalog import MANAGED_PRICE, Catalog, list_offers, load_catal
 from orchestrator.errors import CatalogError, UsageError
 
 
-def one(catalog: Catalog, cloud: str, region: str, instance: str):  # noqa: ANN201
+def one(catalog: Catalog, cloud: str, region: str, instance: str):
     (offer,) = [o for o in catalog.select(cloud=cloud, region=region) if o.instance_type == instance]
     return offer
 
@@ -51,7 +51,10 @@ def test_list_offers_filters_and_sorts_cheapest_first_unknown_last(mini_catalog:
     assert everything[-1].usd_per_hour is None
 
 
-@pytest.mark.parametrize(("kwargs", "text"), [({"cloud": "awss"}, "did you mean 'aws'"), ({"gpu": "H1OO"}, "no GPU type 'H1OO'"), ({"cloud": "aws", "region": "us-east1"}, "did you mean 'us-east-1'")])
+@pytest.mark.parametrize(
+    ("kwargs", "text"),
+    [({"cloud": "awss"}, "did you mean 'aws'"), ({"gpu": "H1OO"}, "no GPU type 'H1OO'"), ({"cloud": "aws", "region": "us-east1"}, "did you mean 'us-east-1'")],
+)
 def test_list_offers_rejects_unknown_filters(mini_catalog: Catalog, kwargs: dict, text: str) -> None:
     with pytest.raises(UsageError, match=text):
         list_offers(mini_catalog, **kwargs)

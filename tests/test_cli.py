@@ -54,16 +54,27 @@ def test_plan_json_field_by_field(run, write_stack: Write) -> None:
     assert (sizing["weights_gib"], sizing["kv_cache_gib"], sizing["min_gpus"]) == (14.96, 16.0, 2)
     assert (sizing["per_gpu_gib"], sizing["usable_per_gpu_gib"], sizing["total_gib"]) == (9.74, 21.6, 38.96)
     assert [r["type"] for r in p["resources"]] == [
-        "AWS::SageMaker::Model", "AWS::SageMaker::EndpointConfig", "AWS::SageMaker::Endpoint",
-        "AWS::ApplicationAutoScaling::ScalableTarget", "AWS::ApplicationAutoScaling::ScalingPolicy",
-    ]  # fmt: skip
+        "AWS::SageMaker::Model",
+        "AWS::SageMaker::EndpointConfig",
+        "AWS::SageMaker::Endpoint",
+        "AWS::ApplicationAutoScaling::ScalableTarget",
+        "AWS::ApplicationAutoScaling::ScalingPolicy",
+    ]
 
 
 def test_plan_table_shows_the_arithmetic(run, write_stack: Write) -> None:
     code, out, _ = run("plan", str(write_stack("name: chat\nmodel: llama3.1-8b-instruct\n")), "--cloud", "aws")
     assert code == 0
-    for text in ("chat on aws (SageMaker real-time inference), region us-east-1", "ml.g6.12xlarge", "15.0 GiB  8.03 B parameters x 2 B (bf16)", "16.0 GiB",
-                 "128 KiB/token x 8192 tokens x 16 sequences", "$4.00/h at 1", "AWS::SageMaker::Endpoint", "Price catalog: prices dated"):  # fmt: skip
+    for text in (
+        "chat on aws (SageMaker real-time inference), region us-east-1",
+        "ml.g6.12xlarge",
+        "15.0 GiB  8.03 B parameters x 2 B (bf16)",
+        "16.0 GiB",
+        "128 KiB/token x 8192 tokens x 16 sequences",
+        "$4.00/h at 1",
+        "AWS::SageMaker::Endpoint",
+        "Price catalog: prices dated",
+    ):
         assert text in out
 
 
@@ -170,7 +181,12 @@ def _imported_modules(*args: str) -> set[str]:
 
 @pytest.mark.parametrize(
     "args",
-    [["--help"], ["plan", "stacks/llama-3.1-70b.yaml", "--cloud", "aws"], ["cost", "stacks/llama-3.1-70b.yaml"], ["cost", "stacks/llama-3.1-70b.yaml", "--output", "json"]],
+    [
+        ["--help"],
+        ["plan", "stacks/llama-3.1-70b.yaml", "--cloud", "aws"],
+        ["cost", "stacks/llama-3.1-70b.yaml"],
+        ["cost", "stacks/llama-3.1-70b.yaml", "--output", "json"],
+    ],
 )
 def test_no_cloud_sdk_is_imported(args: list[str]) -> None:
     modules = _imported_modules(*args)

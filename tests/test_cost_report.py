@@ -10,7 +10,7 @@ import shutil
 import subprocess
 from html.parser import HTMLParser
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import pytest
 
@@ -33,7 +33,9 @@ def planned(write_stack: Any, text: str, cloud: str = "aws") -> Any:
     return plan(stack, stack.deployments[0], cloud, load_catalog())
 
 
-EIGHT_B_ON_L40S = "name: chat\nmodel: llama3.1-8b-instruct\ngpu: L40S\nconcurrency: 16\nautoscaling: {min_replicas: 1, max_replicas: 2, target_concurrent_requests: 12}\n"
+EIGHT_B_ON_L40S = (
+    "name: chat\nmodel: llama3.1-8b-instruct\ngpu: L40S\nconcurrency: 16\nautoscaling: {min_replicas: 1, max_replicas: 2, target_concurrent_requests: 12}\n"
+)
 
 
 def test_throughput_of_a_memory_bound_replica_by_hand(write_stack: Any) -> None:
@@ -115,7 +117,7 @@ class _Page(HTMLParser):
     A self-closing SVG element (`<rect/>`) reaches handle_starttag and handle_endtag both.
     """
 
-    VOID = {"meta", "br", "img", "input", "link", "hr"}
+    VOID: ClassVar[set[str]] = {"meta", "br", "img", "input", "link", "hr"}
 
     def __init__(self) -> None:
         super().__init__()
@@ -180,10 +182,21 @@ CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 def _console_errors(page: Path) -> list[str]:
     """Console errors and uncaught exceptions Chromium logs while loading `page` headless."""
     run = subprocess.run(
-        [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--enable-logging=stderr", "--v=0", "--virtual-time-budget=3000",
-         "--dump-dom", page.as_uri()],
-        capture_output=True, text=True, timeout=120,
-    )  # fmt: skip
+        [
+            CHROMIUM,
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--enable-logging=stderr",
+            "--v=0",
+            "--virtual-time-budget=3000",
+            "--dump-dom",
+            page.as_uri(),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert "<svg" in run.stdout or "<body" in run.stdout, run.stderr[-2000:]
     return [line for line in run.stderr.splitlines() if "CONSOLE" in line or "Uncaught" in line]
 

@@ -23,10 +23,16 @@ from tests.clouds import HF_TOKEN, Cloud, cli_run  # noqa: E402
 
 # Pulumi wraps a secret input as {SECRET_SIG: SECRET_VALUE_SIG, "value": ...} on the wire.
 SECRET_SIG = "4dabf18193072939515e22adb298388d"
-CONFIG = {"llamadeploy:execution_role_arn": "arn:aws:iam::123456789012:role/SageMakerExecution", "llamadeploy:resource_group": "rg",
-          "llamadeploy:workspace": "ws", "llamadeploy:compartment_id": "ocid1.compartment.oc1..x", "llamadeploy:project_id": "ocid1.project.oc1..x",
-          "llamadeploy:subnet_id": "ocid1.subnet.oc1..x",
-          "aws:region": "us-east-1", "gcp:project": "llamadeploy-test"}  # fmt: skip
+CONFIG = {
+    "llamadeploy:execution_role_arn": "arn:aws:iam::123456789012:role/SageMakerExecution",
+    "llamadeploy:resource_group": "rg",
+    "llamadeploy:workspace": "ws",
+    "llamadeploy:compartment_id": "ocid1.compartment.oc1..x",
+    "llamadeploy:project_id": "ocid1.project.oc1..x",
+    "llamadeploy:subnet_id": "ocid1.subnet.oc1..x",
+    "aws:region": "us-east-1",
+    "gcp:project": "llamadeploy-test",
+}
 
 
 class Recorder(pulumi.runtime.Mocks):
@@ -43,8 +49,10 @@ class Recorder(pulumi.runtime.Mocks):
         """What the lookups a program makes would find: an Azure ML workspace, with its storage account."""
         found = {
             "azure-native:machinelearningservices:getWorkspace": {
-                "storageAccount": "/subscriptions/s/resourceGroups/rg-storage/providers/Microsoft.Storage/storageAccounts/wsstore", "workspaceId": "0000"},
-        }  # fmt: skip
+                "storageAccount": "/subscriptions/s/resourceGroups/rg-storage/providers/Microsoft.Storage/storageAccounts/wsstore",
+                "workspaceId": "0000",
+            },
+        }
         return found.get(args.token, {})
 
     def declared(self) -> dict[str, list[dict[str, Any]]]:
@@ -140,14 +148,18 @@ def test_a_broken_template_is_caught(cloud: Cloud, stack: Path, tmp_path: Path, 
     program = broken / "pulumi" / f"{cloud.name}.py.j2"
     text = program.read_text()
     assert text.count("v.instance_type | py") + text.count("v.shape | py") + text.count("v.machine_type | py") == 1
-    program.write_text(text.replace("v.instance_type | py", "'ml.wrong' | py").replace("v.shape | py", "'ml.wrong' | py").replace("v.machine_type | py", "'ml.wrong' | py"))
+    program.write_text(
+        text.replace("v.instance_type | py", "'ml.wrong' | py").replace("v.shape | py", "'ml.wrong' | py").replace("v.machine_type | py", "'ml.wrong' | py")
+    )
     monkeypatch.setattr(templating, "TEMPLATES", broken)
     templating.environment.cache_clear()
     try:
         assert export(stack, cloud.name, tmp_path / "wrong")[0] == 0
         run_program(tmp_path / "wrong")
         assert cloud.from_program(mocks.declared())["instance_type"] != sent["instance_type"]
-        program.write_text(text.replace("v.instance_type", "v.instance_typo").replace("v.shape", "v.instance_typo").replace("v.machine_type", "v.instance_typo"))
+        program.write_text(
+            text.replace("v.instance_type", "v.instance_typo").replace("v.shape", "v.instance_typo").replace("v.machine_type", "v.instance_typo")
+        )
         templating.environment.cache_clear()
         code, _, err = export(stack, cloud.name, tmp_path / "undefined")
         assert code == 1 and "instance_typo" in err and not (tmp_path / "undefined").exists()

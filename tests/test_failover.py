@@ -17,8 +17,10 @@ pytestmark = pytest.mark.parametrize("pair", [("aws", "azure")], indirect=True, 
 def _stack(pair: tuple[Cloud, Cloud], tmp_path: Path, fallback: str = "") -> Path:
     first, second = pair
     path = tmp_path / "stack.yaml"
-    path.write_text("name: chat\nmodel: llama3.2-1b-instruct\nmax_context: 4096\nconcurrency: 8\n"
-                    "serving:\n  env: {VLLM_LOGGING_LEVEL: INFO}\nplacement:\n" + first.block() + second.block() + fallback)  # fmt: skip
+    path.write_text(
+        "name: chat\nmodel: llama3.2-1b-instruct\nmax_context: 4096\nconcurrency: 8\n"
+        "serving:\n  env: {VLLM_LOGGING_LEVEL: INFO}\nplacement:\n" + first.block() + second.block() + fallback
+    )
     return path
 
 
@@ -53,7 +55,7 @@ def test_an_exhausted_list_says_what_was_tried(pair: tuple[Cloud, Cloud], tmp_pa
 
 
 def test_cloud_auto_goes_cheapest_first(pair: tuple[Cloud, Cloud], tmp_path: Path) -> None:
-    aws, azure = pair
+    aws, _azure = pair
     stack = _stack(pair, tmp_path)
     aws.fail_capacity(_instance(stack, "aws"))
     code, out, err = cli_run("up", str(stack), "--cloud", "auto", "--yes", "--output", "json")
@@ -67,5 +69,5 @@ def test_cloud_auto_goes_cheapest_first(pair: tuple[Cloud, Cloud], tmp_path: Pat
 
 
 def test_a_malformed_fallback_entry_is_a_spec_error(pair: tuple[Cloud, Cloud], tmp_path: Path) -> None:
-    with pytest.raises(SpecError, match="fallback.*use cloud or cloud:region"):
+    with pytest.raises(SpecError, match=r"fallback.*use cloud or cloud:region"):
         load_stack(_stack(pair, tmp_path, "  fallback: ['azure: east us']\n"))

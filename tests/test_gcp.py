@@ -41,7 +41,7 @@ def test_machine_accelerators_and_container_as_received(cloud: GcpCloud, stack: 
 def test_a_replica_over_two_a3_hosts_starts_through_the_ray_launcher(cloud: GcpCloud, tmp_path: Path) -> None:
     stack = tmp_path / "big.yaml"  # 70B with twelve 128K-token sequences: more than one 8x H100 host holds
     stack.write_text("name: big\nmodel: llama3.1-70b-instruct\nmax_context: 131072\nconcurrency: 12\ngpu: H100\n" + cloud.placement())
-    code, out, err = cli_run("up", str(stack), "--cloud", "gcp", "--yes")
+    code, _out, err = cli_run("up", str(stack), "--cloud", "gcp", "--yes")
     assert code == 0, err
     (deploy,) = cloud.stand_in.received("deploy")
     spec = deploy["deployedModel"]["dedicatedResources"]["machineSpec"]
@@ -56,8 +56,10 @@ def test_a_replica_over_two_a3_hosts_starts_through_the_ray_launcher(cloud: GcpC
 
 def test_vertex_rejects_an_accelerator_the_machine_cannot_carry(cloud: GcpCloud, stack: Path, tmp_path: Path, mini_catalog_path: Path) -> None:
     wrong = tmp_path / "offers.csv"  # a catalog that claims g2 machines carry H100s
-    wrong.write_text(mini_catalog_path.read_text().splitlines()[0] + "\n"
-                     "gcp,Vertex AI online prediction,us-central1,g2-standard-4,H100,1,80,4,16,0.5,,managed-service list price,test,2026-11-01\n")  # fmt: skip
+    wrong.write_text(
+        mini_catalog_path.read_text().splitlines()[0] + "\n"
+        "gcp,Vertex AI online prediction,us-central1,g2-standard-4,H100,1,80,4,16,0.5,,managed-service list price,test,2026-11-01\n"
+    )
     code, _, err = cli_run("--catalog", str(wrong), "up", str(stack), "--cloud", "gcp", "--yes")
     assert code == 1
     assert "Accelerator NVIDIA_H100_80GB is not supported for machine type g2-standard-4" in err

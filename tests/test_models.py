@@ -67,8 +67,17 @@ def test_unknown_model_suggests_close_names() -> None:
 
 def test_catalog_covers_the_issue_models_and_no_vision_or_moe() -> None:
     names = {m.name for m in known_models()}
-    for required in ("llama3.1-8b", "llama3.1-70b", "llama3.1-405b", "llama3.1-8b-instruct", "llama3.1-70b-instruct",
-                     "llama3.1-405b-instruct", "llama3.2-1b", "llama3.2-3b", "llama3.3-70b-instruct"):  # fmt: skip
+    for required in (
+        "llama3.1-8b",
+        "llama3.1-70b",
+        "llama3.1-405b",
+        "llama3.1-8b-instruct",
+        "llama3.1-70b-instruct",
+        "llama3.1-405b-instruct",
+        "llama3.2-1b",
+        "llama3.2-3b",
+        "llama3.3-70b-instruct",
+    ):
         assert required in names
     assert not any("vision" in n or "llama-4" in n for n in names)
 

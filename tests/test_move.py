@@ -21,8 +21,10 @@ REPO = Path(__file__).parent.parent
 def two_cloud_stack(pair: tuple[Cloud, Cloud], tmp_path: Path) -> Path:
     source, target = pair
     path = tmp_path / "stack.yaml"
-    path.write_text("name: chat\nmodel: llama3.2-1b-instruct\nmax_context: 4096\nconcurrency: 8\nautoscaling: {min_replicas: 1, max_replicas: 2}\n"
-                    "serving:\n  env: {VLLM_LOGGING_LEVEL: INFO}\nplacement:\n" + source.block() + target.block())  # fmt: skip
+    path.write_text(
+        "name: chat\nmodel: llama3.2-1b-instruct\nmax_context: 4096\nconcurrency: 8\nautoscaling: {min_replicas: 1, max_replicas: 2}\n"
+        "serving:\n  env: {VLLM_LOGGING_LEVEL: INFO}\nplacement:\n" + source.block() + target.block()
+    )
     return path
 
 
@@ -53,8 +55,11 @@ def test_move_brings_the_target_up_then_empties_the_source(pair: tuple[Cloud, Cl
 
 
 # A timeout needs a stand-in that delays creation only (AWS's); the REST stand-ins delay deletes too.
-@pytest.mark.parametrize(("pair", "fault"), [(("aws", "azure"), "capacity"), (("aws", "azure"), "quota"), (("oci", "aws"), "capacity"),
-                                             (("oci", "aws"), "quota"), (("oci", "aws"), "timeout")], indirect=["pair"])  # fmt: skip
+@pytest.mark.parametrize(
+    ("pair", "fault"),
+    [(("aws", "azure"), "capacity"), (("aws", "azure"), "quota"), (("oci", "aws"), "capacity"), (("oci", "aws"), "quota"), (("oci", "aws"), "timeout")],
+    indirect=["pair"],
+)
 def test_a_target_that_fails_leaves_the_source_serving_and_the_target_empty(
     pair: tuple[Cloud, Cloud], two_cloud_stack: Path, fault: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -93,8 +98,14 @@ def _kill_while_draining(stack: Path, source: Cloud, target: Cloud) -> None:
     """Run `move` in a process and SIGKILL it once the target serves and the source is being deleted."""
     assert cli_run("up", str(stack), "--cloud", source.name, "--yes")[0] == 0
     source.stand_in.faults.deleting_polls = 10**6  # the source endpoint stays "Deleting"
-    child = subprocess.Popen([sys.executable, "-m", "orchestrator.cli", "move", "chat", "--to", target.name, "--yes"],
-                             cwd=REPO, env=os.environ.copy(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)  # fmt: skip
+    child = subprocess.Popen(
+        [sys.executable, "-m", "orchestrator.cli", "move", "chat", "--to", target.name, "--yes"],
+        cwd=REPO,
+        env=os.environ.copy(),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     deadline = time.monotonic() + 60
     while not source.stand_in.calls("DeleteEndpoint") and time.monotonic() < deadline and child.poll() is None:
         time.sleep(0.05)
@@ -143,8 +154,14 @@ def _kill_while_target_provisions(stack: Path, source: Cloud, target: Cloud) -> 
     """Run `move` in a process and SIGKILL it while the target is still being created."""
     assert cli_run("up", str(stack), "--cloud", source.name, "--yes")[0] == 0
     target.ready_after_polls(10**6)
-    child = subprocess.Popen([sys.executable, "-m", "orchestrator.cli", "move", "chat", "--to", target.name, "--yes"],
-                             cwd=REPO, env=os.environ.copy(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)  # fmt: skip
+    child = subprocess.Popen(
+        [sys.executable, "-m", "orchestrator.cli", "move", "chat", "--to", target.name, "--yes"],
+        cwd=REPO,
+        env=os.environ.copy(),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     deadline = time.monotonic() + 60
     while target.creates() == 0 and time.monotonic() < deadline and child.poll() is None:
         time.sleep(0.05)

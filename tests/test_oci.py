@@ -57,8 +57,10 @@ def test_fixed_size_when_min_equals_max(cloud: OciCloud, stack: Path) -> None:
 
 def test_an_unknown_shape_is_rejected_and_rolled_back(cloud: OciCloud, stack: Path, tmp_path: Path, mini_catalog_path: Path) -> None:
     offers = tmp_path / "offers.csv"
-    offers.write_text(mini_catalog_path.read_text().splitlines()[0] + "\n"
-                      "oci,OCI Data Science model deployment,us-ashburn-1,VM.GPU.NOPE.1,A10,1,24,30,240,0.5,,VM list price (service bills VM price),test,\n")  # fmt: skip
+    offers.write_text(
+        mini_catalog_path.read_text().splitlines()[0] + "\n"
+        "oci,OCI Data Science model deployment,us-ashburn-1,VM.GPU.NOPE.1,A10,1,24,30,240,0.5,,VM list price (service bills VM price),test,\n"
+    )
     code, _, err = cli_run("--catalog", str(offers), "up", str(stack), "--cloud", "oci", "--yes")
     assert code == 1 and "Invalid shape VM.GPU.NOPE.1" in err and "rolled back" in err
     assert cloud.empty(), cloud.inventory()

@@ -81,13 +81,16 @@ def null_paths(value: Any, prefix: str = "") -> set[str]:
     return found
 
 
-@pytest.mark.parametrize(("section", "args"), [
-    ("plan", ("plan", "stacks/llama-3.1-8b.yaml", "--cloud", "aws")),
-    ("cost", ("cost", "{a10g}")),  # A10G: feasible on AWS only
-    ("gpus", ("gpus", "--cloud", "aws")),
-    ("models", ("models",)),
-    ("providers", ("providers",)),
-])  # fmt: skip
+@pytest.mark.parametrize(
+    ("section", "args"),
+    [
+        ("plan", ("plan", "stacks/llama-3.1-8b.yaml", "--cloud", "aws")),
+        ("cost", ("cost", "{a10g}")),  # A10G: feasible on AWS only
+        ("gpus", ("gpus", "--cloud", "aws")),
+        ("models", ("models",)),
+        ("providers", ("providers",)),
+    ],
+)
 def test_json_output_is_what_the_doc_says(section: str, args: tuple[str, ...], write_stack: Any, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.chdir(REPO)
     monkeypatch.setenv("LLAMADEPLOY_STATE", str(tmp_path / "state.db"))

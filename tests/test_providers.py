@@ -140,7 +140,7 @@ def test_rerun_changes_nothing(cloud: Cloud, stack: Path) -> None:
 def test_capacity_or_quota_failure_leaves_nothing_and_says_why(cloud: Cloud, stack: Path, instance_type: str, fault: str) -> None:
     cloud.ready_after_polls(2)
     getattr(cloud, f"fail_{fault}")(instance_type)
-    code, out, err = cli_run("up", str(stack), "--cloud", cloud.name, "--yes")
+    code, _out, err = cli_run("up", str(stack), "--cloud", cloud.name, "--yes")
     assert code == 1
     assert (cloud.capacity_text if fault == "capacity" else cloud.quota_text) in err
     assert "rolled back: deleted the" in err and "Traceback" not in err
@@ -186,14 +186,18 @@ def test_killed_mid_up_is_adopted_by_the_next_up_and_removed_by_down(cloud: Clou
     cloud.ready_after_polls(10**6)
     child = subprocess.Popen(
         [sys.executable, "-m", "orchestrator.cli", "up", str(stack), "--cloud", cloud.name, "--yes"],
-        cwd=REPO, env=os.environ.copy(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
-    )  # fmt: skip
+        cwd=REPO,
+        env=os.environ.copy(),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     _kill_while_waiting(child, cloud)
     made = cloud.creates()
     assert made >= 1
 
     cloud.make_ready()
-    code, out, err = cli_run("up", str(stack), "--cloud", cloud.name, "--yes")
+    code, _out, err = cli_run("up", str(stack), "--cloud", cloud.name, "--yes")
     assert code == 0, err
     assert "did not finish; taking over" in err
     assert "adopted " in err
@@ -209,8 +213,11 @@ def test_killed_mid_up_then_down_leaves_nothing(cloud: Cloud, stack: Path) -> No
     cloud.ready_after_polls(10**6)
     child = subprocess.Popen(
         [sys.executable, "-m", "orchestrator.cli", "up", str(stack), "--cloud", cloud.name, "--yes"],
-        cwd=REPO, env=os.environ.copy(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )  # fmt: skip
+        cwd=REPO,
+        env=os.environ.copy(),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     _kill_while_waiting(child, cloud)
     cloud.make_ready()
     code, _, err = cli_run("down", "chat", "--yes")
@@ -273,7 +280,8 @@ def test_aws_endpoint_url_from_the_environment(cloud: AwsCloud, tmp_path: Path, 
     code, _, err = cli_run("up", str(path), "--cloud", "aws", "--yes")
     assert code == 0, err
     assert cloud.inventory()["endpoints"] == ["envchat"]
-    assert cloud.stand_in.calls("CreateEndpoint") == [{"EndpointName": "envchat", "EndpointConfigName": "envchat-config", "Tags": [
-        {"Key": "llamadeploy-deployment", "Value": "envchat"}]}]  # fmt: skip
+    assert cloud.stand_in.calls("CreateEndpoint") == [
+        {"EndpointName": "envchat", "EndpointConfigName": "envchat-config", "Tags": [{"Key": "llamadeploy-deployment", "Value": "envchat"}]}
+    ]
     assert cli_run("down", "envchat", "--yes")[0] == 0
     assert cloud.empty()

@@ -16,7 +16,7 @@ import pytest
 
 pytest.importorskip("pulumi")
 
-from tests.clouds import HF_TOKEN, ROLE, cli_run  # noqa: E402
+from tests.clouds import HF_TOKEN, ROLE, cli_run
 
 FAKE = Path(__file__).parent / "fake_pulumi"
 STACK = f"""
@@ -66,9 +66,9 @@ def test_up_and_down_run_the_exported_program_with_the_users_pulumi(write_stack:
     assert all(c["cwd"] == str(project) for c in made if c["args"] != ["version"])
     commands = [c["args"] for c in made]
     config = next(a for a in commands if a[:2] == ["config", "set-all"])
-    assert ["--secret", f"llamadeploy:HF_TOKEN={HF_TOKEN}"] == config[config.index("--secret"):config.index("--secret") + 2]
+    assert ["--secret", f"llamadeploy:HF_TOKEN={HF_TOKEN}"] == config[config.index("--secret") : config.index("--secret") + 2]
     assert f"llamadeploy:execution_role_arn={ROLE}" in config and "aws:region=us-east-1" in config
-    assert ["up", "--yes", "--skip-preview"] == next(a for a in commands if a[0] == "up")[:3] and "prod" in next(a for a in commands if a[0] == "up")
+    assert next(a for a in commands if a[0] == "up")[:3] == ["up", "--yes", "--skip-preview"] and "prod" in next(a for a in commands if a[0] == "up")
     assert "aws.sagemaker.Endpoint(" in (project / "__main__.py").read_text()
     assert f"virtualenv: {json.dumps(sys.prefix)}" in (project / "Pulumi.yaml").read_text()  # the program runs in llamadeploy's own environment
     assert HF_TOKEN not in "".join(p.read_text() for p in project.iterdir() if p.suffix in (".py", ".yaml", ".json"))

@@ -45,7 +45,7 @@ def test_fp8_of_a_bf16_checkpoint_quantizes_at_load_and_downloads_bf16(write_sta
     loaded = load_stack(write_stack("name: chat\nmodel: llama3.1-8b-instruct\nquantization: fp8\n"))
     planned = plan(loaded, loaded.deployments[0], "aws", load_catalog())
     assert (planned.checkpoint.repo, planned.checkpoint.load_quantization) == ("meta-llama/Llama-3.1-8B-Instruct", "fp8")
-    code, out, _ = cli_run("plan", str(loaded.path), "--cloud", "aws", "--output", "json")
+    _code, out, _ = cli_run("plan", str(loaded.path), "--cloud", "aws", "--output", "json")
     (p,) = json.loads(out)["plans"]
     assert f"{weight_bytes(planned.requirements.model, 'bf16') / GIB:.0f} GiB from the Hugging Face Hub" in p["serving"]["startup"]["verdict"]
 
@@ -101,8 +101,23 @@ SERVER = ["python3", "-m", "vllm.entrypoints.openai.api_server"]
 
 
 def test_the_stand_in_vllm_parses_as_vllm_does() -> None:
-    server = _start([*SERVER, "--model=meta-llama/Llama-3.2-1B-Instruct", "--max_model_len", "4096", "--enforce-eager", "--no-enable-prefix-caching",
-                     "--served-model-name", "a", "b", "--port", "8080", "--max-num-seq", "4"])  # fmt: skip
+    server = _start(
+        [
+            *SERVER,
+            "--model=meta-llama/Llama-3.2-1B-Instruct",
+            "--max_model_len",
+            "4096",
+            "--enforce-eager",
+            "--no-enable-prefix-caching",
+            "--served-model-name",
+            "a",
+            "b",
+            "--port",
+            "8080",
+            "--max-num-seq",
+            "4",
+        ]
+    )
     assert (server.model, server.served_names, server.port, server.max_model_len) == ("meta-llama/Llama-3.2-1B-Instruct", ["a", "b"], 8080, 4096)
     status, answer = server.handle("POST", "/v1/chat/completions", {"messages": [{"role": "user", "content": "hi"}], "model": "b"})
     assert status == 200 and answer["model"] == "a"  # the first served name, whatever name the request used
@@ -136,8 +151,13 @@ def test_the_stand_in_vllm_fails_as_vllm_does() -> None:
 
 
 def test_the_stand_in_lmi_reads_environment_only() -> None:
-    env = {"HF_MODEL_ID": "meta-llama/Llama-3.2-1B-Instruct", "HF_TOKEN": vllm.VALID_TOKEN, "TENSOR_PARALLEL_DEGREE": "1",
-           "OPTION_MAX_MODEL_LEN": "4096", "OPTION_NOT_A_VLLM_OPTION": "x"}  # fmt: skip
+    env = {
+        "HF_MODEL_ID": "meta-llama/Llama-3.2-1B-Instruct",
+        "HF_TOKEN": vllm.VALID_TOKEN,
+        "TENSOR_PARALLEL_DEGREE": "1",
+        "OPTION_MAX_MODEL_LEN": "4096",
+        "OPTION_NOT_A_VLLM_OPTION": "x",
+    }
     lmi = "763104351884.dkr.ecr.us-west-2.amazonaws.com/djl-inference:0.35.0-lmi17.0.0-cu128"
     container = containers.start(lmi, env, "ml.g5.xlarge")
     assert container.port == 8080 and container.server.max_model_len == 4096  # an unknown OPTION_ is dropped, as LMI does
@@ -151,8 +171,11 @@ def test_images_start_as_their_dockerfiles_say() -> None:
     with pytest.raises(containers.UnknownImage):
         containers.lookup("docker.io/someone/vllm:latest")
     built = containers.build("FROM vllm/vllm-openai:v0.11.0\nENTRYPOINT python3 -m vllm.entrypoints.openai.api_server --model $MODEL_NAME $VLLM_ARGS\n", "env")
-    started = containers.start(built, {"MODEL_NAME": "meta-llama/Llama-3.2-1B-Instruct", "VLLM_ARGS": "--max-model-len 2048 --port 8000",
-                                       "HF_TOKEN": vllm.VALID_TOKEN}, "Standard_NV36ads_A10_v5")  # fmt: skip
+    started = containers.start(
+        built,
+        {"MODEL_NAME": "meta-llama/Llama-3.2-1B-Instruct", "VLLM_ARGS": "--max-model-len 2048 --port 8000", "HF_TOKEN": vllm.VALID_TOKEN},
+        "Standard_NV36ads_A10_v5",
+    )
     assert started.server.model == "meta-llama/Llama-3.2-1B-Instruct" and started.argv[:3] == SERVER
     with pytest.raises(containers.UnknownImage, match="cannot build 'RUN'"):
         containers.build("FROM vllm/vllm-openai:v0.11.0\nRUN pip install something\n", "env")

@@ -56,8 +56,7 @@ def test_no_layout_on_an_instance_too_small() -> None:
 
 
 def test_tensor_parallel_degree_must_divide_the_heads() -> None:
-    odd = LlamaModel("odd", "x/odd", dim=3072, n_layers=4, n_heads=12, n_kv_heads=4, ffn_hidden=8192,
-                     vocab_size=1000, tied_embeddings=False, max_context=4096)  # fmt: skip
+    odd = LlamaModel("odd", "x/odd", dim=3072, n_layers=4, n_heads=12, n_kv_heads=4, ffn_hidden=8192, vocab_size=1000, tied_embeddings=False, max_context=4096)
     assert [d for d in (1, 2, 4, 8) if valid_tensor_parallel(odd, d)] == [1, 2, 4]
     req = requirements(odd, "bf16", 4096, 1)
     # an 8-GPU instance still runs it, with the largest degree the heads allow

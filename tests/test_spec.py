@@ -36,11 +36,13 @@ def test_every_shipped_stack_is_valid() -> None:
 
 
 def test_several_deployments(write_stack: Write) -> None:
-    stack = load_stack(write_stack("""
+    stack = load_stack(
+        write_stack("""
         deployments:
           - {name: a, model: llama3.2-1b-instruct, gpu: l4}
           - {name: b, model: meta-llama/Llama-3.3-70B-Instruct, quantization: FP8}
-    """))
+    """)
+    )
     assert [d.name for d in stack.deployments] == ["a", "b"]
     assert stack.deployments[0].gpu == "L4"  # letter case is forgiven, spelling is not
     assert stack.deployments[1].quantization == "fp8"

@@ -36,10 +36,12 @@ def test_journal_keeps_what_an_operation_created(tmp_path: Path) -> None:
 
 def test_second_holder_is_told_who_holds_the_lock(tmp_path: Path) -> None:
     first, second = State(tmp_path / "state.db"), State(tmp_path / "state.db")
-    with first.lock("chat"):
-        with pytest.raises(LockedError, match=rf"deployment 'chat' is locked by .*@{socket.gethostname()} pid \d+ since \d{{4}}-"):
-            with second.lock("chat"):
-                pass
+    with (
+        first.lock("chat"),
+        pytest.raises(LockedError, match=rf"deployment 'chat' is locked by .*@{socket.gethostname()} pid \d+ since \d{{4}}-"),
+        second.lock("chat"),
+    ):
+        pass
     with second.lock("chat"):  # released on exit
         pass
 

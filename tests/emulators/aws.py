@@ -34,8 +34,7 @@ from tests.emulators.vllm import ContainerFailed
 
 REGION = "us-east-1"
 SAGEMAKER_PORT = 8080  # "Containers need to implement a web server that responds to /invocations and /ping on port 8080"
-PING_FAILED = ("The primary container for production variant AllTraffic did not pass the ping health check. "
-               "Please check CloudWatch logs for this endpoint.")  # fmt: skip
+PING_FAILED = "The primary container for production variant AllTraffic did not pass the ping health check. Please check CloudWatch logs for this endpoint."
 _RUNTIME_HOST = re.compile(r"^runtime\.sagemaker\.[a-z0-9-]+\.amazonaws\.com$")
 _INVOCATIONS = re.compile(r"^/endpoints/(?P<name>[^/]+)/invocations$")
 CREDENTIALS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_SESSION_TOKEN": "testing"}
@@ -172,8 +171,11 @@ class AwsStandIn:
         status, answer = container.handle("POST", "/invocations", body)
         if status != 200:
             # A container's error answer comes back as ModelError (SageMaker runtime API reference).
-            return 424, {"__type": "ModelError", "Message": f"Received client error ({status}) from primary with message \"{json.dumps(answer)}\"",
-                         "OriginalStatusCode": status}  # fmt: skip
+            return 424, {
+                "__type": "ModelError",
+                "Message": f'Received client error ({status}) from primary with message "{json.dumps(answer)}"',
+                "OriginalStatusCode": status,
+            }
         return 200, answer
 
     # The proxy's decisions, one request at a time.
@@ -185,8 +187,14 @@ class AwsStandIn:
                 return 400, {"__type": "ThrottlingException", "message": "Rate exceeded"}
             if action == "DescribeEndpoint" and self._deleting.get(body["EndpointName"], 0) > 0:
                 self._deleting[body["EndpointName"]] -= 1
-                return 200, {"EndpointName": body["EndpointName"], "EndpointArn": f"arn:aws:sagemaker:{REGION}:123456789012:endpoint/x",
-                             "EndpointConfigName": "deleting", "EndpointStatus": "Deleting", "CreationTime": 0, "LastModifiedTime": 0}  # fmt: skip
+                return 200, {
+                    "EndpointName": body["EndpointName"],
+                    "EndpointArn": f"arn:aws:sagemaker:{REGION}:123456789012:endpoint/x",
+                    "EndpointConfigName": "deleting",
+                    "EndpointStatus": "Deleting",
+                    "CreationTime": 0,
+                    "LastModifiedTime": 0,
+                }
             if action in self.faults.fail:
                 code, message = self.faults.fail[action]
                 return 400, {"__type": code, "message": message}
@@ -229,7 +237,9 @@ def _handler(stand_in: AwsStandIn) -> type[BaseHTTPRequestHandler]:
             serving = stand_in.serving(self.headers.get("Host", ""), self.path)
             if serving is None:
                 return self._answer(404, b'{"message": "no route"}', {"Content-Type": "application/json"})
-            return self._answer(200 if serving else 503, json.dumps({"status": "healthy" if serving else "unavailable"}).encode(), {"Content-Type": "application/json"})
+            return self._answer(
+                200 if serving else 503, json.dumps({"status": "healthy" if serving else "unavailable"}).encode(), {"Content-Type": "application/json"}
+            )
 
         def do_POST(self) -> None:
             raw = self.rfile.read(int(self.headers.get("Content-Length") or 0))

@@ -52,9 +52,18 @@ PRIMARY_KEY = "primary-key"
 TAKEN_ENDPOINT_NAMES = {"chat", "llama", "test", "demo"}
 _ENDPOINT_NAME = re.compile(r"^[a-zA-Z](?!.*--)[a-zA-Z0-9-]{1,30}[a-zA-Z0-9]$")
 _SECRET_REFERENCE = re.compile(r"^\$\{\{azureml://connections/(?P<name>[^/]+)/credentials/(?P<key>[^}]+)\}\}$")
-INSTANCE_TYPES = {"eastus": {"Standard_NC24ads_A100_v4", "Standard_NC48ads_A100_v4", "Standard_NC96ads_A100_v4",
-                             "Standard_NC40ads_H100_v5", "Standard_NC80adis_H100_v5", "Standard_ND96amsr_A100_v4",
-                             "Standard_ND96isr_H100_v5", "Standard_NV36ads_A10_v5"}}  # fmt: skip
+INSTANCE_TYPES = {
+    "eastus": {
+        "Standard_NC24ads_A100_v4",
+        "Standard_NC48ads_A100_v4",
+        "Standard_NC96ads_A100_v4",
+        "Standard_NC40ads_H100_v5",
+        "Standard_NC80adis_H100_v5",
+        "Standard_ND96amsr_A100_v4",
+        "Standard_ND96isr_H100_v5",
+        "Standard_NV36ads_A10_v5",
+    }
+}
 _WS = r"/subscriptions/(?P<sub>[^/]+)/resourceGroups/(?P<rg>[^/]+)/providers/Microsoft\.MachineLearningServices/workspaces/(?P<ws>[^/]+)"
 _SCORING_HOST = re.compile(rf"^(?P<endpoint>[^.]+)\.{LOCATION}\.inference\.ml\.azure\.com$")
 SCORING_HOSTS = rf"[a-z0-9-]+\.{LOCATION}\.inference\.ml\.azure\.com"
@@ -200,16 +209,20 @@ class AzureStandIn(JsonStandIn):
             if method == "PUT" and "comp=metadata" in url.query:
                 if name not in self.blobs:
                     return 404, None, {"x-ms-error-code": "BlobNotFound"}
-                self.blobs[name] = (self.blobs[name][0], {k[len("x-ms-meta-"):]: v for k, v in headers.items() if k.startswith("x-ms-meta-")})
+                self.blobs[name] = (self.blobs[name][0], {k[len("x-ms-meta-") :]: v for k, v in headers.items() if k.startswith("x-ms-meta-")})
                 return 200, None, {"ETag": '"1"'}
             if method == "PUT":
                 content = body if isinstance(body, bytes) else json.dumps(body).encode() if body is not None else b""
-                self.blobs[name] = (content, {k[len("x-ms-meta-"):]: v for k, v in headers.items() if k.startswith("x-ms-meta-")})
+                self.blobs[name] = (content, {k[len("x-ms-meta-") :]: v for k, v in headers.items() if k.startswith("x-ms-meta-")})
                 return 201, None, {"ETag": '"1"', "Content-MD5": ""}
             if method in ("HEAD", "GET") and name in self.blobs:
                 content, metadata = self.blobs[name]
                 meta_headers = {f"x-ms-meta-{k}": v for k, v in metadata.items()}
-                return 200, None if method == "HEAD" else content, {"x-ms-blob-type": "BlockBlob", "ETag": '"1"', "x-ms-content-length": str(len(content)), **meta_headers}
+                return (
+                    200,
+                    None if method == "HEAD" else content,
+                    {"x-ms-blob-type": "BlockBlob", "ETag": '"1"', "x-ms-content-length": str(len(content)), **meta_headers},
+                )
             return 404, None, {"x-ms-error-code": "BlobNotFound"}
 
     def _environment_of(self, endpoint: str, deployment: str) -> dict[str, Any] | None:
@@ -235,7 +248,9 @@ class AzureStandIn(JsonStandIn):
             container = containers.start(image, env, properties.get("instanceType", ""))
             status, _ = container.handle("GET", readiness.get("path", "/"), None)
             if container.port != readiness.get("port") or status != 200:
-                raise ContainerFailed(0, f"readiness probe GET {readiness.get('path')} on port {readiness.get('port')} failed; the server listens on {container.port}")
+                raise ContainerFailed(
+                    0, f"readiness probe GET {readiness.get('path')} on port {readiness.get('port')} failed; the server listens on {container.port}"
+                )
         except ContainerFailed as failed:
             return {"code": "ResourceNotReady", "message": f"User container has crashed or terminated: {failed.log}"}
         self.containers[(endpoint, name)] = container
@@ -267,7 +282,9 @@ class AzureStandIn(JsonStandIn):
             return None
         with self._lock:
             endpoint = self.endpoints.get(match["endpoint"], {}).get("properties", {})
-            deployments = [self.deployments.get((match["endpoint"], name), {}).get("properties", {}) for name, share in (endpoint.get("traffic") or {}).items() if share]
+            deployments = [
+                self.deployments.get((match["endpoint"], name), {}).get("properties", {}) for name, share in (endpoint.get("traffic") or {}).items() if share
+            ]
             return endpoint.get("provisioningState") not in (None, "Deleting") and any(d.get("provisioningState") == "Succeeded" for d in deployments)
 
     def answer(self, call: Call) -> Answer:
@@ -286,21 +303,32 @@ class AzureStandIn(JsonStandIn):
                 return 404, _error("NotFound", f"no route for {method} {path}"), {}
             groups = match.groupdict()
             if kind in ("workspace", "endpoints", "deployments", "deployment", "keys", "endpoint", "environment", "connection") and (
-                groups["sub"], groups["rg"], groups["ws"]) != (SUBSCRIPTION, RESOURCE_GROUP, WORKSPACE):  # fmt: skip
+                groups["sub"],
+                groups["rg"],
+                groups["ws"],
+            ) != (SUBSCRIPTION, RESOURCE_GROUP, WORKSPACE):
                 return 404, _error("ResourceNotFound", f"workspace {groups['ws']} not found in resource group {groups['rg']}"), {}
             return getattr(self, f"_{kind}")(method, path, body, **groups)
 
     def _token(self, method: str, path: str, body: dict[str, Any]) -> tuple[int, Any, dict[str, str]]:
         if self.faults.token_refused:
             return 400, {"error": "invalid_request", "error_description": "Identity not found"}, {}
-        return 200, {"access_token": "test-token", "expires_on": str(int(time.time()) + 3600), "resource": "https://management.azure.com", "token_type": "Bearer"}, {}
+        return (
+            200,
+            {"access_token": "test-token", "expires_on": str(int(time.time()) + 3600), "resource": "https://management.azure.com", "token_type": "Bearer"},
+            {},
+        )
 
     def _workspace(self, method: str, path: str, body: dict[str, Any], **_: str) -> tuple[int, Any, dict[str, str]]:
         return 200, {"id": path, "name": WORKSPACE, "location": LOCATION, "properties": {"friendlyName": WORKSPACE}}, {}
 
     def _endpoint(self, method: str, path: str, body: dict[str, Any], endpoint: str, **_: str) -> tuple[int, Any, dict[str, str]]:
         if method == "GET":
-            return (200, self.endpoints[endpoint], {}) if endpoint in self.endpoints else (404, _error("ResourceNotFound", f"online endpoint {endpoint} not found"), {})
+            return (
+                (200, self.endpoints[endpoint], {})
+                if endpoint in self.endpoints
+                else (404, _error("ResourceNotFound", f"online endpoint {endpoint} not found"), {})
+            )
         if method == "DELETE":
             if endpoint not in self.endpoints:
                 return 204, None, {}
@@ -308,14 +336,29 @@ class AzureStandIn(JsonStandIn):
             return self._start(path, lambda: self.delete_endpoint_by_hand(endpoint), accepted=True)
         if endpoint not in self.endpoints:
             if not _ENDPOINT_NAME.match(endpoint):
-                return 400, _error("BadArgument", f"Endpoint name {endpoint!r} must be 3-32 characters: a letter, then letters, digits and single dashes, "
-                                                  "ending with a letter or digit"), {}  # fmt: skip
+                return (
+                    400,
+                    _error(
+                        "BadArgument",
+                        f"Endpoint name {endpoint!r} must be 3-32 characters: a letter, then letters, digits and single dashes, ending with a letter or digit",
+                    ),
+                    {},
+                )
             if endpoint.lower() in TAKEN_ENDPOINT_NAMES:
                 return 409, _error("Conflict", f"Endpoint name {endpoint!r} is already in use in region {LOCATION}; endpoint names are unique per region"), {}
-        resource = {"id": path, "name": endpoint, "type": "Microsoft.MachineLearningServices/workspaces/onlineEndpoints",
-                    "location": body.get("location"), "tags": body.get("tags", {}), "identity": body.get("identity"),
-                    "properties": {**body.get("properties", {}), "provisioningState": "Creating",
-                                   "scoringUri": f"https://{endpoint}.{LOCATION}.inference.ml.azure.com/score"}}  # fmt: skip
+        resource = {
+            "id": path,
+            "name": endpoint,
+            "type": "Microsoft.MachineLearningServices/workspaces/onlineEndpoints",
+            "location": body.get("location"),
+            "tags": body.get("tags", {}),
+            "identity": body.get("identity"),
+            "properties": {
+                **body.get("properties", {}),
+                "provisioningState": "Creating",
+                "scoringUri": f"https://{endpoint}.{LOCATION}.inference.ml.azure.com/score",
+            },
+        }
         existed = endpoint in self.endpoints
         if not existed:
             self.creations.append(("endpoint", endpoint))
@@ -329,6 +372,7 @@ class AzureStandIn(JsonStandIn):
         if method == "DELETE":
             if key not in self.deployments:
                 return 204, None, {}
+
             def delete() -> None:
                 self.deployments.pop(key, None)
                 self.containers.pop(key, None)
@@ -343,15 +387,35 @@ class AzureStandIn(JsonStandIn):
         secret_access = (self.endpoints[endpoint]["properties"].get("properties") or {}).get("enforce_access_to_default_secret_stores") == "enabled"
         references = [v for v in (properties.get("environmentVariables") or {}).values() if _SECRET_REFERENCE.match(str(v))]
         if references and not secret_access:
-            return 400, _error("SecretsInjectionError", f"The deployment references secrets ({', '.join(references)}) but endpoint {endpoint} was not created with "
-                                                        "properties.enforce_access_to_default_secret_stores: enabled"), {}  # fmt: skip
+            return (
+                400,
+                _error(
+                    "SecretsInjectionError",
+                    f"The deployment references secrets ({', '.join(references)}) but endpoint {endpoint} was not created with "
+                    "properties.enforce_access_to_default_secret_stores: enabled",
+                ),
+                {},
+            )
         instance = properties.get("instanceType")
         if instance not in INSTANCE_TYPES.get(LOCATION, set()):
             return 400, _error("BadArgument", f"Instance type {instance} is not supported in region {LOCATION}"), {}
         if instance in self.faults.quota_for:
-            return 400, _error("QuotaExceeded", f"Not enough quota available for {instance} in SubscriptionId {SUBSCRIPTION}. Current usage/limit: 0/0. Additional needed: 24"), {}
-        resource = {"id": path, "name": name, "location": body.get("location"), "tags": body.get("tags", {}), "sku": body.get("sku"),
-                    "properties": {**properties, "provisioningState": "Creating"}}  # fmt: skip
+            return (
+                400,
+                _error(
+                    "QuotaExceeded",
+                    f"Not enough quota available for {instance} in SubscriptionId {SUBSCRIPTION}. Current usage/limit: 0/0. Additional needed: 24",
+                ),
+                {},
+            )
+        resource = {
+            "id": path,
+            "name": name,
+            "location": body.get("location"),
+            "tags": body.get("tags", {}),
+            "sku": body.get("sku"),
+            "properties": {**properties, "provisioningState": "Creating"},
+        }
         if key not in self.deployments:
             self.creations.append(("deployment", f"{endpoint}/{name}"))
         self.deployments[key] = resource
@@ -378,9 +442,23 @@ class AzureStandIn(JsonStandIn):
     def _datastore(self, method: str, path: str, body: dict[str, Any], name: str, **_: str) -> tuple[int, Any, dict[str, str]]:
         if name != "workspaceblobstore":
             return 404, _error("UserError", f"datastore {name} not found"), {}
-        return 200, {"id": path, "name": name, "properties": {
-            "datastoreType": "AzureBlob", "accountName": STORAGE_ACCOUNT, "containerName": BLOB_CONTAINER, "endpoint": "core.windows.net",
-            "protocol": "https", "isDefault": True, "credentials": {"credentialsType": "AccountKey"}}}, {}  # fmt: skip
+        return (
+            200,
+            {
+                "id": path,
+                "name": name,
+                "properties": {
+                    "datastoreType": "AzureBlob",
+                    "accountName": STORAGE_ACCOUNT,
+                    "containerName": BLOB_CONTAINER,
+                    "endpoint": "core.windows.net",
+                    "protocol": "https",
+                    "isDefault": True,
+                    "credentials": {"credentialsType": "AccountKey"},
+                },
+            },
+            {},
+        )
 
     def _secrets(self, method: str, path: str, body: dict[str, Any], name: str, **_: str) -> tuple[int, Any, dict[str, str]]:
         return 200, {"secretsType": "AccountKey", "key": "dGVzdC1zdG9yYWdlLWtleQ=="}, {}
@@ -410,7 +488,7 @@ class AzureStandIn(JsonStandIn):
         store[key] = {**body, "id": path, "name": name}
         return (200 if existed else 201), store[key], {}
 
-    def _operation(self, method: str, path: str, body: dict[str, Any], id: str) -> tuple[int, Any, dict[str, str]]:  # noqa: A002
+    def _operation(self, method: str, path: str, body: dict[str, Any], id: str) -> tuple[int, Any, dict[str, str]]:
         operation = self._operations.get(id)
         if operation is None:
             return 404, _error("NotFound", f"operation {id} not found"), {}
@@ -422,7 +500,9 @@ class AzureStandIn(JsonStandIn):
             return 200, {"status": "Failed", "error": operation.error}, {}
         return 200, {"status": "Succeeded"}, {}
 
-    def _start(self, path: str, on_done: Any, body: Any = None, status: int = 201, accepted: bool = False, error: dict[str, str] | None = None) -> tuple[int, Any, dict[str, str]]:
+    def _start(
+        self, path: str, on_done: Any, body: Any = None, status: int = 201, accepted: bool = False, error: dict[str, str] | None = None
+    ) -> tuple[int, Any, dict[str, str]]:
         operation_id = str(next(self._ids))
         self._operations[operation_id] = _Operation(self.faults.polls, on_done, error)
         location = f"{self.url}/operations/{operation_id}?api-version=2023-04-01"
@@ -432,4 +512,3 @@ class AzureStandIn(JsonStandIn):
 
 def _error(code: str, message: str) -> dict[str, Any]:
     return {"error": {"code": code, "message": message}}
-

@@ -47,20 +47,34 @@ class Image:
 # An LMI image starts djl-serving; it reads no argv of the service's (SageMaker passes none).
 _LMI_ENTRYPOINT = ("/usr/local/bin/dockerd-entrypoint.sh",)
 IMAGES: tuple[Image, ...] = (
-    Image("vllm/vllm-openai:v0.11.0", ("python3", "-m", "vllm.entrypoints.openai.api_server"), (), "vllm",
-          source="vllm-project/vllm v0.11.0 docker/Dockerfile, target vllm-openai: ENTRYPOINT [\"python3\", \"-m\", "
-                 "\"vllm.entrypoints.openai.api_server\"], no CMD"),
-    Image("763104351884.dkr.ecr.{region}.amazonaws.com/djl-inference:0.35.0-lmi17.0.0-cu128", _LMI_ENTRYPOINT, ("serve",), "lmi",
-          env=(("MODEL_LOADING_TIMEOUT", "1200"), ("SERVING_FEATURES", "vllm")),
-          source="deepjavalibrary/djl-serving 0.35.0-dlc serving/docker/lmi.Dockerfile (LMI 17, vLLM 0.11.1); "
-                 "aws/deep-learning-containers docs/src/data/djl-inference"),
+    Image(
+        "vllm/vllm-openai:v0.11.0",
+        ("python3", "-m", "vllm.entrypoints.openai.api_server"),
+        (),
+        "vllm",
+        source='vllm-project/vllm v0.11.0 docker/Dockerfile, target vllm-openai: ENTRYPOINT ["python3", "-m", "vllm.entrypoints.openai.api_server"], no CMD',
+    ),
+    Image(
+        "763104351884.dkr.ecr.{region}.amazonaws.com/djl-inference:0.35.0-lmi17.0.0-cu128",
+        _LMI_ENTRYPOINT,
+        ("serve",),
+        "lmi",
+        env=(("MODEL_LOADING_TIMEOUT", "1200"), ("SERVING_FEATURES", "vllm")),
+        source="deepjavalibrary/djl-serving 0.35.0-dlc serving/docker/lmi.Dockerfile (LMI 17, vLLM 0.11.1); "
+        "aws/deep-learning-containers docs/src/data/djl-inference",
+    ),
     # Google's samples give the whole command line as the container's args, so the image's entrypoint
     # runs its arguments; its vLLM is Google's build, taken here to accept vLLM 0.11.0's options (unconfirmed).
-    Image("us-docker.pkg.dev/vertex-ai/vertex-vision-model-garden-dockers/pytorch-vllm-serve:20251205_0916_RC01", (), (), "vllm",
-          ray_launcher="/vllm-workspace/ray_launcher.sh",
-          source="GoogleCloudPlatform/vertex-ai-samples notebooks/community/model_garden/model_garden_huggingface_vllm_deployment.ipynb "
-                 "(args only) and model_garden_pytorch_deepseek_deployment.ipynb (ray_launcher.sh before the args)"),
-)  # fmt: skip
+    Image(
+        "us-docker.pkg.dev/vertex-ai/vertex-vision-model-garden-dockers/pytorch-vllm-serve:20251205_0916_RC01",
+        (),
+        (),
+        "vllm",
+        ray_launcher="/vllm-workspace/ray_launcher.sh",
+        source="GoogleCloudPlatform/vertex-ai-samples notebooks/community/model_garden/model_garden_huggingface_vllm_deployment.ipynb "
+        "(args only) and model_garden_pytorch_deepseek_deployment.ipynb (ray_launcher.sh before the args)",
+    ),
+)
 _mirrors: dict[str, str] = {}
 
 
@@ -159,8 +173,15 @@ class Container:
         return self.server.handle(method, path, body)
 
 
-def start(reference: str | Image, env: dict[str, str], instance_type: str, entrypoint: list[str] | None = None,
-          args: list[str] | None = None, files: frozenset[str] = frozenset(), hosts: int = 1) -> Container:  # fmt: skip
+def start(
+    reference: str | Image,
+    env: dict[str, str],
+    instance_type: str,
+    entrypoint: list[str] | None = None,
+    args: list[str] | None = None,
+    files: frozenset[str] = frozenset(),
+    hosts: int = 1,
+) -> Container:
     """Start a container as the service would; raise ContainerFailed (or UnknownImage) as it would fail.
 
     `hosts` is how many hosts one replica spans; only the image's Ray launcher joins their GPUs.
@@ -180,9 +201,16 @@ def start(reference: str | Image, env: dict[str, str], instance_type: str, entry
 
 # LMI names that are not `OPTION_<vLLM engine argument>` (djl-serving starting-guide.md and
 # vllm_rb_properties.py, generate_vllm_engine_arg_dict).
-_LMI_ALIASES = {"HF_MODEL_ID": "--model", "TENSOR_PARALLEL_DEGREE": "--tensor-parallel-size", "OPTION_TENSOR_PARALLEL_DEGREE": "--tensor-parallel-size",
-                "OPTION_MAX_ROLLING_BATCH_SIZE": "--max-num-seqs", "MAX_BATCH_SIZE": "--max-num-seqs", "OPTION_QUANTIZE": "--quantization",
-                "OPTION_QUANTIZATION": "--quantization", "OPTION_DTYPE": "--dtype"}  # fmt: skip
+_LMI_ALIASES = {
+    "HF_MODEL_ID": "--model",
+    "TENSOR_PARALLEL_DEGREE": "--tensor-parallel-size",
+    "OPTION_TENSOR_PARALLEL_DEGREE": "--tensor-parallel-size",
+    "OPTION_MAX_ROLLING_BATCH_SIZE": "--max-num-seqs",
+    "MAX_BATCH_SIZE": "--max-num-seqs",
+    "OPTION_QUANTIZE": "--quantization",
+    "OPTION_QUANTIZATION": "--quantization",
+    "OPTION_DTYPE": "--dtype",
+}
 # djl-serving options that configure the server, not vLLM.
 _LMI_OWN = {"OPTION_ASYNC_MODE", "OPTION_ROLLING_BATCH", "OPTION_ENTRYPOINT", "OPTION_MODEL_LOADING_TIMEOUT"}
 

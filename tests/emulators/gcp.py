@@ -38,8 +38,15 @@ MACHINES = {
     "a3-ultragpu-": ("NVIDIA_H200_141GB", {8: 8}),
 }
 # The REST transport sends enums as integers; these are AcceleratorType's numbers.
-ACCELERATOR_NUMBERS = {2: "NVIDIA_TESLA_P100", 8: "NVIDIA_TESLA_A100", 9: "NVIDIA_A100_80GB", 11: "NVIDIA_L4",
-                       13: "NVIDIA_H100_80GB", 14: "NVIDIA_H100_MEGA_80GB", 15: "NVIDIA_H200_141GB"}  # fmt: skip
+ACCELERATOR_NUMBERS = {
+    2: "NVIDIA_TESLA_P100",
+    8: "NVIDIA_TESLA_A100",
+    9: "NVIDIA_A100_80GB",
+    11: "NVIDIA_L4",
+    13: "NVIDIA_H100_80GB",
+    14: "NVIDIA_H100_MEGA_80GB",
+    15: "NVIDIA_H200_141GB",
+}
 # The REST transport polls operations under /ui/, the first of its HTTP rules for them.
 _LOC = r"/(?:v1|v1beta1|ui)/projects/(?P<project>[^/]+)/locations/(?P<location>[^/:]+)"
 _PREDICT = re.compile(_LOC + r"/endpoints/(?P<id>[^/:]+):(?:raw)?[pP]redict$")
@@ -100,10 +107,19 @@ class GcpStandIn(JsonStandIn):
         self._ids = itertools.count(1000)
         self._dir = tempfile.TemporaryDirectory(prefix="gcp-stand-in-")
         self.credentials_file = Path(self._dir.name) / "adc.json"
-        self.credentials_file.write_text(json.dumps({
-            "type": "service_account", "project_id": PROJECT, "private_key_id": "test", "private_key": _private_key_pem(),
-            "client_email": f"llamadeploy-test@{PROJECT}.iam.gserviceaccount.com", "client_id": "1", "token_uri": f"{self.url}/token",
-        }))  # fmt: skip
+        self.credentials_file.write_text(
+            json.dumps(
+                {
+                    "type": "service_account",
+                    "project_id": PROJECT,
+                    "private_key_id": "test",
+                    "private_key": _private_key_pem(),
+                    "client_email": f"llamadeploy-test@{PROJECT}.iam.gserviceaccount.com",
+                    "client_id": "1",
+                    "token_uri": f"{self.url}/token",
+                }
+            )
+        )
 
     def stop(self) -> None:
         super().stop()
@@ -230,7 +246,10 @@ class GcpStandIn(JsonStandIn):
         if machine in self.faults.quota_for:
             error = {"code": 8, "message": f"The following quota metrics exceed quota limits: aiplatform.googleapis.com/custom_model_serving_{machine}"}
         elif machine in self.faults.capacity_for:
-            error = {"code": 8, "message": f"The zone does not have enough resources available to fulfill the request ({machine} stockout). Try a different zone."}
+            error = {
+                "code": 8,
+                "message": f"The zone does not have enough resources available to fulfill the request ({machine} stockout). Try a different zone.",
+            }
 
         def done() -> dict[str, Any] | None:
             if error is not None:
@@ -254,15 +273,31 @@ class GcpStandIn(JsonStandIn):
         machine = record.get("dedicatedResources", {}).get("machineSpec", {})
         port = (spec.get("ports") or [{"containerPort": 8080}])[0].get("containerPort", 8080)
         env = {e["name"]: e.get("value", "") for e in spec.get("env", [])}
-        env.update({"AIP_HTTP_PORT": str(port), "AIP_PREDICT_ROUTE": spec.get("predictRoute", ""), "AIP_HEALTH_ROUTE": spec.get("healthRoute", ""),
-                    "AIP_MODE": "PREDICTION", "AIP_DEPLOYED_MODEL_ID": record["id"]})  # fmt: skip
+        env.update(
+            {
+                "AIP_HTTP_PORT": str(port),
+                "AIP_PREDICT_ROUTE": spec.get("predictRoute", ""),
+                "AIP_HEALTH_ROUTE": spec.get("healthRoute", ""),
+                "AIP_MODE": "PREDICTION",
+                "AIP_DEPLOYED_MODEL_ID": record["id"],
+            }
+        )
         try:
-            container = containers.start(spec.get("imageUri", ""), env, machine.get("machineType", ""), entrypoint=spec.get("command") or None,
-                                         args=spec.get("args") or None, hosts=max(1, int(machine.get("multihostGpuNodeCount") or 1)))  # fmt: skip
+            container = containers.start(
+                spec.get("imageUri", ""),
+                env,
+                machine.get("machineType", ""),
+                entrypoint=spec.get("command") or None,
+                args=spec.get("args") or None,
+                hosts=max(1, int(machine.get("multihostGpuNodeCount") or 1)),
+            )
             health, _ = container.handle("GET", spec.get("healthRoute", "/"), None)
             if container.port != port or health != 200:
-                return {"code": 9, "message": "Model server never became ready. Please validate that your model file or container configuration are valid. "
-                                             f"(the server listens on {container.port}; Vertex AI sends requests to {port})"}  # fmt: skip
+                return {
+                    "code": 9,
+                    "message": "Model server never became ready. Please validate that your model file or container configuration are valid. "
+                    f"(the server listens on {container.port}; Vertex AI sends requests to {port})",
+                }
         except containers.UnknownImage as exc:
             return {"code": 9, "message": f"Failed to pull the serving container image: {exc}"}
         except ContainerFailed as failed:
@@ -354,4 +389,3 @@ def _accelerator_problem(machine: str, accelerator: Any, count: int) -> str | No
 
 def _error(code: int, status: str, message: str) -> dict[str, Any]:
     return {"error": {"code": code, "message": message, "status": status}}
-

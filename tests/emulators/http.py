@@ -75,7 +75,9 @@ def _handler(stand_in: JsonStandIn) -> type[BaseHTTPRequestHandler]:
             if serving is not None:
                 status, answer, headers = (200, {"status": "healthy"}, {}) if serving else (503, {"status": "unavailable"}, {})
             else:
-                status, answer, headers = stand_in.answer(Call(self.command, url.path, parse_qs(url.query), body, {k.lower(): v for k, v in self.headers.items()}))
+                status, answer, headers = stand_in.answer(
+                    Call(self.command, url.path, parse_qs(url.query), body, {k.lower(): v for k, v in self.headers.items()})
+                )
             data = b"" if answer is None else json.dumps(answer).encode()
             self.send_response(status)
             self.send_header("Content-Type", "application/json")

@@ -206,19 +206,22 @@ class OciStandIn(JsonStandIn):
         self.creations.append(("model", body.get("displayName", "")))
         return 200, model, {"etag": "1"}
 
-    def _artifact(self, method: str, query: dict[str, list[str]], body: Any, id: str) -> tuple[int, Any, dict[str, str]]:  # noqa: A002
+    def _artifact(self, method: str, query: dict[str, list[str]], body: Any, id: str) -> tuple[int, Any, dict[str, str]]:
         if id not in self.models:
             return 404, _error("NotAuthorizedOrNotFound", f"model {id} not found"), {}
         self.models[id]["hasArtifact"] = True
         return 200, None, {}
 
-    def _model(self, method: str, query: dict[str, list[str]], body: Any, id: str) -> tuple[int, Any, dict[str, str]]:  # noqa: A002
+    def _model(self, method: str, query: dict[str, list[str]], body: Any, id: str) -> tuple[int, Any, dict[str, str]]:
         model = self.models.get(id)
         if model is None or model["lifecycleState"] == "DELETED":
             return 404, _error("NotAuthorizedOrNotFound", f"Authorization failed or requested resource not found: model {id}"), {}
         if method == "DELETE":
-            if any(d["modelDeploymentConfigurationDetails"]["modelConfigurationDetails"]["modelId"] == id
-                   for d in self.deployments.values() if d["lifecycleState"] != "DELETED"):  # fmt: skip
+            if any(
+                d["modelDeploymentConfigurationDetails"]["modelConfigurationDetails"]["modelId"] == id
+                for d in self.deployments.values()
+                if d["lifecycleState"] != "DELETED"
+            ):
                 return 409, _error("IncorrectState", f"model {id} is used by a model deployment"), {}
             model["lifecycleState"] = "DELETED"
             return 204, None, {}
@@ -238,10 +241,20 @@ class OciStandIn(JsonStandIn):
         if problem:
             return 400, _error("InvalidParameter", problem), {}
         if shape in self.faults.quota_for:
-            return 400, _error("LimitExceeded", f"The following service limits were exceeded: ds-gpu-{shape.lower()}-count. Request a service limit increase"), {}
+            return (
+                400,
+                _error("LimitExceeded", f"The following service limits were exceeded: ds-gpu-{shape.lower()}-count. Request a service limit increase"),
+                {},
+            )
         deployment_id = f"ocid1.datasciencemodeldeployment.oc1.iad.{next(self._ids)}"
-        deployment = {**body, "id": deployment_id, "lifecycleState": "CREATING", "timeCreated": _now(), "createdBy": "test",
-                      "modelDeploymentUrl": f"https://{DEPLOYMENT_HOST}/{deployment_id}"}  # fmt: skip
+        deployment = {
+            **body,
+            "id": deployment_id,
+            "lifecycleState": "CREATING",
+            "timeCreated": _now(),
+            "createdBy": "test",
+            "modelDeploymentUrl": f"https://{DEPLOYMENT_HOST}/{deployment_id}",
+        }
         self.deployments[deployment_id] = deployment
         self.creations.append(("model_deployment", body.get("displayName", "")))
         failure = f"Out of host capacity for shape {shape}. Try again later or use another shape." if shape in self.faults.capacity_for else None
@@ -264,12 +277,16 @@ class OciStandIn(JsonStandIn):
             env = {**env, "HF_HUB_OFFLINE": "1"}
         try:
             image = containers.lookup(environment.get("image", ""))
-            container = containers.start(image, env, instance["instanceShapeName"], entrypoint=environment.get("entrypoint") or None,
-                                         args=environment.get("cmd") or None)  # fmt: skip
+            container = containers.start(
+                image, env, instance["instanceShapeName"], entrypoint=environment.get("entrypoint") or None, args=environment.get("cmd") or None
+            )
             health, _ = container.handle("GET", env.get("MODEL_DEPLOY_HEALTH_ENDPOINT", "/health"), None)
             if container.port != environment.get("serverPort") or container.port != environment.get("healthCheckPort") or health != 200:
-                raise ContainerFailed(0, f"the server listens on port {container.port}; the deployment expects {environment.get('serverPort')} "
-                                         f"(health check on {environment.get('healthCheckPort')})")  # fmt: skip
+                raise ContainerFailed(
+                    0,
+                    f"the server listens on port {container.port}; the deployment expects {environment.get('serverPort')} "
+                    f"(health check on {environment.get('healthCheckPort')})",
+                )
         except containers.UnknownImage as exc:
             return f"Failed to pull the container image: {exc}"
         except ContainerFailed as failed:
@@ -277,7 +294,7 @@ class OciStandIn(JsonStandIn):
         self.containers[deployment_id] = container
         return None
 
-    def _deployment(self, method: str, query: dict[str, list[str]], body: Any, id: str) -> tuple[int, Any, dict[str, str]]:  # noqa: A002
+    def _deployment(self, method: str, query: dict[str, list[str]], body: Any, id: str) -> tuple[int, Any, dict[str, str]]:
         deployment = self.deployments.get(id)
         if deployment is None:
             return 404, _error("NotAuthorizedOrNotFound", f"Authorization failed or requested resource not found: model deployment {id}"), {}
@@ -292,16 +309,26 @@ class OciStandIn(JsonStandIn):
         self.deployments[deployment_id]["lifecycleState"] = "DELETED"
         self.containers.pop(deployment_id, None)
 
-    def _work_request(self, method: str, query: dict[str, list[str]], body: Any, id: str) -> tuple[int, Any, dict[str, str]]:  # noqa: A002
+    def _work_request(self, method: str, query: dict[str, list[str]], body: Any, id: str) -> tuple[int, Any, dict[str, str]]:
         work = self._work.get(id)
         if work is None:
             return 404, _error("NotAuthorizedOrNotFound", f"work request {id} not found"), {}
         self._advance(work)
-        return 200, {"id": work.id, "operationType": work.operation, "status": work.status, "compartmentId": COMPARTMENT,
-                     "percentComplete": 100.0 if work.status != "IN_PROGRESS" else 50.0, "timeAccepted": _now(),
-                     "resources": [{"entityType": "modelDeployment", "actionType": "IN_PROGRESS", "identifier": work.resource_id}]}, {}  # fmt: skip
+        return (
+            200,
+            {
+                "id": work.id,
+                "operationType": work.operation,
+                "status": work.status,
+                "compartmentId": COMPARTMENT,
+                "percentComplete": 100.0 if work.status != "IN_PROGRESS" else 50.0,
+                "timeAccepted": _now(),
+                "resources": [{"entityType": "modelDeployment", "actionType": "IN_PROGRESS", "identifier": work.resource_id}],
+            },
+            {},
+        )
 
-    def _errors(self, method: str, query: dict[str, list[str]], body: Any, id: str) -> tuple[int, Any, dict[str, str]]:  # noqa: A002
+    def _errors(self, method: str, query: dict[str, list[str]], body: Any, id: str) -> tuple[int, Any, dict[str, str]]:
         work = self._work.get(id)
         errors = [{"code": "InternalError", "message": work.error, "timestamp": _now()}] if work and work.error else []
         return 200, errors, {}
@@ -348,4 +375,3 @@ def _matching(items: Any, query: dict[str, list[str]]) -> list[dict[str, Any]]:
 
 def _error(code: str, message: str) -> dict[str, Any]:
     return {"code": code, "message": message}
-

@@ -148,8 +148,12 @@ class Server:
         if path in ("/health", "/ping") and method in ("GET", "POST"):
             return 200, None
         if path == "/v1/models" and method == "GET":
-            return 200, {"object": "list", "data": [{"id": name, "object": "model", "owned_by": "vllm", "root": self.model,
-                                                     "max_model_len": self.max_model_len} for name in self.served_names]}  # fmt: skip
+            return 200, {
+                "object": "list",
+                "data": [
+                    {"id": name, "object": "model", "owned_by": "vllm", "root": self.model, "max_model_len": self.max_model_len} for name in self.served_names
+                ],
+            }
         if method != "POST" or path not in ("/v1/chat/completions", "/v1/completions", "/invocations"):
             return 404, {"detail": "Not Found"}
         if not isinstance(body, dict):
@@ -171,9 +175,23 @@ class Server:
         number = next(self._ids)
         if chat:
             choice = {"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": "stop"}
-            return {"id": f"chatcmpl-{number}", "object": "chat.completion", "created": int(time.time()), "model": self.served_names[0], "choices": [choice], "usage": usage}
+            return {
+                "id": f"chatcmpl-{number}",
+                "object": "chat.completion",
+                "created": int(time.time()),
+                "model": self.served_names[0],
+                "choices": [choice],
+                "usage": usage,
+            }
         choice = {"index": 0, "text": text, "finish_reason": "stop"}
-        return {"id": f"cmpl-{number}", "object": "text_completion", "created": int(time.time()), "model": self.served_names[0], "choices": [choice], "usage": usage}
+        return {
+            "id": f"cmpl-{number}",
+            "object": "text_completion",
+            "created": int(time.time()),
+            "model": self.served_names[0],
+            "choices": [choice],
+            "usage": usage,
+        }
 
 
 def _error(message: str, code: int, kind: str = "BadRequestError") -> dict[str, Any]:
@@ -191,7 +209,10 @@ def start(argv: list[str], env: dict[str, str], gpus: int, files: frozenset[str]
     elif len(argv) >= 2 and Path(argv[0]).name == "vllm" and argv[1] == "serve":
         parsed, serve_command = parse(argv[2:]), True
         if "--model" in parsed:
-            raise ContainerFailed(1, "ValueError: With `vllm serve`, you should provide the model as a positional argument or in a config file instead of via the `--model` option.")
+            raise ContainerFailed(
+                1,
+                "ValueError: With `vllm serve`, you should provide the model as a positional argument or in a config file instead of via the `--model` option.",
+            )
     else:
         raise ContainerFailed(127, f"exec: {argv[0] if argv else ''!r}: not a vLLM server this stand-in knows (argv {argv})")
     positional = parsed.pop("positional")
@@ -203,15 +224,23 @@ def start(argv: list[str], env: dict[str, str], gpus: int, files: frozenset[str]
     if quantization is not None and checkpoint.quantization is None and quantization not in RUNTIME_QUANTIZATIONS:
         raise ContainerFailed(1, f"ValueError: Cannot find the config file for {quantization}")
     if quantization is not None and checkpoint.quantization is not None and quantization != checkpoint.quantization:
-        raise ContainerFailed(1, f"ValueError: Quantization method specified in the model config ({checkpoint.quantization}) does not match "
-                                 f"the quantization method specified in the `quantization` argument ({quantization}).")  # fmt: skip
+        raise ContainerFailed(
+            1,
+            f"ValueError: Quantization method specified in the model config ({checkpoint.quantization}) does not match "
+            f"the quantization method specified in the `quantization` argument ({quantization}).",
+        )
     world = int(parsed.get("--tensor-parallel-size", 1)) * int(parsed.get("--pipeline-parallel-size", 1))
     if world > gpus:
-        raise ContainerFailed(1, f"ValueError: The number of required GPUs exceeds the total number of available GPUs in the placement group ({world} > {gpus}).")
+        raise ContainerFailed(
+            1, f"ValueError: The number of required GPUs exceeds the total number of available GPUs in the placement group ({world} > {gpus})."
+        )
     max_len = int(parsed.get("--max-model-len", checkpoint.max_position_embeddings))
     if max_len > checkpoint.max_position_embeddings:
-        raise ContainerFailed(1, f"ValueError: User-specified max_model_len ({max_len}) is greater than the derived max_model_len "
-                                 f"(max_position_embeddings={checkpoint.max_position_embeddings} in model's config.json).")  # fmt: skip
+        raise ContainerFailed(
+            1,
+            f"ValueError: User-specified max_model_len ({max_len}) is greater than the derived max_model_len "
+            f"(max_position_embeddings={checkpoint.max_position_embeddings} in model's config.json).",
+        )
     names = parsed.get("--served-model-name") or [model]
     return Server(model=model, served_names=list(names), port=int(parsed.get("--port", DEFAULT_PORT)), max_model_len=max_len)
 
@@ -223,14 +252,18 @@ def _load(model: str, env: dict[str, str], files: frozenset[str]) -> Checkpoint:
             raise ContainerFailed(1, f"OSError: {model} is not a local folder and is not a valid model identifier listed on 'https://huggingface.co/models'")
         return Checkpoint(gated=False, quantization=None, max_position_embeddings=131072)
     if env.get("HF_HUB_OFFLINE") == "1":
-        raise ContainerFailed(1, f"OSError: We couldn't connect to 'https://huggingface.co' to load the files, and couldn't find them in the cached files "
-                                 f"for {model}. Check your internet connection.")  # fmt: skip
+        raise ContainerFailed(
+            1,
+            f"OSError: We couldn't connect to 'https://huggingface.co' to load the files, and couldn't find them in the cached files "
+            f"for {model}. Check your internet connection.",
+        )
     checkpoint = hub().get(model)
     if checkpoint is None:
         raise ContainerFailed(1, f"OSError: {model} is not a local folder and is not a valid model identifier listed on 'https://huggingface.co/models'")
     token = env.get("HF_TOKEN") or env.get("HUGGING_FACE_HUB_TOKEN")
     if checkpoint.gated and token != VALID_TOKEN:
         why = "no token was given" if not token else "the token was refused"
-        raise ContainerFailed(1, f"OSError: You are trying to access a gated repo. Make sure to have access to it at https://huggingface.co/{model}. "
-                                 f"401 Client Error ({why}).")  # fmt: skip
+        raise ContainerFailed(
+            1, f"OSError: You are trying to access a gated repo. Make sure to have access to it at https://huggingface.co/{model}. 401 Client Error ({why})."
+        )
     return checkpoint
