@@ -101,6 +101,12 @@ def test_a_container_started_the_wrong_way_fails_and_rolls_back(cloud: Cloud, st
     assert expected in err, err
     assert "rolled back: deleted the" in err
     assert cloud.empty(), cloud.inventory()
+    if "answers as model" in expected:  # the container started: only the call tells; --no-verify skips it
+        code, out, err = cli_run("up", str(stack), "--cloud", cloud.name, "--yes", "--no-verify", "--output", "json")
+        assert code == 0 and json.loads(out.splitlines()[-1])["answered_by"] is None, err
+        code, _, err = cli_run("call", "chat")
+        assert code == 1 and "answered as 'Qwen/Qwen3-0.6B', not the declared" in err
+        assert cli_run("down", "chat", "--yes")[0] == 0 and cloud.empty()
 
 
 def test_int4_serves_a_checkpoint_quantized_ahead_of_time(cloud: Cloud, stack: Path) -> None:
