@@ -18,6 +18,7 @@ import click
 
 from orchestrator import __version__
 from orchestrator.errors import LlamadeployError, SpecError, UsageError
+from orchestrator.serving import EXAMPLE_PROMPT
 
 # Exit codes as terraform's: 1 for any error, 2 for a usage error; `plan --detailed-exitcode`
 # exits 2 when `up` would change something (usage errors are still 2 there, as in terraform).
@@ -317,6 +318,10 @@ def _pulumi_up(ctx: click.Context, stack: str, cloud: str | None, region: str | 
         raise UsageError("--cloud auto tries clouds one after another, which only the native engine does; name one cloud with --engine pulumi")
     loaded = load_stack(stack)
     plans = plan_stack(loaded, cloud, _catalog(ctx), region, only)
+    for planned in plans:
+        verdict, cannot_start = planned.startup
+        if cannot_start:
+            raise LlamadeployError(f"{planned.deployment.name} on {planned.cloud}: {verdict}")
     _confirm(yes, f"Apply {', '.join(p.deployment.name for p in plans)} on {plans[0].cloud} with Pulumi?")
     with reporter(output == "json") as report:
         outputs = pulumi_engine.up(loaded, plans, Path(stack).stem, _pulumi_dir(ctx), lambda line: report("pulumi", line=line.rstrip()))
@@ -393,7 +398,7 @@ def status(ctx: click.Context, name: str | None, output: str) -> None:
 
 @cli.command()
 @click.argument("name")
-@click.option("--prompt", default="What is the capital of France?", show_default=True, help="What to ask.")
+@click.option("--prompt", default=EXAMPLE_PROMPT, show_default=True, help="What to ask.")
 @click.option("--max-tokens", type=click.IntRange(min=1), default=64, show_default=True, help="Longest answer, in tokens.")
 @click.option("--output", type=OUTPUTS, default="table", show_default=True)
 @click.pass_context

@@ -22,15 +22,17 @@ from orchestrator.catalog import Catalog
 from orchestrator.errors import LlamadeployError, SpecError, UsageError
 from orchestrator.planner import Plan, compare, plan
 from orchestrator.report import plan_dict
-from orchestrator.serving import Answer, chat_request, read_answer
+from orchestrator.serving import EXAMPLE_PROMPT, Answer, chat_request, read_answer
 from orchestrator.source import SourceMap
 from orchestrator.spec import Deployment, Stack
 from orchestrator.state import Operation, Record, State, now
 from providers import registry
 from providers.base import (
+    AuthError,
     CapacityError,
     Deployed,
     Endpoint,
+    InvalidRequestError,
     LiveStatus,
     Provider,
     ProviderError,
@@ -161,8 +163,10 @@ class UpResult:
     answer: Answer | None = None  # the verifying call's answer; None when skipped
 
 
-VERIFY_PROMPT = "What is the capital of France? Answer in one word."
 VERIFY_MAX_TOKENS = 16
+# A call right after the cloud reports ready may still meet a warming proxy or a traffic switch in
+# flight: the verifying call is retried this many times before the deployment counts as broken.
+VERIFY_ATTEMPTS = 5
 
 
 def ask(provider: Provider, deployed: Deployed, prompt: str, max_tokens: int, backoff: Backoff, report: Report) -> Answer:
@@ -175,8 +179,20 @@ def ask(provider: Provider, deployed: Deployed, prompt: str, max_tokens: int, ba
 
 
 def _verify(planned: Plan, provider: Provider, deployed: Deployed, backoff: Backoff, report: Report) -> Answer:
-    """Call the deployment once: done means the declared model answers, not that the cloud says ready."""
-    answer = ask(provider, deployed, VERIFY_PROMPT, VERIFY_MAX_TOKENS, backoff, report)
+    """Call the deployment: done means the declared model answers, not that the cloud says ready."""
+    delays = backoff.delays()
+    for attempt in range(1, VERIFY_ATTEMPTS + 1):
+        try:
+            answer = ask(provider, deployed, EXAMPLE_PROMPT, VERIFY_MAX_TOKENS, backoff, report)
+            break
+        except (AuthError, InvalidRequestError):
+            raise
+        except ProviderError as exc:
+            if attempt == VERIFY_ATTEMPTS:
+                raise
+            delay = next(delays)
+            report("retrying", what=f"the call to {deployed.deployment}", reason=str(exc).splitlines()[0], retry_in_s=round(delay, 2))
+            time.sleep(delay)
     if answer.model != planned.hf_repo:
         raise DeployError(
             f"the endpoint answers as model {answer.model!r}, not the declared {planned.hf_repo!r}: the container did not load the declared model"

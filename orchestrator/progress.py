@@ -29,6 +29,7 @@ _SENTENCES = {
     "skipped": "{cloud}: {reason}",
     "unchanged": "{deployment} is already serving as declared; nothing to change",
     "verified": "{deployment} answers as {model}",
+    "retrying": "{what} failed ({reason}); retry in {retry_in_s} s",
     "pulumi": "pulumi: {line}",
 }
 

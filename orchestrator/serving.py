@@ -2,12 +2,14 @@
 it loads, the options it takes, how long it takes to start, and the one call every cloud answers.
 
 Providers wrap this in their service's own way of starting a container (DESIGN §5.1): an
-environment on SageMaker, a Dockerfile's entrypoint on Azure ML, a command override on Vertex AI,
-the entrypoint's arguments on OCI. The options are vLLM 0.11.0's, the version every cloud runs.
+environment on SageMaker, a Dockerfile's entrypoint on Azure ML, the container's args on Vertex
+AI, the entrypoint's arguments on OCI. The options are vLLM 0.11.0's (SageMaker's LMI 17 runs
+0.11.1; Model Garden's image a Google build whose version Google does not state).
 """
 
 from __future__ import annotations
 
+import json
 import math
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -82,6 +84,9 @@ def startup(plan: Plan) -> Startup:
 
 
 EXAMPLE_PROMPT = "What is the capital of France?"
+EXAMPLE_MAX_TOKENS = 64
+# Autoscaling on a rate scales out above the rate that holds the concurrency target, in below this share of it.
+SCALE_IN_SHARE = 0.5
 
 
 def startup_verdict(plan: Plan, limit_s: int | None, setting: str) -> tuple[str, bool]:
@@ -121,6 +126,11 @@ class Answer:
 
     model: str
     text: str
+
+
+def example_body() -> str:
+    """The JSON body of the example call `up` prints, the same on every cloud."""
+    return json.dumps(chat_request(EXAMPLE_PROMPT, EXAMPLE_MAX_TOKENS))
 
 
 def read_answer(response: Any) -> Answer:

@@ -16,7 +16,7 @@ from functools import cache, partial
 from typing import TYPE_CHECKING, Any
 
 from orchestrator.secrets import resolve_secrets
-from orchestrator.serving import EXAMPLE_PROMPT, chat_request, startup, vllm_arguments
+from orchestrator.serving import example_body, startup, vllm_arguments
 from providers.base import (
     DEPLOYMENT_TAG,
     AuthError,
@@ -343,7 +343,7 @@ class AwsProvider(Provider):
             example=(
                 # fileb:// takes the body as raw bytes in AWS CLI v1 and v2 alike (v2 reads a plain string as base64).
                 f"aws sagemaker-runtime invoke-endpoint --region {deployed.region} --endpoint-name {name}{endpoint_url} "
-                f"--content-type application/json --body fileb://<(printf '%s' '{json.dumps(chat_request(EXAMPLE_PROMPT, 64))}') /dev/stdout"
+                f"--content-type application/json --body fileb://<(printf '%s' '{example_body()}') /dev/stdout"
             ),
         )
 
@@ -388,14 +388,22 @@ def _image(plan: Plan) -> str:
 def _environment(plan: Plan) -> dict[str, str]:
     """LMI's settings: vLLM's options under LMI's names, the served model's name (so answers name
     it), the loading timeout; the user's `serving.env` wins where they overlap."""
-    arguments = vllm_arguments(plan)
-    options = dict(zip(arguments[::2], arguments[1::2], strict=True))
-    env = {LMI_NAMES.get(option) or "OPTION_" + option[2:].upper().replace("-", "_"): value for option, value in options.items()}
+    env = {LMI_NAMES.get(option) or "OPTION_" + option[2:].upper().replace("-", "_"): value for option, value in _options(vllm_arguments(plan))}
     env["OPTION_SERVED_MODEL_NAME"] = plan.hf_repo
     # djl-serving's own limit on loading (download included) is 1200 s in the LMI image
     # (serving/docker/lmi.Dockerfile, MODEL_LOADING_TIMEOUT); give it the endpoint's.
     env["OPTION_MODEL_LOADING_TIMEOUT"] = str(startup(plan).timeout(MAX_STARTUP_SECONDS))
     return {**LMI_ASYNC, **env, **plan.deployment.serving.env}
+
+
+def _options(arguments: list[str]) -> list[tuple[str, str]]:
+    """vLLM's `--option value` pairs; an option with no value is LMI's "true" (vllm_user_guide.md, Pass-Through)."""
+    pairs = []
+    for index, token in enumerate(arguments):
+        if token.startswith("--"):
+            following = arguments[index + 1] if index + 1 < len(arguments) else "--"
+            pairs.append((token, "true" if following.startswith("--") else following))
+    return pairs
 
 
 def _clients(region: str, settings: dict[str, Any] | Any) -> tuple[Any, Any]:

@@ -3,11 +3,12 @@ autoscaled by an Azure Monitor autoscale setting.
 
 An online deployment cannot override its container's command, and the stock vLLM image reads no
 environment variable naming the model (its ENTRYPOINT starts vLLM's default model). So, as
-Microsoft's vLLM walkthrough for managed online endpoints does, the environment is built by Azure
+the vLLM walkthrough for Azure ML managed online endpoints does, the environment is built by Azure
 ML from a Dockerfile `FROM vllm/vllm-openai` whose shell-form ENTRYPOINT passes
 `--model $MODEL_NAME $VLLM_ARGS`, and the deployment sets those two variables ("Deploying vLLM
-models on Azure Machine Learning with Managed Online Endpoints", Clemens Siebler, Microsoft; its
-code in csiebler/csiebler.github.io). azure-ai-ml uploads the build context to the workspace's
+models on Azure Machine Learning with Managed Online Endpoints", Clemens Siebler, the walkthrough
+Microsoft's community blog carries, by the issue's account; its code in csiebler/csiebler.github.io;
+that it is Microsoft's own could not be confirmed offline). azure-ai-ml uploads the build context to the workspace's
 default datastore (azure/ai/ml/_artifacts/_artifact_utilities.py, _check_and_upload_env_build_context).
 
 azure-ai-ml, azure-mgmt-monitor and azure-identity are imported inside the methods that call
@@ -22,7 +23,6 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import json
 import logging
 import os
 import shlex
@@ -37,11 +37,11 @@ from urllib.parse import urlsplit
 from orchestrator.secrets import resolve_secrets
 from orchestrator.serving import (
     CHAT_ROUTE,
-    EXAMPLE_PROMPT,
     HEALTH_ROUTE,
+    SCALE_IN_SHARE,
     VLLM_IMAGE,
     VLLM_PORT,
-    chat_request,
+    example_body,
     startup,
     vllm_arguments,
 )
@@ -103,7 +103,6 @@ SECRET_STORE_ACCESS = {"enforce_access_to_default_secret_stores": "enabled"}
 # divide_per_instance suits). Its target is the spec's concurrency target turned into a rate by
 # Little's law with the throughput model's request time. Scale in below half of it.
 SCALE_METRIC = "RequestsPerMinute"
-SCALE_IN_SHARE = 0.5
 SCALE_COOLDOWNS = {"Increase": "PT5M", "Decrease": "PT10M"}
 _STATES = {
     "Succeeded": "serving",
@@ -320,7 +319,10 @@ class AzureProvider(Provider):
                 ),
                 events,
             )
-            scoring = urlsplit(ml.online_endpoints.get(endpoint.name).scoring_uri or "")
+            scoring_uri = ml.online_endpoints.get(endpoint.name).scoring_uri
+        if not scoring_uri:
+            raise ProviderError(f"Azure ML endpoint {endpoint.name} serves but reports no scoring URI")
+        scoring = urlsplit(scoring_uri)
         url = f"{scoring.scheme}://{scoring.netloc}{CHAT_ROUTE}"
         return Deployed(name, self.name, plan.region, tuple(by_type.values()), url, settings)
 
@@ -415,7 +417,7 @@ class AzureProvider(Provider):
             auth=f"endpoint key, as a bearer token: {keys}",
             example=(
                 f'KEY=$({keys} --query primaryKey --output tsv) && curl -sS {deployed.url} -H "Authorization: Bearer $KEY" '
-                f"-H 'Content-Type: application/json' -d '{json.dumps(chat_request(EXAMPLE_PROMPT, 64))}'"
+                f"-H 'Content-Type: application/json' -d '{example_body()}'"
             ),
         )
 
@@ -461,9 +463,8 @@ def _short_hash(text: str) -> str:
 
 def _environment(plan: Plan) -> dict[str, str]:
     """The two variables the environment's entrypoint reads; the user's `serving.env` wins where they overlap."""
-    arguments = vllm_arguments(plan)
-    model = arguments[arguments.index("--model") + 1]
-    rest = [a for i, a in enumerate(arguments) if a != "--model" and (i == 0 or arguments[i - 1] != "--model")]
+    flag, model, *rest = vllm_arguments(plan)
+    assert flag == "--model"  # vllm_arguments names the model first
     return {"MODEL_NAME": model, "VLLM_ARGS": shlex.join([*rest, "--port", str(VLLM_PORT)]), **plan.deployment.serving.env}
 
 

@@ -32,10 +32,9 @@ from typing import TYPE_CHECKING, Any
 from orchestrator.secrets import resolve_secrets
 from orchestrator.serving import (
     CHAT_ROUTE,
-    EXAMPLE_PROMPT,
     HEALTH_ROUTE,
     OPENAI_SERVER,
-    chat_request,
+    example_body,
     startup,
     vllm_arguments,
 )
@@ -323,7 +322,7 @@ class GcpProvider(Provider):
             auth="Google OAuth2 access token with aiplatform.endpoints.predict (gcloud auth print-access-token)",
             example=(
                 f'curl -sS -X POST {deployed.url} -H "Authorization: Bearer $(gcloud auth print-access-token)" '
-                f"-H 'Content-Type: application/json' -d '{json.dumps(chat_request(EXAMPLE_PROMPT, 64))}'"
+                f"-H 'Content-Type: application/json' -d '{example_body()}'"
             ),
         )
 

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import contextlib
 import io
-import json
 import math
 import os
 import zipfile
@@ -25,9 +24,9 @@ from typing import TYPE_CHECKING, Any
 from orchestrator.secrets import resolve_secrets
 from orchestrator.serving import (
     CHAT_ROUTE,
-    EXAMPLE_PROMPT,
+    SCALE_IN_SHARE,
     VLLM_IMAGE,
-    chat_request,
+    example_body,
     startup,
     vllm_arguments,
 )
@@ -82,7 +81,6 @@ MAX_DEPLOYMENT_MINUTES = 240
 REQUESTS_METRIC = 'PredictRequestCount[1m]{{resourceId = "MODEL_DEPLOYMENT_OCID"}}.grouping()'
 SCALE_OUT_QUERY = REQUESTS_METRIC + ".mean() > {target}"
 SCALE_IN_QUERY = REQUESTS_METRIC + ".absent() == 1 || " + REQUESTS_METRIC + ".mean() < {low}"
-SCALE_IN_SHARE = 0.5
 PENDING_DURATION = "PT5M"
 _NEEDS_IMAGE = (
     "OCI Data Science runs containers from OCIR only: push vLLM's image ({image}) to {region}.ocir.io/<namespace>/vllm-openai and set placement.oci.image"
@@ -291,7 +289,7 @@ class OciProvider(Provider):
         return Endpoint(
             url=deployed.url,
             auth="OCI request signing (an API key or a security token); the caller needs the model deployment's predict permission",
-            example=f"oci raw-request{profile} --http-method POST --target-uri {deployed.url} --request-body '{json.dumps(chat_request(EXAMPLE_PROMPT, 64))}'",
+            example=f"oci raw-request{profile} --http-method POST --target-uri {deployed.url} --request-body '{example_body()}'",
         )
 
     def invoke(self, deployed: Deployed, request: Mapping[str, Any]) -> Any:
@@ -322,7 +320,7 @@ class OciProvider(Provider):
             ),
             startup_limit_s=MAX_DEPLOYMENT_MINUTES * 60,
             startup_setting="DEPLOYMENT_TIMEOUT_IN_MINUTES (at most 240)",
-            needs=tuple(needs),
+            needs=(*needs, "the Hugging Face token travels in the deployment's environment: OCI has no secret reference there"),
         )
 
 
@@ -477,7 +475,12 @@ def _signer(region: str, settings: dict[str, Any]) -> Any:
     import oci
 
     config, signer = _credentials(region, settings)
-    return signer or oci.signer.Signer(config["tenancy"], config["user"], config["fingerprint"], config["key_file"], config.get("pass_phrase"))
+    if signer is not None:
+        return signer
+    try:
+        return oci.signer.Signer(config["tenancy"], config["user"], config["fingerprint"], config["key_file"], config.get("pass_phrase"))
+    except (OSError, ValueError) as exc:
+        raise AuthError(f"cannot read the OCI API key {config.get('key_file')!r} named in the config file: {exc}") from exc
 
 
 def _failure(message: str) -> ProviderError:

@@ -23,6 +23,13 @@ DATA = Path(__file__).parent / "data"
 REPO = Path(__file__).parent.parent
 
 
+@pytest.fixture(autouse=True)
+def wide_output(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Tables render at the width llamadeploy uses off a terminal, whatever terminal (or xdist
+    worker, which inherits a narrow COLUMNS) runs the tests."""
+    monkeypatch.setenv("COLUMNS", "160")
+
+
 @pytest.fixture
 def mini_catalog_path() -> Path:
     return DATA / "mini-offers.csv"

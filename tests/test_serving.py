@@ -65,7 +65,7 @@ def test_plan_names_each_clouds_scaling_signal_image_start_and_startup(cloud: st
     (p,) = json.loads(out)["plans"]
     serving = p["serving"]
     assert (serving["scaling"]["metric"], serving["scaling"]["unit"]) == EXPECTED_SIGNALS[cloud] and serving["scaling"]["target"] > 0
-    assert serving["checkpoint"] == p["hf_repo"] and serving["image"] and serving["started"] and serving["route"]
+    assert serving["checkpoint"] == "meta-llama/Llama-3.1-8B-Instruct" and serving["image"] and serving["started"] and serving["route"]
     assert serving["startup"]["can_start"] is True
     code, out, _ = cli_run("plan", str(REPO / "stacks" / "llama-3.1-8b.yaml"), "--cloud", cloud)
     scales_on = next(line for line in out.splitlines() if line.startswith("scales on"))

@@ -20,7 +20,7 @@ from __future__ import annotations
 import csv
 import re
 import shlex
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -167,7 +167,6 @@ class Container:
     env: dict[str, str]
     server: vllm.Server
     port: int
-    log: list[str] = field(default_factory=list)
 
     def handle(self, method: str, path: str, body: Any) -> tuple[int, Any]:
         return self.server.handle(method, path, body)
@@ -190,19 +189,18 @@ def start(
     environment = {**dict(image.env), **env}
     gpus = gpus_per_instance().get(instance_type, 0)
     if image.program == "lmi":
-        server = _lmi(environment, gpus, files)
+        server = _lmi(environment, gpus)
         return Container(image, compose(image), environment, server, port=8080)
     argv = _shell(compose(image, entrypoint, args), environment)
     if image.ray_launcher and argv[:1] == [image.ray_launcher]:
         argv, gpus = argv[1:], gpus * hosts
-    server = vllm.start(argv, environment, gpus, files)
+    server = vllm.start(argv, environment, gpus)
     return Container(image, argv, environment, server, port=server.port)
 
 
-# LMI names that are not `OPTION_<vLLM engine argument>` (djl-serving starting-guide.md and
-# vllm_rb_properties.py, generate_vllm_engine_arg_dict).
+# LMI's own names for vLLM's options (djl-serving starting-guide.md and vllm_rb_properties.py,
+# generate_vllm_engine_arg_dict); any other `OPTION_<NAME>` naming a vLLM engine argument passes through.
 _LMI_ALIASES = {
-    "HF_MODEL_ID": "--model",
     "TENSOR_PARALLEL_DEGREE": "--tensor-parallel-size",
     "OPTION_TENSOR_PARALLEL_DEGREE": "--tensor-parallel-size",
     "OPTION_MAX_ROLLING_BATCH_SIZE": "--max-num-seqs",
@@ -215,31 +213,29 @@ _LMI_ALIASES = {
 _LMI_OWN = {"OPTION_ASYNC_MODE", "OPTION_ROLLING_BATCH", "OPTION_ENTRYPOINT", "OPTION_MODEL_LOADING_TIMEOUT"}
 
 
-def _lmi(env: dict[str, str], gpus: int, files: frozenset[str]) -> vllm.Server:
+def _lmi(env: dict[str, str], gpus: int) -> vllm.Server:
     """djl-serving's start: vLLM's engine arguments from the environment, then vLLM.
 
-    Any `OPTION_<X>` that names a vLLM engine argument passes through as `--<x>`; others are dropped
-    silently, as LMI does. The served name defaults to "lmi" in async mode (vllm_async_service.py).
+    Options LMI does not know are dropped silently, as LMI does. In async mode (vllm_async_service.py)
+    answers are vLLM's own, naming the served model ("lmi" unless OPTION_SERVED_MODEL_NAME); the
+    rolling-batch formatter (output_formatter.py, _json_chat_output_formatter) names no model.
     """
-    if "HF_MODEL_ID" not in env and "/opt/ml/model" not in files:
-        raise vllm.ContainerFailed(1, "djl-serving: no model: set HF_MODEL_ID or provide model data in /opt/ml/model")
-    argv = ["--model", env.get("HF_MODEL_ID", "/opt/ml/model")]
+    if "HF_MODEL_ID" not in env:
+        raise vllm.ContainerFailed(1, "djl-serving: no model: set HF_MODEL_ID (or provide model data in /opt/ml/model)")
     tensor_parallel = env.get("TENSOR_PARALLEL_DEGREE", env.get("OPTION_TENSOR_PARALLEL_DEGREE", "max"))
-    argv += ["--tensor-parallel-size", str(gpus) if tensor_parallel == "max" else tensor_parallel]
+    argv = ["--model", env["HF_MODEL_ID"], "--tensor-parallel-size", str(gpus) if tensor_parallel == "max" else tensor_parallel]
     for key, value in sorted(env.items()):
-        option = _LMI_ALIASES.get(key) if key not in ("HF_MODEL_ID", "TENSOR_PARALLEL_DEGREE", "OPTION_TENSOR_PARALLEL_DEGREE") else None
-        if option is None and key.startswith("OPTION_") and key not in _LMI_OWN and key not in _LMI_ALIASES:
-            candidate = "--" + key.removeprefix("OPTION_").lower().replace("_", "-")
-            option = candidate if candidate in vllm.options() else None
-        if option is None:
+        passthrough = "--" + key.removeprefix("OPTION_").lower().replace("_", "-") if key.startswith("OPTION_") and key not in _LMI_OWN else None
+        option = _LMI_ALIASES.get(key) or (passthrough if passthrough in vllm.options() else None)
+        if option is None or option == "--tensor-parallel-size":
             continue
-        arity = vllm.options()[option]
-        if arity in ("bool", "flag"):
+        if vllm.options()[option] in ("bool", "flag"):
             argv += [option] if value.lower() == "true" else []
         else:
             argv += [option, value]
     if "--served-model-name" not in argv:
         argv += ["--served-model-name", "lmi"]
-    server = vllm.start(["python3", *vllm.OPENAI_SERVER, *argv], env, gpus, files)
+    server = vllm.start(["python3", *vllm.OPENAI_SERVER, *argv], env, gpus)
     server.port = 8080
+    server.names_model = env.get("OPTION_ROLLING_BATCH", "disable") == "disable"
     return server

@@ -140,7 +140,7 @@ class Server:
     served_names: list[str]
     port: int
     max_model_len: int
-    started: float = field(default_factory=time.time)
+    names_model: bool = True  # False: an answer without the `model` field (LMI's rolling-batch formatter)
     _ids: Any = field(default_factory=lambda: itertools.count(1))
 
     def handle(self, method: str, path: str, body: Any) -> tuple[int, Any]:
@@ -164,7 +164,7 @@ class Server:
         if chat and not isinstance(body.get("messages"), list):
             return 400, _error("messages: Field required", 400)
         asked = body.get("model")
-        if asked is not None and asked not in self.served_names:
+        if asked and asked not in self.served_names:  # an empty or missing model is the first served one
             return 404, _error(f"The model `{asked}` does not exist.", 404, "NotFoundError")
         return 200, self._answer(chat, body)
 
@@ -198,7 +198,7 @@ def _error(message: str, code: int, kind: str = "BadRequestError") -> dict[str, 
     return {"error": {"message": message, "type": kind, "param": None, "code": code}}
 
 
-def start(argv: list[str], env: dict[str, str], gpus: int, files: frozenset[str] = frozenset()) -> Server:
+def start(argv: list[str], env: dict[str, str], gpus: int) -> Server:
     """Start the process `argv` as a container would; a vLLM server, or ContainerFailed.
 
     Recognised: vLLM's OpenAI server module (`python3 -m vllm.entrypoints.openai.api_server`, which
@@ -219,7 +219,7 @@ def start(argv: list[str], env: dict[str, str], gpus: int, files: frozenset[str]
     if len(positional) > 1:
         _usage(f"unrecognized arguments: {' '.join(positional[1:])}")
     model = parsed.get("--model") or (positional[0] if serve_command and positional else DEFAULT_MODEL)
-    checkpoint = _load(model, env, files)
+    checkpoint = _load(model, env)
     quantization = parsed.get("--quantization")
     if quantization is not None and checkpoint.quantization is None and quantization not in RUNTIME_QUANTIZATIONS:
         raise ContainerFailed(1, f"ValueError: Cannot find the config file for {quantization}")
@@ -245,12 +245,8 @@ def start(argv: list[str], env: dict[str, str], gpus: int, files: frozenset[str]
     return Server(model=model, served_names=list(names), port=int(parsed.get("--port", DEFAULT_PORT)), max_model_len=max_len)
 
 
-def _load(model: str, env: dict[str, str], files: frozenset[str]) -> Checkpoint:
-    """The checkpoint `--model` names: a local directory in the container, or a hub repository."""
-    if model.startswith("/"):
-        if model.rstrip("/") not in files:
-            raise ContainerFailed(1, f"OSError: {model} is not a local folder and is not a valid model identifier listed on 'https://huggingface.co/models'")
-        return Checkpoint(gated=False, quantization=None, max_position_embeddings=131072)
+def _load(model: str, env: dict[str, str]) -> Checkpoint:
+    """The checkpoint `--model` names on the hub (no container here mounts weights of its own)."""
     if env.get("HF_HUB_OFFLINE") == "1":
         raise ContainerFailed(
             1,
