@@ -24,7 +24,7 @@ from orchestrator.planner import Plan, compare, plan
 from orchestrator.report import plan_dict
 from orchestrator.serving import EXAMPLE_PROMPT, Answer, chat_request, read_answer
 from orchestrator.source import SourceMap
-from orchestrator.spec import Deployment, Stack
+from orchestrator.spec import Deployment, Stack, parse_deployment
 from orchestrator.state import Operation, Record, State, now
 from providers import registry
 from providers.base import (
@@ -275,7 +275,7 @@ def up(planned: Plan, provider: Provider, state: State, report: Report, backoff:
 
 def plan_move(record: Record, to_cloud: str, catalog: Catalog, region: str | None = None) -> tuple[Plan, Provider]:
     """The recorded spec planned on `to_cloud`: sizing and offer chosen afresh for that cloud."""
-    deployment = Deployment.model_validate(record.data["spec"])
+    deployment = parse_deployment(record.data["spec"])
     where = f"the recorded spec of {record.name!r} (add placement.{to_cloud} to the stack and run `up` to record it)"
     recorded = Stack(where, (deployment,), SourceMap(where), ((),))
     return plan_up(recorded, deployment, to_cloud, catalog, region)

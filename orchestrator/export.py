@@ -68,7 +68,9 @@ def render_project(plans: list[Plan], cloud: str, stack: str, virtualenv: str = 
         for p, program in programs
     ]
     templates = environment()
+    template = _template(plans[0].cloud)
     context = {
+        "program_template": str(template),
         "stack": stack,
         "cloud": cloud,
         "service": service,
@@ -89,6 +91,15 @@ def render_project(plans: list[Plan], cloud: str, stack: str, virtualenv: str = 
     extra = {name: content for _, program in programs for name, content in program.files.items()}
     missing = {p.deployment.name: [k for k in program.required_config if k not in program.config] for p, program in programs}
     return Project(stack, {**{k: v.encode() for k, v in files.items()}, **extra}, config, {name: keys for name, keys in missing.items() if keys})
+
+
+def _template(cloud: str) -> Path:
+    from providers import registry
+
+    template = registry.get(cloud).pulumi_template
+    if template is None:
+        raise LlamadeployError(f"the {cloud} provider ships no Pulumi template; use `llamadeploy up --cloud {cloud}`")
+    return template.resolve()
 
 
 def _program(planned: Plan) -> Program:

@@ -26,14 +26,13 @@ from pydantic import (
 )
 
 from orchestrator.bulk import paused_gc
-from orchestrator.errors import NoCheckpointError, Problem, SpecError, UnknownModelError
+from orchestrator.errors import NoCheckpointError, Problem, SpecError, UnknownModelError, UsageError
 from orchestrator.models import ModelRef, resolve
-from orchestrator.source import FieldPath, SourceMap, load_yaml
+from orchestrator.source import FieldPath, SourceMap, format_path, load_yaml
 
 QUANTIZATIONS = ("bf16", "fp8", "int4")
 GPU_TYPES = ("H200", "H100", "A100-80GB", "A100-40GB", "L40S", "L4", "A10G", "A10")
 ENGINES = ("vllm",)
-CLOUDS = ("aws", "azure", "gcp", "oci")
 _PRECISION = {"bf16": 2, "fp8": 1, "int4": 0}
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _SECRET_REF = re.compile(r"^env:[A-Za-z_][A-Za-z0-9_]*$")
@@ -43,12 +42,6 @@ _DNS_NAME = r"^[a-z]([a-z0-9-]{0,38}[a-z0-9])?$"
 # What a field with a pattern must look like, said the way a user can act on it.
 _FORMATS = {
     "name": "use lowercase letters, digits and '-', starting with a letter, at most 40 characters",
-    "execution_role_arn": "use an IAM role ARN such as arn:aws:iam::123456789012:role/SageMakerExecution",
-    "subscription_id": "use the subscription GUID, such as 00000000-0000-0000-0000-000000000000",
-    "compartment_id": "use the compartment's OCID, which starts with ocid1.compartment.",
-    "project_id": "use the Data Science project's OCID, which starts with ocid1.datascienceproject.",
-    "subnet_id": "use the subnet's OCID, which starts with ocid1.subnet.",
-    "image": "use an image in the OCI Registry, such as iad.ocir.io/<namespace>/vllm-openai:v0.11.0",
     "fallback": "use cloud or cloud:region, such as azure:eastus",
 }
 
@@ -143,54 +136,38 @@ class Serving(_Strict):
         return secrets
 
 
-class AwsPlacement(_Strict):
+class PlacementBase(_Strict):
+    """Where a deployment goes on one cloud. Each provider extends it with the fields its cloud
+    needs (its `placement_model`), so the stack file is checked against that cloud's own schema.
+    A field's `description` is the hint shown when its value does not match its pattern."""
+
     region: str | None = None
-    execution_role_arn: Annotated[str, Field(pattern=r"^arn:aws[a-z-]*:iam::\d{12}:role/.+$")] | None = None
-    endpoint_url: str | None = None
 
 
-class AzurePlacement(_Strict):
-    region: str | None = None
-    subscription_id: Annotated[str, Field(pattern=r"^[0-9a-fA-F]{8}-([0-9a-fA-F]{4}-){3}[0-9a-fA-F]{12}$")] | None = None
-    resource_group: str | None = None
-    workspace: str | None = None
-    endpoint: str | None = None
+class Placement(BaseModel):
+    """`placement:`: one entry per cloud, validated by that cloud's provider, and the fallback list.
 
+    The clouds are the providers' (built in or plugged in), so the core names none: an entry is
+    kept as written here and replaced by its provider's model when the stack is loaded.
+    """
 
-class GcpPlacement(_Strict):
-    region: str | None = None
-    project: str | None = None
-    endpoint: str | None = None
+    model_config = ConfigDict(extra="allow", strict=True, frozen=True)
 
-
-class OciPlacement(_Strict):
-    region: str | None = None
-    compartment_id: Annotated[str, Field(pattern=r"^ocid1\.compartment\.")] | None = None
-    project_id: Annotated[str, Field(pattern=r"^ocid1\.datascienceproject\.")] | None = None
-    # A subnet whose VCN has a NAT gateway: a model deployment reaches the internet only through one.
-    subnet_id: Annotated[str, Field(pattern=r"^ocid1\.subnet\.")] | None = None
-    # The vLLM image in OCIR: OCI Data Science runs images from the OCI Registry only.
-    image: Annotated[str, Field(pattern=r"^[a-z0-9-]+\.ocir\.io/.+")] | None = None
-    profile: str | None = None
-    endpoint: str | None = None
-
-
-class Placement(_Strict):
-    aws: AwsPlacement | None = None
-    azure: AzurePlacement | None = None
-    gcp: GcpPlacement | None = None
-    oci: OciPlacement | None = None
     # Where `up` goes, in order, when a cloud has no capacity or quota: "cloud" or "cloud:region".
     fallback: list[Annotated[str, Field(pattern=r"^[a-z0-9-]+(:[a-z0-9-]+)?$")]] = Field(default_factory=list)
+
+    def of(self, cloud: str) -> Any:
+        """The cloud's placement (its provider's model), or None where the stack does not place it."""
+        return (self.model_extra or {}).get(cloud)
 
     def candidates(self) -> list[tuple[str, str | None]]:
         return [(cloud, region or None) for cloud, _, region in (entry.partition(":") for entry in self.fallback)]
 
     def clouds(self) -> list[str]:
-        return [cloud for cloud in CLOUDS if getattr(self, cloud) is not None]
+        return list(self.model_extra or {})
 
     def region(self, cloud: str) -> str | None:
-        placed = getattr(self, cloud, None)
+        placed = self.of(cloud)
         return placed.region if placed is not None else None
 
 
@@ -278,6 +255,10 @@ def _load_stack(path: Path) -> Stack:
         except ValidationError as exc:
             problems.extend(_problems(exc, prefix, source))
             continue
+        deployment, wrong = _placed(deployment)
+        if wrong:
+            problems.extend(source.problem(prefix + loc, message) for loc, message in wrong)
+            continue
         problems.extend(source.problem(prefix + field, msg) for field, msg in _cross_field_problems(deployment))
         deployments.append(deployment)
         if deployment.name in seen:
@@ -286,6 +267,46 @@ def _load_stack(path: Path) -> Stack:
     if problems:
         raise SpecError(problems)
     return Stack(str(path), tuple(deployments), source, tuple(prefixes))
+
+
+def parse_deployment(data: Any) -> Deployment:
+    """A deployment from data already checked once (a recorded spec); SpecError if it is not valid now."""
+    where = "the recorded spec"
+    try:
+        deployment, wrong = _placed(Deployment.model_validate(data))
+    except ValidationError as exc:
+        raise SpecError([Problem(where, None, format_path(tuple(e["loc"])), e["msg"]) for e in exc.errors()]) from exc
+    if wrong:
+        raise SpecError([Problem(where, None, format_path(loc), message) for loc, message in wrong])
+    return deployment
+
+
+def _placed(deployment: Deployment) -> tuple[Deployment, list[tuple[FieldPath, str]]]:
+    """The deployment with each `placement.<cloud>` validated by that cloud's provider's model,
+    or the problems found (an unknown cloud names the known ones)."""
+    from providers import registry
+
+    entries = deployment.placement.model_extra or {}
+    if not entries:
+        return deployment, []
+    validated, wrong = {}, []
+    for cloud, raw in entries.items():
+        at: FieldPath = ("placement", cloud)
+        try:
+            model = registry.placement_model(cloud)
+        except UsageError as exc:
+            wrong.append((at, f"{exc}; or `fallback`"))
+            continue
+        if isinstance(raw, model):
+            validated[cloud] = raw
+            continue
+        try:
+            validated[cloud] = model.model_validate(raw)
+        except ValidationError as exc:
+            wrong.extend((at + tuple(e["loc"]), _message(e, tuple(e["loc"]), model)) for e in exc.errors())
+    if wrong:
+        return deployment, wrong
+    return deployment.model_copy(update={"placement": deployment.placement.model_copy(update=validated)}), []
 
 
 def _cross_field_problems(deployment: Deployment) -> list[tuple[FieldPath, str]]:
@@ -336,14 +357,15 @@ def _problems(exc: ValidationError, prefix: FieldPath, source: SourceMap) -> lis
     problems = []
     for error in exc.errors():
         loc = tuple(error["loc"])
-        problems.append(source.problem(prefix + loc, _message(error, loc)))
+        problems.append(source.problem(prefix + loc, _message(error, loc, Deployment)))
     return problems
 
 
-def _message(error: dict[str, Any], loc: FieldPath) -> str:
+def _message(error: dict[str, Any], loc: FieldPath, model: type[BaseModel]) -> str:
+    """One pydantic error as a sentence a user can act on; `loc` is relative to `model`."""
     kind = error["type"]
     if kind == "extra_forbidden":
-        valid = _field_names(loc[:-1])
+        valid = list(_model_at(model, loc[:-1]).model_fields)
         close = difflib.get_close_matches(str(loc[-1]), valid, n=1, cutoff=0.5)
         hint = f"did you mean {close[0]!r}? " if close else ""
         return f"unknown key; {hint}valid keys here: {', '.join(valid)}"
@@ -351,7 +373,9 @@ def _message(error: dict[str, Any], loc: FieldPath) -> str:
         return "required field is missing"
     if kind == "string_pattern_mismatch":
         field = next((str(part) for part in reversed(loc) if isinstance(part, str)), "")  # a list item is named by its list
-        return f"{error['input']!r} is not valid; {_FORMATS.get(field, 'see the examples in stacks/')}"
+        declared = _model_at(model, loc[:-1]).model_fields.get(field)
+        hint = _FORMATS.get(field) or (declared.description if declared else None) or "see the examples in stacks/"
+        return f"{error['input']!r} is not valid; {hint}"
     message = error["msg"].removeprefix("Value error, ")
     if kind.endswith("_type") or kind in ("greater_than", "int_from_float"):
         shown = "" if {"env", "secrets"} & set(map(str, loc)) else f" (got {error['input']!r})"
@@ -359,13 +383,12 @@ def _message(error: dict[str, Any], loc: FieldPath) -> str:
     return message
 
 
-def _field_names(loc: FieldPath) -> list[str]:
-    """The keys a mapping at `loc` (inside a deployment) may hold."""
-    model: type[BaseModel] = Deployment
+def _model_at(model: type[BaseModel], loc: FieldPath) -> type[BaseModel]:
+    """The model of the mapping at `loc` inside `model` (as deep as models nest)."""
     for part in loc:
         annotation = model.model_fields[str(part)].annotation if str(part) in model.model_fields else None
         nested = [a for a in getattr(annotation, "__args__", (annotation,)) if isinstance(a, type) and issubclass(a, BaseModel)]
         if not nested:
             break
         model = nested[0]
-    return list(model.model_fields)
+    return model

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from jinja2 import (
+    ChoiceLoader,
     Environment,
     FileSystemLoader,
     StrictUndefined,
@@ -25,7 +26,9 @@ TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
 def environment() -> Environment:
     # HTML pages escape what they are given; Python and YAML templates write literals through `py`.
     autoescape = select_autoescape(enabled_extensions=("html.j2",), default_for_string=False, default=False)
-    templates = Environment(loader=FileSystemLoader(TEMPLATES), undefined=StrictUndefined, keep_trailing_newline=True, autoescape=autoescape)
+    # The second loader takes an absolute path: a provider's own Pulumi template, wherever its package is.
+    loader = ChoiceLoader([FileSystemLoader(TEMPLATES), FileSystemLoader("/")])
+    templates = Environment(loader=loader, undefined=StrictUndefined, keep_trailing_newline=True, autoescape=autoescape)
     templates.filters["py"] = python_literal
     return templates
 

@@ -15,9 +15,13 @@ from contextlib import contextmanager
 from functools import cache, partial
 from typing import TYPE_CHECKING, Any
 
+from pydantic import Field
+
 from orchestrator.secrets import resolve_secrets
 from orchestrator.serving import example_body, startup, vllm_arguments
+from orchestrator.spec import PlacementBase
 from providers.base import (
+    BUILTIN_TEMPLATES,
     DEPLOYMENT_TAG,
     AuthError,
     CapacityError,
@@ -112,8 +116,19 @@ _STATES = {
 }
 
 
+class AwsPlacement(PlacementBase):
+    execution_role_arn: str | None = Field(
+        default=None,
+        pattern=r"^arn:aws[a-z-]*:iam::\d{12}:role/.+$",
+        description="use an IAM role ARN such as arn:aws:iam::123456789012:role/SageMakerExecution",
+    )
+    endpoint_url: str | None = None
+
+
 class AwsProvider(Provider):
     name = "aws"
+    placement_model = AwsPlacement
+    pulumi_template = BUILTIN_TEMPLATES / "aws.py.j2"
     service = "SageMaker real-time inference"
     default_region = "us-east-1"
     required_placement = ("execution_role_arn",)
@@ -142,7 +157,7 @@ class AwsProvider(Provider):
 
     def program(self, plan: Plan) -> Program:
         model, config, endpoint, target, policy = self.resources(plan)
-        placed = plan.deployment.placement.aws
+        placed = plan.deployment.placement.of("aws")
         role = placed.execution_role_arn if placed else None
         return Program(
             requirements=("pulumi-aws>=7.0,<8",),
@@ -172,12 +187,12 @@ class AwsProvider(Provider):
         )
 
     def settings(self, plan: Plan) -> dict[str, Any]:
-        placed = plan.deployment.placement.aws
+        placed = plan.deployment.placement.of("aws")
         return {"endpoint_url": placed.endpoint_url} if placed and placed.endpoint_url else {}
 
     def apply(self, plan: Plan, events: Events) -> Deployed:
         deployment = plan.deployment
-        placed = deployment.placement.aws
+        placed = deployment.placement.of("aws")
         assert placed is not None and placed.execution_role_arn  # checked by the engine before apply
         secrets = resolve_secrets(deployment)
         by_type = {r.type: r for r in self.resources(plan)}

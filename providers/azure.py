@@ -34,6 +34,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
+from pydantic import Field
+
 from orchestrator.secrets import resolve_secrets
 from orchestrator.serving import (
     CHAT_ROUTE,
@@ -45,8 +47,10 @@ from orchestrator.serving import (
     startup,
     vllm_arguments,
 )
+from orchestrator.spec import PlacementBase
 from orchestrator.throughput import target_requests_per_minute
 from providers.base import (
+    BUILTIN_TEMPLATES,
     DEPLOYMENT_TAG,
     AuthError,
     CapacityError,
@@ -115,8 +119,21 @@ _STATES = {
 }
 
 
+class AzurePlacement(PlacementBase):
+    subscription_id: str | None = Field(
+        default=None,
+        pattern=r"^[0-9a-fA-F]{8}-([0-9a-fA-F]{4}-){3}[0-9a-fA-F]{12}$",
+        description="use the subscription GUID, such as 00000000-0000-0000-0000-000000000000",
+    )
+    resource_group: str | None = None
+    workspace: str | None = None
+    endpoint: str | None = None
+
+
 class AzureProvider(Provider):
     name = "azure"
+    placement_model = AzurePlacement
+    pulumi_template = BUILTIN_TEMPLATES / "azure.py.j2"
     service = "Azure ML managed online endpoint"
     default_region = "eastus"
     required_placement = ("subscription_id", "resource_group", "workspace")
@@ -150,7 +167,7 @@ class AzureProvider(Provider):
         by_type = {r.type: r for r in self.resources(plan)}
         environment, endpoint, online, autoscale = by_type[ENVIRONMENT], by_type[ENDPOINT], by_type[DEPLOYMENT], by_type[AUTOSCALE]
         name, secrets = plan.deployment.name, tuple(plan.deployment.serving.secrets)
-        placed = plan.deployment.placement.azure
+        placed = plan.deployment.placement.of("azure")
         known = {key: getattr(placed, key) for key in ("subscription_id", "resource_group", "workspace")} if placed else {}
         env_name, env_version = environment.name.split(":")
         return Program(
@@ -208,7 +225,7 @@ class AzureProvider(Provider):
         )
 
     def settings(self, plan: Plan) -> dict[str, Any]:
-        placed = plan.deployment.placement.azure
+        placed = plan.deployment.placement.of("azure")
         assert placed is not None
         chosen = {"subscription_id": placed.subscription_id, "resource_group": placed.resource_group, "workspace": placed.workspace}
         return {**chosen, "endpoint": placed.endpoint} if placed.endpoint else chosen
@@ -439,7 +456,7 @@ class AzureProvider(Provider):
 def endpoint_name(plan: Plan) -> str:
     """The deployment's endpoint name, unique in the Azure region: its name, cut to leave room, and a
     hash of where it is placed (subscription, resource group, workspace) and its name."""
-    placed = plan.deployment.placement.azure
+    placed = plan.deployment.placement.of("azure")
     where = "/".join(filter(None, (placed.subscription_id, placed.resource_group, placed.workspace))) if placed else ""
     digest = _short_hash(f"{where}/{plan.deployment.name}")[:8]
     return f"{plan.deployment.name[: ENDPOINT_NAME_MAX - len(digest) - 1].rstrip('-')}-{digest}"

@@ -19,14 +19,18 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping
 from contextlib import AbstractContextManager
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol, TypeVar
 
 from orchestrator.errors import LlamadeployError
+from orchestrator.spec import PlacementBase
 
 if TYPE_CHECKING:
     from orchestrator.planner import Plan
 
 DEPLOYMENT_TAG = "llamadeploy-deployment"
+# The built-in providers' Pulumi templates (a plugin names a file of its own package).
+BUILTIN_TEMPLATES = Path(__file__).resolve().parent.parent / "templates" / "pulumi"
 
 
 class Feature(enum.Enum):
@@ -188,6 +192,10 @@ class CloudService(ABC):
     name: ClassVar[str]
     service: ClassVar[str]
     default_region: ClassVar[str]
+    # What `placement.<name>` may hold; the stack file is validated with it (file, line, field).
+    placement_model: ClassVar[type[PlacementBase]] = PlacementBase
+    # The Jinja2 macros (imports, preamble, deployment) `export` renders `program()`'s values with.
+    pulumi_template: ClassVar[Path | None] = None
     supports: ClassVar[frozenset[Feature]] = frozenset()
     # Why the service lacks a feature, where the default reason says too little.
     lacks: ClassVar[Mapping[Feature, str]] = {}

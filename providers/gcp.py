@@ -38,8 +38,10 @@ from orchestrator.serving import (
     startup,
     vllm_arguments,
 )
+from orchestrator.spec import PlacementBase
 from orchestrator.throughput import target_requests_per_minute
 from providers.base import (
+    BUILTIN_TEMPLATES,
     DEPLOYMENT_TAG,
     AuthError,
     CapacityError,
@@ -93,8 +95,15 @@ _LABEL_INVALID = re.compile(r"[^a-z0-9_-]")
 _SCOPES = ["https://www.googleapis.com/auth/cloud-platform"]
 
 
+class GcpPlacement(PlacementBase):
+    project: str | None = None
+    endpoint: str | None = None
+
+
 class GcpProvider(Provider):
     name = "gcp"
+    placement_model = GcpPlacement
+    pulumi_template = BUILTIN_TEMPLATES / "gcp.py.j2"
     service = "Vertex AI online prediction"
     default_region = "us-central1"
     # Vertex AI serves one replica over several hosts (multi-host GPU deployment), on A3
@@ -127,7 +136,7 @@ class GcpProvider(Provider):
 
     def program(self, plan: Plan) -> Program:
         model, endpoint, deployed = self.resources(plan)
-        placed = plan.deployment.placement.gcp
+        placed = plan.deployment.placement.of("gcp")
         return Program(
             requirements=("pulumi-gcp>=10.0,<11",),
             config={"gcp:region": plan.region, **({"gcp:project": placed.project} if placed and placed.project else {})},
@@ -152,7 +161,7 @@ class GcpProvider(Provider):
         )
 
     def settings(self, plan: Plan) -> dict[str, Any]:
-        placed = plan.deployment.placement.gcp
+        placed = plan.deployment.placement.of("gcp")
         assert placed is not None
         return {"project": placed.project, **({"endpoint": placed.endpoint} if placed.endpoint else {})}
 

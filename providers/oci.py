@@ -21,6 +21,8 @@ from collections.abc import Callable, Iterator, Mapping
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
+from pydantic import Field
+
 from orchestrator.secrets import resolve_secrets
 from orchestrator.serving import (
     CHAT_ROUTE,
@@ -31,8 +33,10 @@ from orchestrator.serving import (
     vllm_arguments,
 )
 from orchestrator.sizing import GIB
+from orchestrator.spec import PlacementBase
 from orchestrator.throughput import target_requests_per_minute
 from providers.base import (
+    BUILTIN_TEMPLATES,
     DEPLOYMENT_TAG,
     AuthError,
     CapacityError,
@@ -103,8 +107,27 @@ _STATES = {
 }
 
 
+class OciPlacement(PlacementBase):
+    compartment_id: str | None = Field(
+        default=None, pattern=r"^ocid1\.compartment\.", description="use the compartment's OCID, which starts with ocid1.compartment."
+    )
+    project_id: str | None = Field(
+        default=None, pattern=r"^ocid1\.datascienceproject\.", description="use the Data Science project's OCID, which starts with ocid1.datascienceproject."
+    )
+    # A subnet whose VCN has a NAT gateway: a model deployment reaches the internet only through one.
+    subnet_id: str | None = Field(default=None, pattern=r"^ocid1\.subnet\.", description="use the subnet's OCID, which starts with ocid1.subnet.")
+    # The vLLM image in OCIR: OCI Data Science runs images from the OCI Registry only.
+    image: str | None = Field(
+        default=None, pattern=r"^[a-z0-9-]+\.ocir\.io/.+", description="use an image in the OCI Registry, such as iad.ocir.io/<namespace>/vllm-openai:v0.11.0"
+    )
+    profile: str | None = None
+    endpoint: str | None = None
+
+
 class OciProvider(Provider):
     name = "oci"
+    placement_model = OciPlacement
+    pulumi_template = BUILTIN_TEMPLATES / "oci.py.j2"
     service = "OCI Data Science model deployment"
     default_region = "us-ashburn-1"
     # image: OCI runs images from OCIR only (_NEEDS_IMAGE); subnet_id: the Hugging Face download at
@@ -132,7 +155,7 @@ class OciProvider(Provider):
 
     def program(self, plan: Plan) -> Program:
         model, online = self.resources(plan)
-        placed, deployment = plan.deployment.placement.oci, plan.deployment
+        placed, deployment = plan.deployment.placement.of("oci"), plan.deployment
         if not (placed and placed.image):
             raise InvalidRequestError(_NEEDS_IMAGE.format(image=VLLM_IMAGE, region=plan.region))
         artifact = _empty_artifact()
@@ -159,7 +182,7 @@ class OciProvider(Provider):
         )
 
     def settings(self, plan: Plan) -> dict[str, Any]:
-        placed = plan.deployment.placement.oci
+        placed = plan.deployment.placement.of("oci")
         assert placed is not None
         chosen = {"compartment_id": placed.compartment_id, "project_id": placed.project_id}
         return {**chosen, **{k: v for k, v in (("profile", placed.profile), ("endpoint", placed.endpoint)) if v}}
@@ -168,7 +191,7 @@ class OciProvider(Provider):
         from oci.data_science import models as ds
 
         deployment, settings = plan.deployment, self.settings(plan)
-        placed = deployment.placement.oci
+        placed = deployment.placement.of("oci")
         assert placed is not None and placed.image and placed.subnet_id  # required placement, checked before apply
         secrets = resolve_secrets(deployment)
         client = _client(plan.region, settings)
@@ -301,7 +324,7 @@ class OciProvider(Provider):
         return answer_of(lambda: requests.post(deployed.url, json=dict(request), auth=signer, timeout=300), f"OCI model deployment {deployed.deployment}")
 
     def contract(self, plan: Plan) -> ServingContract:
-        placed = plan.deployment.placement.oci
+        placed = plan.deployment.placement.of("oci")
         image = placed.image if placed else None
         target = target_requests_per_minute(plan)
         needs = [] if image else [_NEEDS_IMAGE.format(image=VLLM_IMAGE, region=plan.region)]

@@ -15,6 +15,7 @@ from functools import cache, lru_cache
 from importlib.metadata import entry_points
 
 from orchestrator.errors import LlamadeployError, UsageError
+from orchestrator.spec import PlacementBase
 from providers.base import CloudService, Provider
 
 ENTRY_POINT_GROUP = "llamadeploy.providers"
@@ -45,6 +46,14 @@ def get(name: str) -> CloudService:
         hint = f"did you mean {close[0]!r}? " if close else ""
         raise UsageError(f"unknown cloud {name!r}; {hint}known clouds: {', '.join(known)}")
     return _load(name, target)()
+
+
+def placement_model(name: str) -> type[PlacementBase]:
+    """The model `placement.<name>` is validated with; an unknown name lists the known clouds."""
+    target = BUILTIN.get(name) or _plugins().get(name)
+    if target is None:
+        get(name)  # raises the UsageError that names the known clouds
+    return _load(name, target).placement_model  # type: ignore[arg-type]
 
 
 def provider(name: str) -> Provider:

@@ -1,14 +1,20 @@
 """A third-party provider as a plugin author would write one: in memory, no core change.
 
 It is registered through the `llamadeploy.providers` entry point by the test that uses it,
-which proves the registry finds plugins; it runs the same engine as the built-in clouds.
+which proves the registry finds plugins; it runs the same engine as the built-in clouds. Like
+them it owns its placement schema (`placement.fake`, validated with file and line) and its
+Pulumi template (beside this file), so it can be placed, deployed and exported.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
+from pydantic import Field
+
+from orchestrator.spec import PlacementBase
 from providers.base import (
     CloudService,
     Deployed,
@@ -16,6 +22,7 @@ from providers.base import (
     Events,
     LiveStatus,
     NotFoundError,
+    Program,
     Provider,
     Resource,
     resource_tags,
@@ -25,9 +32,16 @@ if TYPE_CHECKING:
     from orchestrator.planner import Plan
 
 
+class FakePlacement(PlacementBase):
+    zone: str | None = Field(default=None, pattern=r"^crater-\d+$", description="use a crater, such as crater-7")
+
+
 class FakeProvider(Provider):
     name = "fake"
     service = "Fake serving"
+    placement_model = FakePlacement
+    pulumi_template = Path(__file__).with_name("fake_provider.py.j2")
+    required_placement = ("zone",)
     default_region = "moon-1"
     live: ClassVar[dict[str, Resource]] = {}
 
@@ -35,6 +49,10 @@ class FakeProvider(Provider):
         return [
             Resource("fake::Endpoint", plan.deployment.name, {"tags": resource_tags(plan), "instance_type": plan.offer.instance_type, "model": plan.hf_repo})
         ]
+
+    def program(self, plan: Plan) -> Program:
+        (endpoint,) = self.resources(plan)
+        return Program(requirements=(), values={"name": endpoint.name, "zone": plan.deployment.placement.of("fake").zone, **endpoint.properties})
 
     def apply(self, plan: Plan, events: Events) -> Deployed:
         for resource in self.resources(plan):

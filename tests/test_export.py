@@ -19,6 +19,7 @@ import pytest
 pulumi = pytest.importorskip("pulumi")
 
 from orchestrator import templating  # noqa: E402
+from providers import registry  # noqa: E402
 from tests.clouds import HF_TOKEN, Cloud, cli_run  # noqa: E402
 
 # Pulumi wraps a secret input as {SECRET_SIG: SECRET_VALUE_SIG, "value": ...} on the wire.
@@ -151,8 +152,7 @@ def test_a_broken_template_is_caught(cloud: Cloud, stack: Path, tmp_path: Path, 
     program.write_text(
         text.replace("v.instance_type | py", "'ml.wrong' | py").replace("v.shape | py", "'ml.wrong' | py").replace("v.machine_type | py", "'ml.wrong' | py")
     )
-    monkeypatch.setattr(templating, "TEMPLATES", broken)
-    templating.environment.cache_clear()
+    monkeypatch.setattr(type(registry.get(cloud.name)), "pulumi_template", program)  # the provider's own template, broken
     try:
         assert export(stack, cloud.name, tmp_path / "wrong")[0] == 0
         run_program(tmp_path / "wrong")

@@ -58,8 +58,37 @@ def test_plugin_is_listed_and_planned(fake_plugin: Path, write_stack) -> None:
     assert "fake" in [c["cloud"] for c in json.loads(out)["deployments"][0]["clouds"]]
 
 
+PLACED = "name: chat\nmodel: llama3.2-1b-instruct\nmax_context: 2048\nconcurrency: 4\nplacement:\n  fake: {region: moon-1, zone: crater-7}\n"
+
+
+def test_plugin_is_placed_with_its_own_schema(fake_plugin: Path, write_stack) -> None:
+    code, _, err = invoke("up", str(write_stack(PLACED.replace("crater-7", "sea-3"))), "--cloud", "fake", "--yes")
+    assert code == 1 and "stack.yaml:6: placement.fake.zone: 'sea-3' is not valid; use a crater, such as crater-7" in err
+    code, _, err = invoke("up", str(write_stack(PLACED.replace(", zone: crater-7", ""))), "--cloud", "fake", "--yes")
+    assert code == 1 and "`up` on fake needs placement.fake.zone" in err
+    code, _, err = invoke("plan", str(write_stack(PLACED.replace("zone:", "zome:"))), "--cloud", "fake")
+    assert code == 1 and "placement.fake.zome: unknown key; did you mean 'zone'?" in err
+    assert FakeProvider.live == {}
+
+
+def test_plugin_exports_a_pulumi_program_from_its_own_template(fake_plugin: Path, write_stack, tmp_path: Path) -> None:
+    pulumi = pytest.importorskip("pulumi")
+    from tests.test_export import Recorder, run_program
+
+    code, out, err = invoke("export", str(write_stack(PLACED)), "--cloud", "fake", "--to", str(tmp_path / "out"), "--output", "json")
+    assert code == 0 and json.loads(out)["cloud"] == "fake", err
+    recorder = Recorder()
+    pulumi.runtime.set_mocks(recorder, project="llamadeploy-test", stack="test", preview=False)
+    run_program(tmp_path / "out")
+    assert recorder.declared() == {
+        "fake:index:Endpoint": [
+            {"zone": "crater-7", "instanceType": "fake.gpu1", "model": "meta-llama/Llama-3.2-1B-Instruct", "tags": {"llamadeploy-deployment": "chat"}}
+        ]
+    }
+
+
 def test_plugin_runs_through_the_same_engine(fake_plugin: Path, write_stack) -> None:
-    stack = write_stack("name: chat\nmodel: llama3.2-1b-instruct\nmax_context: 2048\nconcurrency: 4\n")
+    stack = write_stack(PLACED)
     code, out, err = invoke("up", str(stack), "--cloud", "fake", "--yes")
     assert code == 0, err
     assert "chat is serving on fake (moon-1) at fake://chat" in out

@@ -61,7 +61,15 @@ def test_unknown_key_suggests_the_nearest(write_stack: Write) -> None:
 
 def test_unknown_cloud_in_placement(write_stack: Write) -> None:
     (msg,) = problems(write_stack("name: a\nmodel: llama3.1-8b\nplacement:\n  azrue: {region: eastus}\n"))
-    assert ":4: placement.azrue: unknown key; did you mean 'azure'?" in msg
+    assert ":4: placement.azrue: unknown cloud 'azrue'; did you mean 'azure'? known clouds: aws, azure, gcp, oci" in msg
+
+
+def test_each_cloud_validates_its_own_placement(write_stack: Write) -> None:
+    found = problems(write_stack("name: a\nmodel: llama3.1-8b\nplacement:\n  aws: {region: us-east-1, workspace: w, execution_role_arn: nope}\n"
+                                 "  oci:\n    subnet_id: ocid1.vcn.x\n"))  # fmt: skip
+    assert any(":4: placement.aws.workspace: unknown key; valid keys here: region, execution_role_arn, endpoint_url" in m for m in found), found
+    assert any(":4: placement.aws.execution_role_arn: 'nope' is not valid; use an IAM role ARN" in m for m in found), found
+    assert any(":6: placement.oci.subnet_id: 'ocid1.vcn.x' is not valid; use the subnet's OCID" in m for m in found), found
 
 
 def test_wrong_type_is_not_coerced(write_stack: Write) -> None:
