@@ -33,6 +33,7 @@ from providers.base import (
     Deployed,
     Endpoint,
     InvalidRequestError,
+    LiveState,
     LiveStatus,
     Provider,
     ProviderError,
@@ -533,8 +534,8 @@ def _drift(record: Record, live: LiveStatus) -> tuple[str, ...]:
         found.append(f"autoscaling is {live.min_replicas}-{live.max_replicas} replicas, recorded {expected[0]}-{expected[1]}")
     if live.instance_type and live.instance_type != planned["instance_type"]:
         found.append(f"instance type is {live.instance_type}, recorded {planned['instance_type']}")
-    if live.state not in ("serving", "missing") and not live.missing:
-        found.append(f"the endpoint is {live.state}" + (f": {live.detail}" if live.detail else ""))
+    if live.state not in (LiveState.SERVING, LiveState.MISSING) and not live.missing:
+        found.append(f"the endpoint is {live.state.value}" + (f": {live.detail}" if live.detail else ""))
     return tuple(found)
 
 

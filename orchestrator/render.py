@@ -194,7 +194,7 @@ def status(out: Console, rows: list[StatusRow]) -> None:
         moves = row.record.data.get("moves", [])
         moved = f"; moved from {moves[-1]['from']} at {moves[-1]['at']}" if moves else ""
         notes = ("; ".join(row.drift) or row.error or "as deployed") + moved
-        state = row.record.status if live is None else live.state
+        state = row.record.status if live is None else live.state.value
         table.add_row(
             row.record.name,
             row.record.cloud,

@@ -341,7 +341,7 @@ def status_dict(row: StatusRow) -> dict[str, Any]:
         "live": None
         if live is None
         else {
-            "state": live.state,
+            "state": live.state.value,
             "replicas": live.replicas,
             "min_replicas": live.min_replicas,
             "max_replicas": live.max_replicas,

@@ -29,6 +29,7 @@ from providers.base import (
     Endpoint,
     Events,
     InvalidRequestError,
+    LiveState,
     LiveStatus,
     NotFoundError,
     Program,
@@ -104,15 +105,15 @@ LMI_ASYNC = {"OPTION_ASYNC_MODE": "true", "OPTION_ROLLING_BATCH": "disable", "OP
 # service model); a Hugging Face download inside the container counts against it, not against
 # ModelDataDownloadTimeoutInSeconds, which covers S3 model data only.
 MAX_STARTUP_SECONDS = 3600
-_STATES = {
-    "InService": "serving",
-    "Creating": "provisioning",
-    "Updating": "provisioning",
-    "SystemUpdating": "provisioning",
-    "RollingBack": "provisioning",
-    "Deleting": "deleting",
-    "OutOfService": "failed",
-    "Failed": "failed",
+_STATES: dict[str, LiveState] = {
+    "InService": LiveState.SERVING,
+    "Creating": LiveState.PROVISIONING,
+    "Updating": LiveState.PROVISIONING,
+    "SystemUpdating": LiveState.PROVISIONING,
+    "RollingBack": LiveState.PROVISIONING,
+    "Deleting": LiveState.DELETING,
+    "OutOfService": LiveState.FAILED,
+    "Failed": LiveState.FAILED,
 }
 
 
@@ -271,19 +272,19 @@ class AwsProvider(Provider):
         missing = [f"{kind} {name}" for kind, name in names.items() if not self._exists(sagemaker, scaling, kind, name)]
         endpoint = _optional(lambda: sagemaker.describe_endpoint(EndpointName=names[ENDPOINT]))
         if endpoint is None:
-            return LiveStatus("missing", missing=tuple(missing))
+            return LiveStatus(LiveState.MISSING, missing=tuple(missing))
         with _translated():
             variant = (endpoint.get("ProductionVariants") or [{}])[0]
             config = _optional(lambda: sagemaker.describe_endpoint_config(EndpointConfigName=endpoint["EndpointConfigName"]))
             targets = scaling.describe_scalable_targets(ServiceNamespace="sagemaker", ResourceIds=[names[TARGET]])["ScalableTargets"]
         return LiveStatus(
-            state=_STATES.get(endpoint["EndpointStatus"], endpoint["EndpointStatus"].lower()),
+            state=_STATES.get(endpoint["EndpointStatus"], LiveState.UNKNOWN),
             replicas=variant.get("CurrentInstanceCount"),
             min_replicas=targets[0]["MinCapacity"] if targets else None,
             max_replicas=targets[0]["MaxCapacity"] if targets else None,
             instance_type=config["ProductionVariants"][0]["InstanceType"] if config else None,
             missing=tuple(missing),
-            detail=endpoint.get("FailureReason", ""),
+            detail=endpoint.get("FailureReason") or ("" if endpoint["EndpointStatus"] in _STATES else endpoint["EndpointStatus"]),
         )
 
     def _exists(self, sagemaker: Any, scaling: Any, kind: str, name: str) -> bool:

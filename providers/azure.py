@@ -58,6 +58,7 @@ from providers.base import (
     Endpoint,
     Events,
     InvalidRequestError,
+    LiveState,
     LiveStatus,
     NotFoundError,
     Program,
@@ -108,14 +109,14 @@ SECRET_STORE_ACCESS = {"enforce_access_to_default_secret_stores": "enabled"}
 # Little's law with the throughput model's request time. Scale in below half of it.
 SCALE_METRIC = "RequestsPerMinute"
 SCALE_COOLDOWNS = {"Increase": "PT5M", "Decrease": "PT10M"}
-_STATES = {
-    "Succeeded": "serving",
-    "Creating": "provisioning",
-    "Updating": "provisioning",
-    "Scaling": "provisioning",
-    "Deleting": "deleting",
-    "Failed": "failed",
-    "Canceled": "failed",
+_STATES: dict[str, LiveState] = {
+    "Succeeded": LiveState.SERVING,
+    "Creating": LiveState.PROVISIONING,
+    "Updating": LiveState.PROVISIONING,
+    "Scaling": LiveState.PROVISIONING,
+    "Deleting": LiveState.DELETING,
+    "Failed": LiveState.FAILED,
+    "Canceled": LiveState.FAILED,
 }
 
 
@@ -362,13 +363,14 @@ class AzureProvider(Provider):
         with _translated(), _quiet_stdout():
             endpoint = _optional(lambda: ml.online_endpoints.get(endpoint_name))
             if endpoint is None:
-                return LiveStatus("missing", missing=tuple(missing))
+                return LiveStatus(LiveState.MISSING, missing=tuple(missing))
             online = _optional(lambda: ml.online_deployments.get(DEPLOYMENT_NAME, endpoint_name=endpoint_name))
             autoscale = _optional(lambda: monitor.autoscale_settings.get(deployed.settings["resource_group"], names[AUTOSCALE]))
         capacity = autoscale.profiles[0].capacity if autoscale else None
         state = online.provisioning_state if online else endpoint.provisioning_state
         return LiveStatus(
-            state=_STATES.get(state, str(state).lower()),
+            state=_STATES.get(state, LiveState.UNKNOWN),  # azure-ai-ml's states are str enums: they look up as their words
+            detail="" if state in _STATES else f"provisioning state {state}",
             replicas=online.instance_count if online else None,
             min_replicas=int(capacity.minimum) if capacity else None,
             max_replicas=int(capacity.maximum) if capacity else None,

@@ -147,11 +147,24 @@ class ServingContract:
     needs: tuple[str, ...] = ()  # what the user must provide on this cloud (empty: nothing)
 
 
+class LiveState(enum.Enum):
+    """A deployment's state as the core knows it; each provider maps its cloud's own words into it
+    (as Libcloud's NODE_STATE_MAP does), so no cloud's vocabulary reaches the engine."""
+
+    SERVING = "serving"
+    PROVISIONING = "provisioning"  # being created, updated or scaled: not serving yet, or not as declared
+    INACTIVE = "inactive"  # exists but takes no traffic
+    DELETING = "deleting"
+    FAILED = "failed"
+    MISSING = "missing"  # the endpoint is not there
+    UNKNOWN = "unknown"  # a state the provider does not know; LiveStatus.detail has the cloud's word
+
+
 @dataclass(frozen=True)
 class LiveStatus:
     """What really exists now, as the cloud reports it."""
 
-    state: str
+    state: LiveState
     replicas: int | None = None
     min_replicas: int | None = None
     max_replicas: int | None = None
@@ -161,7 +174,7 @@ class LiveStatus:
 
     @property
     def serving(self) -> bool:
-        return self.state == "serving" and not self.missing
+        return self.state is LiveState.SERVING and not self.missing
 
 
 @dataclass(frozen=True)

@@ -50,6 +50,7 @@ from providers.base import (
     Events,
     Feature,
     InvalidRequestError,
+    LiveState,
     LiveStatus,
     NotFoundError,
     Program,
@@ -265,10 +266,15 @@ class GcpProvider(Provider):
             f"{kind} {names[kind]}" for kind, present in ((MODEL, model), (ENDPOINT, endpoint), (DEPLOYED_MODEL, serving)) if kind in names and not present
         ]
         if serving is None:
-            return LiveStatus("missing", missing=tuple(missing))
+            return LiveStatus(LiveState.MISSING, missing=tuple(missing))
         dedicated = serving.dedicated_resources
+        share = endpoint.traffic_split.get(serving.id, 0)
+        # DeployedModel.status.available_replica_count: replicas up now (set once Vertex reports it).
+        available = serving.status.available_replica_count if type(serving).pb(serving).HasField("status") else None
+        state = LiveState.INACTIVE if share == 0 else LiveState.PROVISIONING if available == 0 else LiveState.SERVING
         return LiveStatus(
-            state="serving",
+            state=state,
+            replicas=available,
             min_replicas=dedicated.min_replica_count,
             max_replicas=dedicated.max_replica_count,
             instance_type=dedicated.machine_spec.machine_type,

@@ -44,6 +44,7 @@ from providers.base import (
     Endpoint,
     Events,
     InvalidRequestError,
+    LiveState,
     LiveStatus,
     NotFoundError,
     Program,
@@ -95,15 +96,15 @@ _NEEDS_SUBNET = (
 )
 COOL_DOWN_S = 600
 ARTIFACT = "artifact.zip"
-_STATES = {
-    "ACTIVE": "serving",
-    "CREATING": "provisioning",
-    "UPDATING": "provisioning",
-    "DELETING": "deleting",
-    "DELETED": "missing",
-    "FAILED": "failed",
-    "INACTIVE": "inactive",
-    "NEEDS_ATTENTION": "failed",
+_STATES: dict[str, LiveState] = {
+    "ACTIVE": LiveState.SERVING,
+    "CREATING": LiveState.PROVISIONING,
+    "UPDATING": LiveState.PROVISIONING,
+    "DELETING": LiveState.DELETING,
+    "DELETED": LiveState.MISSING,
+    "FAILED": LiveState.FAILED,
+    "INACTIVE": LiveState.INACTIVE,
+    "NEEDS_ATTENTION": LiveState.FAILED,
 }
 
 
@@ -255,7 +256,7 @@ class OciProvider(Provider):
             found = {r.type: self._locate(client, deployed, r) for r in deployed.resources}
             missing = tuple(f"{r.type} {r.name}" for r in deployed.resources if found[r.type] is None)
             if found.get(MODEL_DEPLOYMENT) is None:
-                return LiveStatus("missing", missing=missing)
+                return LiveStatus(LiveState.MISSING, missing=missing)
             data = client.get_model_deployment(found[MODEL_DEPLOYMENT]).data
         configuration = data.model_deployment_configuration_details.model_configuration_details
         policy = configuration.scaling_policy
@@ -265,7 +266,7 @@ class OciProvider(Provider):
             else (policy.auto_scaling_policies[0].minimum_instance_count, policy.auto_scaling_policies[0].maximum_instance_count)
         )
         return LiveStatus(
-            state=_STATES.get(data.lifecycle_state, data.lifecycle_state.lower()),
+            state=_STATES.get(data.lifecycle_state, LiveState.UNKNOWN),
             min_replicas=bounds[0],
             max_replicas=bounds[1],
             instance_type=configuration.instance_configuration.instance_shape_name,

@@ -20,6 +20,7 @@ from providers.base import (
     Deployed,
     Endpoint,
     Events,
+    LiveState,
     LiveStatus,
     NotFoundError,
     Program,
@@ -66,7 +67,7 @@ class FakeProvider(Provider):
 
     def describe(self, deployed: Deployed) -> LiveStatus:
         missing = tuple(f"{r.type} {r.name}" for r in deployed.resources if r.name not in self.live)
-        return LiveStatus("missing" if missing else "serving", replicas=1, min_replicas=1, max_replicas=1, missing=missing)
+        return LiveStatus(LiveState.MISSING if missing else LiveState.SERVING, replicas=1, min_replicas=1, max_replicas=1, missing=missing)
 
     def scale(self, deployed: Deployed, min_replicas: int, max_replicas: int) -> None:
         if deployed.deployment not in self.live:

@@ -95,3 +95,16 @@ def test_vertex_names_the_project_by_number_and_a_rerun_deploys_nothing_twice(cl
     code, _, err = cli_run("up", str(stack), "--cloud", "gcp", "--yes")
     assert code == 0 and "already serving as declared" in err
     assert len(cloud.stand_in.received("deploy")) == 1 and cloud.stand_in.inventory()["deployed_models"] == [f"chat/{deployed['id']}"]
+
+
+def test_status_maps_vertex_traffic_and_replicas_into_live_states(cloud: GcpCloud, stack: Path) -> None:
+    assert cli_run("up", str(stack), "--cloud", "gcp", "--yes")[0] == 0
+    endpoint = cloud.stand_in.endpoints["chat"]
+    (deployed,) = endpoint["deployedModels"]
+    assert json.loads(cli_run("status", "chat", "--output", "json")[1])["deployments"][0]["live"]["replicas"] == 1
+    deployed["status"]["availableReplicaCount"] = 0  # its replicas are down or still starting
+    (row,) = json.loads(cli_run("status", "chat", "--output", "json")[1])["deployments"]
+    assert (row["live"]["state"], row["drift"]) == ("provisioning", ["the endpoint is provisioning"])
+    endpoint["trafficSplit"] = {}  # traffic moved away by hand
+    (row,) = json.loads(cli_run("status", "chat", "--output", "json")[1])["deployments"]
+    assert (row["live"]["state"], row["drift"]) == ("inactive", ["the endpoint is inactive"])

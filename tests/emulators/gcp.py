@@ -240,8 +240,15 @@ class GcpStandIn(JsonStandIn):
         problem = _accelerator_problem(machine, spec.get("acceleratorType"), spec.get("acceleratorCount", 0))
         if problem:
             return 400, _error(400, "INVALID_ARGUMENT", problem), {}
-        # Vertex AI names the model with the project number, whichever form the request used.
-        record = {**deployed, "model": f"{parent}/models/{deployed['model'].rsplit('/', 1)[-1]}", "id": str(next(self._ids))}
+        # Vertex AI names the model with the project number, whichever form the request used, and
+        # reports the replicas up in the deployed model's status.
+        replicas = deployed.get("dedicatedResources", {}).get("minReplicaCount", 1)
+        record = {
+            **deployed,
+            "model": f"{parent}/models/{deployed['model'].rsplit('/', 1)[-1]}",
+            "id": str(next(self._ids)),
+            "status": {"availableReplicaCount": replicas},
+        }
         error = None
         if machine in self.faults.quota_for:
             error = {"code": 8, "message": f"The following quota metrics exceed quota limits: aiplatform.googleapis.com/custom_model_serving_{machine}"}
