@@ -501,43 +501,31 @@ class OciCloud(_RestStandInHarness):
 
     def from_program(self, declared: dict[str, list[dict[str, Any]]]) -> dict[str, Any]:
         (created,) = declared["oci:DataScience/modelDeployment:ModelDeployment"]
-        configuration = created["modelDeploymentConfigurationDetails"]
-        model, environment = configuration["modelConfigurationDetails"], configuration["environmentConfigurationDetails"]
-        policy = model["scalingPolicy"]["autoScalingPolicies"][0]
-        args = flags(environment["cmds"])
-        return {
-            "instance_type": model["instanceConfiguration"]["instanceShapeName"],
-            "instance_count": policy["initialInstanceCount"],
-            "min_replicas": policy["minimumInstanceCount"],
-            "max_replicas": policy["maximumInstanceCount"],
-            "concurrency": int(args["max-num-seqs"]),
-            "model_id": args["model"],
-            "max_model_len": args["max-model-len"],
-            "environment": environment["environmentVariables"],
-            "tags": created["freeformTags"],
-            "vllm_options": args,
-        }
+        return _oci_values(created, "cmds")  # pulumi-oci's name for the API's `cmd`
 
     def received(self) -> dict[str, Any]:
         (created,) = self.stand_in.received("POST", "deployments")
-        configuration = created["modelDeploymentConfigurationDetails"]
-        model = configuration["modelConfigurationDetails"]
-        environment = configuration["environmentConfigurationDetails"]
-        policy = model["scalingPolicy"]["autoScalingPolicies"][0]
-        args = flags(environment["cmd"])
-        return {
-            "instance_type": model["instanceConfiguration"]["instanceShapeName"],
-            "instance_count": policy["initialInstanceCount"],
-            "min_replicas": policy["minimumInstanceCount"],
-            "max_replicas": policy["maximumInstanceCount"],
-            "concurrency": int(args["max-num-seqs"]),
-            "model_id": args["model"],
-            "max_model_len": args["max-model-len"],
-            "environment": environment["environmentVariables"],
-            "vllm_options": args,
-            "tags": created["freeformTags"],
-            "deployment_request": json.dumps(created),
-        }
+        return {**_oci_values(created, "cmd"), "deployment_request": json.dumps(created)}
+
+
+def _oci_values(created: dict[str, Any], cmd: str) -> dict[str, Any]:
+    """What a model deployment declares, as the API and pulumi-oci both shape it."""
+    configuration = created["modelDeploymentConfigurationDetails"]
+    model, environment = configuration["modelConfigurationDetails"], configuration["environmentConfigurationDetails"]
+    policy = model["scalingPolicy"]["autoScalingPolicies"][0]
+    args = flags(environment[cmd])
+    return {
+        "instance_type": model["instanceConfiguration"]["instanceShapeName"],
+        "instance_count": policy["initialInstanceCount"],
+        "min_replicas": policy["minimumInstanceCount"],
+        "max_replicas": policy["maximumInstanceCount"],
+        "concurrency": int(args["max-num-seqs"]),
+        "model_id": args["model"],
+        "max_model_len": args["max-model-len"],
+        "environment": environment["environmentVariables"],
+        "vllm_options": args,
+        "tags": created["freeformTags"],
+    }
 
 
 HARNESSES: dict[str, type] = {"aws": AwsCloud, "azure": AzureCloud, "gcp": GcpCloud, "oci": OciCloud}

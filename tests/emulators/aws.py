@@ -22,7 +22,7 @@ import re
 import threading
 import time
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 
 import boto3
@@ -30,6 +30,7 @@ from moto.moto_server.threaded_moto_server import ThreadedMotoServer
 from moto.sagemaker.models import FakeEndpointConfig
 
 from tests.emulators import containers
+from tests.emulators.http import loopback_server
 from tests.emulators.vllm import ContainerFailed
 
 REGION = "us-east-1"
@@ -82,10 +83,7 @@ class AwsStandIn:
         self._deleting: dict[str, int] = {}
         self.containers: dict[str, containers.Container | ContainerFailed] = {}
         self._lock = threading.Lock()
-        self._proxy = ThreadingHTTPServer(("127.0.0.1", 0), _handler(self))
-        self._proxy.daemon_threads = True
-        threading.Thread(target=self._proxy.serve_forever, daemon=True).start()
-        self.url = f"http://127.0.0.1:{self._proxy.server_address[1]}"
+        self._proxy, self.url = loopback_server(_handler(self))
 
     def stop(self) -> None:
         self._proxy.shutdown()

@@ -27,15 +27,20 @@ class Call:
     headers: dict[str, str]  # names lowercased: HTTP header names are case-insensitive
 
 
+def loopback_server(handler: type[BaseHTTPRequestHandler]) -> tuple[ThreadingHTTPServer, str]:
+    """A threaded HTTP server on 127.0.0.1 (an ephemeral port), serving in the background, and its URL."""
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    server.daemon_threads = True
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server, f"http://127.0.0.1:{server.server_address[1]}"
+
+
 class JsonStandIn(ABC):
     """An HTTP server on 127.0.0.1 (an ephemeral port) answering through `answer`."""
 
     def __init__(self) -> None:
         self._lock = threading.RLock()
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(self))
-        self._server.daemon_threads = True
-        threading.Thread(target=self._server.serve_forever, daemon=True).start()
-        self.url = f"http://127.0.0.1:{self._server.server_address[1]}"
+        self._server, self.url = loopback_server(_handler(self))
 
     def stop(self) -> None:
         self._server.shutdown()

@@ -20,9 +20,11 @@ import tempfile
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any
+
+from tests.emulators.http import loopback_server
 
 # (method, path, body, headers) -> (status, body, headers); headers' names are lowercased.
 Route = Callable[[str, str, Any, dict[str, str]], tuple[int, Any, dict[str, str]]]
@@ -44,10 +46,7 @@ class Internet:
         self._sites: list[_Site] = []
         self._contexts: dict[str, ssl.SSLContext] = {}
         self._lock = threading.Lock()
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(self))
-        self._server.daemon_threads = True
-        threading.Thread(target=self._server.serve_forever, daemon=True).start()
-        self.url = f"http://127.0.0.1:{self._server.server_address[1]}"
+        self._server, self.url = loopback_server(_handler(self))
 
     def stop(self) -> None:
         self._server.shutdown()
