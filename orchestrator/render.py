@@ -145,7 +145,7 @@ def cost(out: Console, report: CostReport) -> None:
             totals.add_row(total.cloud, money(total.usd_per_hour_min, low), money(total.usd_per_hour_max, low), money(total.usd_per_month, low), hosts)
         out.print(totals)
     out.print(
-        f"[dim]Price catalog: {report.catalog.dated}. A VM price is a lower bound for SageMaker and Vertex AI. "
+        f"[dim]Price catalog: {report.catalog.dated}. A price marked ≥ is a VM price under a service that adds an unpublished markup: a lower bound. "
         "Tokens/s: a roofline model (orchestrator/throughput.py), a planning figure, not a benchmark.[/]"
     )
 

@@ -284,7 +284,7 @@ def cost_markdown(report: CostReport) -> str:
             )
         lines.append("")
     lines.append(
-        f"Price catalog: {report.catalog.dated}. A VM price is a lower bound for SageMaker and Vertex AI. Tokens/s from the roofline model in `orchestrator/throughput.py`."
+        f"Price catalog: {report.catalog.dated}. A price marked ≥ is a VM price under a service that adds an unpublished markup: a lower bound. Tokens/s from the roofline model in `orchestrator/throughput.py`."
     )
     return "\n".join(lines) + "\n"
 
