@@ -423,40 +423,37 @@ class GcpCloud(_RestStandInHarness):
 
     def from_program(self, declared: dict[str, list[dict[str, Any]]]) -> dict[str, Any]:
         (endpoint,) = declared[self.program_types[0]]
-        container, dedicated = endpoint["modelConfig"]["containerSpec"], endpoint["deployConfig"]["dedicatedResources"]
-        args = flags(container["args"])
-        return {
-            "instance_type": dedicated["machineSpec"]["machineType"],
-            "instance_count": dedicated["minReplicaCount"],
-            "min_replicas": dedicated["minReplicaCount"],
-            "max_replicas": dedicated["maxReplicaCount"],
-            "concurrency": int(args["max-num-seqs"]),
-            "model_id": args["model"],
-            "max_model_len": args["max-model-len"],
-            "environment": {e["name"]: e["value"] for e in container["envs"]},
-            "vllm_options": args,
-            # pulumi-gcp's Model Garden deployment takes no labels: the tags are not declared.
-        }
+        container = endpoint["modelConfig"]["containerSpec"]
+        environment = {e["name"]: e["value"] for e in container["envs"]}  # pulumi-gcp's name for the API's `env`
+        # pulumi-gcp's Model Garden deployment takes no labels: the tags are not declared.
+        return _vertex_values(container, endpoint["deployConfig"]["dedicatedResources"], environment)
 
     def received(self) -> dict[str, Any]:
         (upload,) = self.stand_in.received("upload")
         (deploy,) = self.stand_in.received("deploy")
         container = upload["model"]["containerSpec"]
-        dedicated = deploy["deployedModel"]["dedicatedResources"]
-        args = flags(container["args"])
+        environment = {e["name"]: e["value"] for e in container.get("env", [])}
         return {
-            "instance_type": dedicated["machineSpec"]["machineType"],
-            "instance_count": dedicated["minReplicaCount"],
-            "min_replicas": dedicated["minReplicaCount"],
-            "max_replicas": dedicated["maxReplicaCount"],
-            "concurrency": int(args["max-num-seqs"]),
-            "model_id": args["model"],
-            "max_model_len": args["max-model-len"],
-            "environment": {e["name"]: e["value"] for e in container.get("env", [])},
-            "vllm_options": args,
+            **_vertex_values(container, deploy["deployedModel"]["dedicatedResources"], environment),
             "tags": upload["model"]["labels"],
             "deployment_request": json.dumps(deploy),
         }
+
+
+def _vertex_values(container: dict[str, Any], dedicated: dict[str, Any], environment: dict[str, str]) -> dict[str, Any]:
+    """What a Vertex AI model and its deployment declare, as the API and pulumi-gcp both shape them."""
+    args = flags(container["args"])
+    return {
+        "instance_type": dedicated["machineSpec"]["machineType"],
+        "instance_count": dedicated["minReplicaCount"],
+        "min_replicas": dedicated["minReplicaCount"],
+        "max_replicas": dedicated["maxReplicaCount"],
+        "concurrency": int(args["max-num-seqs"]),
+        "model_id": args["model"],
+        "max_model_len": args["max-model-len"],
+        "environment": environment,
+        "vllm_options": args,
+    }
 
 
 @dataclass

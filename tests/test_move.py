@@ -94,11 +94,9 @@ def test_move_refuses_nonsense(pair: tuple[Cloud, Cloud], two_cloud_stack: Path)
     assert cli_run("move", "chat", "--to", "azure")[0] == 2  # no --yes off a terminal
 
 
-def _kill_while_draining(stack: Path, source: Cloud, target: Cloud) -> None:
-    """Run `move` in a process and SIGKILL it once the target serves and the source is being deleted."""
-    assert cli_run("up", str(stack), "--cloud", source.name, "--yes")[0] == 0
-    source.stand_in.faults.deleting_polls = 10**6  # the source endpoint stays "Deleting"
-    child = subprocess.Popen(
+def _move_in_a_process(target: Cloud) -> subprocess.Popen[str]:
+    """`move chat --to TARGET` in a process of its own, so that a test can SIGKILL it."""
+    return subprocess.Popen(
         [sys.executable, "-m", "orchestrator.cli", "move", "chat", "--to", target.name, "--yes"],
         cwd=REPO,
         env=os.environ.copy(),
@@ -106,6 +104,13 @@ def _kill_while_draining(stack: Path, source: Cloud, target: Cloud) -> None:
         stderr=subprocess.PIPE,
         text=True,
     )
+
+
+def _kill_while_draining(stack: Path, source: Cloud, target: Cloud) -> None:
+    """Run `move` in a process and SIGKILL it once the target serves and the source is being deleted."""
+    assert cli_run("up", str(stack), "--cloud", source.name, "--yes")[0] == 0
+    source.stand_in.faults.deleting_polls = 10**6  # the source endpoint stays "Deleting"
+    child = _move_in_a_process(target)
     deadline = time.monotonic() + 60
     while not source.stand_in.calls("DeleteEndpoint") and time.monotonic() < deadline and child.poll() is None:
         time.sleep(0.05)
@@ -154,14 +159,7 @@ def _kill_while_target_provisions(stack: Path, source: Cloud, target: Cloud) -> 
     """Run `move` in a process and SIGKILL it while the target is still being created."""
     assert cli_run("up", str(stack), "--cloud", source.name, "--yes")[0] == 0
     target.ready_after_polls(10**6)
-    child = subprocess.Popen(
-        [sys.executable, "-m", "orchestrator.cli", "move", "chat", "--to", target.name, "--yes"],
-        cwd=REPO,
-        env=os.environ.copy(),
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    child = _move_in_a_process(target)
     deadline = time.monotonic() + 60
     while target.creates() == 0 and time.monotonic() < deadline and child.poll() is None:
         time.sleep(0.05)
