@@ -9,26 +9,40 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from enum import StrEnum
 from typing import TYPE_CHECKING
+
+from orchestrator.record import Phase
 
 if TYPE_CHECKING:
     from orchestrator.planner import Plan
-    from orchestrator.state import Record
+    from orchestrator.record import Record
 
-# What `up` would do, and what the user reads for it.
-ACTIONS = {
-    "none": "no changes: serving on {cloud} as declared",
-    "create": "will be created on {cloud} ({region})",
-    "finish": "will be finished on {cloud}: an earlier up left it {status}",
-    "replace": "serving on {cloud} with a different spec: `llamadeploy down {name}` then `up` (changing a live deployment is not supported yet)",
-    "move": "runs on {recorded_cloud}: `llamadeploy move {name} --to {cloud}` moves it without downtime",
+
+class ChangeAction(StrEnum):
+    """What `up` would do to one deployment; the value is the `action` field of `plan --output json`."""
+
+    NONE = "none"
+    CREATE = "create"
+    FINISH = "finish"
+    REPLACE = "replace"
+    MOVE = "move"
+
+
+# What the user reads for each action.
+_DETAILS = {
+    ChangeAction.NONE: "no changes: serving on {cloud} as declared",
+    ChangeAction.CREATE: "will be created on {cloud} ({region})",
+    ChangeAction.FINISH: "will be finished on {cloud}: an earlier command left it {phase}",
+    ChangeAction.REPLACE: "serving on {cloud} with a different spec: `llamadeploy down {name}` then `up` (changing a live deployment is not supported yet)",
+    ChangeAction.MOVE: "runs on {recorded_cloud}: `llamadeploy move {name} --to {cloud}` moves it without downtime",
 }
 
 
 @dataclass(frozen=True)
 class Change:
     deployment: str
-    action: str
+    action: ChangeAction
     cloud: str
     region: str
     detail: str
@@ -42,18 +56,18 @@ def pending(recorded: Callable[[str], Record | None], plans: list[Plan]) -> list
 def _change(record: Record | None, planned: Plan) -> Change:
     name = planned.deployment.name
     if record is None:
-        action = "create"
+        action = ChangeAction.CREATE
     elif record.cloud != planned.cloud:
-        action = "move"
-    elif record.status != "serving":
-        action = "finish"
+        action = ChangeAction.MOVE
+    elif record.phase is not Phase.SERVING:
+        action = ChangeAction.FINISH
     else:
         from orchestrator.engine import (
             spec_hash,  # only with a record: the engine's imports are not free
         )
 
-        action = "none" if record.spec_hash == spec_hash(planned) else "replace"
-    detail = ACTIONS[action].format(
-        name=name, cloud=planned.cloud, region=planned.region, status=record.status if record else "", recorded_cloud=record.cloud if record else ""
+        action = ChangeAction.NONE if record.spec_hash == spec_hash(planned) else ChangeAction.REPLACE
+    detail = _DETAILS[action].format(
+        name=name, cloud=planned.cloud, region=planned.region, phase=record.phase.value if record else "", recorded_cloud=record.cloud if record else ""
     )
     return Change(name, action, planned.cloud, planned.region, detail)

@@ -131,7 +131,7 @@ def _confirm(yes: bool, question: str) -> None:
 @click.pass_context
 def plan(ctx: click.Context, stack: str, cloud: str | None, region: str | None, only: str | None, output: str, detailed_exitcode: bool) -> None:
     """Size a stack's deployments and choose instances and prices on one cloud; no credentials needed."""
-    from orchestrator.changes import pending
+    from orchestrator.changes import ChangeAction, pending
 
     ctx.meta[DETAILED_EXITCODE] = detailed_exitcode
     from orchestrator.planner import plan_stack
@@ -154,7 +154,7 @@ def plan(ctx: click.Context, stack: str, cloud: str | None, region: str | None, 
         for planned, change in zip(plans, changes, strict=True):
             render.plan(out, planned, catalog)
             out.print(f"{change.deployment}: {change.detail}")
-    if detailed_exitcode and any(c.action != "none" for c in changes):
+    if detailed_exitcode and any(c.action is not ChangeAction.NONE for c in changes):
         ctx.exit(EXIT_CHANGES)
 
 
@@ -310,7 +310,7 @@ def _pulumi_up(ctx: click.Context, stack: str, cloud: str | None, region: str | 
     """`up --engine pulumi`: the stack's program, applied by the user's Pulumi."""
     from orchestrator import pulumi_engine
     from orchestrator.planner import plan_stack
-    from orchestrator.progress import reporter
+    from orchestrator.progress import EventKind, reporter
     from orchestrator.spec import load_stack
 
     pulumi_engine.require_pulumi()
@@ -324,9 +324,9 @@ def _pulumi_up(ctx: click.Context, stack: str, cloud: str | None, region: str | 
             raise LlamadeployError(f"{planned.deployment.name} on {planned.cloud}: {verdict}")
     _confirm(yes, f"Apply {', '.join(p.deployment.name for p in plans)} on {plans[0].cloud} with Pulumi?")
     with reporter(output == "json") as report:
-        outputs = pulumi_engine.up(loaded, plans, Path(stack).stem, _pulumi_dir(ctx), lambda line: report("pulumi", line=line.rstrip()))
+        outputs = pulumi_engine.up(loaded, plans, Path(stack).stem, _pulumi_dir(ctx), lambda line: report(EventKind.PULUMI, line=line.rstrip()))
         if output == "json":
-            report("done", engine="pulumi", cloud=plans[0].cloud, deployments=[p.deployment.name for p in plans], outputs=outputs)
+            report(EventKind.DONE, engine="pulumi", cloud=plans[0].cloud, deployments=[p.deployment.name for p in plans], outputs=outputs)
         else:
             for key, value in outputs.items():
                 click.echo(f"{key}: {value}")
@@ -430,7 +430,7 @@ def call(ctx: click.Context, name: str, prompt: str, max_tokens: int, output: st
 @cli.command()
 @click.argument("name")
 @click.option("--to", "to_cloud", help="Cloud to move the deployment to.")
-@click.option("--region", help="Region on the target cloud, overriding the recorded placement.")
+@click.option("--region", help="Region on the target cloud, overriding the recorded placement (with --resume/--rollback: of a move that did not record it).")
 @click.option("--resume", is_flag=True, help="Finish a move that a crash interrupted.")
 @click.option("--rollback", is_flag=True, help="Undo a move that a crash interrupted: the source serves again.")
 @click.option("--yes", is_flag=True, help="Do not ask for confirmation (pipelines).")
@@ -439,7 +439,7 @@ def call(ctx: click.Context, name: str, prompt: str, max_tokens: int, output: st
 def move(ctx: click.Context, name: str, to_cloud: str | None, region: str | None, resume: bool, rollback: bool, yes: bool, output: str) -> None:
     """Move a serving deployment to another cloud without downtime: up there first, then down here."""
     from orchestrator import engine
-    from orchestrator.progress import reporter
+    from orchestrator.progress import EventKind, reporter
     from orchestrator.report import money
 
     state, catalog = _state(ctx), _catalog(ctx)
@@ -448,8 +448,8 @@ def move(ctx: click.Context, name: str, to_cloud: str | None, region: str | None
             raise UsageError("pass one of --to CLOUD, --resume or --rollback")
         _confirm(yes, f"{'Finish' if resume else 'Undo'} the interrupted move of {name}?")
         with reporter(output == "json") as report:
-            message = (engine.resume_move if resume else engine.rollback_move)(state, name, catalog, report)
-            report("done", deployment=name, message=message) if output == "json" else click.echo(message)
+            message = (engine.resume_move if resume else engine.rollback_move)(state, name, catalog, report, region=region)
+            report(EventKind.DONE, deployment=name, message=message) if output == "json" else click.echo(message)
         return
     if not to_cloud:
         raise UsageError("say where to move it with --to CLOUD, or pass --resume / --rollback after a crash")
@@ -457,11 +457,11 @@ def move(ctx: click.Context, name: str, to_cloud: str | None, region: str | None
     if record is None:
         raise engine.DeployError(f"no deployment named {name!r} in the state at {state.path}; `llamadeploy status` lists them")
     planned, _ = engine.plan_move(record, to_cloud, catalog, region)
-    before = record.data["plan"]
-    now_price, then_price = before["price"]["usd_per_hour_min"], planned.usd_per_hour(planned.deployment.autoscaling.min_replicas)
+    before = record.placed.plan
+    now_price, then_price = before.usd_per_hour_min, planned.usd_per_hour(planned.deployment.autoscaling.min_replicas)
     delta = "" if now_price is None or then_price is None else f" ({'+' if then_price >= now_price else '-'}{money(abs(then_price - now_price))}/h)"
     click.echo(
-        f"{name}: {record.cloud} {before['instance_type']} {money(now_price)}/h -> {to_cloud} {planned.offer.instance_type} "
+        f"{name}: {record.cloud} {before.instance_type} {money(now_price, before.price_is_lower_bound)}/h -> {to_cloud} {planned.offer.instance_type} "
         f"{money(then_price, planned.offer.price_is_lower_bound)}/h{delta} at {planned.deployment.autoscaling.min_replicas} replicas",
         err=True,
     )
@@ -469,7 +469,7 @@ def move(ctx: click.Context, name: str, to_cloud: str | None, region: str | None
     with reporter(output == "json") as report:
         result = engine.move(state, name, to_cloud, catalog, report, region)
         if output == "json":
-            report("done", deployment=name, cloud=to_cloud, region=result.plan.region, url=result.endpoint.url, moved_from=result.source.cloud)
+            report(EventKind.DONE, deployment=name, cloud=to_cloud, region=result.plan.region, url=result.endpoint.url, moved_from=result.source.cloud)
         else:
             click.echo(f"{name} moved from {result.source.cloud} to {to_cloud} ({result.plan.region}); it serves at {result.endpoint.url}")
 
@@ -482,7 +482,7 @@ def move(ctx: click.Context, name: str, to_cloud: str | None, region: str | None
 @click.pass_context
 def down(ctx: click.Context, name: str, yes: bool, engine: str, output: str) -> None:
     """Delete a deployment's cloud resources, check none remain, and forget it."""
-    from orchestrator.progress import reporter
+    from orchestrator.progress import EventKind, reporter
 
     if engine == "pulumi":
         _pulumi_down(ctx, name, yes, output)
@@ -494,7 +494,7 @@ def down(ctx: click.Context, name: str, yes: bool, engine: str, output: str) -> 
     with reporter(output == "json") as report:
         deployed = native.down(state, name, report)
         if output == "json":
-            report("done", deployment=name, cloud=deployed.cloud, region=deployed.region, deleted=[r.name for r in deployed.resources])
+            report(EventKind.DONE, deployment=name, cloud=deployed.cloud, region=deployed.region, deleted=[r.name for r in deployed.resources])
         else:
             click.echo(f"{name} is gone from {deployed.cloud} ({deployed.region}); nothing tagged with it remains")
 
@@ -536,16 +536,16 @@ def export(ctx: click.Context, stack: str, cloud: str | None, to_dir: str, regio
 
 def _pulumi_down(ctx: click.Context, name: str, yes: bool, output: str) -> None:
     from orchestrator import pulumi_engine
-    from orchestrator.progress import reporter
+    from orchestrator.progress import EventKind, reporter
 
     pulumi_engine.require_pulumi()
     directory, described = pulumi_engine.find_project(_pulumi_dir(ctx), name)
     together = [d for d in described["deployments"] if d != name]
     _confirm(yes, f"Destroy the Pulumi stack {described['stack']} ({', '.join(described['deployments'])}) on {described['cloud']}?")
     with reporter(output == "json") as report:
-        pulumi_engine.down(directory, described, lambda line: report("pulumi", line=line.rstrip()))
+        pulumi_engine.down(directory, described, lambda line: report(EventKind.PULUMI, line=line.rstrip()))
         if output == "json":
-            report("done", engine="pulumi", cloud=described["cloud"], deployments=described["deployments"])
+            report(EventKind.DONE, engine="pulumi", cloud=described["cloud"], deployments=described["deployments"])
         else:
             click.echo(f"{name} is gone from {described['cloud']}" + (f", with {', '.join(together)} (the same Pulumi stack)" if together else ""))
 

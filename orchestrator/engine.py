@@ -16,16 +16,17 @@ import os
 import random
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from orchestrator.catalog import Catalog
 from orchestrator.errors import LlamadeployError, SpecError, UsageError
 from orchestrator.planner import Plan, compare, plan
-from orchestrator.report import plan_dict
+from orchestrator.progress import EventKind, Report
+from orchestrator.record import Destination, Move, Phase, Placed, PlanSnapshot, Record
 from orchestrator.serving import EXAMPLE_PROMPT, Answer, chat_request, read_answer
 from orchestrator.source import SourceMap
-from orchestrator.spec import Deployment, Stack, parse_deployment
-from orchestrator.state import Operation, Record, State, now
+from orchestrator.spec import Deployment, Stack
+from orchestrator.state import Operation, OperationKind, OperationStatus, State, now
 from providers import registry
 from providers.base import (
     AuthError,
@@ -45,8 +46,6 @@ from providers.base import (
 POLL_ENV = "LLAMADEPLOY_POLL_SECONDS"
 WAIT_TIMEOUT_ENV = "LLAMADEPLOY_WAIT_TIMEOUT"
 THROTTLE_ATTEMPTS = 6
-
-Report = Callable[..., None]
 
 
 @dataclass(frozen=True)
@@ -110,17 +109,17 @@ class _Run:
     def created(self, resource: Resource) -> None:
         self.made.append(resource)
         self.state.note_created(self.operation, {"type": resource.type, "name": resource.name})
-        self.report("created", resource=resource.name, type=resource.type)
+        self.report(EventKind.CREATED, resource=resource.name, type=resource.type)
 
     def adopted(self, resource: Resource) -> None:
-        self.report("adopted", resource=resource.name, type=resource.type)
+        self.report(EventKind.ADOPTED, resource=resource.name, type=resource.type)
 
     def wait(self, what: str, check: Callable[[], tuple[bool, str]]) -> None:
         start = time.monotonic()
         while True:
             done, status = _retrying(check, self.backoff, self.report)
             elapsed = time.monotonic() - start
-            self.report("waiting", what=what, status=status, elapsed_s=round(elapsed, 1), done=done)
+            self.report(EventKind.WAITING, what=what, status=status, elapsed_s=round(elapsed, 1), done=done)
             if done:
                 return
             delay = self.backoff.poll_delay(elapsed)
@@ -139,7 +138,7 @@ def _retrying(call: Callable[[], object], backoff: Backoff, report: Report):
             if attempt == THROTTLE_ATTEMPTS:
                 raise
             delay = exc.retry_after if exc.retry_after is not None else next(delays)
-            report("throttled", attempt=attempt, retry_in_s=round(delay, 2))
+            report(EventKind.THROTTLED, attempt=attempt, retry_in_s=round(delay, 2))
             time.sleep(delay)
     raise AssertionError("unreachable")
 
@@ -192,13 +191,13 @@ def _verify(planned: Plan, provider: Provider, deployed: Deployed, backoff: Back
             if attempt == VERIFY_ATTEMPTS:
                 raise
             delay = next(delays)
-            report("retrying", what=f"the call to {deployed.deployment}", reason=str(exc).splitlines()[0], retry_in_s=round(delay, 2))
+            report(EventKind.RETRYING, what=f"the call to {deployed.deployment}", reason=str(exc).splitlines()[0], retry_in_s=round(delay, 2))
             time.sleep(delay)
     if answer.model != planned.hf_repo:
         raise DeployError(
             f"the endpoint answers as model {answer.model!r}, not the declared {planned.hf_repo!r}: the container did not load the declared model"
         )
-    report("verified", deployment=planned.deployment.name, model=answer.model)
+    report(EventKind.VERIFIED, deployment=planned.deployment.name, model=answer.model)
     return answer
 
 
@@ -227,56 +226,53 @@ def up(planned: Plan, provider: Provider, state: State, report: Report, backoff:
     backoff = backoff or Backoff()
     name = planned.deployment.name
     with state.lock(name) as holder:
-        current = state.get(name)
-        if current is not None and _unfinished_move(state, current) is not None:
-            raise DeployError(_unfinished_hint(name))
-        for stale in state.interrupted(name):
-            report("interrupted", operation=stale.kind, since=stale.started_at, holder=stale.holder)
-            state.finish(stale.id, "interrupted", "the command running it stopped; a later run took over")
         record = state.get(name)
+        if record is not None and record.unfinished_move:
+            raise DeployError(_unfinished_hint(name))
+        _take_over_interrupted(state, name, report)
         if record is not None and record.cloud != planned.cloud:
             raise DeployError(f"{name!r} runs on {record.cloud} ({record.region}); `down` it first to deploy it on {planned.cloud}")
         digest = spec_hash(planned)
-        if record is not None and record.status == "serving" and record.spec_hash == digest:
-            deployed = Deployed.from_dict(record.data["deployed"])
+        if record is not None and record.phase is Phase.SERVING and record.deployed is not None:
+            if record.spec_hash != digest:
+                raise DeployError(
+                    f"{name!r} is already serving with a different spec; changing a live deployment is not supported yet: `llamadeploy down {name}` then `up` again"
+                )
+            deployed = record.deployed
             live = _retrying(lambda: provider.describe(deployed), backoff, report)
             if live.serving:
-                report("unchanged", deployment=name)
+                report(EventKind.UNCHANGED, deployment=name)
                 return UpResult(planned, deployed, provider.endpoint(deployed), changed=False)
-        if record is not None and record.status == "serving" and record.spec_hash != digest:
-            raise DeployError(
-                f"{name!r} is already serving with a different spec; changing a live deployment is not supported yet: `llamadeploy down {name}` then `up` again"
-            )
-        operation = state.begin(name, "up", planned.cloud, holder)
-        settings = provider.settings(planned)
+        operation = state.begin(name, OperationKind.UP, planned.cloud, holder)
+        placed = Placed(planned.cloud, planned.region, digest, PlanSnapshot.of(planned), provider.settings(planned))
         spec = planned.deployment.model_dump(mode="json")  # references to secrets only, never values
-        history = record.data.get("moves", []) if record is not None else []
-        state.put(name, planned.cloud, planned.region, digest, "creating", {"plan": plan_dict(planned), "settings": settings, "spec": spec, "moves": history})
+        creating = Record(name, Phase.CREATING, spec, placed, record.moves if record is not None else ())
+        state.put(creating)
         run = _Run(state, operation, report, backoff)
         try:
             deployed = _retrying(lambda: provider.apply(planned, run), backoff, report)
             answer = _verify(planned, provider, deployed, backoff, report) if verify else None
         except Exception as exc:
             cleaned = _roll_back(planned, provider, run, existed=record is not None)
-            state.finish(operation, "rolled_back", str(exc))
+            state.finish(operation, OperationStatus.ROLLED_BACK, str(exc))
             if record is None:
                 state.drop(name)
             raise DeployError(f"up of {name!r} on {planned.cloud} failed: {exc}\n  {cleaned}") from exc
-        state.put(
-            name,
-            planned.cloud,
-            planned.region,
-            digest,
-            "serving",
-            {"plan": plan_dict(planned), "settings": settings, "spec": spec, "moves": history, "deployed": deployed.to_dict()},
-        )
-        state.finish(operation, "succeeded")
+        state.put(creating.to(Phase.SERVING, placed=replace(placed, deployed=deployed)))
+        state.finish(operation, OperationStatus.SUCCEEDED)
         return UpResult(planned, deployed, provider.endpoint(deployed), changed=True, answer=answer)
+
+
+def _take_over_interrupted(state: State, name: str, report: Report, taken_by: str = "a later run") -> None:
+    """Close the journal entries of commands that died before finishing; this one takes over."""
+    for stale in state.interrupted(name):
+        report(EventKind.INTERRUPTED, operation=stale.kind.value, since=stale.started_at, holder=stale.holder)
+        state.finish(stale.id, OperationStatus.INTERRUPTED, f"the command running it stopped; {taken_by} took over")
 
 
 def plan_move(record: Record, to_cloud: str, catalog: Catalog, region: str | None = None) -> tuple[Plan, Provider]:
     """The recorded spec planned on `to_cloud`: sizing and offer chosen afresh for that cloud."""
-    deployment = parse_deployment(record.data["spec"])
+    deployment = record.declared()
     where = f"the recorded spec of {record.name!r} (add placement.{to_cloud} to the stack and run `up` to record it)"
     recorded = Stack(where, (deployment,), SourceMap(where), ((),))
     return plan_up(recorded, deployment, to_cloud, catalog, region)
@@ -299,103 +295,123 @@ def move(state: State, name: str, to_cloud: str, catalog: Catalog, report: Repor
     backoff = backoff or Backoff()
     with state.lock(name) as holder:
         record = _serving_record(state, name)
-        if _unfinished_move(state, record) is not None:
+        if record.unfinished_move:
             raise DeployError(_unfinished_hint(name))
         if record.cloud == to_cloud and region in (None, record.region):
             raise UsageError(f"{name!r} already runs on {to_cloud} ({record.region}); pass another cloud or --region")
-        return _move(state, holder, record, to_cloud, catalog, report, region, backoff)
+        return _move(state, holder, record, Destination(to_cloud, region), catalog, report, backoff)
 
 
-def _move(state: State, holder: str, record: Record, to_cloud: str, catalog: Catalog, report: Report, region: str | None, backoff: Backoff) -> MoveResult:
-    name = record.name
-    planned, target = plan_move(record, to_cloud, catalog, region)
-    source_deployed = Deployed.from_dict(record.data["deployed"])
-    operation = state.begin(name, "move", to_cloud, holder)
+def _move(state: State, holder: str, record: Record, destination: Destination, catalog: Catalog, report: Report, backoff: Backoff) -> MoveResult:
+    name, source_deployed = record.name, _deployed(record)
+    planned, target = _plan_destination(record, destination, catalog)
+    operation = state.begin(name, OperationKind.MOVE, destination.cloud, holder)
+    state.put(record.to(Phase.MOVING, moving_to=destination))
     run = _Run(state, operation, report, backoff)
-    report("moving", deployment=name, source=record.cloud, target=to_cloud, region=planned.region)
+    report(EventKind.MOVING, deployment=name, source=record.cloud, target=destination.cloud, region=planned.region)
     try:
         deployed = _retrying(lambda: target.apply(planned, run), backoff, report)
         _verify(planned, target, deployed, backoff, report)
     except Exception as exc:
         cleaned = _roll_back(planned, target, run, existed=False)
-        state.finish(operation, "rolled_back", str(exc))
-        raise DeployError(f"move of {name!r} to {to_cloud} failed: {exc}\n  {cleaned}; {name!r} still serves on {record.cloud} ({record.region})") from exc
-    moves = [*record.data.get("moves", []), {"from": record.cloud, "from_region": record.region, "to": to_cloud, "to_region": planned.region, "at": now()}]
-    data = {"plan": plan_dict(planned), "settings": target.settings(planned), "spec": record.data["spec"], "moves": moves, "deployed": deployed.to_dict()}
-    # Both clouds serve now. Record the target first, keeping the whole source record, so a crash
+        state.finish(operation, OperationStatus.ROLLED_BACK, str(exc))
+        state.put(record.to(Phase.SERVING))
+        raise DeployError(
+            f"move of {name!r} to {destination.cloud} failed: {exc}\n  {cleaned}; {name!r} still serves on {record.cloud} ({record.region})"
+        ) from exc
+    # Both clouds serve now. Record the target first, keeping the whole source side, so a crash
     # from here on leaves a record that says where it serves and what is left to drain or restore.
-    draining = {"cloud": record.cloud, "region": record.region, "spec_hash": record.spec_hash, "data": record.data}
-    state.put(name, to_cloud, planned.region, spec_hash(planned), "serving", {**data, "draining": draining})
-    report("switched", deployment=name, cloud=to_cloud, url=deployed.url)
-    _drain(state, operation, name, draining, run)
-    state.put(name, to_cloud, planned.region, spec_hash(planned), "serving", data)
-    state.finish(operation, "succeeded")
+    placed = Placed(planned.cloud, planned.region, spec_hash(planned), PlanSnapshot.of(planned), target.settings(planned), deployed)
+    moved = Move(record.cloud, record.region, planned.cloud, planned.region, now())
+    draining = record.to(Phase.DRAINING, placed=placed, moves=(*record.moves, moved), draining=record.placed)
+    state.put(draining)
+    report(EventKind.SWITCHED, deployment=name, cloud=destination.cloud, url=deployed.url)
+    _drain(state, operation, draining, run)
+    state.put(draining.to(Phase.SERVING))
+    state.finish(operation, OperationStatus.SUCCEEDED)
     return MoveResult(planned, deployed, target.endpoint(deployed), source_deployed)
 
 
-def _drain(state: State, operation: int, name: str, draining: dict, run: _Run) -> None:
+def _plan_destination(record: Record, destination: Destination, catalog: Catalog) -> tuple[Plan, Provider]:
+    """The plan for a move's target; never the place the deployment serves now, which a move
+    recorded without its region (by releases before the typed record) could otherwise resolve to."""
+    planned, target = plan_move(record, destination.cloud, catalog, destination.region)
+    if (planned.cloud, planned.region) == (record.cloud, record.region):
+        raise UsageError(
+            f"the unfinished move of {record.name!r} to {destination.cloud} did not record its region, and the default is where it serves now "
+            f"({record.region}); pass the region it was moving to with --region"
+        )
+    return planned, target
+
+
+def _destination(record: Record, region: str | None) -> Destination:
+    """Where an unfinished move was going; `region` fills in a region an older release did not record."""
+    assert record.moving_to is not None
+    return replace(record.moving_to, region=record.moving_to.region or region)
+
+
+def _drain(state: State, operation: int, record: Record, run: _Run) -> None:
     """Delete the source a move left behind and check nothing of it remains."""
-    source = registry.provider(draining["cloud"])
-    source_deployed = Deployed.from_dict(draining["data"]["deployed"])
+    assert record.draining is not None
+    name, cloud = record.name, record.draining.cloud
+    source = registry.provider(cloud)
+    source_deployed = record.draining.target(name)
     try:
         _retrying(lambda: source.destroy(source_deployed, run), run.backoff, run.report)
         left = _retrying(lambda: source.remaining(source_deployed), run.backoff, run.report)
     except Exception as exc:
-        state.finish(operation, "failed", f"source not drained: {exc}")
-        raise DeployError(
-            f"{name!r} serves on its new cloud, but deleting it from {draining['cloud']} failed: {exc}; run `llamadeploy move {name} --resume`"
-        ) from exc
+        state.finish(operation, OperationStatus.FAILED, f"source not drained: {exc}")
+        raise DeployError(f"{name!r} serves on its new cloud, but deleting it from {cloud} failed: {exc}; run `llamadeploy move {name} --resume`") from exc
     if left:
         names = ", ".join(f"{r.type} {r.name}" for r in left)
-        state.finish(operation, "failed", f"source not drained: {names}")
-        raise DeployError(f"{name!r} serves on its new cloud, but these remain on {draining['cloud']}: {names}; run `llamadeploy move {name} --resume`")
+        state.finish(operation, OperationStatus.FAILED, f"source not drained: {names}")
+        raise DeployError(f"{name!r} serves on its new cloud, but these remain on {cloud}: {names}; run `llamadeploy move {name} --resume`")
 
 
-def resume_move(state: State, name: str, catalog: Catalog, report: Report, backoff: Backoff | None = None) -> str:
+def resume_move(state: State, name: str, catalog: Catalog, report: Report, backoff: Backoff | None = None, region: str | None = None) -> str:
     """Finish a move a crash interrupted: drain the source, or bring the target up and then drain."""
     backoff = backoff or Backoff()
     with state.lock(name) as holder:
-        record, stale = _take_over_unfinished_move(state, name, "resume", "--resume")
-        if "draining" in record.data:
-            operation = state.begin(name, "move", record.cloud, holder)
-            draining = record.data["draining"]
-            _drain(state, operation, name, draining, _Run(state, operation, report, backoff))
-            state.put(name, record.cloud, record.region, record.spec_hash, "serving", {k: v for k, v in record.data.items() if k != "draining"})
-            state.finish(operation, "succeeded", "resumed: source drained")
-            return f"{name} finished moving to {record.cloud}: nothing remains on {draining['cloud']}"
-        result = _move(state, holder, record, stale.cloud, catalog, report, None, backoff)
+        record = _take_over_unfinished_move(state, name, "resume", "--resume")
+        if record.draining is not None:
+            operation = state.begin(name, OperationKind.MOVE, record.cloud, holder)
+            _drain(state, operation, record, _Run(state, operation, report, backoff))
+            state.put(record.to(Phase.SERVING))
+            state.finish(operation, OperationStatus.SUCCEEDED, "resumed: source drained")
+            return f"{name} finished moving to {record.cloud}: nothing remains on {record.draining.cloud}"
+        result = _move(state, holder, record, _destination(record, region), catalog, report, backoff)
         return f"{name} finished moving from {result.source.cloud} to {result.plan.cloud}"
 
 
-def rollback_move(state: State, name: str, catalog: Catalog, report: Report, backoff: Backoff | None = None) -> str:
+def rollback_move(state: State, name: str, catalog: Catalog, report: Report, backoff: Backoff | None = None, region: str | None = None) -> str:
     """Undo a move a crash interrupted: the source serves again (re-applied, adopting what is left)
     and the target is deleted."""
     backoff = backoff or Backoff()
     with state.lock(name) as holder:
-        record, stale = _take_over_unfinished_move(state, name, "roll back", "--rollback")
-        if "draining" in record.data:
-            draining = record.data["draining"]
-            source_record = Record(name, draining["cloud"], draining["region"], draining["spec_hash"], "serving", record.updated_at, draining["data"])
-            target_cloud, target_deployed = record.cloud, Deployed.from_dict(record.data["deployed"])
+        record = _take_over_unfinished_move(state, name, "roll back", "--rollback")
+        if record.draining is not None:
+            source_record = record.to(Phase.SERVING, placed=record.draining, moves=record.moves[:-1])
+            target_deployed = _deployed(record)
         else:
-            source_record = record
-            planned, target = plan_move(record, stale.cloud, catalog)
-            target_cloud = stale.cloud
-            target_deployed = Deployed(name, stale.cloud, planned.region, planned.resources, "", target.settings(planned))
-        operation = state.begin(name, "rollback", source_record.cloud, holder)
+            source_record = record.to(Phase.SERVING)
+            planned, target = _plan_destination(record, _destination(record, region), catalog)
+            target_deployed = Deployed(name, planned.cloud, planned.region, planned.resources, "", target.settings(planned))
+        operation = state.begin(name, OperationKind.ROLLBACK, source_record.cloud, holder)
         run = _Run(state, operation, report, backoff)
-        if "draining" in record.data:
+        if record.draining is not None:
             planned_source, source = plan_move(source_record, source_record.cloud, catalog, source_record.region)
             _retrying(lambda: source.apply(planned_source, run), backoff, report)
-        target_provider = registry.provider(target_cloud)
+        target_provider = registry.provider(target_deployed.cloud)
         _retrying(lambda: target_provider.destroy(target_deployed, run), backoff, report)
         left = _retrying(lambda: target_provider.remaining(target_deployed), backoff, report)
         if left:
-            state.finish(operation, "failed", "target not deleted")
-            raise DeployError(f"rolling back {name!r}: these remain on {target_cloud}: {', '.join(r.name for r in left)}; run `move {name} --rollback` again")
-        state.put(name, source_record.cloud, source_record.region, source_record.spec_hash, "serving", source_record.data)
-        state.finish(operation, "succeeded", f"move to {target_cloud} undone")
-        return f"{name} serves on {source_record.cloud} ({source_record.region}) again; nothing remains on {target_cloud}"
+            state.finish(operation, OperationStatus.FAILED, "target not deleted")
+            raise DeployError(
+                f"rolling back {name!r}: these remain on {target_deployed.cloud}: {', '.join(r.name for r in left)}; run `move {name} --rollback` again"
+            )
+        state.put(source_record)
+        state.finish(operation, OperationStatus.SUCCEEDED, f"move to {target_deployed.cloud} undone")
+        return f"{name} serves on {source_record.cloud} ({source_record.region}) again; nothing remains on {target_deployed.cloud}"
 
 
 @dataclass(frozen=True)
@@ -423,7 +439,7 @@ def up_with_failover(
             planned, provider = plan_up(stack, deployment, cloud, catalog, region)
         except LlamadeployError as exc:
             attempts.append(Attempt(cloud, region, f"not tried: {str(exc).splitlines()[0]}"))
-            report("skipped", cloud=cloud, region=region, reason=attempts[-1].outcome)
+            report(EventKind.SKIPPED, cloud=cloud, region=region, reason=attempts[-1].outcome)
             continue
         try:
             result = up(planned, provider, state, report, backoff, verify)
@@ -431,7 +447,7 @@ def up_with_failover(
             if not isinstance(exc.__cause__, (CapacityError, QuotaError)):
                 raise
             attempts.append(Attempt(cloud, planned.region, str(exc.__cause__)))
-            report("failed_over", cloud=cloud, region=planned.region, reason=str(exc.__cause__))
+            report(EventKind.FAILED_OVER, cloud=cloud, region=planned.region, reason=str(exc.__cause__))
             continue
         attempts.append(Attempt(cloud, planned.region, "serving"))
         return result, attempts
@@ -458,34 +474,35 @@ def _roll_back(planned: Plan, provider: Provider, run: _Run, existed: bool) -> s
     return f"rolled back: deleted the {len(run.made)} resources this run created ({', '.join(r.name for r in run.made)}){kept}"
 
 
-def _take_over_unfinished_move(state: State, name: str, verb: str, flag: str) -> tuple[Record, Operation]:
-    """The record and the unfinished move to act on; the dead command's operations are closed."""
+def _take_over_unfinished_move(state: State, name: str, verb: str, flag: str) -> Record:
+    """The record of the unfinished move to act on; the dead command's operations are closed."""
     record = _serving_record(state, name)
-    stale = _unfinished_move(state, record)
-    if stale is None:
+    if not record.unfinished_move:
         raise DeployError(f"{name!r} has no unfinished move to {verb}")
     for operation in state.interrupted(name):
-        state.finish(operation.id, "interrupted", f"taken over by a later `move {flag}`")
-    return record, stale
-
-
-def _serving_record(state: State, name: str) -> Record:
-    record = state.get(name)
-    if record is None:
-        raise DeployError(f"no deployment named {name!r} in the state at {state.path}; `llamadeploy status` lists them")
-    if record.status != "serving" or "deployed" not in record.data or "spec" not in record.data:
-        raise DeployError(f"{name!r} is not serving (its record says {record.status!r}); finish it with `up` first")
+        state.finish(operation.id, OperationStatus.INTERRUPTED, f"taken over by a later `move {flag}`")
     return record
 
 
-def _unfinished_move(state: State, record: Record) -> Operation | None:
-    """The move a crash left unfinished: one still marked running, or a source still draining."""
-    running = [op for op in state.interrupted(record.name) if op.kind == "move"]
-    if running:
-        return running[-1]
-    if "draining" in record.data:
-        return Operation(0, record.name, "move", record.cloud, "running", "", record.updated_at, None, [], "")
-    return None
+def _serving_record(state: State, name: str) -> Record:
+    """The record of a deployment that serves somewhere (a move in any phase included)."""
+    record = _recorded(state, name)
+    if record.phase not in (Phase.SERVING, Phase.MOVING, Phase.DRAINING) or record.deployed is None:
+        raise DeployError(f"{name!r} is not serving (its record says {record.phase.value!r}); finish it with `up` first")
+    return record
+
+
+def _recorded(state: State, name: str) -> Record:
+    record = state.get(name)
+    if record is None:
+        raise DeployError(f"no deployment named {name!r} in the state at {state.path}; `llamadeploy status` lists them")
+    return record
+
+
+def _deployed(record: Record) -> Deployed:
+    """What a serving record's cloud holds (`_serving_record` checked there is something)."""
+    assert record.deployed is not None
+    return record.deployed
 
 
 def _unfinished_hint(name: str) -> str:
@@ -501,39 +518,42 @@ class StatusRow:
     error: str = ""
 
 
+# What a record says when the command that wrote it did not finish, and what to run about it.
+_UNFINISHED = {
+    Phase.CREATING: "an `up` did not finish; run `up` again to finish it, or `down` to remove it",
+    Phase.DELETING: "a `down` did not finish; run `down` again to finish it",
+}
+
+
 def status(state: State, name: str | None = None, report: Report | None = None) -> list[StatusRow]:
     """Each recorded deployment refreshed from its cloud, with any drift from what was recorded."""
-    records = state.records()
-    if name is not None:
-        records = [r for r in records if r.name == name]
-        if not records:
-            raise DeployError(f"no deployment named {name!r} in the state at {state.path}; `llamadeploy status` lists them")
+    records = state.records() if name is None else [_recorded(state, name)]
     rows = []
     for record in records:
         history = tuple(state.history(record.name))
-        if "deployed" not in record.data:
-            rows.append(StatusRow(record, None, ("an `up` did not finish; run `up` again to finish it, or `down` to remove it",), history))
+        if record.phase in _UNFINISHED or record.deployed is None:
+            rows.append(StatusRow(record, None, (_UNFINISHED.get(record.phase, _UNFINISHED[Phase.CREATING]),), history))
             continue
-        deployed = Deployed.from_dict(record.data["deployed"])
+        deployed = record.deployed
         provider = registry.provider(record.cloud)
         try:
             live = _retrying(lambda p=provider, d=deployed: p.describe(d), Backoff(), report or _quiet)
         except ProviderError as exc:
             rows.append(StatusRow(record, None, (), history, error=str(exc)))
             continue
-        unfinished = (f"an unfinished move: run `llamadeploy move {record.name} --resume` or `--rollback`",) if _unfinished_move(state, record) else ()
+        unfinished = (f"an unfinished move: run `llamadeploy move {record.name} --resume` or `--rollback`",) if record.unfinished_move else ()
         rows.append(StatusRow(record, live, _drift(record, live) + unfinished, history))
     return rows
 
 
 def _drift(record: Record, live: LiveStatus) -> tuple[str, ...]:
-    planned = record.data["plan"]
+    planned = record.placed.plan
     found = [f"{missing} was deleted outside llamadeploy" for missing in live.missing]
-    expected = (planned["replicas"]["min"], planned["replicas"]["max"])
+    expected = (planned.min_replicas, planned.max_replicas)
     if live.min_replicas is not None and (live.min_replicas, live.max_replicas) != expected:
         found.append(f"autoscaling is {live.min_replicas}-{live.max_replicas} replicas, recorded {expected[0]}-{expected[1]}")
-    if live.instance_type and live.instance_type != planned["instance_type"]:
-        found.append(f"instance type is {live.instance_type}, recorded {planned['instance_type']}")
+    if live.instance_type and live.instance_type != planned.instance_type:
+        found.append(f"instance type is {live.instance_type}, recorded {planned.instance_type}")
     if live.state not in (LiveState.SERVING, LiveState.MISSING) and not live.missing:
         found.append(f"the endpoint is {live.state.value}" + (f": {live.detail}" if live.detail else ""))
     return tuple(found)
@@ -543,36 +563,28 @@ def down(state: State, name: str, report: Report, backoff: Backoff | None = None
     """Delete the deployment, check nothing tagged with it remains, then forget it."""
     backoff = backoff or Backoff()
     with state.lock(name) as holder:
-        record = state.get(name)
-        if record is None:
-            raise DeployError(f"no deployment named {name!r} in the state at {state.path}; `llamadeploy status` lists them")
-        if _unfinished_move(state, record) is not None:
+        record = _recorded(state, name)
+        if record.unfinished_move:
             raise DeployError(_unfinished_hint(name))
+        _take_over_interrupted(state, name, report)
         provider = registry.provider(record.cloud)
-        deployed = _recorded_or_planned(record)
-        operation = state.begin(name, "down", record.cloud, holder)
+        deployed = record.placed.target(name)
+        operation = state.begin(name, OperationKind.DOWN, record.cloud, holder)
+        state.put(record.to(Phase.DELETING))
         run = _Run(state, operation, report, backoff)
         try:
             _retrying(lambda: provider.destroy(deployed, run), backoff, report)
             left = _retrying(lambda: provider.remaining(deployed), backoff, report)
         except Exception as exc:
-            state.finish(operation, "failed", str(exc))
+            state.finish(operation, OperationStatus.FAILED, str(exc))
             raise DeployError(f"down of {name!r} on {record.cloud} failed: {exc}; run `down` again to retry") from exc
         if left:
             names = ", ".join(f"{r.type} {r.name}" for r in left)
-            state.finish(operation, "failed", f"still present: {names}")
+            state.finish(operation, OperationStatus.FAILED, f"still present: {names}")
             raise DeployError(f"down of {name!r}: these resources are still tagged with it: {names}; run `down` again")
-        state.finish(operation, "succeeded")
+        state.finish(operation, OperationStatus.SUCCEEDED)
         state.drop(name)
         return deployed
-
-
-def _recorded_or_planned(record: Record) -> Deployed:
-    """What to delete: the recorded resources, or for an `up` that never finished, the planned ones."""
-    if "deployed" in record.data:
-        return Deployed.from_dict(record.data["deployed"])
-    resources = tuple(Resource(r["type"], r["name"]) for r in record.data["plan"]["resources"])
-    return Deployed(record.name, record.cloud, record.region, resources, "", record.data.get("settings", {}))
 
 
 @dataclass(frozen=True)
@@ -586,10 +598,10 @@ class CallResult:
 def call(state: State, name: str, prompt: str, max_tokens: int, report: Report | None = None) -> CallResult:
     """One chat completion to a recorded deployment, as a user's client would send it."""
     record = _serving_record(state, name)
-    deployed = Deployed.from_dict(record.data["deployed"])
+    deployed = _deployed(record)
     provider = registry.provider(record.cloud)
     answer = ask(provider, deployed, prompt, max_tokens, Backoff(), report or _quiet)
-    return CallResult(record, provider.endpoint(deployed), answer, record.data["plan"]["hf_repo"])
+    return CallResult(record, provider.endpoint(deployed), answer, record.placed.plan.model)
 
 
 def _quiet(*_: object, **__: object) -> None:

@@ -11,34 +11,55 @@ import json
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from enum import StrEnum
 from typing import Any
 
-Report = Callable[..., None]
+
+class EventKind(StrEnum):
+    """What an operation reports; the value is the `event` field of `--output json` lines."""
+
+    CREATED = "created"
+    ADOPTED = "adopted"
+    WAITING = "waiting"
+    THROTTLED = "throttled"
+    RETRYING = "retrying"
+    INTERRUPTED = "interrupted"
+    UNCHANGED = "unchanged"
+    VERIFIED = "verified"
+    MOVING = "moving"
+    SWITCHED = "switched"
+    SKIPPED = "skipped"
+    FAILED_OVER = "failed_over"
+    PULUMI = "pulumi"
+    DONE = "done"
+
+
+Report = Callable[..., None]  # report(kind: EventKind, **fields)
 
 
 # How each event reads to a person; an event not listed here reads as its name and fields.
 _SENTENCES = {
-    "created": "{kind} {type} {resource}",
-    "adopted": "{kind} {type} {resource}",
-    "waiting": "{what}: {status} ({elapsed_s:.0f} s)",
-    "throttled": "the cloud is throttling requests; retry {attempt} in {retry_in_s} s",
-    "interrupted": "an earlier {operation} by {holder} since {since} did not finish; taking over",
-    "moving": "moving {deployment} from {source} to {target} ({region}): up there first",
-    "switched": "{deployment} serves on {cloud} now; deleting it from the source",
-    "failed_over": "{cloud} ({region}) cannot host it now ({reason}); trying the next candidate",
-    "skipped": "{cloud}: {reason}",
-    "unchanged": "{deployment} is already serving as declared; nothing to change",
-    "verified": "{deployment} answers as {model}",
-    "retrying": "{what} failed ({reason}); retry in {retry_in_s} s",
-    "pulumi": "pulumi: {line}",
+    EventKind.CREATED: "{kind} {type} {resource}",
+    EventKind.ADOPTED: "{kind} {type} {resource}",
+    EventKind.WAITING: "{what}: {status} ({elapsed_s:.0f} s)",
+    EventKind.THROTTLED: "the cloud is throttling requests; retry {attempt} in {retry_in_s} s",
+    EventKind.INTERRUPTED: "an earlier {operation} by {holder} since {since} did not finish; taking over",
+    EventKind.MOVING: "moving {deployment} from {source} to {target} ({region}): up there first",
+    EventKind.SWITCHED: "{deployment} serves on {cloud} now; deleting it from the source",
+    EventKind.FAILED_OVER: "{cloud} ({region}) cannot host it now ({reason}); trying the next candidate",
+    EventKind.SKIPPED: "{cloud}: {reason}",
+    EventKind.UNCHANGED: "{deployment} is already serving as declared; nothing to change",
+    EventKind.VERIFIED: "{deployment} answers as {model}",
+    EventKind.RETRYING: "{what} failed ({reason}); retry in {retry_in_s} s",
+    EventKind.PULUMI: "pulumi: {line}",
 }
 
 
-def _sentence(kind: str, fields: dict[str, Any]) -> str:
+def _sentence(kind: EventKind, fields: dict[str, Any]) -> str:
     template = _SENTENCES.get(kind)
     if template is None:
         return f"{kind} " + " ".join(f"{k}={v}" for k, v in fields.items())
-    return template.format(kind=kind, **fields)
+    return template.format(kind=kind.value, **fields)
 
 
 @contextmanager
@@ -58,8 +79,8 @@ def reporter(json_lines: bool) -> Iterator[Report]:
     console = Console(stderr=True)
     with console.status("starting") as live:
 
-        def report(kind: str, **fields: Any) -> None:
-            if kind == "waiting" and not fields.get("done"):
+        def report(kind: EventKind, **fields: Any) -> None:
+            if kind is EventKind.WAITING and not fields.get("done"):
                 live.update(_sentence(kind, fields))
                 return
             console.print(_sentence(kind, fields))

@@ -191,10 +191,10 @@ def status(out: Console, rows: list[StatusRow]) -> None:
     for row in rows:
         live = row.live
         replicas = "" if live is None or live.replicas is None else f"{live.replicas} ({live.min_replicas}-{live.max_replicas})"
-        moves = row.record.data.get("moves", [])
-        moved = f"; moved from {moves[-1]['from']} at {moves[-1]['at']}" if moves else ""
+        moves = row.record.moves
+        moved = f"; moved from {moves[-1].source_cloud} at {moves[-1].at}" if moves else ""
         notes = ("; ".join(row.drift) or row.error or "as deployed") + moved
-        state = row.record.status if live is None else live.state.value
+        state = row.record.phase.value if live is None else live.state.value
         table.add_row(
             row.record.name,
             row.record.cloud,

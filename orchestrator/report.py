@@ -335,9 +335,9 @@ def status_dict(row: StatusRow) -> dict[str, Any]:
         "deployment": record.name,
         "cloud": record.cloud,
         "region": record.region,
-        "recorded_status": record.status,
+        "recorded_status": record.phase.value,
         "since": record.updated_at,
-        "url": (record.data.get("deployed") or {}).get("url"),
+        "url": None if record.deployed is None else record.deployed.url,
         "live": None
         if live is None
         else {
@@ -350,10 +350,13 @@ def status_dict(row: StatusRow) -> dict[str, Any]:
             "detail": live.detail,
         },
         "drift": list(row.drift),
-        "moves": record.data.get("moves", []),
-        "draining": (record.data.get("draining") or {}).get("cloud"),
+        "moves": [
+            {"from": m.source_cloud, "from_region": m.source_region, "to": m.target_cloud, "to_region": m.target_region, "at": m.at} for m in record.moves
+        ],
+        "draining": None if record.draining is None else record.draining.cloud,
         "error": row.error or None,
         "history": [
-            {"operation": op.kind, "cloud": op.cloud, "status": op.status, "started_at": op.started_at, "finished_at": op.finished_at} for op in row.history
+            {"operation": op.kind.value, "cloud": op.cloud, "status": op.status.value, "started_at": op.started_at, "finished_at": op.finished_at}
+            for op in row.history
         ],
     }

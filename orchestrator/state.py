@@ -6,7 +6,9 @@ cloud and what it created as it goes, so the next command can see an operation a
 short. A lock row per deployment, with holder and expiry, keeps two commands from changing
 the same deployment at once; an expired lock (its holder died) can be taken over.
 
-The file is created 0600 and holds resource names, never secrets.
+The file is created 0600 and holds resource names, never secrets. Its schema version is
+SQLite's `user_version`: a file written by an older release is migrated in one transaction when
+opened, and a file from a newer release is refused rather than misread.
 """
 
 from __future__ import annotations
@@ -21,10 +23,12 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
 from orchestrator.errors import LlamadeployError
+from orchestrator.record import SCHEMA_VERSION, LegacyRow, Record, RecordError, from_json, migrate_v1, to_json
 
 STATE_ENV = "LLAMADEPLOY_STATE"
 DEFAULT_PATH = Path(".llamadeploy") / "state.db"
@@ -72,17 +76,19 @@ class LockedError(StateError):
     """Another command holds the deployment's lock."""
 
 
-@dataclass(frozen=True)
-class Record:
-    """A deployment as llamadeploy last left it."""
+class OperationKind(StrEnum):
+    UP = "up"
+    DOWN = "down"
+    MOVE = "move"
+    ROLLBACK = "rollback"  # undoing a move a crash interrupted
 
-    name: str
-    cloud: str
-    region: str
-    spec_hash: str
-    status: str
-    updated_at: str
-    data: dict[str, Any]
+
+class OperationStatus(StrEnum):
+    RUNNING = "running"  # still running, or its command died: the next command takes over
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    ROLLED_BACK = "rolled_back"  # failed, and what it created was deleted
+    INTERRUPTED = "interrupted"  # its command died; a later one took over
 
 
 @dataclass(frozen=True)
@@ -91,9 +97,9 @@ class Operation:
 
     id: int
     deployment: str
-    kind: str
+    kind: OperationKind
     cloud: str
-    status: str
+    status: OperationStatus
     holder: str
     started_at: str
     finished_at: str | None
@@ -129,14 +135,22 @@ class State:
             raise StateError(f"cannot open the state file {self.path}: {exc}") from exc
 
     def _prepare(self, attempts: int = 50) -> None:
-        """Switch to WAL and create the tables; a second process doing the same at that moment
-        gets SQLITE_BUSY without the busy timeout applying, so retry briefly."""
+        """Switch to WAL, create the tables and migrate an older file; a second process doing the
+        same at that moment gets SQLITE_BUSY without the busy timeout applying, so retry briefly."""
         for attempt in range(attempts):
             try:
                 self._db.execute("PRAGMA journal_mode=WAL")
                 with self._transaction() as db:
+                    version = db.execute("PRAGMA user_version").fetchone()[0]
+                    if version > SCHEMA_VERSION:
+                        raise StateError(
+                            f"the state file {self.path} was written by a newer llamadeploy (format {version}; this one reads {SCHEMA_VERSION}); upgrade llamadeploy"
+                        )
                     for statement in filter(str.strip, _SCHEMA.split(";")):
                         db.execute(statement)
+                    if version < SCHEMA_VERSION:
+                        _migrate(db)
+                        db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
                 return
             except sqlite3.OperationalError as exc:
                 if "locked" not in str(exc) or attempt == attempts - 1:
@@ -192,17 +206,28 @@ class State:
 
     def get(self, name: str) -> Record | None:
         row = self._db.execute("SELECT * FROM deployments WHERE name = ?", (name,)).fetchone()
-        return None if row is None else _record(row)
+        return None if row is None else self._record(row)
 
     def records(self) -> list[Record]:
-        return [_record(row) for row in self._db.execute("SELECT * FROM deployments ORDER BY name")]
+        return [self._record(row) for row in self._db.execute("SELECT * FROM deployments ORDER BY name")]
 
-    def put(self, name: str, cloud: str, region: str, spec_hash: str, status: str, data: dict[str, Any]) -> None:
+    def put(self, record: Record) -> None:
+        """Store the record as it is now; the row's columns repeat what `status` lists without reading JSON."""
         with self._transaction() as db:
             db.execute(
                 "INSERT OR REPLACE INTO deployments (name, cloud, region, spec_hash, record, status, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
-                (name, cloud, region, spec_hash, json.dumps(data), status, now()),
+                (record.name, record.cloud, record.region, record.spec_hash, json.dumps(to_json(record)), record.phase.value, now()),
             )
+
+    def _record(self, row: sqlite3.Row) -> Record:
+        try:
+            data = json.loads(row["record"])
+        except ValueError as exc:
+            raise StateError(f"the record of {row['name']!r} in {self.path} is not valid JSON ({exc}); restore the file from a backup") from exc
+        try:
+            return from_json(row["name"], row["updated_at"], data)
+        except RecordError as exc:
+            raise StateError(f"{exc} (state file {self.path})") from exc
 
     def drop(self, name: str) -> None:
         with self._transaction() as db:
@@ -210,11 +235,11 @@ class State:
 
     # Journal
 
-    def begin(self, deployment: str, kind: str, cloud: str, holder: str) -> int:
+    def begin(self, deployment: str, kind: OperationKind, cloud: str, holder: str) -> int:
         with self._transaction() as db:
             cursor = db.execute(
-                "INSERT INTO operations (deployment, kind, cloud, status, holder, started_at) VALUES (?, ?, ?, 'running', ?, ?)",
-                (deployment, kind, cloud, holder, now()),
+                "INSERT INTO operations (deployment, kind, cloud, status, holder, started_at) VALUES (?, ?, ?, ?, ?, ?)",
+                (deployment, kind, cloud, OperationStatus.RUNNING, holder, now()),
             )
             return int(cursor.lastrowid or 0)
 
@@ -227,13 +252,13 @@ class State:
                 created.append(resource)
             db.execute("UPDATE operations SET created = ? WHERE id = ?", (json.dumps(created), operation))
 
-    def finish(self, operation: int, status: str, detail: str = "") -> None:
+    def finish(self, operation: int, status: OperationStatus, detail: str = "") -> None:
         with self._transaction() as db:
             db.execute("UPDATE operations SET status = ?, finished_at = ?, detail = ? WHERE id = ?", (status, now(), detail, operation))
 
     def interrupted(self, deployment: str) -> list[Operation]:
         """Operations on `deployment` still marked running: their command died before finishing."""
-        rows = self._db.execute("SELECT * FROM operations WHERE deployment = ? AND status = 'running' ORDER BY id", (deployment,))
+        rows = self._db.execute("SELECT * FROM operations WHERE deployment = ? AND status = ? ORDER BY id", (deployment, OperationStatus.RUNNING))
         return [_operation(row) for row in rows]
 
     def history(self, deployment: str) -> list[Operation]:
@@ -256,17 +281,31 @@ def _stale(lock: sqlite3.Row) -> bool:
     return False
 
 
-def _record(row: sqlite3.Row) -> Record:
-    return Record(row["name"], row["cloud"], row["region"], row["spec_hash"], row["status"], row["updated_at"], json.loads(row["record"]))
+def _migrate(db: sqlite3.Connection) -> None:
+    """Rewrite each record of the first format as the current one, inside the opening transaction.
+    The first format knew a move cut short before its switch only from the journal, so that is read too."""
+    for row in db.execute("SELECT * FROM deployments").fetchall():
+        data = json.loads(row["record"])
+        if "version" in data:
+            continue
+        move = db.execute(
+            "SELECT cloud FROM operations WHERE deployment = ? AND kind = 'move' AND status = 'running' ORDER BY id DESC LIMIT 1", (row["name"],)
+        ).fetchone()
+        legacy = LegacyRow(row["name"], row["cloud"], row["region"], row["spec_hash"], row["status"], data, move["cloud"] if move else None)
+        try:
+            migrated = migrate_v1(legacy)
+        except (KeyError, TypeError, ValueError) as exc:
+            raise StateError(f"cannot migrate the record of {row['name']!r} from the first format ({type(exc).__name__}: {exc}); it is kept unchanged") from exc
+        db.execute("UPDATE deployments SET record = ?, status = ? WHERE name = ?", (json.dumps(migrated), migrated["phase"], row["name"]))
 
 
 def _operation(row: sqlite3.Row) -> Operation:
     return Operation(
         row["id"],
         row["deployment"],
-        row["kind"],
+        OperationKind(row["kind"]),
         row["cloud"],
-        row["status"],
+        OperationStatus(row["status"]),
         row["holder"],
         row["started_at"],
         row["finished_at"],

@@ -12,12 +12,14 @@ import pytest
 from orchestrator.catalog import Catalog, load_catalog
 from orchestrator.planner import plan
 from orchestrator.spec import load_stack
+from providers import registry
 from tests.clouds import HARNESSES, Cloud, stand_in_environment, start_stand_in
 from tests.emulators.aws import AwsStandIn
 from tests.emulators.azure import AzureStandIn
 from tests.emulators.gcp import GcpStandIn
 from tests.emulators.internet import Internet
 from tests.emulators.oci import OciStandIn
+from tests.fake_provider import FakeProvider
 
 DATA = Path(__file__).parent / "data"
 REPO = Path(__file__).parent.parent
@@ -50,6 +52,38 @@ def write_stack(tmp_path: Path) -> Callable[[str], Path]:
         return path
 
     return write
+
+
+FAKE_OFFER = (
+    "fake,Fake serving,moon-1,fake.gpu1,L4,1,24,4,16,0.50,,managed-service list price,test,2026-11-01\n"
+    "fake,Fake serving,moon-2,fake.gpu1,L4,1,24,4,16,0.55,,managed-service list price,test,2026-11-01\n"
+    "fake2,Fake serving,mars-1,f2.gpu1,L4,1,24,4,16,0.45,,managed-service list price,test,2026-11-01\n"
+    "planonly,Plan-only serving,moon-1,po.gpu1,L4,1,24,4,16,0.40,,managed-service list price,test,2026-11-01\n"
+    "needsdk,Fake serving,moon-1,ns.gpu1,L4,1,24,4,16,0.45,,managed-service list price,test,2026-11-01\n"
+)
+
+
+@pytest.fixture
+def fake_plugin(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, mini_catalog_path: Path) -> Iterator[Path]:
+    """Install a distribution whose only content is an entry point naming tests.fake_provider."""
+    dist = tmp_path / "site" / "llamadeploy_fake-1.0.dist-info"
+    dist.mkdir(parents=True)
+    (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: llamadeploy-fake\nVersion: 1.0\n")
+    (dist / "entry_points.txt").write_text(
+        "[llamadeploy.providers]\nfake = tests.fake_provider:FakeProvider\nfake2 = tests.fake_provider:OtherFakeProvider\nplanonly = tests.fake_provider:PlanOnlyService\n"
+        "needsdk = tests.fake_provider:NeedsSdkProvider\n"
+    )
+    monkeypatch.syspath_prepend(str(tmp_path / "site"))
+    registry._plugins.cache_clear()
+    catalog = tmp_path / "offers.csv"
+    catalog.write_text(mini_catalog_path.read_text() + FAKE_OFFER)
+    monkeypatch.setenv("LLAMADEPLOY_CATALOG", str(catalog))
+    monkeypatch.setenv("LLAMADEPLOY_STATE", str(tmp_path / "state.db"))
+    monkeypatch.setenv("LLAMADEPLOY_POLL_SECONDS", "0.01")
+    monkeypatch.setenv("HF_TOKEN", "x")
+    FakeProvider.live.clear()
+    yield tmp_path
+    registry._plugins.cache_clear()
 
 
 @pytest.fixture(scope="session")

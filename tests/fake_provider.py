@@ -48,7 +48,11 @@ class FakeProvider(Provider):
 
     def resources(self, plan: Plan) -> list[Resource]:
         return [
-            Resource("fake::Endpoint", plan.deployment.name, {"tags": resource_tags(plan), "instance_type": plan.offer.instance_type, "model": plan.hf_repo})
+            Resource(
+                "fake::Endpoint",
+                f"{plan.deployment.name}-{plan.region}",
+                {"tags": resource_tags(plan), "instance_type": plan.offer.instance_type, "model": plan.hf_repo},
+            )
         ]
 
     def program(self, plan: Plan) -> Program:
@@ -78,15 +82,20 @@ class FakeProvider(Provider):
             self.live.pop(resource.name, None)
 
     def remaining(self, deployed: Deployed) -> list[Resource]:
-        return [r for r in self.live.values() if r.properties["tags"].get("llamadeploy-deployment") == deployed.deployment]
+        """What is tagged with the deployment in its region (a region is a cloud's unit, as for the real ones)."""
+        return [
+            r
+            for r in self.live.values()
+            if r.properties["tags"].get("llamadeploy-deployment") == deployed.deployment and r.name.endswith(f"-{deployed.region}")
+        ]
 
     def endpoint(self, deployed: Deployed) -> Endpoint:
         return Endpoint(deployed.url, "none", f"curl {deployed.url}")
 
     def invoke(self, deployed: Deployed, request: Mapping[str, Any]) -> Any:
-        served = self.live.get(deployed.deployment)
+        served = self.live.get(deployed.resources[0].name)
         if served is None:
-            raise NotFoundError(deployed.deployment)
+            raise NotFoundError(deployed.resources[0].name)
         return {"model": served.properties["model"], "choices": [{"message": {"role": "assistant", "content": "Paris."}}]}
 
 
@@ -106,3 +115,10 @@ class NeedsSdkProvider(FakeProvider):
 
     name = "needsdk"
     sdk_modules = ("llamadeploy_no_such_sdk.client",)
+
+
+class OtherFakeProvider(FakeProvider):
+    """A second plugin cloud, so moves between two clouds run through plugins alone."""
+
+    name = "fake2"
+    default_region = "mars-1"

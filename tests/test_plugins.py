@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -13,35 +12,6 @@ from orchestrator.cli import cli
 from providers import registry
 from tests.fake_provider import FakeProvider
 
-FAKE_OFFER = (
-    "fake,Fake serving,moon-1,fake.gpu1,L4,1,24,4,16,0.50,,managed-service list price,test,2026-11-01\n"
-    "planonly,Plan-only serving,moon-1,po.gpu1,L4,1,24,4,16,0.40,,managed-service list price,test,2026-11-01\n"
-    "needsdk,Fake serving,moon-1,ns.gpu1,L4,1,24,4,16,0.45,,managed-service list price,test,2026-11-01\n"
-)
-
-
-@pytest.fixture
-def fake_plugin(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, mini_catalog_path: Path) -> Iterator[Path]:
-    """Install a distribution whose only content is an entry point naming tests.fake_provider."""
-    dist = tmp_path / "site" / "llamadeploy_fake-1.0.dist-info"
-    dist.mkdir(parents=True)
-    (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: llamadeploy-fake\nVersion: 1.0\n")
-    (dist / "entry_points.txt").write_text(
-        "[llamadeploy.providers]\nfake = tests.fake_provider:FakeProvider\nplanonly = tests.fake_provider:PlanOnlyService\n"
-        "needsdk = tests.fake_provider:NeedsSdkProvider\n"
-    )
-    monkeypatch.syspath_prepend(str(tmp_path / "site"))
-    registry._plugins.cache_clear()
-    catalog = tmp_path / "offers.csv"
-    catalog.write_text(mini_catalog_path.read_text() + FAKE_OFFER)
-    monkeypatch.setenv("LLAMADEPLOY_CATALOG", str(catalog))
-    monkeypatch.setenv("LLAMADEPLOY_STATE", str(tmp_path / "state.db"))
-    monkeypatch.setenv("LLAMADEPLOY_POLL_SECONDS", "0.01")
-    monkeypatch.setenv("HF_TOKEN", "x")
-    FakeProvider.live.clear()
-    yield tmp_path
-    registry._plugins.cache_clear()
-
 
 def invoke(*args: str) -> tuple[int, str, str]:
     result = CliRunner().invoke(cli, list(args), catch_exceptions=False)
@@ -49,7 +19,7 @@ def invoke(*args: str) -> tuple[int, str, str]:
 
 
 def test_plugin_is_listed_and_planned(fake_plugin: Path, write_stack) -> None:
-    assert registry.names()[-3:] == ["fake", "needsdk", "planonly"]
+    assert registry.names()[-4:] == ["fake", "fake2", "needsdk", "planonly"]
     stack = write_stack("name: chat\nmodel: llama3.2-1b-instruct\nmax_context: 2048\nconcurrency: 4\n")
     code, out, _ = invoke("plan", str(stack), "--cloud", "fake", "--output", "json")
     (plan,) = json.loads(out)["plans"]
@@ -92,16 +62,16 @@ def test_plugin_runs_through_the_same_engine(fake_plugin: Path, write_stack) -> 
     code, out, err = invoke("up", str(stack), "--cloud", "fake", "--yes")
     assert code == 0, err
     assert "chat is serving on fake (moon-1) at fake://chat" in out
-    assert list(FakeProvider.live) == ["chat"]
+    assert list(FakeProvider.live) == ["chat-moon-1"]
     FakeProvider.live.clear()  # deleted behind llamadeploy's back
     code, out, _ = invoke("status", "--output", "json")
-    assert json.loads(out)["deployments"][0]["drift"] == ["fake::Endpoint chat was deleted outside llamadeploy"]
+    assert json.loads(out)["deployments"][0]["drift"] == ["fake::Endpoint chat-moon-1 was deleted outside llamadeploy"]
     assert invoke("down", "chat", "--yes")[0] == 0
 
 
 def test_unknown_cloud_lists_the_plugin(fake_plugin: Path, write_stack) -> None:
     code, _, err = invoke("plan", str(write_stack("name: a\nmodel: llama3.2-1b\n")), "--cloud", "fak")
-    assert code == 2 and "did you mean 'fake'?" in err and "aws, azure, gcp, oci, fake, needsdk, planonly" in err
+    assert code == 2 and "did you mean 'fake'?" in err and "aws, azure, gcp, oci, fake, fake2, needsdk, planonly" in err
 
 
 def test_a_cloud_that_can_only_be_planned_says_so_at_up(fake_plugin: Path, write_stack) -> None:
@@ -109,7 +79,7 @@ def test_a_cloud_that_can_only_be_planned_says_so_at_up(fake_plugin: Path, write
     assert invoke("plan", str(stack), "--cloud", "planonly")[0] == 0
     code, _, err = invoke("up", str(stack), "--cloud", "planonly", "--yes")
     assert code == 2 and "cannot deploy to planonly yet (Plan-only serving); `plan` and `cost` work there" in err
-    assert "Clouds it can deploy to: aws, azure, gcp, oci, fake, needsdk" in err
+    assert "Clouds it can deploy to: aws, azure, gcp, oci, fake, fake2, needsdk" in err
 
 
 def test_a_missing_sdk_is_one_line_before_any_cloud_call(fake_plugin: Path, write_stack) -> None:
