@@ -12,7 +12,7 @@ import json
 import re
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
-from functools import cache, partial
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from pydantic import Field
@@ -191,6 +191,11 @@ class AwsProvider(Provider):
         placed = plan.deployment.placement.of("aws")
         return {"endpoint_url": placed.endpoint_url} if placed and placed.endpoint_url else {}
 
+    def _control(self, region: str, settings: Mapping[str, Any]) -> tuple[Any, Any]:
+        """The SageMaker and Auto Scaling clients for the region and endpoint (parsing a boto3 service model takes ~0.13 s)."""
+        endpoint_url = settings.get("endpoint_url")
+        return self.client(("control", region, endpoint_url), lambda: _control_clients(region, endpoint_url))
+
     def apply(self, plan: Plan, events: Events) -> Deployed:
         deployment = plan.deployment
         placed = deployment.placement.of("aws")
@@ -198,7 +203,7 @@ class AwsProvider(Provider):
         secrets = resolve_secrets(deployment)
         by_type = {r.type: r for r in self.resources(plan)}
         tags = [{"Key": k, "Value": v} for k, v in resource_tags(plan).items()]
-        sagemaker, scaling = _clients(plan.region, self.settings(plan))
+        sagemaker, scaling = self._control(plan.region, self.settings(plan))
         model, config, endpoint = by_type[MODEL], by_type[CONFIG], by_type[ENDPOINT]
 
         def create_model() -> None:
@@ -267,7 +272,7 @@ class AwsProvider(Provider):
         (events.adopted if policies["ScalingPolicies"] else events.created)(policy)
 
     def describe(self, deployed: Deployed) -> LiveStatus:
-        sagemaker, scaling = _clients(deployed.region, deployed.settings)
+        sagemaker, scaling = self._control(deployed.region, deployed.settings)
         names = {r.type: r.name for r in deployed.resources}
         missing = [f"{kind} {name}" for kind, name in names.items() if not self._exists(sagemaker, scaling, kind, name)]
         endpoint = _optional(lambda: sagemaker.describe_endpoint(EndpointName=names[ENDPOINT]))
@@ -301,7 +306,7 @@ class AwsProvider(Provider):
             return _exists(describe)
 
     def scale(self, deployed: Deployed, min_replicas: int, max_replicas: int) -> None:
-        _, scaling = _clients(deployed.region, deployed.settings)
+        _, scaling = self._control(deployed.region, deployed.settings)
         target = next(r.name for r in deployed.resources if r.type == TARGET)
         with _translated():
             scaling.register_scalable_target(
@@ -309,7 +314,7 @@ class AwsProvider(Provider):
             )
 
     def destroy(self, deployed: Deployed, events: Events) -> None:
-        sagemaker, scaling = _clients(deployed.region, deployed.settings)
+        sagemaker, scaling = self._control(deployed.region, deployed.settings)
         by_type = {r.type: r for r in deployed.resources}
         target = by_type.get(TARGET) or Resource(TARGET, f"endpoint/{deployed.deployment}/variant/{VARIANT}")
         with _translated():
@@ -331,7 +336,7 @@ class AwsProvider(Provider):
                 _optional(lambda: sagemaker.delete_model(ModelName=by_type[MODEL].name))
 
     def remaining(self, deployed: Deployed) -> list[Resource]:
-        sagemaker, scaling = _clients(deployed.region, deployed.settings)
+        sagemaker, scaling = self._control(deployed.region, deployed.settings)
         name = deployed.deployment
         listings = [
             (MODEL, "Models", "ModelName", "ModelArn", sagemaker.list_models),
@@ -366,7 +371,8 @@ class AwsProvider(Provider):
     def invoke(self, deployed: Deployed, request: Mapping[str, Any]) -> Any:
         """InvokeEndpoint with the OpenAI chat body: LMI answers `messages` in the chat completion schema
         (djl-serving serving/docs/lmi/user_guides/chat_input_output_schema.md)."""
-        runtime = _runtime(deployed.region, deployed.settings.get("endpoint_url"))
+        endpoint_url = deployed.settings.get("endpoint_url")
+        runtime = self.client(("runtime", deployed.region, endpoint_url), lambda: _runtime_client(deployed.region, endpoint_url))
         name = next(r.name for r in deployed.resources if r.type == ENDPOINT)
         with _translated():
             response = runtime.invoke_endpoint(EndpointName=name, ContentType="application/json", Accept="application/json", Body=json.dumps(request))
@@ -422,12 +428,7 @@ def _options(arguments: list[str]) -> list[tuple[str, str]]:
     return pairs
 
 
-def _clients(region: str, settings: dict[str, Any] | Any) -> tuple[Any, Any]:
-    return _cached_clients(region, settings.get("endpoint_url"))
-
-
-@cache
-def _runtime(region: str, endpoint_url: str | None) -> Any:
+def _runtime_client(region: str, endpoint_url: str | None) -> Any:
     """The SageMaker runtime client that sends InvokeEndpoint (SigV4-signed by boto3)."""
     import boto3
     from botocore.config import Config
@@ -436,10 +437,8 @@ def _runtime(region: str, endpoint_url: str | None) -> Any:
     return boto3.session.Session(region_name=region).client("sagemaker-runtime", endpoint_url=endpoint_url, config=config)
 
 
-@cache
-def _cached_clients(region: str, endpoint_url: str | None) -> tuple[Any, Any]:
-    """One SageMaker and one Auto Scaling client per region and endpoint: building a client parses
-    the service's JSON model (~0.13 s), and boto3 clients are safe to share between threads."""
+def _control_clients(region: str, endpoint_url: str | None) -> tuple[Any, Any]:
+    """A SageMaker and an Application Auto Scaling client for the region and endpoint."""
     import boto3
     from botocore.config import Config
 

@@ -231,6 +231,10 @@ class AzureProvider(Provider):
         chosen = {"subscription_id": placed.subscription_id, "resource_group": placed.resource_group, "workspace": placed.workspace}
         return {**chosen, "endpoint": placed.endpoint} if placed.endpoint else chosen
 
+    def _clients(self, settings: Mapping[str, Any]) -> tuple[Any, Any, Any]:
+        """The workspace's MLClient, MonitorManagementClient and ARM client."""
+        return self.client(repr(sorted(settings.items())), lambda: _make_clients(settings))
+
     def apply(self, plan: Plan, events: Events) -> Deployed:
         from azure.ai.ml.entities import (
             ApiKeyConfiguration,
@@ -246,7 +250,7 @@ class AzureProvider(Provider):
         )
 
         deployment, settings = plan.deployment, self.settings(plan)
-        ml, monitor, _arm = _clients(settings)
+        ml, monitor, _arm = self._clients(settings)
         by_type = {(r.type, r.name): r for r in self.resources(plan)}
         tags = resource_tags(plan)
         name = deployment.name
@@ -356,7 +360,7 @@ class AzureProvider(Provider):
         events.wait(f"Azure ML {resource.name}", lambda: _provisioned(get()))
 
     def describe(self, deployed: Deployed) -> LiveStatus:
-        ml, monitor, _ = _clients(deployed.settings)
+        ml, monitor, _ = self._clients(deployed.settings)
         names = {r.type: r.name for r in deployed.resources}
         endpoint_name = names[ENDPOINT]
         missing = [f"{kind} {name}" for kind, name in names.items() if not self._exists(ml, monitor, deployed, kind, name)]
@@ -392,7 +396,7 @@ class AzureProvider(Provider):
             return _exists(check)
 
     def scale(self, deployed: Deployed, min_replicas: int, max_replicas: int) -> None:
-        _, monitor, _ = _clients(deployed.settings)
+        _, monitor, _ = self._clients(deployed.settings)
         name = next(r.name for r in deployed.resources if r.type == AUTOSCALE)
         group = deployed.settings["resource_group"]
         with _translated():
@@ -402,7 +406,7 @@ class AzureProvider(Provider):
             monitor.autoscale_settings.create_or_update(group, name, setting)
 
     def destroy(self, deployed: Deployed, events: Events) -> None:
-        ml, monitor, arm = _clients(deployed.settings)
+        ml, monitor, arm = self._clients(deployed.settings)
         group = deployed.settings["resource_group"]
         endpoints = {r.name for r in deployed.resources if r.type == ENDPOINT} | {r.name.split("/")[0] for r in deployed.resources if r.type == DEPLOYMENT}
         with _translated(), _quiet_stdout():
@@ -420,7 +424,7 @@ class AzureProvider(Provider):
                     _optional(lambda r=resource: ml.connections.delete(r.name))
 
     def remaining(self, deployed: Deployed) -> list[Resource]:
-        ml, monitor, _ = _clients(deployed.settings)
+        ml, monitor, _ = self._clients(deployed.settings)
         left = [r for r in deployed.resources if self._exists(ml, monitor, deployed, r.type, r.name)]
         with _translated(), _quiet_stdout():
             tagged = [e for e in ml.online_endpoints.list() if (e.tags or {}).get(DEPLOYMENT_TAG) == deployed.deployment]
@@ -445,7 +449,7 @@ class AzureProvider(Provider):
         token (the walkthrough's call, which the endpoint's key auth mode takes)."""
         import requests
 
-        ml, _, _ = _clients(deployed.settings)
+        ml, _, _ = self._clients(deployed.settings)
         name = next(r.name for r in deployed.resources if r.type == ENDPOINT)
         with _translated(), _quiet_stdout():
             key = ml.online_endpoints.get_keys(name).primary_key
@@ -571,19 +575,9 @@ def _provisioned(resource: Any) -> tuple[bool, str]:
     return state == "Succeeded", state
 
 
-_client_cache: dict[str, Any] = {}
-
-
-def _clients(settings: dict[str, Any]) -> tuple[Any, Any, Any]:
+def _make_clients(settings: Mapping[str, Any]) -> tuple[Any, Any, Any]:
     """An MLClient for the workspace, a MonitorManagementClient, and a plain ARM client for the
     one call neither SDK offers; all share one credential."""
-    key = repr(sorted(settings.items()))
-    if key not in _client_cache:
-        _client_cache[key] = _make_clients(settings)
-    return _client_cache[key]
-
-
-def _make_clients(settings: dict[str, Any]) -> tuple[Any, Any, Any]:
     from azure.ai.ml import MLClient
     from azure.core.pipeline.policies import BearerTokenCredentialPolicy, RetryPolicy
     from azure.identity import DefaultAzureCredential

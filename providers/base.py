@@ -15,8 +15,9 @@ one is data the planner prints.
 from __future__ import annotations
 
 import enum
+import threading
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Hashable, Mapping
 from contextlib import AbstractContextManager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -28,6 +29,7 @@ from orchestrator.spec import PlacementBase
 if TYPE_CHECKING:
     from orchestrator.planner import Plan
 
+T = TypeVar("T")
 DEPLOYMENT_TAG = "llamadeploy-deployment"
 # The built-in providers' Pulumi templates (a plugin names a file of its own package).
 BUILTIN_TEMPLATES = Path(__file__).resolve().parent.parent / "templates" / "pulumi"
@@ -241,6 +243,21 @@ class Provider(CloudService):
     # The SDK modules the live operations import; checked, not imported, before any cloud call.
     sdk_modules: ClassVar[tuple[str, ...]] = ()
 
+    def __init__(self) -> None:
+        self._client_cache: dict[Hashable, Any] = {}
+        self._clients_lock = threading.Lock()
+
+    def client(self, key: Hashable, make: Callable[[], T]) -> T:
+        """The SDK client(s) for `key` (region, endpoint, credentials source), made once per provider
+        instance: making one is costly (boto3 parses its service model, MLClient reads workspace
+        metadata) and SDK clients are safe to share between threads. Every provider makes its
+        clients through here; the registry keeps one instance per process and drops it in a fork's
+        child, so a child never shares a parent's open connections."""
+        with self._clients_lock:
+            if key not in self._client_cache:
+                self._client_cache[key] = make()
+            return self._client_cache[key]
+
     def settings(self, plan: Plan) -> dict[str, Any]:
         """What `describe` and `destroy` need later to reach the cloud again, kept in state."""
         return {}
@@ -275,7 +292,6 @@ class Provider(CloudService):
         return the decoded answer (what the cloud said, unchecked)."""
 
 
-T = TypeVar("T")
 # A provider's context manager that turns its SDK's exceptions into the typed errors above.
 Translator = Callable[[], AbstractContextManager[None]]
 

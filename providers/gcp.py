@@ -166,11 +166,16 @@ class GcpProvider(Provider):
         assert placed is not None
         return {"project": placed.project, **({"endpoint": placed.endpoint} if placed.endpoint else {})}
 
+    def _clients(self, region: str, settings: Mapping[str, Any]) -> tuple[Any, Any, Any]:
+        """The region's model and endpoint service clients and a prediction session."""
+        endpoint = settings.get("endpoint") or f"https://{region}-aiplatform.googleapis.com"
+        return self.client(endpoint, lambda: _make_clients(endpoint))
+
     def apply(self, plan: Plan, events: Events) -> Deployed:
         from google.cloud import aiplatform_v1beta1 as vertex
 
         deployment, settings = plan.deployment, self.settings(plan)
-        models, endpoints, _ = _clients(plan.region, settings)
+        models, endpoints, _ = self._clients(plan.region, settings)
         parent = f"projects/{settings['project']}/locations/{plan.region}"
         model, endpoint, deployed = self.resources(plan)
         labels = model.properties["labels"]
@@ -254,7 +259,7 @@ class GcpProvider(Provider):
         events.wait(what, check)
 
     def describe(self, deployed: Deployed) -> LiveStatus:
-        models, endpoints, _ = _clients(deployed.region, deployed.settings)
+        models, endpoints, _ = self._clients(deployed.region, deployed.settings)
         parent = f"projects/{deployed.settings['project']}/locations/{deployed.region}"
         model_name, endpoint_name = f"{parent}/models/{deployed.deployment}", f"{parent}/endpoints/{deployed.deployment}"
         with _translated():
@@ -282,7 +287,7 @@ class GcpProvider(Provider):
         )
 
     def scale(self, deployed: Deployed, min_replicas: int, max_replicas: int) -> None:
-        _, endpoints, _ = _clients(deployed.region, deployed.settings)
+        _, endpoints, _ = self._clients(deployed.region, deployed.settings)
         parent = f"projects/{deployed.settings['project']}/locations/{deployed.region}"
         with _translated():
             endpoint = endpoints.get_endpoint(name=f"{parent}/endpoints/{deployed.deployment}")
@@ -291,7 +296,7 @@ class GcpProvider(Provider):
                 endpoints.mutate_deployed_model(endpoint=endpoint.name, deployed_model=model, update_mask={"paths": ["dedicated_resources"]}).result()
 
     def destroy(self, deployed: Deployed, events: Events) -> None:
-        models, endpoints, _ = _clients(deployed.region, deployed.settings)
+        models, endpoints, _ = self._clients(deployed.region, deployed.settings)
         parent = f"projects/{deployed.settings['project']}/locations/{deployed.region}"
         types = {r.type for r in deployed.resources}
         endpoint_name, model_name = f"{parent}/endpoints/{deployed.deployment}", f"{parent}/models/{deployed.deployment}"
@@ -315,7 +320,7 @@ class GcpProvider(Provider):
     def remaining(self, deployed: Deployed) -> list[Resource]:
         from google.cloud import aiplatform_v1beta1 as vertex
 
-        models, endpoints, _ = _clients(deployed.region, deployed.settings)
+        models, endpoints, _ = self._clients(deployed.region, deployed.settings)
         parent = f"projects/{deployed.settings['project']}/locations/{deployed.region}"
         label = f"labels.{DEPLOYMENT_TAG}={deployed.deployment}"
         with _translated():
@@ -346,7 +351,7 @@ class GcpProvider(Provider):
         sent, and its answer comes back as it is. Sent as google-cloud-aiplatform's own
         `Endpoint.raw_predict` sends it (aiplatform/models.py): a POST of the raw body through an
         AuthorizedSession, since the GAPIC REST transport wraps both bodies in an HttpBody message."""
-        _, _, session = _clients(deployed.region, deployed.settings)
+        _, _, session = self._clients(deployed.region, deployed.settings)
         body, headers = json.dumps(dict(request)), {"Content-Type": "application/json"}
         with _translated():
             return answer_of(lambda: session.post(deployed.url, data=body, headers=headers, timeout=600), f"Vertex AI endpoint {deployed.deployment}")
@@ -414,28 +419,21 @@ def _deployed_model_id(endpoint: Any, model_id: str) -> str | None:
     return next((d.id for d in endpoint.deployed_models if d.model.rsplit("/", 1)[-1] == model_id), None)
 
 
-_client_cache: dict[tuple[str, str], tuple[Any, Any, Any]] = {}
-
-
-def _clients(region: str, settings: dict[str, Any]) -> tuple[Any, Any, Any]:
+def _make_clients(endpoint: str) -> tuple[Any, Any, Any]:
     """A ModelServiceClient and an EndpointServiceClient for the region, over REST, and an
     AuthorizedSession for prediction calls, all on one set of credentials."""
-    endpoint = settings.get("endpoint") or f"https://{region}-aiplatform.googleapis.com"
-    key = (region, endpoint)
-    if key not in _client_cache:
-        import google.auth
-        from google.auth.transport.requests import AuthorizedSession
-        from google.cloud import aiplatform_v1beta1 as vertex
+    import google.auth
+    from google.auth.transport.requests import AuthorizedSession
+    from google.cloud import aiplatform_v1beta1 as vertex
 
-        with _translated():
-            credentials, _ = google.auth.default(scopes=_SCOPES)
-        options = {"api_endpoint": endpoint}
-        _client_cache[key] = (
-            vertex.ModelServiceClient(credentials=credentials, transport="rest", client_options=options),
-            vertex.EndpointServiceClient(credentials=credentials, transport="rest", client_options=options),
-            AuthorizedSession(credentials),
-        )
-    return _client_cache[key]
+    with _translated():
+        credentials, _ = google.auth.default(scopes=_SCOPES)
+    options = {"api_endpoint": endpoint}
+    return (
+        vertex.ModelServiceClient(credentials=credentials, transport="rest", client_options=options),
+        vertex.EndpointServiceClient(credentials=credentials, transport="rest", client_options=options),
+        AuthorizedSession(credentials),
+    )
 
 
 @contextlib.contextmanager

@@ -188,6 +188,11 @@ class OciProvider(Provider):
         chosen = {"compartment_id": placed.compartment_id, "project_id": placed.project_id}
         return {**chosen, **{k: v for k, v in (("profile", placed.profile), ("endpoint", placed.endpoint)) if v}}
 
+    def _client(self, region: str, settings: Mapping[str, Any]) -> Any:
+        """The region's DataScienceClient; how credentials are found (the environment) is part of the key."""
+        key = (region, repr(sorted(settings.items())), os.environ.get("OCI_RESOURCE_PRINCIPAL_VERSION", ""), os.environ.get("OCI_CONFIG_FILE", ""))
+        return self.client(key, lambda: _make_client(region, settings))
+
     def apply(self, plan: Plan, events: Events) -> Deployed:
         from oci.data_science import models as ds
 
@@ -195,7 +200,7 @@ class OciProvider(Provider):
         placed = deployment.placement.of("oci")
         assert placed is not None and placed.image and placed.subnet_id  # required placement, checked before apply
         secrets = resolve_secrets(deployment)
-        client = _client(plan.region, settings)
+        client = self._client(plan.region, settings)
         model, online = self.resources(plan)
         tags = model.properties["freeform_tags"]
         with _translated():
@@ -251,7 +256,7 @@ class OciProvider(Provider):
         return Deployed(deployment.name, self.name, plan.region, (_with_id(model, model_id), _with_id(online, deployment_id)), f"{url}/predict", settings)
 
     def describe(self, deployed: Deployed) -> LiveStatus:
-        client = _client(deployed.region, deployed.settings)
+        client = self._client(deployed.region, deployed.settings)
         with _translated():
             found = {r.type: self._locate(client, deployed, r) for r in deployed.resources}
             missing = tuple(f"{r.type} {r.name}" for r in deployed.resources if found[r.type] is None)
@@ -278,7 +283,7 @@ class OciProvider(Provider):
         raise InvalidRequestError("changing an OCI model deployment's scaling needs an update of the deployment: `down` then `up`")
 
     def destroy(self, deployed: Deployed, events: Events) -> None:
-        client = _client(deployed.region, deployed.settings)
+        client = self._client(deployed.region, deployed.settings)
         with _translated():
             for resource in sorted(deployed.resources, key=lambda r: r.type != MODEL_DEPLOYMENT):
                 ocid = self._locate(client, deployed, resource)
@@ -304,7 +309,7 @@ class OciProvider(Provider):
         return _find(listing, deployed.settings, resource.name)
 
     def remaining(self, deployed: Deployed) -> list[Resource]:
-        client = _client(deployed.region, deployed.settings)
+        client = self._client(deployed.region, deployed.settings)
         with _translated():
             return [r for r in deployed.resources if self._locate(client, deployed, r) is not None]
 
@@ -464,21 +469,14 @@ def _active(client: Any, deployment_id: str) -> tuple[bool, str]:
     return data.lifecycle_state == "ACTIVE", data.lifecycle_state
 
 
-_client_cache: dict[tuple[str, ...], Any] = {}
+def _make_client(region: str, settings: Mapping[str, Any]) -> Any:
+    import oci
 
-
-def _client(region: str, settings: dict[str, Any]) -> Any:
-    # How credentials are found is part of the key: the environment decides it, not the settings.
-    key = (region, repr(sorted(settings.items())), os.environ.get("OCI_RESOURCE_PRINCIPAL_VERSION", ""), os.environ.get("OCI_CONFIG_FILE", ""))
-    if key not in _client_cache:
-        import oci
-
-        kwargs: dict[str, Any] = {"retry_strategy": oci.retry.NoneRetryStrategy()}
-        if settings.get("endpoint"):
-            kwargs["service_endpoint"] = settings["endpoint"]
-        config, signer = _credentials(region, settings)
-        _client_cache[key] = oci.data_science.DataScienceClient(config, **({"signer": signer} if signer else {}), **kwargs)
-    return _client_cache[key]
+    kwargs: dict[str, Any] = {"retry_strategy": oci.retry.NoneRetryStrategy()}
+    if settings.get("endpoint"):
+        kwargs["service_endpoint"] = settings["endpoint"]
+    config, signer = _credentials(region, settings)
+    return oci.data_science.DataScienceClient(config, **({"signer": signer} if signer else {}), **kwargs)
 
 
 def _credentials(region: str, settings: dict[str, Any]) -> tuple[dict[str, Any], Any]:

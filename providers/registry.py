@@ -11,6 +11,7 @@ from __future__ import annotations
 import difflib
 import importlib
 import importlib.util
+import os
 from functools import cache, lru_cache
 from importlib.metadata import entry_points
 
@@ -45,7 +46,7 @@ def get(name: str) -> CloudService:
         close = difflib.get_close_matches(name, known, n=1)
         hint = f"did you mean {close[0]!r}? " if close else ""
         raise UsageError(f"unknown cloud {name!r}; {hint}known clouds: {', '.join(known)}")
-    return _load(name, target)()
+    return _instance(name, target)
 
 
 def placement_model(name: str) -> type[PlacementBase]:
@@ -96,6 +97,17 @@ def _importable(module: str) -> bool:
         return importlib.util.find_spec(module) is not None
     except (ImportError, ValueError):
         return False
+
+
+@cache
+def _instance(name: str, target: str) -> CloudService:
+    """One instance per provider and process, so the SDK clients it made are reused by every command."""
+    return _load(name, target)()
+
+
+# A forked child must make its own clients: sharing a parent's pooled connections mixes two
+# processes' requests on one socket.
+os.register_at_fork(after_in_child=_instance.cache_clear)
 
 
 @cache
