@@ -11,8 +11,13 @@ import http.client
 import json
 import os
 import shlex
+import signal
 import subprocess
 import sys
+import tempfile
+import time
+import traceback
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar, Protocol
@@ -79,6 +84,54 @@ def cli_run(*args: str) -> tuple[int, str, str]:
     """The CLI in-process, as a user would run it: exit code, stdout, stderr."""
     result = CliRunner().invoke(cli, list(args), catch_exceptions=False)
     return result.exit_code, result.stdout, result.stderr
+
+
+class CliProcess:
+    """`llamadeploy ARGS` in a process of its own, forked from the test's, so that a test can
+    SIGKILL it mid-operation as a user's Ctrl-\\ or an OOM kill would. Forking skips a fresh
+    interpreter's cloud SDK imports (seconds of CPU each on a 2-core machine); the child makes
+    its own SDK clients (the registry drops the parent's at fork) and never returns into pytest."""
+
+    def __init__(self, *args: str) -> None:
+        self._stderr = tempfile.NamedTemporaryFile(prefix="llamadeploy-child-", suffix=".err", delete=False)  # noqa: SIM115 (read after the child dies)
+        self.returncode: int | None = None
+        self.pid = os.fork()
+        if self.pid == 0:
+            self._run_child(args)
+
+    def _run_child(self, args: tuple[str, ...]) -> None:
+        code = 70
+        try:
+            sys.stdout, sys.stderr = open(os.devnull, "w"), open(self._stderr.name, "w", buffering=1)  # noqa: SIM115 (the child's own streams)
+            cli.main(list(args), prog_name="llamadeploy", standalone_mode=True)
+            code = 0
+        except SystemExit as exc:
+            code = exc.code if isinstance(exc.code, int) else 1
+        except BaseException:
+            traceback.print_exc()
+        finally:
+            os._exit(code)
+
+    def poll(self) -> int | None:
+        if self.returncode is None:
+            pid, status = os.waitpid(self.pid, os.WNOHANG)
+            if pid:
+                self.returncode = os.waitstatus_to_exitcode(status)
+        return self.returncode
+
+    def stderr(self) -> str:
+        return Path(self._stderr.name).read_text()
+
+    def kill_once(self, ready: Callable[[], bool], settle: float) -> None:
+        """SIGKILL the process `settle` seconds after `ready()` holds; fail if it ended before."""
+        deadline = time.monotonic() + 60
+        while not ready() and time.monotonic() < deadline and self.poll() is None:
+            time.sleep(0.05)
+        assert self.poll() is None, f"the command ended before it could be killed: {self.stderr()}"
+        time.sleep(settle)
+        os.kill(self.pid, signal.SIGKILL)
+        os.waitpid(self.pid, 0)
+        Path(self._stderr.name).unlink()
 
 
 class Cloud(Protocol):

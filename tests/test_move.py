@@ -3,16 +3,11 @@
 from __future__ import annotations
 
 import json
-import os
-import signal
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import pytest
 
-from tests.clouds import Cloud, cli_run
+from tests.clouds import CliProcess, Cloud, cli_run
 
 REPO = Path(__file__).parent.parent
 
@@ -94,30 +89,11 @@ def test_move_refuses_nonsense(pair: tuple[Cloud, Cloud], two_cloud_stack: Path)
     assert cli_run("move", "chat", "--to", "azure")[0] == 2  # no --yes off a terminal
 
 
-def _move_in_a_process(target: Cloud) -> subprocess.Popen[str]:
-    """`move chat --to TARGET` in a process of its own, so that a test can SIGKILL it."""
-    return subprocess.Popen(
-        [sys.executable, "-m", "orchestrator.cli", "move", "chat", "--to", target.name, "--yes"],
-        cwd=REPO,
-        env=os.environ.copy(),
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-
-
 def _kill_while_draining(stack: Path, source: Cloud, target: Cloud) -> None:
     """Run `move` in a process and SIGKILL it once the target serves and the source is being deleted."""
     assert cli_run("up", str(stack), "--cloud", source.name, "--yes")[0] == 0
     source.stand_in.faults.deleting_polls = 10**6  # the source endpoint stays "Deleting"
-    child = _move_in_a_process(target)
-    deadline = time.monotonic() + 60
-    while not source.stand_in.calls("DeleteEndpoint") and time.monotonic() < deadline and child.poll() is None:
-        time.sleep(0.05)
-    assert child.poll() is None, child.communicate()[1]
-    time.sleep(0.2)
-    child.send_signal(signal.SIGKILL)
-    child.wait(timeout=10)
+    CliProcess("move", "chat", "--to", target.name, "--yes").kill_once(lambda: bool(source.stand_in.calls("DeleteEndpoint")), settle=0.2)
     source.stand_in.faults.deleting_polls = 0
     source.stand_in._deleting.clear()
 
@@ -159,14 +135,7 @@ def _kill_while_target_provisions(stack: Path, source: Cloud, target: Cloud) -> 
     """Run `move` in a process and SIGKILL it while the target is still being created."""
     assert cli_run("up", str(stack), "--cloud", source.name, "--yes")[0] == 0
     target.ready_after_polls(10**6)
-    child = _move_in_a_process(target)
-    deadline = time.monotonic() + 60
-    while target.creates() == 0 and time.monotonic() < deadline and child.poll() is None:
-        time.sleep(0.05)
-    assert child.poll() is None, child.communicate()[1]
-    time.sleep(0.2)
-    child.send_signal(signal.SIGKILL)
-    child.wait(timeout=10)
+    CliProcess("move", "chat", "--to", target.name, "--yes").kill_once(lambda: target.creates() > 0, settle=0.2)
     target.make_ready()
 
 

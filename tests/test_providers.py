@@ -7,14 +7,9 @@ the cloud received, what is left in it, or what the user saw.
 from __future__ import annotations
 
 import json
-import os
 import re
-import signal
 import stat
-import subprocess
-import sys
 import threading
-import time
 from pathlib import Path
 
 import pytest
@@ -24,7 +19,7 @@ from orchestrator.catalog import load_catalog
 from orchestrator.spec import load_stack
 from orchestrator.state import LockedError, State
 from providers import registry
-from tests.clouds import HF_TOKEN, ROLE, AwsCloud, Cloud, cli_run, run_example
+from tests.clouds import HF_TOKEN, ROLE, AwsCloud, CliProcess, Cloud, cli_run, run_example
 
 REPO = Path(__file__).parent.parent
 
@@ -177,28 +172,15 @@ def test_status_reports_an_endpoint_deleted_by_hand(cloud: Cloud, stack: Path) -
     assert cloud.empty(), cloud.inventory()
 
 
-def _kill_while_waiting(child: subprocess.Popen, cloud: Cloud) -> None:
-    """SIGKILL the `up` once the cloud has its first resource and the run is waiting on it."""
-    deadline = time.monotonic() + 60
-    while cloud.creates() == 0 and time.monotonic() < deadline and child.poll() is None:
-        time.sleep(0.05)
-    assert child.poll() is None, child.communicate()[1]
-    time.sleep(0.3)  # a few polls while the cloud is still working
-    child.send_signal(signal.SIGKILL)
-    child.wait(timeout=10)
+def _kill_up_while_waiting(stack: Path, cloud: Cloud) -> None:
+    """Run `up` in a process and SIGKILL it once the cloud has its first resource and the run is waiting on it."""
+    cloud.ready_after_polls(10**6)
+    child = CliProcess("up", str(stack), "--cloud", cloud.name, "--yes")
+    child.kill_once(lambda: cloud.creates() > 0, settle=0.3)  # a few polls while the cloud is still working
 
 
 def test_killed_mid_up_is_adopted_by_the_next_up_and_removed_by_down(cloud: Cloud, stack: Path, tmp_path: Path) -> None:
-    cloud.ready_after_polls(10**6)
-    child = subprocess.Popen(
-        [sys.executable, "-m", "orchestrator.cli", "up", str(stack), "--cloud", cloud.name, "--yes"],
-        cwd=REPO,
-        env=os.environ.copy(),
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    _kill_while_waiting(child, cloud)
+    _kill_up_while_waiting(stack, cloud)
     made = cloud.creates()
     assert made >= 1
 
@@ -216,15 +198,7 @@ def test_killed_mid_up_is_adopted_by_the_next_up_and_removed_by_down(cloud: Clou
 
 
 def test_killed_mid_up_then_down_leaves_nothing(cloud: Cloud, stack: Path) -> None:
-    cloud.ready_after_polls(10**6)
-    child = subprocess.Popen(
-        [sys.executable, "-m", "orchestrator.cli", "up", str(stack), "--cloud", cloud.name, "--yes"],
-        cwd=REPO,
-        env=os.environ.copy(),
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    _kill_while_waiting(child, cloud)
+    _kill_up_while_waiting(stack, cloud)
     cloud.make_ready()
     code, _, err = cli_run("down", "chat", "--yes")
     assert code == 0, err
