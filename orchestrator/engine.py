@@ -17,6 +17,7 @@ import random
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
+from typing import TypeVar
 
 from orchestrator.catalog import Catalog
 from orchestrator.errors import LlamadeployError, SpecError, UsageError
@@ -41,11 +42,13 @@ from providers.base import (
     QuotaError,
     Resource,
     ThrottledError,
+    TransientError,
 )
 
 POLL_ENV = "LLAMADEPLOY_POLL_SECONDS"
 WAIT_TIMEOUT_ENV = "LLAMADEPLOY_WAIT_TIMEOUT"
-THROTTLE_ATTEMPTS = 6
+RETRY_ATTEMPTS = 6
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -128,17 +131,23 @@ class _Run:
             time.sleep(delay)
 
 
-def _retrying(call: Callable[[], object], backoff: Backoff, report: Report):
-    """Run `call`, retrying when the cloud throttles, after its Retry-After or a backoff delay."""
+def _retrying(call: Callable[[], T], backoff: Backoff, report: Report) -> T:
+    """Run `call`, retrying when the cloud throttles (after its Retry-After, else a backoff delay) or
+    fails transiently (a 5xx, a dropped connection). This is the one retry policy: the providers'
+    SDKs are configured not to retry on their own."""
     delays = backoff.delays()
-    for attempt in range(1, THROTTLE_ATTEMPTS + 1):
+    for attempt in range(1, RETRY_ATTEMPTS + 1):
         try:
             return call()
-        except ThrottledError as exc:
-            if attempt == THROTTLE_ATTEMPTS:
+        except (ThrottledError, TransientError) as exc:
+            if attempt == RETRY_ATTEMPTS:
                 raise
-            delay = exc.retry_after if exc.retry_after is not None else next(delays)
-            report(EventKind.THROTTLED, attempt=attempt, retry_in_s=round(delay, 2))
+            throttled = isinstance(exc, ThrottledError)
+            delay = exc.retry_after if throttled and exc.retry_after is not None else next(delays)
+            if throttled:
+                report(EventKind.THROTTLED, attempt=attempt, retry_in_s=round(delay, 2))
+            else:
+                report(EventKind.RETRYING, what="a call to the cloud", reason=str(exc).splitlines()[0], retry_in_s=round(delay, 2))
             time.sleep(delay)
     raise AssertionError("unreachable")
 

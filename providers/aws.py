@@ -24,24 +24,23 @@ from providers.base import (
     BUILTIN_TEMPLATES,
     DEPLOYMENT_TAG,
     AuthError,
-    CapacityError,
     Deployed,
     Endpoint,
+    ErrorWords,
     Events,
-    InvalidRequestError,
     LiveState,
     LiveStatus,
-    NotFoundError,
     Program,
     Provider,
     ProviderError,
-    QuotaError,
     Resource,
     ScalingSignal,
     ServingContract,
-    ThrottledError,
+    TransientError,
+    classify,
     create_or_adopt,
     exists,
+    failed_because,
     if_exists,
     resource_tags,
 )
@@ -433,7 +432,7 @@ def _runtime_client(region: str, endpoint_url: str | None) -> Any:
     import boto3
     from botocore.config import Config
 
-    config = Config(retries={"mode": "standard", "max_attempts": 3}, user_agent_extra="llamadeploy")
+    config = Config(retries={"mode": "standard", "total_max_attempts": 1}, user_agent_extra="llamadeploy")  # the engine retries
     return boto3.session.Session(region_name=region).client("sagemaker-runtime", endpoint_url=endpoint_url, config=config)
 
 
@@ -442,7 +441,7 @@ def _control_clients(region: str, endpoint_url: str | None) -> tuple[Any, Any]:
     import boto3
     from botocore.config import Config
 
-    config = Config(retries={"mode": "standard", "max_attempts": 3}, user_agent_extra="llamadeploy")
+    config = Config(retries={"mode": "standard", "total_max_attempts": 1}, user_agent_extra="llamadeploy")  # the engine retries
     session = boto3.session.Session(region_name=region)
     return (
         session.client("sagemaker", endpoint_url=endpoint_url, config=config),
@@ -455,7 +454,7 @@ def _endpoint_ready(sagemaker: Any, name: str) -> tuple[bool, str]:
         endpoint = sagemaker.describe_endpoint(EndpointName=name)
     status = endpoint["EndpointStatus"]
     if status in ("Failed", "OutOfService"):
-        raise _failure(endpoint.get("FailureReason") or f"endpoint {name} is {status}")
+        raise failed_because(WORDS, endpoint.get("FailureReason") or f"endpoint {name} is {status}")
     return status == "InService", status
 
 
@@ -463,16 +462,6 @@ def _endpoint_gone(sagemaker: Any, name: str) -> tuple[bool, str]:
     with _translated():
         endpoint = _optional(lambda: sagemaker.describe_endpoint(EndpointName=name))
     return (True, "deleted") if endpoint is None else (False, endpoint["EndpointStatus"])
-
-
-def _failure(reason: str) -> ProviderError:
-    """A SageMaker failure reason as the typed error the engine acts on."""
-    lowered = reason.lower()
-    if "capacity" in lowered:
-        return CapacityError(f"SageMaker could not provision the instances: {reason}")
-    if "limit" in lowered or "quota" in lowered:
-        return QuotaError(f"SageMaker quota: {reason}")
-    return ProviderError(f"SageMaker endpoint failed: {reason}")
 
 
 def _pages(listing: Callable[..., dict[str, Any]], key: str, **kwargs: Any) -> Iterator[dict[str, Any]]:
@@ -485,18 +474,29 @@ def _pages(listing: Callable[..., dict[str, Any]], key: str, **kwargs: Any) -> I
             return
 
 
-_AUTH_CODES = {
-    "AccessDeniedException",
-    "AccessDenied",
-    "UnrecognizedClientException",
-    "InvalidClientTokenId",
-    "ExpiredTokenException",
-    "SignatureDoesNotMatch",
-    "InvalidSignatureException",
-}
+WORDS = ErrorWords(
+    "SageMaker",
+    throttle_codes=frozenset({"ThrottlingException", "Throttling", "TooManyRequestsException", "RequestLimitExceeded"}),
+    auth_codes=frozenset(
+        {
+            "AccessDeniedException",
+            "AccessDenied",
+            "UnrecognizedClientException",
+            "InvalidClientTokenId",
+            "ExpiredTokenException",
+            "SignatureDoesNotMatch",
+            "InvalidSignatureException",
+        }
+    ),
+    not_found_codes=frozenset({"ResourceNotFound", "ObjectNotFoundException", "ResourceNotFoundException"}),
+    quota_codes=frozenset({"ResourceLimitExceeded"}),
+    capacity_words=("capacity",),
+    quota_words=(),  # AWS names its quota errors by code; "limit" also appears in validation messages
+    quota_advice="request an increase in Service Quotas, or plan on another instance type or cloud",
+    auth_advice="check AWS_PROFILE or the access keys, and the role's SageMaker permissions",
+)
 # SageMaker and Application Auto Scaling report a missing resource as a ValidationException.
 _NOT_FOUND = re.compile(r"could not find|does not exist|not found|no [a-z ]+ found", re.IGNORECASE)
-_THROTTLE_CODES = {"ThrottlingException", "Throttling", "TooManyRequestsException", "RequestLimitExceeded"}
 
 
 @contextmanager
@@ -505,41 +505,27 @@ def _translated() -> Iterator[None]:
     from botocore.exceptions import (
         BotoCoreError,
         ClientError,
-        EndpointConnectionError,
+        HTTPClientError,
         NoCredentialsError,
+    )
+    from botocore.exceptions import (
+        ConnectionError as ConnectionFailed,
     )
 
     try:
         yield
     except ClientError as exc:
-        raise _typed(exc) from exc
+        error, metadata = exc.response.get("Error", {}), exc.response.get("ResponseMetadata", {})
+        code, message, status = error.get("Code", ""), error.get("Message", str(exc)), metadata.get("HTTPStatusCode")
+        if code == "ValidationException" and _NOT_FOUND.search(message):
+            status = 404
+        raise classify(WORDS, status, code, message, metadata.get("HTTPHeaders", {}).get("retry-after")) from exc
     except NoCredentialsError as exc:
         raise AuthError("no AWS credentials found: set AWS_PROFILE or AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, or run `aws configure`") from exc
-    except EndpointConnectionError as exc:
-        raise ProviderError(f"cannot reach AWS: {exc}") from exc
+    except (ConnectionFailed, HTTPClientError) as exc:
+        raise TransientError(f"cannot reach AWS: {exc}") from exc
     except BotoCoreError as exc:
         raise ProviderError(f"AWS request failed: {exc}") from exc
-
-
-def _typed(exc: Any) -> ProviderError:
-    error = exc.response.get("Error", {})
-    code, message = error.get("Code", ""), error.get("Message", str(exc))
-    status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
-    text = f"{code}: {message}" if code else message
-    if code in _THROTTLE_CODES or status == 429:
-        retry_after = exc.response.get("ResponseMetadata", {}).get("HTTPHeaders", {}).get("retry-after")
-        return ThrottledError(f"AWS is throttling requests ({text})", float(retry_after) if retry_after else None)
-    if code == "ResourceLimitExceeded":
-        return QuotaError(f"SageMaker quota exceeded ({text}); request an increase in Service Quotas, or plan on another instance type or cloud")
-    if "capacity" in message.lower() or code in ("InsufficientCapacityError", "InsufficientInstanceCapacity"):
-        return CapacityError(f"no SageMaker capacity ({text}); try another region or cloud")
-    if code in _AUTH_CODES:
-        return AuthError(f"AWS refused the credentials ({text})")
-    if code in ("ResourceNotFound", "ObjectNotFoundException", "ResourceNotFoundException") or (code == "ValidationException" and _NOT_FOUND.search(message)):
-        return NotFoundError(text)
-    if code == "ValidationException":
-        return InvalidRequestError(f"SageMaker rejected the request ({text})")
-    return ProviderError(f"AWS error ({text})")
 
 
 _optional = partial(if_exists, translated=_translated)

@@ -53,9 +53,9 @@ from providers.base import (
     BUILTIN_TEMPLATES,
     DEPLOYMENT_TAG,
     AuthError,
-    CapacityError,
     Deployed,
     Endpoint,
+    ErrorWords,
     Events,
     InvalidRequestError,
     LiveState,
@@ -64,12 +64,12 @@ from providers.base import (
     Program,
     Provider,
     ProviderError,
-    QuotaError,
     Resource,
     ScalingSignal,
     ServingContract,
-    ThrottledError,
+    TransientError,
     answer_of,
+    classify,
     create_or_adopt,
     exists,
     if_exists,
@@ -591,8 +591,8 @@ def _make_clients(settings: Mapping[str, Any]) -> tuple[Any, Any, Any]:
     endpoint = (settings.get("endpoint") or PUBLIC_RESOURCE_MANAGER).rstrip("/")
     scope = f"{endpoint}/.default"
     policy = _plain_http_bearer(credential, scope) if endpoint.startswith("http://") else BearerTokenCredentialPolicy(credential, scope)
-    arm = ARMPipelineClient(base_url=endpoint, policies=[RetryPolicy(), policy])
-    extra: dict[str, Any] = {}
+    arm = ARMPipelineClient(base_url=endpoint, policies=[RetryPolicy(retry_total=0), policy])
+    extra: dict[str, Any] = {"retry_total": 0}  # the engine retries (azure-core's RetryPolicy reads it from the client's kwargs)
     if endpoint != PUBLIC_RESOURCE_MANAGER:
         if endpoint.startswith("http://"):
             extra["authentication_policy"] = policy
@@ -623,8 +623,8 @@ def _make_clients(settings: Mapping[str, Any]) -> tuple[Any, Any, Any]:
                 )
         monitor = MonitorManagementClient(credential, settings["subscription_id"], base_url=endpoint, credential_scopes=[scope], **extra)
         return ml, monitor, arm
-    ml = MLClient(credential, settings["subscription_id"], settings["resource_group"], settings["workspace"], show_progress=False)
-    return ml, MonitorManagementClient(credential, settings["subscription_id"]), arm
+    ml = MLClient(credential, settings["subscription_id"], settings["resource_group"], settings["workspace"], show_progress=False, **extra)
+    return ml, MonitorManagementClient(credential, settings["subscription_id"], **extra), arm
 
 
 def _plain_http_bearer(credential: Any, scope: str) -> Any:
@@ -662,6 +662,15 @@ def _quiet_stdout() -> Iterator[None]:
         yield
 
 
+WORDS = ErrorWords(
+    "Azure ML",
+    throttle_codes=frozenset({"TooManyRequests"}),
+    auth_codes=frozenset({"AuthorizationFailed"}),
+    capacity_words=("capacity", "skunotavailable", "not supported in region"),
+    quota_advice="request more in the Azure portal (Quotas), or plan another instance type or cloud",
+)
+
+
 @contextlib.contextmanager
 def _translated() -> Iterator[None]:
     """Turn azure-core's and azure-ai-ml's exceptions into llamadeploy's typed provider errors."""
@@ -670,6 +679,7 @@ def _translated() -> Iterator[None]:
         HttpResponseError,
         ResourceNotFoundError,
         ServiceRequestError,
+        ServiceResponseError,
     )
 
     try:
@@ -683,38 +693,17 @@ def _translated() -> Iterator[None]:
             f"Azure refused the credentials ({exc.message}); sign in with `az login` or set AZURE_CLIENT_ID/AZURE_TENANT_ID/AZURE_CLIENT_SECRET"
         ) from exc
     except HttpResponseError as exc:
-        raise _typed(exc) from exc
-    except ServiceRequestError as exc:
-        raise ProviderError(f"cannot reach Azure: {exc}") from exc
+        code = getattr(getattr(exc, "error", None), "code", None) or ""
+        headers = getattr(getattr(exc, "response", None), "headers", None) or {}
+        raise classify(WORDS, exc.status_code, code, str(exc.message or exc), headers.get("Retry-After")) from exc
+    except (ServiceRequestError, ServiceResponseError) as exc:
+        raise TransientError(f"cannot reach Azure: {exc}") from exc
     except Exception as exc:
         if type(exc).__module__.startswith("azure.ai.ml"):
             raise InvalidRequestError(f"azure-ai-ml rejected the request: {exc}") from exc
         if type(exc).__name__ == "CredentialUnavailableError":
             raise AuthError(f"no Azure credentials found: {exc}") from exc
         raise
-
-
-def _typed(exc: Any) -> ProviderError:
-    status = getattr(exc, "status_code", None)
-    code = getattr(getattr(exc, "error", None), "code", None) or ""
-    message = str(getattr(exc, "message", None) or exc)
-    text = f"{code}: {message}" if code and code not in message else message
-    lowered = f"{code} {message}".lower()
-    if status == 429 or "toomanyrequests" in lowered:
-        headers = getattr(getattr(exc, "response", None), "headers", {}) or {}
-        retry_after = headers.get("Retry-After")
-        return ThrottledError(f"Azure is throttling requests ({text})", float(retry_after) if retry_after else None)
-    if status in (401, 403) or "authorizationfailed" in lowered:
-        return AuthError(f"Azure denied the request ({text})")
-    if status == 404:
-        return NotFoundError(text)
-    if "quota" in lowered:
-        return QuotaError(f"Azure ML quota ({text}); request more in the Azure portal (Quotas), or plan another instance type or cloud")
-    if "capacity" in lowered or "skunotavailable" in lowered or "not supported in region" in lowered:
-        return CapacityError(f"Azure has no capacity for this deployment ({text}); try another region or cloud")
-    if status and 400 <= status < 500:
-        return InvalidRequestError(f"Azure rejected the request ({text})")
-    return ProviderError(f"Azure error ({text})")
 
 
 _optional = partial(if_exists, translated=_translated)

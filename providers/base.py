@@ -88,6 +88,62 @@ class InvalidRequestError(ProviderError):
     """The cloud rejected the request as invalid."""
 
 
+class TransientError(ProviderError):
+    """The cloud failed in a way that usually passes (a 5xx answer, a dropped connection): the engine
+    retries the call with backoff. SDKs are configured not to retry on their own, so one policy
+    (the engine's) decides how often and how long, on every cloud."""
+
+
+@dataclass(frozen=True)
+class ErrorWords:
+    """How one cloud words its failures: the codes and phrases `classify` reads, and the advice the
+    user gets. A provider declares one; the rules that turn a failed call into a typed error are
+    the same for every cloud."""
+
+    service: str  # as messages name it: "SageMaker", "Azure ML"
+    throttle_codes: frozenset[str] = frozenset()
+    auth_codes: frozenset[str] = frozenset()
+    not_found_codes: frozenset[str] = frozenset()
+    quota_codes: frozenset[str] = frozenset()
+    quota_words: tuple[str, ...] = ("quota",)
+    capacity_words: tuple[str, ...] = ("capacity",)
+    quota_advice: str = "request more quota, or plan another instance type or cloud"
+    capacity_advice: str = "try another region or cloud"
+    auth_advice: str = ""
+
+
+def classify(words: ErrorWords, status: int | None, code: str, message: str, retry_after: str | None = None) -> ProviderError:
+    """A failed call (HTTP `status`, None if no answer came; the cloud's error `code` and `message`)
+    as the typed error the engine acts on: fail over on quota or capacity, retry on throttling or a
+    transient failure, stop on anything else. Quota and capacity come first: some clouds answer an
+    exhausted quota with 429."""
+    text = f"{code}: {message}" if code and code not in message else message
+    lowered = f"{code} {message}".lower()
+    if code in words.quota_codes or any(word in lowered for word in words.quota_words):
+        return QuotaError(f"{words.service} quota exceeded ({text}); {words.quota_advice}")
+    if any(word in lowered for word in words.capacity_words):
+        return CapacityError(f"{words.service} has no capacity for this now ({text}); {words.capacity_advice}")
+    if status == 429 or code in words.throttle_codes:
+        return ThrottledError(f"{words.service} is throttling requests ({text})", float(retry_after) if retry_after and retry_after.isdigit() else None)
+    if status in (401, 403) or code in words.auth_codes:
+        return AuthError(f"{words.service} refused the credentials ({text})" + (f"; {words.auth_advice}" if words.auth_advice else ""))
+    if status == 404 or code in words.not_found_codes:
+        return NotFoundError(text)
+    if status is None or status >= 500:
+        return TransientError(f"{words.service} failed ({text})")
+    return InvalidRequestError(f"{words.service} rejected the request ({text})")
+
+
+def failed_because(words: ErrorWords, reason: str) -> ProviderError:
+    """A resource the cloud reports as failed, by its failure reason: out of capacity, over a limit, or broken."""
+    lowered = reason.lower()
+    if any(word in lowered for word in words.capacity_words):
+        return CapacityError(f"{words.service} could not provision the instances ({reason}); {words.capacity_advice}")
+    if any(word in lowered for word in (*words.quota_words, "limit")):
+        return QuotaError(f"{words.service} quota exceeded ({reason}); {words.quota_advice}")
+    return ProviderError(f"{words.service} failed: {reason}")
+
+
 @dataclass(frozen=True)
 class Deployed:
     """What a deployment is on its cloud: the resources to find again and the URL it serves at."""
@@ -331,18 +387,12 @@ def answer_of(send: Callable[[], Any], what: str) -> Any:
     try:
         response = send()
     except requests.RequestException as exc:
-        raise ProviderError(f"cannot reach {what}: {exc}") from exc
-    status, text = response.status_code, response.text[:300]
-    if status in (401, 403):
-        raise AuthError(f"{what} refused the credentials ({status}: {text})")
-    if status == 404:
-        raise NotFoundError(f"{what} answered 404: {text}")
-    if status == 429:
-        retry_after = response.headers.get("Retry-After")
-        raise ThrottledError(f"{what} is throttling requests ({text})", float(retry_after) if retry_after and retry_after.isdigit() else None)
-    if status >= 400:
-        raise ProviderError(f"{what} answered {status}: {text}")
+        raise TransientError(f"cannot reach {what}: {exc}") from exc
+    if response.status_code >= 400:
+        # An inference call's error text is the model server's, not the control plane's: no quota or capacity words apply.
+        words = ErrorWords(what, quota_words=(), capacity_words=())
+        raise classify(words, response.status_code, "", response.text[:300], response.headers.get("Retry-After"))
     try:
         return response.json()
     except ValueError as exc:
-        raise ProviderError(f"{what} answered with something other than JSON: {text}") from exc
+        raise ProviderError(f"{what} answered with something other than JSON: {response.text[:300]}") from exc

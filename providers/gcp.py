@@ -44,24 +44,23 @@ from providers.base import (
     BUILTIN_TEMPLATES,
     DEPLOYMENT_TAG,
     AuthError,
-    CapacityError,
     Deployed,
     Endpoint,
+    ErrorWords,
     Events,
     Feature,
-    InvalidRequestError,
     LiveState,
     LiveStatus,
     NotFoundError,
     Program,
     Provider,
     ProviderError,
-    QuotaError,
     Resource,
     ScalingSignal,
     ServingContract,
-    ThrottledError,
+    TransientError,
     answer_of,
+    classify,
     create_or_adopt,
     exists,
     if_exists,
@@ -436,9 +435,17 @@ def _make_clients(endpoint: str) -> tuple[Any, Any, Any]:
     )
 
 
+WORDS = ErrorWords(
+    "Vertex AI",
+    capacity_words=("enough resources", "stockout", "capacity"),
+    quota_advice="request more in IAM & Admin > Quotas, or plan another machine or cloud",
+)
+
+
 @contextlib.contextmanager
 def _translated() -> Iterator[None]:
     """Turn google-api-core's and google-auth's exceptions into llamadeploy's typed provider errors."""
+    import requests
     from google.api_core import exceptions as api
     from google.auth import exceptions as auth
 
@@ -446,30 +453,18 @@ def _translated() -> Iterator[None]:
         yield
     except ProviderError:
         raise
+    except (requests.ConnectionError, requests.Timeout, auth.TransportError) as exc:  # the REST transport does not wrap these
+        raise TransientError(f"cannot reach Vertex AI: {exc}") from exc
     except api.NotFound as exc:
         raise NotFoundError(exc.message) from exc
     except (api.Unauthenticated, api.PermissionDenied, api.Unauthorized, api.Forbidden) as exc:  # gRPC-style and HTTP-style
         raise AuthError(f"Google denied the request ({exc.message}); check `gcloud auth application-default login` and roles/aiplatform.user") from exc
     except api.GoogleAPICallError as exc:
-        raise _typed(exc) from exc
+        raise classify(WORDS, exc.code, "", str(exc.message)) from exc
     except auth.DefaultCredentialsError as exc:
         raise AuthError(f"no Google credentials found: run `gcloud auth application-default login` or set GOOGLE_APPLICATION_CREDENTIALS ({exc})") from exc
     except auth.GoogleAuthError as exc:
         raise AuthError(f"Google refused the credentials: {exc}") from exc
-
-
-def _typed(exc: Any) -> ProviderError:
-    message = str(exc.message)
-    lowered = message.lower()
-    if "quota" in lowered:
-        return QuotaError(f"Vertex AI quota exceeded ({message}); request more in IAM & Admin > Quotas, or plan another machine or cloud")
-    if "enough resources" in lowered or "stockout" in lowered or "capacity" in lowered:
-        return CapacityError(f"Vertex AI has no capacity for this machine now ({message}); try another region or cloud")
-    if exc.code == 429:
-        return ThrottledError(f"Vertex AI is throttling requests ({message})")
-    if exc.code in (400, 409, 412):
-        return InvalidRequestError(f"Vertex AI rejected the request ({message})")
-    return ProviderError(f"Google Cloud error ({message})")
 
 
 _optional = partial(if_exists, translated=_translated)

@@ -39,23 +39,23 @@ from providers.base import (
     BUILTIN_TEMPLATES,
     DEPLOYMENT_TAG,
     AuthError,
-    CapacityError,
     Deployed,
     Endpoint,
+    ErrorWords,
     Events,
     InvalidRequestError,
     LiveState,
     LiveStatus,
-    NotFoundError,
     Program,
     Provider,
     ProviderError,
-    QuotaError,
     Resource,
     ScalingSignal,
     ServingContract,
-    ThrottledError,
+    TransientError,
     answer_of,
+    classify,
+    failed_because,
     if_exists,
     resource_tags,
 )
@@ -457,7 +457,7 @@ def _work_done(client: Any, work_request: str) -> tuple[bool, str]:
         status = client.get_work_request(work_request).data.status
         if status == "FAILED":
             errors = client.list_work_request_errors(work_request).data
-            raise _failure("; ".join(e.message for e in errors) or f"work request {work_request} failed")
+            raise failed_because(WORDS, "; ".join(e.message for e in errors) or f"work request {work_request} failed")
     return status in ("SUCCEEDED", "CANCELED"), status
 
 
@@ -465,7 +465,7 @@ def _active(client: Any, deployment_id: str) -> tuple[bool, str]:
     with _translated():
         data = client.get_model_deployment(deployment_id).data
     if data.lifecycle_state in ("FAILED", "NEEDS_ATTENTION", "DELETED"):
-        raise _failure(data.lifecycle_details or f"model deployment is {data.lifecycle_state}")
+        raise failed_because(WORDS, data.lifecycle_details or f"model deployment is {data.lifecycle_state}")
     return data.lifecycle_state == "ACTIVE", data.lifecycle_state
 
 
@@ -505,13 +505,14 @@ def _signer(region: str, settings: dict[str, Any]) -> Any:
         raise AuthError(f"cannot read the OCI API key {config.get('key_file')!r} named in the config file: {exc}") from exc
 
 
-def _failure(message: str) -> ProviderError:
-    lowered = message.lower()
-    if "capacity" in lowered:
-        return CapacityError(f"OCI is out of host capacity for this shape ({message}); try another region or cloud")
-    if "limit" in lowered or "quota" in lowered:
-        return QuotaError(f"OCI service limit reached ({message}); request a limit increase, or plan another shape or cloud")
-    return ProviderError(f"OCI model deployment failed: {message}")
+WORDS = ErrorWords(
+    "OCI Data Science",
+    quota_codes=frozenset({"LimitExceeded", "QuotaExceeded"}),
+    capacity_words=("capacity",),
+    quota_words=(),  # OCI names its limit errors by code
+    quota_advice="request a service limit increase, or plan another shape or cloud",
+    auth_advice="check the config file's key and fingerprint (`oci setup config`)",
+)
 
 
 @contextlib.contextmanager
@@ -524,21 +525,11 @@ def _translated() -> Iterator[None]:
     except ProviderError:
         raise
     except oci.exceptions.ServiceError as exc:
-        text = f"{exc.code}: {exc.message}"
-        if exc.status == 404:
-            raise NotFoundError(text) from exc
-        if exc.status == 429:
-            retry_after = (exc.headers or {}).get("retry-after")
-            raise ThrottledError(f"OCI is throttling requests ({text})", float(retry_after) if retry_after else None) from exc
-        if exc.status == 401:
-            raise AuthError(f"OCI refused the request signature ({text}); check the config file's key and fingerprint") from exc
-        if exc.code in ("LimitExceeded", "QuotaExceeded") or "capacity" in str(exc.message).lower():
-            raise _failure(text) from exc
-        raise InvalidRequestError(f"OCI rejected the request ({text})") from exc
+        raise classify(WORDS, exc.status, exc.code or "", str(exc.message), (exc.headers or {}).get("retry-after")) from exc
     except (oci.exceptions.ConfigFileNotFound, oci.exceptions.ProfileNotFound, oci.exceptions.InvalidConfig, oci.exceptions.InvalidPrivateKey) as exc:
         raise AuthError(f"OCI configuration problem: {exc}; run `oci setup config` or set OCI_CONFIG_FILE") from exc
     except oci.exceptions.RequestException as exc:
-        raise ProviderError(f"cannot reach OCI: {exc}") from exc
+        raise TransientError(f"cannot reach OCI: {exc}") from exc
 
 
 _optional = partial(if_exists, translated=_translated)

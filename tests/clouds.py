@@ -151,6 +151,7 @@ class Cloud(Protocol):
     def fail_capacity(self, instance_type: str) -> None: ...
     def fail_quota(self, instance_type: str) -> None: ...
     def throttle(self) -> None: ...
+    def fail_transiently(self, calls: int) -> None: ...
     def throttling_was_respected(self, stderr: str) -> bool: ...
     def delete_endpoint_by_hand(self, name: str) -> None: ...
     def endpoint_name(self, deployment: str) -> str: ...
@@ -185,6 +186,10 @@ class _Common:
 
     def throttling_was_respected(self, stderr: str) -> bool:
         return "throttling requests; retry" in stderr
+
+    def fail_transiently(self, calls: int) -> None:
+        """The next `calls` API calls fail as the cloud fails when it is having a bad moment (a 5xx)."""
+        self.stand_in.faults.server_error_next = calls
 
     def endpoint_name(self, deployment: str) -> str:
         """The endpoint llamadeploy made for `deployment`, as the cloud names it."""
@@ -276,7 +281,7 @@ class AwsCloud(_Common):
         )
 
     def throttle(self) -> None:
-        self.stand_in.faults.throttle_next = 8  # more than boto3's own 3 attempts
+        self.stand_in.faults.throttle_next = 4  # boto3 makes one attempt (the engine retries)
 
     def delete_endpoint_by_hand(self, name: str) -> None:
         self.stand_in.client("sagemaker").delete_endpoint(EndpointName=name)

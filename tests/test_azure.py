@@ -63,7 +63,7 @@ def test_instance_type_the_region_does_not_offer(azure: AzureCloud, stack: Path,
     code, _, err = cli_run("up", str(stack), "--cloud", "azure", "--yes")
     assert code == 1
     assert f"Instance type {instance_type} is not supported in region eastus" in err
-    assert "no capacity for this deployment" in err  # a CapacityError: try another region or cloud
+    assert "Azure ML has no capacity for this now" in err and "try another region or cloud" in err  # a CapacityError
     assert azure.empty(), azure.inventory()
 
 
@@ -81,13 +81,6 @@ def test_refused_credentials_are_an_auth_error(azure: AzureCloud, stack: Path) -
     assert "Error: up of 'chat' on azure failed: no Azure credentials found" in done.stderr or "Azure refused the credentials" in done.stderr
     assert "ActivityCompleted" not in done.stderr  # azure-ai-ml's telemetry stays out of the user's terminal
     assert azure.creates() == 0 and azure.empty()
-
-
-def test_transient_server_errors_are_retried(azure: AzureCloud, stack: Path) -> None:
-    azure.stand_in.faults.server_error_next = 2
-    code, _, err = cli_run("up", str(stack), "--cloud", "azure", "--yes")
-    assert code == 0, err
-    assert azure.inventory()["endpoints"] == [azure.endpoint_name("chat")]
 
 
 def test_endpoint_names_are_unique_in_the_region_and_within_azures_rules(azure: AzureCloud, stack: Path) -> None:

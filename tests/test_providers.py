@@ -157,6 +157,16 @@ def test_throttling_is_retried(cloud: Cloud, stack: Path) -> None:
     assert cloud.endpoint_creates() == 1
 
 
+def test_transient_server_errors_are_retried(cloud: Cloud, stack: Path) -> None:
+    cloud.fail_transiently(2)  # the SDKs do not retry on their own: the engine does, with backoff
+    code, _, err = cli_run("up", str(stack), "--cloud", cloud.name, "--yes")
+    assert code == 0, err
+    assert err.count("failed (") >= 2 and "retry in" in err
+    assert cloud.endpoint_creates() == 1 and cloud.created_twice() == []
+    assert cli_run("down", "chat", "--yes")[0] == 0
+    assert cloud.empty(), cloud.inventory()
+
+
 def test_status_reports_an_endpoint_deleted_by_hand(cloud: Cloud, stack: Path) -> None:
     assert cli_run("up", str(stack), "--cloud", cloud.name, "--yes")[0] == 0
     endpoint = cloud.endpoint_name("chat")

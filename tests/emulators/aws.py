@@ -64,6 +64,7 @@ class Faults:
     failure_reason: str | None = None
     fail: dict[str, tuple[str, str]] = field(default_factory=dict)
     throttle_next: int = 0
+    server_error_next: int = 0
     deleting_polls: int = 0  # DescribeEndpoint answers Deleting this many times after DeleteEndpoint
 
 
@@ -183,6 +184,9 @@ class AwsStandIn:
             if self.faults.throttle_next > 0:
                 self.faults.throttle_next -= 1
                 return 400, {"__type": "ThrottlingException", "message": "Rate exceeded"}
+            if self.faults.server_error_next > 0:
+                self.faults.server_error_next -= 1
+                return 500, {"__type": "InternalFailure", "message": "We encountered an internal error. Please try again."}
             if action == "DescribeEndpoint" and self._deleting.get(body["EndpointName"], 0) > 0:
                 self._deleting[body["EndpointName"]] -= 1
                 return 200, {

@@ -80,7 +80,7 @@ class Faults:
     quota_for: set[str] = field(default_factory=set)  # machine types whose deploy fails on quota
     capacity_for: set[str] = field(default_factory=set)  # machine types whose deploy hits a stockout
     throttle_next: int = 0
-    unavailable_next: int = 0
+    server_error_next: int = 0
 
 
 @dataclass
@@ -175,8 +175,8 @@ class GcpStandIn(JsonStandIn):
             if self.faults.throttle_next > 0:
                 self.faults.throttle_next -= 1
                 return 429, _error(429, "RESOURCE_EXHAUSTED", "Too many requests to aiplatform.googleapis.com; retry later"), {}
-            if self.faults.unavailable_next > 0:
-                self.faults.unavailable_next -= 1
+            if self.faults.server_error_next > 0:
+                self.faults.server_error_next -= 1
                 return 503, _error(503, "UNAVAILABLE", "The service is currently unavailable."), {}
             if match is None:
                 return 404, _error(404, "NOT_FOUND", f"no route for {method} {path}"), {}

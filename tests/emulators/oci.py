@@ -73,6 +73,7 @@ class Faults:
     quota_for: set[str] = field(default_factory=set)  # shapes whose deployment fails on service limits
     capacity_for: set[str] = field(default_factory=set)  # shapes whose work request fails: out of host capacity
     throttle_next: int = 0
+    server_error_next: int = 0
 
 
 @dataclass
@@ -193,6 +194,9 @@ class OciStandIn(JsonStandIn):
             if self.faults.throttle_next > 0:
                 self.faults.throttle_next -= 1
                 return 429, _error("TooManyRequests", "Too many requests for the tenancy"), {}
+            if self.faults.server_error_next > 0:
+                self.faults.server_error_next -= 1
+                return 500, _error("InternalServerError", "Internal server error"), {}
             if match is None:
                 return 404, _error("NotAuthorizedOrNotFound", f"no route for {method} {path}"), {}
             return getattr(self, f"_{kind}")(method, query, body, **match.groupdict())
