@@ -216,7 +216,7 @@ def test_killed_mid_up_then_down_leaves_nothing(cloud: Cloud, stack: Path) -> No
 
 
 def test_two_concurrent_ups_do_not_both_create(cloud: Cloud, stack: Path, tmp_path: Path) -> None:
-    cloud.ready_after_polls(20)
+    cloud.ready_after_polls(5)  # the first `up` is still waiting when the second asks for the lock
     loaded = load_stack(stack)
     planned, provider = engine.plan_up(loaded, loaded.deployments[0], cloud.name, load_catalog())
     outcomes: list[object] = []

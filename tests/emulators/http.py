@@ -37,7 +37,8 @@ def loopback_server(handler: type[BaseHTTPRequestHandler]) -> tuple[ThreadingHTT
     handler.disable_nagle_algorithm = True
     server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
     server.daemon_threads = True
-    threading.Thread(target=server.serve_forever, daemon=True).start()
+    # A short poll interval: `stop()` (shutdown) waits up to one interval for the loop to notice.
+    threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
     return server, f"http://127.0.0.1:{server.server_address[1]}"
 
 
