@@ -25,10 +25,6 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler
 from typing import Any
 
-import boto3
-from moto.moto_server.threaded_moto_server import ThreadedMotoServer
-from moto.sagemaker.models import FakeEndpointConfig
-
 from tests.emulators import containers
 from tests.emulators.http import loopback_server
 from tests.emulators.vllm import ContainerFailed
@@ -41,7 +37,7 @@ _INVOCATIONS = re.compile(r"^/endpoints/(?P<name>[^/]+)/invocations$")
 CREDENTIALS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_SESSION_TOKEN": "testing"}
 
 
-def _accept_ml_instance_types(self: FakeEndpointConfig, instance_type: str) -> None:
+def _accept_ml_instance_types(self: Any, instance_type: str) -> None:
     """moto 5.2 only knows old instance families; SageMaker accepts any `ml.*` type it sells."""
     if not instance_type.startswith("ml."):
         from moto.sagemaker.exceptions import ValidationError
@@ -72,6 +68,11 @@ class AwsStandIn:
     """moto + proxy. Point boto3 at `url`."""
 
     def __init__(self) -> None:
+        # moto and boto3 are imported here, not at module level: conftest imports this module, and a
+        # unit test should not pay for them.
+        from moto.moto_server.threaded_moto_server import ThreadedMotoServer
+        from moto.sagemaker.models import FakeEndpointConfig
+
         FakeEndpointConfig.validate_instance_type = _accept_ml_instance_types
         logging.getLogger("werkzeug").setLevel(logging.ERROR)
         self._moto = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
@@ -107,6 +108,8 @@ class AwsStandIn:
 
     def client(self, service: str) -> Any:
         """A boto3 client straight to moto, bypassing faults: the test's own view of the account."""
+        import boto3
+
         return boto3.client(service, region_name=REGION, endpoint_url=f"http://{self.moto_host}:{self.moto_port}", **_keys())
 
     def inventory(self) -> dict[str, list[str]]:
