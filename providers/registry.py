@@ -33,6 +33,12 @@ def _plugins() -> dict[str, str]:
     return {ep.name: ep.value for ep in entry_points(group=ENTRY_POINT_GROUP) if ep.name not in BUILTIN}
 
 
+def forget_plugins() -> None:
+    """Look the entry points up again next time (after installing or removing a plugin in-process).
+    Providers already loaded stay loaded, with their SDK clients."""
+    _plugins.cache_clear()
+
+
 def names() -> list[str]:
     """Every provider name: built-in first, then plugins."""
     return list(BUILTIN) + sorted(_plugins())

@@ -30,9 +30,11 @@ import providers.azure
 import providers.gcp
 import providers.oci
 from orchestrator.cli import cli
-from tests.emulators import containers
+from tests import fake_provider
+from tests.emulators import containers, fake
 from tests.emulators.aws import CREDENTIALS, AwsStandIn
 from tests.emulators.azure import RESOURCE_GROUP, SUBSCRIPTION, WORKSPACE, AzureStandIn
+from tests.emulators.fake import FakeStandIn
 from tests.emulators.gcp import PROJECT, GcpStandIn
 from tests.emulators.internet import Internet
 from tests.emulators.oci import COMPARTMENT, OciStandIn
@@ -583,7 +585,74 @@ def _oci_values(created: dict[str, Any], cmd: str) -> dict[str, Any]:
     }
 
 
-HARNESSES: dict[str, type] = {"aws": AwsCloud, "azure": AzureCloud, "gcp": GcpCloud, "oci": OciCloud}
+@dataclass
+class FakeCloud(_RestStandInHarness):
+    """The test plugin's cloud: the plugin is registered through its entry point (conftest's `fake_plugin`)."""
+
+    stand_in: FakeStandIn
+    name: str = "fake"
+    endpoint_type: str = "fake::Endpoint"
+    capacity_text: str = "no capacity for"
+    quota_text: str = "QuotaExceeded"
+    # Fake serving has no secret store: secrets travel in the endpoint's environment.
+    secrets_stay_out_of_the_deployment: bool = False
+    endpoint_kind: ClassVar[str] = "endpoint"
+    program_types: tuple[str, ...] = ("fake:index:Endpoint",)
+
+    def block(self) -> str:
+        return "  fake:\n    region: moon-1\n    zone: crater-7\n"
+
+    def environment(self) -> dict[str, str]:
+        return {fake_provider.URL_ENV: self.stand_in.url, fake_provider.KEY_ENV: fake.API_KEY}
+
+    def throttle(self) -> None:
+        self.stand_in.faults.throttle_next = 3
+
+    def delete_endpoint_by_hand(self, name: str) -> None:
+        self.stand_in.endpoints.pop(("moon-1", self.endpoint_name(name)))
+
+    def endpoint_name(self, deployment: str) -> str:
+        return f"{deployment}-moon-1"
+
+    unknown_image: ClassVar[str] = "registry.example/nobody/knows:1"
+    unknown_image_text: ClassVar[str] = "cannot pull image"
+
+    def break_contract(self, monkeypatch: Any) -> str:
+        """An option vLLM 0.11.0 does not have: its argument parser exits 2."""
+        original = fake_provider.vllm_arguments
+        monkeypatch.setattr(fake_provider, "vllm_arguments", lambda plan: [*original(plan), "--not-a-vllm-option", "1"])
+        return "unrecognized arguments: --not-a-vllm-option"
+
+    def received(self) -> dict[str, Any]:
+        (sent,) = self.stand_in.received("PUT")
+        return {
+            **_fake_values(sent["instance_type"], sent["args"], sent["env"], sent["min_replicas"], sent["max_replicas"]),
+            "tags": sent["tags"],
+            "deployment_request": json.dumps(sent),
+        }
+
+    def from_program(self, declared: dict[str, list[dict[str, Any]]]) -> dict[str, Any]:
+        (endpoint,) = declared[self.program_types[0]]
+        values = _fake_values(endpoint["instanceType"], endpoint["args"], endpoint["env"], endpoint["minReplicas"], endpoint["maxReplicas"])
+        return {**values, "tags": endpoint["tags"]}
+
+
+def _fake_values(instance_type: str, args: list[str], env: dict[str, str], min_replicas: int, max_replicas: int) -> dict[str, Any]:
+    options = flags(args)
+    return {
+        "instance_type": instance_type,
+        "instance_count": min_replicas,
+        "min_replicas": min_replicas,
+        "max_replicas": max_replicas,
+        "concurrency": int(options["max-num-seqs"]),
+        "model_id": options["model"],
+        "max_model_len": options["max-model-len"],
+        "environment": env,
+        "vllm_options": options,
+    }
+
+
+HARNESSES: dict[str, type] = {"aws": AwsCloud, "azure": AzureCloud, "gcp": GcpCloud, "oci": OciCloud, "fake": FakeCloud}
 
 
 def start_stand_in(name: str, internet: Internet) -> Any:
@@ -593,4 +662,6 @@ def start_stand_in(name: str, internet: Internet) -> Any:
         return AwsStandIn()
     if name == "gcp":
         return GcpStandIn()
+    if name == "fake":
+        return FakeStandIn()
     return {"azure": AzureStandIn, "oci": OciStandIn}[name](internet)

@@ -13,13 +13,15 @@ from orchestrator.catalog import Catalog, load_catalog
 from orchestrator.planner import plan
 from orchestrator.spec import load_stack
 from providers import registry
-from tests.clouds import HARNESSES, Cloud, stand_in_environment, start_stand_in
+from tests import fake_provider
+from tests.clouds import HARNESSES, HF_TOKEN, Cloud, stand_in_environment, start_stand_in
+from tests.emulators import fake
 from tests.emulators.aws import AwsStandIn
 from tests.emulators.azure import AzureStandIn
+from tests.emulators.fake import FakeStandIn
 from tests.emulators.gcp import GcpStandIn
 from tests.emulators.internet import Internet
 from tests.emulators.oci import OciStandIn
-from tests.fake_provider import FakeProvider
 
 DATA = Path(__file__).parent / "data"
 REPO = Path(__file__).parent.parent
@@ -64,8 +66,9 @@ FAKE_OFFER = (
 
 
 @pytest.fixture
-def fake_plugin(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, mini_catalog_path: Path) -> Iterator[Path]:
-    """Install a distribution whose only content is an entry point naming tests.fake_provider."""
+def fake_plugin(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, mini_catalog_path: Path, fake_stand_in: FakeStandIn) -> Iterator[Path]:
+    """Install a distribution whose only content is an entry point naming tests.fake_provider, and
+    point the plugin at its cloud's stand-in (reset)."""
     dist = tmp_path / "site" / "llamadeploy_fake-1.0.dist-info"
     dist.mkdir(parents=True)
     (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: llamadeploy-fake\nVersion: 1.0\n")
@@ -74,16 +77,21 @@ def fake_plugin(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, mini_catalog_pa
         "needsdk = tests.fake_provider:NeedsSdkProvider\n"
     )
     monkeypatch.syspath_prepend(str(tmp_path / "site"))
-    registry._plugins.cache_clear()
+    registry.forget_plugins()
     catalog = tmp_path / "offers.csv"
     catalog.write_text(mini_catalog_path.read_text() + FAKE_OFFER)
-    monkeypatch.setenv("LLAMADEPLOY_CATALOG", str(catalog))
-    monkeypatch.setenv("LLAMADEPLOY_STATE", str(tmp_path / "state.db"))
-    monkeypatch.setenv("LLAMADEPLOY_POLL_SECONDS", "0.01")
-    monkeypatch.setenv("HF_TOKEN", "x")
-    FakeProvider.live.clear()
+    fake_stand_in.reset()
+    for key, value in {
+        "LLAMADEPLOY_CATALOG": str(catalog),
+        "LLAMADEPLOY_STATE": str(tmp_path / "state.db"),
+        "LLAMADEPLOY_POLL_SECONDS": "0.01",
+        "HF_TOKEN": HF_TOKEN,
+        fake_provider.URL_ENV: fake_stand_in.url,
+        fake_provider.KEY_ENV: fake.API_KEY,
+    }.items():
+        monkeypatch.setenv(key, value)
     yield tmp_path
-    registry._plugins.cache_clear()
+    registry.forget_plugins()
 
 
 @pytest.fixture(scope="session")
@@ -116,12 +124,20 @@ def gcp_stand_in(internet: Internet) -> Iterator[GcpStandIn]:
 
 
 @pytest.fixture(scope="session")
+def fake_stand_in(internet: Internet) -> Iterator[FakeStandIn]:
+    yield from _stand_in("fake", internet)
+
+
+@pytest.fixture(scope="session")
 def oci_stand_in(internet: Internet) -> Iterator[OciStandIn]:
     yield from _stand_in("oci", internet)
 
 
 def _harness(name: str, request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Cloud:
-    """One cloud's stand-in, reset, with an environment that reaches it and nothing else."""
+    """One cloud's stand-in, reset, with an environment that reaches it and nothing else. The test
+    plugin's cloud joins through its entry point, like any third-party provider."""
+    if name == "fake":
+        request.getfixturevalue("fake_plugin")
     for key, value in {**stand_in_environment(tmp_path / "state.db"), **request.getfixturevalue("internet").environment()}.items():
         monkeypatch.setenv(key, value)
     monkeypatch.delenv("AWS_PROFILE", raising=False)
@@ -138,7 +154,7 @@ def cloud(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch, tmp_p
     return _harness(request.param, request, monkeypatch, tmp_path)
 
 
-@pytest.fixture(params=[("aws", "azure"), ("azure", "gcp"), ("gcp", "oci"), ("oci", "aws")], ids="->".join)
+@pytest.fixture(params=[("aws", "azure"), ("azure", "gcp"), ("gcp", "oci"), ("oci", "fake"), ("fake", "aws")], ids="->".join)
 def pair(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> tuple[Cloud, Cloud]:
     """A source and a target cloud, each with its stand-in reset and reachable."""
     source, target = request.param

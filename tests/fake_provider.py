@@ -1,36 +1,56 @@
-"""A third-party provider as a plugin author would write one: in memory, no core change.
+"""A third-party provider as a plugin author would write one: a package of its own, no core change.
 
-It is registered through the `llamadeploy.providers` entry point by the test that uses it,
-which proves the registry finds plugins; it runs the same engine as the built-in clouds. Like
-them it owns its placement schema (`placement.fake`, validated with file and line) and its
-Pulumi template (beside this file), so it can be placed, deployed and exported.
+It drives "Fake serving", a managed endpoint service whose API and container contract are
+documented in its stand-in (`tests/emulators/fake.py`), over HTTP with `requests`, as a
+built-in provider drives its cloud's SDK. It is registered through the `llamadeploy.providers`
+entry point by the tests that use it, which proves the registry finds plugins. Like the
+built-in providers it owns its placement schema (`placement.fake`, validated with file and
+line), its Pulumi template (beside this file), its error words and its state map, and it runs
+the same engine and the same scenario suite (tests/test_providers.py) as they do.
 """
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any
 
 from pydantic import Field
 
+from orchestrator.serving import CHAT_ROUTE, example_body, vllm_arguments
 from orchestrator.spec import PlacementBase
 from providers.base import (
     CloudService,
     Deployed,
     Endpoint,
+    ErrorWords,
     Events,
     LiveState,
     LiveStatus,
     NotFoundError,
     Program,
     Provider,
+    ProviderError,
     Resource,
+    ScalingSignal,
+    ServingContract,
+    TransientError,
+    answer_of,
+    classify,
+    create_or_adopt,
+    failed_because,
     resource_tags,
 )
 
 if TYPE_CHECKING:
     from orchestrator.planner import Plan
+
+ENDPOINT = "fake::Endpoint"
+IMAGE = "vllm/vllm-openai:v0.11.0"
+URL_ENV, KEY_ENV = "FAKE_SERVING_URL", "FAKE_SERVING_KEY"
+WORDS = ErrorWords("Fake serving", quota_codes=frozenset({"QuotaExceeded"}), quota_words=(), quota_advice="ask the fake cloud for more")
+STATES = {"CREATING": LiveState.PROVISIONING, "READY": LiveState.SERVING, "FAILED": LiveState.FAILED}
 
 
 class FakePlacement(PlacementBase):
@@ -44,59 +64,148 @@ class FakeProvider(Provider):
     pulumi_template = Path(__file__).with_name("fake_provider.py.j2")
     required_placement = ("zone",)
     default_region = "moon-1"
-    live: ClassVar[dict[str, Resource]] = {}
+    sdk_modules = ("requests",)
 
     def resources(self, plan: Plan) -> list[Resource]:
-        return [
-            Resource(
-                "fake::Endpoint",
-                f"{plan.deployment.name}-{plan.region}",
-                {"tags": resource_tags(plan), "instance_type": plan.offer.instance_type, "model": plan.hf_repo},
-            )
-        ]
+        return [Resource(ENDPOINT, f"{plan.deployment.name}-{plan.region}", {"instance_type": plan.offer.instance_type, "tags": resource_tags(plan)})]
 
     def program(self, plan: Plan) -> Program:
         (endpoint,) = self.resources(plan)
-        return Program(requirements=(), values={"name": endpoint.name, "zone": plan.deployment.placement.of("fake").zone, **endpoint.properties})
+        placed = plan.deployment.placement.of(self.name)
+        return Program(
+            requirements=(),
+            secrets=tuple(plan.deployment.serving.secrets),
+            values={"name": endpoint.name, "region": plan.region, "zone": placed.zone if placed else None, **_endpoint_body(plan, secrets={})},
+        )
+
+    def contract(self, plan: Plan) -> ServingContract:
+        return ServingContract(
+            image=plan.deployment.serving.image or IMAGE,
+            started="the image's entrypoint runs with the endpoint's args as its CMD: vLLM's OpenAI server on port 8000",
+            route=f"POST $FAKE_SERVING_URL/serve/{plan.region}/<endpoint>{CHAT_ROUTE} (API key) -> {CHAT_ROUTE} on port 8000",
+            scaling=ScalingSignal("concurrent requests", plan.deployment.target_concurrent_requests, "requests in flight per replica", "the declared target"),
+            startup_limit_s=None,
+            startup_setting="none: Fake serving waits for /health as long as it takes",
+        )
 
     def apply(self, plan: Plan, events: Events) -> Deployed:
-        for resource in self.resources(plan):
-            if resource.name in self.live:
-                events.adopted(resource)
-            else:
-                self.live[resource.name] = resource
-                events.created(resource)
-        events.wait("fake endpoint", lambda: (True, "ready"))
-        return Deployed(plan.deployment.name, self.name, plan.region, tuple(self.resources(plan)), f"fake://{plan.deployment.name}")
+        from orchestrator.secrets import resolve_secrets
+
+        (endpoint,) = self.resources(plan)
+        path = f"/regions/{plan.region}/endpoints/{endpoint.name}"
+        body = _endpoint_body(plan, resolve_secrets(plan.deployment))
+        create_or_adopt(endpoint, lambda: self._found(path) is not None, lambda: self._api("PUT", path, body), events)
+        events.wait(f"Fake serving endpoint {endpoint.name}", lambda: _ready(self._api("GET", path)))
+        return Deployed(plan.deployment.name, self.name, plan.region, (endpoint,), self._url(f"/serve/{plan.region}/{endpoint.name}"))
 
     def describe(self, deployed: Deployed) -> LiveStatus:
-        missing = tuple(f"{r.type} {r.name}" for r in deployed.resources if r.name not in self.live)
-        return LiveStatus(LiveState.MISSING if missing else LiveState.SERVING, replicas=1, min_replicas=1, max_replicas=1, missing=missing)
+        (endpoint,) = deployed.resources
+        found = self._found(f"/regions/{deployed.region}/endpoints/{endpoint.name}")
+        if found is None:
+            return LiveStatus(LiveState.MISSING, missing=(f"{ENDPOINT} {endpoint.name}",))
+        state = STATES.get(found["state"], LiveState.UNKNOWN)
+        return LiveStatus(
+            state,
+            replicas=found["min_replicas"] if state is LiveState.SERVING else 0,
+            min_replicas=found["min_replicas"],
+            max_replicas=found["max_replicas"],
+            instance_type=found["instance_type"],
+            detail=found["failure"] or ("" if state is not LiveState.UNKNOWN else found["state"]),
+        )
 
     def scale(self, deployed: Deployed, min_replicas: int, max_replicas: int) -> None:
-        if deployed.deployment not in self.live:
-            raise NotFoundError(deployed.deployment)
+        (endpoint,) = deployed.resources
+        self._api("PATCH", f"/regions/{deployed.region}/endpoints/{endpoint.name}", {"min_replicas": min_replicas, "max_replicas": max_replicas})
 
     def destroy(self, deployed: Deployed, events: Events) -> None:
         for resource in deployed.resources:
-            self.live.pop(resource.name, None)
+            try:
+                self._api("DELETE", f"/regions/{deployed.region}/endpoints/{resource.name}")
+            except NotFoundError:
+                continue
 
     def remaining(self, deployed: Deployed) -> list[Resource]:
-        """What is tagged with the deployment in its region (a region is a cloud's unit, as for the real ones)."""
-        return [
-            r
-            for r in self.live.values()
-            if r.properties["tags"].get("llamadeploy-deployment") == deployed.deployment and r.name.endswith(f"-{deployed.region}")
-        ]
+        listed = self._api("GET", f"/regions/{deployed.region}/endpoints?tag=llamadeploy-deployment={deployed.deployment}")
+        return [Resource(ENDPOINT, e["name"]) for e in listed["endpoints"]]
 
     def endpoint(self, deployed: Deployed) -> Endpoint:
-        return Endpoint(deployed.url, "none", f"curl {deployed.url}")
+        url = self._serving_url(deployed)
+        return Endpoint(
+            url,
+            f"API key in ${KEY_ENV} (Authorization: Bearer)",
+            f"curl -sS -X POST {url}{CHAT_ROUTE} -H \"Authorization: Bearer ${KEY_ENV}\" -H 'Content-Type: application/json' -d '{example_body()}'",
+        )
 
     def invoke(self, deployed: Deployed, request: Mapping[str, Any]) -> Any:
-        served = self.live.get(deployed.resources[0].name)
-        if served is None:
-            raise NotFoundError(deployed.resources[0].name)
-        return {"model": served.properties["model"], "choices": [{"message": {"role": "assistant", "content": "Paris."}}]}
+        session, url = self._session(), self._serving_url(deployed)
+        return answer_of(lambda: session.post(f"{url}{CHAT_ROUTE}", json=dict(request), timeout=600), f"Fake serving endpoint {deployed.deployment}")
+
+    def _serving_url(self, deployed: Deployed) -> str:
+        """Where the endpoint serves, from its region and name (the service's URL scheme), not from a recorded URL."""
+        (endpoint,) = deployed.resources
+        return self._url(f"/serve/{deployed.region}/{endpoint.name}")
+
+    def _url(self, path: str) -> str:
+        base = os.environ.get(URL_ENV)
+        if not base:
+            raise ProviderError(f"set ${URL_ENV} to Fake serving's API URL")
+        return base.rstrip("/") + path
+
+    def _session(self) -> Any:
+        import requests
+
+        def make() -> Any:
+            session = requests.Session()
+            session.headers["Authorization"] = f"Bearer {os.environ.get(KEY_ENV, '')}"
+            return session
+
+        return self.client((os.environ.get(URL_ENV), os.environ.get(KEY_ENV)), make)
+
+    def _api(self, method: str, path: str, body: Mapping[str, Any] | None = None) -> Any:
+        """One API call; a failure becomes the typed error the engine acts on (the base's rules, this cloud's words)."""
+        import requests
+
+        try:
+            response = self._session().request(method, self._url(path), json=body, timeout=60)
+        except requests.RequestException as exc:
+            raise TransientError(f"cannot reach Fake serving: {exc}") from exc
+        if response.status_code >= 400:
+            error = response.json() if response.headers.get("Content-Type", "").startswith("application/json") else {}
+            raise classify(WORDS, response.status_code, error.get("code", ""), error.get("message", response.text[:300]), response.headers.get("Retry-After"))
+        return response.json() if response.content else None
+
+    def _found(self, path: str) -> dict[str, Any] | None:
+        try:
+            return self._api("GET", path)
+        except NotFoundError:
+            return None
+
+
+def _endpoint_body(plan: Plan, secrets: Mapping[str, str]) -> dict[str, Any]:
+    """What an endpoint is made of, as `apply` sends it and an exported program declares it (secrets apart)."""
+    scaling = plan.deployment.autoscaling
+    return {
+        "instance_type": plan.offer.instance_type,
+        "image": plan.deployment.serving.image or IMAGE,
+        "args": vllm_arguments(plan),
+        "env": {**plan.deployment.serving.env, **secrets},
+        "min_replicas": scaling.min_replicas,
+        "max_replicas": scaling.max_replicas,
+        "tags": resource_tags(plan),
+    }
+
+
+def _ready(endpoint: dict[str, Any]) -> tuple[bool, str]:
+    if endpoint["state"] == "FAILED":
+        raise failed_because(WORDS, endpoint["failure"])
+    return endpoint["state"] == "READY", endpoint["state"]
+
+
+class OtherFakeProvider(FakeProvider):
+    """A second plugin cloud, so moves between two clouds run through plugins alone."""
+
+    name = "fake2"
+    default_region = "mars-1"
 
 
 class PlanOnlyService(CloudService):
@@ -115,10 +224,3 @@ class NeedsSdkProvider(FakeProvider):
 
     name = "needsdk"
     sdk_modules = ("llamadeploy_no_such_sdk.client",)
-
-
-class OtherFakeProvider(FakeProvider):
-    """A second plugin cloud, so moves between two clouds run through plugins alone."""
-
-    name = "fake2"
-    default_region = "mars-1"

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import runpy
-import shutil
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -140,23 +139,21 @@ def test_every_cloud_exports_a_complete_project(cloud_name: str, write_stack: An
     assert all(t["llamadeploy-deployment"] in ("chat", "batch") for t in tags if t), tags
 
 
-def test_a_broken_template_is_caught(cloud: Cloud, stack: Path, tmp_path: Path, mocks: Recorder, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_broken_template_is_caught(cloud: Cloud, stack: Path, instance_type: str, tmp_path: Path, mocks: Recorder, monkeypatch: pytest.MonkeyPatch) -> None:
     """A template that declares the wrong instance type, or names a value that does not exist, fails."""
-    assert cli_run("up", str(stack), "--cloud", cloud.name, "--yes")[0] == 0
-    sent = cloud.received()
-    broken = tmp_path / "templates"
-    shutil.copytree(templating.TEMPLATES, broken)
-    program = broken / "pulumi" / f"{cloud.name}.py.j2"
-    text = program.read_text()
+    provider = type(registry.get(cloud.name))
+    program = tmp_path / "broken" / provider.pulumi_template.name
+    program.parent.mkdir()
+    text = provider.pulumi_template.read_text()
     assert text.count("v.instance_type | py") + text.count("v.shape | py") + text.count("v.machine_type | py") == 1
     program.write_text(
         text.replace("v.instance_type | py", "'ml.wrong' | py").replace("v.shape | py", "'ml.wrong' | py").replace("v.machine_type | py", "'ml.wrong' | py")
     )
-    monkeypatch.setattr(type(registry.get(cloud.name)), "pulumi_template", program)  # the provider's own template, broken
+    monkeypatch.setattr(provider, "pulumi_template", program)  # the provider's own template, broken
     try:
         assert export(stack, cloud.name, tmp_path / "wrong")[0] == 0
         run_program(tmp_path / "wrong")
-        assert cloud.from_program(mocks.declared())["instance_type"] != sent["instance_type"]
+        assert cloud.from_program(mocks.declared())["instance_type"] not in (instance_type, None)
         program.write_text(
             text.replace("v.instance_type", "v.instance_typo").replace("v.shape", "v.instance_typo").replace("v.machine_type", "v.instance_typo")
         )
@@ -165,7 +162,6 @@ def test_a_broken_template_is_caught(cloud: Cloud, stack: Path, tmp_path: Path, 
         assert code == 1 and "instance_typo" in err and not (tmp_path / "undefined").exists()
     finally:
         templating.environment.cache_clear()
-    assert cli_run("down", "chat", "--yes")[0] == 0
 
 
 def test_export_errors_write_nothing(write_stack: Any, tmp_path: Path) -> None:

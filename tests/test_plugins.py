@@ -5,12 +5,11 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import pytest
 from click.testing import CliRunner
 
 from orchestrator.cli import cli
 from providers import registry
-from tests.fake_provider import FakeProvider
+from tests.emulators.fake import FakeStandIn
 
 
 def invoke(*args: str) -> tuple[int, str, str]:
@@ -31,39 +30,23 @@ def test_plugin_is_listed_and_planned(fake_plugin: Path, write_stack) -> None:
 PLACED = "name: chat\nmodel: llama3.2-1b-instruct\nmax_context: 2048\nconcurrency: 4\nplacement:\n  fake: {region: moon-1, zone: crater-7}\n"
 
 
-def test_plugin_is_placed_with_its_own_schema(fake_plugin: Path, write_stack) -> None:
+def test_plugin_is_placed_with_its_own_schema(fake_plugin: Path, write_stack, fake_stand_in: FakeStandIn) -> None:
     code, _, err = invoke("up", str(write_stack(PLACED.replace("crater-7", "sea-3"))), "--cloud", "fake", "--yes")
     assert code == 1 and "stack.yaml:6: placement.fake.zone: 'sea-3' is not valid; use a crater, such as crater-7" in err
     code, _, err = invoke("up", str(write_stack(PLACED.replace(", zone: crater-7", ""))), "--cloud", "fake", "--yes")
     assert code == 1 and "`up` on fake needs placement.fake.zone" in err
     code, _, err = invoke("plan", str(write_stack(PLACED.replace("zone:", "zome:"))), "--cloud", "fake")
     assert code == 1 and "placement.fake.zome: unknown key; did you mean 'zone'?" in err
-    assert FakeProvider.live == {}
+    assert fake_stand_in.inventory() == {"endpoints": []} and fake_stand_in.creations == []
 
 
-def test_plugin_exports_a_pulumi_program_from_its_own_template(fake_plugin: Path, write_stack, tmp_path: Path) -> None:
-    pulumi = pytest.importorskip("pulumi")
-    from tests.test_export import Recorder, run_program
-
-    code, out, err = invoke("export", str(write_stack(PLACED)), "--cloud", "fake", "--to", str(tmp_path / "out"), "--output", "json")
-    assert code == 0 and json.loads(out)["cloud"] == "fake", err
-    recorder = Recorder()
-    pulumi.runtime.set_mocks(recorder, project="llamadeploy-test", stack="test", preview=False)
-    run_program(tmp_path / "out")
-    assert recorder.declared() == {
-        "fake:index:Endpoint": [
-            {"zone": "crater-7", "instanceType": "fake.gpu1", "model": "meta-llama/Llama-3.2-1B-Instruct", "tags": {"llamadeploy-deployment": "chat"}}
-        ]
-    }
-
-
-def test_plugin_runs_through_the_same_engine(fake_plugin: Path, write_stack) -> None:
+def test_plugin_runs_through_the_same_engine(fake_plugin: Path, write_stack, fake_stand_in: FakeStandIn) -> None:
     stack = write_stack(PLACED)
     code, out, err = invoke("up", str(stack), "--cloud", "fake", "--yes")
     assert code == 0, err
-    assert "chat is serving on fake (moon-1) at fake://chat" in out
-    assert list(FakeProvider.live) == ["chat-moon-1"]
-    FakeProvider.live.clear()  # deleted behind llamadeploy's back
+    assert f"chat is serving on fake (moon-1) at {fake_stand_in.url}/serve/moon-1/chat-moon-1" in out
+    assert fake_stand_in.inventory() == {"endpoints": ["moon-1/chat-moon-1"]}
+    fake_stand_in.endpoints.clear()  # deleted behind llamadeploy's back
     code, out, _ = invoke("status", "--output", "json")
     assert json.loads(out)["deployments"][0]["drift"] == ["fake::Endpoint chat-moon-1 was deleted outside llamadeploy"]
     assert invoke("down", "chat", "--yes")[0] == 0
@@ -82,16 +65,16 @@ def test_a_cloud_that_can_only_be_planned_says_so_at_up(fake_plugin: Path, write
     assert "Clouds it can deploy to: aws, azure, gcp, oci, fake, fake2, needsdk" in err
 
 
-def test_a_missing_sdk_is_one_line_before_any_cloud_call(fake_plugin: Path, write_stack) -> None:
+def test_a_missing_sdk_is_one_line_before_any_cloud_call(fake_plugin: Path, write_stack, fake_stand_in: FakeStandIn) -> None:
     stack = write_stack("name: chat\nmodel: llama3.2-1b-instruct\nmax_context: 2048\nconcurrency: 4\n")
     assert invoke("plan", str(stack), "--cloud", "needsdk")[0] == 0  # planning needs no SDK
     code, _, err = invoke("up", str(stack), "--cloud", "needsdk", "--yes")
     assert code == 1 and "the needsdk provider needs llamadeploy_no_such_sdk.client, which is not installed" in err
-    assert FakeProvider.live == {} and "Traceback" not in err
+    assert fake_stand_in.creations == [] and "Traceback" not in err
 
 
 def test_broken_plugin_is_a_clear_error(fake_plugin: Path, write_stack) -> None:
     (fake_plugin / "site" / "llamadeploy_fake-1.0.dist-info" / "entry_points.txt").write_text("[llamadeploy.providers]\nbroken = tests.nowhere:Nothing\n")
-    registry._plugins.cache_clear()
+    registry.forget_plugins()
     code, _, err = invoke("plan", str(write_stack("name: a\nmodel: llama3.2-1b\n")), "--cloud", "broken")
     assert code == 2 and "provider 'broken' (tests.nowhere:Nothing) cannot be loaded" in err

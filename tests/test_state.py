@@ -16,7 +16,9 @@ import pytest
 from orchestrator.record import SCHEMA_VERSION, Destination, Move, Phase, Placed, PlanSnapshot, Record
 from orchestrator.state import LockedError, OperationKind, OperationStatus, State, StateError, holder_name
 from providers.base import Deployed, Resource
-from tests.fake_provider import FakeProvider
+from tests.clouds import HF_TOKEN
+from tests.emulators.fake import FakeStandIn
+from tests.fake_provider import IMAGE
 
 DATA = Path(__file__).parent / "data"
 ENDPOINT = Resource("AWS::SageMaker::Endpoint", "chat")
@@ -85,12 +87,26 @@ def test_a_state_file_of_the_first_format_is_migrated_when_opened(tmp_path: Path
     assert sqlite3.connect(tmp_path / "state.db").execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
 
 
-def test_a_migrated_state_file_works(fake_plugin: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_migrated_state_file_works(fake_plugin: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, fake_stand_in: FakeStandIn) -> None:
     from tests.test_plugins import invoke
 
     monkeypatch.setenv("LLAMADEPLOY_STATE", str(_v1_state(tmp_path / "old")))
-    cloud = json.loads((DATA / "state-v1-cloud.json").read_text())
-    FakeProvider.live.update({name: Resource(r["type"], r["name"], r["properties"]) for name, r in cloud.items()})
+    for name, resource in json.loads((DATA / "state-v1-cloud.json").read_text()).items():  # what the old run left in the cloud
+        properties = resource["properties"]
+        region = name.split("-", 1)[1]
+        fake_stand_in.add(
+            region,
+            name,
+            {
+                "instance_type": properties["instance_type"],
+                "image": IMAGE,
+                "args": ["--model", properties["model"], "--max-model-len", "2048"],
+                "env": {"HF_TOKEN": HF_TOKEN},
+                "min_replicas": 1,
+                "max_replicas": 1,
+                "tags": properties["tags"],
+            },
+        )
     code, out, err = invoke("status", "--output", "json")
     listed = {d["deployment"]: d for d in json.loads(out)["deployments"]}
     assert code == 0 and "Traceback" not in err
@@ -101,8 +117,9 @@ def test_a_migrated_state_file_works(fake_plugin: Path, tmp_path: Path, monkeypa
     code, _, err = invoke("move", "switching", "--rollback", "--yes")
     assert code == 0, err
     assert invoke("down", "halfway", "--yes")[0] == 0
-    assert invoke("call", "chat")[0] == 0
-    assert sorted(FakeProvider.live) == ["chat-moon-1", "drained-moon-2", "switching-moon-1"]
+    code, _, err = invoke("call", "chat")
+    assert code == 0, err
+    assert fake_stand_in.inventory() == {"endpoints": ["moon-1/chat-moon-1", "moon-1/switching-moon-1", "moon-2/drained-moon-2"]}
     code, out, _ = invoke("status", "--output", "json")
     assert {d["deployment"]: (d["recorded_status"], d["drift"]) for d in json.loads(out)["deployments"]} == {
         "chat": ("serving", []),

@@ -1,8 +1,11 @@
 """How `state-v1.sql` and `state-v1-cloud.json` were written: by the engine of release 1bef1b4,
 before the typed record, on the test plugin's two clouds.
 
-    git worktree add /tmp/old 1bef1b4 && cp tests/fake_provider.py /tmp/old/tests/
+    git worktree add /tmp/old 1bef1b4 && git show 6d8aaba:tests/fake_provider.py > /tmp/old/tests/fake_provider.py
     PYTHONPATH=/tmp/old python tests/data/make_state_v1.py /tmp/v1
+
+(6d8aaba's test plugin kept its cloud in memory, `FakeProvider.live`; the plugin talks to a
+stand-in over HTTP since.)
 
 Four deployments: `chat` serving; `halfway`, whose `up` died while creating; `drained`, whose
 move to another region died after the switch (source still draining); `switching`, whose move

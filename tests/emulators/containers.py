@@ -180,14 +180,16 @@ def start(
     args: list[str] | None = None,
     files: frozenset[str] = frozenset(),
     hosts: int = 1,
+    gpus: int | None = None,
 ) -> Container:
     """Start a container as the service would; raise ContainerFailed (or UnknownImage) as it would fail.
 
     `hosts` is how many hosts one replica spans; only the image's Ray launcher joins their GPUs.
+    `gpus` is for a service whose instance types the shipped catalog does not list.
     """
     image = reference if isinstance(reference, Image) else lookup(reference)
     environment = {**dict(image.env), **env}
-    gpus = gpus_per_instance().get(instance_type, 0)
+    gpus = gpus_per_instance().get(instance_type, 0) if gpus is None else gpus
     if image.program == "lmi":
         server = _lmi(environment, gpus)
         return Container(image, compose(image), environment, server, port=8080)
