@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import http.client
 import json
+import logging
 import os
 import shlex
 import signal
@@ -105,6 +106,7 @@ class CliProcess:
         code = 70
         try:
             sys.stdout, sys.stderr = open(os.devnull, "w"), open(self._stderr.name, "w", buffering=1)  # noqa: SIM115 (the child's own streams)
+            logging.root.handlers.clear()  # pytest's capture handlers: without them, logging reaches stderr as in a fresh process
             cli.main(list(args), prog_name="llamadeploy", standalone_mode=True)
             code = 0
         except SystemExit as exc:
@@ -123,6 +125,18 @@ class CliProcess:
 
     def stderr(self) -> str:
         return Path(self._stderr.name).read_text()
+
+    def wait(self, timeout: float = 120) -> tuple[int, str]:
+        """The exit code and stderr once the process ends by itself."""
+        deadline = time.monotonic() + timeout
+        while self.poll() is None:
+            assert time.monotonic() < deadline, f"the command did not end within {timeout} s: {self.stderr()}"
+            time.sleep(0.02)
+        assert self.returncode is not None
+        try:
+            return self.returncode, self.stderr()
+        finally:
+            Path(self._stderr.name).unlink()
 
     def kill_once(self, ready: Callable[[], bool], settle: float) -> None:
         """SIGKILL the process `settle` seconds after `ready()` holds; fail if it ended before."""

@@ -4,13 +4,11 @@ errors Azure gives that the scenario suite does not cover."""
 from __future__ import annotations
 
 import re
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-from tests.clouds import AzureCloud, cli_run
+from tests.clouds import AzureCloud, CliProcess, cli_run
 from tests.emulators import azure as arm
 
 pytestmark = pytest.mark.parametrize("cloud", ["azure"], indirect=True)
@@ -69,17 +67,11 @@ def test_instance_type_the_region_does_not_offer(azure: AzureCloud, stack: Path,
 
 def test_refused_credentials_are_an_auth_error(azure: AzureCloud, stack: Path) -> None:
     azure.stand_in.faults.token_refused = True
-    # A fresh process: within this one, an earlier test's client still holds a valid token.
-    done = subprocess.run(
-        [sys.executable, "-m", "orchestrator.cli", "up", str(stack), "--cloud", "azure", "--yes"],
-        cwd=Path(__file__).parent.parent,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert done.returncode == 1 and "Traceback" not in done.stderr
-    assert "Error: up of 'chat' on azure failed: no Azure credentials found" in done.stderr or "Azure refused the credentials" in done.stderr
-    assert "ActivityCompleted" not in done.stderr  # azure-ai-ml's telemetry stays out of the user's terminal
+    # A process of its own, with no SDK client yet: within this one, an earlier test's client still holds a valid token.
+    code, err = CliProcess("up", str(stack), "--cloud", "azure", "--yes").wait()
+    assert code == 1 and "Traceback" not in err
+    assert "Error: up of 'chat' on azure failed: no Azure credentials found" in err or "Azure refused the credentials" in err
+    assert "ActivityCompleted" not in err  # azure-ai-ml's telemetry stays out of the user's terminal
     assert azure.creates() == 0 and azure.empty()
 
 
