@@ -21,7 +21,7 @@ sys.path.insert(0, str(REPO))
 
 from orchestrator import engine  # noqa: E402
 from orchestrator.catalog import load_catalog  # noqa: E402
-from orchestrator.spec import load_stack  # noqa: E402
+from orchestrator.stackfile import load_stack  # noqa: E402
 from orchestrator.state import State  # noqa: E402
 from tests.clouds import ROLE  # noqa: E402
 from tests.emulators.aws import CREDENTIALS, AwsStandIn  # noqa: E402

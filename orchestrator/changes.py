@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 from orchestrator.record import Phase
 
 if TYPE_CHECKING:
-    from orchestrator.planner import Plan
+    from orchestrator.plan import Plan
     from orchestrator.record import Record
 
 

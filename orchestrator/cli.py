@@ -18,7 +18,7 @@ import click
 
 from orchestrator import __version__
 from orchestrator.errors import LlamadeployError, SpecError, UsageError
-from orchestrator.serving import EXAMPLE_PROMPT
+from orchestrator.serving import EXAMPLE_PROMPT, startup_of
 
 # Exit codes as terraform's: 1 for any error, 2 for a usage error; `plan --detailed-exitcode`
 # exits 2 when `up` would change something (usage errors are still 2 there, as in terraform).
@@ -135,7 +135,7 @@ def plan(ctx: click.Context, stack: str, cloud: str | None, region: str | None, 
 
     ctx.meta[DETAILED_EXITCODE] = detailed_exitcode
     from orchestrator.planner import plan_stack
-    from orchestrator.spec import load_stack
+    from orchestrator.stackfile import load_stack
 
     catalog = _catalog(ctx)
     plans = plan_stack(load_stack(stack), cloud, catalog, region, only)
@@ -171,7 +171,7 @@ def cost(ctx: click.Context, stack: str, clouds: str | None, only: str | None, o
     from orchestrator.bulk import paused_gc
     from orchestrator.cost_report import cost_report
     from orchestrator.planner import compare_stack
-    from orchestrator.spec import load_stack
+    from orchestrator.stackfile import load_stack
 
     if output == "html" and not to_file:
         raise UsageError("--output html writes a page: say where with --to report.html")
@@ -278,7 +278,7 @@ def up(ctx: click.Context, stack: str, cloud: str | None, region: str | None, on
     """Create (or adopt and finish) a stack's deployments on a cloud, and wait until they serve."""
     from orchestrator.planner import default_cloud
     from orchestrator.progress import reporter
-    from orchestrator.spec import load_stack
+    from orchestrator.stackfile import load_stack
 
     if engine == "pulumi":
         _pulumi_up(ctx, stack, cloud, region, only, yes, output)
@@ -311,7 +311,7 @@ def _pulumi_up(ctx: click.Context, stack: str, cloud: str | None, region: str | 
     from orchestrator import pulumi_engine
     from orchestrator.planner import plan_stack
     from orchestrator.progress import EventKind, reporter
-    from orchestrator.spec import load_stack
+    from orchestrator.stackfile import load_stack
 
     pulumi_engine.require_pulumi()
     if cloud == "auto":
@@ -319,7 +319,7 @@ def _pulumi_up(ctx: click.Context, stack: str, cloud: str | None, region: str | 
     loaded = load_stack(stack)
     plans = plan_stack(loaded, cloud, _catalog(ctx), region, only)
     for planned in plans:
-        verdict, cannot_start = planned.startup
+        verdict, cannot_start = startup_of(planned)
         if cannot_start:
             raise LlamadeployError(f"{planned.deployment.name} on {planned.cloud}: {verdict}")
     _confirm(yes, f"Apply {', '.join(p.deployment.name for p in plans)} on {plans[0].cloud} with Pulumi?")
@@ -512,7 +512,7 @@ def export(ctx: click.Context, stack: str, cloud: str | None, to_dir: str, regio
     """Write the stack's plan on one cloud as a Pulumi Python project to run with your own Pulumi."""
     from orchestrator.export import render_project
     from orchestrator.planner import plan_stack
-    from orchestrator.spec import load_stack
+    from orchestrator.stackfile import load_stack
 
     plans = plan_stack(load_stack(stack), cloud, _catalog(ctx), region, only)
     project = render_project(plans, plans[0].cloud, stack_name or Path(stack).stem)

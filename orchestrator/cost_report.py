@@ -11,7 +11,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from orchestrator.planner import Infeasible, Plan
+from orchestrator.plan import Plan
+from orchestrator.planner import Infeasible
 from orchestrator.projection import Projection, project
 
 if TYPE_CHECKING:

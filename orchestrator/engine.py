@@ -21,10 +21,11 @@ from typing import TypeVar
 
 from orchestrator.catalog import Catalog
 from orchestrator.errors import LlamadeployError, SpecError, UsageError
-from orchestrator.planner import Plan, compare, plan
+from orchestrator.plan import Plan
+from orchestrator.planner import compare, plan
 from orchestrator.progress import EventKind, Report
 from orchestrator.record import Destination, Move, Phase, Placed, PlanSnapshot, Record
-from orchestrator.serving import EXAMPLE_PROMPT, Answer, chat_request, read_answer
+from orchestrator.serving import EXAMPLE_PROMPT, Answer, chat_request, read_answer, startup_of
 from orchestrator.source import SourceMap
 from orchestrator.spec import Deployment, Stack
 from orchestrator.state import Operation, OperationKind, OperationStatus, State, now
@@ -223,7 +224,7 @@ def plan_up(stack: Stack, deployment: Deployment, cloud: str, catalog: Catalog, 
                 )
             ]
         )
-    verdict, cannot_start = planned.startup
+    verdict, cannot_start = startup_of(planned)
     if cannot_start:
         raise DeployError(f"{deployment.name} on {cloud}: {verdict}")
     return planned, provider

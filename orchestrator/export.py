@@ -18,7 +18,7 @@ from orchestrator.files import write_whole
 from orchestrator.templating import environment
 
 if TYPE_CHECKING:
-    from orchestrator.planner import Plan
+    from orchestrator.plan import Plan
     from providers.base import Program
 
 CONFIG_NAMESPACE = "llamadeploy"

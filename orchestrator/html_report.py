@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 from markupsafe import Markup
 
-from orchestrator.planner import Plan
+from orchestrator.plan import Plan
 from orchestrator.report import money, month_label, row_cells, total_month_label
 from orchestrator.spec import HOURS_PER_DAY
 from orchestrator.templating import environment

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from functools import cached_property
 
 from orchestrator.catalog import Catalog, Offer
 from orchestrator.errors import (
@@ -19,8 +18,7 @@ from orchestrator.errors import (
     SpecError,
     UsageError,
 )
-from orchestrator.models import Checkpoint
-from orchestrator.serving import startup_verdict
+from orchestrator.plan import Plan
 from orchestrator.sizing import (
     GPUS_PER_NODE,
     RUNTIME_OVERHEAD_GIB_PER_GPU,
@@ -33,77 +31,7 @@ from orchestrator.sizing import (
 )
 from orchestrator.spec import QUANTIZATIONS, Deployment, Stack
 from providers import registry
-from providers.base import CloudService, Feature, Resource, ServingContract
-
-HOURS_PER_MONTH = 730
-
-
-@dataclass(frozen=True)
-class Plan:
-    """What `up` would create for one deployment on one cloud, and what it costs."""
-
-    deployment: Deployment
-    cloud: str
-    service: str
-    region: str
-    region_source: str
-    offer: Offer
-    layout: GpuLayout
-    requirements: Requirements
-
-    @cached_property
-    def resources(self) -> tuple[Resource, ...]:
-        """What `up` would create; asked of the provider only when shown (a cost report of a
-        large stack never needs them)."""
-        return tuple(registry.get(self.cloud).resources(self))
-
-    @cached_property
-    def contract(self) -> ServingContract | None:
-        """How the cloud starts, routes and scales vLLM for this plan (None where its provider does not say)."""
-        return registry.get(self.cloud).contract(self)
-
-    @cached_property
-    def startup(self) -> tuple[str, bool]:
-        """What starting a replica takes against the service's limit, and whether it cannot start in time."""
-        contract = self.contract
-        return startup_verdict(self, contract.startup_limit_s if contract else None, contract.startup_setting if contract else "")
-
-    @cached_property
-    def checkpoint(self) -> Checkpoint:
-        """The checkpoint vLLM loads (the spec checked that one exists)."""
-        return self.deployment.model_ref.checkpoint(self.deployment.quantization)
-
-    @property
-    def hf_repo(self) -> str:
-        return self.checkpoint.repo
-
-    @property
-    def instances_per_replica(self) -> int:
-        return self.layout.nodes
-
-    @property
-    def gpus_per_replica(self) -> int:
-        return self.offer.gpu_count * self.layout.nodes
-
-    @property
-    def usd_per_replica_hour(self) -> float | None:
-        price = self.offer.usd_per_hour
-        return None if price is None else price * self.layout.nodes
-
-    def usd_per_hour(self, replicas: int) -> float | None:
-        price = self.usd_per_replica_hour
-        return None if price is None else price * replicas
-
-    @property
-    def usd_per_month_max(self) -> float | None:
-        hourly = self.usd_per_hour(self.deployment.autoscaling.max_replicas)
-        return None if hourly is None else hourly * HOURS_PER_MONTH
-
-    @property
-    def usd_per_month_min(self) -> float | None:
-        hourly = self.usd_per_hour(self.deployment.autoscaling.min_replicas)
-        return None if hourly is None else hourly * HOURS_PER_MONTH
-
+from providers.base import CloudService, Feature
 
 # Sizing and offer choices already made, by deployment shape, cloud and region.
 Memo = dict[tuple[object, ...], object]
@@ -207,7 +135,7 @@ def _region(stack: Stack, deployment: Deployment, provider: CloudService, catalo
 
 def _plan_in_region(deployment: Deployment, provider: CloudService, catalog: Catalog, region: str, source: str, memo: Memo | None = None) -> Plan:
     offer, gpu_layout, req = _choose(deployment, provider, catalog, region, {} if memo is None else memo)
-    return Plan(deployment, provider.name, provider.service, region, source, offer, gpu_layout, req)
+    return Plan(deployment, provider.name, provider.service, region, source, offer, gpu_layout, req, provider)
 
 
 def _choose(deployment: Deployment, provider: CloudService, catalog: Catalog, region: str, memo: Memo) -> tuple[Offer, GpuLayout, Requirements]:

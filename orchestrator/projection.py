@@ -13,7 +13,7 @@ import math
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from orchestrator.planner import HOURS_PER_MONTH
+from orchestrator.plan import HOURS_PER_MONTH
 from orchestrator.spec import HOURS_PER_DAY
 from orchestrator.throughput import (
     Throughput,
@@ -23,7 +23,7 @@ from orchestrator.throughput import (
 )
 
 if TYPE_CHECKING:
-    from orchestrator.planner import Plan
+    from orchestrator.plan import Plan
 
 DAYS_PER_MONTH = HOURS_PER_MONTH / HOURS_PER_DAY
 

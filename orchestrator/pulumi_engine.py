@@ -24,7 +24,7 @@ from orchestrator.export import CONFIG_NAMESPACE, render_project
 from orchestrator.secrets import resolve_secrets
 
 if TYPE_CHECKING:
-    from orchestrator.planner import Plan
+    from orchestrator.plan import Plan
     from orchestrator.spec import Stack
 
 INDEX = "llamadeploy.json"  # which deployments and cloud a project directory holds, for `down NAME`

@@ -18,7 +18,7 @@ from orchestrator.errors import LlamadeployError
 from providers.base import Deployed, Resource
 
 if TYPE_CHECKING:
-    from orchestrator.planner import Plan
+    from orchestrator.plan import Plan
     from orchestrator.spec import Deployment
 
 SCHEMA_VERSION = 2
@@ -140,7 +140,7 @@ class Record:
         return self.phase in (Phase.MOVING, Phase.DRAINING)
 
     def declared(self) -> Deployment:
-        from orchestrator.spec import parse_deployment
+        from orchestrator.stackfile import parse_deployment
 
         return parse_deployment(self.spec)
 

@@ -16,8 +16,10 @@ from rich.table import Table
 from orchestrator.catalog import Catalog, Offer
 from orchestrator.cost_report import CostReport
 from orchestrator.models import LlamaModel
-from orchestrator.planner import HOURS_PER_MONTH, Infeasible, Plan
+from orchestrator.plan import HOURS_PER_MONTH, Plan
+from orchestrator.planner import Infeasible
 from orchestrator.report import money, month_label, row_cells, total_month_label
+from orchestrator.serving import startup_of
 from orchestrator.sizing import (
     AWQ_BYTES_PER_LINEAR_PARAMETER,
     BYTES_PER_PARAMETER,
@@ -62,7 +64,7 @@ def plan(out: Console, planned: Plan, catalog: Catalog) -> None:
         grid.add_row("serves", escape(f"{planned.hf_repo} with vLLM; {contract.image}"))
         grid.add_row("started", escape(contract.started))
         grid.add_row("route", escape(contract.route))
-        verdict, cannot = planned.startup
+        verdict, cannot = startup_of(planned)
         grid.add_row("startup", f"[red]{escape(verdict)}[/]" if cannot else escape(verdict))
         for index, need in enumerate(contract.needs):
             grid.add_row("you provide" if index == 0 else "", f"[yellow]{escape(need)}[/]")

@@ -13,8 +13,10 @@ from typing import TYPE_CHECKING, Any
 
 from orchestrator.catalog import Catalog, Offer
 from orchestrator.cost_report import CloudTotal, CostReport, Row
-from orchestrator.planner import Infeasible, Plan
+from orchestrator.plan import Plan
+from orchestrator.planner import Infeasible
 from orchestrator.projection import Projection, project
+from orchestrator.serving import startup_of
 from orchestrator.sizing import (
     GPU_MEMORY_UTILIZATION,
     RUNTIME_OVERHEAD_GIB_PER_GPU,
@@ -114,7 +116,7 @@ def serving_dict(plan: Plan) -> dict[str, Any] | None:
     contract = plan.contract
     if contract is None:
         return None
-    verdict, cannot_start = plan.startup
+    verdict, cannot_start = startup_of(plan)
     scaling = contract.scaling
     return {
         "checkpoint": plan.hf_repo,

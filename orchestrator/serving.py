@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 from orchestrator.sizing import GIB, weight_bytes
 
 if TYPE_CHECKING:
-    from orchestrator.planner import Plan
+    from orchestrator.plan import Plan
 
 VLLM_VERSION = "0.11.0"
 # vllm-project/vllm v0.11.0 docker/Dockerfile, target vllm-openai: ENTRYPOINT ["python3", "-m",
@@ -87,6 +87,12 @@ EXAMPLE_PROMPT = "What is the capital of France?"
 EXAMPLE_MAX_TOKENS = 64
 # Autoscaling on a rate scales out above the rate that holds the concurrency target, in below this share of it.
 SCALE_IN_SHARE = 0.5
+
+
+def startup_of(plan: Plan) -> tuple[str, bool]:
+    """What starting a replica of `plan` takes against its service's limit, and whether it cannot start in time."""
+    contract = plan.contract
+    return startup_verdict(plan, contract.startup_limit_s if contract else None, contract.startup_setting if contract else "")
 
 
 def startup_verdict(plan: Plan, limit_s: int | None, setting: str) -> tuple[str, bool]:

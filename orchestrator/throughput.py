@@ -33,7 +33,7 @@ from orchestrator.sizing import KV_BYTES_PER_VALUE, weight_bytes
 
 if TYPE_CHECKING:
     from orchestrator.models import LlamaModel
-    from orchestrator.planner import Plan
+    from orchestrator.plan import Plan
 
 # Fraction of peak bandwidth and FLOP/s each engine reaches (vLLM's decode typically reaches
 # 50-70 % of memory bandwidth on a busy batch).

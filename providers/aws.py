@@ -46,7 +46,7 @@ from providers.base import (
 )
 
 if TYPE_CHECKING:
-    from orchestrator.planner import Plan
+    from orchestrator.plan import Plan
 
 MODEL = "AWS::SageMaker::Model"
 CONFIG = "AWS::SageMaker::EndpointConfig"

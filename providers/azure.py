@@ -77,7 +77,7 @@ from providers.base import (
 )
 
 if TYPE_CHECKING:
-    from orchestrator.planner import Plan
+    from orchestrator.plan import Plan
 
 _WORKSPACE = "Microsoft.MachineLearningServices/workspaces"
 ENVIRONMENT = f"{_WORKSPACE}/environments/versions"

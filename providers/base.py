@@ -24,10 +24,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol, TypeVar
 
 from orchestrator.errors import LlamadeployError
+from orchestrator.plan import Resource as Resource
+from orchestrator.plan import ScalingSignal as ScalingSignal
+from orchestrator.plan import ServingContract as ServingContract
 from orchestrator.spec import PlacementBase
 
 if TYPE_CHECKING:
-    from orchestrator.planner import Plan
+    from orchestrator.plan import Plan
 
 T = TypeVar("T")
 DEPLOYMENT_TAG = "llamadeploy-deployment"
@@ -45,15 +48,6 @@ class Feature(enum.Enum):
 _DEFAULT_REASONS = {
     Feature.MULTI_NODE: "{service} runs each replica on one instance; a replica cannot span instances",
 }
-
-
-@dataclass(frozen=True)
-class Resource:
-    """One cloud resource a plan creates, named as the cloud names its type."""
-
-    type: str
-    name: str
-    properties: Mapping[str, Any] = field(default_factory=dict)
 
 
 class ProviderError(LlamadeployError):
@@ -180,29 +174,6 @@ class Program:
     required_config: tuple[str, ...] = ()
     secrets: tuple[str, ...] = ()
     files: Mapping[str, bytes] = field(default_factory=dict)
-
-
-@dataclass(frozen=True)
-class ScalingSignal:
-    """What a service's autoscaling watches for one deployment, and the value it holds per replica."""
-
-    metric: str  # the service's own name for it
-    target: float
-    unit: str  # what the target counts, per replica
-    why: str  # how it follows from the spec's target_concurrent_requests, or why this signal
-
-
-@dataclass(frozen=True)
-class ServingContract:
-    """How a cloud runs vLLM for a plan: what `plan` tells the user before anything is created."""
-
-    image: str
-    started: str  # how the service starts the container
-    route: str  # the public route a call goes to, and where it lands in the container
-    scaling: ScalingSignal
-    startup_limit_s: int | None  # how long the service lets a replica start, None if unbounded
-    startup_setting: str  # the setting (or rule) that sets that limit
-    needs: tuple[str, ...] = ()  # what the user must provide on this cloud (empty: nothing)
 
 
 class LiveState(enum.Enum):

@@ -68,7 +68,7 @@ from providers.base import (
 )
 
 if TYPE_CHECKING:
-    from orchestrator.planner import Plan
+    from orchestrator.plan import Plan
 
 MODEL = "aiplatform.googleapis.com/Model"
 ENDPOINT = "aiplatform.googleapis.com/Endpoint"

@@ -61,7 +61,7 @@ from providers.base import (
 )
 
 if TYPE_CHECKING:
-    from orchestrator.planner import Plan
+    from orchestrator.plan import Plan
 
 MODEL = "oci:DataScience/Model"
 MODEL_DEPLOYMENT = "oci:DataScience/ModelDeployment"

@@ -11,7 +11,7 @@ import pytest
 
 from orchestrator.catalog import Catalog, load_catalog
 from orchestrator.planner import plan
-from orchestrator.spec import load_stack
+from orchestrator.stackfile import load_stack
 from providers import registry
 from tests import fake_provider
 from tests.clouds import HARNESSES, HF_TOKEN, Cloud, stand_in_environment, start_stand_in

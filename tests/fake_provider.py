@@ -44,7 +44,7 @@ from providers.base import (
 )
 
 if TYPE_CHECKING:
-    from orchestrator.planner import Plan
+    from orchestrator.plan import Plan
 
 ENDPOINT = "fake::Endpoint"
 IMAGE = "vllm/vllm-openai:v0.11.0"

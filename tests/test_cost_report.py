@@ -17,7 +17,7 @@ import pytest
 from orchestrator.catalog import load_catalog
 from orchestrator.planner import plan
 from orchestrator.projection import project
-from orchestrator.spec import load_stack
+from orchestrator.stackfile import load_stack
 from orchestrator.throughput import replica_throughput, usd_per_million_tokens
 from tests.clouds import cli_run
 

@@ -9,8 +9,9 @@ import pytest
 
 from orchestrator.catalog import Catalog
 from orchestrator.errors import InfeasibleError, SpecError, UsageError
-from orchestrator.planner import Infeasible, Plan, compare, plan
-from orchestrator.spec import load_stack
+from orchestrator.plan import Plan
+from orchestrator.planner import Infeasible, compare, plan
+from orchestrator.stackfile import load_stack
 
 Write = Callable[..., Path]
 

@@ -16,7 +16,7 @@ import pytest
 
 from orchestrator import engine
 from orchestrator.catalog import load_catalog
-from orchestrator.spec import load_stack
+from orchestrator.stackfile import load_stack
 from orchestrator.state import LockedError, State
 from providers import registry
 from tests.clouds import HF_TOKEN, ROLE, AwsCloud, CliProcess, Cloud, cli_run, run_example

@@ -12,7 +12,7 @@ import pytest
 from orchestrator.catalog import load_catalog
 from orchestrator.planner import plan
 from orchestrator.sizing import GIB, weight_bytes
-from orchestrator.spec import load_stack
+from orchestrator.stackfile import load_stack
 from tests.clouds import Cloud, cli_run
 from tests.emulators import containers, vllm
 from tests.emulators.vllm import ContainerFailed

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from orchestrator.errors import SpecError
-from orchestrator.spec import load_stack
+from orchestrator.stackfile import load_stack
 
 Write = Callable[..., Path]
 

@@ -1,0 +1,124 @@
+"""A plan: what `up` would create for one deployment on one cloud, and what it costs.
+
+The value every later stage reads (reports, export, the engine, the providers), kept below all
+of them: it names the cloud's service only through the small `Describes` protocol, so the
+planner, which builds plans, and the providers, which read them, do not import each other.
+The types a plan carries from its provider (resources, the serving contract) live here too.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from functools import cached_property
+from typing import Any, Protocol
+
+from orchestrator.catalog import Offer
+from orchestrator.models import Checkpoint
+from orchestrator.sizing import GpuLayout, Requirements
+from orchestrator.spec import Deployment
+
+
+@dataclass(frozen=True)
+class Resource:
+    """One cloud resource a plan creates, named as the cloud names its type."""
+
+    type: str
+    name: str
+    properties: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class ScalingSignal:
+    """What a service's autoscaling watches for one deployment, and the value it holds per replica."""
+
+    metric: str  # the service's own name for it
+    target: float
+    unit: str  # what the target counts, per replica
+    why: str  # how it follows from the spec's target_concurrent_requests, or why this signal
+
+
+@dataclass(frozen=True)
+class ServingContract:
+    """How a cloud runs vLLM for a plan: what `plan` tells the user before anything is created."""
+
+    image: str
+    started: str  # how the service starts the container
+    route: str  # the public route a call goes to, and where it lands in the container
+    scaling: ScalingSignal
+    startup_limit_s: int | None  # how long the service lets a replica start, None if unbounded
+    startup_setting: str  # the setting (or rule) that sets that limit
+    needs: tuple[str, ...] = ()  # what the user must provide on this cloud (empty: nothing)
+
+
+class Describes(Protocol):
+    """What a plan asks of its cloud's service: the resources it turns into and how it runs vLLM."""
+
+    def resources(self, plan: Plan) -> list[Resource]: ...
+
+    def contract(self, plan: Plan) -> ServingContract | None: ...
+
+
+HOURS_PER_MONTH = 730
+
+
+@dataclass(frozen=True)
+class Plan:
+    """What `up` would create for one deployment on one cloud, and what it costs."""
+
+    deployment: Deployment
+    cloud: str
+    service: str
+    region: str
+    region_source: str
+    offer: Offer
+    layout: GpuLayout
+    requirements: Requirements
+    described_by: Describes = field(repr=False, compare=False)  # the cloud's service, asked lazily
+
+    @cached_property
+    def resources(self) -> tuple[Resource, ...]:
+        """What `up` would create; asked of the provider only when shown (a cost report of a
+        large stack never needs them)."""
+        return tuple(self.described_by.resources(self))
+
+    @cached_property
+    def contract(self) -> ServingContract | None:
+        """How the cloud starts, routes and scales vLLM for this plan (None where its provider does not say)."""
+        return self.described_by.contract(self)
+
+    @cached_property
+    def checkpoint(self) -> Checkpoint:
+        """The checkpoint vLLM loads (the spec checked that one exists)."""
+        return self.deployment.model_ref.checkpoint(self.deployment.quantization)
+
+    @property
+    def hf_repo(self) -> str:
+        return self.checkpoint.repo
+
+    @property
+    def instances_per_replica(self) -> int:
+        return self.layout.nodes
+
+    @property
+    def gpus_per_replica(self) -> int:
+        return self.offer.gpu_count * self.layout.nodes
+
+    @property
+    def usd_per_replica_hour(self) -> float | None:
+        price = self.offer.usd_per_hour
+        return None if price is None else price * self.layout.nodes
+
+    def usd_per_hour(self, replicas: int) -> float | None:
+        price = self.usd_per_replica_hour
+        return None if price is None else price * replicas
+
+    @property
+    def usd_per_month_max(self) -> float | None:
+        hourly = self.usd_per_hour(self.deployment.autoscaling.max_replicas)
+        return None if hourly is None else hourly * HOURS_PER_MONTH
+
+    @property
+    def usd_per_month_min(self) -> float | None:
+        hourly = self.usd_per_hour(self.deployment.autoscaling.min_replicas)
+        return None if hourly is None else hourly * HOURS_PER_MONTH
