@@ -27,7 +27,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from orchestrator.state import State  # noqa: E402
+from orchestrator.lifecycle.state import State  # noqa: E402
 from tests.clouds import HARNESSES, Cloud, cli_run, stand_in_environment, start_stand_in  # noqa: E402
 from tests.emulators.internet import Internet  # noqa: E402
 

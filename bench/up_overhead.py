@@ -19,10 +19,10 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from orchestrator import engine  # noqa: E402
-from orchestrator.catalog import load_catalog  # noqa: E402
-from orchestrator.stackfile import load_stack  # noqa: E402
-from orchestrator.state import State  # noqa: E402
+from orchestrator.declared.stackfile import load_stack  # noqa: E402
+from orchestrator.lifecycle import engine  # noqa: E402
+from orchestrator.lifecycle.state import State  # noqa: E402
+from orchestrator.pricing.catalog import load_catalog  # noqa: E402
 from tests.clouds import ROLE  # noqa: E402
 from tests.emulators.aws import CREDENTIALS, AwsStandIn  # noqa: E402
 from tests.emulators.vllm import VALID_TOKEN  # noqa: E402

@@ -18,7 +18,7 @@ import click
 
 from orchestrator import __version__
 from orchestrator.errors import LlamadeployError, SpecError, UsageError
-from orchestrator.serving import EXAMPLE_PROMPT, startup_of
+from orchestrator.planning.serving import EXAMPLE_PROMPT, startup_of
 
 # Exit codes as terraform's: 1 for any error, 2 for a usage error; `plan --detailed-exitcode`
 # exits 2 when `up` would change something (usage errors are still 2 there, as in terraform).
@@ -77,7 +77,7 @@ def _emit_json(data: Any) -> None:
 
 
 def _catalog(ctx: click.Context):
-    from orchestrator.catalog import load_catalog
+    from orchestrator.pricing.catalog import load_catalog
 
     return load_catalog(ctx.obj["catalog"])
 
@@ -101,13 +101,13 @@ def _state(ctx: click.Context):
     """The state store, closed when the command ends."""
     from contextlib import closing
 
-    from orchestrator.state import State
+    from orchestrator.lifecycle.state import State
 
     return ctx.with_resource(closing(State(ctx.obj["state"])))
 
 
 def _state_path(ctx: click.Context) -> Path:
-    from orchestrator.state import DEFAULT_PATH, STATE_ENV
+    from orchestrator.lifecycle.state import DEFAULT_PATH, STATE_ENV
 
     return Path(ctx.obj["state"] or os.environ.get(STATE_ENV) or DEFAULT_PATH)
 
@@ -131,11 +131,11 @@ def _confirm(yes: bool, question: str) -> None:
 @click.pass_context
 def plan(ctx: click.Context, stack: str, cloud: str | None, region: str | None, only: str | None, output: str, detailed_exitcode: bool) -> None:
     """Size a stack's deployments and choose instances and prices on one cloud; no credentials needed."""
-    from orchestrator.changes import ChangeAction, pending
+    from orchestrator.planning.changes import ChangeAction, pending
 
     ctx.meta[DETAILED_EXITCODE] = detailed_exitcode
-    from orchestrator.planner import plan_stack
-    from orchestrator.stackfile import load_stack
+    from orchestrator.declared.stackfile import load_stack
+    from orchestrator.planning.planner import plan_stack
 
     catalog = _catalog(ctx)
     plans = plan_stack(load_stack(stack), cloud, catalog, region, only)
@@ -144,11 +144,11 @@ def plan(ctx: click.Context, stack: str, cloud: str | None, region: str | None, 
     if output == "json":
         from dataclasses import asdict
 
-        from orchestrator.report import catalog_dict, plan_dict
+        from orchestrator.reports.report import catalog_dict, plan_dict
 
         _emit_json({"catalog": catalog_dict(catalog), "plans": [plan_dict(p) for p in plans], "changes": [asdict(c) for c in changes]})
     else:
-        from orchestrator import render
+        from orchestrator.reports import render
 
         out = render.console()
         for planned, change in zip(plans, changes, strict=True):
@@ -167,11 +167,11 @@ def plan(ctx: click.Context, stack: str, cloud: str | None, region: str | None, 
 @click.pass_context
 def cost(ctx: click.Context, stack: str, clouds: str | None, only: str | None, output: str, to_file: str | None) -> None:
     """Price the same deployment on every cloud side by side, cheapest first: $/h, $/month, $ per million tokens."""
-    from orchestrator import report
     from orchestrator.bulk import paused_gc
-    from orchestrator.cost_report import cost_report
-    from orchestrator.planner import compare_stack
-    from orchestrator.stackfile import load_stack
+    from orchestrator.declared.stackfile import load_stack
+    from orchestrator.planning.planner import compare_stack
+    from orchestrator.reports import report
+    from orchestrator.reports.cost_report import cost_report
 
     if output == "html" and not to_file:
         raise UsageError("--output html writes a page: say where with --to report.html")
@@ -180,12 +180,12 @@ def cost(ctx: click.Context, stack: str, clouds: str | None, only: str | None, o
     with paused_gc(freeze=True):  # one command, then exit: nothing built here needs the collector
         built = cost_report(compare_stack(load_stack(stack), chosen, catalog, only), catalog)
     if output == "table":
-        from orchestrator import render
+        from orchestrator.reports import render
 
         render.cost(render.console(), built)
         return
     if output == "html":
-        from orchestrator.html_report import html_page
+        from orchestrator.reports.html_report import html_page
 
         text = html_page(built, title=Path(stack).stem)
     elif output == "json":
@@ -216,16 +216,16 @@ def _write_file(path: Path, text: str) -> None:
 @click.pass_context
 def gpus(ctx: click.Context, cloud: str | None, gpu: str | None, region: str | None, output: str) -> None:
     """List the GPU offers in the price catalog, cheapest first."""
-    from orchestrator.catalog import list_offers
+    from orchestrator.pricing.catalog import list_offers
 
     catalog = _catalog(ctx)
     listed = list_offers(catalog, cloud, gpu, region)
     if output == "json":
-        from orchestrator.report import catalog_dict, offer_dict
+        from orchestrator.reports.report import catalog_dict, offer_dict
 
         _emit_json({"catalog": catalog_dict(catalog), "offers": [offer_dict(o) for o in listed]})
         return
-    from orchestrator import render
+    from orchestrator.reports import render
 
     render.offers(render.console(), listed, catalog)
 
@@ -234,14 +234,14 @@ def gpus(ctx: click.Context, cloud: str | None, gpu: str | None, region: str | N
 @click.option("--output", type=OUTPUTS, default="table", show_default=True)
 def models(output: str) -> None:
     """List the Llama models llamadeploy can size and serve."""
-    from orchestrator.models import known_models
+    from orchestrator.sizing.models import known_models
 
     listed = known_models()
     if output == "json":
         fields = ("name", "hf_repo", "parameters", "max_context", "n_layers", "n_heads", "n_kv_heads", "dim")
         _emit_json({"models": [{f: getattr(m, f) for f in fields} for m in listed]})
         return
-    from orchestrator import render
+    from orchestrator.reports import render
 
     render.models(render.console(), listed)
 
@@ -256,7 +256,7 @@ def providers_command(output: str) -> None:
     if output == "json":
         _emit_json({"providers": listed})
         return
-    from orchestrator import render
+    from orchestrator.reports import render
 
     render.providers(render.console(), listed)
 
@@ -276,14 +276,14 @@ def providers_command(output: str) -> None:
 @click.pass_context
 def up(ctx: click.Context, stack: str, cloud: str | None, region: str | None, only: str | None, yes: bool, engine: str, no_verify: bool, output: str) -> None:
     """Create (or adopt and finish) a stack's deployments on a cloud, and wait until they serve."""
-    from orchestrator.planner import default_cloud
-    from orchestrator.progress import reporter
-    from orchestrator.stackfile import load_stack
+    from orchestrator.declared.stackfile import load_stack
+    from orchestrator.lifecycle.progress import reporter
+    from orchestrator.planning.planner import default_cloud
 
     if engine == "pulumi":
         _pulumi_up(ctx, stack, cloud, region, only, yes, output)
         return
-    from orchestrator import engine as native
+    from orchestrator.lifecycle import engine as native
 
     catalog = _catalog(ctx)
     loaded = load_stack(stack)
@@ -293,7 +293,7 @@ def up(ctx: click.Context, stack: str, cloud: str | None, region: str | None, on
         return
     ready = [native.plan_up(loaded, d, default_cloud(d, cloud), catalog, region) for d in chosen]
     if output == "table":
-        from orchestrator import render
+        from orchestrator.reports import render
 
         out = render.console(stderr=True)
         for planned, _ in ready:
@@ -308,10 +308,10 @@ def up(ctx: click.Context, stack: str, cloud: str | None, region: str | None, on
 
 def _pulumi_up(ctx: click.Context, stack: str, cloud: str | None, region: str | None, only: str | None, yes: bool, output: str) -> None:
     """`up --engine pulumi`: the stack's program, applied by the user's Pulumi."""
-    from orchestrator import pulumi_engine
-    from orchestrator.planner import plan_stack
-    from orchestrator.progress import EventKind, reporter
-    from orchestrator.stackfile import load_stack
+    from orchestrator.declared.stackfile import load_stack
+    from orchestrator.iac import pulumi_engine
+    from orchestrator.lifecycle.progress import EventKind, reporter
+    from orchestrator.planning.planner import plan_stack
 
     pulumi_engine.require_pulumi()
     if cloud == "auto":
@@ -365,8 +365,8 @@ def _served(name: str, cloud: str, region: str, result, output: str, report, att
 
 def _failover(ctx: click.Context, loaded, chosen, cheapest: bool, catalog, yes: bool, verify: bool, output: str) -> None:
     """`up` over candidate clouds: the placement's fallback list, or every cloud cheapest first."""
-    from orchestrator import engine
-    from orchestrator.progress import reporter
+    from orchestrator.lifecycle import engine
+    from orchestrator.lifecycle.progress import reporter
 
     _confirm(yes, f"Create {', '.join(d.name for d in chosen)} on the first cloud that can host {'them' if len(chosen) > 1 else 'it'}?")
     state = _state(ctx)
@@ -383,15 +383,15 @@ def _failover(ctx: click.Context, loaded, chosen, cheapest: bool, catalog, yes: 
 @click.pass_context
 def status(ctx: click.Context, name: str | None, output: str) -> None:
     """Show each deployment as its cloud reports it now, and any drift from what was deployed."""
-    from orchestrator import engine
+    from orchestrator.lifecycle import engine
 
     rows = engine.status(_state(ctx), name)
     if output == "json":
-        from orchestrator.report import status_dict
+        from orchestrator.reports.report import status_dict
 
         _emit_json({"deployments": [status_dict(row) for row in rows]})
         return
-    from orchestrator import render
+    from orchestrator.reports import render
 
     render.status(render.console(), rows)
 
@@ -404,7 +404,7 @@ def status(ctx: click.Context, name: str | None, output: str) -> None:
 @click.pass_context
 def call(ctx: click.Context, name: str, prompt: str, max_tokens: int, output: str) -> None:
     """Send one chat completion to a deployment through its cloud's own authentication."""
-    from orchestrator import engine
+    from orchestrator.lifecycle import engine
 
     result = engine.call(_state(ctx), name, prompt, max_tokens)
     answer, matches = result.answer, result.answer.model == result.declared
@@ -438,9 +438,9 @@ def call(ctx: click.Context, name: str, prompt: str, max_tokens: int, output: st
 @click.pass_context
 def move(ctx: click.Context, name: str, to_cloud: str | None, region: str | None, resume: bool, rollback: bool, yes: bool, output: str) -> None:
     """Move a serving deployment to another cloud without downtime: up there first, then down here."""
-    from orchestrator import engine
-    from orchestrator.progress import EventKind, reporter
-    from orchestrator.report import money
+    from orchestrator.lifecycle import engine
+    from orchestrator.lifecycle.progress import EventKind, reporter
+    from orchestrator.reports.report import money
 
     state, catalog = _state(ctx), _catalog(ctx)
     if resume or rollback:
@@ -482,12 +482,12 @@ def move(ctx: click.Context, name: str, to_cloud: str | None, region: str | None
 @click.pass_context
 def down(ctx: click.Context, name: str, yes: bool, engine: str, output: str) -> None:
     """Delete a deployment's cloud resources, check none remain, and forget it."""
-    from orchestrator.progress import EventKind, reporter
+    from orchestrator.lifecycle.progress import EventKind, reporter
 
     if engine == "pulumi":
         _pulumi_down(ctx, name, yes, output)
         return
-    from orchestrator import engine as native
+    from orchestrator.lifecycle import engine as native
 
     state = _state(ctx)
     _confirm(yes, f"Delete {name} and every cloud resource it has?")
@@ -510,9 +510,9 @@ def down(ctx: click.Context, name: str, yes: bool, engine: str, output: str) -> 
 @click.pass_context
 def export(ctx: click.Context, stack: str, cloud: str | None, to_dir: str, region: str | None, only: str | None, stack_name: str | None, output: str) -> None:
     """Write the stack's plan on one cloud as a Pulumi Python project to run with your own Pulumi."""
-    from orchestrator.export import render_project
-    from orchestrator.planner import plan_stack
-    from orchestrator.stackfile import load_stack
+    from orchestrator.declared.stackfile import load_stack
+    from orchestrator.iac.export import render_project
+    from orchestrator.planning.planner import plan_stack
 
     plans = plan_stack(load_stack(stack), cloud, _catalog(ctx), region, only)
     project = render_project(plans, plans[0].cloud, stack_name or Path(stack).stem)
@@ -535,8 +535,8 @@ def export(ctx: click.Context, stack: str, cloud: str | None, to_dir: str, regio
 
 
 def _pulumi_down(ctx: click.Context, name: str, yes: bool, output: str) -> None:
-    from orchestrator import pulumi_engine
-    from orchestrator.progress import EventKind, reporter
+    from orchestrator.iac import pulumi_engine
+    from orchestrator.lifecycle.progress import EventKind, reporter
 
     pulumi_engine.require_pulumi()
     directory, described = pulumi_engine.find_project(_pulumi_dir(ctx), name)

@@ -17,9 +17,9 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import Field
 
-from orchestrator.secrets import resolve_secrets
-from orchestrator.serving import example_body, startup, vllm_arguments
-from orchestrator.spec import PlacementBase
+from orchestrator.declared.secrets import resolve_secrets
+from orchestrator.declared.spec import PlacementBase
+from orchestrator.planning.serving import example_body, startup, vllm_arguments
 from providers.base import (
     BUILTIN_TEMPLATES,
     DEPLOYMENT_TAG,
@@ -46,7 +46,7 @@ from providers.base import (
 )
 
 if TYPE_CHECKING:
-    from orchestrator.plan import Plan
+    from orchestrator.planning.plan import Plan
 
 MODEL = "AWS::SageMaker::Model"
 CONFIG = "AWS::SageMaker::EndpointConfig"

@@ -36,8 +36,9 @@ from urllib.parse import urlsplit
 
 from pydantic import Field
 
-from orchestrator.secrets import resolve_secrets
-from orchestrator.serving import (
+from orchestrator.declared.secrets import resolve_secrets
+from orchestrator.declared.spec import PlacementBase
+from orchestrator.planning.serving import (
     CHAT_ROUTE,
     HEALTH_ROUTE,
     SCALE_IN_SHARE,
@@ -47,8 +48,7 @@ from orchestrator.serving import (
     startup,
     vllm_arguments,
 )
-from orchestrator.spec import PlacementBase
-from orchestrator.throughput import target_requests_per_minute
+from orchestrator.sizing.throughput import target_requests_per_minute
 from providers.base import (
     BUILTIN_TEMPLATES,
     DEPLOYMENT_TAG,
@@ -77,7 +77,7 @@ from providers.base import (
 )
 
 if TYPE_CHECKING:
-    from orchestrator.plan import Plan
+    from orchestrator.planning.plan import Plan
 
 _WORKSPACE = "Microsoft.MachineLearningServices/workspaces"
 ENVIRONMENT = f"{_WORKSPACE}/environments/versions"

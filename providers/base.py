@@ -23,14 +23,14 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol, TypeVar
 
+from orchestrator.declared.spec import PlacementBase
 from orchestrator.errors import LlamadeployError
-from orchestrator.plan import Resource as Resource
-from orchestrator.plan import ScalingSignal as ScalingSignal
-from orchestrator.plan import ServingContract as ServingContract
-from orchestrator.spec import PlacementBase
+from orchestrator.planning.plan import Resource as Resource
+from orchestrator.planning.plan import ScalingSignal as ScalingSignal
+from orchestrator.planning.plan import ServingContract as ServingContract
 
 if TYPE_CHECKING:
-    from orchestrator.plan import Plan
+    from orchestrator.planning.plan import Plan
 
 T = TypeVar("T")
 DEPLOYMENT_TAG = "llamadeploy-deployment"

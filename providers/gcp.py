@@ -29,8 +29,9 @@ from collections.abc import Callable, Iterator, Mapping
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
-from orchestrator.secrets import resolve_secrets
-from orchestrator.serving import (
+from orchestrator.declared.secrets import resolve_secrets
+from orchestrator.declared.spec import PlacementBase
+from orchestrator.planning.serving import (
     CHAT_ROUTE,
     HEALTH_ROUTE,
     OPENAI_SERVER,
@@ -38,8 +39,7 @@ from orchestrator.serving import (
     startup,
     vllm_arguments,
 )
-from orchestrator.spec import PlacementBase
-from orchestrator.throughput import target_requests_per_minute
+from orchestrator.sizing.throughput import target_requests_per_minute
 from providers.base import (
     BUILTIN_TEMPLATES,
     DEPLOYMENT_TAG,
@@ -68,7 +68,7 @@ from providers.base import (
 )
 
 if TYPE_CHECKING:
-    from orchestrator.plan import Plan
+    from orchestrator.planning.plan import Plan
 
 MODEL = "aiplatform.googleapis.com/Model"
 ENDPOINT = "aiplatform.googleapis.com/Endpoint"

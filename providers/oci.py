@@ -23,8 +23,9 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import Field
 
-from orchestrator.secrets import resolve_secrets
-from orchestrator.serving import (
+from orchestrator.declared.secrets import resolve_secrets
+from orchestrator.declared.spec import PlacementBase
+from orchestrator.planning.serving import (
     CHAT_ROUTE,
     SCALE_IN_SHARE,
     VLLM_IMAGE,
@@ -32,9 +33,8 @@ from orchestrator.serving import (
     startup,
     vllm_arguments,
 )
-from orchestrator.sizing import GIB
-from orchestrator.spec import PlacementBase
-from orchestrator.throughput import target_requests_per_minute
+from orchestrator.sizing.memory import GIB
+from orchestrator.sizing.throughput import target_requests_per_minute
 from providers.base import (
     BUILTIN_TEMPLATES,
     DEPLOYMENT_TAG,
@@ -61,7 +61,7 @@ from providers.base import (
 )
 
 if TYPE_CHECKING:
-    from orchestrator.plan import Plan
+    from orchestrator.planning.plan import Plan
 
 MODEL = "oci:DataScience/Model"
 MODEL_DEPLOYMENT = "oci:DataScience/ModelDeployment"

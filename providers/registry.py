@@ -15,8 +15,8 @@ import os
 from functools import cache, lru_cache
 from importlib.metadata import entry_points
 
+from orchestrator.declared.spec import PlacementBase
 from orchestrator.errors import LlamadeployError, UsageError
-from orchestrator.spec import PlacementBase
 from providers.base import CloudService, Provider
 
 ENTRY_POINT_GROUP = "llamadeploy.providers"

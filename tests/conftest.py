@@ -9,9 +9,9 @@ from typing import Any
 
 import pytest
 
-from orchestrator.catalog import Catalog, load_catalog
-from orchestrator.planner import plan
-from orchestrator.stackfile import load_stack
+from orchestrator.declared.stackfile import load_stack
+from orchestrator.planning.planner import plan
+from orchestrator.pricing.catalog import Catalog, load_catalog
 from providers import registry
 from tests import fake_provider
 from tests.clouds import HARNESSES, HF_TOKEN, Cloud, stand_in_environment, start_stand_in

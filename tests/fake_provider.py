@@ -18,8 +18,8 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import Field
 
-from orchestrator.serving import CHAT_ROUTE, example_body, vllm_arguments
-from orchestrator.spec import PlacementBase
+from orchestrator.declared.spec import PlacementBase
+from orchestrator.planning.serving import CHAT_ROUTE, example_body, vllm_arguments
 from providers.base import (
     CloudService,
     Deployed,
@@ -44,7 +44,7 @@ from providers.base import (
 )
 
 if TYPE_CHECKING:
-    from orchestrator.plan import Plan
+    from orchestrator.planning.plan import Plan
 
 ENDPOINT = "fake::Endpoint"
 IMAGE = "vllm/vllm-openai:v0.11.0"
@@ -89,7 +89,7 @@ class FakeProvider(Provider):
         )
 
     def apply(self, plan: Plan, events: Events) -> Deployed:
-        from orchestrator.secrets import resolve_secrets
+        from orchestrator.declared.secrets import resolve_secrets
 
         (endpoint,) = self.resources(plan)
         path = f"/regions/{plan.region}/endpoints/{endpoint.name}"

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from orchestrator.catalog import MANAGED_PRICE, Catalog, list_offers, load_catalog
 from orchestrator.errors import CatalogError, UsageError
+from orchestrator.pricing.catalog import MANAGED_PRICE, Catalog, list_offers, load_catalog
 
 
 def one(catalog: Catalog, cloud: str, region: str, instance: str):

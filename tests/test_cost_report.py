@@ -14,11 +14,11 @@ from typing import Any, ClassVar
 
 import pytest
 
-from orchestrator.catalog import load_catalog
-from orchestrator.planner import plan
-from orchestrator.projection import project
-from orchestrator.stackfile import load_stack
-from orchestrator.throughput import replica_throughput, usd_per_million_tokens
+from orchestrator.declared.stackfile import load_stack
+from orchestrator.planning.planner import plan
+from orchestrator.planning.projection import project
+from orchestrator.pricing.catalog import load_catalog
+from orchestrator.sizing.throughput import replica_throughput, usd_per_million_tokens
 from tests.clouds import cli_run
 
 # Llama 3.1 8B: 8,030,261,248 parameters; KV cache 2 (K and V) x 32 layers x 8 KV heads x 128 x 2 bytes = 131,072 bytes per token.

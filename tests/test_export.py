@@ -17,7 +17,7 @@ import pytest
 
 pulumi = pytest.importorskip("pulumi")
 
-from orchestrator import templating  # noqa: E402
+from orchestrator.iac import templating  # noqa: E402
 from providers import registry  # noqa: E402
 from tests.clouds import HF_TOKEN, Cloud, cli_run  # noqa: E402
 

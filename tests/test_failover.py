@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
+from orchestrator.declared.stackfile import load_stack
 from orchestrator.errors import SpecError
-from orchestrator.stackfile import load_stack
 from tests.clouds import Cloud, cli_run
 
 pytestmark = pytest.mark.parametrize("pair", [("aws", "azure")], indirect=True, ids="->".join)

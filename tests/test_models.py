@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from orchestrator.errors import UnknownModelError
-from orchestrator.models import known_models, resolve
+from orchestrator.sizing.models import known_models, resolve
 
 
 @pytest.mark.parametrize(

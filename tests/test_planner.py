@@ -7,11 +7,11 @@ from pathlib import Path
 
 import pytest
 
-from orchestrator.catalog import Catalog
+from orchestrator.declared.stackfile import load_stack
 from orchestrator.errors import InfeasibleError, SpecError, UsageError
-from orchestrator.plan import Plan
-from orchestrator.planner import Infeasible, compare, plan
-from orchestrator.stackfile import load_stack
+from orchestrator.planning.plan import Plan
+from orchestrator.planning.planner import Infeasible, compare, plan
+from orchestrator.pricing.catalog import Catalog
 
 Write = Callable[..., Path]
 

@@ -14,10 +14,10 @@ from pathlib import Path
 
 import pytest
 
-from orchestrator import engine
-from orchestrator.catalog import load_catalog
-from orchestrator.stackfile import load_stack
-from orchestrator.state import LockedError, State
+from orchestrator.declared.stackfile import load_stack
+from orchestrator.lifecycle import engine
+from orchestrator.lifecycle.state import LockedError, State
+from orchestrator.pricing.catalog import load_catalog
 from providers import registry
 from tests.clouds import HF_TOKEN, ROLE, AwsCloud, CliProcess, Cloud, cli_run, run_example
 

@@ -9,10 +9,10 @@ from typing import Any
 
 import pytest
 
-from orchestrator.catalog import load_catalog
-from orchestrator.planner import plan
-from orchestrator.sizing import GIB, weight_bytes
-from orchestrator.stackfile import load_stack
+from orchestrator.declared.stackfile import load_stack
+from orchestrator.planning.planner import plan
+from orchestrator.pricing.catalog import load_catalog
+from orchestrator.sizing.memory import GIB, weight_bytes
 from tests.clouds import Cloud, cli_run
 from tests.emulators import containers, vllm
 from tests.emulators.vllm import ContainerFailed

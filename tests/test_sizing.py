@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from orchestrator.models import LlamaModel, resolve
-from orchestrator.sizing import GIB, layout, requirements, valid_tensor_parallel
+from orchestrator.sizing.memory import GIB, layout, requirements, valid_tensor_parallel
+from orchestrator.sizing.models import LlamaModel, resolve
 
 
 def test_8b_bf16_at_8k_by_16() -> None:

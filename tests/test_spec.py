@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
+from orchestrator.declared.stackfile import load_stack
 from orchestrator.errors import SpecError
-from orchestrator.stackfile import load_stack
 
 Write = Callable[..., Path]
 

@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from orchestrator.record import SCHEMA_VERSION, Destination, Move, Phase, Placed, PlanSnapshot, Record
-from orchestrator.state import LockedError, OperationKind, OperationStatus, State, StateError, holder_name
+from orchestrator.lifecycle.record import SCHEMA_VERSION, Destination, Move, Phase, Placed, PlanSnapshot, Record
+from orchestrator.lifecycle.state import LockedError, OperationKind, OperationStatus, State, StateError, holder_name
 from providers.base import Deployed, Resource
 from tests.clouds import HF_TOKEN
 from tests.emulators.fake import FakeStandIn
@@ -151,7 +151,7 @@ def test_second_holder_is_told_who_holds_the_lock(tmp_path: Path) -> None:
 
 def test_lock_of_a_dead_process_is_taken_over(tmp_path: Path) -> None:
     path = tmp_path / "state.db"
-    code = f"from orchestrator.state import State\ns = State({str(path)!r})\ncm = s.lock('chat')\ncm.__enter__()\nimport os\nos._exit(0)\n"
+    code = f"from orchestrator.lifecycle.state import State\ns = State({str(path)!r})\ncm = s.lock('chat')\ncm.__enter__()\nimport os\nos._exit(0)\n"
     subprocess.run([sys.executable, "-c", code], check=True, cwd=Path(__file__).parent.parent)
     with State(path).lock("chat") as holder:  # the holder died without releasing; no wait
         assert holder == holder_name()

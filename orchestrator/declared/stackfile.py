@@ -14,9 +14,9 @@ from typing import Any
 from pydantic import BaseModel, ValidationError
 
 from orchestrator.bulk import paused_gc
+from orchestrator.declared.source import FieldPath, SourceMap, format_path, load_yaml
+from orchestrator.declared.spec import FORMATS, PRECISION, Deployment, Stack
 from orchestrator.errors import NoCheckpointError, Problem, SpecError, UsageError
-from orchestrator.source import FieldPath, SourceMap, format_path, load_yaml
-from orchestrator.spec import FORMATS, PRECISION, Deployment, Stack
 
 
 def load_stack(path: str | Path) -> Stack:

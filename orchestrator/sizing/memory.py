@@ -17,7 +17,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from orchestrator.models import LlamaModel
+from orchestrator.sizing.models import LlamaModel
 
 GIB = 1024**3
 BYTES_PER_PARAMETER = {"bf16": 2.0, "fp8": 1.0, "int4": 0.5}

@@ -19,13 +19,13 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from orchestrator.declared.secrets import resolve_secrets
 from orchestrator.errors import LlamadeployError
-from orchestrator.export import CONFIG_NAMESPACE, render_project
-from orchestrator.secrets import resolve_secrets
+from orchestrator.iac.export import CONFIG_NAMESPACE, render_project
 
 if TYPE_CHECKING:
-    from orchestrator.plan import Plan
-    from orchestrator.spec import Stack
+    from orchestrator.declared.spec import Stack
+    from orchestrator.planning.plan import Plan
 
 INDEX = "llamadeploy.json"  # which deployments and cloud a project directory holds, for `down NAME`
 INSTALL_HINT = (

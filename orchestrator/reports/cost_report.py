@@ -11,12 +11,12 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from orchestrator.plan import Plan
-from orchestrator.planner import Infeasible
-from orchestrator.projection import Projection, project
+from orchestrator.planning.plan import Plan
+from orchestrator.planning.planner import Infeasible
+from orchestrator.planning.projection import Projection, project
 
 if TYPE_CHECKING:
-    from orchestrator.catalog import Catalog
+    from orchestrator.pricing.catalog import Catalog
 
 Result = Plan | Infeasible
 

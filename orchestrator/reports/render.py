@@ -13,23 +13,23 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from orchestrator.catalog import Catalog, Offer
-from orchestrator.cost_report import CostReport
-from orchestrator.models import LlamaModel
-from orchestrator.plan import HOURS_PER_MONTH, Plan
-from orchestrator.planner import Infeasible
-from orchestrator.report import money, month_label, row_cells, total_month_label
-from orchestrator.serving import startup_of
-from orchestrator.sizing import (
+from orchestrator.planning.plan import HOURS_PER_MONTH, Plan
+from orchestrator.planning.planner import Infeasible
+from orchestrator.planning.serving import startup_of
+from orchestrator.pricing.catalog import Catalog, Offer
+from orchestrator.reports.cost_report import CostReport
+from orchestrator.reports.report import money, month_label, row_cells, total_month_label
+from orchestrator.sizing.memory import (
     AWQ_BYTES_PER_LINEAR_PARAMETER,
     BYTES_PER_PARAMETER,
     GPU_MEMORY_UTILIZATION,
     RUNTIME_OVERHEAD_GIB_PER_GPU,
     usable_gib,
 )
+from orchestrator.sizing.models import LlamaModel
 
 if TYPE_CHECKING:
-    from orchestrator.engine import StatusRow
+    from orchestrator.lifecycle.engine import StatusRow
 
 
 def console(stderr: bool = False) -> Console:
@@ -148,7 +148,7 @@ def cost(out: Console, report: CostReport) -> None:
         out.print(totals)
     out.print(
         f"[dim]Price catalog: {report.catalog.dated}. A price marked ≥ is a VM price under a service that adds an unpublished markup: a lower bound. "
-        "Tokens/s: a roofline model (orchestrator/throughput.py), a planning figure, not a benchmark.[/]"
+        "Tokens/s: a roofline model (orchestrator/sizing/throughput.py), a planning figure, not a benchmark.[/]"
     )
 
 

@@ -11,11 +11,11 @@ from typing import TYPE_CHECKING, Any
 
 from markupsafe import Markup
 
-from orchestrator.plan import Plan
-from orchestrator.report import money, month_label, row_cells, total_month_label
-from orchestrator.spec import HOURS_PER_DAY
-from orchestrator.templating import environment
-from orchestrator.throughput import (
+from orchestrator.declared.spec import HOURS_PER_DAY
+from orchestrator.iac.templating import environment
+from orchestrator.planning.plan import Plan
+from orchestrator.reports.report import money, month_label, row_cells, total_month_label
+from orchestrator.sizing.throughput import (
     DEFAULT_OUTPUT_TOKENS,
     DEFAULT_PROMPT_TOKENS,
     ENGINE_EFFICIENCY,
@@ -23,7 +23,7 @@ from orchestrator.throughput import (
 )
 
 if TYPE_CHECKING:
-    from orchestrator.cost_report import CostReport, Row
+    from orchestrator.reports.cost_report import CostReport, Row
 
 CHART_SIZE = {"width": 760, "height": 340}
 

@@ -101,7 +101,7 @@ class Catalog:
 
 
 def default_path() -> Path:
-    return Path(__file__).with_name("data") / "gpu-offers.csv"
+    return Path(__file__).parent.parent / "data" / "gpu-offers.csv"
 
 
 def load_catalog(path: str | os.PathLike[str] | None = None) -> Catalog:

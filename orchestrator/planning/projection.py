@@ -13,9 +13,9 @@ import math
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from orchestrator.plan import HOURS_PER_MONTH
-from orchestrator.spec import HOURS_PER_DAY
-from orchestrator.throughput import (
+from orchestrator.declared.spec import HOURS_PER_DAY
+from orchestrator.planning.plan import HOURS_PER_MONTH
+from orchestrator.sizing.throughput import (
     Throughput,
     replica_throughput,
     target_requests_per_minute,
@@ -23,7 +23,7 @@ from orchestrator.throughput import (
 )
 
 if TYPE_CHECKING:
-    from orchestrator.plan import Plan
+    from orchestrator.planning.plan import Plan
 
 DAYS_PER_MONTH = HOURS_PER_MONTH / HOURS_PER_DAY
 

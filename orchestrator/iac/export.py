@@ -15,10 +15,10 @@ from typing import TYPE_CHECKING
 
 from orchestrator.errors import LlamadeployError, UsageError
 from orchestrator.files import write_whole
-from orchestrator.templating import environment
+from orchestrator.iac.templating import environment
 
 if TYPE_CHECKING:
-    from orchestrator.plan import Plan
+    from orchestrator.planning.plan import Plan
     from providers.base import Program
 
 CONFIG_NAMESPACE = "llamadeploy"

@@ -11,15 +11,16 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from orchestrator.catalog import Catalog, Offer
+from orchestrator.declared.spec import QUANTIZATIONS, Deployment, Stack
 from orchestrator.errors import (
     GpuNotOfferedError,
     InfeasibleError,
     SpecError,
     UsageError,
 )
-from orchestrator.plan import Plan
-from orchestrator.sizing import (
+from orchestrator.planning.plan import Plan
+from orchestrator.pricing.catalog import Catalog, Offer
+from orchestrator.sizing.memory import (
     GPUS_PER_NODE,
     RUNTIME_OVERHEAD_GIB_PER_GPU,
     GpuLayout,
@@ -29,7 +30,6 @@ from orchestrator.sizing import (
     usable_gib,
     valid_tensor_parallel,
 )
-from orchestrator.spec import QUANTIZATIONS, Deployment, Stack
 from providers import registry
 from providers.base import CloudService, Feature
 

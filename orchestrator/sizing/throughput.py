@@ -29,11 +29,11 @@ from functools import cache, lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from orchestrator.sizing import KV_BYTES_PER_VALUE, weight_bytes
+from orchestrator.sizing.memory import KV_BYTES_PER_VALUE, weight_bytes
 
 if TYPE_CHECKING:
-    from orchestrator.models import LlamaModel
-    from orchestrator.plan import Plan
+    from orchestrator.planning.plan import Plan
+    from orchestrator.sizing.models import LlamaModel
 
 # Fraction of peak bandwidth and FLOP/s each engine reaches (vLLM's decode typically reaches
 # 50-70 % of memory bandwidth on a busy batch).
@@ -70,7 +70,7 @@ class Throughput:
 
 @cache
 def gpu_specs() -> dict[str, GpuSpec]:
-    with (Path(__file__).with_name("data") / "gpu-specs.csv").open(newline="") as handle:
+    with (Path(__file__).parent.parent / "data" / "gpu-specs.csv").open(newline="") as handle:
         return {
             row["gpu"]: GpuSpec(
                 row["gpu"],

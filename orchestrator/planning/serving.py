@@ -14,10 +14,10 @@ import math
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from orchestrator.sizing import GIB, weight_bytes
+from orchestrator.sizing.memory import GIB, weight_bytes
 
 if TYPE_CHECKING:
-    from orchestrator.plan import Plan
+    from orchestrator.planning.plan import Plan
 
 VLLM_VERSION = "0.11.0"
 # vllm-project/vllm v0.11.0 docker/Dockerfile, target vllm-openai: ENTRYPOINT ["python3", "-m",

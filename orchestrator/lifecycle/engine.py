@@ -19,16 +19,16 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
 from typing import TypeVar
 
-from orchestrator.catalog import Catalog
+from orchestrator.declared.source import SourceMap
+from orchestrator.declared.spec import Deployment, Stack
 from orchestrator.errors import LlamadeployError, SpecError, UsageError
-from orchestrator.plan import Plan
-from orchestrator.planner import compare, plan
-from orchestrator.progress import EventKind, Report
-from orchestrator.record import Destination, Move, Phase, Placed, PlanSnapshot, Record
-from orchestrator.serving import EXAMPLE_PROMPT, Answer, chat_request, read_answer, startup_of
-from orchestrator.source import SourceMap
-from orchestrator.spec import Deployment, Stack
-from orchestrator.state import Operation, OperationKind, OperationStatus, State, now
+from orchestrator.lifecycle.progress import EventKind, Report
+from orchestrator.lifecycle.record import Destination, Move, Phase, Placed, PlanSnapshot, Record
+from orchestrator.lifecycle.state import Operation, OperationKind, OperationStatus, State, now
+from orchestrator.planning.plan import Plan
+from orchestrator.planning.planner import compare, plan
+from orchestrator.planning.serving import EXAMPLE_PROMPT, Answer, chat_request, read_answer, startup_of
+from orchestrator.pricing.catalog import Catalog
 from providers import registry
 from providers.base import (
     AuthError,

@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from orchestrator.errors import LlamadeployError
-from orchestrator.record import SCHEMA_VERSION, LegacyRow, Record, RecordError, from_json, migrate_v1, to_json
+from orchestrator.lifecycle.record import SCHEMA_VERSION, LegacyRow, Record, RecordError, from_json, migrate_v1, to_json
 
 STATE_ENV = "LLAMADEPLOY_STATE"
 DEFAULT_PATH = Path(".llamadeploy") / "state.db"

@@ -12,11 +12,11 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import TYPE_CHECKING
 
-from orchestrator.record import Phase
+from orchestrator.lifecycle.record import Phase
 
 if TYPE_CHECKING:
-    from orchestrator.plan import Plan
-    from orchestrator.record import Record
+    from orchestrator.lifecycle.record import Record
+    from orchestrator.planning.plan import Plan
 
 
 class ChangeAction(StrEnum):
@@ -62,7 +62,7 @@ def _change(record: Record | None, planned: Plan) -> Change:
     elif record.phase is not Phase.SERVING:
         action = ChangeAction.FINISH
     else:
-        from orchestrator.engine import (
+        from orchestrator.lifecycle.engine import (
             spec_hash,  # only with a record: the engine's imports are not free
         )
 

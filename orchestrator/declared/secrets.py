@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import os
 
+from orchestrator.declared.spec import Deployment
 from orchestrator.errors import LlamadeployError
-from orchestrator.spec import Deployment
 
 
 class MissingSecretError(LlamadeployError):

@@ -11,21 +11,21 @@ import csv
 import io
 from typing import TYPE_CHECKING, Any
 
-from orchestrator.catalog import Catalog, Offer
-from orchestrator.cost_report import CloudTotal, CostReport, Row
-from orchestrator.plan import Plan
-from orchestrator.planner import Infeasible
-from orchestrator.projection import Projection, project
-from orchestrator.serving import startup_of
-from orchestrator.sizing import (
+from orchestrator.planning.plan import Plan
+from orchestrator.planning.planner import Infeasible
+from orchestrator.planning.projection import Projection, project
+from orchestrator.planning.serving import startup_of
+from orchestrator.pricing.catalog import Catalog, Offer
+from orchestrator.reports.cost_report import CloudTotal, CostReport, Row
+from orchestrator.sizing.memory import (
     GPU_MEMORY_UTILIZATION,
     RUNTIME_OVERHEAD_GIB_PER_GPU,
     usable_gib,
 )
 
 if TYPE_CHECKING:
-    from orchestrator.engine import StatusRow
-    from orchestrator.throughput import Throughput
+    from orchestrator.lifecycle.engine import StatusRow
+    from orchestrator.sizing.throughput import Throughput
 
 
 def catalog_dict(catalog: Catalog) -> dict[str, Any]:
@@ -286,7 +286,7 @@ def cost_markdown(report: CostReport) -> str:
             )
         lines.append("")
     lines.append(
-        f"Price catalog: {report.catalog.dated}. A price marked ≥ is a VM price under a service that adds an unpublished markup: a lower bound. Tokens/s from the roofline model in `orchestrator/throughput.py`."
+        f"Price catalog: {report.catalog.dated}. A price marked ≥ is a VM price under a service that adds an unpublished markup: a lower bound. Tokens/s from the roofline model in `orchestrator/sizing/throughput.py`."
     )
     return "\n".join(lines) + "\n"
 

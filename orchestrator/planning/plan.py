@@ -13,10 +13,10 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any, Protocol
 
-from orchestrator.catalog import Offer
-from orchestrator.models import Checkpoint
-from orchestrator.sizing import GpuLayout, Requirements
-from orchestrator.spec import Deployment
+from orchestrator.declared.spec import Deployment
+from orchestrator.pricing.catalog import Offer
+from orchestrator.sizing.memory import GpuLayout, Requirements
+from orchestrator.sizing.models import Checkpoint
 
 
 @dataclass(frozen=True)

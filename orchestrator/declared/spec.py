@@ -23,9 +23,9 @@ from pydantic import (
     field_validator,
 )
 
+from orchestrator.declared.source import FieldPath, SourceMap
 from orchestrator.errors import Problem, SpecError, UnknownModelError
-from orchestrator.models import ModelRef, resolve
-from orchestrator.source import FieldPath, SourceMap
+from orchestrator.sizing.models import ModelRef, resolve
 
 QUANTIZATIONS = ("bf16", "fp8", "int4")
 GPU_TYPES = ("H200", "H100", "A100-80GB", "A100-40GB", "L40S", "L4", "A10G", "A10")

@@ -18,8 +18,8 @@ from orchestrator.errors import LlamadeployError
 from providers.base import Deployed, Resource
 
 if TYPE_CHECKING:
-    from orchestrator.plan import Plan
-    from orchestrator.spec import Deployment
+    from orchestrator.declared.spec import Deployment
+    from orchestrator.planning.plan import Plan
 
 SCHEMA_VERSION = 2
 
@@ -140,7 +140,7 @@ class Record:
         return self.phase in (Phase.MOVING, Phase.DRAINING)
 
     def declared(self) -> Deployment:
-        from orchestrator.stackfile import parse_deployment
+        from orchestrator.declared.stackfile import parse_deployment
 
         return parse_deployment(self.spec)
 

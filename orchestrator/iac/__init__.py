@@ -1,0 +1,1 @@
+"""Infrastructure as code: export to a Pulumi project and the Pulumi Automation API engine."""

@@ -1,0 +1,1 @@
+"""What GPUs cost: the offer and price catalog shipped in orchestrator/data."""

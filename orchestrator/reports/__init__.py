@@ -1,0 +1,1 @@
+"""What users read: the JSON documents, terminal tables, the cost report and its HTML page."""
