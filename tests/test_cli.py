@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import re
 import subprocess
 import sys
 from collections.abc import Callable
@@ -112,7 +113,7 @@ def test_cost_csv_and_markdown(run, write_stack: Write) -> None:
 def test_cost_table_with_the_shipped_catalog(run) -> None:
     code, out, _ = run("cost", str(REPO / "stacks" / "llama-3.1-70b.yaml"), catalog=False)
     assert code == 0
-    assert "chat-70b: cheapest first" in out and "Price catalog: prices dated 2025-08-15 to 2026-09-27" in out
+    assert "chat-70b: cheapest first" in out and re.search(r"Price catalog: prices dated \d{4}-\d\d-\d\d to \d{4}-\d\d-\d\d", out)
     for cloud in ("aws", "azure", "gcp", "oci"):
         assert f" {cloud} " in out
 
