@@ -49,7 +49,7 @@ def call_endpoint(state_path: Path, clouds: dict[str, Cloud], interval: float, s
     state = State(state_path)
     while not stop.is_set():
         record = state.get("chat")
-        url = (record.data.get("deployed") or {}).get("url") if record else None
+        url = record.deployed.url if record is not None and record.deployed is not None else None
         seen.calls += 1
         if record is None or not url:
             seen.failures.append("no endpoint recorded")

@@ -21,6 +21,8 @@ sys.path.insert(0, str(REPO))
 
 from orchestrator.declared.stackfile import load_stack  # noqa: E402
 from orchestrator.lifecycle import engine  # noqa: E402
+from orchestrator.lifecycle.context import Context  # noqa: E402
+from orchestrator.lifecycle.pacing import Backoff  # noqa: E402
 from orchestrator.lifecycle.state import State  # noqa: E402
 from orchestrator.pricing.catalog import load_catalog  # noqa: E402
 from tests.clouds import ROLE  # noqa: E402
@@ -40,9 +42,9 @@ def one_up(stand_in: AwsStandIn, delay: float, poll: float, workdir: Path) -> tu
     planned, provider = engine.plan_up(loaded, loaded.deployments[0], "aws", load_catalog())
     state = State(workdir / f"state-{delay}.db")
     start = time.perf_counter()
-    engine.up(planned, provider, state, lambda *a, **k: None, engine.Backoff(initial=poll))
+    engine.up(Context(state, backoff=Backoff(initial=poll)), planned, provider)
     wall = time.perf_counter() - start
-    engine.down(state, "bench", lambda *a, **k: None, engine.Backoff(initial=0.05))
+    engine.down(Context(state, backoff=Backoff(initial=0.05)), "bench")
     return wall, len(stand_in.calls("DescribeEndpoint"))
 
 

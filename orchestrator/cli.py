@@ -106,6 +106,13 @@ def _state(ctx: click.Context):
     return ctx.with_resource(closing(State(ctx.obj["state"])))
 
 
+def _lifecycle(ctx: click.Context, report: Any = None, catalog: Any = None):
+    """The engine's context for this command: its state store, and the catalog and event report it uses."""
+    from orchestrator.lifecycle.context import Context, quiet
+
+    return Context(_state(ctx), catalog, report or quiet)
+
+
 def _state_path(ctx: click.Context) -> Path:
     from orchestrator.lifecycle.state import DEFAULT_PATH, STATE_ENV
 
@@ -299,10 +306,10 @@ def up(ctx: click.Context, stack: str, cloud: str | None, region: str | None, on
         for planned, _ in ready:
             render.plan(out, planned, catalog)
     _confirm(yes, f"Create {', '.join(p.deployment.name for p, _ in ready)} on {', '.join(sorted({p.cloud for p, _ in ready}))}?")
-    state = _state(ctx)
     with reporter(output == "json") as report:
+        lifecycle = _lifecycle(ctx, report, catalog)
         for planned, provider in ready:
-            result = native.up(planned, provider, state, report, verify=not no_verify)
+            result = native.up(lifecycle, planned, provider, verify=not no_verify)
             _served(planned.deployment.name, planned.cloud, planned.region, result, output, report)
 
 
@@ -369,11 +376,11 @@ def _failover(ctx: click.Context, loaded, chosen, cheapest: bool, catalog, yes: 
     from orchestrator.lifecycle.progress import reporter
 
     _confirm(yes, f"Create {', '.join(d.name for d in chosen)} on the first cloud that can host {'them' if len(chosen) > 1 else 'it'}?")
-    state = _state(ctx)
     with reporter(output == "json") as report:
+        lifecycle = _lifecycle(ctx, report, catalog)
         for deployment in chosen:
             candidates = engine.cheapest_candidates(loaded, deployment, catalog) if cheapest else deployment.placement.candidates()
-            result, attempts = engine.up_with_failover(loaded, deployment, candidates, catalog, state, report, verify=verify)
+            result, attempts = engine.up_with_failover(lifecycle, loaded, deployment, candidates, verify=verify)
             _served(deployment.name, result.plan.cloud, result.plan.region, result, output, report, attempts)
 
 
@@ -385,7 +392,7 @@ def status(ctx: click.Context, name: str | None, output: str) -> None:
     """Show each deployment as its cloud reports it now, and any drift from what was deployed."""
     from orchestrator.lifecycle import engine
 
-    rows = engine.status(_state(ctx), name)
+    rows = engine.status(_lifecycle(ctx), name)
     if output == "json":
         from orchestrator.reports.report import status_dict
 
@@ -406,7 +413,7 @@ def call(ctx: click.Context, name: str, prompt: str, max_tokens: int, output: st
     """Send one chat completion to a deployment through its cloud's own authentication."""
     from orchestrator.lifecycle import engine
 
-    result = engine.call(_state(ctx), name, prompt, max_tokens)
+    result = engine.call(_lifecycle(ctx), name, prompt, max_tokens)
     answer, matches = result.answer, result.answer.model == result.declared
     if output == "json":
         _emit_json(
@@ -448,7 +455,7 @@ def move(ctx: click.Context, name: str, to_cloud: str | None, region: str | None
             raise UsageError("pass one of --to CLOUD, --resume or --rollback")
         _confirm(yes, f"{'Finish' if resume else 'Undo'} the interrupted move of {name}?")
         with reporter(output == "json") as report:
-            message = (engine.resume_move if resume else engine.rollback_move)(state, name, catalog, report, region=region)
+            message = (engine.resume_move if resume else engine.rollback_move)(_lifecycle(ctx, report, catalog), name, region)
             report(EventKind.DONE, deployment=name, message=message) if output == "json" else click.echo(message)
         return
     if not to_cloud:
@@ -467,7 +474,7 @@ def move(ctx: click.Context, name: str, to_cloud: str | None, region: str | None
     )
     _confirm(yes, f"Move {name} from {record.cloud} to {to_cloud} (up there, then down on {record.cloud})?")
     with reporter(output == "json") as report:
-        result = engine.move(state, name, to_cloud, catalog, report, region)
+        result = engine.move(_lifecycle(ctx, report, catalog), name, to_cloud, region)
         if output == "json":
             report(EventKind.DONE, deployment=name, cloud=to_cloud, region=result.plan.region, url=result.endpoint.url, moved_from=result.source.cloud)
         else:
@@ -489,10 +496,9 @@ def down(ctx: click.Context, name: str, yes: bool, engine: str, output: str) -> 
         return
     from orchestrator.lifecycle import engine as native
 
-    state = _state(ctx)
     _confirm(yes, f"Delete {name} and every cloud resource it has?")
     with reporter(output == "json") as report:
-        deployed = native.down(state, name, report)
+        deployed = native.down(_lifecycle(ctx, report), name)
         if output == "json":
             report(EventKind.DONE, deployment=name, cloud=deployed.cloud, region=deployed.region, deleted=[r.name for r in deployed.resources])
         else:

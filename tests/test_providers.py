@@ -16,6 +16,7 @@ import pytest
 
 from orchestrator.declared.stackfile import load_stack
 from orchestrator.lifecycle import engine
+from orchestrator.lifecycle.context import Context
 from orchestrator.lifecycle.state import LockedError, State
 from orchestrator.pricing.catalog import load_catalog
 from providers import registry
@@ -225,7 +226,7 @@ def test_two_concurrent_ups_do_not_both_create(cloud: Cloud, stack: Path, tmp_pa
     def attempt() -> None:
         state = State(tmp_path / "state.db")
         try:
-            outcomes.append(engine.up(planned, provider, state, lambda *a, **k: None))
+            outcomes.append(engine.up(Context(state), planned, provider))
         except LockedError as exc:
             outcomes.append(exc)
         finally:

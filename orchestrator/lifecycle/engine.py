@@ -12,17 +12,17 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import random
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import TypeVar
 
 from orchestrator.declared.source import SourceMap
 from orchestrator.declared.spec import Deployment, Stack
 from orchestrator.errors import LlamadeployError, SpecError, UsageError
-from orchestrator.lifecycle.progress import EventKind, Report
+from orchestrator.lifecycle.context import Context
+from orchestrator.lifecycle.pacing import WAIT_TIMEOUT_ENV
+from orchestrator.lifecycle.progress import EventKind
 from orchestrator.lifecycle.record import Destination, Move, Phase, Placed, PlanSnapshot, Record
 from orchestrator.lifecycle.state import Operation, OperationKind, OperationStatus, State, now
 from orchestrator.planning.plan import Plan
@@ -46,50 +46,8 @@ from providers.base import (
     TransientError,
 )
 
-POLL_ENV = "LLAMADEPLOY_POLL_SECONDS"
-WAIT_TIMEOUT_ENV = "LLAMADEPLOY_WAIT_TIMEOUT"
 RETRY_ATTEMPTS = 6
 T = TypeVar("T")
-
-
-@dataclass(frozen=True)
-class Backoff:
-    """How long to wait between polls and between throttled retries, always with jitter.
-
-    Polls grow with the time already waited: the next one comes after `overshoot` (4 %) of
-    the elapsed time, at least `initial` and at most `maximum` apart, so a wait never ends
-    more than ~4 % after the cloud is ready, while a long wait makes few calls (a 30-minute
-    endpoint costs about 150). Throttled retries back off exponentially from `initial`.
-    Jitter only shortens a delay, so clients never synchronise and the bound still holds.
-    """
-
-    initial: float = field(default_factory=lambda: _seconds_from_env(POLL_ENV, 1.0))
-    overshoot: float = 0.04
-    maximum: float = 60.0
-    jitter: float = 0.2
-    timeout: float = field(default_factory=lambda: _seconds_from_env(WAIT_TIMEOUT_ENV, 3 * 3600.0))
-
-    def poll_delay(self, elapsed: float) -> float:
-        return min(self.maximum, max(self.initial, self.overshoot * elapsed)) * random.uniform(1 - self.jitter, 1)
-
-    def delays(self) -> Iterator[float]:
-        delay = self.initial
-        while True:
-            yield delay * random.uniform(1 - self.jitter, 1)
-            delay = min(delay * 2, self.maximum)
-
-
-def _seconds_from_env(variable: str, default: float) -> float:
-    text = os.environ.get(variable)
-    if text is None:
-        return default
-    try:
-        value = float(text)
-    except ValueError:
-        value = -1.0
-    if value <= 0:
-        raise LlamadeployError(f"${variable} must be a positive number of seconds, not {text!r}")
-    return value
 
 
 class WaitTimeoutError(ProviderError):
@@ -104,39 +62,37 @@ class DeployError(LlamadeployError):
 class _Run:
     """The `Events` a provider reports to during one operation: journal, progress and waits."""
 
-    state: State
+    ctx: Context
     operation: int
-    report: Report
-    backoff: Backoff
     made: list[Resource] = field(default_factory=list)
 
     def created(self, resource: Resource) -> None:
         self.made.append(resource)
-        self.state.note_created(self.operation, {"type": resource.type, "name": resource.name})
-        self.report(EventKind.CREATED, resource=resource.name, type=resource.type)
+        self.ctx.state.note_created(self.operation, {"type": resource.type, "name": resource.name})
+        self.ctx.report(EventKind.CREATED, resource=resource.name, type=resource.type)
 
     def adopted(self, resource: Resource) -> None:
-        self.report(EventKind.ADOPTED, resource=resource.name, type=resource.type)
+        self.ctx.report(EventKind.ADOPTED, resource=resource.name, type=resource.type)
 
     def wait(self, what: str, check: Callable[[], tuple[bool, str]]) -> None:
-        start = time.monotonic()
+        start, backoff = time.monotonic(), self.ctx.backoff
         while True:
-            done, status = _retrying(check, self.backoff, self.report)
+            done, status = _retrying(check, self.ctx)
             elapsed = time.monotonic() - start
-            self.report(EventKind.WAITING, what=what, status=status, elapsed_s=round(elapsed, 1), done=done)
+            self.ctx.report(EventKind.WAITING, what=what, status=status, elapsed_s=round(elapsed, 1), done=done)
             if done:
                 return
-            delay = self.backoff.poll_delay(elapsed)
-            if elapsed + delay > self.backoff.timeout:
-                raise WaitTimeoutError(f"{what} was still {status!r} after {elapsed:.0f} s (${WAIT_TIMEOUT_ENV} allows {self.backoff.timeout:.0f} s)")
+            delay = backoff.poll_delay(elapsed)
+            if elapsed + delay > backoff.timeout:
+                raise WaitTimeoutError(f"{what} was still {status!r} after {elapsed:.0f} s (${WAIT_TIMEOUT_ENV} allows {backoff.timeout:.0f} s)")
             time.sleep(delay)
 
 
-def _retrying(call: Callable[[], T], backoff: Backoff, report: Report) -> T:
+def _retrying(call: Callable[[], T], ctx: Context) -> T:
     """Run `call`, retrying when the cloud throttles (after its Retry-After, else a backoff delay) or
     fails transiently (a 5xx, a dropped connection). This is the one retry policy: the providers'
     SDKs are configured not to retry on their own."""
-    delays = backoff.delays()
+    delays, report = ctx.backoff.delays(), ctx.report
     for attempt in range(1, RETRY_ATTEMPTS + 1):
         try:
             return call()
@@ -179,21 +135,21 @@ VERIFY_MAX_TOKENS = 16
 VERIFY_ATTEMPTS = 5
 
 
-def ask(provider: Provider, deployed: Deployed, prompt: str, max_tokens: int, backoff: Backoff, report: Report) -> Answer:
+def ask(ctx: Context, provider: Provider, deployed: Deployed, prompt: str, max_tokens: int) -> Answer:
     """One chat completion through the cloud's own route and authentication, read as an Answer."""
-    response = _retrying(lambda: provider.invoke(deployed, chat_request(prompt, max_tokens)), backoff, report)
+    response = _retrying(lambda: provider.invoke(deployed, chat_request(prompt, max_tokens)), ctx)
     try:
         return read_answer(response)
     except ValueError as exc:
         raise DeployError(f"{deployed.deployment} on {deployed.cloud} answered, but {exc}") from exc
 
 
-def _verify(planned: Plan, provider: Provider, deployed: Deployed, backoff: Backoff, report: Report) -> Answer:
+def _verify(ctx: Context, planned: Plan, provider: Provider, deployed: Deployed) -> Answer:
     """Call the deployment: done means the declared model answers, not that the cloud says ready."""
-    delays = backoff.delays()
+    delays, report = ctx.backoff.delays(), ctx.report
     for attempt in range(1, VERIFY_ATTEMPTS + 1):
         try:
-            answer = ask(provider, deployed, EXAMPLE_PROMPT, VERIFY_MAX_TOKENS, backoff, report)
+            answer = ask(ctx, provider, deployed, EXAMPLE_PROMPT, VERIFY_MAX_TOKENS)
             break
         except (AuthError, InvalidRequestError):
             raise
@@ -230,16 +186,16 @@ def plan_up(stack: Stack, deployment: Deployment, cloud: str, catalog: Catalog, 
     return planned, provider
 
 
-def up(planned: Plan, provider: Provider, state: State, report: Report, backoff: Backoff | None = None, verify: bool = True) -> UpResult:
+def up(ctx: Context, planned: Plan, provider: Provider, verify: bool = True) -> UpResult:
     """Create or adopt the deployment, check the declared model answers, and record it; on failure,
     delete what this run created."""
-    backoff = backoff or Backoff()
+    state, report = ctx.state, ctx.report
     name = planned.deployment.name
     with state.lock(name) as holder:
         record = state.get(name)
         if record is not None and record.unfinished_move:
             raise DeployError(_unfinished_hint(name))
-        _take_over_interrupted(state, name, report)
+        _take_over_interrupted(ctx, name)
         if record is not None and record.cloud != planned.cloud:
             raise DeployError(f"{name!r} runs on {record.cloud} ({record.region}); `down` it first to deploy it on {planned.cloud}")
         digest = spec_hash(planned)
@@ -249,7 +205,7 @@ def up(planned: Plan, provider: Provider, state: State, report: Report, backoff:
                     f"{name!r} is already serving with a different spec; changing a live deployment is not supported yet: `llamadeploy down {name}` then `up` again"
                 )
             deployed = record.deployed
-            live = _retrying(lambda: provider.describe(deployed), backoff, report)
+            live = _retrying(lambda: provider.describe(deployed), ctx)
             if live.serving:
                 report(EventKind.UNCHANGED, deployment=name)
                 return UpResult(planned, deployed, provider.endpoint(deployed), changed=False)
@@ -258,10 +214,10 @@ def up(planned: Plan, provider: Provider, state: State, report: Report, backoff:
         spec = planned.deployment.model_dump(mode="json")  # references to secrets only, never values
         creating = Record(name, Phase.CREATING, spec, placed, record.moves if record is not None else ())
         state.put(creating)
-        run = _Run(state, operation, report, backoff)
+        run = _Run(ctx, operation)
         try:
-            deployed = _retrying(lambda: provider.apply(planned, run), backoff, report)
-            answer = _verify(planned, provider, deployed, backoff, report) if verify else None
+            deployed = _retrying(lambda: provider.apply(planned, run), ctx)
+            answer = _verify(ctx, planned, provider, deployed) if verify else None
         except Exception as exc:
             cleaned = _roll_back(planned, provider, run, existed=record is not None)
             state.finish(operation, OperationStatus.ROLLED_BACK, str(exc))
@@ -273,11 +229,11 @@ def up(planned: Plan, provider: Provider, state: State, report: Report, backoff:
         return UpResult(planned, deployed, provider.endpoint(deployed), changed=True, answer=answer)
 
 
-def _take_over_interrupted(state: State, name: str, report: Report, taken_by: str = "a later run") -> None:
+def _take_over_interrupted(ctx: Context, name: str) -> None:
     """Close the journal entries of commands that died before finishing; this one takes over."""
-    for stale in state.interrupted(name):
-        report(EventKind.INTERRUPTED, operation=stale.kind.value, since=stale.started_at, holder=stale.holder)
-        state.finish(stale.id, OperationStatus.INTERRUPTED, f"the command running it stopped; {taken_by} took over")
+    for stale in ctx.state.interrupted(name):
+        ctx.report(EventKind.INTERRUPTED, operation=stale.kind.value, since=stale.started_at, holder=stale.holder)
+        ctx.state.finish(stale.id, OperationStatus.INTERRUPTED, "the command running it stopped; a later run took over")
 
 
 def plan_move(record: Record, to_cloud: str, catalog: Catalog, region: str | None = None) -> tuple[Plan, Provider]:
@@ -296,32 +252,32 @@ class MoveResult:
     source: Deployed
 
 
-def move(state: State, name: str, to_cloud: str, catalog: Catalog, report: Report, region: str | None = None, backoff: Backoff | None = None) -> MoveResult:
+def move(ctx: Context, name: str, to_cloud: str, region: str | None = None) -> MoveResult:
     """Make before break: bring the deployment up on `to_cloud`, record it there, then delete the source.
 
     A failure on the target deletes what the target run created and leaves the source serving
     and recorded as it was. A crash is finished by `resume_move` or undone by `rollback_move`.
     """
-    backoff = backoff or Backoff()
-    with state.lock(name) as holder:
-        record = _serving_record(state, name)
+    with ctx.state.lock(name) as holder:
+        record = _serving_record(ctx.state, name)
         if record.unfinished_move:
             raise DeployError(_unfinished_hint(name))
         if record.cloud == to_cloud and region in (None, record.region):
             raise UsageError(f"{name!r} already runs on {to_cloud} ({record.region}); pass another cloud or --region")
-        return _move(state, holder, record, Destination(to_cloud, region), catalog, report, backoff)
+        return _move(ctx, holder, record, Destination(to_cloud, region))
 
 
-def _move(state: State, holder: str, record: Record, destination: Destination, catalog: Catalog, report: Report, backoff: Backoff) -> MoveResult:
+def _move(ctx: Context, holder: str, record: Record, destination: Destination) -> MoveResult:
+    state, report = ctx.state, ctx.report
     name, source_deployed = record.name, _deployed(record)
-    planned, target = _plan_destination(record, destination, catalog)
+    planned, target = _plan_destination(record, destination, ctx.prices())
     operation = state.begin(name, OperationKind.MOVE, destination.cloud, holder)
     state.put(record.to(Phase.MOVING, moving_to=destination))
-    run = _Run(state, operation, report, backoff)
+    run = _Run(ctx, operation)
     report(EventKind.MOVING, deployment=name, source=record.cloud, target=destination.cloud, region=planned.region)
     try:
-        deployed = _retrying(lambda: target.apply(planned, run), backoff, report)
-        _verify(planned, target, deployed, backoff, report)
+        deployed = _retrying(lambda: target.apply(planned, run), ctx)
+        _verify(ctx, planned, target, deployed)
     except Exception as exc:
         cleaned = _roll_back(planned, target, run, existed=False)
         state.finish(operation, OperationStatus.ROLLED_BACK, str(exc))
@@ -336,7 +292,7 @@ def _move(state: State, holder: str, record: Record, destination: Destination, c
     draining = record.to(Phase.DRAINING, placed=placed, moves=(*record.moves, moved), draining=record.placed)
     state.put(draining)
     report(EventKind.SWITCHED, deployment=name, cloud=destination.cloud, url=deployed.url)
-    _drain(state, operation, draining, run)
+    _drain(run, draining)
     state.put(draining.to(Phase.SERVING))
     state.finish(operation, OperationStatus.SUCCEEDED)
     return MoveResult(planned, deployed, target.endpoint(deployed), source_deployed)
@@ -360,15 +316,16 @@ def _destination(record: Record, region: str | None) -> Destination:
     return replace(record.moving_to, region=record.moving_to.region or region)
 
 
-def _drain(state: State, operation: int, record: Record, run: _Run) -> None:
+def _drain(run: _Run, record: Record) -> None:
     """Delete the source a move left behind and check nothing of it remains."""
     assert record.draining is not None
+    state, operation = run.ctx.state, run.operation
     name, cloud = record.name, record.draining.cloud
     source = registry.provider(cloud)
     source_deployed = record.draining.target(name)
     try:
-        _retrying(lambda: source.destroy(source_deployed, run), run.backoff, run.report)
-        left = _retrying(lambda: source.remaining(source_deployed), run.backoff, run.report)
+        _retrying(lambda: source.destroy(source_deployed, run), run.ctx)
+        left = _retrying(lambda: source.remaining(source_deployed), run.ctx)
     except Exception as exc:
         state.finish(operation, OperationStatus.FAILED, f"source not drained: {exc}")
         raise DeployError(f"{name!r} serves on its new cloud, but deleting it from {cloud} failed: {exc}; run `llamadeploy move {name} --resume`") from exc
@@ -378,25 +335,25 @@ def _drain(state: State, operation: int, record: Record, run: _Run) -> None:
         raise DeployError(f"{name!r} serves on its new cloud, but these remain on {cloud}: {names}; run `llamadeploy move {name} --resume`")
 
 
-def resume_move(state: State, name: str, catalog: Catalog, report: Report, backoff: Backoff | None = None, region: str | None = None) -> str:
+def resume_move(ctx: Context, name: str, region: str | None = None) -> str:
     """Finish a move a crash interrupted: drain the source, or bring the target up and then drain."""
-    backoff = backoff or Backoff()
+    state = ctx.state
     with state.lock(name) as holder:
         record = _take_over_unfinished_move(state, name, "resume", "--resume")
         if record.draining is not None:
             operation = state.begin(name, OperationKind.MOVE, record.cloud, holder)
-            _drain(state, operation, record, _Run(state, operation, report, backoff))
+            _drain(_Run(ctx, operation), record)
             state.put(record.to(Phase.SERVING))
             state.finish(operation, OperationStatus.SUCCEEDED, "resumed: source drained")
             return f"{name} finished moving to {record.cloud}: nothing remains on {record.draining.cloud}"
-        result = _move(state, holder, record, _destination(record, region), catalog, report, backoff)
+        result = _move(ctx, holder, record, _destination(record, region))
         return f"{name} finished moving from {result.source.cloud} to {result.plan.cloud}"
 
 
-def rollback_move(state: State, name: str, catalog: Catalog, report: Report, backoff: Backoff | None = None, region: str | None = None) -> str:
+def rollback_move(ctx: Context, name: str, region: str | None = None) -> str:
     """Undo a move a crash interrupted: the source serves again (re-applied, adopting what is left)
     and the target is deleted."""
-    backoff = backoff or Backoff()
+    state, catalog = ctx.state, ctx.prices()
     with state.lock(name) as holder:
         record = _take_over_unfinished_move(state, name, "roll back", "--rollback")
         if record.draining is not None:
@@ -407,13 +364,13 @@ def rollback_move(state: State, name: str, catalog: Catalog, report: Report, bac
             planned, target = _plan_destination(record, _destination(record, region), catalog)
             target_deployed = Deployed(name, planned.cloud, planned.region, planned.resources, "", target.settings(planned))
         operation = state.begin(name, OperationKind.ROLLBACK, source_record.cloud, holder)
-        run = _Run(state, operation, report, backoff)
+        run = _Run(ctx, operation)
         if record.draining is not None:
             planned_source, source = plan_move(source_record, source_record.cloud, catalog, source_record.region)
-            _retrying(lambda: source.apply(planned_source, run), backoff, report)
+            _retrying(lambda: source.apply(planned_source, run), ctx)
         target_provider = registry.provider(target_deployed.cloud)
-        _retrying(lambda: target_provider.destroy(target_deployed, run), backoff, report)
-        left = _retrying(lambda: target_provider.remaining(target_deployed), backoff, report)
+        _retrying(lambda: target_provider.destroy(target_deployed, run), ctx)
+        left = _retrying(lambda: target_provider.remaining(target_deployed), ctx)
         if left:
             state.finish(operation, OperationStatus.FAILED, "target not deleted")
             raise DeployError(
@@ -432,17 +389,11 @@ class Attempt:
 
 
 def up_with_failover(
-    stack: Stack,
-    deployment: Deployment,
-    candidates: list[tuple[str, str | None]],
-    catalog: Catalog,
-    state: State,
-    report: Report,
-    backoff: Backoff | None = None,
-    verify: bool = True,
+    ctx: Context, stack: Stack, deployment: Deployment, candidates: list[tuple[str, str | None]], verify: bool = True
 ) -> tuple[UpResult, list[Attempt]]:
     """`up` on each candidate in turn until one serves. A cloud out of capacity or quota is
     cleaned up (as any failed `up` is) and the next tried; any other failure stops the run."""
+    catalog, report = ctx.prices(), ctx.report
     attempts: list[Attempt] = []
     for cloud, region in candidates:
         try:
@@ -452,7 +403,7 @@ def up_with_failover(
             report(EventKind.SKIPPED, cloud=cloud, region=region, reason=attempts[-1].outcome)
             continue
         try:
-            result = up(planned, provider, state, report, backoff, verify)
+            result = up(ctx, planned, provider, verify)
         except DeployError as exc:
             if not isinstance(exc.__cause__, (CapacityError, QuotaError)):
                 raise
@@ -476,7 +427,7 @@ def _roll_back(planned: Plan, provider: Provider, run: _Run, existed: bool) -> s
         return "nothing was created, nothing to clean up"
     partial = Deployed(planned.deployment.name, planned.cloud, planned.region, tuple(run.made), "", provider.settings(planned))
     try:
-        _retrying(lambda: provider.destroy(partial, run), run.backoff, run.report)
+        _retrying(lambda: provider.destroy(partial, run), run.ctx)
     except Exception as exc:
         names = ", ".join(r.name for r in run.made)
         return f"cleaning up failed too ({exc}); these may remain: {names}; run `llamadeploy down {planned.deployment.name}`"
@@ -535,8 +486,9 @@ _UNFINISHED = {
 }
 
 
-def status(state: State, name: str | None = None, report: Report | None = None) -> list[StatusRow]:
+def status(ctx: Context, name: str | None = None) -> list[StatusRow]:
     """Each recorded deployment refreshed from its cloud, with any drift from what was recorded."""
+    state = ctx.state
     records = state.records() if name is None else [_recorded(state, name)]
     rows = []
     for record in records:
@@ -547,7 +499,7 @@ def status(state: State, name: str | None = None, report: Report | None = None) 
         deployed = record.deployed
         provider = registry.provider(record.cloud)
         try:
-            live = _retrying(lambda p=provider, d=deployed: p.describe(d), Backoff(), report or _quiet)
+            live = _retrying(lambda p=provider, d=deployed: p.describe(d), ctx)
         except ProviderError as exc:
             rows.append(StatusRow(record, None, (), history, error=str(exc)))
             continue
@@ -569,22 +521,22 @@ def _drift(record: Record, live: LiveStatus) -> tuple[str, ...]:
     return tuple(found)
 
 
-def down(state: State, name: str, report: Report, backoff: Backoff | None = None) -> Deployed:
+def down(ctx: Context, name: str) -> Deployed:
     """Delete the deployment, check nothing tagged with it remains, then forget it."""
-    backoff = backoff or Backoff()
+    state = ctx.state
     with state.lock(name) as holder:
         record = _recorded(state, name)
         if record.unfinished_move:
             raise DeployError(_unfinished_hint(name))
-        _take_over_interrupted(state, name, report)
+        _take_over_interrupted(ctx, name)
         provider = registry.provider(record.cloud)
         deployed = record.placed.target(name)
         operation = state.begin(name, OperationKind.DOWN, record.cloud, holder)
         state.put(record.to(Phase.DELETING))
-        run = _Run(state, operation, report, backoff)
+        run = _Run(ctx, operation)
         try:
-            _retrying(lambda: provider.destroy(deployed, run), backoff, report)
-            left = _retrying(lambda: provider.remaining(deployed), backoff, report)
+            _retrying(lambda: provider.destroy(deployed, run), ctx)
+            left = _retrying(lambda: provider.remaining(deployed), ctx)
         except Exception as exc:
             state.finish(operation, OperationStatus.FAILED, str(exc))
             raise DeployError(f"down of {name!r} on {record.cloud} failed: {exc}; run `down` again to retry") from exc
@@ -605,14 +557,10 @@ class CallResult:
     declared: str  # the model the deployment was planned to serve
 
 
-def call(state: State, name: str, prompt: str, max_tokens: int, report: Report | None = None) -> CallResult:
+def call(ctx: Context, name: str, prompt: str, max_tokens: int) -> CallResult:
     """One chat completion to a recorded deployment, as a user's client would send it."""
-    record = _serving_record(state, name)
+    record = _serving_record(ctx.state, name)
     deployed = _deployed(record)
     provider = registry.provider(record.cloud)
-    answer = ask(provider, deployed, prompt, max_tokens, Backoff(), report or _quiet)
+    answer = ask(ctx, provider, deployed, prompt, max_tokens)
     return CallResult(record, provider.endpoint(deployed), answer, record.placed.plan.model)
-
-
-def _quiet(*_: object, **__: object) -> None:
-    return None
