@@ -1,0 +1,7 @@
+"""`python -m orchestrator.cli`, as the `llamadeploy` script."""
+
+import sys
+
+from orchestrator.cli.app import main
+
+sys.exit(main())

@@ -1,0 +1,267 @@
+"""The commands that change or ask a cloud: up, status, call, move, down."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from orchestrator.cli.output import ENGINES, Output, emit_json, output_option
+from orchestrator.cli.session import confirm
+from orchestrator.errors import LlamadeployError, UsageError
+from orchestrator.lifecycle.progress import EventKind
+from orchestrator.planning.serving import EXAMPLE_PROMPT, startup_of
+
+
+@click.command()
+@click.argument("stack", type=click.Path())
+@click.option(
+    "--cloud",
+    help="Cloud to deploy on; `auto`: the cheapest that can host it, then the next; default: placement.fallback in order, else the one cloud the placement names.",
+)
+@click.option("--region", help="Region, overriding the placement.")
+@click.option("--deployment", "only", metavar="NAME", help="Deploy only this deployment of the stack.")
+@click.option("--yes", is_flag=True, help="Do not ask for confirmation (pipelines).")
+@click.option("--engine", type=ENGINES, default="native", show_default=True, help="pulumi: run the exported program with your own Pulumi CLI and backend.")
+@click.option("--no-verify", is_flag=True, help="Skip the chat completion that checks the declared model answers.")
+@output_option("json: events and the result as JSON lines on stdout.")
+@click.pass_context
+def up(ctx: click.Context, stack: str, cloud: str | None, region: str | None, only: str | None, yes: bool, engine: str, no_verify: bool, out: Output) -> None:
+    """Create (or adopt and finish) a stack's deployments on a cloud, and wait until they serve."""
+    from orchestrator.declared.stackfile import load_stack
+    from orchestrator.planning.planner import default_cloud
+
+    if engine == "pulumi":
+        _pulumi_up(ctx, stack, cloud, region, only, yes, out)
+        return
+    from orchestrator.lifecycle import engine as native
+
+    catalog = ctx.obj.catalog()
+    loaded = load_stack(stack)
+    chosen = [loaded.get(only)] if only else list(loaded.deployments)
+    if cloud == "auto" or (cloud is None and any(d.placement.fallback for d in chosen)):
+        _failover(ctx, loaded, chosen, cloud == "auto", catalog, yes, not no_verify, out)
+        return
+    ready = [native.plan_up(loaded, d, default_cloud(d, cloud), catalog, region) for d in chosen]
+    if not out.json:
+        from orchestrator.reports import render
+
+        console = render.console(stderr=True)
+        for planned, _ in ready:
+            render.plan(console, planned, catalog)
+    confirm(yes, f"Create {', '.join(p.deployment.name for p, _ in ready)} on {', '.join(sorted({p.cloud for p, _ in ready}))}?")
+    with out.events() as report:
+        lifecycle = ctx.obj.lifecycle(report, catalog)
+        for planned, provider in ready:
+            result = native.up(lifecycle, planned, provider, verify=not no_verify)
+            _served(planned.deployment.name, planned.cloud, planned.region, result, out, report)
+
+
+def _pulumi_up(ctx: click.Context, stack: str, cloud: str | None, region: str | None, only: str | None, yes: bool, out: Output) -> None:
+    """`up --engine pulumi`: the stack's program, applied by the user's Pulumi."""
+    from orchestrator.declared.stackfile import load_stack
+    from orchestrator.iac import pulumi_engine
+    from orchestrator.lifecycle.progress import EventKind
+    from orchestrator.planning.planner import plan_stack
+
+    pulumi_engine.require_pulumi()
+    if cloud == "auto":
+        raise UsageError("--cloud auto tries clouds one after another, which only the native engine does; name one cloud with --engine pulumi")
+    loaded = load_stack(stack)
+    plans = plan_stack(loaded, cloud, ctx.obj.catalog(), region, only)
+    for planned in plans:
+        verdict, cannot_start = startup_of(planned)
+        if cannot_start:
+            raise LlamadeployError(f"{planned.deployment.name} on {planned.cloud}: {verdict}")
+    confirm(yes, f"Apply {', '.join(p.deployment.name for p in plans)} on {plans[0].cloud} with Pulumi?")
+    with out.events() as report:
+        outputs = pulumi_engine.up(loaded, plans, Path(stack).stem, ctx.obj.pulumi_dir(), lambda line: report(EventKind.PULUMI, line=line.rstrip()))
+        if out.json:
+            report(EventKind.DONE, engine="pulumi", cloud=plans[0].cloud, deployments=[p.deployment.name for p in plans], outputs=outputs)
+        else:
+            for key, value in outputs.items():
+                click.echo(f"{key}: {value}")
+
+
+def _pulumi_dir(ctx: click.Context) -> Path:
+    """Where `--engine pulumi` keeps its rendered projects: beside the state file."""
+    return ctx.obj.state_path().parent / "pulumi"
+
+
+def _served(name: str, cloud: str, region: str, result, out: Output, report, attempts: list | None = None) -> None:
+    """What `up` says once a deployment serves: where, how to authenticate, and a call that works as printed."""
+    answer = result.answer
+    if out.json:
+        extra = {} if attempts is None else {"attempts": [{"cloud": a.cloud, "region": a.region, "outcome": a.outcome} for a in attempts]}
+        report(
+            EventKind.DONE,
+            deployment=name,
+            cloud=cloud,
+            region=region,
+            changed=result.changed,
+            url=result.endpoint.url,
+            auth=result.endpoint.auth,
+            example=result.endpoint.example,
+            answered_by=answer.model if answer else None,
+            **extra,
+        )
+        return
+    after = "" if attempts is None else f" after {len(attempts)} attempt{'s' if len(attempts) > 1 else ''}"
+    click.echo(f"{name} is serving on {cloud} ({region}) at {result.endpoint.url}{after}")
+    if answer is not None:
+        click.echo(f"  answered by: {answer.model}")
+    click.echo(f"  auth: {result.endpoint.auth}")
+    click.echo(f"  try:  {result.endpoint.example}")
+
+
+def _failover(ctx: click.Context, loaded, chosen, cheapest: bool, catalog, yes: bool, verify: bool, out: Output) -> None:
+    """`up` over candidate clouds: the placement's fallback list, or every cloud cheapest first."""
+    from orchestrator.lifecycle import engine
+
+    confirm(yes, f"Create {', '.join(d.name for d in chosen)} on the first cloud that can host {'them' if len(chosen) > 1 else 'it'}?")
+    with out.events() as report:
+        lifecycle = ctx.obj.lifecycle(report, catalog)
+        for deployment in chosen:
+            candidates = engine.cheapest_candidates(loaded, deployment, catalog) if cheapest else deployment.placement.candidates()
+            result, attempts = engine.up_with_failover(lifecycle, loaded, deployment, candidates, verify=verify)
+            _served(deployment.name, result.plan.cloud, result.plan.region, result, out, report, attempts)
+
+
+@click.command()
+@click.argument("name", required=False)
+@output_option()
+@click.pass_context
+def status(ctx: click.Context, name: str | None, out: Output) -> None:
+    """Show each deployment as its cloud reports it now, and any drift from what was deployed."""
+    from orchestrator.lifecycle import engine
+
+    rows = engine.status(ctx.obj.lifecycle(), name)
+    from orchestrator.reports import render
+    from orchestrator.reports.report import status_dict
+
+    out.show(lambda: {"deployments": [status_dict(row) for row in rows]}, lambda console: render.status(console, rows))
+
+
+@click.command()
+@click.argument("name")
+@click.option("--prompt", default=EXAMPLE_PROMPT, show_default=True, help="What to ask.")
+@click.option("--max-tokens", type=click.IntRange(min=1), default=64, show_default=True, help="Longest answer, in tokens.")
+@output_option()
+@click.pass_context
+def call(ctx: click.Context, name: str, prompt: str, max_tokens: int, out: Output) -> None:
+    """Send one chat completion to a deployment through its cloud's own authentication."""
+    from orchestrator.lifecycle import engine
+
+    result = engine.call(ctx.obj.lifecycle(), name, prompt, max_tokens)
+    answer, matches = result.answer, result.answer.model == result.declared
+    if out.json:
+        emit_json(
+            {
+                "deployment": name,
+                "cloud": result.record.cloud,
+                "url": result.endpoint.url,
+                "model": answer.model,
+                "declared_model": result.declared,
+                "matches_declared": matches,
+                "answer": answer.text,
+            }
+        )
+    else:
+        click.echo(answer.text)
+        click.echo(f"model: {answer.model}" + ("" if matches else f" (declared: {result.declared})"), err=True)
+    if not matches:
+        raise engine.DeployError(f"{name} answered as {answer.model!r}, not the declared {result.declared!r}")
+
+
+@click.command()
+@click.argument("name")
+@click.option("--to", "to_cloud", help="Cloud to move the deployment to.")
+@click.option("--region", help="Region on the target cloud, overriding the recorded placement (with --resume/--rollback: of a move that did not record it).")
+@click.option("--resume", is_flag=True, help="Finish a move that a crash interrupted.")
+@click.option("--rollback", is_flag=True, help="Undo a move that a crash interrupted: the source serves again.")
+@click.option("--yes", is_flag=True, help="Do not ask for confirmation (pipelines).")
+@output_option("json: events and the result as JSON lines on stdout.")
+@click.pass_context
+def move(ctx: click.Context, name: str, to_cloud: str | None, region: str | None, resume: bool, rollback: bool, yes: bool, out: Output) -> None:
+    """Move a serving deployment to another cloud without downtime: up there first, then down here."""
+    from orchestrator.lifecycle import engine
+    from orchestrator.reports.report import money
+
+    state, catalog = ctx.obj.state(), ctx.obj.catalog()
+    if resume or rollback:
+        if (resume and rollback) or to_cloud:
+            raise UsageError("pass one of --to CLOUD, --resume or --rollback")
+        confirm(yes, f"{'Finish' if resume else 'Undo'} the interrupted move of {name}?")
+        with out.events() as report:
+            message = (engine.resume_move if resume else engine.rollback_move)(ctx.obj.lifecycle(report, catalog), name, region)
+            out.done(report, message, deployment=name, message=message)
+        return
+    if not to_cloud:
+        raise UsageError("say where to move it with --to CLOUD, or pass --resume / --rollback after a crash")
+    record = state.get(name)
+    if record is None:
+        raise engine.DeployError(f"no deployment named {name!r} in the state at {state.path}; `llamadeploy status` lists them")
+    planned, _ = engine.plan_move(record, to_cloud, catalog, region)
+    before = record.placed.plan
+    now_price, then_price = before.usd_per_hour_min, planned.usd_per_hour(planned.deployment.autoscaling.min_replicas)
+    delta = "" if now_price is None or then_price is None else f" ({'+' if then_price >= now_price else '-'}{money(abs(then_price - now_price))}/h)"
+    click.echo(
+        f"{name}: {record.cloud} {before.instance_type} {money(now_price, before.price_is_lower_bound)}/h -> {to_cloud} {planned.offer.instance_type} "
+        f"{money(then_price, planned.offer.price_is_lower_bound)}/h{delta} at {planned.deployment.autoscaling.min_replicas} replicas",
+        err=True,
+    )
+    confirm(yes, f"Move {name} from {record.cloud} to {to_cloud} (up there, then down on {record.cloud})?")
+    with out.events() as report:
+        result = engine.move(ctx.obj.lifecycle(report, catalog), name, to_cloud, region)
+        out.done(
+            report,
+            f"{name} moved from {result.source.cloud} to {to_cloud} ({result.plan.region}); it serves at {result.endpoint.url}",
+            deployment=name,
+            cloud=to_cloud,
+            region=result.plan.region,
+            url=result.endpoint.url,
+            moved_from=result.source.cloud,
+        )
+
+
+@click.command()
+@click.argument("name")
+@click.option("--yes", is_flag=True, help="Do not ask for confirmation (pipelines).")
+@click.option("--engine", type=ENGINES, default="native", show_default=True, help="pulumi: destroy the Pulumi stack `up --engine pulumi` created.")
+@output_option("json: events as JSON lines on stdout.")
+@click.pass_context
+def down(ctx: click.Context, name: str, yes: bool, engine: str, out: Output) -> None:
+    """Delete a deployment's cloud resources, check none remain, and forget it."""
+
+    if engine == "pulumi":
+        _pulumi_down(ctx, name, yes, out)
+        return
+    from orchestrator.lifecycle import engine as native
+
+    confirm(yes, f"Delete {name} and every cloud resource it has?")
+    with out.events() as report:
+        deployed = native.down(ctx.obj.lifecycle(report), name)
+        out.done(
+            report,
+            f"{name} is gone from {deployed.cloud} ({deployed.region}); nothing tagged with it remains",
+            deployment=name,
+            cloud=deployed.cloud,
+            region=deployed.region,
+            deleted=[r.name for r in deployed.resources],
+        )
+
+
+def _pulumi_down(ctx: click.Context, name: str, yes: bool, out: Output) -> None:
+    from orchestrator.iac import pulumi_engine
+    from orchestrator.lifecycle.progress import EventKind
+
+    pulumi_engine.require_pulumi()
+    directory, described = pulumi_engine.find_project(ctx.obj.pulumi_dir(), name)
+    together = [d for d in described["deployments"] if d != name]
+    confirm(yes, f"Destroy the Pulumi stack {described['stack']} ({', '.join(described['deployments'])}) on {described['cloud']}?")
+    with out.events() as report:
+        pulumi_engine.down(directory, described, lambda line: report(EventKind.PULUMI, line=line.rstrip()))
+        with_others = f", with {', '.join(together)} (the same Pulumi stack)" if together else ""
+        out.done(
+            report, f"{name} is gone from {described['cloud']}{with_others}", engine="pulumi", cloud=described["cloud"], deployments=described["deployments"]
+        )

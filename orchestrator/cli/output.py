@@ -1,0 +1,68 @@
+"""How a command answers (`--output`): tables and sentences for people, JSON for pipelines.
+
+Results go to stdout; progress events go to stderr, or with `--output json` to stdout as JSON
+lines (docs/pipelines.md). Every command takes one `Output` and answers through it.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import click
+
+if TYPE_CHECKING:
+    from rich.console import Console
+
+    from orchestrator.lifecycle.progress import Report
+
+OUTPUTS = click.Choice(["table", "json"])
+ENGINES = click.Choice(["native", "pulumi"])
+
+
+def emit_json(data: Any) -> None:
+    """One JSON document on stdout: what `--output json` promises (docs/pipelines.md)."""
+    click.echo(json.dumps(data, indent=2))
+
+
+@dataclass(frozen=True)
+class Output:
+    format: str  # "table" or "json"
+
+    @property
+    def json(self) -> bool:
+        return self.format == "json"
+
+    def show(self, document: Callable[[], Any], table: Callable[[Console], None]) -> None:
+        """The command's answer: `document()` as one JSON document, or `table` drawn for a person."""
+        if self.json:
+            emit_json(document())
+            return
+        from orchestrator.reports import render
+
+        table(render.console())
+
+    @contextmanager
+    def events(self) -> Iterator[Report]:
+        """Where an operation's progress goes while it runs."""
+        from orchestrator.lifecycle.progress import reporter
+
+        with reporter(self.json) as report:
+            yield report
+
+    def done(self, report: Report, sentence: str, **fields: Any) -> None:
+        """An operation's last word: a `done` event among the JSON lines, else a sentence on stdout."""
+        from orchestrator.lifecycle.progress import EventKind
+
+        if self.json:
+            report(EventKind.DONE, **fields)
+        else:
+            click.echo(sentence)
+
+
+def output_option(help: str | None = None) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """`--output table|json`, handed to the command as an `Output` named `out`."""
+    return click.option("--output", "out", type=OUTPUTS, default="table", show_default=True, callback=lambda _ctx, _param, value: Output(value), help=help)

@@ -1,0 +1,142 @@
+"""The commands that read a stack and the catalog without touching a cloud: plan, cost, gpus, models, providers."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import click
+
+from orchestrator.cli.output import Output, emit_json, output_option
+from orchestrator.cli.session import DETAILED_EXITCODE, EXIT_CHANGES, DetailedExitCommand
+from orchestrator.errors import LlamadeployError, UsageError
+
+
+@click.command(cls=DetailedExitCommand)
+@click.argument("stack", type=click.Path())
+@click.option("--cloud", help="Cloud to plan on (aws, azure, gcp, oci); default: the one the placement names.")
+@click.option("--region", help="Region to plan in, overriding the placement.")
+@click.option("--deployment", "only", metavar="NAME", help="Plan only this deployment of the stack.")
+@output_option()
+@click.option("--detailed-exitcode", is_flag=True, help="Exit 0 when `up` would change nothing, 2 when it would, 1 on error (as terraform plan).")
+@click.pass_context
+def plan(ctx: click.Context, stack: str, cloud: str | None, region: str | None, only: str | None, out: Output, detailed_exitcode: bool) -> None:
+    """Size a stack's deployments and choose instances and prices on one cloud; no credentials needed."""
+    from orchestrator.planning.changes import ChangeAction, pending
+
+    ctx.meta[DETAILED_EXITCODE] = detailed_exitcode
+    from orchestrator.declared.stackfile import load_stack
+    from orchestrator.planning.planner import plan_stack
+
+    catalog = ctx.obj.catalog()
+    plans = plan_stack(load_stack(stack), cloud, catalog, region, only)
+    # Only read the state: planning never creates a state file.
+    changes = pending(ctx.obj.state().get if ctx.obj.state_path().exists() else lambda _: None, plans)
+    if out.json:
+        from dataclasses import asdict
+
+        from orchestrator.reports.report import catalog_dict, plan_dict
+
+        emit_json({"catalog": catalog_dict(catalog), "plans": [plan_dict(p) for p in plans], "changes": [asdict(c) for c in changes]})
+    else:
+        from orchestrator.reports import render
+
+        console = render.console()
+        for planned, change in zip(plans, changes, strict=True):
+            render.plan(console, planned, catalog)
+            console.print(f"{change.deployment}: {change.detail}")
+    if detailed_exitcode and any(c.action is not ChangeAction.NONE for c in changes):
+        ctx.exit(EXIT_CHANGES)
+
+
+@click.command()
+@click.argument("stack", type=click.Path())
+@click.option("--clouds", help="Comma-separated clouds to compare; default: every known cloud.")
+@click.option("--deployment", "only", metavar="NAME", help="Compare only this deployment of the stack.")
+@click.option("--output", type=click.Choice(["table", "json", "csv", "markdown", "html"]), default="table", show_default=True)
+@click.option("--to", "to_file", type=click.Path(dir_okay=False), help="Write the report to this file instead of stdout (html needs it).")
+@click.pass_context
+def cost(ctx: click.Context, stack: str, clouds: str | None, only: str | None, output: str, to_file: str | None) -> None:
+    """Price the same deployment on every cloud side by side, cheapest first: $/h, $/month, $ per million tokens."""
+    from orchestrator.bulk import paused_gc
+    from orchestrator.declared.stackfile import load_stack
+    from orchestrator.planning.planner import compare_stack
+    from orchestrator.reports import report
+    from orchestrator.reports.cost_report import cost_report
+
+    if output == "html" and not to_file:
+        raise UsageError("--output html writes a page: say where with --to report.html")
+    catalog = ctx.obj.catalog()
+    chosen = [c.strip() for c in clouds.split(",") if c.strip()] if clouds else None
+    with paused_gc(freeze=True):  # one command, then exit: nothing built here needs the collector
+        built = cost_report(compare_stack(load_stack(stack), chosen, catalog, only), catalog)
+    if output == "table":
+        from orchestrator.reports import render
+
+        render.cost(render.console(), built)
+        return
+    if output == "html":
+        from orchestrator.reports.html_report import html_page
+
+        text = html_page(built, title=Path(stack).stem)
+    elif output == "json":
+        text = json.dumps(report.cost_dict(built), indent=2) + "\n"
+    else:
+        text = report.cost_csv(built) if output == "csv" else report.cost_markdown(built)
+    if to_file:
+        _write_file(Path(to_file), text)
+        click.echo(f"Wrote the {output} cost report to {to_file}", err=True)
+    else:
+        click.echo(text, nl=False)
+
+
+def _write_file(path: Path, text: str) -> None:
+    from orchestrator.files import write_whole
+
+    try:
+        write_whole(path, text.encode("utf-8"))
+    except OSError as exc:
+        raise LlamadeployError(f"cannot write {path}: {exc.strerror or exc}; choose another path with --to") from exc
+
+
+@click.command()
+@click.option("--cloud", help="Only this cloud's offers.")
+@click.option("--gpu", help="Only offers of this GPU type (e.g. H100).")
+@click.option("--region", help="Only offers in this region.")
+@output_option()
+@click.pass_context
+def gpus(ctx: click.Context, cloud: str | None, gpu: str | None, region: str | None, out: Output) -> None:
+    """List the GPU offers in the price catalog, cheapest first."""
+    from orchestrator.pricing.catalog import list_offers
+
+    catalog = ctx.obj.catalog()
+    listed = list_offers(catalog, cloud, gpu, region)
+    from orchestrator.reports import render, report
+
+    out.show(
+        lambda: {"catalog": report.catalog_dict(catalog), "offers": [report.offer_dict(o) for o in listed]},
+        lambda console: render.offers(console, listed, catalog),
+    )
+
+
+@click.command()
+@output_option()
+def models(out: Output) -> None:
+    """List the Llama models llamadeploy can size and serve."""
+    from orchestrator.reports import render
+    from orchestrator.sizing.models import known_models
+
+    listed = known_models()
+    fields = ("name", "hf_repo", "parameters", "max_context", "n_layers", "n_heads", "n_kv_heads", "dim")
+    out.show(lambda: {"models": [{f: getattr(m, f) for f in fields} for m in listed]}, lambda console: render.models(console, listed))
+
+
+@click.command("providers")
+@output_option()
+def providers_command(out: Output) -> None:
+    """List the clouds llamadeploy knows, built in or plugged in, and what each can do here."""
+    from orchestrator.reports import render
+    from providers import registry
+
+    listed = [registry.describe(name) for name in registry.names()]
+    out.show(lambda: {"providers": listed}, lambda console: render.providers(console, listed))
