@@ -65,8 +65,8 @@ def test_unknown_cloud_in_placement(write_stack: Write) -> None:
 
 
 def test_each_cloud_validates_its_own_placement(write_stack: Write) -> None:
-    found = problems(write_stack("name: a\nmodel: llama3.1-8b\nplacement:\n  aws: {region: us-east-1, workspace: w, execution_role_arn: nope}\n"
-                                 "  oci:\n    subnet_id: ocid1.vcn.x\n"))  # fmt: skip
+    text = "name: a\nmodel: llama3.1-8b\nplacement:\n  aws: {region: us-east-1, workspace: w, execution_role_arn: nope}\n  oci:\n    subnet_id: ocid1.vcn.x\n"
+    found = problems(write_stack(text))
     assert any(":4: placement.aws.workspace: unknown key; valid keys here: region, execution_role_arn, endpoint_url" in m for m in found), found
     assert any(":4: placement.aws.execution_role_arn: 'nope' is not valid; use an IAM role ARN" in m for m in found), found
     assert any(":6: placement.oci.subnet_id: 'ocid1.vcn.x' is not valid; use the subnet's OCID" in m for m in found), found
