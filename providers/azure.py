@@ -668,6 +668,7 @@ WORDS = ErrorWords(
     auth_codes=frozenset({"AuthorizationFailed"}),
     capacity_words=("capacity", "skunotavailable", "not supported in region"),
     quota_advice="request more in the Azure portal (Quotas), or plan another instance type or cloud",
+    auth_advice="sign in with `az login` or set AZURE_CLIENT_ID/AZURE_TENANT_ID/AZURE_CLIENT_SECRET, and check the role assignments in the README",
 )
 
 

@@ -109,23 +109,33 @@ class ErrorWords:
 def classify(words: ErrorWords, status: int | None, code: str, message: str, retry_after: str | None = None) -> ProviderError:
     """A failed call (HTTP `status`, None if no answer came; the cloud's error `code` and `message`)
     as the typed error the engine acts on: fail over on quota or capacity, retry on throttling or a
-    transient failure, stop on anything else. Quota and capacity come first: some clouds answer an
-    exhausted quota with 429."""
+    transient failure, stop on anything else. Credentials and existence are decided by status and
+    code first (a message may quote a resource named after anything); then quota and capacity by
+    their words, before throttling, since some clouds answer an exhausted quota with 429."""
     text = f"{code}: {message}" if code and code not in message else message
     lowered = f"{code} {message}".lower()
+    if status in (401, 403) or code in words.auth_codes:
+        return AuthError(f"{words.service} refused the credentials ({text})" + (f"; {words.auth_advice}" if words.auth_advice else ""))
+    if status == 404 or code in words.not_found_codes:
+        return NotFoundError(text)
     if code in words.quota_codes or any(word in lowered for word in words.quota_words):
         return QuotaError(f"{words.service} quota exceeded ({text}); {words.quota_advice}")
     if any(word in lowered for word in words.capacity_words):
         return CapacityError(f"{words.service} has no capacity for this now ({text}); {words.capacity_advice}")
     if status == 429 or code in words.throttle_codes:
-        return ThrottledError(f"{words.service} is throttling requests ({text})", float(retry_after) if retry_after and retry_after.isdigit() else None)
-    if status in (401, 403) or code in words.auth_codes:
-        return AuthError(f"{words.service} refused the credentials ({text})" + (f"; {words.auth_advice}" if words.auth_advice else ""))
-    if status == 404 or code in words.not_found_codes:
-        return NotFoundError(text)
-    if status is None or status >= 500:
+        return ThrottledError(f"{words.service} is throttling requests ({text})", _seconds(retry_after))
+    # 408 (timed out) and 424 (SageMaker's ModelError: the container answered 5xx, as one warming up does) pass.
+    if status is None or status >= 500 or status in (408, 424):
         return TransientError(f"{words.service} failed ({text})")
     return InvalidRequestError(f"{words.service} rejected the request ({text})")
+
+
+def _seconds(retry_after: str | None) -> float | None:
+    """A Retry-After header's delay in seconds (the HTTP-date form is left to the backoff)."""
+    try:
+        return max(0.0, float(retry_after)) if retry_after else None
+    except ValueError:
+        return None
 
 
 def failed_because(words: ErrorWords, reason: str) -> ProviderError:
@@ -133,7 +143,7 @@ def failed_because(words: ErrorWords, reason: str) -> ProviderError:
     lowered = reason.lower()
     if any(word in lowered for word in words.capacity_words):
         return CapacityError(f"{words.service} could not provision the instances ({reason}); {words.capacity_advice}")
-    if any(word in lowered for word in (*words.quota_words, "limit")):
+    if any(word in lowered for word in (*words.quota_words, "quota", "limit")):
         return QuotaError(f"{words.service} quota exceeded ({reason}); {words.quota_advice}")
     return ProviderError(f"{words.service} failed: {reason}")
 
@@ -362,7 +372,7 @@ def answer_of(send: Callable[[], Any], what: str) -> Any:
     if response.status_code >= 400:
         # An inference call's error text is the model server's, not the control plane's: no quota or capacity words apply.
         words = ErrorWords(what, quota_words=(), capacity_words=())
-        raise classify(words, response.status_code, "", response.text[:300], response.headers.get("Retry-After"))
+        raise classify(words, response.status_code, str(response.status_code), response.text[:300], response.headers.get("Retry-After"))
     try:
         return response.json()
     except ValueError as exc:

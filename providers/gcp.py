@@ -63,6 +63,7 @@ from providers.base import (
     classify,
     create_or_adopt,
     exists,
+    failed_because,
     if_exists,
     resource_tags,
 )
@@ -249,10 +250,15 @@ class GcpProvider(Provider):
         """Wait on a long-running operation at the engine's pace; a failed one raises, translated."""
 
         def check() -> tuple[bool, str]:
+            from google.api_core.exceptions import GoogleAPICallError
+
             with _translated():
                 if not operation.done():
                     return False, "running"
+            try:
                 operation.result()
+            except GoogleAPICallError as exc:  # the operation failed: the deployment's failure, not a call's to retry
+                raise failed_because(WORDS, str(exc.message)) from exc
             return True, "done"
 
         events.wait(what, check)

@@ -511,7 +511,7 @@ WORDS = ErrorWords(
     capacity_words=("capacity",),
     quota_words=(),  # OCI names its limit errors by code
     quota_advice="request a service limit increase, or plan another shape or cloud",
-    auth_advice="check the config file's key and fingerprint (`oci setup config`)",
+    auth_advice="check the config file's key and fingerprint (`oci setup config`) and the IAM policies for Data Science in the compartment",
 )
 
 

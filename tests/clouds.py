@@ -93,10 +93,14 @@ class CliProcess:
     """`llamadeploy ARGS` in a process of its own, forked from the test's, so that a test can
     SIGKILL it mid-operation as a user's Ctrl-\\ or an OOM kill would. Forking skips a fresh
     interpreter's cloud SDK imports (seconds of CPU each on a 2-core machine); the child makes
-    its own SDK clients (the registry drops the parent's at fork) and never returns into pytest."""
+    its own SDK clients (the registry drops the parent's at fork) and never returns into pytest.
+    The fork copies the state of the stand-ins' server threads, locks included; the child uses
+    none of their objects (it reaches them over HTTP), and one stuck on a copied lock is killed
+    at the deadline, failing its test rather than hanging the run."""
 
     def __init__(self, *args: str) -> None:
-        self._stderr = tempfile.NamedTemporaryFile(prefix="llamadeploy-child-", suffix=".err", delete=False)  # noqa: SIM115 (read after the child dies)
+        with tempfile.NamedTemporaryFile(prefix="llamadeploy-child-", suffix=".err", delete=False) as handle:
+            self._stderr = Path(handle.name)  # read after the child ends
         self.returncode: int | None = None
         self.pid = os.fork()
         if self.pid == 0:
@@ -105,7 +109,7 @@ class CliProcess:
     def _run_child(self, args: tuple[str, ...]) -> None:
         code = 70
         try:
-            sys.stdout, sys.stderr = open(os.devnull, "w"), open(self._stderr.name, "w", buffering=1)  # noqa: SIM115 (the child's own streams)
+            sys.stdout, sys.stderr = open(os.devnull, "w"), open(self._stderr, "w", buffering=1)  # noqa: SIM115 (the child's own streams)
             logging.root.handlers.clear()  # pytest's capture handlers: without them, logging reaches stderr as in a fresh process
             cli.main(list(args), prog_name="llamadeploy", standalone_mode=True)
             code = 0
@@ -124,30 +128,42 @@ class CliProcess:
         return self.returncode
 
     def stderr(self) -> str:
-        return Path(self._stderr.name).read_text()
+        return self._stderr.read_text()
 
     def wait(self, timeout: float = 120) -> tuple[int, str]:
-        """The exit code and stderr once the process ends by itself."""
+        """The exit code and stderr once the process ends by itself (killed, and the test failed, if it does not)."""
         deadline = time.monotonic() + timeout
-        while self.poll() is None:
-            assert time.monotonic() < deadline, f"the command did not end within {timeout} s: {self.stderr()}"
+        while self.poll() is None and time.monotonic() < deadline:
             time.sleep(0.02)
-        assert self.returncode is not None
-        try:
-            return self.returncode, self.stderr()
-        finally:
-            Path(self._stderr.name).unlink()
+        if self.returncode is None:
+            self._kill()
+            raise AssertionError(f"the command did not end within {timeout} s: {self._last_words()}")
+        return self.returncode, self._last_words()
 
     def kill_once(self, ready: Callable[[], bool], settle: float) -> None:
-        """SIGKILL the process `settle` seconds after `ready()` holds; fail if it ended before."""
+        """SIGKILL the process `settle` seconds after `ready()` holds; fail (killing it still) if it never does."""
         deadline = time.monotonic() + 60
         while not ready() and time.monotonic() < deadline and self.poll() is None:
             time.sleep(0.05)
-        assert self.poll() is None, f"the command ended before it could be killed: {self.stderr()}"
+        if self.poll() is not None or not ready():
+            self._kill()
+            raise AssertionError(f"the command ended, or never got to the point to kill it at: {self._last_words()}")
         time.sleep(settle)
-        os.kill(self.pid, signal.SIGKILL)
-        os.waitpid(self.pid, 0)
-        Path(self._stderr.name).unlink()
+        self._kill()
+        self._last_words()
+
+    def _kill(self) -> None:
+        if self.poll() is None:
+            os.kill(self.pid, signal.SIGKILL)
+            os.waitpid(self.pid, 0)
+            self.returncode = -signal.SIGKILL
+
+    def _last_words(self) -> str:
+        """What the process wrote to stderr, with its file removed."""
+        try:
+            return self.stderr()
+        finally:
+            self._stderr.unlink(missing_ok=True)
 
 
 class Cloud(Protocol):
@@ -157,6 +173,7 @@ class Cloud(Protocol):
     quota_text: str
     secrets_stay_out_of_the_deployment: bool
     program_types: tuple[str, ...]  # the Pulumi type tokens an exported program declares
+    quota_refused_at_first_create: bool  # quota is checked before anything exists (nothing to roll back)
 
     def placement(self) -> str: ...
     def environment(self) -> dict[str, str]: ...
@@ -189,6 +206,8 @@ class _Common:
     """What every harness does the same way, given a stand-in with an inventory."""
 
     stand_in: Any
+    # The built-in services check quota on a later resource (the endpoint, the deployment), after the first exists.
+    quota_refused_at_first_create: ClassVar[bool] = False
 
     def placement(self) -> str:
         """Stack lines placing a deployment on this cloud."""
@@ -612,6 +631,7 @@ class FakeCloud(_RestStandInHarness):
     secrets_stay_out_of_the_deployment: bool = False
     endpoint_kind: ClassVar[str] = "endpoint"
     program_types: tuple[str, ...] = ("fake:index:Endpoint",)
+    quota_refused_at_first_create: ClassVar[bool] = True  # one resource, refused at its PUT
 
     def block(self) -> str:
         return "  fake:\n    region: moon-1\n    zone: crater-7\n"

@@ -128,6 +128,22 @@ def test_a_migrated_state_file_works(fake_plugin: Path, tmp_path: Path, monkeypa
     }
 
 
+def test_a_first_format_row_in_a_migrated_file_is_read_and_a_corrupt_one_is_an_error(tmp_path: Path) -> None:
+    """An older release may still write a record into a file this one migrated; and a record may be damaged by hand."""
+    old = sqlite3.connect(_v1_state(tmp_path / "old"))
+    row = old.execute("SELECT name, cloud, region, spec_hash, record, status, updated_at FROM deployments WHERE name = 'chat'").fetchone()
+    state = State(tmp_path / "state.db")
+    db = sqlite3.connect(tmp_path / "state.db")
+    db.execute("INSERT INTO deployments VALUES (?, ?, ?, ?, ?, ?, ?)", row)
+    db.commit()
+    chat = state.get("chat")
+    assert (chat.phase, chat.placed.plan.instance_type, chat.deployed.resources[0].name) == (Phase.SERVING, "fake.gpu1", "chat-moon-1")
+    db.execute("UPDATE deployments SET record = '{not json' WHERE name = 'chat'")
+    db.commit()
+    with pytest.raises(StateError, match=r"the record of 'chat' in .* is not valid JSON"):
+        state.records()
+
+
 def test_a_state_file_from_a_newer_release_is_refused(tmp_path: Path) -> None:
     State(tmp_path / "state.db").close()
     db = sqlite3.connect(tmp_path / "state.db")

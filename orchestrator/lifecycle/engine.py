@@ -199,6 +199,8 @@ def up(ctx: Context, planned: Plan, provider: Provider, verify: bool = True) -> 
         if record is not None and record.cloud != planned.cloud:
             raise DeployError(f"{name!r} runs on {record.cloud} ({record.region}); `down` it first to deploy it on {planned.cloud}")
         digest = spec_hash(planned)
+        if record is not None and record.phase is Phase.DELETING and record.spec_hash != digest:
+            raise DeployError(f"a `down` of {name!r} did not finish; run `llamadeploy down {name}` to finish it before deploying a different spec")
         if record is not None and record.phase is Phase.SERVING and record.deployed is not None:
             if record.spec_hash != digest:
                 raise DeployError(
@@ -272,14 +274,14 @@ def _move(ctx: Context, holder: str, record: Record, destination: Destination) -
     name, source_deployed = record.name, _deployed(record)
     planned, target = _plan_destination(record, destination, ctx.prices())
     operation = state.begin(name, OperationKind.MOVE, destination.cloud, holder)
-    state.put(record.to(Phase.MOVING, moving_to=destination))
+    state.put(record.to(Phase.MOVING, moving_to=Destination(planned.cloud, planned.region)))  # the region as resolved now, not re-chosen later
     run = _Run(ctx, operation)
     report(EventKind.MOVING, deployment=name, source=record.cloud, target=destination.cloud, region=planned.region)
     try:
         deployed = _retrying(lambda: target.apply(planned, run), ctx)
         _verify(ctx, planned, target, deployed)
     except Exception as exc:
-        cleaned = _roll_back(planned, target, run, existed=False)
+        cleaned = _roll_back(planned, target, run, existed=False, moving=True)
         state.finish(operation, OperationStatus.ROLLED_BACK, str(exc))
         state.put(record.to(Phase.SERVING))
         raise DeployError(
@@ -357,17 +359,23 @@ def rollback_move(ctx: Context, name: str, region: str | None = None) -> str:
     with state.lock(name) as holder:
         record = _take_over_unfinished_move(state, name, "roll back", "--rollback")
         if record.draining is not None:
-            source_record = record.to(Phase.SERVING, placed=record.draining, moves=record.moves[:-1])
             target_deployed = _deployed(record)
-        else:
+            # From here the source is what serves and the target what a move would bring up: a crash
+            # mid-rollback leaves a MOVING record that --resume or --rollback finishes either way.
+            record = record.to(Phase.MOVING, placed=record.draining, moves=record.moves[:-1], moving_to=Destination(record.cloud, record.region))
+            state.put(record)
             source_record = record.to(Phase.SERVING)
+            restore = True
+        else:
+            source_record, restore = record.to(Phase.SERVING), False
             planned, target = _plan_destination(record, _destination(record, region), catalog)
             target_deployed = Deployed(name, planned.cloud, planned.region, planned.resources, "", target.settings(planned))
         operation = state.begin(name, OperationKind.ROLLBACK, source_record.cloud, holder)
         run = _Run(ctx, operation)
-        if record.draining is not None:
+        if restore:  # the drain had begun: bring the source back, adopting what is left of it
             planned_source, source = plan_move(source_record, source_record.cloud, catalog, source_record.region)
-            _retrying(lambda: source.apply(planned_source, run), ctx)
+            restored = _retrying(lambda: source.apply(planned_source, run), ctx)
+            source_record = replace(source_record, placed=replace(source_record.placed, deployed=restored))
         target_provider = registry.provider(target_deployed.cloud)
         _retrying(lambda: target_provider.destroy(target_deployed, run), ctx)
         left = _retrying(lambda: target_provider.remaining(target_deployed), ctx)
@@ -421,16 +429,18 @@ def cheapest_candidates(stack: Stack, deployment: Deployment, catalog: Catalog) 
     return [(result.cloud, result.region) for result in compare(stack, deployment, registry.names(), catalog) if isinstance(result, Plan)]
 
 
-def _roll_back(planned: Plan, provider: Provider, run: _Run, existed: bool) -> str:
-    """Delete what this run created; say what was deleted, or what is left for the user."""
+def _roll_back(planned: Plan, provider: Provider, run: _Run, existed: bool, moving: bool = False) -> str:
+    """Delete what this run created; say what was deleted, or what is left for the user (in a move,
+    `down` would delete the source that still serves: the leftovers are named for deleting by hand)."""
     if not run.made:
         return "nothing was created, nothing to clean up"
     partial = Deployed(planned.deployment.name, planned.cloud, planned.region, tuple(run.made), "", provider.settings(planned))
     try:
         _retrying(lambda: provider.destroy(partial, run), run.ctx)
     except Exception as exc:
-        names = ", ".join(r.name for r in run.made)
-        return f"cleaning up failed too ({exc}); these may remain: {names}; run `llamadeploy down {planned.deployment.name}`"
+        names = ", ".join(f"{r.type} {r.name}" for r in run.made)
+        then = f"delete them in {planned.cloud} ({planned.region})" if moving else f"run `llamadeploy down {planned.deployment.name}`"
+        return f"cleaning up failed too ({exc}); these may remain on {planned.cloud}: {names}; {then}"
     kept = "; what existed before was kept" if existed else ""
     return f"rolled back: deleted the {len(run.made)} resources this run created ({', '.join(r.name for r in run.made)}){kept}"
 

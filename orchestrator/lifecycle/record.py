@@ -166,8 +166,6 @@ def to_json(record: Record) -> dict[str, Any]:
 def from_json(name: str, updated_at: str, data: Mapping[str, Any]) -> Record:
     """A stored record, migrated from the version that wrote it."""
     version = data.get("version", 1)
-    if version == 1:
-        raise RecordError(f"the record of {name!r} is in the first format; the state store migrates those when it opens")
     if version != SCHEMA_VERSION:
         raise RecordError(f"the record of {name!r} has format version {version}, newer than this llamadeploy reads ({SCHEMA_VERSION}); upgrade llamadeploy")
     try:

@@ -149,7 +149,7 @@ class State:
                     for statement in filter(str.strip, _SCHEMA.split(";")):
                         db.execute(statement)
                     if version < SCHEMA_VERSION:
-                        _migrate(db)
+                        _migrate(db, self.path)
                         db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
                 return
             except sqlite3.OperationalError as exc:
@@ -220,11 +220,12 @@ class State:
             )
 
     def _record(self, row: sqlite3.Row) -> Record:
+        """A stored row as a Record; a row of the first format (an older release may still write one
+        into a migrated file) is migrated as it is read."""
+        data = _json_of(row, self.path)
         try:
-            data = json.loads(row["record"])
-        except ValueError as exc:
-            raise StateError(f"the record of {row['name']!r} in {self.path} is not valid JSON ({exc}); restore the file from a backup") from exc
-        try:
+            if "version" not in data:
+                data = _migrated(self._db, row, data, self.path)
             return from_json(row["name"], row["updated_at"], data)
         except RecordError as exc:
             raise StateError(f"{exc} (state file {self.path})") from exc
@@ -281,22 +282,39 @@ def _stale(lock: sqlite3.Row) -> bool:
     return False
 
 
-def _migrate(db: sqlite3.Connection) -> None:
-    """Rewrite each record of the first format as the current one, inside the opening transaction.
-    The first format knew a move cut short before its switch only from the journal, so that is read too."""
+def _migrate(db: sqlite3.Connection, path: Path) -> None:
+    """Rewrite each record of the first format as the current one, inside the opening transaction."""
     for row in db.execute("SELECT * FROM deployments").fetchall():
+        data = _json_of(row, path)
+        if "version" not in data:
+            migrated = _migrated(db, row, data, path)
+            db.execute("UPDATE deployments SET record = ?, status = ? WHERE name = ?", (json.dumps(migrated), migrated["phase"], row["name"]))
+
+
+def _migrated(db: sqlite3.Connection, row: sqlite3.Row, data: dict[str, Any], path: Path) -> dict[str, Any]:
+    """One first-format record as the current format. The first format knew a move cut short
+    before its switch only from the journal, so that is read too."""
+    move = db.execute(
+        "SELECT cloud FROM operations WHERE deployment = ? AND kind = ? AND status = ? ORDER BY id DESC LIMIT 1",
+        (row["name"], OperationKind.MOVE, OperationStatus.RUNNING),
+    ).fetchone()
+    legacy = LegacyRow(row["name"], row["cloud"], row["region"], row["spec_hash"], row["status"], data, move["cloud"] if move else None)
+    try:
+        return migrate_v1(legacy)
+    except (KeyError, TypeError, ValueError) as exc:
+        raise StateError(
+            f"cannot migrate the record of {row['name']!r} in {path} from the first format ({type(exc).__name__}: {exc}); it is kept unchanged"
+        ) from exc
+
+
+def _json_of(row: sqlite3.Row, path: Path) -> dict[str, Any]:
+    try:
         data = json.loads(row["record"])
-        if "version" in data:
-            continue
-        move = db.execute(
-            "SELECT cloud FROM operations WHERE deployment = ? AND kind = 'move' AND status = 'running' ORDER BY id DESC LIMIT 1", (row["name"],)
-        ).fetchone()
-        legacy = LegacyRow(row["name"], row["cloud"], row["region"], row["spec_hash"], row["status"], data, move["cloud"] if move else None)
-        try:
-            migrated = migrate_v1(legacy)
-        except (KeyError, TypeError, ValueError) as exc:
-            raise StateError(f"cannot migrate the record of {row['name']!r} from the first format ({type(exc).__name__}: {exc}); it is kept unchanged") from exc
-        db.execute("UPDATE deployments SET record = ?, status = ? WHERE name = ?", (json.dumps(migrated), migrated["phase"], row["name"]))
+    except ValueError as exc:
+        raise StateError(f"the record of {row['name']!r} in {path} is not valid JSON ({exc}); restore the file from a backup") from exc
+    if not isinstance(data, dict):
+        raise StateError(f"the record of {row['name']!r} in {path} is not a JSON object; restore the file from a backup")
+    return data
 
 
 def _operation(row: sqlite3.Row) -> Operation:
