@@ -33,8 +33,8 @@ ENGINES = ("vllm",)
 PRECISION = {"bf16": 2, "fp8": 1, "int4": 0}
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _SECRET_REF = re.compile(r"^env:[A-Za-z_][A-Za-z0-9_]*$")
-# Deployment names prefix every cloud resource name; SageMaker's 63-character limit on
-# endpoint names, less the suffixes llamadeploy adds, leaves 40.
+# Deployment names prefix every cloud resource name; the strictest service's 63-character limit
+# on endpoint names, less the suffixes providers add, leaves 40.
 _DNS_NAME = r"^[a-z]([a-z0-9-]{0,38}[a-z0-9])?$"
 # What a field with a pattern must look like, said the way a user can act on it.
 FORMATS = {

@@ -65,8 +65,8 @@ def _sentence(kind: EventKind, fields: dict[str, Any]) -> str:
 @contextmanager
 def reporter(json_lines: bool) -> Iterator[Report]:
     """A report function for the duration of one command."""
-    # The streams are bound now: a provider may redirect sys.stdout while it works (azure-ai-ml
-    # prints progress dots there), and events must still reach the real one.
+    # The streams are bound now: a provider may redirect sys.stdout while it works (a cloud SDK
+    # may print progress dots there), and events must still reach the real one.
     stdout, stderr = sys.stdout, sys.stderr
     if json_lines:
         yield lambda kind, **fields: print(json.dumps({"event": kind, **fields}), file=stdout, flush=True)

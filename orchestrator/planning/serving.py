@@ -1,10 +1,10 @@
 """What runs on the GPUs, the same on every cloud: vLLM's OpenAI-compatible server, the checkpoint
 it loads, the options it takes, how long it takes to start, and the one call every cloud answers.
 
-Providers wrap this in their service's own way of starting a container (DESIGN §5.1): an
-environment on SageMaker, a Dockerfile's entrypoint on Azure ML, the container's args on Vertex
-AI, the entrypoint's arguments on OCI. The options are vLLM 0.11.0's (SageMaker's LMI 17 runs
-0.11.1; Model Garden's image a Google build whose version Google does not state).
+Providers wrap this in their service's own way of starting a container (DESIGN §5.1: an
+environment, a Dockerfile's entrypoint, the container's args or the entrypoint's arguments;
+each provider cites its service's reference). The options are vLLM 0.11.0's; a provider whose
+service runs another vLLM build says which next to its image.
 """
 
 from __future__ import annotations
@@ -28,8 +28,8 @@ VLLM_PORT = 8000
 HEALTH_ROUTE = "/health"
 CHAT_ROUTE = "/v1/chat/completions"
 # How long a replica takes to start when it downloads its weights from the Hugging Face Hub.
-# No vendor publishes a hub download rate; 100 MiB/s is a planning assumption (AWS asks for
-# staged S3 weights above 40 GB for the same reason). Loading onto the GPUs and vLLM's own start
+# No vendor publishes a hub download rate; 100 MiB/s is a planning assumption (the services
+# advise staging weights in object storage above ~40 GB for the same reason). Loading onto the GPUs and vLLM's own start
 # (CUDA graphs, the KV cache) come on top.
 HUB_MIB_PER_SECOND = 100
 LOAD_SECONDS_PER_GIB = 5

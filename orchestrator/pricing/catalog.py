@@ -4,8 +4,8 @@ The shipped file `orchestrator/data/gpu-offers.csv` is the sourced table from
 `shared/data/gpu-offers.csv` (see gpu-offers.md there for every source and caveat). A
 (cloud, region, instance type) may appear twice: once at the managed service's own list price
 and once at the VM price underneath it. The managed price is what the user is billed, so it
-wins; a VM price stands in only where no managed price is known, and for SageMaker and Vertex
-AI it is a lower bound, which every report says. A row with no price stays an offer whose
+wins; a VM price stands in only where no managed price is known, and where the service adds a
+markup the catalog marks it a lower bound, which every report says. A row with no price stays an offer whose
 price is unknown: it is never treated as free.
 """
 
