@@ -159,3 +159,28 @@ def test_not_a_mapping(write_stack: Write) -> None:
 def test_key_beside_deployments(write_stack: Write) -> None:
     (msg,) = problems(write_stack("deployments:\n  - {name: a, model: llama3.1-8b}\nregion: us-east-1\n"))
     assert ":3: region: unknown key beside `deployments:`" in msg
+
+
+BOMB = "a: &a [lol, lol, lol, lol, lol, lol, lol, lol, lol]\n" + "".join(
+    f"{name}: &{name} [{', '.join([f'*{prev}'] * 9)}]\n" for prev, name in zip("abcdefgh", "bcdefghi", strict=True)
+)
+
+
+def test_an_alias_bomb_is_refused_before_it_expands(write_stack: Write) -> None:
+    (msg,) = problems(write_stack(BOMB))
+    assert "its aliases expand to more than 100,000 values (an alias bomb?)" in msg
+
+
+def test_a_huge_file_is_refused_unread(tmp_path: Path) -> None:
+    path = tmp_path / "huge.yaml"
+    with path.open("wb") as handle:
+        handle.truncate(65 * 1024 * 1024)  # sparse: nothing is written
+    (msg,) = problems(path)
+    assert "is 65 MiB; a stack file may be at most 64 MiB" in msg
+
+
+def test_shared_anchors_and_merge_keys_still_load(write_stack: Write) -> None:
+    text = "defaults: &d {model: llama3.2-1b-instruct, max_context: 2048}\ndeployments:\n" + "".join(f"  - {{<<: *d, name: chat-{i}}}\n" for i in range(200))
+    with pytest.raises(SpecError) as caught:  # `defaults` is not a stack key: the file loaded, and only that is wrong
+        load_stack(write_stack(text))
+    assert all("defaults" in str(problem) for problem in caught.value.problems)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import socket
 import sqlite3
 import stat
@@ -16,7 +17,7 @@ import pytest
 from orchestrator.lifecycle.record import SCHEMA_VERSION, Destination, Move, Phase, Placed, PlanSnapshot, Record
 from orchestrator.lifecycle.state import LockedError, OperationKind, OperationStatus, State, StateError, holder_name
 from providers.base import Deployed, Resource
-from tests.clouds import HF_TOKEN
+from tests.clouds import HF_TOKEN, cli_run
 from tests.emulators.fake import FakeStandIn
 from tests.fake_provider import IMAGE
 
@@ -43,6 +44,16 @@ def test_state_file_is_private_and_records_round_trip(tmp_path: Path) -> None:
     assert record.to(Phase.SERVING).moving_to is None
     state.drop("chat")
     assert state.get("chat") is None and state.records() == []
+
+
+def test_the_state_directory_is_private_whatever_the_umask(tmp_path: Path) -> None:
+    previous = os.umask(0)
+    try:
+        State(tmp_path / ".llamadeploy" / "state.db").close()
+    finally:
+        os.umask(previous)
+    assert stat.S_IMODE((tmp_path / ".llamadeploy").stat().st_mode) == 0o700
+    assert stat.S_IMODE((tmp_path / ".llamadeploy" / "state.db").stat().st_mode) == 0o600
 
 
 def test_journal_keeps_what_an_operation_created(tmp_path: Path) -> None:
@@ -142,6 +153,9 @@ def test_a_first_format_row_in_a_migrated_file_is_read_and_a_corrupt_one_is_an_e
     db.commit()
     with pytest.raises(StateError, match=r"the record of 'chat' in .* is not valid JSON"):
         state.records()
+    for command in (["status"], ["down", "chat", "--yes"], ["call", "chat"]):
+        code, _, err = cli_run("--state", str(tmp_path / "state.db"), *command)
+        assert code == 1 and "the record of 'chat'" in err and "restore the file from a backup" in err and "Traceback" not in err, err
 
 
 def test_a_state_file_from_a_newer_release_is_refused(tmp_path: Path) -> None:

@@ -17,6 +17,13 @@ import yaml
 from orchestrator.errors import Problem, SpecError
 
 FieldPath = tuple[str | int, ...]
+# A stack of 10,000 deployments is a few MB; anything far larger is a mistake or an attack.
+MAX_FILE_BYTES = 64 * 1024 * 1024
+# Aliases let a small file expand into a huge value (the "billion laughs"): a file may expand to at
+# most this many times its own nodes (and 100,000 nodes however small it is), enough for anchors
+# and merge keys shared by thousands of deployments.
+EXPANSION_FACTOR = 10
+MIN_EXPANSION = 100_000
 
 
 @dataclass(frozen=True)
@@ -55,6 +62,9 @@ def load_yaml(path: Path) -> tuple[Any, SourceMap]:
     if path.is_dir():
         raise SpecError([Problem(name, None, "", "is a directory; pass the path of a stack file inside it")])
     try:
+        size = path.stat().st_size
+        if size > MAX_FILE_BYTES:
+            raise SpecError([Problem(name, None, "", f"is {size / 2**20:.0f} MiB; a stack file may be at most {MAX_FILE_BYTES // 2**20} MiB")])
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         raise SpecError([Problem(name, None, "", f"cannot be read: {exc}")]) from exc
@@ -65,7 +75,8 @@ def load_yaml(path: Path) -> tuple[Any, SourceMap]:
         node = loader.get_single_node()
         if node is None:
             raise SpecError([Problem(name, None, "", "the file is empty; see stacks/ for examples of a deployment")])
-        data = _construct(loader, node, (), source)
+        budget = _Budget(max(MIN_EXPANSION, EXPANSION_FACTOR * _distinct_nodes(node)), name)
+        data = _construct(loader, node, (), source, budget)
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line = mark.line + 1 if mark else None
@@ -100,7 +111,45 @@ class _Loader(yaml.CSafeLoader if yaml.__with_libyaml__ else yaml.SafeLoader):  
         return tag
 
 
-def _construct(loader: Any, node: yaml.Node, path: FieldPath, source: SourceMap) -> Any:
+class _Budget:
+    """How many more nodes the file may expand into through its aliases."""
+
+    def __init__(self, nodes: int, file: str) -> None:
+        self.left, self.limit, self.file = nodes, nodes, file
+
+    def spend(self) -> None:
+        self.left -= 1
+        if self.left < 0:
+            raise SpecError(
+                [
+                    Problem(
+                        self.file,
+                        None,
+                        "",
+                        f"its aliases expand to more than {self.limit:,} values (an alias bomb?); write the values out, or use fewer nested aliases",
+                    )
+                ]
+            )
+
+
+def _distinct_nodes(root: yaml.Node) -> int:
+    """The nodes of the document as written, each counted once however many aliases name it."""
+    seen: set[int] = set()
+    stack = [root]
+    while stack:
+        node = stack.pop()
+        if id(node) in seen:
+            continue
+        seen.add(id(node))
+        if isinstance(node, yaml.MappingNode):
+            stack.extend(item for pair in node.value for item in pair)
+        elif isinstance(node, yaml.SequenceNode):
+            stack.extend(node.value)
+    return len(seen)
+
+
+def _construct(loader: Any, node: yaml.Node, path: FieldPath, source: SourceMap, budget: _Budget) -> Any:
+    budget.spend()
     source.lines.setdefault(path, node.start_mark.line + 1)
     if isinstance(node, yaml.MappingNode):
         loader.flatten_mapping(node)
@@ -115,10 +164,10 @@ def _construct(loader: Any, node: yaml.Node, path: FieldPath, source: SourceMap)
                 raise SpecError([Problem(source.file, line, format_path(path + (key,)), "duplicate key; each key may appear once")])
             child = path + (key,)
             source.lines[child] = key_node.start_mark.line + 1
-            result[key] = _construct(loader, value_node, child, source)
+            result[key] = _construct(loader, value_node, child, source, budget)
         return result
     if isinstance(node, yaml.SequenceNode):
-        return [_construct(loader, item, path + (index,), source) for index, item in enumerate(node.value)]
+        return [_construct(loader, item, path + (index,), source, budget) for index, item in enumerate(node.value)]
     if node.tag == _STR:  # most values: skip the constructor's generic dispatch
         return node.value
     return loader.construct_object(node, deep=True)

@@ -125,7 +125,9 @@ class State:
         if self.path.is_dir():
             raise StateError(f"state path {self.path} is a directory; pass a file path such as {self.path / 'state.db'}")
         try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
+            if not self.path.parent.exists():  # the directory holds only llamadeploy's files: 0700, whatever the umask
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+                self.path.parent.chmod(0o700)
             if not self.path.exists():
                 os.close(os.open(self.path, os.O_CREAT | os.O_WRONLY, 0o600))
             self._db = sqlite3.connect(self.path, timeout=30, isolation_level=None)
