@@ -169,6 +169,20 @@ def test_transient_server_errors_are_retried(cloud: Cloud, stack: Path) -> None:
     assert cloud.empty(), cloud.inventory()
 
 
+def test_dropped_connections_are_retried_on_every_command(cloud: Cloud, stack: Path) -> None:
+    cloud.drop_connections(2)  # the SDKs do not retry: the engine does
+    code, _, err = cli_run("up", str(stack), "--cloud", cloud.name, "--yes")
+    assert code == 0, err
+    assert err.count("; retry in") >= 2, err
+    cloud.drop_connections(1)
+    code, out, err = cli_run("status", "--output", "json")
+    assert code == 0 and json.loads(out)["deployments"][0]["live"]["state"] == "serving", err
+    cloud.drop_connections(1)
+    code, _, err = cli_run("down", "chat", "--yes")
+    assert code == 0 and "; retry in" in err, err
+    assert cloud.empty(), cloud.inventory()
+
+
 def test_status_reports_an_endpoint_deleted_by_hand(cloud: Cloud, stack: Path) -> None:
     assert cli_run("up", str(stack), "--cloud", cloud.name, "--yes")[0] == 0
     endpoint = cloud.endpoint_name("chat")

@@ -60,6 +60,7 @@ class Faults:
     failure_reason: str | None = None
     fail: dict[str, tuple[str, str]] = field(default_factory=dict)
     throttle_next: int = 0
+    drop_next: int = 0  # connections closed without an answer
     server_error_next: int = 0
     deleting_polls: int = 0  # DescribeEndpoint answers Deleting this many times after DeleteEndpoint
 
@@ -182,6 +183,14 @@ class AwsStandIn:
 
     # The proxy's decisions, one request at a time.
 
+    def take_drop(self) -> bool:
+        """Whether to close this request's connection without an answer (a `drop_next` fault)."""
+        with self._lock:
+            if self.faults.drop_next > 0:
+                self.faults.drop_next -= 1
+                return True
+            return False
+
     def _fault_for(self, action: str, body: dict[str, Any]) -> tuple[int, dict[str, Any]] | None:
         with self._lock:
             if self.faults.throttle_next > 0:
@@ -257,6 +266,9 @@ def _handler(stand_in: AwsStandIn) -> type[BaseHTTPRequestHandler]:
             action = target.rsplit(".", 1)[-1]
             body = json.loads(raw) if raw else {}
             stand_in.requests.append(Request(action, body))
+            if stand_in.take_drop():
+                self.close_connection = True
+                return None
             fault = stand_in._fault_for(action, body)
             if fault is not None:
                 return self._answer(fault[0], json.dumps(fault[1]).encode(), {"Content-Type": "application/x-amz-json-1.1"})

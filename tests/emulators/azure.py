@@ -34,7 +34,7 @@ from typing import Any
 from urllib.parse import unquote, urlsplit
 
 from tests.emulators import containers
-from tests.emulators.http import Answer, Call, JsonStandIn
+from tests.emulators.http import DROP, Answer, Call, JsonStandIn
 from tests.emulators.internet import Internet
 from tests.emulators.vllm import ContainerFailed
 
@@ -102,6 +102,7 @@ class Faults:
     quota_for: set[str] = field(default_factory=set)  # instance types whose PUT fails on quota
     capacity_for: set[str] = field(default_factory=set)  # instance types whose operation fails for capacity
     throttle_next: int = 0
+    drop_next: int = 0  # connections closed without an answer
     retry_after: int = 1
     server_error_next: int = 0
     token_refused: bool = False
@@ -293,6 +294,9 @@ class AzureStandIn(JsonStandIn):
         self.requests.append(Request(method, kind, path, body, time.monotonic()))
         with self._lock:
             if kind != "token":
+                if self.faults.drop_next > 0:
+                    self.faults.drop_next -= 1
+                    return DROP
                 if self.faults.throttle_next > 0:
                     self.faults.throttle_next -= 1
                     return 429, _error("TooManyRequests", "Rate limit exceeded, retry later"), {"Retry-After": str(self.faults.retry_after)}

@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from tests.emulators import containers
-from tests.emulators.http import Answer, Call, JsonStandIn
+from tests.emulators.http import DROP, Answer, Call, JsonStandIn
 from tests.emulators.vllm import ContainerFailed
 
 API_KEY = "fake-serving-key"
@@ -47,6 +47,7 @@ class Faults:
     quota_for: set[str] = field(default_factory=set)
     capacity_for: set[str] = field(default_factory=set)
     throttle_next: int = 0
+    drop_next: int = 0  # connections closed without an answer
     server_error_next: int = 0
 
 
@@ -99,6 +100,9 @@ class FakeStandIn(JsonStandIn):
             self.requests.append((call.method, call.path, call.body))
             if call.headers.get("authorization") != f"Bearer {API_KEY}":
                 return 401, _error("NotAuthenticated", "missing or wrong API key"), {}
+            if self.faults.drop_next > 0:
+                self.faults.drop_next -= 1
+                return DROP
             if self.faults.throttle_next > 0:
                 self.faults.throttle_next -= 1
                 return 429, _error("TooManyRequests", "slow down"), {"Retry-After": "0"}

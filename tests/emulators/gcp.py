@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from tests.emulators import containers
-from tests.emulators.http import Answer, Call, JsonStandIn
+from tests.emulators.http import DROP, Answer, Call, JsonStandIn
 from tests.emulators.vllm import ContainerFailed
 
 PROJECT = "llm-prod"
@@ -80,6 +80,7 @@ class Faults:
     quota_for: set[str] = field(default_factory=set)  # machine types whose deploy fails on quota
     capacity_for: set[str] = field(default_factory=set)  # machine types whose deploy hits a stockout
     throttle_next: int = 0
+    drop_next: int = 0  # connections closed without an answer
     server_error_next: int = 0
 
 
@@ -172,6 +173,9 @@ class GcpStandIn(JsonStandIn):
         with self._lock:
             if kind == "token":
                 return 200, {"access_token": "test-token", "expires_in": 3600, "token_type": "Bearer"}, {}
+            if self.faults.drop_next > 0:
+                self.faults.drop_next -= 1
+                return DROP
             if self.faults.throttle_next > 0:
                 self.faults.throttle_next -= 1
                 return 429, _error(429, "RESOURCE_EXHAUSTED", "Too many requests to aiplatform.googleapis.com; retry later"), {}

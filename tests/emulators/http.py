@@ -16,6 +16,9 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 Answer = tuple[int, Any, dict[str, str]]
+# An answer of `DROP` closes the connection without a response, as a load balancer or a dying
+# server does: the client sees the connection reset mid-request.
+DROP: Answer = (-1, None, {})
 
 
 @dataclass(frozen=True)
@@ -90,6 +93,9 @@ def _handler(stand_in: JsonStandIn) -> type[BaseHTTPRequestHandler]:
                 status, answer, headers = stand_in.answer(
                     Call(self.command, url.path, parse_qs(url.query), body, {k.lower(): v for k, v in self.headers.items()})
                 )
+                if (status, answer, headers) == DROP:
+                    self.close_connection = True
+                    return
             data = b"" if answer is None else json.dumps(answer).encode()
             self.send_response(status)
             self.send_header("Content-Type", "application/json")

@@ -33,7 +33,7 @@ from pathlib import Path
 from typing import Any
 
 from tests.emulators import containers
-from tests.emulators.http import Answer, Call, JsonStandIn
+from tests.emulators.http import DROP, Answer, Call, JsonStandIn
 from tests.emulators.internet import Internet
 from tests.emulators.vllm import ContainerFailed
 
@@ -73,6 +73,7 @@ class Faults:
     quota_for: set[str] = field(default_factory=set)  # shapes whose deployment fails on service limits
     capacity_for: set[str] = field(default_factory=set)  # shapes whose work request fails: out of host capacity
     throttle_next: int = 0
+    drop_next: int = 0  # connections closed without an answer
     server_error_next: int = 0
 
 
@@ -191,6 +192,9 @@ class OciStandIn(JsonStandIn):
         with self._lock:
             if not signed:
                 return 401, _error("NotAuthenticated", "The required information to complete authentication was not provided."), {}
+            if self.faults.drop_next > 0:
+                self.faults.drop_next -= 1
+                return DROP
             if self.faults.throttle_next > 0:
                 self.faults.throttle_next -= 1
                 return 429, _error("TooManyRequests", "Too many requests for the tenancy"), {}
