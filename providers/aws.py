@@ -304,7 +304,7 @@ class AwsProvider(Provider):
             }[kind]
             return _exists(describe)
 
-    def scale(self, deployed: Deployed, min_replicas: int, max_replicas: int) -> None:
+    def scale(self, deployed: Deployed, min_replicas: int, max_replicas: int, events: Events) -> None:
         _, scaling = self._control(deployed.region, deployed.settings)
         target = next(r.name for r in deployed.resources if r.type == TARGET)
         with _translated():

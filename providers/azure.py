@@ -395,7 +395,7 @@ class AzureProvider(Provider):
             }[kind]
             return _exists(check)
 
-    def scale(self, deployed: Deployed, min_replicas: int, max_replicas: int) -> None:
+    def scale(self, deployed: Deployed, min_replicas: int, max_replicas: int, events: Events) -> None:
         _, monitor, _ = self._clients(deployed.settings)
         name = next(r.name for r in deployed.resources if r.type == AUTOSCALE)
         group = deployed.settings["resource_group"]

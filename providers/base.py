@@ -308,8 +308,8 @@ class Provider(CloudService):
         """What exists now, including resources deleted by hand (`missing`)."""
 
     @abstractmethod
-    def scale(self, deployed: Deployed, min_replicas: int, max_replicas: int) -> None:
-        """Change the autoscaling bounds."""
+    def scale(self, deployed: Deployed, min_replicas: int, max_replicas: int, events: Events) -> None:
+        """Change the autoscaling bounds in place; return once the service applied them."""
 
     @abstractmethod
     def destroy(self, deployed: Deployed, events: Events) -> None:

@@ -291,14 +291,18 @@ class GcpProvider(Provider):
             missing=tuple(missing),
         )
 
-    def scale(self, deployed: Deployed, min_replicas: int, max_replicas: int) -> None:
+    def scale(self, deployed: Deployed, min_replicas: int, max_replicas: int, events: Events) -> None:
+        """`mutateDeployedModel`, which changes a deployed model's replica bounds in place; the mask
+        names only the fields it may mutate (v1beta1 MutateDeployedModelRequest.deployed_model)."""
         _, endpoints, _ = self._clients(deployed.region, deployed.settings)
         parent = f"projects/{deployed.settings['project']}/locations/{deployed.region}"
+        mask = {"paths": ["dedicated_resources.min_replica_count", "dedicated_resources.max_replica_count"]}
         with _translated():
             endpoint = endpoints.get_endpoint(name=f"{parent}/endpoints/{deployed.deployment}")
             for model in endpoint.deployed_models:
                 model.dedicated_resources.min_replica_count, model.dedicated_resources.max_replica_count = min_replicas, max_replicas
-                endpoints.mutate_deployed_model(endpoint=endpoint.name, deployed_model=model, update_mask={"paths": ["dedicated_resources"]}).result()
+                operation = endpoints.mutate_deployed_model(endpoint=endpoint.name, deployed_model=model, update_mask=mask)
+                self._wait(events, f"scaling Vertex AI deployed model {model.id}", operation)
 
     def destroy(self, deployed: Deployed, events: Events) -> None:
         models, endpoints, _ = self._clients(deployed.region, deployed.settings)

@@ -46,6 +46,7 @@ from providers.base import (
     InvalidRequestError,
     LiveState,
     LiveStatus,
+    NotFoundError,
     Program,
     Provider,
     ProviderError,
@@ -279,8 +280,40 @@ class OciProvider(Provider):
             detail=data.lifecycle_details or "",
         )
 
-    def scale(self, deployed: Deployed, min_replicas: int, max_replicas: int) -> None:
-        raise InvalidRequestError("changing an OCI model deployment's scaling needs an update of the deployment: `down` then `up`")
+    def scale(self, deployed: Deployed, min_replicas: int, max_replicas: int, events: Events) -> None:
+        """UpdateModelDeployment with the scaling policy's new bounds, applied to an ACTIVE deployment
+        in place (oci.data_science UpdateModelConfigurationDetails.scaling_policy); the autoscaling
+        policy keeps its queries. A switch between a fixed size and autoscaling needs those queries
+        from a plan: it is refused, with what to do instead."""
+        from oci.data_science import models as ds
+
+        client = self._client(deployed.region, deployed.settings)
+        (resource,) = [r for r in deployed.resources if r.type == MODEL_DEPLOYMENT]
+        with _translated():
+            ocid = self._locate(client, deployed, resource)
+            if ocid is None:
+                raise NotFoundError(f"OCI model deployment {resource.name} does not exist")
+            configuration = client.get_model_deployment(ocid).data.model_deployment_configuration_details.model_configuration_details
+            policy = configuration.scaling_policy
+            if (policy.policy_type == "FIXED_SIZE") != (min_replicas == max_replicas):
+                raise InvalidRequestError(
+                    f"OCI runs {resource.name} {'at a fixed size' if policy.policy_type == 'FIXED_SIZE' else 'with autoscaling'}; "
+                    "switching between the two needs the plan's scaling queries: set the bounds in the stack file, then `down` and `up`"
+                )
+            if policy.policy_type == "FIXED_SIZE":
+                policy = ds.FixedSizeScalingPolicy(policy_type="FIXED_SIZE", instance_count=min_replicas)
+            else:
+                bounds = policy.auto_scaling_policies[0]
+                bounds.minimum_instance_count, bounds.maximum_instance_count = min_replicas, max_replicas
+                bounds.initial_instance_count = min(max(bounds.initial_instance_count or min_replicas, min_replicas), max_replicas)
+            update = ds.UpdateModelDeploymentDetails(
+                model_deployment_configuration_details=ds.UpdateSingleModelDeploymentConfigurationDetails(
+                    deployment_type="SINGLE_MODEL",
+                    model_configuration_details=ds.UpdateModelConfigurationDetails(model_id=configuration.model_id, scaling_policy=policy),
+                )
+            )
+            work = client.update_model_deployment(ocid, update).headers["opc-work-request-id"]
+        events.wait(f"scaling OCI model deployment {resource.name}", lambda: _work_done(client, work))
 
     def destroy(self, deployed: Deployed, events: Events) -> None:
         client = self._client(deployed.region, deployed.settings)

@@ -113,7 +113,7 @@ class FakeProvider(Provider):
             detail=found["failure"] or ("" if state is not LiveState.UNKNOWN else found["state"]),
         )
 
-    def scale(self, deployed: Deployed, min_replicas: int, max_replicas: int) -> None:
+    def scale(self, deployed: Deployed, min_replicas: int, max_replicas: int, events: Events) -> None:
         (endpoint,) = deployed.resources
         self._api("PATCH", f"/regions/{deployed.region}/endpoints/{endpoint.name}", {"min_replicas": min_replicas, "max_replicas": max_replicas})
 

@@ -183,6 +183,22 @@ def test_dropped_connections_are_retried_on_every_command(cloud: Cloud, stack: P
     assert cloud.empty(), cloud.inventory()
 
 
+def test_scale_changes_the_bounds_in_place(cloud: Cloud, stack: Path) -> None:
+    assert cli_run("up", str(stack), "--cloud", cloud.name, "--yes")[0] == 0
+    before = cloud.endpoint_creates()
+    code, out, err = cli_run("scale", "chat", "--min", "2", "--max", "4", "--yes")
+    assert code == 0, err
+    assert "now scales between 2 and 4 replicas" in out
+    code, out, _ = cli_run("status", "--output", "json")
+    (row,) = json.loads(out)["deployments"]
+    assert (row["live"]["min_replicas"], row["live"]["max_replicas"], row["drift"]) == (2, 4, [])  # what the cloud says now, and as recorded
+    assert cloud.endpoint_creates() == before  # in place: nothing made again
+    code, _, err = cli_run("scale", "chat", "--min", "3", "--max", "2", "--yes")
+    assert code == 2 and "1 <= min <= max" in err
+    assert cli_run("down", "chat", "--yes")[0] == 0
+    assert cloud.empty(), cloud.inventory()
+
+
 def test_status_reports_an_endpoint_deleted_by_hand(cloud: Cloud, stack: Path) -> None:
     assert cli_run("up", str(stack), "--cloud", cloud.name, "--yes")[0] == 0
     endpoint = cloud.endpoint_name("chat")

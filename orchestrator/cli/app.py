@@ -77,6 +77,7 @@ for command in (
     lifecycle.status,
     lifecycle.call,
     lifecycle.move,
+    lifecycle.scale,
     lifecycle.down,
     iac.export,
 ):

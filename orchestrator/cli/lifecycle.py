@@ -226,6 +226,32 @@ def move(ctx: click.Context, name: str, to_cloud: str | None, region: str | None
 
 @click.command()
 @click.argument("name")
+@click.option("--min", "min_replicas", type=click.IntRange(min=1), required=True, help="Fewest replicas to keep.")
+@click.option("--max", "max_replicas", type=click.IntRange(min=1), required=True, help="Most replicas to scale out to.")
+@click.option("--yes", is_flag=True, help="Do not ask for confirmation (pipelines).")
+@output_option("json: the result as a JSON line on stdout.")
+@click.pass_context
+def scale(ctx: click.Context, name: str, min_replicas: int, max_replicas: int, yes: bool, out: Output) -> None:
+    """Change a deployment's replica bounds in place, through its cloud's own autoscaling."""
+    from orchestrator.lifecycle import engine
+
+    confirm(yes, f"Scale {name} to {min_replicas}-{max_replicas} replicas?")
+    with out.events() as report:
+        record = engine.scale(ctx.obj.lifecycle(report), name, min_replicas, max_replicas)
+        out.done(
+            report,
+            f"{name} now scales between {min_replicas} and {max_replicas} replicas on {record.cloud} ({record.region}); "
+            "set the same bounds in the stack file, or its next `plan` shows a change",
+            deployment=name,
+            cloud=record.cloud,
+            region=record.region,
+            min_replicas=min_replicas,
+            max_replicas=max_replicas,
+        )
+
+
+@click.command()
+@click.argument("name")
 @click.option("--yes", is_flag=True, help="Do not ask for confirmation (pipelines).")
 @click.option("--engine", type=ENGINES, default="native", show_default=True, help="pulumi: destroy the Pulumi stack `up --engine pulumi` created.")
 @output_option("json: events as JSON lines on stdout.")

@@ -13,9 +13,9 @@ from __future__ import annotations
 import hashlib
 import json
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from orchestrator.declared.source import SourceMap
 from orchestrator.declared.spec import Deployment, Stack
@@ -111,12 +111,12 @@ def _retrying(call: Callable[[], T], ctx: Context) -> T:
 
 def spec_hash(planned: Plan) -> str:
     """What, if changed, makes a deployment different: the spec plus the chosen cloud and offer."""
-    basis = {
-        "spec": planned.deployment.model_dump(mode="json", exclude={"load"}),
-        "cloud": planned.cloud,
-        "region": planned.region,
-        "instance": planned.offer.instance_type,
-    }
+    return _digest(planned.deployment.model_dump(mode="json"), planned.cloud, planned.region, planned.offer.instance_type)
+
+
+def _digest(spec: Mapping[str, Any], cloud: str, region: str, instance_type: str) -> str:
+    """`spec_hash` of a spec as data (a record's): the load profile is left out, as it changes no resource."""
+    basis = {"spec": {k: v for k, v in spec.items() if k != "load"}, "cloud": cloud, "region": region, "instance": instance_type}
     return hashlib.sha256(json.dumps(basis, sort_keys=True).encode()).hexdigest()[:16]
 
 
@@ -387,6 +387,36 @@ def rollback_move(ctx: Context, name: str, region: str | None = None) -> str:
         state.put(source_record)
         state.finish(operation, OperationStatus.SUCCEEDED, f"move to {target_deployed.cloud} undone")
         return f"{name} serves on {source_record.cloud} ({source_record.region}) again; nothing remains on {target_deployed.cloud}"
+
+
+def scale(ctx: Context, name: str, min_replicas: int, max_replicas: int) -> Record:
+    """Change a serving deployment's replica bounds in place, through its service's own autoscaling,
+    and record them as the declared ones (the record's spec and hash follow)."""
+    if not 1 <= min_replicas <= max_replicas:
+        raise UsageError(f"replica bounds must satisfy 1 <= min <= max; got {min_replicas}-{max_replicas}")
+    state = ctx.state
+    with state.lock(name) as holder:
+        record = _serving_record(state, name)
+        if record.unfinished_move:
+            raise DeployError(_unfinished_hint(name))
+        provider, deployed = registry.provider(record.cloud), _deployed(record)
+        operation = state.begin(name, OperationKind.SCALE, record.cloud, holder)
+        try:
+            run = _Run(ctx, operation)
+            _retrying(lambda: provider.scale(deployed, min_replicas, max_replicas, run), ctx)
+        except Exception as exc:
+            state.finish(operation, OperationStatus.FAILED, str(exc))
+            raise DeployError(f"scaling {name!r} on {record.cloud} failed: {exc}; its bounds are as they were") from exc
+        autoscaling = {**record.spec.get("autoscaling", {}), "min_replicas": min_replicas, "max_replicas": max_replicas}
+        spec = {**record.spec, "autoscaling": autoscaling}
+        before = record.placed.plan
+        hourly = None if before.usd_per_hour_min is None else before.usd_per_hour_min / before.min_replicas * min_replicas
+        snapshot = replace(before, min_replicas=min_replicas, max_replicas=max_replicas, usd_per_hour_min=hourly)
+        digest = _digest(spec, record.cloud, record.region, before.instance_type)
+        scaled = replace(record, spec=spec, placed=replace(record.placed, plan=snapshot, spec_hash=digest))
+        state.put(scaled)
+        state.finish(operation, OperationStatus.SUCCEEDED, f"{before.min_replicas}-{before.max_replicas} -> {min_replicas}-{max_replicas} replicas")
+        return scaled
 
 
 @dataclass(frozen=True)

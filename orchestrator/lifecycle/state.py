@@ -81,6 +81,7 @@ class OperationKind(StrEnum):
     DOWN = "down"
     MOVE = "move"
     ROLLBACK = "rollback"  # undoing a move a crash interrupted
+    SCALE = "scale"  # replica bounds changed in place
 
 
 class OperationStatus(StrEnum):

@@ -57,6 +57,7 @@ _ROUTES = [
     ("endpoints", "*", re.compile(_LOC + r"/endpoints$")),
     ("deploy", "POST", re.compile(_LOC + r"/endpoints/(?P<id>[^/:]+):deployModel$")),
     ("undeploy", "POST", re.compile(_LOC + r"/endpoints/(?P<id>[^/:]+):undeployModel$")),
+    ("mutate", "POST", re.compile(_LOC + r"/endpoints/(?P<id>[^/:]+):mutateDeployedModel$")),
     ("raw_predict", "POST", re.compile(_LOC + r"/endpoints/(?P<id>[^/:]+):rawPredict$")),
     ("endpoint", "*", re.compile(_LOC + r"/endpoints/(?P<id>[^/:]+)$")),
     ("operation", "GET", re.compile(_LOC + r"/(?:.*/)?operations/(?P<id>\d+)$")),
@@ -316,6 +317,30 @@ class GcpStandIn(JsonStandIn):
         self.containers[record["id"]] = (container, spec.get("predictRoute", "/"))
         return None
 
+    def _mutate(self, method: str, parent: str, query: dict[str, list[str]], body: dict[str, Any], endpoint_id: str) -> tuple[int, Any, dict[str, str]]:
+        """`mutateDeployedModel`: only the replica bounds, the autoscaling metrics and container logging
+        may change (v1beta1 MutateDeployedModelRequest); anything else in the mask is refused."""
+        endpoint = self.endpoints.get(endpoint_id)
+        if endpoint is None:
+            return 404, _error(404, "NOT_FOUND", f"Endpoint {parent}/endpoints/{endpoint_id} is not found."), {}
+        wanted = body.get("deployedModel", {})
+        record = next((d for d in endpoint["deployedModels"] if d["id"] == wanted.get("id")), None)
+        if record is None:
+            return 404, _error(404, "NOT_FOUND", f"Deployed model {wanted.get('id')} is not found."), {}
+        mask = body.get("updateMask")
+        paths = [_snake(p.strip()) for p in (mask if isinstance(mask, str) else ",".join((mask or {}).get("paths", []))).split(",") if p.strip()]
+        if not paths or set(paths) - _MUTABLE:
+            return 400, _error(400, "INVALID_ARGUMENT", f"update_mask {paths} may only name {sorted(_MUTABLE)}"), {}
+        sent = wanted.get("dedicatedResources", {})
+        bounds = {**record["dedicatedResources"], **{k: sent[k] for k in ("minReplicaCount", "maxReplicaCount") if k in sent}}
+        if not 1 <= int(bounds.get("minReplicaCount", 1)) <= int(bounds.get("maxReplicaCount", 1)):
+            return 400, _error(400, "INVALID_ARGUMENT", "max_replica_count must be at least min_replica_count"), {}
+
+        def done() -> None:
+            record["dedicatedResources"] = bounds
+
+        return self._start(parent, done, {"@type": f"{_TYPES}.MutateDeployedModelResponse", "deployedModel": {**record, "dedicatedResources": bounds}})
+
     def _undeploy(self, method: str, parent: str, query: dict[str, list[str]], body: dict[str, Any], endpoint_id: str) -> tuple[int, Any, dict[str, str]]:
         endpoint = self.endpoints.get(endpoint_id)
         if endpoint is None:
@@ -369,6 +394,23 @@ class GcpStandIn(JsonStandIn):
         if operation.on_done is not None:
             operation.error = operation.on_done() or operation.error
             operation.on_done = None
+
+
+# What mutateDeployedModel may change (v1beta1 MutateDeployedModelRequest.deployed_model).
+_MUTABLE = {
+    "dedicated_resources.min_replica_count",
+    "dedicated_resources.max_replica_count",
+    "dedicated_resources.required_replica_count",
+    "dedicated_resources.autoscaling_metric_specs",
+    "automatic_resources.min_replica_count",
+    "automatic_resources.max_replica_count",
+    "enable_container_logging",
+}
+
+
+def _snake(path: str) -> str:
+    """A FieldMask path as the API names it (JSON sends lowerCamelCase)."""
+    return re.sub(r"(?<=[a-z0-9])([A-Z])", lambda m: "_" + m.group(1).lower(), path)
 
 
 def _drop(store: dict[str, Any], key: str) -> None:

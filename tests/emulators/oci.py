@@ -311,7 +311,34 @@ class OciStandIn(JsonStandIn):
                 return 404, _error("NotAuthorizedOrNotFound", f"model deployment {id} not found"), {}
             deployment["lifecycleState"] = "DELETING"
             return 202, None, {"opc-work-request-id": self._start("DELETE_MODEL_DEPLOYMENT", id, lambda failed: self._deleted(id))}
+        if method == "PUT":
+            return self._update(deployment, body)
         return 200, deployment, {"etag": "1"}
+
+    def _update(self, deployment: dict[str, Any], body: Any) -> tuple[int, Any, dict[str, str]]:
+        """UpdateModelDeployment of an ACTIVE deployment: here, its scaling policy (the model must stay the same)."""
+        if deployment["lifecycleState"] != "ACTIVE":
+            return (
+                409,
+                _error("IncorrectState", f"model deployment {deployment['id']} is {deployment['lifecycleState']}; only an ACTIVE one can be updated"),
+                {},
+            )
+        sent = (body.get("modelDeploymentConfigurationDetails") or {}).get("modelConfigurationDetails") or {}
+        current = deployment["modelDeploymentConfigurationDetails"]["modelConfigurationDetails"]
+        if sent.get("modelId") != current["modelId"]:
+            return 400, _error("InvalidParameter", "modelConfigurationDetails.modelId is required and must name the deployed model"), {}
+        policy = sent.get("scalingPolicy")
+        problem = _scaling_problem(policy) if policy else None
+        if problem:
+            return 400, _error("InvalidParameter", problem), {}
+        deployment["lifecycleState"] = "UPDATING"
+
+        def done(failed: bool) -> None:
+            if policy:
+                current["scalingPolicy"] = policy
+            deployment["lifecycleState"] = "ACTIVE"
+
+        return 202, None, {"opc-work-request-id": self._start("UPDATE_MODEL_DEPLOYMENT", deployment["id"], done)}
 
     def _deleted(self, deployment_id: str) -> None:
         self.deployments[deployment_id]["lifecycleState"] = "DELETED"
@@ -383,3 +410,20 @@ def _matching(items: Any, query: dict[str, list[str]]) -> list[dict[str, Any]]:
 
 def _error(code: str, message: str) -> dict[str, Any]:
     return {"code": code, "message": message}
+
+
+def _scaling_problem(policy: dict[str, Any]) -> str | None:
+    """What OCI refuses in a scaling policy (oci.data_science FixedSizeScalingPolicy, AutoScalingPolicy,
+    ThresholdBasedAutoScalingPolicyDetails): counts below one, or out of order."""
+    if policy.get("policyType") == "FIXED_SIZE":
+        return None if int(policy.get("instanceCount") or 0) >= 1 else "scalingPolicy.instanceCount must be at least 1"
+    if policy.get("policyType") != "AUTOSCALING":
+        return f"scalingPolicy.policyType must be FIXED_SIZE or AUTOSCALING, not {policy.get('policyType')!r}"
+    (details,) = policy.get("autoScalingPolicies") or [{}]
+    low, high = int(details.get("minimumInstanceCount") or 0), int(details.get("maximumInstanceCount") or 0)
+    initial = int(details.get("initialInstanceCount") or low)
+    if not 1 <= low <= initial <= high:
+        return "autoScalingPolicies[0] must satisfy 1 <= minimumInstanceCount <= initialInstanceCount <= maximumInstanceCount"
+    if not details.get("rules"):
+        return "autoScalingPolicies[0].rules must hold at least one rule"
+    return None
