@@ -56,6 +56,7 @@ from providers.base import (
     TransientError,
     answer_of,
     classify,
+    exists,
     failed_because,
     if_exists,
     resource_tags,
@@ -215,11 +216,13 @@ class OciProvider(Provider):
                         freeform_tags=tags,
                     )
                 ).data.id
-                # A bring-your-own-container deployment still needs a model with an artifact.
-                client.create_model_artifact(model_id, _empty_artifact(), content_disposition=f"attachment; filename={ARTIFACT}")
-                events.created(_with_id(model, model_id))
+                events.created(_with_id(model, model_id))  # journaled at once: the artifact upload may still fail
             else:
                 events.adopted(_with_id(model, model_id))
+            # A bring-your-own-container deployment still needs a model with an artifact; a model an
+            # earlier run made may have lost its upload, so an adopted one is finished, not trusted.
+            if not _exists(lambda: client.head_model_artifact(model_id)):
+                client.create_model_artifact(model_id, _empty_artifact(), content_disposition=f"attachment; filename={ARTIFACT}")
             deployment_id = _find(client.list_model_deployments, settings, online.name)
             if deployment_id is None:
                 created = client.create_model_deployment(
@@ -566,3 +569,4 @@ def _translated() -> Iterator[None]:
 
 
 _optional = partial(if_exists, translated=_translated)
+_exists = partial(exists, translated=_translated)

@@ -109,3 +109,16 @@ def test_resource_principals(cloud: OciCloud, stack: Path, monkeypatch: pytest.M
     code, _, err = cli_run("up", str(stack), "--cloud", "oci", "--yes")
     assert code == 0, err
     assert cloud.inventory()["model_deployments"] == ["chat"]  # the stand-in refuses unsigned requests
+
+
+def test_a_model_whose_artifact_upload_failed_is_finished_not_adopted_as_complete(cloud: OciCloud, stack: Path) -> None:
+    """The model exists before its artifact: an upload that fails (and the run's retry) must neither orphan
+    the model nor adopt it as complete (OCI refuses to deploy a model without an artifact)."""
+    cloud.stand_in.faults.artifact_failures = 1
+    code, _, err = cli_run("up", str(stack), "--cloud", "oci", "--yes")
+    assert code == 0, err
+    assert "retry in" in err and "adopted " in err  # the retried apply found the model it had made, and finished it
+    (model,) = cloud.stand_in.models.values()
+    assert model["hasArtifact"] and cloud.creates() == 2  # one model, one deployment
+    assert cli_run("down", "chat", "--yes")[0] == 0
+    assert cloud.empty(), cloud.inventory()

@@ -52,6 +52,7 @@ _PREDICT = re.compile(r"^/(?P<id>[^/]+)/predict$")
 _ROUTES = [
     ("models", re.compile(r"^/20190101/models$")),
     ("artifact", re.compile(r"^/20190101/models/(?P<id>[^/]+)/artifact$")),
+    ("artifact_content", re.compile(r"^/20190101/models/(?P<id>[^/]+)/artifact/content$")),
     ("model", re.compile(r"^/20190101/models/(?P<id>[^/]+)$")),
     ("deployments", re.compile(r"^/20190101/modelDeployments$")),
     ("deployment", re.compile(r"^/20190101/modelDeployments/(?P<id>[^/]+)$")),
@@ -75,6 +76,7 @@ class Faults:
     throttle_next: int = 0
     drop_next: int = 0  # connections closed without an answer
     server_error_next: int = 0
+    artifact_failures: int = 0  # model artifact uploads that fail after the model was created
 
 
 @dataclass
@@ -217,8 +219,18 @@ class OciStandIn(JsonStandIn):
     def _artifact(self, method: str, query: dict[str, list[str]], body: Any, id: str) -> tuple[int, Any, dict[str, str]]:
         if id not in self.models:
             return 404, _error("NotAuthorizedOrNotFound", f"model {id} not found"), {}
+        if self.faults.artifact_failures > 0:  # the upload is lost after the model exists
+            self.faults.artifact_failures -= 1
+            return 503, _error("ServiceUnavailable", "the artifact upload failed; retry"), {}
         self.models[id]["hasArtifact"] = True
         return 200, None, {}
+
+    def _artifact_content(self, method: str, query: dict[str, list[str]], body: Any, id: str) -> tuple[int, Any, dict[str, str]]:
+        """HeadModelArtifact (GET downloads it): 404 until an artifact was uploaded."""
+        model = self.models.get(id)
+        if model is None or not model.get("hasArtifact"):
+            return 404, _error("NotAuthorizedOrNotFound", f"model {id} has no artifact"), {}
+        return 200, None, {"content-disposition": "attachment; filename=artifact.zip"}
 
     def _model(self, method: str, query: dict[str, list[str]], body: Any, id: str) -> tuple[int, Any, dict[str, str]]:
         model = self.models.get(id)
@@ -242,6 +254,8 @@ class OciStandIn(JsonStandIn):
         model = self.models.get(configuration["modelId"])
         if model is None or model["lifecycleState"] == "DELETED":
             return 404, _error("NotAuthorizedOrNotFound", f"model {configuration['modelId']} not found"), {}
+        if not model.get("hasArtifact"):  # bring-your-own-container too: a deployment serves a model with an artifact
+            return 400, _error("InvalidParameter", f"model {configuration['modelId']} has no model artifact; upload one before deploying it"), {}
         shape = configuration["instanceConfiguration"]["instanceShapeName"]
         if shape not in SHAPES:
             return 400, _error("InvalidParameter", f"Invalid shape {shape} for model deployment"), {}
