@@ -83,11 +83,6 @@ def _pulumi_up(ctx: click.Context, stack: str, cloud: str | None, region: str | 
                 click.echo(f"{key}: {value}")
 
 
-def _pulumi_dir(ctx: click.Context) -> Path:
-    """Where `--engine pulumi` keeps its rendered projects: beside the state file."""
-    return ctx.obj.state_path().parent / "pulumi"
-
-
 def _served(name: str, cloud: str, region: str, result, out: Output, report, attempts: list | None = None) -> None:
     """What `up` says once a deployment serves: where, how to authenticate, and a call that works as printed."""
     answer = result.answer

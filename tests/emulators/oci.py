@@ -330,7 +330,9 @@ class OciStandIn(JsonStandIn):
         return 200, deployment, {"etag": "1"}
 
     def _update(self, deployment: dict[str, Any], body: Any) -> tuple[int, Any, dict[str, str]]:
-        """UpdateModelDeployment of an ACTIVE deployment: here, its scaling policy (the model must stay the same)."""
+        """UpdateModelDeployment: here, its scaling policy, with the model it serves named again
+        (UpdateModelConfigurationDetails.model_id is required in the SDK). OCI's guide describes editing
+        an active deployment; that other states are refused is this stand-in's reading, unconfirmed offline."""
         if deployment["lifecycleState"] != "ACTIVE":
             return (
                 409,
