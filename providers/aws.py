@@ -30,6 +30,8 @@ from providers.base import (
     Events,
     LiveState,
     LiveStatus,
+    Pace,
+    Presence,
     Program,
     Provider,
     ProviderError,
@@ -233,11 +235,11 @@ class AwsProvider(Provider):
             create_or_adopt(config, lambda: _exists(lambda: sagemaker.describe_endpoint_config(EndpointConfigName=config.name)), create_config, events)
             create_or_adopt(
                 endpoint,
-                lambda: _exists(lambda: sagemaker.describe_endpoint(EndpointName=endpoint.name)),
+                lambda: _endpoint_presence(sagemaker, endpoint.name),
                 lambda: sagemaker.create_endpoint(EndpointName=endpoint.name, EndpointConfigName=config.name, Tags=tags),
                 events,
             )
-        events.wait(f"SageMaker endpoint {endpoint.name}", lambda: _endpoint_ready(sagemaker, endpoint.name))
+        events.wait(f"SageMaker endpoint {endpoint.name}", lambda: _endpoint_ready(sagemaker, endpoint.name), Pace.MINUTES)
         with _translated():
             self._autoscale(scaling, plan, by_type[TARGET], by_type[POLICY], events)
         url = f"https://runtime.sagemaker.{plan.region}.amazonaws.com/endpoints/{endpoint.name}/invocations"
@@ -327,8 +329,9 @@ class AwsProvider(Provider):
                 _optional(lambda: scaling.deregister_scalable_target(ServiceNamespace="sagemaker", ResourceId=target.name, ScalableDimension=DIMENSION))
             if ENDPOINT in by_type:
                 name = by_type[ENDPOINT].name
-                _optional(lambda: sagemaker.delete_endpoint(EndpointName=name))
-                events.wait(f"deleting SageMaker endpoint {name}", lambda: _endpoint_gone(sagemaker, name))
+                if _endpoint_presence(sagemaker, name) is Presence.PRESENT:  # one an earlier `down` is deleting is only waited out
+                    _optional(lambda: sagemaker.delete_endpoint(EndpointName=name))
+                events.wait(f"deleting SageMaker endpoint {name}", lambda: _endpoint_gone(sagemaker, name), Pace.MINUTES)
             if CONFIG in by_type:
                 _optional(lambda: sagemaker.delete_endpoint_config(EndpointConfigName=by_type[CONFIG].name))
             if MODEL in by_type:
@@ -456,6 +459,16 @@ def _endpoint_ready(sagemaker: Any, name: str) -> tuple[bool, str]:
     if status in ("Failed", "OutOfService"):
         raise failed_because(WORDS, endpoint.get("FailureReason") or f"endpoint {name} is {status}")
     return status == "InService", status
+
+
+def _endpoint_presence(sagemaker: Any, name: str) -> Presence:
+    """Whether the endpoint is there; EndpointStatus "Deleting" (DescribeEndpoint's EndpointStatus
+    enum, SageMaker API reference) is one on its way out, whose name CreateEndpoint still refuses."""
+    with _translated():
+        endpoint = _optional(lambda: sagemaker.describe_endpoint(EndpointName=name))
+    if endpoint is None:
+        return Presence.ABSENT
+    return Presence.DELETING if endpoint["EndpointStatus"] == "Deleting" else Presence.PRESENT
 
 
 def _endpoint_gone(sagemaker: Any, name: str) -> tuple[bool, str]:

@@ -61,6 +61,8 @@ from providers.base import (
     LiveState,
     LiveStatus,
     NotFoundError,
+    Pace,
+    Presence,
     Program,
     Provider,
     ProviderError,
@@ -72,6 +74,7 @@ from providers.base import (
     classify,
     create_or_adopt,
     exists,
+    gone_after_delete,
     if_exists,
     resource_tags,
 )
@@ -326,6 +329,7 @@ class AzureProvider(Provider):
                         tags=tags,
                     )
                 ),
+                Pace.MINUTES,
             )
             live = ml.online_endpoints.get(endpoint.name)
             if (live.traffic or {}).get(DEPLOYMENT_NAME) != 100:
@@ -348,16 +352,13 @@ class AzureProvider(Provider):
         url = f"{scoring.scheme}://{scoring.netloc}{CHAT_ROUTE}"
         return Deployed(name, self.name, plan.region, tuple(by_type.values()), url, settings)
 
-    def _create_and_wait(self, resource: Resource, events: Events, get: Callable[[], Any], begin: Callable[[], Any]) -> None:
-        """Create through an SDK poller, or adopt one that exists, and wait until it is provisioned."""
-        existing = _optional(get)
-        if existing is None:
-            poller = begin()
-            events.created(resource)
-            events.wait(f"Azure ML {resource.name}", _poller_check(poller))
-            return
-        events.adopted(resource)
-        events.wait(f"Azure ML {resource.name}", lambda: _provisioned(get()))
+    def _create_and_wait(self, resource: Resource, events: Events, get: Callable[[], Any], begin: Callable[[], Any], pace: Pace = Pace.SECONDS) -> None:
+        """Create through an SDK poller, or adopt one that exists, and wait until it is provisioned;
+        one an earlier `down` is still deleting is waited out and made anew."""
+        what = f"Azure ML {resource.name}"
+        created = create_or_adopt(resource, lambda: _presence(_optional(get)), begin, events, lambda poller: events.wait(what, _poller_check(poller), pace))
+        if not created:
+            events.wait(what, lambda: _provisioned(get()), pace)
 
     def describe(self, deployed: Deployed) -> LiveStatus:
         ml, monitor, _ = self._clients(deployed.settings)
@@ -414,9 +415,12 @@ class AzureProvider(Provider):
                 if resource.type == AUTOSCALE:
                     _optional(lambda r=resource: monitor.autoscale_settings.delete(group, r.name))
             for endpoint in sorted(endpoints):
-                if _exists(lambda e=endpoint: ml.online_endpoints.get(e)):
-                    # Deleting the endpoint deletes its deployments with it.
-                    events.wait(f"deleting Azure ML endpoint {endpoint}", _poller_check(ml.online_endpoints.begin_delete(endpoint)))
+                get = partial(_optional, lambda e=endpoint: ml.online_endpoints.get(e))
+                found = _presence(get())
+                if found is Presence.PRESENT:  # deleting the endpoint deletes its deployments with it
+                    events.wait(f"deleting Azure ML endpoint {endpoint}", _poller_check(ml.online_endpoints.begin_delete(endpoint)), Pace.MINUTES)
+                elif found is Presence.DELETING:  # an earlier `down` began it: wait, do not delete twice
+                    gone_after_delete(Resource(ENDPOINT, endpoint), lambda g=get: _presence(g()), events)
             for resource in deployed.resources:
                 if resource.type == ENVIRONMENT:
                     _delete_environment_version(arm, deployed.settings, resource.name)
@@ -566,6 +570,14 @@ def _poller_check(poller: Any) -> Callable[[], tuple[bool, str]]:
         return True, poller.status()
 
     return check
+
+
+def _presence(resource: Any) -> Presence:
+    """An endpoint or deployment as a re-run sees it: provisioning state "Deleting" (azure-ai-ml's
+    ProvisioningState / EndpointProvisioningState) is one on its way out."""
+    if resource is None:
+        return Presence.ABSENT
+    return Presence.DELETING if resource.provisioning_state == "Deleting" else Presence.PRESENT
 
 
 def _provisioned(resource: Any) -> tuple[bool, str]:

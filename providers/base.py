@@ -225,6 +225,28 @@ class Endpoint:
     example: str
 
 
+class Pace(enum.Enum):
+    """How long a service usually takes over what a wait waits for: the engine polls a step of
+    seconds often and a step of minutes (GPU machines starting, a model loading) at most every
+    few seconds, so a long wait ends soon after the cloud is done without thousands of polls."""
+
+    SECONDS = "seconds"
+    MINUTES = "minutes"
+
+
+class Presence(enum.Enum):
+    """Whether a resource is there, as a re-run must see it: one an earlier command is deleting is
+    neither adopted (it is going away) nor created again (the name is still taken)."""
+
+    ABSENT = "absent"
+    PRESENT = "present"
+    DELETING = "deleting"
+
+    @classmethod
+    def of(cls, found: bool) -> Presence:
+        return cls.PRESENT if found else cls.ABSENT
+
+
 class Events(Protocol):
     """What a provider reports to the engine while it works, and how it waits."""
 
@@ -234,8 +256,20 @@ class Events(Protocol):
     def adopted(self, resource: Resource) -> None:
         """`resource` already existed and is taken over as it is."""
 
-    def wait(self, what: str, check: Callable[[], tuple[bool, str]]) -> None:
-        """Poll `check` (done?, cloud status) with backoff until done; the engine owns the timing."""
+    def wait(self, what: str, check: Callable[[], tuple[bool, str]], pace: Pace = Pace.SECONDS) -> None:
+        """Poll `check` (done?, cloud status) until done; the engine owns the timing, `pace` says how
+        long the service usually takes (a GPU endpoint's minutes are polled less often)."""
+
+    def started(self, resource: Resource, operation: str) -> None:
+        """The cloud accepted a long-running `operation` (its id or name) on `resource`; journaled
+        before it is waited on, so a command that dies waiting leaves it for the next one to find."""
+
+    def settled(self, resource: Resource) -> None:
+        """The operation on `resource` that `started` named has ended (whatever its outcome)."""
+
+    def pending(self, resource: Resource) -> str | None:
+        """An operation on `resource` that an earlier command started and did not see end: the next
+        command waits for it (or adopts what it made) rather than start another."""
 
 
 class CloudService(ABC):
@@ -346,13 +380,39 @@ def exists(call: Callable[[], object], translated: Translator) -> bool:
     return if_exists(call, translated) is not None
 
 
-def create_or_adopt(resource: Resource, exists: Callable[[], bool], create: Callable[[], object], events: Events) -> None:
-    """Create `resource` unless it exists; either way tell the engine, which journals creations."""
-    if exists():
+def create_or_adopt(
+    resource: Resource,
+    exists: Callable[[], bool | Presence],
+    create: Callable[[], T],
+    events: Events,
+    then: Callable[[T], object] | None = None,
+) -> bool:
+    """Create `resource` unless it exists; either way tell the engine, which journals creations.
+    What `create` returns (an operation, a poller) goes to `then` once the creation is journaled,
+    so a command that dies waiting on it leaves the resource known. One that an earlier `down`
+    is still deleting is waited out first, then made anew. True if this call created it."""
+    found = exists()
+    if found is Presence.DELETING:
+        gone_after_delete(resource, exists, events)
+        found = Presence.ABSENT
+    if found in (True, Presence.PRESENT):
         events.adopted(resource)
-        return
-    create()
+        return False
+    started = create()
     events.created(resource)
+    if then is not None:
+        then(started)
+    return True
+
+
+def gone_after_delete(resource: Resource, exists: Callable[[], bool | Presence], events: Events) -> None:
+    """Wait until a resource being deleted (by this command or one before it) is gone."""
+
+    def check() -> tuple[bool, str]:
+        found = exists()
+        return found in (False, Presence.ABSENT), "deleting" if found is Presence.DELETING else "present"
+
+    events.wait(f"{resource.name} to finish deleting", check)
 
 
 def resource_tags(plan: Plan) -> dict[str, str]:

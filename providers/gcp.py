@@ -52,6 +52,7 @@ from providers.base import (
     LiveState,
     LiveStatus,
     NotFoundError,
+    Pace,
     Program,
     Provider,
     ProviderError,
@@ -192,29 +193,27 @@ class GcpProvider(Provider):
             deployment_timeout=datetime.timedelta(seconds=shape["deployment_timeout_s"]),
         )
         with _translated():
+            self._settle(events, endpoints, model)
             create_or_adopt(
                 model,
                 lambda: _exists(lambda: models.get_model(name=model_name)),
-                lambda: self._wait(
-                    events,
-                    f"Vertex AI model upload {model.name}",
-                    models.upload_model(
-                        request=vertex.UploadModelRequest(
-                            parent=parent, model_id=model.name, model=vertex.Model(display_name=model.name, labels=labels, container_spec=container)
-                        )
-                    ),
+                lambda: models.upload_model(
+                    request=vertex.UploadModelRequest(
+                        parent=parent, model_id=model.name, model=vertex.Model(display_name=model.name, labels=labels, container_spec=container)
+                    )
                 ),
                 events,
+                lambda operation: self._wait(events, model, f"Vertex AI model upload {model.name}", operation),
             )
+            self._settle(events, endpoints, endpoint)
             create_or_adopt(
                 endpoint,
                 lambda: _exists(lambda: endpoints.get_endpoint(name=endpoint_name)),
-                lambda: self._wait(
-                    events,
-                    f"Vertex AI endpoint {endpoint.name}",
-                    endpoints.create_endpoint(parent=parent, endpoint_id=endpoint.name, endpoint=vertex.Endpoint(display_name=endpoint.name, labels=labels)),
+                lambda: endpoints.create_endpoint(
+                    parent=parent, endpoint_id=endpoint.name, endpoint=vertex.Endpoint(display_name=endpoint.name, labels=labels)
                 ),
                 events,
+                lambda operation: self._wait(events, endpoint, f"Vertex AI endpoint {endpoint.name}", operation),
             )
             spec = vertex.MachineSpec(
                 machine_type=plan.offer.instance_type,
@@ -228,40 +227,61 @@ class GcpProvider(Provider):
                 max_replica_count=deployment.autoscaling.max_replicas,
                 autoscaling_metric_specs=[vertex.AutoscalingMetricSpec(metric_name=REQUESTS_METRIC, target=_requests_target(plan))],
             )
+            # A deployModel (or undeployModel) still running shows nowhere on the endpoint: only the
+            # journaled operation tells a re-run to wait for it rather than deploy a second copy.
+            self._settle(events, endpoints, deployed, Pace.MINUTES)
             create_or_adopt(
                 deployed,
                 lambda: _deployed_model_id(endpoints.get_endpoint(name=endpoint_name), model.name) is not None,
-                lambda: self._wait(
-                    events,
-                    f"Vertex AI deployment of {model.name} to {endpoint.name}",
-                    endpoints.deploy_model(
-                        endpoint=endpoint_name,
-                        traffic_split={"0": 100},
-                        deployed_model=vertex.DeployedModel(model=model_name, display_name=deployed.name.split("/")[-1], dedicated_resources=resources),
-                    ),
+                lambda: endpoints.deploy_model(
+                    endpoint=endpoint_name,
+                    traffic_split={"0": 100},
+                    deployed_model=vertex.DeployedModel(model=model_name, display_name=deployed.name.split("/")[-1], dedicated_resources=resources),
                 ),
                 events,
+                lambda operation: self._wait(events, deployed, f"Vertex AI deployment of {model.name} to {endpoint.name}", operation, Pace.MINUTES),
             )
         host = settings.get("endpoint") or f"https://{plan.region}-aiplatform.googleapis.com"
         return Deployed(deployment.name, self.name, plan.region, (model, endpoint, deployed), f"{host}/v1/{endpoint_name}:rawPredict", settings)
 
     @staticmethod
-    def _wait(events: Events, what: str, operation: Any) -> None:
-        """Wait on a long-running operation at the engine's pace; a failed one raises, translated."""
+    def _wait(events: Events, resource: Resource, what: str, operation: Any, pace: Pace = Pace.SECONDS) -> None:
+        """Wait on a long-running operation at the engine's pace; a failed one raises, translated.
+        The operation is journaled first, so a command killed while waiting leaves its name."""
+        from google.api_core.exceptions import GoogleAPICallError
+
+        events.started(resource, operation.operation.name)
 
         def check() -> tuple[bool, str]:
-            from google.api_core.exceptions import GoogleAPICallError
-
             with _translated():
                 if not operation.done():
                     return False, "running"
+            events.settled(resource)
             try:
                 operation.result()
             except GoogleAPICallError as exc:  # the operation failed: the deployment's failure, not a call's to retry
                 raise failed_because(WORDS, str(exc.message)) from exc
             return True, "done"
 
-        events.wait(what, check)
+        events.wait(what, check, pace)
+
+    @staticmethod
+    def _settle(events: Events, endpoints: Any, resource: Resource, pace: Pace = Pace.SECONDS) -> None:
+        """Wait for an operation on `resource` that an earlier command started and did not see end
+        (whatever its outcome: what exists afterwards is then adopted, or made)."""
+        name = events.pending(resource)
+        if name is None:
+            return
+
+        def check() -> tuple[bool, str]:
+            with _translated():
+                operation = _optional(lambda: endpoints.get_operation(request={"name": name}))
+            if operation is not None and not operation.done:
+                return False, "running"
+            events.settled(resource)
+            return True, "ended" if operation is not None else "gone"
+
+        events.wait(f"Vertex AI operation {name.rsplit('/', 1)[-1]} on {resource.name}, started by an earlier command", check, pace)
 
     def describe(self, deployed: Deployed) -> LiveStatus:
         models, endpoints, _ = self._clients(deployed.region, deployed.settings)
@@ -297,34 +317,40 @@ class GcpProvider(Provider):
         _, endpoints, _ = self._clients(deployed.region, deployed.settings)
         parent = f"projects/{deployed.settings['project']}/locations/{deployed.region}"
         mask = {"paths": ["dedicated_resources.min_replica_count", "dedicated_resources.max_replica_count"]}
+        deployed_model = next(r for r in deployed.resources if r.type == DEPLOYED_MODEL)
         with _translated():
             endpoint = endpoints.get_endpoint(name=f"{parent}/endpoints/{deployed.deployment}")
             for model in endpoint.deployed_models:
                 model.dedicated_resources.min_replica_count, model.dedicated_resources.max_replica_count = min_replicas, max_replicas
                 operation = endpoints.mutate_deployed_model(endpoint=endpoint.name, deployed_model=model, update_mask=mask)
-                self._wait(events, f"scaling Vertex AI deployed model {model.id}", operation)
+                self._wait(events, deployed_model, f"scaling Vertex AI deployed model {model.id}", operation)
 
     def destroy(self, deployed: Deployed, events: Events) -> None:
         models, endpoints, _ = self._clients(deployed.region, deployed.settings)
         parent = f"projects/{deployed.settings['project']}/locations/{deployed.region}"
-        types = {r.type for r in deployed.resources}
+        by_type = {r.type: r for r in deployed.resources}
         endpoint_name, model_name = f"{parent}/endpoints/{deployed.deployment}", f"{parent}/models/{deployed.deployment}"
         with _translated():
+            for resource in deployed.resources:  # an undeploy or delete an earlier `down` left running ends first
+                self._settle(events, endpoints, resource, Pace.MINUTES if resource.type == DEPLOYED_MODEL else Pace.SECONDS)
             endpoint = _optional(lambda: endpoints.get_endpoint(name=endpoint_name))
-            if endpoint is not None and types & {ENDPOINT, DEPLOYED_MODEL}:
+            if endpoint is not None and by_type.keys() & {ENDPOINT, DEPLOYED_MODEL}:
+                served = by_type.get(DEPLOYED_MODEL) or Resource(DEPLOYED_MODEL, f"{deployed.deployment}/{deployed.deployment}")
                 for model in endpoint.deployed_models:
                     operation = _optional(lambda m=model: endpoints.undeploy_model(endpoint=endpoint_name, deployed_model_id=m.id))
                     if operation is not None:
-                        self._wait(events, f"undeploying {model.display_name} from Vertex AI endpoint {deployed.deployment}", operation)
-                if ENDPOINT in types:
-                    self._wait_if_any(events, f"deleting Vertex AI endpoint {deployed.deployment}", lambda: endpoints.delete_endpoint(name=endpoint_name))
-            if MODEL in types:
-                self._wait_if_any(events, f"deleting Vertex AI model {deployed.deployment}", lambda: models.delete_model(name=model_name))
+                        self._wait(events, served, f"undeploying {model.display_name} from Vertex AI endpoint {deployed.deployment}", operation, Pace.MINUTES)
+                if ENDPOINT in by_type:
+                    self._wait_if_any(
+                        events, by_type[ENDPOINT], f"deleting Vertex AI endpoint {deployed.deployment}", lambda: endpoints.delete_endpoint(name=endpoint_name)
+                    )
+            if MODEL in by_type:
+                self._wait_if_any(events, by_type[MODEL], f"deleting Vertex AI model {deployed.deployment}", lambda: models.delete_model(name=model_name))
 
-    def _wait_if_any(self, events: Events, what: str, start: Callable[[], Any]) -> None:
+    def _wait_if_any(self, events: Events, resource: Resource, what: str, start: Callable[[], Any]) -> None:
         operation = _optional(start)
         if operation is not None:
-            self._wait(events, what, operation)
+            self._wait(events, resource, what, operation)
 
     def remaining(self, deployed: Deployed) -> list[Resource]:
         from google.cloud import aiplatform_v1beta1 as vertex

@@ -47,6 +47,8 @@ from providers.base import (
     LiveState,
     LiveStatus,
     NotFoundError,
+    Pace,
+    Presence,
     Program,
     Provider,
     ProviderError,
@@ -58,6 +60,7 @@ from providers.base import (
     classify,
     exists,
     failed_because,
+    gone_after_delete,
     if_exists,
     resource_tags,
 )
@@ -223,6 +226,9 @@ class OciProvider(Provider):
             # earlier run made may have lost its upload, so an adopted one is finished, not trusted.
             if not _exists(lambda: client.head_model_artifact(model_id)):
                 client.create_model_artifact(model_id, _empty_artifact(), content_disposition=f"attachment; filename={ARTIFACT}")
+            for going in (i for i in _named(client.list_model_deployments, settings, online.name) if i.lifecycle_state == "DELETING"):
+                # An earlier `down` is deleting it: wait it out rather than bill a second one beside it.
+                gone_after_delete(online, lambda i=going.id: _deployment_presence(client, i), events)
             deployment_id = _find(client.list_model_deployments, settings, online.name)
             if deployment_id is None:
                 created = client.create_model_deployment(
@@ -252,10 +258,10 @@ class OciProvider(Provider):
                 deployment_id = created.data.id
                 events.created(_with_id(online, deployment_id))
                 work = created.headers["opc-work-request-id"]
-                events.wait(f"OCI work request for {online.name}", lambda: _work_done(client, work))
+                events.wait(f"OCI work request for {online.name}", lambda: _work_done(client, work), Pace.MINUTES)
             else:
                 events.adopted(_with_id(online, deployment_id))
-            events.wait(f"OCI model deployment {online.name}", lambda: _active(client, deployment_id))
+            events.wait(f"OCI model deployment {online.name}", lambda: _active(client, deployment_id), Pace.MINUTES)
             url = client.get_model_deployment(deployment_id).data.model_deployment_url
         return Deployed(deployment.name, self.name, plan.region, (_with_id(model, model_id), _with_id(online, deployment_id)), f"{url}/predict", settings)
 
@@ -326,10 +332,13 @@ class OciProvider(Provider):
                 if ocid is None:
                     continue
                 if resource.type == MODEL_DEPLOYMENT:
+                    if _deployment_presence(client, ocid) is Presence.DELETING:  # an earlier `down` began it: wait, do not delete twice
+                        gone_after_delete(resource, lambda o=ocid: _deployment_presence(client, o), events)
+                        continue
                     response = _optional(lambda o=ocid: client.delete_model_deployment(o))
                     if response is not None:
                         work = response.headers["opc-work-request-id"]
-                        events.wait(f"deleting OCI model deployment {resource.name}", lambda w=work: _work_done(client, w))
+                        events.wait(f"deleting OCI model deployment {resource.name}", lambda w=work: _work_done(client, w), Pace.MINUTES)
                 else:
                     _optional(lambda o=ocid: client.delete_model(o))
 
@@ -394,7 +403,13 @@ def _with_id(resource: Resource, ocid: str) -> Resource:
 
 
 def _find(listing: Callable[..., Any], settings: dict[str, Any], display_name: str) -> str | None:
-    """The OCID of the live resource with this display name and llamadeploy's tag, if any.
+    """The OCID of the live resource with this display name and llamadeploy's tag, if any."""
+    live = [i for i in _named(listing, settings, display_name) if i.lifecycle_state not in ("DELETED", "DELETING")]
+    return live[0].id if live else None
+
+
+def _named(listing: Callable[..., Any], settings: dict[str, Any], display_name: str) -> Iterator[Any]:
+    """The resources with this display name and llamadeploy's tag, in any state.
 
     Pages by hand: oci.pagination wraps every call in the SDK's default retry strategy, and
     retrying belongs to the engine alone.
@@ -404,12 +419,10 @@ def _find(listing: Callable[..., Any], settings: dict[str, Any], display_name: s
         response = listing(
             compartment_id=settings["compartment_id"], project_id=settings["project_id"], display_name=display_name, **({"page": page} if page else {})
         )
-        live = [i for i in response.data if i.lifecycle_state not in ("DELETED", "DELETING") and (i.freeform_tags or {}).get(DEPLOYMENT_TAG)]
-        if live:
-            return live[0].id
+        yield from (i for i in response.data if (i.freeform_tags or {}).get(DEPLOYMENT_TAG))
         page = response.next_page
         if not page:
-            return None
+            return
 
 
 def _scaling(plan: Plan) -> dict[str, Any]:
@@ -495,6 +508,15 @@ def _work_done(client: Any, work_request: str) -> tuple[bool, str]:
             errors = client.list_work_request_errors(work_request).data
             raise failed_because(WORDS, "; ".join(e.message for e in errors) or f"work request {work_request} failed")
     return status in ("SUCCEEDED", "CANCELED"), status
+
+
+def _deployment_presence(client: Any, deployment_id: str) -> Presence:
+    """A model deployment by lifecycle state (ModelDeployment.lifecycle_state in the OCI SDK):
+    DELETING is on its way out, DELETED is gone."""
+    with _translated():
+        found = _optional(lambda: client.get_model_deployment(deployment_id))
+    state = found.data.lifecycle_state if found is not None else "DELETED"
+    return {"DELETED": Presence.ABSENT, "DELETING": Presence.DELETING}.get(state, Presence.PRESENT)
 
 
 def _active(client: Any, deployment_id: str) -> tuple[bool, str]:

@@ -50,7 +50,7 @@ containers.mirror(OCIR_IMAGE, of="vllm/vllm-openai:v0.11.0")
 HF_TOKEN = VALID_TOKEN  # the one token the stand-in hub accepts
 
 
-def stand_in_environment(state: Path, poll_seconds: float = 0.02) -> dict[str, str]:
+def stand_in_environment(state: Path, poll_seconds: float = 0.005) -> dict[str, str]:
     """What every stand-in run needs: fake AWS keys and no shared config, a token, fast polls, a state file."""
     return {
         **CREDENTIALS,
@@ -181,6 +181,11 @@ class Cloud(Protocol):
     def empty(self) -> bool: ...
     def ready_after_polls(self, polls: int) -> None: ...
     def make_ready(self) -> None: ...
+    def finish_in_polls(self, polls: int) -> None: ...  # what is in flight ends after this many more polls
+    def hold_serving(self) -> None: ...  # making the serving resource goes on until finish_in_polls
+    def serving_requests(self) -> int: ...  # requests that make the serving resource (an endpoint, a deployment)
+    def delete_requests(self) -> int: ...  # requests that delete it
+    def serving_copies(self) -> int: ...  # serving resources (endpoints, deployments) the cloud holds
     def fail_capacity(self, instance_type: str) -> None: ...
     def fail_quota(self, instance_type: str) -> None: ...
     def throttle(self) -> None: ...
@@ -257,12 +262,34 @@ class _RestStandInHarness(_Common):
 
     endpoint_kind: ClassVar[str]
     counted: ClassVar[tuple[str, ...] | None] = None  # creation kinds `creates()` counts; None: all
+    serving_inventory: ClassVar[str]  # the inventory's list of serving resources
+    serving_request: ClassVar[tuple[str, str]]  # (method, route kind) of the request that makes one
+    delete_request: ClassVar[tuple[str, str]]  # (method, route kind) of the request that deletes it
 
     def ready_after_polls(self, polls: int) -> None:
         self.stand_in.faults.polls = polls
 
     def make_ready(self) -> None:
         self.stand_in.finish_operations()
+
+    def finish_in_polls(self, polls: int) -> None:
+        self.stand_in.finish_operations(polls)
+
+    def hold_serving(self) -> None:
+        """The serving resource is the only one that waits on these services; ones that wait on more override this."""
+        self.ready_after_polls(10**6)
+
+    def _requests(self, method: str, kind: str) -> int:
+        return sum(1 for r in list(self.stand_in.requests) if (r.method, r.kind) == (method, kind))
+
+    def serving_requests(self) -> int:
+        return self._requests(*self.serving_request)
+
+    def delete_requests(self) -> int:
+        return self._requests(*self.delete_request)
+
+    def serving_copies(self) -> int:
+        return len(self.inventory()[self.serving_inventory])
 
     def fail_capacity(self, instance_type: str) -> None:
         self.stand_in.faults.capacity_for.add(instance_type)
@@ -305,11 +332,25 @@ class AwsCloud(_Common):
         return {}
 
     def ready_after_polls(self, polls: int) -> None:
-        self.stand_in.faults.ready_after_polls = polls
+        self.stand_in.faults.ready_after_polls = self.stand_in.faults.deleting_polls = polls
 
     def make_ready(self) -> None:
-        self.stand_in.faults.ready_after_polls = 0
-        self.stand_in._polls_left.clear()
+        self.finish_in_polls(0)
+
+    def finish_in_polls(self, polls: int) -> None:
+        self.stand_in.finish_in_polls(polls)
+
+    def hold_serving(self) -> None:
+        self.stand_in.faults.ready_after_polls = 10**6  # the model and endpoint configuration are made at once; deletes stay quick
+
+    def serving_requests(self) -> int:
+        return len(self.stand_in.calls("CreateEndpoint"))
+
+    def delete_requests(self) -> int:
+        return len(self.stand_in.calls("DeleteEndpoint"))
+
+    def serving_copies(self) -> int:
+        return len(self.inventory()["endpoints"])
 
     def fail_capacity(self, instance_type: str) -> None:
         self.stand_in.faults.failure_reason = "Unable to provision requested ML compute capacity. Please retry using a different ML instance type."
@@ -397,6 +438,13 @@ class AzureCloud(_RestStandInHarness):
     secrets_stay_out_of_the_deployment: bool = True
     endpoint_kind: ClassVar[str] = "endpoint"
     counted: ClassVar[tuple[str, ...] | None] = ("environment", "endpoint", "deployment")
+    serving_inventory: ClassVar[str] = "deployments"
+    serving_request: ClassVar[tuple[str, str]] = ("PUT", "deployment")
+    delete_request: ClassVar[tuple[str, str]] = ("DELETE", "endpoint")
+
+    def hold_serving(self) -> None:
+        self.stand_in.faults.deployment_polls = 10**6
+
     program_types: tuple[str, ...] = (
         "azure-native:machinelearningservices:WorkspaceConnection",
         "azure-native:machinelearningservices:EnvironmentVersion",
@@ -495,6 +543,13 @@ class GcpCloud(_RestStandInHarness):
     # Vertex AI has no secret references in a serving container's environment either.
     secrets_stay_out_of_the_deployment: bool = False
     endpoint_kind: ClassVar[str] = "endpoint"
+    serving_inventory: ClassVar[str] = "deployed_models"
+    serving_request: ClassVar[tuple[str, str]] = ("POST", "deploy")
+    delete_request: ClassVar[tuple[str, str]] = ("POST", "undeploy")
+
+    def hold_serving(self) -> None:
+        self.stand_in.faults.deploy_polls = 10**6
+
     program_types: tuple[str, ...] = ("gcp:vertex/aiEndpointWithModelGardenDeployment:AiEndpointWithModelGardenDeployment",)
 
     def block(self) -> str:
@@ -564,6 +619,9 @@ class OciCloud(_RestStandInHarness):
     # OCI model deployments take secrets only as plain environment variables too.
     secrets_stay_out_of_the_deployment: bool = False
     endpoint_kind: ClassVar[str] = "model_deployment"
+    serving_inventory: ClassVar[str] = "model_deployments"
+    serving_request: ClassVar[tuple[str, str]] = ("POST", "deployments")
+    delete_request: ClassVar[tuple[str, str]] = ("DELETE", "deployment")
     program_types: tuple[str, ...] = ("oci:DataScience/model:Model", "oci:DataScience/modelDeployment:ModelDeployment")
 
     def block(self) -> str:
@@ -635,6 +693,7 @@ class FakeCloud(_RestStandInHarness):
     # Fake serving has no secret store: secrets travel in the endpoint's environment.
     secrets_stay_out_of_the_deployment: bool = False
     endpoint_kind: ClassVar[str] = "endpoint"
+    serving_inventory: ClassVar[str] = "endpoints"
     program_types: tuple[str, ...] = ("fake:index:Endpoint",)
     quota_refused_at_first_create: ClassVar[bool] = True  # one resource, refused at its PUT
 
@@ -649,6 +708,12 @@ class FakeCloud(_RestStandInHarness):
 
     def delete_endpoint_by_hand(self, name: str) -> None:
         self.stand_in.endpoints.pop(("moon-1", self.endpoint_name(name)))
+
+    def _requests(self, method: str, kind: str) -> int:
+        return sum(1 for verb, path, _ in list(self.stand_in.requests) if verb == method and "/endpoints/" in path)
+
+    serving_request: ClassVar[tuple[str, str]] = ("PUT", "endpoint")
+    delete_request: ClassVar[tuple[str, str]] = ("DELETE", "endpoint")
 
     def endpoint_name(self, deployment: str) -> str:
         return f"{deployment}-moon-1"

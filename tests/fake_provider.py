@@ -29,6 +29,8 @@ from providers.base import (
     LiveState,
     LiveStatus,
     NotFoundError,
+    Pace,
+    Presence,
     Program,
     Provider,
     ProviderError,
@@ -40,6 +42,7 @@ from providers.base import (
     classify,
     create_or_adopt,
     failed_because,
+    gone_after_delete,
     resource_tags,
 )
 
@@ -50,7 +53,7 @@ ENDPOINT = "fake::Endpoint"
 IMAGE = "vllm/vllm-openai:v0.11.0"
 URL_ENV, KEY_ENV = "FAKE_SERVING_URL", "FAKE_SERVING_KEY"
 WORDS = ErrorWords("Fake serving", quota_codes=frozenset({"QuotaExceeded"}), quota_words=(), quota_advice="ask the fake cloud for more")
-STATES = {"CREATING": LiveState.PROVISIONING, "READY": LiveState.SERVING, "FAILED": LiveState.FAILED}
+STATES = {"CREATING": LiveState.PROVISIONING, "READY": LiveState.SERVING, "FAILED": LiveState.FAILED, "DELETING": LiveState.DELETING}
 
 
 class FakePlacement(PlacementBase):
@@ -94,8 +97,8 @@ class FakeProvider(Provider):
         (endpoint,) = self.resources(plan)
         path = f"/regions/{plan.region}/endpoints/{endpoint.name}"
         body = _endpoint_body(plan, resolve_secrets(plan.deployment))
-        create_or_adopt(endpoint, lambda: self._found(path) is not None, lambda: self._api("PUT", path, body), events)
-        events.wait(f"Fake serving endpoint {endpoint.name}", lambda: _ready(self._api("GET", path)))
+        create_or_adopt(endpoint, lambda: self._presence(path), lambda: self._api("PUT", path, body), events)
+        events.wait(f"Fake serving endpoint {endpoint.name}", lambda: _ready(self._api("GET", path)), Pace.MINUTES)
         return Deployed(plan.deployment.name, self.name, plan.region, (endpoint,), self._url(f"/serve/{plan.region}/{endpoint.name}"))
 
     def describe(self, deployed: Deployed) -> LiveStatus:
@@ -119,10 +122,10 @@ class FakeProvider(Provider):
 
     def destroy(self, deployed: Deployed, events: Events) -> None:
         for resource in deployed.resources:
-            try:
-                self._api("DELETE", f"/regions/{deployed.region}/endpoints/{resource.name}")
-            except NotFoundError:
-                continue
+            path = f"/regions/{deployed.region}/endpoints/{resource.name}"
+            if self._presence(path) is Presence.PRESENT:  # one an earlier `down` is deleting is only waited out
+                self._api("DELETE", path)
+            gone_after_delete(resource, lambda p=path: self._presence(p), events)
 
     def remaining(self, deployed: Deployed) -> list[Resource]:
         listed = self._api("GET", f"/regions/{deployed.region}/endpoints?tag=llamadeploy-deployment={deployed.deployment}")
@@ -173,6 +176,10 @@ class FakeProvider(Provider):
             error = response.json() if response.headers.get("Content-Type", "").startswith("application/json") else {}
             raise classify(WORDS, response.status_code, error.get("code", ""), error.get("message", response.text[:300]), response.headers.get("Retry-After"))
         return response.json() if response.content else None
+
+    def _presence(self, path: str) -> Presence:
+        found = self._found(path)
+        return Presence.ABSENT if found is None else Presence.DELETING if found["state"] == "DELETING" else Presence.PRESENT
 
     def _found(self, path: str) -> dict[str, Any] | None:
         try:

@@ -63,7 +63,7 @@ def test_a_target_that_fails_leaves_the_source_serving_and_the_target_empty(
     before = source.inventory()
     (planned,) = json.loads(cli_run("plan", str(two_cloud_stack), "--cloud", target.name, "--output", "json")[1])["plans"]
     if fault == "timeout":
-        target.ready_after_polls(10**6)
+        target.hold_serving()
         monkeypatch.setenv("LLAMADEPLOY_WAIT_TIMEOUT", "1")
     else:
         getattr(target, f"fail_{fault}")(planned["instance_type"])

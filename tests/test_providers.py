@@ -247,6 +247,42 @@ def test_killed_mid_up_then_down_leaves_nothing(cloud: Cloud, stack: Path) -> No
     assert cloud.empty(), cloud.inventory()
 
 
+def test_killed_while_the_cloud_deploys_the_next_up_waits_for_it_and_deploys_once(cloud: Cloud, stack: Path) -> None:
+    """The serving resource is still being made when the command dies (on Vertex AI a deployModel in
+    flight shows nowhere on the endpoint): the next `up` waits for it rather than make a second."""
+    cloud.hold_serving()
+    child = CliProcess("up", str(stack), "--cloud", cloud.name, "--yes")
+    child.kill_once(lambda: cloud.serving_requests() > 0, settle=0.3)
+    cloud.finish_in_polls(3)
+    code, _, err = cli_run("up", str(stack), "--cloud", cloud.name, "--yes")
+    assert code == 0, err
+    assert cloud.serving_requests() == 1 and cloud.serving_copies() == 1, cloud.inventory()
+    assert json.loads(cli_run("status", "--output", "json")[1])["deployments"][0]["live"]["state"] == "serving"
+    assert cli_run("down", "chat", "--yes")[0] == 0
+    assert cloud.empty(), cloud.inventory()
+
+
+@pytest.mark.parametrize("then", ["up", "down"])
+def test_killed_while_the_cloud_deletes_the_next_command_waits_for_the_delete(cloud: Cloud, stack: Path, then: str) -> None:
+    """A `down` killed while the cloud deletes: the next `up` neither adopts what is going away nor
+    says it serves while nothing does, and the next `down` finishes without deleting twice."""
+    assert cli_run("up", str(stack), "--cloud", cloud.name, "--yes")[0] == 0
+    cloud.ready_after_polls(10**6)
+    child = CliProcess("down", "chat", "--yes")
+    child.kill_once(lambda: cloud.delete_requests() > 0, settle=0.3)
+    cloud.finish_in_polls(3)
+    command = ("up", str(stack), "--cloud", cloud.name, "--yes") if then == "up" else ("down", "chat", "--yes")
+    code, _, err = cli_run(*command)
+    assert code == 0, err
+    assert cloud.delete_requests() == 1  # the delete in flight was waited for, not sent again
+    if then == "up":
+        assert cloud.serving_copies() == 1, cloud.inventory()
+        code, out, _ = cli_run("call", "chat", "--output", "json")
+        assert code == 0 and json.loads(out)["model"] == DECLARED
+        assert cli_run("down", "chat", "--yes")[0] == 0
+    assert cloud.empty(), cloud.inventory()
+
+
 def test_two_concurrent_ups_do_not_both_create(cloud: Cloud, stack: Path, tmp_path: Path) -> None:
     cloud.ready_after_polls(5)  # the first `up` is still waiting when the second asks for the lock
     loaded = load_stack(stack)

@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from orchestrator.lifecycle.record import SCHEMA_VERSION, Destination, Move, Phase, Placed, PlanSnapshot, Record
-from orchestrator.lifecycle.state import LockedError, OperationKind, OperationStatus, State, StateError, holder_name
+from orchestrator.lifecycle.record import Destination, Move, Phase, Placed, PlanSnapshot, Record
+from orchestrator.lifecycle.state import FILE_FORMAT, LockedError, OperationKind, OperationStatus, State, StateError, holder_name
 from providers.base import Deployed, Resource
 from tests.clouds import HF_TOKEN, cli_run
 from tests.emulators.fake import FakeStandIn
@@ -95,7 +95,7 @@ def test_a_state_file_of_the_first_format_is_migrated_when_opened(tmp_path: Path
     assert (drained.region, drained.draining.region, drained.draining.deployed.resources[0].name) == ("moon-2", "moon-1", "drained-moon-1")
     assert [(m.source_region, m.target_region) for m in drained.moves] == [("moon-1", "moon-2")]
     assert records["switching"].moving_to == Destination("fake2", None) and records["halfway"].deployed is None
-    assert sqlite3.connect(tmp_path / "state.db").execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
+    assert sqlite3.connect(tmp_path / "state.db").execute("PRAGMA user_version").fetchone()[0] == FILE_FORMAT
 
 
 def test_a_migrated_state_file_works(fake_plugin: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, fake_stand_in: FakeStandIn) -> None:
@@ -161,9 +161,9 @@ def test_a_first_format_row_in_a_migrated_file_is_read_and_a_corrupt_one_is_an_e
 def test_a_state_file_from_a_newer_release_is_refused(tmp_path: Path) -> None:
     State(tmp_path / "state.db").close()
     db = sqlite3.connect(tmp_path / "state.db")
-    db.execute(f"PRAGMA user_version = {SCHEMA_VERSION + 1}")
+    db.execute(f"PRAGMA user_version = {FILE_FORMAT + 1}")
     db.commit()
-    with pytest.raises(StateError, match=r"written by a newer llamadeploy \(format 3; this one reads 2\); upgrade llamadeploy"):
+    with pytest.raises(StateError, match=r"written by a newer llamadeploy \(format 4; this one reads 3\); upgrade llamadeploy"):
         State(tmp_path / "state.db")
 
 

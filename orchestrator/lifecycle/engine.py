@@ -38,6 +38,7 @@ from providers.base import (
     InvalidRequestError,
     LiveState,
     LiveStatus,
+    Pace,
     Provider,
     ProviderError,
     QuotaError,
@@ -64,6 +65,7 @@ class _Run:
 
     ctx: Context
     operation: int
+    deployment: str
     made: list[Resource] = field(default_factory=list)
 
     def created(self, resource: Resource) -> None:
@@ -74,7 +76,19 @@ class _Run:
     def adopted(self, resource: Resource) -> None:
         self.ctx.report(EventKind.ADOPTED, resource=resource.name, type=resource.type)
 
-    def wait(self, what: str, check: Callable[[], tuple[bool, str]]) -> None:
+    def started(self, resource: Resource, operation: str) -> None:
+        self.ctx.state.note_waiting(self.operation, _key(resource), operation)
+
+    def settled(self, resource: Resource) -> None:
+        self.ctx.state.note_settled(self.deployment, _key(resource))
+
+    def pending(self, resource: Resource) -> str | None:
+        operation = self.ctx.state.waiting(self.deployment).get(_key(resource))
+        if operation is not None:
+            self.ctx.report(EventKind.RESUMING, resource=resource.name, operation=operation)
+        return operation
+
+    def wait(self, what: str, check: Callable[[], tuple[bool, str]], pace: Pace = Pace.SECONDS) -> None:
         start, backoff = time.monotonic(), self.ctx.backoff
         while True:
             done, status = _retrying(check, self.ctx)
@@ -82,10 +96,15 @@ class _Run:
             self.ctx.report(EventKind.WAITING, what=what, status=status, elapsed_s=round(elapsed, 1), done=done)
             if done:
                 return
-            delay = backoff.poll_delay(elapsed)
+            delay = backoff.poll_delay(elapsed, pace)
             if elapsed + delay > backoff.timeout:
                 raise WaitTimeoutError(f"{what} was still {status!r} after {elapsed:.0f} s (${WAIT_TIMEOUT_ENV} allows {backoff.timeout:.0f} s)")
             time.sleep(delay)
+
+
+def _key(resource: Resource) -> str:
+    """A resource as the journal names it; resource types name their cloud, so keys never clash in a move."""
+    return f"{resource.type} {resource.name}"
 
 
 def _retrying(call: Callable[[], T], ctx: Context) -> T:
@@ -216,7 +235,7 @@ def up(ctx: Context, planned: Plan, provider: Provider, verify: bool = True) -> 
         spec = planned.deployment.model_dump(mode="json")  # references to secrets only, never values
         creating = Record(name, Phase.CREATING, spec, placed, record.moves if record is not None else ())
         state.put(creating)
-        run = _Run(ctx, operation)
+        run = _Run(ctx, operation, name)
         try:
             deployed = _retrying(lambda: provider.apply(planned, run), ctx)
             answer = _verify(ctx, planned, provider, deployed) if verify else None
@@ -275,7 +294,7 @@ def _move(ctx: Context, holder: str, record: Record, destination: Destination) -
     planned, target = _plan_destination(record, destination, ctx.prices())
     operation = state.begin(name, OperationKind.MOVE, destination.cloud, holder)
     state.put(record.to(Phase.MOVING, moving_to=Destination(planned.cloud, planned.region)))  # the region as resolved now, not re-chosen later
-    run = _Run(ctx, operation)
+    run = _Run(ctx, operation, name)
     report(EventKind.MOVING, deployment=name, source=record.cloud, target=destination.cloud, region=planned.region)
     try:
         deployed = _retrying(lambda: target.apply(planned, run), ctx)
@@ -344,7 +363,7 @@ def resume_move(ctx: Context, name: str, region: str | None = None) -> str:
         record = _take_over_unfinished_move(state, name, "resume", "--resume")
         if record.draining is not None:
             operation = state.begin(name, OperationKind.MOVE, record.cloud, holder)
-            _drain(_Run(ctx, operation), record)
+            _drain(_Run(ctx, operation, name), record)
             state.put(record.to(Phase.SERVING))
             state.finish(operation, OperationStatus.SUCCEEDED, "resumed: source drained")
             return f"{name} finished moving to {record.cloud}: nothing remains on {record.draining.cloud}"
@@ -371,7 +390,7 @@ def rollback_move(ctx: Context, name: str, region: str | None = None) -> str:
             planned, target = _plan_destination(record, _destination(record, region), catalog)
             target_deployed = Deployed(name, planned.cloud, planned.region, planned.resources, "", target.settings(planned))
         operation = state.begin(name, OperationKind.ROLLBACK, source_record.cloud, holder)
-        run = _Run(ctx, operation)
+        run = _Run(ctx, operation, name)
         if restore:  # the drain had begun: bring the source back, adopting what is left of it
             planned_source, source = plan_move(source_record, source_record.cloud, catalog, source_record.region)
             restored = _retrying(lambda: source.apply(planned_source, run), ctx)
@@ -402,7 +421,7 @@ def scale(ctx: Context, name: str, min_replicas: int, max_replicas: int) -> Reco
         provider, deployed = registry.provider(record.cloud), _deployed(record)
         operation = state.begin(name, OperationKind.SCALE, record.cloud, holder)
         try:
-            run = _Run(ctx, operation)
+            run = _Run(ctx, operation, name)
             _retrying(lambda: provider.scale(deployed, min_replicas, max_replicas, run), ctx)
         except Exception as exc:
             state.finish(operation, OperationStatus.FAILED, str(exc))
@@ -573,7 +592,7 @@ def down(ctx: Context, name: str) -> Deployed:
         deployed = record.placed.target(name)
         operation = state.begin(name, OperationKind.DOWN, record.cloud, holder)
         state.put(record.to(Phase.DELETING))
-        run = _Run(ctx, operation)
+        run = _Run(ctx, operation, name)
         try:
             _retrying(lambda: provider.destroy(deployed, run), ctx)
             left = _retrying(lambda: provider.remaining(deployed), ctx)

@@ -8,6 +8,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 from orchestrator.errors import LlamadeployError
+from providers.base import Pace
 
 POLL_ENV = "LLAMADEPLOY_POLL_SECONDS"
 WAIT_TIMEOUT_ENV = "LLAMADEPLOY_WAIT_TIMEOUT"
@@ -17,21 +18,30 @@ WAIT_TIMEOUT_ENV = "LLAMADEPLOY_WAIT_TIMEOUT"
 class Backoff:
     """How long to wait between polls and between throttled retries, always with jitter.
 
-    Polls grow with the time already waited: the next one comes after `overshoot` (4 %) of
-    the elapsed time, at least `initial` and at most `maximum` apart, so a wait never ends
-    more than ~4 % after the cloud is ready, while a long wait makes few calls (a 30-minute
-    endpoint costs about 150). Throttled retries back off exponentially from `initial`.
-    Jitter only shortens a delay, so clients never synchronise and the bound still holds.
+    Polls grow with the time already waited: the next one comes after `overshoot` (5 %) of the
+    elapsed time, at most `maximum` apart, so a wait never ends more than 5 % after the cloud is
+    ready. A step of seconds is polled from `initial` apart; a step of minutes (`Pace.MINUTES`:
+    GPU machines starting, a model loading) never more often than `steady` (10 x `initial`, so
+    10 s), which for a wait of 200 s or more keeps both bounds: at most one poll per 10 s and an
+    end within 5 % (a 10-minute endpoint costs 36 polls, not 90). Throttled retries back off
+    exponentially from `initial`. Jitter only shortens a delay and never below the step's floor,
+    so clients never synchronise and both bounds still hold.
     """
 
     initial: float = field(default_factory=lambda: _seconds_from_env(POLL_ENV, 1.0))
-    overshoot: float = 0.04
+    overshoot: float = 0.05
     maximum: float = 60.0
     jitter: float = 0.2
     timeout: float = field(default_factory=lambda: _seconds_from_env(WAIT_TIMEOUT_ENV, 3 * 3600.0))
 
-    def poll_delay(self, elapsed: float) -> float:
-        return min(self.maximum, max(self.initial, self.overshoot * elapsed)) * random.uniform(1 - self.jitter, 1)
+    @property
+    def steady(self) -> float:
+        return 10 * self.initial
+
+    def poll_delay(self, elapsed: float, pace: Pace = Pace.SECONDS) -> float:
+        floor = self.steady if pace is Pace.MINUTES else self.initial
+        ceiling = min(self.maximum, max(floor, self.overshoot * elapsed))
+        return max(floor if pace is Pace.MINUTES else 0.0, ceiling * random.uniform(1 - self.jitter, 1))
 
     def delays(self) -> Iterator[float]:
         delay = self.initial

@@ -24,6 +24,7 @@ class EventKind(StrEnum):
     THROTTLED = "throttled"
     RETRYING = "retrying"
     INTERRUPTED = "interrupted"
+    RESUMING = "resuming"  # a cloud operation an earlier command started is waited for, not started again
     UNCHANGED = "unchanged"
     VERIFIED = "verified"
     MOVING = "moving"
@@ -44,6 +45,7 @@ _SENTENCES = {
     EventKind.WAITING: "{what}: {status} ({elapsed_s:.0f} s)",
     EventKind.THROTTLED: "the cloud is throttling requests; retry {attempt} in {retry_in_s} s",
     EventKind.INTERRUPTED: "an earlier {operation} by {holder} since {since} did not finish; taking over",
+    EventKind.RESUMING: "{resource}: an earlier command started {operation} and did not see it end; waiting for it",
     EventKind.MOVING: "moving {deployment} from {source} to {target} ({region}): up there first",
     EventKind.SWITCHED: "{deployment} serves on {cloud} now; deleting it from the source",
     EventKind.FAILED_OVER: "{cloud} ({region}) cannot host it now ({reason}); trying the next candidate",

@@ -6,7 +6,11 @@ cloud and what it created as it goes, so the next command can see an operation a
 short. A lock row per deployment, with holder and expiry, keeps two commands from changing
 the same deployment at once; an expired lock (its holder died) can be taken over.
 
-The file is created 0600 and holds resource names, never secrets. Its schema version is
+The journal also holds the cloud's own long-running operations (an id or name per resource)
+while a command waits on them: a command killed mid-wait leaves them, and the next command on
+the deployment waits for them rather than start a second one.
+
+The file is created 0600 and holds resource names, never secrets. Its format version is
 SQLite's `user_version`: a file written by an older release is migrated in one transaction when
 opened, and a file from a newer release is refused rather than misread.
 """
@@ -28,11 +32,13 @@ from pathlib import Path
 from typing import Any
 
 from orchestrator.errors import LlamadeployError
-from orchestrator.lifecycle.record import SCHEMA_VERSION, LegacyRow, Record, RecordError, from_json, migrate_v1, to_json
+from orchestrator.lifecycle.record import LegacyRow, Record, RecordError, from_json, migrate_v1, to_json
 
 STATE_ENV = "LLAMADEPLOY_STATE"
 DEFAULT_PATH = Path(".llamadeploy") / "state.db"
 LOCK_SECONDS = 3600
+# The file's format: 2 added typed records (record.SCHEMA_VERSION), 3 the journal's `waiting` column.
+FILE_FORMAT = 3
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS deployments (
@@ -54,7 +60,8 @@ CREATE TABLE IF NOT EXISTS operations (
     started_at TEXT NOT NULL,
     finished_at TEXT,
     created TEXT NOT NULL DEFAULT '[]',
-    detail TEXT NOT NULL DEFAULT ''
+    detail TEXT NOT NULL DEFAULT '',
+    waiting TEXT NOT NULL DEFAULT '{}'
 );
 CREATE TABLE IF NOT EXISTS locks (
     deployment TEXT PRIMARY KEY,
@@ -145,15 +152,15 @@ class State:
                 self._db.execute("PRAGMA journal_mode=WAL")
                 with self._transaction() as db:
                     version = db.execute("PRAGMA user_version").fetchone()[0]
-                    if version > SCHEMA_VERSION:
+                    if version > FILE_FORMAT:
                         raise StateError(
-                            f"the state file {self.path} was written by a newer llamadeploy (format {version}; this one reads {SCHEMA_VERSION}); upgrade llamadeploy"
+                            f"the state file {self.path} was written by a newer llamadeploy (format {version}; this one reads {FILE_FORMAT}); upgrade llamadeploy"
                         )
                     for statement in filter(str.strip, _SCHEMA.split(";")):
                         db.execute(statement)
-                    if version < SCHEMA_VERSION:
+                    if version < FILE_FORMAT:
                         _migrate(db, self.path)
-                        db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+                        db.execute(f"PRAGMA user_version = {FILE_FORMAT}")
                 return
             except sqlite3.OperationalError as exc:
                 if "locked" not in str(exc) or attempt == attempts - 1:
@@ -256,6 +263,26 @@ class State:
                 created.append(resource)
             db.execute("UPDATE operations SET created = ? WHERE id = ?", (json.dumps(created), operation))
 
+    def note_waiting(self, operation: int, resource: str, cloud_operation: str) -> None:
+        """The cloud's long-running `cloud_operation` on `resource` is under way; kept until settled."""
+        with self._transaction() as db:
+            row = db.execute("SELECT waiting FROM operations WHERE id = ?", (operation,)).fetchone()
+            waiting = {**json.loads(row["waiting"]), resource: cloud_operation}
+            db.execute("UPDATE operations SET waiting = ? WHERE id = ?", (json.dumps(waiting), operation))
+
+    def note_settled(self, deployment: str, resource: str) -> None:
+        """The cloud's operation on `resource` ended: no entry of the deployment's journal waits on it now."""
+        with self._transaction() as db:
+            for row in db.execute("SELECT id, waiting FROM operations WHERE deployment = ? AND waiting != '{}'", (deployment,)).fetchall():
+                waiting = json.loads(row["waiting"])
+                if waiting.pop(resource, None) is not None:
+                    db.execute("UPDATE operations SET waiting = ? WHERE id = ?", (json.dumps(waiting), row["id"]))
+
+    def waiting(self, deployment: str) -> dict[str, str]:
+        """The cloud operations on `deployment`'s resources that commands started and never saw end."""
+        rows = self._db.execute("SELECT waiting FROM operations WHERE deployment = ? AND waiting != '{}' ORDER BY id", (deployment,))
+        return {resource: operation for row in rows for resource, operation in json.loads(row["waiting"]).items()}
+
     def finish(self, operation: int, status: OperationStatus, detail: str = "") -> None:
         with self._transaction() as db:
             db.execute("UPDATE operations SET status = ?, finished_at = ?, detail = ? WHERE id = ?", (status, now(), detail, operation))
@@ -286,7 +313,11 @@ def _stale(lock: sqlite3.Row) -> bool:
 
 
 def _migrate(db: sqlite3.Connection, path: Path) -> None:
-    """Rewrite each record of the first format as the current one, inside the opening transaction."""
+    """Bring an older file to the current format inside the opening transaction: the journal gains
+    its `waiting` column, and each record of the first format is rewritten as the current one."""
+    columns = {row["name"] for row in db.execute("PRAGMA table_info(operations)")}
+    if "waiting" not in columns:
+        db.execute("ALTER TABLE operations ADD COLUMN waiting TEXT NOT NULL DEFAULT '{}'")
     for row in db.execute("SELECT * FROM deployments").fetchall():
         data = _json_of(row, path)
         if "version" not in data:

@@ -123,6 +123,14 @@ class AwsStandIn:
             "scaling_policies": [p["PolicyName"] for p in scaling.describe_scaling_policies(ServiceNamespace="sagemaker")["ScalingPolicies"]],
         }
 
+    def finish_in_polls(self, polls: int) -> None:
+        """Every endpoint creating or deleting now ends after `polls` more DescribeEndpoint polls (at once with 0)."""
+        with self._lock:
+            self.faults.ready_after_polls = self.faults.deleting_polls = polls
+            for store in (self._polls_left, self._deleting):
+                for name in store:
+                    store[name] = min(store[name], polls)
+
     def serving(self, host: str, path: str) -> bool | None:
         """An endpoint's runtime URL answers while the endpoint is InService (as the proxy reports it)."""
         match = _INVOCATIONS.match(path) if _RUNTIME_HOST.match(host) else None
@@ -212,6 +220,9 @@ class AwsStandIn:
             if action in self.faults.fail:
                 code, message = self.faults.fail[action]
                 return 400, {"__type": code, "message": message}
+            if action == "CreateEndpoint" and self._deleting.get(body["EndpointName"], 0) > 0:  # moto forgot it; SageMaker still holds the name
+                arn = f"arn:aws:sagemaker:{REGION}:123456789012:endpoint/{body['EndpointName'].lower()}"
+                return 400, {"__type": "ValidationException", "message": f'Cannot create already existing endpoint "{arn}".'}
         if action == "CreateModel":
             image = body.get("PrimaryContainer", {}).get("Image", "")
             try:

@@ -99,6 +99,7 @@ class Faults:
     """What the stand-in does to the next requests; tests set these fields."""
 
     polls: int = 0  # operation polls before an LRO finishes
+    deployment_polls: int | None = None  # the same for an online deployment's LRO only, when set
     quota_for: set[str] = field(default_factory=set)  # instance types whose PUT fails on quota
     capacity_for: set[str] = field(default_factory=set)  # instance types whose operation fails for capacity
     throttle_next: int = 0
@@ -113,6 +114,7 @@ class _Operation:
     polls_left: int
     on_done: Any  # called when the operation ends; may return an error that fails it
     error: dict[str, str] | None = None
+    path: str = ""  # the resource it works on
 
 
 class AzureStandIn(JsonStandIn):
@@ -143,13 +145,14 @@ class AzureStandIn(JsonStandIn):
                 store.clear()
             self.creations.clear()
 
-    def finish_operations(self) -> None:
-        """Complete every operation in flight now, as Azure would eventually."""
+    def finish_operations(self, polls: int = 0) -> None:
+        """Every operation in flight ends after `polls` more polls of it (at once with 0), as Azure's would eventually."""
         with self._lock:
-            self.faults.polls = 0
+            self.faults.polls, self.faults.deployment_polls = polls, None
             for operation in self._operations.values():
-                operation.polls_left = 0
-                self._complete(operation)
+                operation.polls_left = min(operation.polls_left, polls)
+                if polls == 0:
+                    self._complete(operation)
 
     def _complete(self, operation: _Operation) -> None:
         if operation.on_done is not None:
@@ -312,7 +315,19 @@ class AzureStandIn(JsonStandIn):
                 groups["ws"],
             ) != (SUBSCRIPTION, RESOURCE_GROUP, WORKSPACE):
                 return 404, _error("ResourceNotFound", f"workspace {groups['ws']} not found in resource group {groups['rg']}"), {}
+            if method == "GET" and kind in ("endpoint", "deployment"):
+                self._advance_on(path)
             return getattr(self, f"_{kind}")(method, path, body, **groups)
+
+    def _advance_on(self, path: str) -> None:
+        """The service works on a resource whether or not its operation is polled: a GET of the
+        resource counts as a poll of the operations on it (and on what it holds)."""
+        for operation in self._operations.values():
+            if operation.on_done is not None and operation.path.lower().startswith(path.lower()):
+                if operation.polls_left > 0:
+                    operation.polls_left -= 1
+                else:
+                    self._complete(operation)
 
     def _token(self, method: str, path: str, body: dict[str, Any]) -> tuple[int, Any, dict[str, str]]:
         if self.faults.token_refused:
@@ -333,11 +348,16 @@ class AzureStandIn(JsonStandIn):
                 if endpoint in self.endpoints
                 else (404, _error("ResourceNotFound", f"online endpoint {endpoint} not found"), {})
             )
+        deleting = self.endpoints.get(endpoint, {}).get("properties", {}).get("provisioningState") == "Deleting"
         if method == "DELETE":
             if endpoint not in self.endpoints:
                 return 204, None, {}
+            if deleting:
+                return 409, _error("Conflict", f"Endpoint {endpoint} is being deleted; another operation is in progress"), {}
             self.endpoints[endpoint]["properties"]["provisioningState"] = "Deleting"
             return self._start(path, lambda: self.delete_endpoint_by_hand(endpoint), accepted=True)
+        if deleting:
+            return 409, _error("Conflict", f"Endpoint {endpoint} is being deleted; wait until it is gone to create it again"), {}
         if endpoint not in self.endpoints:
             if not _ENDPOINT_NAME.match(endpoint):
                 return (
@@ -432,7 +452,7 @@ class AzureStandIn(JsonStandIn):
             resource["properties"]["provisioningState"] = "Failed" if failure else "Succeeded"
             return failure
 
-        return self._start(path, provision, body=resource, status=201)
+        return self._start(path, provision, body=resource, status=201, polls=self.faults.deployment_polls)
 
     def _endpoints(self, method: str, path: str, body: dict[str, Any], **_: str) -> tuple[int, Any, dict[str, str]]:
         return 200, {"value": list(self.endpoints.values())}, {}
@@ -505,10 +525,17 @@ class AzureStandIn(JsonStandIn):
         return 200, {"status": "Succeeded"}, {}
 
     def _start(
-        self, path: str, on_done: Any, body: Any = None, status: int = 201, accepted: bool = False, error: dict[str, str] | None = None
+        self,
+        path: str,
+        on_done: Any,
+        body: Any = None,
+        status: int = 201,
+        accepted: bool = False,
+        error: dict[str, str] | None = None,
+        polls: int | None = None,
     ) -> tuple[int, Any, dict[str, str]]:
         operation_id = str(next(self._ids))
-        self._operations[operation_id] = _Operation(self.faults.polls, on_done, error)
+        self._operations[operation_id] = _Operation(self.faults.polls if polls is None else polls, on_done, error, path)
         location = f"{self.url}/operations/{operation_id}?api-version=2023-04-01"
         headers = {"Azure-AsyncOperation": location, "Location": location, "retry-after-ms": OPERATION_RETRY_AFTER_MS}
         return (202, None, headers) if accepted else (status, body, headers)

@@ -10,7 +10,8 @@ Fake serving does not exist; this module is its whole documentation, and the plu
   name is 409 Conflict; an instance type over the account's quota is 400 `QuotaExceeded`.
 - `GET` on it answers its `state`: CREATING, then (after some polls) READY or FAILED with a
   `failure` (out of capacity, an image it cannot pull, a container that does not start).
-- `PATCH` changes `min_replicas`/`max_replicas`; `DELETE` removes it (202).
+- `PATCH` changes `min_replicas`/`max_replicas`; `DELETE` starts removing it (202): it is DELETING
+  for some polls, then gone (404); a `DELETE` or `PUT` while it is DELETING is 409 Conflict.
 - `GET /regions/{region}/endpoints?tag=KEY=VALUE` lists endpoints with that tag.
 - Containers: the service runs `image` with `args` as the container's CMD (after the image's
   ENTRYPOINT, as `docker run IMAGE ARGS...` does), sends traffic to port 8000 and waits for
@@ -75,12 +76,14 @@ class FakeStandIn(JsonStandIn):
     def received(self, method: str) -> list[dict[str, Any]]:
         return [body for verb, _, body in self.requests if verb == method]
 
-    def finish_operations(self) -> None:
+    def finish_operations(self, polls: int = 0) -> None:
+        """Every endpoint creating or deleting ends after `polls` more polls (at once with 0)."""
         with self._lock:
-            self.faults.polls = 0
-            for key, endpoint in self.endpoints.items():
-                endpoint["polls_left"] = 0
-                self._progress(key, endpoint)
+            self.faults.polls = polls
+            for key, endpoint in list(self.endpoints.items()):
+                endpoint["polls_left"] = min(endpoint["polls_left"], polls)
+                if polls == 0:
+                    self._progress(key, endpoint)
 
     def add(self, region: str, name: str, body: dict[str, Any]) -> None:
         """An endpoint that exists already (made by an earlier test process), started and READY."""
@@ -137,12 +140,16 @@ class FakeStandIn(JsonStandIn):
             return 404, _error("NotFound", f"endpoint {key[1]} does not exist in {key[0]}"), {}
         if method == "GET":
             self._progress(key, endpoint)
+            if key not in self.endpoints:
+                return 404, _error("NotFound", f"endpoint {key[1]} does not exist in {key[0]}"), {}
             return 200, _public(endpoint), {}
         if method == "PATCH":
             endpoint.update({k: int(body[k]) for k in ("min_replicas", "max_replicas") if k in body})
             return 200, _public(endpoint), {}
         if method == "DELETE":
-            del self.endpoints[key]
+            if endpoint["state"] == "DELETING":
+                return 409, _error("Conflict", f"endpoint {key[1]} is being deleted"), {}
+            endpoint.update(state="DELETING", polls_left=self.faults.polls)
             self.containers.pop(key, None)
             return 202, None, {}
         return 405, _error("MethodNotAllowed", method), {}
@@ -152,11 +159,15 @@ class FakeStandIn(JsonStandIn):
         return {"name": name, "state": "CREATING", "failure": None, "polls_left": polls, **{k: body[k] for k in fields}}
 
     def _progress(self, key: tuple[str, str], endpoint: dict[str, Any]) -> None:
-        """A CREATING endpoint counts down its polls, then starts its container or fails."""
-        if endpoint["state"] != "CREATING":
+        """A CREATING endpoint counts down its polls, then starts its container or fails; a DELETING
+        one counts down, then is gone."""
+        if endpoint["state"] not in ("CREATING", "DELETING"):
             return
         if endpoint["polls_left"] > 0:
             endpoint["polls_left"] -= 1
+            return
+        if endpoint["state"] == "DELETING":
+            del self.endpoints[key]
             return
         if endpoint["instance_type"] in self.faults.capacity_for:
             endpoint.update(state="FAILED", failure=f"no capacity for {endpoint['instance_type']} in {key[0]} now")

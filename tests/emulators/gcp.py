@@ -78,6 +78,7 @@ class Faults:
     """What the stand-in does to the next requests; tests set these fields."""
 
     polls: int = 0
+    deploy_polls: int | None = None  # the same for a deployModel operation only, when set
     quota_for: set[str] = field(default_factory=set)  # machine types whose deploy fails on quota
     capacity_for: set[str] = field(default_factory=set)  # machine types whose deploy hits a stockout
     throttle_next: int = 0
@@ -148,12 +149,14 @@ class GcpStandIn(JsonStandIn):
     def received(self, kind: str) -> list[dict[str, Any]]:
         return [r.body for r in self.requests if r.kind == kind]
 
-    def finish_operations(self) -> None:
+    def finish_operations(self, polls: int = 0) -> None:
+        """Every operation in flight ends after `polls` more polls of it (at once with 0)."""
         with self._lock:
-            self.faults.polls = 0
+            self.faults.polls, self.faults.deploy_polls = polls, None
             for operation in self._operations.values():
-                operation.polls_left = 0
-                self._complete(operation)
+                operation.polls_left = min(operation.polls_left, polls)
+                if polls == 0:
+                    self._complete(operation)
 
     def delete_endpoint_by_hand(self, endpoint_id: str) -> None:
         with self._lock:
@@ -274,7 +277,7 @@ class GcpStandIn(JsonStandIn):
             self.creations.append(("deployed_model", record["id"]))
             return None
 
-        return self._start(parent, done, {"@type": f"{_TYPES}.DeployModelResponse", "deployedModel": record}, error)
+        return self._start(parent, done, {"@type": f"{_TYPES}.DeployModelResponse", "deployedModel": record}, error, self.faults.deploy_polls)
 
     def _start_container(self, endpoint_id: str, record: dict[str, Any]) -> dict[str, Any] | None:
         """Start the model's serving container on the deployed model's machines, as Vertex AI does:
@@ -381,9 +384,11 @@ class GcpStandIn(JsonStandIn):
         answer.update({"error": operation.error} if operation.error else {"response": operation.response})
         return 200, answer, {}
 
-    def _start(self, parent: str, on_done: Any, response: dict[str, Any], error: dict[str, Any] | None = None) -> tuple[int, Any, dict[str, str]]:
+    def _start(
+        self, parent: str, on_done: Any, response: dict[str, Any], error: dict[str, Any] | None = None, polls: int | None = None
+    ) -> tuple[int, Any, dict[str, str]]:
         operation_id = str(next(self._ids))
-        operation = _Operation(f"{parent}/operations/{operation_id}", self.faults.polls, on_done, response, error)
+        operation = _Operation(f"{parent}/operations/{operation_id}", self.faults.polls if polls is None else polls, on_done, response, error)
         self._operations[operation_id] = operation
         if operation.polls_left == 0:
             self._complete(operation)

@@ -149,12 +149,14 @@ class OciStandIn(JsonStandIn):
     def received(self, method: str, kind: str) -> list[dict[str, Any]]:
         return [r.body for r in self.requests if r.method == method and r.kind == kind]
 
-    def finish_operations(self) -> None:
+    def finish_operations(self, polls: int = 0) -> None:
+        """Every work request in flight ends after `polls` more polls (at once with 0)."""
         with self._lock:
-            self.faults.polls = 0
+            self.faults.polls = polls
             for work in self._work.values():
-                work.polls_left = 0
-                self._advance(work)
+                work.polls_left = min(work.polls_left, polls)
+                if polls == 0:
+                    self._advance(work)
 
     def delete_deployment_by_hand(self, name: str) -> None:
         with self._lock:
@@ -323,10 +325,14 @@ class OciStandIn(JsonStandIn):
         if method == "DELETE":
             if deployment["lifecycleState"] == "DELETED":
                 return 404, _error("NotAuthorizedOrNotFound", f"model deployment {id} not found"), {}
+            if deployment["lifecycleState"] == "DELETING":  # the API's 409 IncorrectState: the resource's state forbids it now
+                return 409, _error("IncorrectState", f"model deployment {id} is being deleted"), {}
             deployment["lifecycleState"] = "DELETING"
             return 202, None, {"opc-work-request-id": self._start("DELETE_MODEL_DEPLOYMENT", id, lambda failed: self._deleted(id))}
         if method == "PUT":
             return self._update(deployment, body)
+        for work in [w for w in self._work.values() if w.resource_id == id]:  # the service works on whether or not its work request is polled
+            self._advance(work)
         return 200, deployment, {"etag": "1"}
 
     def _update(self, deployment: dict[str, Any], body: Any) -> tuple[int, Any, dict[str, str]]:
