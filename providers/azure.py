@@ -28,6 +28,7 @@ import os
 import shlex
 import sys
 import tempfile
+import threading
 from collections.abc import Callable, Iterator, Mapping
 from functools import partial
 from pathlib import Path
@@ -669,9 +670,27 @@ def _environment_kept(variable: str) -> Iterator[None]:
 @contextlib.contextmanager
 def _quiet_stdout() -> Iterator[None]:
     """azure-ai-ml's AzureMLPolling prints progress dots to stdout from its poller thread
-    (azure/ai/ml/_utils/_azureml_polling.py); stdout belongs to llamadeploy's results and JSON."""
-    with contextlib.redirect_stdout(sys.stderr):
+    (azure/ai/ml/_utils/_azureml_polling.py); stdout belongs to llamadeploy's results and JSON.
+    Deployments brought up in parallel overlap here, so the first one in sends stdout to stderr
+    and the last one out restores it (nested redirect_stdout calls, unwound out of order, would
+    leave stdout on stderr); llamadeploy's own results go to the stdout bound when the command began."""
+    global _stdout_saved, _stdout_users
+    with _stdout_lock:
+        if _stdout_users == 0:
+            _stdout_saved, sys.stdout = sys.stdout, sys.stderr
+        _stdout_users += 1
+    try:
         yield
+    finally:
+        with _stdout_lock:
+            _stdout_users -= 1
+            if _stdout_users == 0:
+                sys.stdout = _stdout_saved
+
+
+_stdout_lock = threading.Lock()
+_stdout_users = 0
+_stdout_saved: Any = None
 
 
 WORDS = ErrorWords(

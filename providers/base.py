@@ -320,10 +320,13 @@ class Provider(CloudService):
 
     def client(self, key: Hashable, make: Callable[[], T]) -> T:
         """The SDK client(s) for `key` (region, endpoint, credentials source), made once per provider
-        instance: making one is costly (boto3 parses its service model, MLClient reads workspace
-        metadata) and SDK clients are safe to share between threads. Every provider makes its
-        clients through here; the registry keeps one instance per process and drops it in a fork's
-        child, so a child never shares a parent's open connections."""
+        instance and thread: making one is costly (boto3 parses its service model, MLClient reads
+        workspace metadata), and not every SDK documents its clients as safe to share between
+        threads (requests' Session, under several of them, is not), so deployments brought up in
+        parallel each get their own. Every provider makes its clients through here; the registry
+        keeps one instance per process and drops it in a fork's child, so a child never shares a
+        parent's open connections."""
+        key = (key, threading.get_ident())
         with self._clients_lock:
             if key not in self._client_cache:
                 self._client_cache[key] = make()

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import re
 import stat
+import textwrap
 import threading
 from pathlib import Path
 
@@ -280,6 +281,27 @@ def test_killed_while_the_cloud_deletes_the_next_command_waits_for_the_delete(cl
         code, out, _ = cli_run("call", "chat", "--output", "json")
         assert code == 0 and json.loads(out)["model"] == DECLARED
         assert cli_run("down", "chat", "--yes")[0] == 0
+    assert cloud.empty(), cloud.inventory()
+
+
+def test_a_stack_of_several_deployments_comes_up_and_goes_down_at_once(cloud: Cloud, tmp_path: Path) -> None:
+    """Each deployment in a thread of its own: one progress display whose lines say which deployment."""
+    cloud.ready_after_polls(3)
+    placement = textwrap.indent(cloud.placement(), "    ")
+    path = tmp_path / "two.yaml"
+    path.write_text(
+        "deployments:\n" + "".join(f"  - name: {name}\n    model: llama3.2-1b-instruct\n    max_context: 4096\n{placement}" for name in ("chat", "chat2"))
+    )
+    code, out, err = cli_run("up", str(path), "--cloud", cloud.name, "--yes")
+    assert code == 0, err
+    assert "chat is serving on" in out and "chat2 is serving on" in out
+    assert re.search(r"^chat: created ", err, re.M) and re.search(r"^chat2: created ", err, re.M)
+    assert cloud.serving_copies() == 2, cloud.inventory()
+    rows = json.loads(cli_run("status", "--output", "json")[1])["deployments"]
+    assert sorted((row["deployment"], row["live"]["state"]) for row in rows) == [("chat", "serving"), ("chat2", "serving")]
+    code, out, err = cli_run("down", "chat", "chat2", "--yes")
+    assert code == 0, err
+    assert "chat is gone from" in out and "chat2 is gone from" in out
     assert cloud.empty(), cloud.inventory()
 
 

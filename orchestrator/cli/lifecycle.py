@@ -35,6 +35,7 @@ def up(ctx: click.Context, stack: str, cloud: str | None, region: str | None, on
         _pulumi_up(ctx, stack, cloud, region, only, yes, out)
         return
     from orchestrator.lifecycle import engine as native
+    from orchestrator.lifecycle.parallel import for_each
 
     catalog = ctx.obj.catalog()
     loaded = load_stack(stack)
@@ -50,11 +51,14 @@ def up(ctx: click.Context, stack: str, cloud: str | None, region: str | None, on
         for planned, _ in ready:
             render.plan(console, planned, catalog)
     confirm(yes, f"Create {', '.join(p.deployment.name for p, _ in ready)} on {', '.join(sorted({p.cloud for p, _ in ready}))}?")
+    by_name = {planned.deployment.name: (planned, provider) for planned, provider in ready}
     with out.events() as report:
-        lifecycle = ctx.obj.lifecycle(report, catalog)
-        for planned, provider in ready:
-            result = native.up(lifecycle, planned, provider, verify=not no_verify)
-            _served(planned.deployment.name, planned.cloud, planned.region, result, out, report)
+        for_each(
+            ctx.obj.lifecycle(report, catalog),
+            list(by_name),
+            lambda lifecycle, name: native.up(lifecycle, *by_name[name], verify=not no_verify),
+            lambda name, result: _served(name, result.plan.cloud, result.plan.region, result, out, report),
+        )
 
 
 def _pulumi_up(ctx: click.Context, stack: str, cloud: str | None, region: str | None, only: str | None, yes: bool, out: Output) -> None:
@@ -102,24 +106,34 @@ def _served(name: str, cloud: str, region: str, result, out: Output, report, att
         )
         return
     after = "" if attempts is None else f" after {len(attempts)} attempt{'s' if len(attempts) > 1 else ''}"
-    click.echo(f"{name} is serving on {cloud} ({region}) at {result.endpoint.url}{after}")
+    out.echo(f"{name} is serving on {cloud} ({region}) at {result.endpoint.url}{after}")
     if answer is not None:
-        click.echo(f"  answered by: {answer.model}")
-    click.echo(f"  auth: {result.endpoint.auth}")
-    click.echo(f"  try:  {result.endpoint.example}")
+        out.echo(f"  answered by: {answer.model}")
+    out.echo(f"  auth: {result.endpoint.auth}")
+    out.echo(f"  try:  {result.endpoint.example}")
 
 
 def _failover(ctx: click.Context, loaded, chosen, cheapest: bool, catalog, yes: bool, verify: bool, out: Output) -> None:
     """`up` over candidate clouds: the placement's fallback list, or every cloud cheapest first."""
     from orchestrator.lifecycle import engine
+    from orchestrator.lifecycle.parallel import for_each
 
     confirm(yes, f"Create {', '.join(d.name for d in chosen)} on the first cloud that can host {'them' if len(chosen) > 1 else 'it'}?")
+    by_name = {deployment.name: deployment for deployment in chosen}
+
+    def each(lifecycle, name: str):
+        """One deployment's candidates in turn: a candidate is tried only once the one before it is cleaned up."""
+        deployment = by_name[name]
+        candidates = engine.cheapest_candidates(loaded, deployment, catalog) if cheapest else deployment.placement.candidates()
+        return engine.up_with_failover(lifecycle, loaded, deployment, candidates, verify=verify)
+
     with out.events() as report:
-        lifecycle = ctx.obj.lifecycle(report, catalog)
-        for deployment in chosen:
-            candidates = engine.cheapest_candidates(loaded, deployment, catalog) if cheapest else deployment.placement.candidates()
-            result, attempts = engine.up_with_failover(lifecycle, loaded, deployment, candidates, verify=verify)
-            _served(deployment.name, result.plan.cloud, result.plan.region, result, out, report, attempts)
+        for_each(
+            ctx.obj.lifecycle(report, catalog),
+            list(by_name),
+            each,
+            lambda name, outcome: _served(name, outcome[0].plan.cloud, outcome[0].plan.region, outcome[0], out, report, outcome[1]),
+        )
 
 
 @click.command()
@@ -246,29 +260,37 @@ def scale(ctx: click.Context, name: str, min_replicas: int, max_replicas: int, y
 
 
 @click.command()
-@click.argument("name")
+@click.argument("names", metavar="NAME...", nargs=-1, required=True)
 @click.option("--yes", is_flag=True, help="Do not ask for confirmation (pipelines).")
 @click.option("--engine", type=ENGINES, default="native", show_default=True, help="pulumi: destroy the Pulumi stack `up --engine pulumi` created.")
 @output_option("json: events as JSON lines on stdout.")
 @click.pass_context
-def down(ctx: click.Context, name: str, yes: bool, engine: str, out: Output) -> None:
-    """Delete a deployment's cloud resources, check none remain, and forget it."""
+def down(ctx: click.Context, names: tuple[str, ...], yes: bool, engine: str, out: Output) -> None:
+    """Delete deployments' cloud resources (several at once), check none remain, and forget them."""
 
     if engine == "pulumi":
-        _pulumi_down(ctx, name, yes, out)
+        if len(names) > 1:
+            raise UsageError("--engine pulumi destroys one deployment's Pulumi stack at a time; name one")
+        _pulumi_down(ctx, names[0], yes, out)
         return
     from orchestrator.lifecycle import engine as native
+    from orchestrator.lifecycle.parallel import for_each
 
-    confirm(yes, f"Delete {name} and every cloud resource it has?")
+    unique = list(dict.fromkeys(names))
+    confirm(yes, f"Delete {', '.join(unique)} and every cloud resource {'they have' if len(unique) > 1 else 'it has'}?")
     with out.events() as report:
-        deployed = native.down(ctx.obj.lifecycle(report), name)
-        out.done(
-            report,
-            f"{name} is gone from {deployed.cloud} ({deployed.region}); nothing tagged with it remains",
-            deployment=name,
-            cloud=deployed.cloud,
-            region=deployed.region,
-            deleted=[r.name for r in deployed.resources],
+        for_each(
+            ctx.obj.lifecycle(report),
+            unique,
+            native.down,
+            lambda name, deployed: out.done(
+                report,
+                f"{name} is gone from {deployed.cloud} ({deployed.region}); nothing tagged with it remains",
+                deployment=name,
+                cloud=deployed.cloud,
+                region=deployed.region,
+                deleted=[r.name for r in deployed.resources],
+            ),
         )
 
 

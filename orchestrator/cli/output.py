@@ -7,10 +7,11 @@ lines (docs/pipelines.md). Every command takes one `Output` and answers through 
 from __future__ import annotations
 
 import json
+import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, TextIO
 
 import click
 
@@ -31,6 +32,9 @@ def emit_json(data: Any) -> None:
 @dataclass(frozen=True)
 class Output:
     format: str  # "table" or "json"
+    # Bound when the command starts: while a cloud SDK's chatter is sent to stderr (see the Azure
+    # provider), results printed from another thread must still reach the real stdout.
+    stdout: TextIO = field(default_factory=lambda: sys.stdout, compare=False, repr=False)
 
     @property
     def json(self) -> bool:
@@ -60,7 +64,11 @@ class Output:
         if self.json:
             report(EventKind.DONE, **fields)
         else:
-            click.echo(sentence)
+            self.echo(sentence)
+
+    def echo(self, line: str) -> None:
+        """A line of the command's result, on the stdout the command began with."""
+        click.echo(line, file=self.stdout)
 
 
 def output_option(help: str | None = None) -> Callable[[Callable[..., Any]], Callable[..., Any]]:

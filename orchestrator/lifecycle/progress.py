@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import sys
+import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from enum import StrEnum
@@ -58,34 +59,52 @@ _SENTENCES = {
 
 
 def _sentence(kind: EventKind, fields: dict[str, Any]) -> str:
+    """An event in words; one about one of several deployments (`parallel`) says which."""
     template = _SENTENCES.get(kind)
-    if template is None:
-        return f"{kind} " + " ".join(f"{k}={v}" for k, v in fields.items())
-    return template.format(kind=kind.value, **fields)
+    text = f"{kind} " + " ".join(f"{k}={v}" for k, v in fields.items()) if template is None else template.format(kind=kind.value, **fields)
+    named = "deployment" in fields and (template is None or "{deployment}" in template)
+    return text if named or "deployment" not in fields else f"{fields['deployment']}: {text}"
 
 
 @contextmanager
 def reporter(json_lines: bool) -> Iterator[Report]:
-    """A report function for the duration of one command."""
+    """A report function for the duration of one command; several deployments' threads may call it at once."""
     # The streams are bound now: a provider may redirect sys.stdout while it works (a cloud SDK
     # may print progress dots there), and events must still reach the real one.
     stdout, stderr = sys.stdout, sys.stderr
+    lock = threading.Lock()
     if json_lines:
-        yield lambda kind, **fields: print(json.dumps({"event": kind, **fields}), file=stdout, flush=True)
+
+        def as_json(kind: EventKind, **fields: Any) -> None:
+            line = json.dumps({"event": kind, **fields})
+            with lock:
+                print(line, file=stdout, flush=True)
+
+        yield as_json
         return
     if not stderr.isatty():
-        yield lambda kind, **fields: print(_sentence(kind, fields), file=stderr, flush=True)
+
+        def as_line(kind: EventKind, **fields: Any) -> None:
+            with lock:
+                print(_sentence(kind, fields), file=stderr, flush=True)
+
+        yield as_line
         return
     from rich.console import Console
 
     console = Console(stderr=True)
+    waiting: dict[str, str] = {}  # the live line of each deployment still waiting on its cloud
     with console.status("starting") as live:
 
         def report(kind: EventKind, **fields: Any) -> None:
-            if kind is EventKind.WAITING and not fields.get("done"):
-                live.update(_sentence(kind, fields))
-                return
-            console.print(_sentence(kind, fields))
-            live.update("working")
+            key = str(fields.get("deployment", ""))
+            with lock:
+                if kind is EventKind.WAITING and not fields.get("done"):
+                    waiting[key] = _sentence(kind, fields)
+                else:
+                    if kind is EventKind.WAITING:
+                        waiting.pop(key, None)
+                    console.print(_sentence(kind, fields))
+                live.update("\n".join(waiting.values()) or "working")
 
         yield report

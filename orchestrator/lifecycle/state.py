@@ -21,6 +21,7 @@ import json
 import os
 import socket
 import sqlite3
+import threading
 import time
 import uuid
 from collections.abc import Iterator
@@ -138,11 +139,25 @@ class State:
                 self.path.parent.chmod(0o700)
             if not self.path.exists():
                 os.close(os.open(self.path, os.O_CREAT | os.O_WRONLY, 0o600))
-            self._db = sqlite3.connect(self.path, timeout=30, isolation_level=None)
-            self._db.row_factory = sqlite3.Row
+            self._local = threading.local()
+            self._connections: list[sqlite3.Connection] = []
+            self._connections_lock = threading.Lock()
             self._prepare()
         except (OSError, sqlite3.Error) as exc:
             raise StateError(f"cannot open the state file {self.path}: {exc}") from exc
+
+    @property
+    def _db(self) -> sqlite3.Connection:
+        """This thread's connection: a SQLite connection belongs to the thread that opened it, and
+        deployments brought up in parallel each work in a thread of their own."""
+        connection = getattr(self._local, "connection", None)
+        if connection is None:
+            connection = sqlite3.connect(self.path, timeout=30, isolation_level=None, check_same_thread=False)  # closed by `close`, from any thread
+            connection.row_factory = sqlite3.Row
+            self._local.connection = connection
+            with self._connections_lock:
+                self._connections.append(connection)
+        return connection
 
     def _prepare(self, attempts: int = 50) -> None:
         """Switch to WAL, create the tables and migrate an older file; a second process doing the
@@ -168,7 +183,10 @@ class State:
                 time.sleep(0.1)
 
     def close(self) -> None:
-        self._db.close()
+        with self._connections_lock:
+            for connection in self._connections:
+                connection.close()
+            self._connections.clear()
 
     @contextmanager
     def _transaction(self) -> Iterator[sqlite3.Connection]:
