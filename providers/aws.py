@@ -35,6 +35,7 @@ from providers.base import (
     Program,
     Provider,
     ProviderError,
+    Quota,
     Resource,
     ScalingSignal,
     ServingContract,
@@ -272,6 +273,28 @@ class AwsProvider(Provider):
         )
         (events.adopted if policies["ScalingPolicies"] else events.created)(policy)
 
+    def quota(self, plan: Plan) -> Quota | None:
+        """Service Quotas' "<instance type> for endpoint usage" for SageMaker: how many instances of
+        the type the account's endpoints may run in the region (the quota the ResourceLimitExceeded
+        of CreateEndpoint names). Service Quotas reports no usage for it, so only the limit is read."""
+        settings = self.settings(plan)
+        quotas = self.client(("quotas", plan.region, settings.get("endpoint_url")), lambda: _quotas_client(plan.region, settings.get("endpoint_url")))
+        wanted = f"{plan.offer.instance_type} for endpoint usage"
+        with _translated():
+            found = next((q for q in _pages(quotas.list_service_quotas, "Quotas", ServiceCode="sagemaker") if q["QuotaName"] == wanted), None)
+        if found is None:
+            return None
+        console = f"https://console.aws.amazon.com/servicequotas/home/services/sagemaker/quotas/{found['QuotaCode']}"
+        return Quota(
+            name=wanted,
+            limit=found["Value"],
+            used=None,
+            needed=plan.deployment.autoscaling.min_replicas,
+            unit="instances",
+            request=f"request an increase: aws service-quotas request-service-quota-increase --service-code sagemaker --quota-code {found['QuotaCode']} "
+            f"--desired-value {plan.deployment.autoscaling.max_replicas} --region {plan.region} (or {console})",
+        )
+
     def describe(self, deployed: Deployed) -> LiveStatus:
         sagemaker, scaling = self._control(deployed.region, deployed.settings)
         names = {r.type: r.name for r in deployed.resources}
@@ -437,6 +460,15 @@ def _runtime_client(region: str, endpoint_url: str | None) -> Any:
 
     config = Config(retries={"mode": "standard", "total_max_attempts": 1}, user_agent_extra="llamadeploy")  # the engine retries
     return boto3.session.Session(region_name=region).client("sagemaker-runtime", endpoint_url=endpoint_url, config=config)
+
+
+def _quotas_client(region: str, endpoint_url: str | None) -> Any:
+    """A Service Quotas client for the region (`endpoint_url` replaces every AWS endpoint llamadeploy calls)."""
+    import boto3
+    from botocore.config import Config
+
+    config = Config(retries={"mode": "standard", "total_max_attempts": 1}, user_agent_extra="llamadeploy")  # the engine retries
+    return boto3.session.Session(region_name=region).client("service-quotas", endpoint_url=endpoint_url, config=config)
 
 
 def _control_clients(region: str, endpoint_url: str | None) -> tuple[Any, Any]:

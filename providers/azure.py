@@ -24,7 +24,9 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import logging
+import math
 import os
+import re
 import shlex
 import sys
 import tempfile
@@ -67,6 +69,7 @@ from providers.base import (
     Program,
     Provider,
     ProviderError,
+    Quota,
     Resource,
     ScalingSignal,
     ServingContract,
@@ -361,6 +364,33 @@ class AzureProvider(Provider):
         if not created:
             events.wait(what, lambda: _provisioned(get()), pace)
 
+    def quota(self, plan: Plan) -> Quota | None:
+        """Azure ML's dedicated cores for the instance's VM family in the region, which managed online
+        deployments draw on, with the 20 % Azure ML reserves for upgrades on most sizes
+        (learn.microsoft.com/azure/machine-learning/how-to-manage-quotas). The family and cores come
+        from the service's own size list and the usage row is matched to it, as Microsoft's SDK does
+        (azure-sdk-for-python sdk/ai/azure-ai-resources/.../_deployment_operations.py)."""
+        ml, _, _ = self._clients(self.settings(plan))
+        wanted = plan.offer.instance_type.lower()
+        with _translated(), _quiet_stdout():
+            size = next((s for s in ml.compute.list_sizes(location=plan.region) if (s.name or "").lower() == wanted), None)
+            if size is None or not size.family:
+                return None
+            family = _family_key(size.family)
+            usage = next((u for u in ml.compute.list_usage(location=plan.region) if _family_key(_usage_name(u, "value")) == family and _dedicated(u)), None)
+        if usage is None:
+            return None
+        instances = plan.deployment.autoscaling.min_replicas
+        reserved = instances if family in NO_UPGRADE_RESERVE else math.ceil(1.2 * instances)
+        return Quota(
+            name=f"{_usage_name(usage, 'value')} (dedicated cores)",
+            limit=usage.limit,
+            used=_field(usage, "current_value", "currentValue") or 0,
+            needed=reserved * (_field(size, "v_cp_us", "vCPUs") or 0),
+            unit="cores",
+            request=f"request more in the Azure portal: the workspace's Usage + quotas, VM family {size.family} in {plan.region} (https://ml.azure.com/quota)",
+        )
+
     def describe(self, deployed: Deployed) -> LiveStatus:
         ml, monitor, _ = self._clients(deployed.settings)
         names = {r.type: r.name for r in deployed.resources}
@@ -571,6 +601,36 @@ def _poller_check(poller: Any) -> Callable[[], tuple[bool, str]]:
         return True, poller.status()
 
     return check
+
+
+# VM families exempt from Azure ML's 20 % upgrade reservation ("Skip 20% Reservation" in
+# articles/machine-learning/reference-managed-online-endpoints-vm-sku-list.md), as `_family_key` spells them.
+NO_UPGRADE_RESERVE = frozenset(
+    {"standardncadsa100v4family", "standardncadsh100v5family", "standardndamsv4_a100family", "standardndasv4_a100family", "standardndv5h100family"}
+)
+
+
+def _family_key(name: str | None) -> str:
+    """A VM family as usage rows and size lists both spell it: their case and spaces vary."""
+    return (name or "").replace(" ", "").lower()
+
+
+def _field(entity: Any, name: str, wire: str) -> Any:
+    """A field of azure-ai-ml's Usage or VmSize: `_from_rest_object` copies the REST model's
+    `as_dict()`, whose keys are the wire names (currentValue, vCPUs), over the snake_case ones."""
+    value = getattr(entity, wire, None)
+    return getattr(entity, name, None) if value is None else value
+
+
+def _usage_name(usage: Any, key: str) -> str:
+    """One of a usage row's names ("value" or "localizedValue"), a dict as the REST object had it."""
+    name = usage.name if isinstance(usage.name, dict) else vars(usage.name)
+    return str(name.get(key) or name.get(re.sub(r"_(\w)", lambda m: m[1].upper(), key)) or "")
+
+
+def _dedicated(usage: Any) -> bool:
+    """The family's dedicated-cores row (the same family also has a low-priority one)."""
+    return "dedicated" in _usage_name(usage, "localized_value").lower()
 
 
 def _presence(resource: Any) -> Presence:

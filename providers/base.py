@@ -217,6 +217,32 @@ class LiveStatus:
 
 
 @dataclass(frozen=True)
+class Quota:
+    """An account limit that decides whether a plan's machines can be had in its region: a GPU
+    quota of 0 is the most common first failure on every managed service, and cheaper to learn
+    before anything is created than from a failed deployment."""
+
+    name: str  # as the cloud names it, so the user can find it
+    limit: float
+    used: float | None  # None where the service does not report what is in use
+    needed: float  # what the plan needs at its minimum replicas, in `unit`
+    unit: str  # "instances", "cores", "GPUs"
+    request: str  # how to ask for more
+
+    @property
+    def enough(self) -> bool:
+        return self.limit - (self.used or 0) >= self.needed
+
+    def describe(self) -> str:
+        free = f"{_amount(self.limit - self.used)} of {_amount(self.limit)}" if self.used is not None else f"{_amount(self.limit)}"
+        return f"quota {self.name!r}: {free} {self.unit} free, {_amount(self.needed)} needed"
+
+
+def _amount(value: float) -> str:
+    return f"{value:g}"
+
+
+@dataclass(frozen=True)
 class Endpoint:
     """Where a deployment answers and how a client authenticates."""
 
@@ -335,6 +361,11 @@ class Provider(CloudService):
     def settings(self, plan: Plan) -> dict[str, Any]:
         """What `describe` and `destroy` need later to reach the cloud again, kept in state."""
         return {}
+
+    def quota(self, plan: Plan) -> Quota | None:
+        """The account's quota for the plan's machines in its region, read from the cloud's quota
+        API before anything is created; None where this provider does not check one."""
+        return None
 
     @abstractmethod
     def apply(self, plan: Plan, events: Events) -> Deployed:

@@ -56,6 +56,7 @@ from providers.base import (
     Program,
     Provider,
     ProviderError,
+    Quota,
     Resource,
     ScalingSignal,
     ServingContract,
@@ -83,6 +84,15 @@ ACCELERATOR_TYPES = {
     "A100-40GB": "NVIDIA_TESLA_A100",
     "L4": "NVIDIA_L4",
 }
+# Cloud Quotas' quota IDs for custom model serving GPUs, per project per region (gcloud's
+# model_garden_utils.py and vertex-ai-samples' notebook_util/common_util.py); H200's is not published.
+SERVING_QUOTAS = {
+    "NVIDIA_L4": "CustomModelServingL4GPUsPerProjectPerRegion",
+    "NVIDIA_TESLA_A100": "CustomModelServingA100GPUsPerProjectPerRegion",
+    "NVIDIA_A100_80GB": "CustomModelServingA10080GBGPUsPerProjectPerRegion",
+    "NVIDIA_H100_80GB": "CustomModelServingH100GPUsPerProjectPerRegion",
+}
+CLOUD_QUOTAS = "https://cloudquotas.googleapis.com"
 # The newest Model Garden vLLM tag in Google's samples (model_garden_huggingface_vllm_deployment.ipynb).
 MODEL_GARDEN_VLLM_IMAGE = "us-docker.pkg.dev/vertex-ai/vertex-vision-model-garden-dockers/pytorch-vllm-serve:20251205_0916_RC01"
 RAY_LAUNCHER = "/vllm-workspace/ray_launcher.sh"
@@ -282,6 +292,35 @@ class GcpProvider(Provider):
             return True, "ended" if operation is not None else "gone"
 
         events.wait(f"Vertex AI operation {name.rsplit('/', 1)[-1]} on {resource.name}, started by an earlier command", check, pace)
+
+    def quota(self, plan: Plan) -> Quota | None:
+        """Vertex AI's custom model serving GPU quota for the accelerator in the region, read from the
+        Cloud Quotas API (google/api/cloudquotas/v1: quotaInfos, a region's value in dimensionsInfos).
+        It counts GPUs (accelerator count x replicas), as gcloud's Model Garden check does
+        (googlecloudsdk/command_lib/ai/model_garden_utils.py); the API reports no usage."""
+        quota_id = SERVING_QUOTAS.get(ACCELERATOR_TYPES.get(plan.offer.gpu, ""))
+        if quota_id is None:
+            return None
+        settings = self.settings(plan)
+        _, _, session = self._clients(plan.region, settings)
+        url = f"{CLOUD_QUOTAS}/v1/projects/{settings['project']}/locations/global/services/aiplatform.googleapis.com/quotaInfos/{quota_id}"
+        with _translated():
+            info = answer_of(lambda: session.get(url, timeout=60), "the Cloud Quotas API")
+        infos = info.get("dimensionsInfos", [])
+        regional = next((d for d in infos if d.get("dimensions", {}).get("region") == plan.region), None)
+        chosen = regional or next((d for d in infos if plan.region in d.get("applicableLocations", []) or not d.get("dimensions")), None)
+        if chosen is None:
+            return None
+        metric = info.get("metric", quota_id)
+        return Quota(
+            name=metric,
+            limit=float(chosen.get("details", {}).get("value") or 0),  # int64 as a string, absent when 0
+            used=None,
+            needed=plan.deployment.autoscaling.min_replicas * plan.offer.gpu_count * plan.layout.nodes,
+            unit="GPUs",
+            request=f"request more at https://console.cloud.google.com/iam-admin/quotas?metric={metric} (region {plan.region}), "
+            "see https://cloud.google.com/vertex-ai/docs/quotas#requesting_additional_quota",
+        )
 
     def describe(self, deployed: Deployed) -> LiveStatus:
         models, endpoints, _ = self._clients(deployed.region, deployed.settings)

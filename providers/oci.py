@@ -52,6 +52,7 @@ from providers.base import (
     Program,
     Provider,
     ProviderError,
+    Quota,
     Resource,
     ScalingSignal,
     ServingContract,
@@ -197,6 +198,29 @@ class OciProvider(Provider):
         """The region's DataScienceClient; how credentials are found (the environment) is part of the key."""
         key = (region, repr(sorted(settings.items())), os.environ.get("OCI_RESOURCE_PRINCIPAL_VERSION", ""), os.environ.get("OCI_CONFIG_FILE", ""))
         return self.client(key, lambda: _make_client(region, settings))
+
+    def quota(self, plan: Plan) -> Quota | None:
+        """The Data Science service limit for the shape's GPUs in the region, as the Limits API's
+        resource availability reports it for the deployment's compartment. It counts GPUs, as
+        Oracle's ADS compares it (oracle/accelerated-data-science ads/aqua/ui.py); shapes whose
+        limit name no public source gives are not checked (their create still reports LimitExceeded)."""
+        limit_name = next((name for prefix, name in LIMIT_NAMES.items() if plan.offer.instance_type.startswith(prefix)), None)
+        if limit_name is None:
+            return None
+        settings = self.settings(plan)
+        key = ("limits", plan.region, repr(sorted(settings.items())), os.environ.get("OCI_CONFIG_FILE", ""))
+        limits = self.client(key, lambda: _make_limits_client(plan.region, settings))
+        with _translated():
+            availability = limits.get_resource_availability("data-science", limit_name, settings["compartment_id"]).data
+        return Quota(
+            name=f"data-science {limit_name}",
+            limit=(availability.used or 0) + (availability.available or 0),
+            used=availability.used or 0,
+            needed=plan.deployment.autoscaling.min_replicas * plan.offer.gpu_count,
+            unit="GPUs",
+            request="request a service limit increase in the OCI Console: Governance & Administration > Limits, Quotas and Usage > "
+            f"service Data Science, {limit_name} (docs.oracle.com/en-us/iaas/Content/General/Concepts/servicelimits.htm)",
+        )
 
     def apply(self, plan: Plan, events: Events) -> Deployed:
         from oci.data_science import models as ds
@@ -537,6 +561,14 @@ def _make_client(region: str, settings: Mapping[str, Any]) -> Any:
     return oci.data_science.DataScienceClient(config, **({"signer": signer} if signer else {}), **kwargs)
 
 
+def _make_limits_client(region: str, settings: Mapping[str, Any]) -> Any:
+    """The region's LimitsClient (https://limits.<region>.oci.oraclecloud.com), with the same credentials."""
+    import oci
+
+    config, signer = _credentials(region, dict(settings))
+    return oci.limits.LimitsClient(config, **({"signer": signer} if signer else {}), retry_strategy=oci.retry.NoneRetryStrategy())
+
+
 def _credentials(region: str, settings: dict[str, Any]) -> tuple[dict[str, Any], Any]:
     """The SDK config and, inside OCI, a resource principals signer (else None: the config's API key signs)."""
     import oci
@@ -562,6 +594,10 @@ def _signer(region: str, settings: dict[str, Any]) -> Any:
     except (OSError, ValueError) as exc:
         raise AuthError(f"cannot read the OCI API key {config.get('key_file')!r} named in the config file: {exc}") from exc
 
+
+# Data Science service limits by shape prefix: the names Oracle's ADS uses (ads/aqua/ui.py and its tests);
+# the A100, H100, H200 and L40S shapes' names appear in no public source, so those are not checked.
+LIMIT_NAMES = {"VM.GPU.A10.": "ds-gpu-a10-count", "BM.GPU.A10.": "ds-gpu-a10-count", "BM.GPU4.": "ds-gpu4-count"}
 
 WORDS = ErrorWords(
     "OCI Data Science",

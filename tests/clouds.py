@@ -32,9 +32,9 @@ import providers.gcp
 import providers.oci
 from orchestrator.cli import cli
 from tests import fake_provider
-from tests.emulators import containers, fake
+from tests.emulators import containers, fake, gcp, oci
 from tests.emulators.aws import CREDENTIALS, AwsStandIn
-from tests.emulators.azure import RESOURCE_GROUP, SUBSCRIPTION, WORKSPACE, AzureStandIn
+from tests.emulators.azure import FAMILIES, RESOURCE_GROUP, SUBSCRIPTION, WORKSPACE, AzureStandIn, vcpus
 from tests.emulators.fake import FakeStandIn
 from tests.emulators.gcp import PROJECT, GcpStandIn
 from tests.emulators.internet import Internet
@@ -188,6 +188,10 @@ class Cloud(Protocol):
     def serving_copies(self) -> int: ...  # serving resources (endpoints, deployments) the cloud holds
     def fail_capacity(self, instance_type: str) -> None: ...
     def fail_quota(self, instance_type: str) -> None: ...
+    def set_quota(self, instance_type: str, available: int) -> None: ...  # what the quota API says is free for the type
+
+    quota_name: str  # how the cloud names that quota, in words the user sees
+
     def throttle(self) -> None: ...
     def fail_transiently(self, calls: int) -> None: ...
     def drop_connections(self, calls: int) -> None: ...
@@ -364,6 +368,11 @@ class AwsCloud(_Common):
     def throttle(self) -> None:
         self.stand_in.faults.throttle_next = 4  # boto3 makes one attempt (the engine retries)
 
+    def set_quota(self, instance_type: str, available: int) -> None:
+        self.stand_in.faults.endpoint_quota[instance_type] = available
+
+    quota_name: ClassVar[str] = "for endpoint usage"
+
     def delete_endpoint_by_hand(self, name: str) -> None:
         self.stand_in.client("sagemaker").delete_endpoint(EndpointName=name)
 
@@ -444,6 +453,11 @@ class AzureCloud(_RestStandInHarness):
 
     def hold_serving(self) -> None:
         self.stand_in.faults.deployment_polls = 10**6
+
+    def set_quota(self, instance_type: str, available: int) -> None:
+        self.stand_in.faults.family_cores[FAMILIES[instance_type].replace(" ", "")] = available * vcpus(instance_type)
+
+    quota_name: ClassVar[str] = "Family (dedicated cores)"
 
     program_types: tuple[str, ...] = (
         "azure-native:machinelearningservices:WorkspaceConnection",
@@ -550,6 +564,13 @@ class GcpCloud(_RestStandInHarness):
     def hold_serving(self) -> None:
         self.stand_in.faults.deploy_polls = 10**6
 
+    def set_quota(self, instance_type: str, available: int) -> None:
+        accelerator, counts = next(spec for prefix, spec in gcp.MACHINES.items() if instance_type.startswith(prefix))
+        size = int("".join(c for c in instance_type.rsplit("-", 1)[-1] if c.isdigit()))
+        self.stand_in.faults.serving_gpus[accelerator] = available * counts[size]
+
+    quota_name: ClassVar[str] = "custom_model_serving_nvidia"
+
     program_types: tuple[str, ...] = ("gcp:vertex/aiEndpointWithModelGardenDeployment:AiEndpointWithModelGardenDeployment",)
 
     def block(self) -> str:
@@ -646,6 +667,11 @@ class OciCloud(_RestStandInHarness):
     def use_image(self, stack: Path, image: str) -> None:
         stack.write_text(stack.read_text().replace(f"image: {OCIR_IMAGE}", f"image: {image}"))
 
+    def set_quota(self, instance_type: str, available: int) -> None:
+        self.stand_in.faults.gpu_limit[str(oci.gpu_limit_of(instance_type))] = available * int(instance_type.rsplit(".", 1)[-1])
+
+    quota_name: ClassVar[str] = "data-science ds-gpu"
+
     def break_contract(self, monkeypatch: Any) -> str:
         """`vllm serve MODEL` in cmd: OCI appends cmd to the image's ENTRYPOINT, which is vLLM's server already."""
         original = providers.oci._vllm_command
@@ -714,6 +740,10 @@ class FakeCloud(_RestStandInHarness):
 
     serving_request: ClassVar[tuple[str, str]] = ("PUT", "endpoint")
     delete_request: ClassVar[tuple[str, str]] = ("DELETE", "endpoint")
+    quota_name: ClassVar[str] = "instances"
+
+    def set_quota(self, instance_type: str, available: int) -> None:
+        self.stand_in.faults.instance_quota[instance_type] = available
 
     def endpoint_name(self, deployment: str) -> str:
         return f"{deployment}-moon-1"
@@ -760,12 +790,11 @@ HARNESSES: dict[str, type] = {"aws": AwsCloud, "azure": AzureCloud, "gcp": GcpCl
 
 
 def start_stand_in(name: str, internet: Internet) -> Any:
-    """One cloud's stand-in; Azure and OCI serve inference on hosts of their own, behind `internet`
-    (SageMaker's runtime and Vertex AI's rawPredict answer on the API endpoint the tests set)."""
+    """One cloud's stand-in; Azure and OCI serve inference, Google Cloud Quotas and OCI Limits on
+    hosts of their own, behind `internet` (SageMaker's runtime and Vertex AI's rawPredict answer on
+    the API endpoint the tests set)."""
     if name == "aws":
         return AwsStandIn()
-    if name == "gcp":
-        return GcpStandIn()
     if name == "fake":
         return FakeStandIn()
-    return {"azure": AzureStandIn, "oci": OciStandIn}[name](internet)
+    return {"azure": AzureStandIn, "gcp": GcpStandIn, "oci": OciStandIn}[name](internet)

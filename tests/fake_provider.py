@@ -34,6 +34,7 @@ from providers.base import (
     Program,
     Provider,
     ProviderError,
+    Quota,
     Resource,
     ScalingSignal,
     ServingContract,
@@ -100,6 +101,17 @@ class FakeProvider(Provider):
         create_or_adopt(endpoint, lambda: self._presence(path), lambda: self._api("PUT", path, body), events)
         events.wait(f"Fake serving endpoint {endpoint.name}", lambda: _ready(self._api("GET", path)), Pace.MINUTES)
         return Deployed(plan.deployment.name, self.name, plan.region, (endpoint,), self._url(f"/serve/{plan.region}/{endpoint.name}"))
+
+    def quota(self, plan: Plan) -> Quota | None:
+        found = self._api("GET", f"/regions/{plan.region}/quotas/{plan.offer.instance_type}")
+        return Quota(
+            name=found["name"],
+            limit=found["limit"],
+            used=found["used"],
+            needed=plan.deployment.autoscaling.min_replicas,
+            unit="instances",
+            request="request more from the fake cloud",
+        )
 
     def describe(self, deployed: Deployed) -> LiveStatus:
         (endpoint,) = deployed.resources

@@ -41,6 +41,20 @@ def test_fallback_tries_in_order_and_stops_at_the_first_success(pair: tuple[Clou
     assert [(op["cloud"], op["status"]) for op in row["history"]] == [("aws", "rolled_back"), ("azure", "succeeded")]
 
 
+def test_a_candidate_without_quota_is_skipped_before_anything_is_created(pair: tuple[Cloud, Cloud], tmp_path: Path) -> None:
+    aws, azure = pair
+    stack = _stack(pair, tmp_path, "  fallback: [aws:us-east-1, azure:eastus]\n")
+    aws.set_quota(_instance(stack, "aws"), 0)
+    code, out, err = cli_run("up", str(stack), "--yes")
+    assert code == 0, err
+    assert f"quota '{_instance(stack, 'aws')} for endpoint usage': 0 instances free, 1 needed" in err
+    assert "request-service-quota-increase --service-code sagemaker" in err
+    assert "chat is serving on azure (eastus)" in out
+    assert aws.creates() == 0 and aws.empty() and azure.endpoint_creates() == 1
+    (row,) = json.loads(cli_run("status", "--output", "json")[1])["deployments"]
+    assert [(op["cloud"], op["status"]) for op in row["history"]] == [("azure", "succeeded")]  # the skipped candidate wrote nothing
+
+
 def test_an_exhausted_list_says_what_was_tried(pair: tuple[Cloud, Cloud], tmp_path: Path) -> None:
     aws, azure = pair
     stack = _stack(pair, tmp_path, "  fallback: [aws, azure, gcp]\n")

@@ -152,6 +152,21 @@ def test_capacity_or_quota_failure_leaves_nothing_and_says_why(cloud: Cloud, sta
     assert json.loads(cli_run("status", "--output", "json")[1])["deployments"] == []
 
 
+def test_no_quota_stops_up_before_anything_is_created(cloud: Cloud, stack: Path, instance_type: str) -> None:
+    """The quota API is read first: with none free, nothing is created, nothing recorded, and the user
+    learns the quota's name and how to ask for more."""
+    cloud.set_quota(instance_type, 0)
+    code, _, err = cli_run("up", str(stack), "--cloud", cloud.name, "--yes")
+    assert code == 1 and "stopped before creating anything" in err and cloud.quota_name in err, err
+    assert "request" in err.split("stopped before creating anything")[1]
+    assert cloud.creates() == 0 and cloud.empty(), cloud.inventory()
+    assert json.loads(cli_run("status", "--output", "json")[1])["deployments"] == []
+    cloud.set_quota(instance_type, 8)
+    code, _, err = cli_run("up", str(stack), "--cloud", cloud.name, "--yes")
+    assert code == 0 and "8 " in err.split(cloud.quota_name)[1].splitlines()[0], err  # what was read is shown
+    assert cli_run("down", "chat", "--yes")[0] == 0 and cloud.empty()
+
+
 def test_throttling_is_retried(cloud: Cloud, stack: Path) -> None:
     cloud.throttle()
     code, _, err = cli_run("up", str(stack), "--cloud", cloud.name, "--yes")

@@ -230,6 +230,8 @@ def up(ctx: Context, planned: Plan, provider: Provider, verify: bool = True) -> 
             if live.serving:
                 report(EventKind.UNCHANGED, deployment=name)
                 return UpResult(planned, deployed, provider.endpoint(deployed), changed=False)
+        if record is None:  # a re-run's own machines would count against the quota it reads
+            _check_quota(ctx, planned, provider)
         operation = state.begin(name, OperationKind.UP, planned.cloud, holder)
         placed = Placed(planned.cloud, planned.region, digest, PlanSnapshot.of(planned), provider.settings(planned))
         spec = planned.deployment.model_dump(mode="json")  # references to secrets only, never values
@@ -248,6 +250,24 @@ def up(ctx: Context, planned: Plan, provider: Provider, verify: bool = True) -> 
         state.put(creating.to(Phase.SERVING, placed=replace(placed, deployed=deployed)))
         state.finish(operation, OperationStatus.SUCCEEDED)
         return UpResult(planned, deployed, provider.endpoint(deployed), changed=True, answer=answer)
+
+
+def _check_quota(ctx: Context, planned: Plan, provider: Provider) -> None:
+    """Stop before creating anything when the account's quota cannot hold the plan's machines
+    (failover then tries the next candidate). A quota that cannot be read (no permission to read
+    quotas, say) is reported and does not stop the run: the service still has the last word."""
+    where = {"cloud": planned.cloud, "region": planned.region}
+    try:
+        quota = _retrying(lambda: provider.quota(planned), ctx)
+    except ProviderError as exc:
+        ctx.report(EventKind.QUOTA_UNCHECKED, **where, reason=str(exc).splitlines()[0])
+        return
+    if quota is None:
+        return
+    ctx.report(EventKind.QUOTA, **where, quota=quota.describe(), enough=quota.enough)
+    if not quota.enough:
+        cause = QuotaError(f"{provider.service} {quota.describe()} in {planned.region}; {quota.request}")
+        raise DeployError(f"up of {planned.deployment.name!r} on {planned.cloud} stopped before creating anything: {cause}") from cause
 
 
 def _take_over_interrupted(ctx: Context, name: str) -> None:

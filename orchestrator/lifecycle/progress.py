@@ -25,6 +25,8 @@ class EventKind(StrEnum):
     THROTTLED = "throttled"
     RETRYING = "retrying"
     INTERRUPTED = "interrupted"
+    QUOTA = "quota"  # the account's quota for the plan's machines, read before creating anything
+    QUOTA_UNCHECKED = "quota_unchecked"
     RESUMING = "resuming"  # a cloud operation an earlier command started is waited for, not started again
     UNCHANGED = "unchanged"
     VERIFIED = "verified"
@@ -46,6 +48,8 @@ _SENTENCES = {
     EventKind.WAITING: "{what}: {status} ({elapsed_s:.0f} s)",
     EventKind.THROTTLED: "the cloud is throttling requests; retry {attempt} in {retry_in_s} s",
     EventKind.INTERRUPTED: "an earlier {operation} by {holder} since {since} did not finish; taking over",
+    EventKind.QUOTA: "{cloud} ({region}): {quota}",
+    EventKind.QUOTA_UNCHECKED: "{cloud} ({region}): quota not checked ({reason})",
     EventKind.RESUMING: "{resource}: an earlier command started {operation} and did not see it end; waiting for it",
     EventKind.MOVING: "moving {deployment} from {source} to {target} ({region}): up there first",
     EventKind.SWITCHED: "{deployment} serves on {cloud} now; deleting it from the source",

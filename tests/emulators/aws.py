@@ -21,6 +21,7 @@ import logging
 import re
 import threading
 import time
+import zlib
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler
 from typing import Any
@@ -30,6 +31,8 @@ from tests.emulators.http import loopback_server
 from tests.emulators.vllm import ContainerFailed
 
 REGION = "us-east-1"
+SERVICE_QUOTAS_TARGET = "ServiceQuotasV20190624."
+DEFAULT_ENDPOINT_QUOTA = 4  # instances per GPU type in the stand-in's account (new real accounts often have 0)
 SAGEMAKER_PORT = 8080  # "Containers need to implement a web server that responds to /invocations and /ping on port 8080"
 PING_FAILED = "The primary container for production variant AllTraffic did not pass the ping health check. Please check CloudWatch logs for this endpoint."
 _RUNTIME_HOST = re.compile(r"^runtime\.sagemaker\.[a-z0-9-]+\.amazonaws\.com$")
@@ -63,6 +66,7 @@ class Faults:
     drop_next: int = 0  # connections closed without an answer
     server_error_next: int = 0
     deleting_polls: int = 0  # DescribeEndpoint answers Deleting this many times after DeleteEndpoint
+    endpoint_quota: dict[str, int] = field(default_factory=dict)  # instance type -> "for endpoint usage" quota
 
 
 class AwsStandIn:
@@ -122,6 +126,29 @@ class AwsStandIn:
             "scalable_targets": [t["ResourceId"] for t in scaling.describe_scalable_targets(ServiceNamespace="sagemaker")["ScalableTargets"]],
             "scaling_policies": [p["PolicyName"] for p in scaling.describe_scaling_policies(ServiceNamespace="sagemaker")["ScalingPolicies"]],
         }
+
+    def service_quotas(self, action: str, body: dict[str, Any]) -> tuple[int, dict[str, Any]]:
+        """Service Quotas' ListServiceQuotas for SageMaker (service-2.json 2019-06-24): one
+        "<instance type> for endpoint usage" quota per instance type, in pages of 2 so a client must
+        follow NextToken; `faults.endpoint_quota` overrides the value per instance type."""
+        if action != "ListServiceQuotas" or body.get("ServiceCode") != "sagemaker":
+            return 400, {"__type": "NoSuchResourceException", "message": f"the stand-in answers ListServiceQuotas for sagemaker only, not {action}"}
+        names = sorted(t for t in containers.gpus_per_instance() if t.startswith("ml."))
+        start = int(body.get("NextToken") or 0)
+        page = [
+            {
+                "ServiceCode": "sagemaker",
+                "ServiceName": "Amazon SageMaker",
+                "QuotaCode": f"L-{zlib.crc32(name.encode()):08X}",
+                "QuotaName": f"{name} for endpoint usage",
+                "Value": float(self.faults.endpoint_quota.get(name, DEFAULT_ENDPOINT_QUOTA)),
+                "Unit": "None",
+                "Adjustable": True,
+                "GlobalQuota": False,
+            }
+            for name in names[start : start + 2]
+        ]
+        return 200, {"Quotas": page, **({"NextToken": str(start + 2)} if start + 2 < len(names) else {})}
 
     def finish_in_polls(self, polls: int) -> None:
         """Every endpoint creating or deleting now ends after `polls` more DescribeEndpoint polls (at once with 0)."""
@@ -281,6 +308,8 @@ def _handler(stand_in: AwsStandIn) -> type[BaseHTTPRequestHandler]:
                 self.close_connection = True
                 return None
             fault = stand_in._fault_for(action, body)
+            if fault is None and target.startswith(SERVICE_QUOTAS_TARGET):
+                fault = stand_in.service_quotas(action, body)
             if fault is not None:
                 return self._answer(fault[0], json.dumps(fault[1]).encode(), {"Content-Type": "application/x-amz-json-1.1"})
             connection = http.client.HTTPConnection(stand_in.moto_host, stand_in.moto_port, timeout=30)

@@ -64,6 +64,18 @@ INSTANCE_TYPES = {
         "Standard_NV36ads_A10_v5",
     }
 }
+# Each size's Azure ML VM family, as its usage rows name it (reference-managed-online-endpoints-vm-sku-list.md).
+FAMILIES = {
+    "Standard_NC24ads_A100_v4": "standardNCADSA100v4Family",
+    "Standard_NC48ads_A100_v4": "standardNCADSA100v4Family",
+    "Standard_NC96ads_A100_v4": "standardNCADSA100v4Family",
+    "Standard_NC40ads_H100_v5": "standardNCADSH100v5Family",
+    "Standard_NC80adis_H100_v5": "standardNCADSH100v5Family",
+    "Standard_ND96amsr_A100_v4": "standard NDAMSv4_A100Family",
+    "Standard_ND96isr_H100_v5": "standardNDv5H100Family",
+    "Standard_NV36ads_A10_v5": "standardNVADSA10v5Family",
+}
+DEFAULT_FAMILY_CORES = 960  # dedicated cores per family in the stand-in's subscription (real GPU families start at 0)
 _WS = r"/subscriptions/(?P<sub>[^/]+)/resourceGroups/(?P<rg>[^/]+)/providers/Microsoft\.MachineLearningServices/workspaces/(?P<ws>[^/]+)"
 _SCORING_HOST = re.compile(rf"^(?P<endpoint>[^.]+)\.{LOCATION}\.inference\.ml\.azure\.com$")
 SCORING_HOSTS = rf"[a-z0-9-]+\.{LOCATION}\.inference\.ml\.azure\.com"
@@ -80,6 +92,8 @@ _ROUTES = [
     ("secrets", re.compile(_WS + r"/datastores/(?P<name>[^/]+)/listSecrets$")),
     ("datastore", re.compile(_WS + r"/datastores/(?P<name>[^/]+)$")),
     ("autoscale", re.compile(r"/subscriptions/[^/]+/resourceGroups/[^/]+/providers/microsoft\.insights/autoscalesettings/(?P<name>[^/]+)$", re.IGNORECASE)),
+    ("usages", re.compile(r"/subscriptions/(?P<sub>[^/]+)/providers/Microsoft\.MachineLearningServices/locations/(?P<location>[^/]+)/usages$")),
+    ("vm_sizes", re.compile(r"/subscriptions/(?P<sub>[^/]+)/providers/Microsoft\.MachineLearningServices/locations/(?P<location>[^/]+)/vmSizes$")),
     ("operation", re.compile(r"/operations/(?P<id>\d+)$")),
     ("token", re.compile(r"/msi/token$")),
 ]
@@ -100,6 +114,7 @@ class Faults:
 
     polls: int = 0  # operation polls before an LRO finishes
     deployment_polls: int | None = None  # the same for an online deployment's LRO only, when set
+    family_cores: dict[str, int] = field(default_factory=dict)  # VM family -> dedicated cores limit
     quota_for: set[str] = field(default_factory=set)  # instance types whose PUT fails on quota
     capacity_for: set[str] = field(default_factory=set)  # instance types whose operation fails for capacity
     throttle_next: int = 0
@@ -329,6 +344,43 @@ class AzureStandIn(JsonStandIn):
                 else:
                     self._complete(operation)
 
+    def _usages(self, method: str, path: str, body: dict[str, Any], sub: str, location: str) -> tuple[int, Any, dict[str, str]]:
+        """Azure ML's usages for a region (GET .../locations/{location}/usages): per VM family a
+        dedicated-cores row and a low-priority one, in use counted from the live deployments."""
+        if sub != SUBSCRIPTION:
+            return 404, _error("SubscriptionNotFound", f"subscription {sub} not found"), {}
+        rows = []
+        for family in sorted(set(FAMILIES.values())):
+            used = sum(
+                vcpus(d["properties"].get("instanceType", "")) * int((d.get("sku") or {}).get("capacity") or d["properties"].get("instanceCount") or 1)
+                for d in self.deployments.values()
+                if FAMILIES.get(d["properties"].get("instanceType", "")) == family
+            )
+            limit = self.faults.family_cores.get(family.replace(" ", ""), DEFAULT_FAMILY_CORES)
+            for kind, localized, count in (
+                ("dedicatedCores", f"{family} Cluster Dedicated vCPUs", used),
+                ("lowPriorityCores", f"{family} Cluster LowPriority vCPUs", 0),
+            ):
+                rows.append(
+                    {
+                        "id": f"/subscriptions/{sub}/providers/Microsoft.MachineLearningServices/locations/{location}/usages/{family}",
+                        "type": f"Microsoft.MachineLearningServices/{kind}/usages",
+                        "unit": "Count",
+                        "currentValue": count,
+                        "limit": limit if kind == "dedicatedCores" else -1,
+                        "name": {"value": family, "localizedValue": localized},
+                    }
+                )
+        return 200, {"value": rows}, {}
+
+    def _vm_sizes(self, method: str, path: str, body: dict[str, Any], sub: str, location: str) -> tuple[int, Any, dict[str, str]]:
+        """The sizes Azure ML offers in a region (GET .../locations/{location}/vmSizes), with family and vCPUs."""
+        sizes = [
+            {"name": size, "family": FAMILIES[size], "vCPUs": vcpus(size), "gpus": 0, "supportedComputeTypes": ["AmlCompute", "ComputeInstance"]}
+            for size in sorted(INSTANCE_TYPES.get(location, set()))
+        ]
+        return 200, {"value": sizes}, {}
+
     def _token(self, method: str, path: str, body: dict[str, Any]) -> tuple[int, Any, dict[str, str]]:
         if self.faults.token_refused:
             return 400, {"error": "invalid_request", "error_description": "Identity not found"}, {}
@@ -539,6 +591,12 @@ class AzureStandIn(JsonStandIn):
         location = f"{self.url}/operations/{operation_id}?api-version=2023-04-01"
         headers = {"Azure-AsyncOperation": location, "Location": location, "retry-after-ms": OPERATION_RETRY_AFTER_MS}
         return (202, None, headers) if accepted else (status, body, headers)
+
+
+def vcpus(size: str) -> int:
+    """A size's vCPUs, as its name says them (Standard_NC24ads_A100_v4: 24)."""
+    match = re.match(r"Standard_[A-Z]+(\d+)", size)
+    return int(match[1]) if match else 0
 
 
 def _error(code: str, message: str) -> dict[str, Any]:

@@ -13,6 +13,8 @@ Fake serving does not exist; this module is its whole documentation, and the plu
 - `PATCH` changes `min_replicas`/`max_replicas`; `DELETE` starts removing it (202): it is DELETING
   for some polls, then gone (404); a `DELETE` or `PUT` while it is DELETING is 409 Conflict.
 - `GET /regions/{region}/endpoints?tag=KEY=VALUE` lists endpoints with that tag.
+- `GET /regions/{region}/quotas/{instance_type}` answers the account's quota for the type:
+  `{"name", "limit", "used"}` in instances (replicas of live endpoints count as used).
 - Containers: the service runs `image` with `args` as the container's CMD (after the image's
   ENTRYPOINT, as `docker run IMAGE ARGS...` does), sends traffic to port 8000 and waits for
   `GET /health` to answer 200 before the endpoint is READY.
@@ -40,12 +42,15 @@ _NAME = re.compile(r"^[a-z][a-z0-9-]{0,62}$")
 _ENDPOINT = re.compile(r"^/regions/(?P<region>[^/]+)/endpoints/(?P<name>[^/?]+)$")
 _ENDPOINTS = re.compile(r"^/regions/(?P<region>[^/]+)/endpoints$")
 _SERVE = re.compile(r"^/serve/(?P<region>[^/]+)/(?P<name>[^/]+)(?P<route>/.*)?$")
+_QUOTA = re.compile(r"^/regions/(?P<region>[^/]+)/quotas/(?P<instance_type>[^/]+)$")
+DEFAULT_INSTANCE_QUOTA = 8
 
 
 @dataclass
 class Faults:
     polls: int = 0  # GETs an endpoint answers CREATING before it starts
     quota_for: set[str] = field(default_factory=set)
+    instance_quota: dict[str, int] = field(default_factory=dict)  # instance type -> instances the account may run
     capacity_for: set[str] = field(default_factory=set)
     throttle_next: int = 0
     drop_next: int = 0  # connections closed without an answer
@@ -114,6 +119,10 @@ class FakeStandIn(JsonStandIn):
                 return 500, _error("InternalError", "the service had a bad moment"), {}
             if match := _SERVE.match(call.path):
                 return self._serve(match["region"], match["name"], match["route"] or "/", call)
+            if match := _QUOTA.match(call.path):
+                kind = match["instance_type"]
+                used = sum(e["min_replicas"] for (region, _), e in self.endpoints.items() if region == match["region"] and e["instance_type"] == kind)
+                return 200, {"name": f"{kind} instances", "limit": self.faults.instance_quota.get(kind, DEFAULT_INSTANCE_QUOTA), "used": used}, {}
             if match := _ENDPOINTS.match(call.path):
                 tag = call.query.get("tag", [""])[0]
                 key, _, value = tag.partition("=")

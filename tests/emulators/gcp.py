@@ -23,6 +23,7 @@ from typing import Any
 
 from tests.emulators import containers
 from tests.emulators.http import DROP, Answer, Call, JsonStandIn
+from tests.emulators.internet import Internet
 from tests.emulators.vllm import ContainerFailed
 
 PROJECT = "llm-prod"
@@ -47,6 +48,16 @@ ACCELERATOR_NUMBERS = {
     14: "NVIDIA_H100_MEGA_80GB",
     15: "NVIDIA_H200_141GB",
 }
+CLOUD_QUOTAS_HOST = "cloudquotas.googleapis.com"
+_QUOTA_INFO = re.compile(r"^/v1/projects/(?P<project>[^/]+)/locations/global/services/aiplatform\.googleapis\.com/quotaInfos/(?P<id>[^/]+)$")
+# Custom model serving GPU quotas (gcloud's model_garden_utils.py): quota ID and metric per accelerator.
+SERVING_QUOTAS = {
+    "NVIDIA_L4": ("CustomModelServingL4GPUsPerProjectPerRegion", "custom_model_serving_nvidia_l4_gpus"),
+    "NVIDIA_TESLA_A100": ("CustomModelServingA100GPUsPerProjectPerRegion", "custom_model_serving_nvidia_a100_gpus"),
+    "NVIDIA_A100_80GB": ("CustomModelServingA10080GBGPUsPerProjectPerRegion", "custom_model_serving_nvidia_a100_80gb_gpus"),
+    "NVIDIA_H100_80GB": ("CustomModelServingH100GPUsPerProjectPerRegion", "custom_model_serving_nvidia_h100_gpus"),
+}
+DEFAULT_SERVING_GPUS = 16  # per accelerator in us-central1, in the stand-in's project
 # The REST transport polls operations under /ui/, the first of its HTTP rules for them.
 _LOC = r"/(?:v1|v1beta1|ui)/projects/(?P<project>[^/]+)/locations/(?P<location>[^/:]+)"
 _PREDICT = re.compile(_LOC + r"/endpoints/(?P<id>[^/:]+):(?:raw)?[pP]redict$")
@@ -79,6 +90,7 @@ class Faults:
 
     polls: int = 0
     deploy_polls: int | None = None  # the same for a deployModel operation only, when set
+    serving_gpus: dict[str, int] = field(default_factory=dict)  # accelerator -> custom model serving GPU quota in the region
     quota_for: set[str] = field(default_factory=set)  # machine types whose deploy fails on quota
     capacity_for: set[str] = field(default_factory=set)  # machine types whose deploy hits a stockout
     throttle_next: int = 0
@@ -98,8 +110,9 @@ class _Operation:
 class GcpStandIn(JsonStandIn):
     """The Vertex AI stand-in; point the GAPIC clients' api_endpoint and the ADC file at it."""
 
-    def __init__(self) -> None:
+    def __init__(self, internet: Internet) -> None:
         super().__init__()
+        internet.serve(re.escape(CLOUD_QUOTAS_HOST), self.cloud_quotas)
         self.faults = Faults()
         self.requests: list[Request] = []
         self.models: dict[str, dict[str, Any]] = {}
@@ -193,6 +206,37 @@ class GcpStandIn(JsonStandIn):
                 return 403, _error(403, "PERMISSION_DENIED", f"Permission denied on project {groups.get('project')}"), {}
             parent = f"projects/{PROJECT_NUMBER}/locations/{groups['location']}"
             return getattr(self, f"_{kind}")(method, parent, query, body, groups.get("id"))
+
+    def cloud_quotas(self, method: str, path: str, body: Any, headers: dict[str, str]) -> tuple[int, Any, dict[str, str]]:
+        """The Cloud Quotas API's quotaInfos for aiplatform.googleapis.com (google/api/cloudquotas/v1
+        resources.proto): a region's limit in dimensionsInfos, int64 as a string, absent when 0."""
+        self.requests.append(Request(method, "quota_info", path, {}))
+        if not headers.get("authorization", "").startswith("Bearer "):
+            return 401, _error(401, "UNAUTHENTICATED", "Request is missing required authentication credential."), {}
+        match = _QUOTA_INFO.match(path.split("?", 1)[0])
+        if method != "GET" or match is None or match["project"] not in (PROJECT, PROJECT_NUMBER):
+            return 404, _error(404, "NOT_FOUND", f"no quota info at {path}"), {}
+        accelerator = next((a for a, (quota_id, _) in SERVING_QUOTAS.items() if quota_id == match["id"]), None)
+        if accelerator is None:
+            return 404, _error(404, "NOT_FOUND", f"quota {match['id']} not found for aiplatform.googleapis.com"), {}
+        with self._lock:
+            value = self.faults.serving_gpus.get(accelerator, DEFAULT_SERVING_GPUS)
+        metric = f"aiplatform.googleapis.com/{SERVING_QUOTAS[accelerator][1]}"
+        regional = {"dimensions": {"region": "us-central1"}, "details": {"value": str(value)} if value else {}, "applicableLocations": ["us-central1"]}
+        return (
+            200,
+            {
+                "name": f"projects/{PROJECT_NUMBER}/locations/global/services/aiplatform.googleapis.com/quotaInfos/{match['id']}",
+                "quotaId": match["id"],
+                "metric": metric,
+                "service": "aiplatform.googleapis.com",
+                "isPrecise": True,
+                "containerType": "PROJECT",
+                "dimensions": ["region"],
+                "dimensionsInfos": [regional, {"details": {}, "applicableLocations": ["europe-west4", "us-east4"]}],
+            },
+            {},
+        )
 
     def _upload(self, method: str, parent: str, query: dict[str, list[str]], body: dict[str, Any], _: Any) -> tuple[int, Any, dict[str, str]]:
         model_id = body.get("modelId") or str(next(self._ids))

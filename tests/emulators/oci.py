@@ -41,6 +41,11 @@ COMPARTMENT = "ocid1.compartment.oc1..llamadeploytest"
 PROJECT = "ocid1.datascienceproject.oc1.iad.llamadeploytest"
 SHAPES = {"VM.GPU.A10.1", "VM.GPU.A10.2", "BM.GPU.A10.4", "BM.GPU4.8", "BM.GPU.A100-v2.8", "BM.GPU.L40S.4", "BM.GPU.H100.8", "BM.GPU.H200.8"}
 DEPLOYMENT_HOST = "modeldeployment.us-ashburn-1.oci.customer-oci.com"
+LIMITS_HOST = "limits.us-ashburn-1.oci.oraclecloud.com"
+_AVAILABILITY = re.compile(r"^/20190729/services/(?P<service>[^/]+)/limits/(?P<limit>[^/]+)/resourceAvailability$")
+# Data Science GPU limits by shape prefix, as Oracle's ADS names them (ads/aqua/ui.py); they count GPUs.
+GPU_LIMITS = {"VM.GPU.A10.": "ds-gpu-a10-count", "BM.GPU.A10.": "ds-gpu-a10-count", "BM.GPU4.": "ds-gpu4-count"}
+DEFAULT_GPU_LIMIT = 16  # per limit in the region, in the stand-in's tenancy
 # OcirModelDeploymentEnvironmentConfigurationDetails (oci SDK docstrings): environment variables
 # under 2048 bytes in all, keys of 2-31 letters, digits and '_' starting with a letter and not
 # ending with '_'; cmd and entrypoint under 2048 bytes together; ports 1024-65535 but 24224, 8446, 8447.
@@ -73,6 +78,7 @@ class Faults:
     polls: int = 0
     quota_for: set[str] = field(default_factory=set)  # shapes whose deployment fails on service limits
     capacity_for: set[str] = field(default_factory=set)  # shapes whose work request fails: out of host capacity
+    gpu_limit: dict[str, int] = field(default_factory=dict)  # Data Science limit name -> GPUs allowed in the region
     throttle_next: int = 0
     drop_next: int = 0  # connections closed without an answer
     server_error_next: int = 0
@@ -100,6 +106,7 @@ class OciStandIn(JsonStandIn):
     def __init__(self, internet: Internet) -> None:
         super().__init__()
         internet.serve(re.escape(DEPLOYMENT_HOST), self.predict)
+        internet.serve(re.escape(LIMITS_HOST), self.limits)
         self.faults = Faults()
         self.requests: list[Request] = []
         self.models: dict[str, dict[str, Any]] = {}
@@ -163,6 +170,23 @@ class OciStandIn(JsonStandIn):
             for deployment in self.deployments.values():
                 if deployment["displayName"] == name:
                     deployment["lifecycleState"] = "DELETED"
+
+    def limits(self, method: str, path: str, body: Any, headers: dict[str, str]) -> tuple[int, Any, dict[str, str]]:
+        """The Limits API's resource availability (GET /20190729/services/{service}/limits/{limit}/
+        resourceAvailability, oci.limits.models.ResourceAvailability): GPUs in use by the live
+        deployments of shapes under the limit, and what is left of it."""
+        self.requests.append(Request(method, "resource_availability", {}))
+        if not headers.get("authorization", "").startswith("Signature "):
+            return 401, _error("NotAuthenticated", "The required information to complete authentication was not provided."), {}
+        match = _AVAILABILITY.match(path.split("?", 1)[0])
+        if method != "GET" or match is None or match["service"] != "data-science" or match["limit"] not in GPU_LIMITS.values():
+            return 404, _error("NotAuthorizedOrNotFound", f"limit not found: {path}"), {}
+        with self._lock:
+            live = [_shape_of(d) for d in self.deployments.values() if d["lifecycleState"] not in ("DELETED", "FAILED")]
+            used = sum(_gpus(shape) for shape in live if gpu_limit_of(shape) == match["limit"])
+            limit = self.faults.gpu_limit.get(match["limit"], DEFAULT_GPU_LIMIT)
+        available = max(0, limit - used)
+        return 200, {"used": used, "available": available, "fractionalUsage": float(used), "fractionalAvailability": float(available)}, {}
 
     def predict(self, method: str, path: str, body: Any, headers: dict[str, str]) -> tuple[int, Any, dict[str, str]]:
         """The deployment host: a signed POST to /<ocid>/predict reaches the container's predict route."""
@@ -403,6 +427,19 @@ class OciStandIn(JsonStandIn):
             return
         work.error = work.on_done(work.error is not None) or work.error
         work.status = "FAILED" if work.error else "SUCCEEDED"
+
+
+def gpu_limit_of(shape: str) -> str | None:
+    return next((name for prefix, name in GPU_LIMITS.items() if shape.startswith(prefix)), None)
+
+
+def _shape_of(deployment: dict[str, Any]) -> str:
+    return deployment["modelDeploymentConfigurationDetails"]["modelConfigurationDetails"]["instanceConfiguration"]["instanceShapeName"]
+
+
+def _gpus(shape: str) -> int:
+    """GPUs in a shape, as its name's last number says (VM.GPU.A10.2: 2), as Oracle's ADS reads it."""
+    return int(shape.rsplit(".", 1)[-1])
 
 
 def _environment_problem(environment: dict[str, Any]) -> str | None:
