@@ -264,7 +264,7 @@ class GcpProvider(Provider):
 
         def check() -> tuple[bool, str]:
             with _translated():
-                if not operation.done():
+                if not operation.done(retry=_no_retry()):
                     return False, "running"
             events.settled(resource)
             try:
@@ -285,7 +285,7 @@ class GcpProvider(Provider):
 
         def check() -> tuple[bool, str]:
             with _translated():
-                operation = _optional(lambda: endpoints.get_operation(request={"name": name}))
+                operation = _optional(lambda: endpoints.get_operation(request={"name": name}, retry=_no_retry()))
             if operation is not None and not operation.done:
                 return False, "running"
             events.settled(resource)
@@ -491,6 +491,15 @@ def _labels(tags: dict[str, str]) -> dict[str, str]:
 
 def _deployed_model_id(endpoint: Any, model_id: str) -> str | None:
     return next((d.id for d in endpoint.deployed_models if d.model.rsplit("/", 1)[-1] == model_id), None)
+
+
+def _no_retry() -> Any:
+    """A Retry that retries nothing: an operation's refresh otherwise goes through the operations
+    client's default retry (UNAVAILABLE retried for minutes, google-api-core operations_v1), and the
+    engine alone retries, at its own pace, on every cloud."""
+    from google.api_core.retry import Retry
+
+    return Retry(predicate=lambda _: False)
 
 
 def _make_clients(endpoint: str) -> tuple[Any, Any, Any]:

@@ -11,6 +11,8 @@ import re
 import stat
 import textwrap
 import threading
+import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -175,14 +177,33 @@ def test_throttling_is_retried(cloud: Cloud, stack: Path) -> None:
     assert cloud.endpoint_creates() == 1
 
 
-def test_transient_server_errors_are_retried(cloud: Cloud, stack: Path) -> None:
-    cloud.fail_transiently(2)  # the SDKs do not retry on their own: the engine does, with backoff
+@pytest.mark.parametrize("when", ["first calls", "while waiting"])
+def test_transient_server_errors_are_retried(cloud: Cloud, stack: Path, when: str) -> None:
+    """The SDKs do not retry on their own: the engine does, with backoff, whether the cloud fails the
+    first calls (the quota read, the existence checks, the creates) or the polls of a resource being made."""
+    if when == "first calls":
+        cloud.fail_transiently(2)
+    else:
+        cloud.ready_after_polls(4)
+        _once(lambda: cloud.serving_requests() > 0, lambda: cloud.fail_transiently(2))
     code, _, err = cli_run("up", str(stack), "--cloud", cloud.name, "--yes")
     assert code == 0, err
     assert err.count("; retry in") >= 2, err  # one line per retry
     assert cloud.endpoint_creates() == 1 and cloud.created_twice() == []
     assert cli_run("down", "chat", "--yes")[0] == 0
     assert cloud.empty(), cloud.inventory()
+
+
+def _once(condition: Callable[[], bool], then: Callable[[], None]) -> None:
+    """Do `then` as soon as `condition` holds, from a thread that watches while the test runs a command."""
+
+    def watch() -> None:
+        deadline = time.monotonic() + 60
+        while not condition() and time.monotonic() < deadline:
+            time.sleep(0.002)
+        then()
+
+    threading.Thread(target=watch, daemon=True).start()
 
 
 def test_dropped_connections_are_retried_on_every_command(cloud: Cloud, stack: Path) -> None:
