@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import json
 import re
+import sqlite3
 import stat
 import textwrap
 import threading
 import time
 from collections.abc import Callable
+from contextlib import closing
 from pathlib import Path
 
 import pytest
@@ -232,6 +234,43 @@ def test_scale_changes_the_bounds_in_place(cloud: Cloud, stack: Path) -> None:
     assert cloud.endpoint_creates() == before  # in place: nothing made again
     code, _, err = cli_run("scale", "chat", "--min", "3", "--max", "2", "--yes")
     assert code == 2 and "1 <= min <= max" in err
+    assert cli_run("down", "chat", "--yes")[0] == 0
+    assert cloud.empty(), cloud.inventory()
+
+
+def test_a_wait_past_its_timeout_fails_in_one_line_and_down_finishes_the_clean_up(cloud: Cloud, stack: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    cloud.hold_serving()
+    monkeypatch.setenv("LLAMADEPLOY_WAIT_TIMEOUT", "1")
+    code, _, err = cli_run("up", str(stack), "--cloud", cloud.name, "--yes")
+    assert code == 1 and "LLAMADEPLOY_WAIT_TIMEOUT allows 1 s" in err and "Traceback" not in err, err
+    monkeypatch.delenv("LLAMADEPLOY_WAIT_TIMEOUT")
+    cloud.make_ready()
+    if json.loads(cli_run("status", "--output", "json")[1])["deployments"]:
+        # The clean-up itself waited on the cloud past the timeout (a Vertex AI deployModel still running):
+        # the record stays, the message says so, and `down` finishes.
+        assert "run `llamadeploy down chat`" in err
+        assert cli_run("down", "chat", "--yes")[0] == 0
+    assert cloud.empty(), cloud.inventory()
+
+
+@pytest.mark.parametrize("damage", ["record", "file"])
+def test_a_corrupt_state_is_named_and_nothing_in_the_cloud_is_touched(cloud: Cloud, stack: Path, tmp_path: Path, damage: str) -> None:
+    assert cli_run("up", str(stack), "--cloud", cloud.name, "--yes")[0] == 0
+    before, path = cloud.inventory(), tmp_path / "state.db"
+    saved = path.read_bytes()
+    if damage == "record":
+        with closing(sqlite3.connect(path)) as db, db:
+            db.execute("UPDATE deployments SET record = '{\"version\": 2, \"phase\"' WHERE name = 'chat'")
+        expected = ("the record of 'chat'", "restore the file from a backup")
+    else:
+        path.write_bytes(b"\x00garbage" * 512)
+        expected = ("is not a llamadeploy state database", "restore it from a backup")
+    for command in (("status",), ("up", str(stack), "--cloud", cloud.name, "--yes"), ("down", "chat", "--yes"), ("call", "chat")):
+        code, _, err = cli_run(*command)
+        last = err.strip().splitlines()[-1]
+        assert code == 1 and all(words in last for words in expected) and "Traceback" not in err, (command, err)
+    assert cloud.inventory() == before  # nothing deleted, nothing made
+    path.write_bytes(saved)
     assert cli_run("down", "chat", "--yes")[0] == 0
     assert cloud.empty(), cloud.inventory()
 

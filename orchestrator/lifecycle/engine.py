@@ -242,9 +242,9 @@ def up(ctx: Context, planned: Plan, provider: Provider, verify: bool = True) -> 
             deployed = _retrying(lambda: provider.apply(planned, run), ctx)
             answer = _verify(ctx, planned, provider, deployed) if verify else None
         except Exception as exc:
-            cleaned = _roll_back(planned, provider, run, existed=record is not None)
-            state.finish(operation, OperationStatus.ROLLED_BACK, str(exc))
-            if record is None:
+            cleaned, complete = _roll_back(planned, provider, run, existed=record is not None)
+            state.finish(operation, OperationStatus.ROLLED_BACK if complete else OperationStatus.FAILED, str(exc))
+            if record is None and complete:  # else the record stays, so `down` can finish the clean-up
                 state.drop(name)
             raise DeployError(f"up of {name!r} on {planned.cloud} failed: {exc}\n  {cleaned}") from exc
         state.put(creating.to(Phase.SERVING, placed=replace(placed, deployed=deployed)))
@@ -320,7 +320,7 @@ def _move(ctx: Context, holder: str, record: Record, destination: Destination) -
         deployed = _retrying(lambda: target.apply(planned, run), ctx)
         _verify(ctx, planned, target, deployed)
     except Exception as exc:
-        cleaned = _roll_back(planned, target, run, existed=False, moving=True)
+        cleaned, _ = _roll_back(planned, target, run, existed=False, moving=True)
         state.finish(operation, OperationStatus.ROLLED_BACK, str(exc))
         state.put(record.to(Phase.SERVING))
         raise DeployError(
@@ -498,20 +498,21 @@ def cheapest_candidates(stack: Stack, deployment: Deployment, catalog: Catalog) 
     return [(result.cloud, result.region) for result in compare(stack, deployment, registry.names(), catalog) if isinstance(result, Plan)]
 
 
-def _roll_back(planned: Plan, provider: Provider, run: _Run, existed: bool, moving: bool = False) -> str:
+def _roll_back(planned: Plan, provider: Provider, run: _Run, existed: bool, moving: bool = False) -> tuple[str, bool]:
     """Delete what this run created; say what was deleted, or what is left for the user (in a move,
-    `down` would delete the source that still serves: the leftovers are named for deleting by hand)."""
+    `down` would delete the source that still serves: the leftovers are named for deleting by hand),
+    and whether nothing this run made is left."""
     if not run.made:
-        return "nothing was created, nothing to clean up"
+        return "nothing was created, nothing to clean up", True
     partial = Deployed(planned.deployment.name, planned.cloud, planned.region, tuple(run.made), "", provider.settings(planned))
     try:
         _retrying(lambda: provider.destroy(partial, run), run.ctx)
     except Exception as exc:
         names = ", ".join(f"{r.type} {r.name}" for r in run.made)
         then = f"delete them in {planned.cloud} ({planned.region})" if moving else f"run `llamadeploy down {planned.deployment.name}`"
-        return f"cleaning up failed too ({exc}); these may remain on {planned.cloud}: {names}; {then}"
+        return f"cleaning up failed too ({exc}); these may remain on {planned.cloud}: {names}; {then}", False
     kept = "; what existed before was kept" if existed else ""
-    return f"rolled back: deleted the {len(run.made)} resources this run created ({', '.join(r.name for r in run.made)}){kept}"
+    return f"rolled back: deleted the {len(run.made)} resources this run created ({', '.join(r.name for r in run.made)}){kept}", True
 
 
 def _take_over_unfinished_move(state: State, name: str, verb: str, flag: str) -> Record:

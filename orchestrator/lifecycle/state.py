@@ -143,6 +143,11 @@ class State:
             self._connections: list[sqlite3.Connection] = []
             self._connections_lock = threading.Lock()
             self._prepare()
+        except sqlite3.DatabaseError as exc:
+            raise StateError(
+                f"the state file {self.path} is not a llamadeploy state database ({exc}); restore it from a backup "
+                "(nothing was changed in any cloud, and a deployment's resources keep their names and tags)"
+            ) from exc
         except (OSError, sqlite3.Error) as exc:
             raise StateError(f"cannot open the state file {self.path}: {exc}") from exc
 

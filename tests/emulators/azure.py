@@ -500,6 +500,8 @@ class AzureStandIn(JsonStandIn):
             return self._start(path, lambda: resource["properties"].update(provisioningState="Failed"), body=resource, status=201, error=error)
 
         def provision() -> dict[str, str] | None:
+            if key not in self.deployments:  # its endpoint was deleted while it provisioned
+                return {"code": "Canceled", "message": f"The deployment {name} was deleted with endpoint {endpoint} before it finished"}
             failure = self._start_container(endpoint, name)
             resource["properties"]["provisioningState"] = "Failed" if failure else "Succeeded"
             return failure
