@@ -50,7 +50,7 @@ containers.mirror(OCIR_IMAGE, of="vllm/vllm-openai:v0.11.0")
 HF_TOKEN = VALID_TOKEN  # the one token the stand-in hub accepts
 
 
-def stand_in_environment(state: Path, poll_seconds: float = 0.005) -> dict[str, str]:
+def stand_in_environment(state: Path, poll_seconds: float = 0.001) -> dict[str, str]:
     """What every stand-in run needs: fake AWS keys and no shared config, a token, fast polls, a state file."""
     return {
         **CREDENTIALS,

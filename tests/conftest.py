@@ -84,7 +84,7 @@ def fake_plugin(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, mini_catalog_pa
     for key, value in {
         "LLAMADEPLOY_CATALOG": str(catalog),
         "LLAMADEPLOY_STATE": str(tmp_path / "state.db"),
-        "LLAMADEPLOY_POLL_SECONDS": "0.005",
+        "LLAMADEPLOY_POLL_SECONDS": "0.001",
         "HF_TOKEN": HF_TOKEN,
         fake_provider.URL_ENV: fake_stand_in.url,
         fake_provider.KEY_ENV: fake.API_KEY,

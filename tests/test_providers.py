@@ -240,9 +240,9 @@ def test_scale_changes_the_bounds_in_place(cloud: Cloud, stack: Path) -> None:
 
 def test_a_wait_past_its_timeout_fails_in_one_line_and_down_finishes_the_clean_up(cloud: Cloud, stack: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     cloud.hold_serving()
-    monkeypatch.setenv("LLAMADEPLOY_WAIT_TIMEOUT", "1")
+    monkeypatch.setenv("LLAMADEPLOY_WAIT_TIMEOUT", "0.4")
     code, _, err = cli_run("up", str(stack), "--cloud", cloud.name, "--yes")
-    assert code == 1 and "LLAMADEPLOY_WAIT_TIMEOUT allows 1 s" in err and "Traceback" not in err, err
+    assert code == 1 and "LLAMADEPLOY_WAIT_TIMEOUT allows 0.4 s" in err and "Traceback" not in err, err
     monkeypatch.delenv("LLAMADEPLOY_WAIT_TIMEOUT")
     cloud.make_ready()
     if json.loads(cli_run("status", "--output", "json")[1])["deployments"]:
@@ -294,7 +294,7 @@ def _kill_up_while_waiting(stack: Path, cloud: Cloud) -> None:
     """Run `up` in a process and SIGKILL it once the cloud has its first resource and the run is waiting on it."""
     cloud.ready_after_polls(10**6)
     child = CliProcess("up", str(stack), "--cloud", cloud.name, "--yes")
-    child.kill_once(lambda: cloud.creates() > 0, settle=0.3)  # a few polls while the cloud is still working
+    child.kill_once(lambda: cloud.creates() > 0, settle=0.15)  # a few polls while the cloud is still working
 
 
 def test_killed_mid_up_is_adopted_by_the_next_up_and_removed_by_down(cloud: Cloud, stack: Path, tmp_path: Path) -> None:
@@ -328,7 +328,7 @@ def test_killed_while_the_cloud_deploys_the_next_up_waits_for_it_and_deploys_onc
     flight shows nowhere on the endpoint): the next `up` waits for it rather than make a second."""
     cloud.hold_serving()
     child = CliProcess("up", str(stack), "--cloud", cloud.name, "--yes")
-    child.kill_once(lambda: cloud.serving_requests() > 0, settle=0.3)
+    child.kill_once(lambda: cloud.serving_requests() > 0, settle=0.1)
     cloud.finish_in_polls(3)
     code, _, err = cli_run("up", str(stack), "--cloud", cloud.name, "--yes")
     assert code == 0, err
@@ -345,7 +345,7 @@ def test_killed_while_the_cloud_deletes_the_next_command_waits_for_the_delete(cl
     assert cli_run("up", str(stack), "--cloud", cloud.name, "--yes")[0] == 0
     cloud.ready_after_polls(10**6)
     child = CliProcess("down", "chat", "--yes")
-    child.kill_once(lambda: cloud.delete_requests() > 0, settle=0.3)
+    child.kill_once(lambda: cloud.delete_requests() > 0, settle=0.1)
     cloud.finish_in_polls(3)
     command = ("up", str(stack), "--cloud", cloud.name, "--yes") if then == "up" else ("down", "chat", "--yes")
     code, _, err = cli_run(*command)

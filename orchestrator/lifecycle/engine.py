@@ -98,7 +98,7 @@ class _Run:
                 return
             delay = backoff.poll_delay(elapsed, pace)
             if elapsed + delay > backoff.timeout:
-                raise WaitTimeoutError(f"{what} was still {status!r} after {elapsed:.0f} s (${WAIT_TIMEOUT_ENV} allows {backoff.timeout:.0f} s)")
+                raise WaitTimeoutError(f"{what} was still {status!r} after {elapsed:.0f} s (${WAIT_TIMEOUT_ENV} allows {backoff.timeout:g} s)")
             time.sleep(delay)
 
 

@@ -122,13 +122,15 @@ class OciStandIn(JsonStandIn):
         self._dir.cleanup()
 
     def write_config(self) -> Path:
-        """An OCI SDK config file (profile DEFAULT) with a new RSA key, as `oci setup config` writes."""
+        """An OCI SDK config file (profile DEFAULT) with an RSA key, as `oci setup config` writes; the
+        key is made once per stand-in (70 ms each) and the file written anew each time."""
         from cryptography.hazmat.primitives import serialization
         from cryptography.hazmat.primitives.asymmetric import rsa
 
-        key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
         key_file = Path(self._dir.name) / "key.pem"
-        key_file.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()))
+        if not key_file.exists():
+            key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+            key_file.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()))
         config = Path(self._dir.name) / "config"
         config.write_text(
             "[DEFAULT]\nuser=ocid1.user.oc1..llamadeploytest\nfingerprint=12:34:56:78:9a:bc:de:f0:12:34:56:78:9a:bc:de:f0\n"
