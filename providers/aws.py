@@ -9,6 +9,7 @@ instance role); `placement.aws.endpoint_url` or boto3's AWS_ENDPOINT_URL reach a
 from __future__ import annotations
 
 import json
+import os
 import re
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
@@ -40,6 +41,7 @@ from providers.base import (
     ScalingSignal,
     ServingContract,
     TransientError,
+    any_configured,
     classify,
     create_or_adopt,
     exists,
@@ -272,6 +274,14 @@ class AwsProvider(Provider):
             },
         )
         (events.adopted if policies["ScalingPolicies"] else events.created)(policy)
+
+    def credentials_configured(self) -> bool:
+        """boto3's chain: keys or a profile in the environment, web identity, the container
+        credentials endpoint, or the shared credentials and config files."""
+        return any_configured(
+            ("AWS_ACCESS_KEY_ID", "AWS_PROFILE", "AWS_WEB_IDENTITY_TOKEN_FILE", "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI", "AWS_CONTAINER_CREDENTIALS_FULL_URI"),
+            (os.environ.get("AWS_SHARED_CREDENTIALS_FILE", "~/.aws/credentials"), os.environ.get("AWS_CONFIG_FILE", "~/.aws/config")),
+        )
 
     def quota(self, plan: Plan) -> Quota | None:
         """Service Quotas' "<instance type> for endpoint usage" for SageMaker: how many instances of

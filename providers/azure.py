@@ -75,6 +75,7 @@ from providers.base import (
     ServingContract,
     TransientError,
     answer_of,
+    any_configured,
     classify,
     create_or_adopt,
     exists,
@@ -363,6 +364,14 @@ class AzureProvider(Provider):
         created = create_or_adopt(resource, lambda: _presence(_optional(get)), begin, events, lambda poller: events.wait(what, _poller_check(poller), pace))
         if not created:
             events.wait(what, lambda: _provisioned(get()), pace)
+
+    def credentials_configured(self) -> bool:
+        """DefaultAzureCredential's chain: a service principal or workload identity in the
+        environment, a managed identity endpoint, or an `az login` profile."""
+        return any_configured(
+            ("AZURE_CLIENT_ID", "AZURE_USERNAME", "AZURE_FEDERATED_TOKEN_FILE", "IDENTITY_ENDPOINT", "MSI_ENDPOINT"),
+            (Path(os.environ.get("AZURE_CONFIG_DIR", "~/.azure")) / "azureProfile.json",),
+        )
 
     def quota(self, plan: Plan) -> Quota | None:
         """Azure ML's dedicated cores for the instance's VM family in the region, which managed online

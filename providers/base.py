@@ -15,6 +15,7 @@ one is data the planner prints.
 from __future__ import annotations
 
 import enum
+import os
 import threading
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Hashable, Mapping
@@ -367,6 +368,12 @@ class Provider(CloudService):
         API before anything is created; None where this provider does not check one."""
         return None
 
+    def credentials_configured(self) -> bool:
+        """Whether the usual credential chain has something to find, judged from the environment and
+        config files alone (no SDK import, no network): `plan` reads quotas only then, so planning
+        without credentials stays offline and fast."""
+        return False
+
     @abstractmethod
     def apply(self, plan: Plan, events: Events) -> Deployed:
         """Create what is missing and adopt what exists (by name and tag); return once it serves."""
@@ -412,6 +419,11 @@ def if_exists(call: Callable[[], T], translated: Translator) -> T | None:
 
 def exists(call: Callable[[], object], translated: Translator) -> bool:
     return if_exists(call, translated) is not None
+
+
+def any_configured(variables: tuple[str, ...], files: tuple[str | Path, ...]) -> bool:
+    """Whether one of the environment `variables` is set or one of the config `files` exists."""
+    return any(os.environ.get(v) for v in variables) or any(Path(os.path.expanduser(str(f))).is_file() for f in files if f and str(f) != os.devnull)
 
 
 def create_or_adopt(

@@ -24,9 +24,11 @@ from __future__ import annotations
 import contextlib
 import datetime
 import json
+import os
 import re
 from collections.abc import Callable, Iterator, Mapping
 from functools import partial
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from orchestrator.declared.secrets import resolve_secrets
@@ -62,6 +64,7 @@ from providers.base import (
     ServingContract,
     TransientError,
     answer_of,
+    any_configured,
     classify,
     create_or_adopt,
     exists,
@@ -292,6 +295,14 @@ class GcpProvider(Provider):
             return True, "ended" if operation is not None else "gone"
 
         events.wait(f"Vertex AI operation {name.rsplit('/', 1)[-1]} on {resource.name}, started by an earlier command", check, pace)
+
+    def credentials_configured(self) -> bool:
+        """Application Default Credentials: the file GOOGLE_APPLICATION_CREDENTIALS names, or the one
+        `gcloud auth application-default login` writes."""
+        return any_configured(
+            ("GOOGLE_APPLICATION_CREDENTIALS",),
+            (Path(os.environ.get("CLOUDSDK_CONFIG", "~/.config/gcloud")) / "application_default_credentials.json",),
+        )
 
     def quota(self, plan: Plan) -> Quota | None:
         """Vertex AI's custom model serving GPU quota for the accelerator in the region, read from the

@@ -58,6 +58,7 @@ from providers.base import (
     ServingContract,
     TransientError,
     answer_of,
+    any_configured,
     classify,
     exists,
     failed_because,
@@ -198,6 +199,10 @@ class OciProvider(Provider):
         """The region's DataScienceClient; how credentials are found (the environment) is part of the key."""
         key = (region, repr(sorted(settings.items())), os.environ.get("OCI_RESOURCE_PRINCIPAL_VERSION", ""), os.environ.get("OCI_CONFIG_FILE", ""))
         return self.client(key, lambda: _make_client(region, settings))
+
+    def credentials_configured(self) -> bool:
+        """Resource principals inside OCI, else the SDK config file (`oci setup config`)."""
+        return any_configured(("OCI_RESOURCE_PRINCIPAL_VERSION",), (os.environ.get("OCI_CONFIG_FILE", "~/.oci/config"),))
 
     def quota(self, plan: Plan) -> Quota | None:
         """The Data Science service limit for the shape's GPUs in the region, as the Limits API's

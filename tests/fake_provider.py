@@ -102,6 +102,9 @@ class FakeProvider(Provider):
         events.wait(f"Fake serving endpoint {endpoint.name}", lambda: _ready(self._api("GET", path)), Pace.MINUTES)
         return Deployed(plan.deployment.name, self.name, plan.region, (endpoint,), self._url(f"/serve/{plan.region}/{endpoint.name}"))
 
+    def credentials_configured(self) -> bool:
+        return bool(os.environ.get(KEY_ENV))
+
     def quota(self, plan: Plan) -> Quota | None:
         found = self._api("GET", f"/regions/{plan.region}/quotas/{plan.offer.instance_type}")
         return Quota(

@@ -160,6 +160,10 @@ def test_no_quota_stops_up_before_anything_is_created(cloud: Cloud, stack: Path,
     """The quota API is read first: with none free, nothing is created, nothing recorded, and the user
     learns the quota's name and how to ask for more."""
     cloud.set_quota(instance_type, 0)
+    code, out, _ = cli_run("plan", str(stack), "--cloud", cloud.name, "--output", "json")
+    (quota,) = json.loads(out)["quotas"]
+    assert code == 0 and quota["checked"] and cloud.quota_name in quota["name"] and quota["enough"] is False, quota
+    assert cli_run("plan", str(stack), "--cloud", cloud.name, "--no-refresh", "--output", "json")[1].count('"checked": false') == 1
     code, _, err = cli_run("up", str(stack), "--cloud", cloud.name, "--yes")
     assert code == 1 and "stopped before creating anything" in err and cloud.quota_name in err, err
     assert "request" in err.split("stopped before creating anything")[1]

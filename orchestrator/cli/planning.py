@@ -19,9 +19,15 @@ from orchestrator.errors import LlamadeployError, UsageError
 @click.option("--deployment", "only", metavar="NAME", help="Plan only this deployment of the stack.")
 @output_option()
 @click.option("--detailed-exitcode", is_flag=True, help="Exit 0 when `up` would change nothing, 2 when it would, 1 on error (as terraform plan).")
+@click.option(
+    "--refresh/--no-refresh",
+    default=True,
+    show_default=True,
+    help="Where the cloud's credentials are configured, read its quota for the planned machines; --no-refresh plans offline.",
+)
 @click.pass_context
-def plan(ctx: click.Context, stack: str, cloud: str | None, region: str | None, only: str | None, out: Output, detailed_exitcode: bool) -> None:
-    """Size a stack's deployments and choose instances and prices on one cloud; no credentials needed."""
+def plan(ctx: click.Context, stack: str, cloud: str | None, region: str | None, only: str | None, out: Output, detailed_exitcode: bool, refresh: bool) -> None:
+    """Size a stack's deployments and choose instances and prices on one cloud; no credentials needed (with them, it shows the quota too)."""
     from orchestrator.planning.changes import ChangeAction, pending
 
     ctx.meta[DETAILED_EXITCODE] = detailed_exitcode
@@ -32,21 +38,47 @@ def plan(ctx: click.Context, stack: str, cloud: str | None, region: str | None, 
     plans = plan_stack(load_stack(stack), cloud, catalog, region, only)
     # Only read the state: planning never creates a state file.
     changes = pending(ctx.obj.state().get if ctx.obj.state_path().exists() else lambda _: None, plans)
+    quotas = _quotas(plans) if refresh else [None] * len(plans)
     if out.json:
         from dataclasses import asdict
 
-        from orchestrator.reports.report import catalog_dict, plan_dict
+        from orchestrator.reports.report import catalog_dict, plan_dict, quota_dict
 
-        emit_json({"catalog": catalog_dict(catalog), "plans": [plan_dict(p) for p in plans], "changes": [asdict(c) for c in changes]})
+        emit_json(
+            {
+                "catalog": catalog_dict(catalog),
+                "plans": [plan_dict(p) for p in plans],
+                "changes": [asdict(c) for c in changes],
+                "quotas": [quota_dict(p, q) for p, q in zip(plans, quotas, strict=True)],
+            }
+        )
     else:
         from orchestrator.reports import render
+        from orchestrator.reports.report import quota_words
 
         console = render.console()
-        for planned, change in zip(plans, changes, strict=True):
+        for planned, change, quota in zip(plans, changes, quotas, strict=True):
             render.plan(console, planned, catalog)
+            console.print(f"{change.deployment}: {quota_words(quota)}", markup=False)
             console.print(f"{change.deployment}: {change.detail}")
     if detailed_exitcode and any(c.action is not ChangeAction.NONE for c in changes):
         ctx.exit(EXIT_CHANGES)
+
+
+def _quotas(plans: list) -> list:
+    """Each plan's quota, read where credentials are configured: once per cloud, region, machine and
+    need (a stack of thousands of deployments shares a handful), several at once."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from orchestrator.lifecycle.engine import read_quota
+
+    def key(planned):  # what a quota's reading depends on
+        return (planned.cloud, planned.region, planned.offer.instance_type, planned.deployment.autoscaling.min_replicas, planned.layout.nodes)
+
+    unique = {key(p): p for p in plans}
+    with ThreadPoolExecutor(max_workers=min(8, len(unique) or 1)) as pool:
+        read = dict(zip(unique, pool.map(read_quota, unique.values()), strict=True))
+    return [read[key(p)] for p in plans]
 
 
 @click.command()

@@ -15,14 +15,14 @@ import json
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 from orchestrator.declared.source import SourceMap
 from orchestrator.declared.spec import Deployment, Stack
 from orchestrator.errors import LlamadeployError, SpecError, UsageError
-from orchestrator.lifecycle.context import Context
-from orchestrator.lifecycle.pacing import WAIT_TIMEOUT_ENV
-from orchestrator.lifecycle.progress import EventKind
+from orchestrator.lifecycle.context import Context, quiet
+from orchestrator.lifecycle.pacing import WAIT_TIMEOUT_ENV, Backoff
+from orchestrator.lifecycle.progress import EventKind, Report
 from orchestrator.lifecycle.record import Destination, Move, Phase, Placed, PlanSnapshot, Record
 from orchestrator.lifecycle.state import Operation, OperationKind, OperationStatus, State, now
 from orchestrator.planning.plan import Plan
@@ -41,6 +41,7 @@ from providers.base import (
     Pace,
     Provider,
     ProviderError,
+    Quota,
     QuotaError,
     Resource,
     ThrottledError,
@@ -107,7 +108,17 @@ def _key(resource: Resource) -> str:
     return f"{resource.type} {resource.name}"
 
 
-def _retrying(call: Callable[[], T], ctx: Context) -> T:
+class _Paced(Protocol):
+    """What a retried call needs: how to pace itself and where to say so (a Context has both)."""
+
+    @property
+    def backoff(self) -> Backoff: ...
+
+    @property
+    def report(self) -> Report: ...
+
+
+def _retrying(call: Callable[[], T], ctx: _Paced) -> T:
     """Run `call`, retrying when the cloud throttles (after its Retry-After, else a backoff delay) or
     fails transiently (a 5xx, a dropped connection). This is the one retry policy: the providers'
     SDKs are configured not to retry on their own."""
@@ -250,6 +261,37 @@ def up(ctx: Context, planned: Plan, provider: Provider, verify: bool = True) -> 
         state.put(creating.to(Phase.SERVING, placed=replace(placed, deployed=deployed)))
         state.finish(operation, OperationStatus.SUCCEEDED)
         return UpResult(planned, deployed, provider.endpoint(deployed), changed=True, answer=answer)
+
+
+@dataclass(frozen=True)
+class QuotaView:
+    """A plan's quota as `plan` shows it: what was read, or why nothing was."""
+
+    quota: Quota | None
+    unchecked: str = ""  # why it was not read; empty when it was (or the provider checks none)
+
+
+def read_quota(planned: Plan) -> QuotaView:
+    """The quota for `planned` where credentials are configured (no secret prompt, no network
+    otherwise), with the engine's retries; a failure to read it is a reason, not an error."""
+    service = registry.get(planned.cloud)
+    if not isinstance(service, Provider):
+        return QuotaView(None, f"{planned.cloud} cannot be deployed to yet")
+    if not service.credentials_configured():
+        return QuotaView(None, f"no {planned.cloud} credentials configured")
+    try:
+        provider = registry.provider(planned.cloud)
+        return QuotaView(_retrying(lambda: provider.quota(planned), _Offline()))
+    except LlamadeployError as exc:
+        return QuotaView(None, str(exc).splitlines()[0])
+
+
+@dataclass(frozen=True)
+class _Offline:
+    """The pace of a call made outside any deployment's operation (`plan` reading a quota)."""
+
+    backoff: Backoff = field(default_factory=Backoff)
+    report: Report = quiet
 
 
 def _check_quota(ctx: Context, planned: Plan, provider: Provider) -> None:

@@ -24,7 +24,7 @@ from orchestrator.sizing.memory import (
 )
 
 if TYPE_CHECKING:
-    from orchestrator.lifecycle.engine import StatusRow
+    from orchestrator.lifecycle.engine import QuotaView, StatusRow
     from orchestrator.sizing.throughput import Throughput
 
 
@@ -50,6 +50,35 @@ def offer_dict(offer: Offer) -> dict[str, Any]:
         "source": offer.source,
         "as_of": offer.as_of or None,
     }
+
+
+def quota_dict(plan: Plan, view: QuotaView | None) -> dict[str, Any]:
+    """A plan's quota in `plan --output json`: what was read, or why nothing was (docs/pipelines.md)."""
+    quota = view.quota if view is not None else None
+    reason = None
+    if quota is None:
+        reason = "--no-refresh" if view is None else view.unchecked or f"llamadeploy reads no quota on {plan.cloud}"
+    read = {
+        "name": quota.name if quota else None,
+        "limit": quota.limit if quota else None,
+        "used": quota.used if quota else None,
+        "needed": quota.needed if quota else None,
+        "unit": quota.unit if quota else None,
+        "enough": quota.enough if quota else None,
+        "request": quota.request if quota else None,
+    }
+    return {"deployment": plan.deployment.name, "cloud": plan.cloud, "region": plan.region, "checked": quota is not None, "reason": reason, **read}
+
+
+def quota_words(view: QuotaView | None) -> str:
+    """A plan's quota in a sentence, for the table."""
+    if view is None:
+        return "quota not read (--no-refresh)"
+    if view.quota is None:
+        return f"quota not read ({view.unchecked})" if view.unchecked else "no quota check on this cloud"
+    if view.quota.enough:
+        return view.quota.describe()
+    return f"{view.quota.describe()}: `up` would stop here; {view.quota.request}"
 
 
 def plan_dict(plan: Plan, projection: Projection | None = None) -> dict[str, Any]:
