@@ -101,6 +101,8 @@ class CliProcess:
     def __init__(self, *args: str) -> None:
         with tempfile.NamedTemporaryFile(prefix="llamadeploy-child-", suffix=".err", delete=False) as handle:
             self._stderr = Path(handle.name)  # read after the child ends
+        with tempfile.NamedTemporaryFile(prefix="llamadeploy-child-", suffix=".out", delete=False) as handle:
+            self._stdout = Path(handle.name)
         self.returncode: int | None = None
         self.pid = os.fork()
         if self.pid == 0:
@@ -109,7 +111,7 @@ class CliProcess:
     def _run_child(self, args: tuple[str, ...]) -> None:
         code = 70
         try:
-            sys.stdout, sys.stderr = open(os.devnull, "w"), open(self._stderr, "w", buffering=1)  # noqa: SIM115 (the child's own streams)
+            sys.stdout, sys.stderr = open(self._stdout, "w", buffering=1), open(self._stderr, "w", buffering=1)  # noqa: SIM115 (the child's own streams)
             logging.root.handlers.clear()  # pytest's capture handlers: without them, logging reaches stderr as in a fresh process
             cli.main(list(args), prog_name="llamadeploy", standalone_mode=True)
             code = 0
@@ -159,11 +161,21 @@ class CliProcess:
             self.returncode = -signal.SIGKILL
 
     def _last_words(self) -> str:
-        """What the process wrote to stderr, with its file removed."""
+        """What the process wrote to stderr, with its files removed (stdout's kept in `out`)."""
         try:
+            self.out = self._stdout.read_text()
             return self.stderr()
         finally:
             self._stderr.unlink(missing_ok=True)
+            self._stdout.unlink(missing_ok=True)
+
+
+def cli_process(*args: str) -> tuple[int, str, str]:
+    """The CLI in a process of its own, run to its end: exit code, stdout, stderr. What it prints
+    is what a user's terminal gets, a traceback included, and its exit code is the process's own."""
+    child = CliProcess(*args)
+    code, err = child.wait()
+    return code, child.out, err
 
 
 class Cloud(Protocol):

@@ -25,7 +25,7 @@ from orchestrator.lifecycle.context import Context
 from orchestrator.lifecycle.state import LockedError, State
 from orchestrator.pricing.catalog import load_catalog
 from providers import registry
-from tests.clouds import HF_TOKEN, ROLE, AwsCloud, CliProcess, Cloud, cli_run, run_example
+from tests.clouds import HF_TOKEN, ROLE, AwsCloud, CliProcess, Cloud, cli_process, cli_run, run_example
 
 REPO = Path(__file__).parent.parent
 
@@ -213,15 +213,19 @@ def _once(condition: Callable[[], bool], then: Callable[[], None]) -> None:
 
 
 def test_dropped_connections_are_retried_on_every_command(cloud: Cloud, stack: Path) -> None:
-    cloud.drop_connections(2)  # the SDKs do not retry: the engine does
-    code, _, err = cli_run("up", str(stack), "--cloud", cloud.name, "--yes")
+    """Each command in a process of its own, as a user runs it: a dropped connection is retried
+    (the SDKs do not retry: the engine does), never a traceback."""
+    cloud.drop_connections(2)
+    code, _, err = cli_process("up", str(stack), "--cloud", cloud.name, "--yes")
     assert code == 0, err
     assert err.count("; retry in") >= 2, err
+    for command in (("status", "--output", "json"), ("call", "chat", "--output", "json"), ("plan", str(stack), "--cloud", cloud.name)):
+        cloud.drop_connections(1)
+        code, out, err = cli_process(*command)
+        assert code == 0 and out.strip() and "Traceback" not in err, (command, err)
+    assert json.loads(cli_run("status", "--output", "json")[1])["deployments"][0]["live"]["state"] == "serving"
     cloud.drop_connections(1)
-    code, out, err = cli_run("status", "--output", "json")
-    assert code == 0 and json.loads(out)["deployments"][0]["live"]["state"] == "serving", err
-    cloud.drop_connections(1)
-    code, _, err = cli_run("down", "chat", "--yes")
+    code, _, err = cli_process("down", "chat", "--yes")
     assert code == 0 and "; retry in" in err, err
     assert cloud.empty(), cloud.inventory()
 
@@ -270,7 +274,7 @@ def test_a_corrupt_state_is_named_and_nothing_in_the_cloud_is_touched(cloud: Clo
         path.write_bytes(b"\x00garbage" * 512)
         expected = ("is not a llamadeploy state database", "restore it from a backup")
     for command in (("status",), ("up", str(stack), "--cloud", cloud.name, "--yes"), ("down", "chat", "--yes"), ("call", "chat")):
-        code, _, err = cli_run(*command)
+        code, _, err = cli_process(*command)
         last = err.strip().splitlines()[-1]
         assert code == 1 and all(words in last for words in expected) and "Traceback" not in err, (command, err)
     assert cloud.inventory() == before  # nothing deleted, nothing made
