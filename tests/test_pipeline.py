@@ -60,12 +60,13 @@ def actual_paths(value: Any, leaves: set[str], prefix: str = "") -> set[str]:
 
 
 def check(section: str, output: str) -> None:
-    """The output's fields are the documented ones; an object documented "or null" may be null."""
+    """The output's fields are the documented ones; an object documented "or null" may be null, and
+    an empty list has no items to show its items' fields."""
     expected = expected_paths(section)
     data = json.loads(output)
     found = actual_paths(data, expected)
-    nulls = null_paths(data)
-    assert found == expected - {p for p in expected - found if any(p.startswith(n + ".") for n in nulls)}
+    absent = null_paths(data) | {p.removesuffix("[]") for p in found if p.endswith("[]") and not any(f.startswith(p + ".") for f in found)}
+    assert found == expected - {p for p in expected - found if any(p.startswith(n + ".") or p.startswith(n + "[].") for n in absent)}
 
 
 def null_paths(value: Any, prefix: str = "") -> set[str]:
@@ -119,7 +120,8 @@ def test_plan_detailed_exitcode_follows_the_state(cloud: Cloud, stack: Path, tmp
         return code, json.loads(out)["changes"] if out else []
 
     state = Path(tmp_path / "state.db")
-    assert planned() == (2, [{"deployment": "chat", "action": "create", "cloud": "aws", "region": "us-east-1", "detail": "will be created on aws (us-east-1)"}])
+    created = {"deployment": "chat", "action": "create", "cloud": "aws", "region": "us-east-1", "detail": "will be created on aws (us-east-1)", "fields": []}
+    assert planned() == (2, [created])
     assert not state.exists()  # planning reads the state, never creates it
     assert cli_run("plan", str(stack), "--cloud", cloud.name)[0] == 0  # without the flag, changes are not an error
     assert cli_run("up", str(stack), "--cloud", cloud.name, "--yes")[0] == 0
@@ -128,6 +130,7 @@ def test_plan_detailed_exitcode_follows_the_state(cloud: Cloud, stack: Path, tmp
     stack.write_text(stack.read_text().replace("concurrency: 8", "concurrency: 16"))
     code, changes = planned()
     assert (code, changes[0]["action"]) == (2, "replace") and "llamadeploy down chat" in changes[0]["detail"]
+    assert {"field": "concurrency", "old": 8, "new": 16} in changes[0]["fields"]
     stack.write_text(stack.read_text() + "  azure: {region: eastus}\n")
     code, out, _ = cli_run("plan", str(stack), "--cloud", "azure", "--detailed-exitcode")
     assert code == 2 and "llamadeploy move chat --to azure" in out

@@ -294,6 +294,30 @@ def test_status_reports_an_endpoint_deleted_by_hand(cloud: Cloud, stack: Path) -
     assert f"{cloud.endpoint_type} {endpoint} was deleted outside llamadeploy" in row["drift"]
     code, out, _ = cli_run("status")
     assert code == 0 and "missing" in out  # the table wraps long notes; the JSON above has the exact text
+    code, out, _ = cli_run("plan", str(stack), "--cloud", cloud.name, "--detailed-exitcode", "--output", "json")
+    (change,) = json.loads(out)["changes"]
+    assert code == 2 and change["action"] == "create" and "was deleted outside llamadeploy" in change["detail"], change
+    assert cli_run("plan", str(stack), "--cloud", cloud.name, "--detailed-exitcode", "--no-refresh")[0] == 0  # the record alone says serving
+    code, _, err = cli_run("up", str(stack), "--cloud", cloud.name, "--yes")
+    assert code == 0, err
+    assert json.loads(cli_run("status", "chat", "--output", "json")[1])["deployments"][0]["drift"] == []
+    assert cli_run("down", "chat", "--yes")[0] == 0
+    assert cloud.empty(), cloud.inventory()
+
+
+def test_a_changed_replica_bound_is_planned_and_applied_in_place(cloud: Cloud, stack: Path) -> None:
+    assert cli_run("up", str(stack), "--cloud", cloud.name, "--yes")[0] == 0
+    made = cloud.creates()
+    stack.write_text(stack.read_text().replace("max_replicas: 3", "max_replicas: 5"))
+    code, out, _ = cli_run("plan", str(stack), "--cloud", cloud.name, "--detailed-exitcode")
+    assert code == 2 and "autoscaling.max_replicas: 3 -> 5" in out and "Plan: 0 to add, 1 to change in place, 0 to replace, 0 to destroy." in out, out
+    code, _, err = cli_run("up", str(stack), "--cloud", cloud.name, "--yes")
+    assert code == 0 and "chat: updating in place (autoscaling.max_replicas: 3 -> 5)" in err, err
+    assert cloud.creates() == made and cloud.created_twice() == []  # nothing made anew
+    (row,) = json.loads(cli_run("status", "--output", "json")[1])["deployments"]
+    assert (row["live"]["min_replicas"], row["live"]["max_replicas"], row["drift"]) == (1, 5, [])  # as the cloud reports it
+    assert row["history"][-1]["operation"] == "update"
+    assert cli_run("plan", str(stack), "--cloud", cloud.name, "--detailed-exitcode")[0] == 0
     assert cli_run("down", "chat", "--yes")[0] == 0
     assert cloud.empty(), cloud.inventory()
 
@@ -389,7 +413,7 @@ def test_a_stack_of_several_deployments_comes_up_and_goes_down_at_once(cloud: Cl
 
 
 def test_two_concurrent_ups_do_not_both_create(cloud: Cloud, stack: Path, tmp_path: Path) -> None:
-    cloud.ready_after_polls(5)  # the first `up` is still waiting when the second asks for the lock
+    cloud.ready_after_polls(50)  # the first `up` is still waiting when the second asks for the lock
     loaded = load_stack(stack)
     planned, provider = engine.plan_up(loaded, loaded.deployments[0], cloud.name, load_catalog())
     outcomes: list[object] = []

@@ -28,7 +28,7 @@ from orchestrator.errors import LlamadeployError, UsageError
 @click.pass_context
 def plan(ctx: click.Context, stack: str, cloud: str | None, region: str | None, only: str | None, out: Output, detailed_exitcode: bool, refresh: bool) -> None:
     """Size a stack's deployments and choose instances and prices on one cloud; no credentials needed (with them, it shows the quota too)."""
-    from orchestrator.planning.changes import ChangeAction, pending
+    from orchestrator.planning.changes import ChangeAction, pending, summary
 
     ctx.meta[DETAILED_EXITCODE] = detailed_exitcode
     from orchestrator.declared.stackfile import load_stack
@@ -37,7 +37,10 @@ def plan(ctx: click.Context, stack: str, cloud: str | None, region: str | None, 
     catalog = ctx.obj.catalog()
     plans = plan_stack(load_stack(stack), cloud, catalog, region, only)
     # Only read the state: planning never creates a state file.
-    changes = pending(ctx.obj.state().get if ctx.obj.state_path().exists() else lambda _: None, plans)
+    recorded = ctx.obj.state().get if ctx.obj.state_path().exists() else lambda _: None
+    records = {p.deployment.name: recorded(p.deployment.name) for p in plans}
+    live = _live(records) if refresh else {}
+    changes = pending(records.get, plans, live)
     quotas = _quotas(plans) if refresh else [None] * len(plans)
     if out.json:
         from dataclasses import asdict
@@ -49,6 +52,7 @@ def plan(ctx: click.Context, stack: str, cloud: str | None, region: str | None, 
                 "catalog": catalog_dict(catalog),
                 "plans": [plan_dict(p) for p in plans],
                 "changes": [asdict(c) for c in changes],
+                "summary": summary(changes),
                 "quotas": [quota_dict(p, q) for p, q in zip(plans, quotas, strict=True)],
             }
         )
@@ -60,9 +64,24 @@ def plan(ctx: click.Context, stack: str, cloud: str | None, region: str | None, 
         for planned, change, quota in zip(plans, changes, quotas, strict=True):
             render.plan(console, planned, catalog)
             console.print(f"{change.deployment}: {quota_words(quota)}", markup=False)
-            console.print(f"{change.deployment}: {change.detail}")
+            console.print(f"{change.deployment}: {change.detail}", markup=False)
+            for field in change.fields:
+                console.print(f"  {field}", markup=False)
+        console.print(summary(changes), markup=False)
     if detailed_exitcode and any(c.action is not ChangeAction.NONE for c in changes):
         ctx.exit(EXIT_CHANGES)
+
+
+def _live(records: dict) -> dict:
+    """What each recorded, serving deployment's cloud reports now, where its credentials are configured."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from orchestrator.lifecycle.engine import refreshed
+
+    serving = {name: record for name, record in records.items() if record is not None and record.deployed is not None}
+    with ThreadPoolExecutor(max_workers=min(8, len(serving) or 1)) as pool:
+        found = dict(zip(serving, pool.map(refreshed, serving.values()), strict=True))
+    return {name: live for name, (live, _why) in found.items() if live is not None}
 
 
 def _quotas(plans: list) -> list:

@@ -25,6 +25,7 @@ from orchestrator.lifecycle.pacing import WAIT_TIMEOUT_ENV, Backoff
 from orchestrator.lifecycle.progress import EventKind, Report
 from orchestrator.lifecycle.record import Destination, Move, Phase, Placed, PlanSnapshot, Record
 from orchestrator.lifecycle.state import Operation, OperationKind, OperationStatus, State, now
+from orchestrator.planning.changes import ChangeAction, change_of
 from orchestrator.planning.plan import Plan
 from orchestrator.planning.planner import compare, plan
 from orchestrator.planning.serving import EXAMPLE_PROMPT, Answer, chat_request, read_answer, startup_of
@@ -232,15 +233,23 @@ def up(ctx: Context, planned: Plan, provider: Provider, verify: bool = True) -> 
         if record is not None and record.phase is Phase.DELETING and record.spec_hash != digest:
             raise DeployError(f"a `down` of {name!r} did not finish; run `llamadeploy down {name}` to finish it before deploying a different spec")
         if record is not None and record.phase is Phase.SERVING and record.deployed is not None:
-            if record.spec_hash != digest:
-                raise DeployError(
-                    f"{name!r} is already serving with a different spec; changing a live deployment is not supported yet: `llamadeploy down {name}` then `up` again"
-                )
+            change = change_of(record, planned)
+            if change.action is ChangeAction.REPLACE:
+                raise DeployError(f"{name!r} serves on {record.cloud}, and the new spec {change.detail}")
             deployed = record.deployed
             live = _retrying(lambda: provider.describe(deployed), ctx)
             if live.serving:
-                report(EventKind.UNCHANGED, deployment=name)
-                return UpResult(planned, deployed, provider.endpoint(deployed), changed=False)
+                scaling = planned.deployment.autoscaling
+                if (live.min_replicas, live.max_replicas) in ((scaling.min_replicas, scaling.max_replicas), (None, None)) and not change.fields:
+                    report(EventKind.UNCHANGED, deployment=name)
+                    return UpResult(planned, deployed, provider.endpoint(deployed), changed=False)
+                # New replica bounds, or bounds changed by hand in the cloud: set in place, nothing made anew.
+                report(EventKind.UPDATING, deployment=name, fields="; ".join(str(f) for f in change_of(record, planned, live).fields))
+                updated = replace(
+                    record, spec=planned.deployment.model_dump(mode="json"), placed=replace(record.placed, plan=PlanSnapshot.of(planned), spec_hash=digest)
+                )
+                _rescale(ctx, holder, record, provider, (scaling.min_replicas, scaling.max_replicas), OperationKind.UPDATE, updated)
+                return UpResult(planned, deployed, provider.endpoint(deployed), changed=True)
         if record is None:  # a re-run's own machines would count against the quota it reads
             _check_quota(ctx, planned, provider)
         operation = state.begin(name, OperationKind.UP, planned.cloud, holder)
@@ -284,6 +293,22 @@ def read_quota(planned: Plan) -> QuotaView:
         return QuotaView(_retrying(lambda: provider.quota(planned), _Offline()))
     except LlamadeployError as exc:
         return QuotaView(None, str(exc).splitlines()[0])
+
+
+def refreshed(record: Record) -> tuple[LiveStatus | None, str]:
+    """What the cloud reports for a recorded deployment, where its credentials are configured (for
+    `plan`, which refreshes as Terraform does); else None and why it was not asked."""
+    deployed = record.deployed
+    if deployed is None:
+        return None, "not deployed yet"
+    service = registry.get(record.cloud)
+    if not isinstance(service, Provider) or not service.credentials_configured():
+        return None, f"no {record.cloud} credentials configured"
+    try:
+        provider = registry.provider(record.cloud)
+        return _retrying(lambda: provider.describe(deployed), _Offline()), ""
+    except LlamadeployError as exc:
+        return None, str(exc).splitlines()[0]
 
 
 @dataclass(frozen=True)
@@ -480,14 +505,6 @@ def scale(ctx: Context, name: str, min_replicas: int, max_replicas: int) -> Reco
         record = _serving_record(state, name)
         if record.unfinished_move:
             raise DeployError(_unfinished_hint(name))
-        provider, deployed = registry.provider(record.cloud), _deployed(record)
-        operation = state.begin(name, OperationKind.SCALE, record.cloud, holder)
-        try:
-            run = _Run(ctx, operation, name)
-            _retrying(lambda: provider.scale(deployed, min_replicas, max_replicas, run), ctx)
-        except Exception as exc:
-            state.finish(operation, OperationStatus.FAILED, str(exc))
-            raise DeployError(f"scaling {name!r} on {record.cloud} failed: {exc}; its bounds are as they were") from exc
         autoscaling = {**record.spec.get("autoscaling", {}), "min_replicas": min_replicas, "max_replicas": max_replicas}
         spec = {**record.spec, "autoscaling": autoscaling}
         before = record.placed.plan
@@ -495,9 +512,23 @@ def scale(ctx: Context, name: str, min_replicas: int, max_replicas: int) -> Reco
         snapshot = replace(before, min_replicas=min_replicas, max_replicas=max_replicas, usd_per_hour_min=hourly)
         digest = _digest(spec, record.cloud, record.region, before.instance_type)
         scaled = replace(record, spec=spec, placed=replace(record.placed, plan=snapshot, spec_hash=digest))
-        state.put(scaled)
-        state.finish(operation, OperationStatus.SUCCEEDED, f"{before.min_replicas}-{before.max_replicas} -> {min_replicas}-{max_replicas} replicas")
-        return scaled
+        return _rescale(ctx, holder, record, registry.provider(record.cloud), (min_replicas, max_replicas), OperationKind.SCALE, scaled)
+
+
+def _rescale(ctx: Context, holder: str, record: Record, provider: Provider, bounds: tuple[int, int], kind: OperationKind, then: Record) -> Record:
+    """Set new replica bounds through the service's own autoscaling, then record `then`; on failure
+    the record is left as it was (the bounds are too: the call either applies or fails)."""
+    state, deployed, before = ctx.state, _deployed(record), record.placed.plan
+    operation = state.begin(record.name, kind, record.cloud, holder)
+    try:
+        run = _Run(ctx, operation, record.name)
+        _retrying(lambda: provider.scale(deployed, *bounds, run), ctx)
+    except Exception as exc:
+        state.finish(operation, OperationStatus.FAILED, str(exc))
+        raise DeployError(f"scaling {record.name!r} on {record.cloud} failed: {exc}; its bounds are as they were") from exc
+    state.put(then)
+    state.finish(operation, OperationStatus.SUCCEEDED, f"{before.min_replicas}-{before.max_replicas} -> {bounds[0]}-{bounds[1]} replicas")
+    return then
 
 
 @dataclass(frozen=True)

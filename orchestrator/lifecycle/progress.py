@@ -29,6 +29,7 @@ class EventKind(StrEnum):
     QUOTA_UNCHECKED = "quota_unchecked"
     RESUMING = "resuming"  # a cloud operation an earlier command started is waited for, not started again
     UNCHANGED = "unchanged"
+    UPDATING = "updating"  # a serving deployment changed in place
     VERIFIED = "verified"
     MOVING = "moving"
     SWITCHED = "switched"
@@ -55,6 +56,7 @@ _SENTENCES = {
     EventKind.SWITCHED: "{deployment} serves on {cloud} now; deleting it from the source",
     EventKind.FAILED_OVER: "{cloud} ({region}) cannot host it now ({reason}); trying the next candidate",
     EventKind.SKIPPED: "{cloud}: {reason}",
+    EventKind.UPDATING: "{deployment}: updating in place ({fields})",
     EventKind.UNCHANGED: "{deployment} is already serving as declared; nothing to change",
     EventKind.VERIFIED: "{deployment} answers as {model}",
     EventKind.RETRYING: "{what} failed ({reason}); retry in {retry_in_s} s",

@@ -89,7 +89,8 @@ class OperationKind(StrEnum):
     DOWN = "down"
     MOVE = "move"
     ROLLBACK = "rollback"  # undoing a move a crash interrupted
-    SCALE = "scale"  # replica bounds changed in place
+    SCALE = "scale"  # replica bounds changed in place by `scale`
+    UPDATE = "update"  # replica bounds changed in place by `up` of a changed stack
 
 
 class OperationStatus(StrEnum):

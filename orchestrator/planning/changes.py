@@ -1,22 +1,26 @@
-"""What `up` would change, from the plan and the state file alone: `plan --detailed-exitcode`.
+"""What `up` would change: `plan`, `plan --detailed-exitcode`, and `up` itself.
 
-Like `terraform plan -detailed-exitcode`, the answer comes without touching the cloud: a
-deployment recorded as serving with the same spec hash is "no change". Drift made by hand in
-the cloud is `status`'s job, which does call the cloud.
+Like `terraform plan`, each deployment's declared spec is compared with what was recorded, field
+by field (old -> new), and, when the cloud could be asked (`plan` refreshes where credentials
+are configured), with what the cloud reports: a deployment deleted or rescaled by hand is a change
+too. A change of replica bounds is applied in place, through the service's own autoscaling;
+anything that needs new machines (instance, image, model, quantization, context, concurrency,
+environment) means replacing the deployment.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from orchestrator.lifecycle.record import Phase
 
 if TYPE_CHECKING:
     from orchestrator.lifecycle.record import Record
     from orchestrator.planning.plan import Plan
+    from providers.base import LiveStatus
 
 
 class ChangeAction(StrEnum):
@@ -25,18 +29,27 @@ class ChangeAction(StrEnum):
     NONE = "none"
     CREATE = "create"
     FINISH = "finish"
-    REPLACE = "replace"
+    UPDATE = "update"  # in place: the same machines, new replica bounds
+    REPLACE = "replace"  # new machines
     MOVE = "move"
 
 
-# What the user reads for each action.
-_DETAILS = {
-    ChangeAction.NONE: "no changes: serving on {cloud} as declared",
-    ChangeAction.CREATE: "will be created on {cloud} ({region})",
-    ChangeAction.FINISH: "will be finished on {cloud}: an earlier command left it {phase}",
-    ChangeAction.REPLACE: "serving on {cloud} with a different spec: `llamadeploy down {name}` then `up` (changing a live deployment is not supported yet)",
-    ChangeAction.MOVE: "runs on {recorded_cloud}: `llamadeploy move {name} --to {cloud}` moves it without downtime",
-}
+# The declared fields a service changes on a live deployment without new machines.
+IN_PLACE = frozenset({"autoscaling.min_replicas", "autoscaling.max_replicas"})
+# Declared fields that change nothing in the cloud: the load profile only prices the month.
+_IGNORED = ("load",)
+
+
+@dataclass(frozen=True)
+class FieldChange:
+    """One declared field, as recorded and as declared now (or as the cloud has it, for drift)."""
+
+    field: str
+    old: Any
+    new: Any
+
+    def __str__(self) -> str:
+        return f"{self.field}: {_shown(self.old)} -> {_shown(self.new)}"
 
 
 @dataclass(frozen=True)
@@ -46,28 +59,93 @@ class Change:
     cloud: str
     region: str
     detail: str
+    fields: tuple[FieldChange, ...] = ()
 
 
-def pending(recorded: Callable[[str], Record | None], plans: list[Plan]) -> list[Change]:
-    """Each plan against its deployment's record (`recorded(name)`, None if there is none)."""
-    return [_change(recorded(planned.deployment.name), planned) for planned in plans]
+def pending(recorded: Callable[[str], Record | None], plans: list[Plan], live: Mapping[str, LiveStatus] | None = None) -> list[Change]:
+    """Each plan against its deployment's record (`recorded(name)`, None if there is none) and, where
+    the cloud was asked, what it reports (`live`, by deployment name)."""
+    live = live or {}
+    return [change_of(recorded(planned.deployment.name), planned, live.get(planned.deployment.name)) for planned in plans]
 
 
-def _change(record: Record | None, planned: Plan) -> Change:
+def change_of(record: Record | None, planned: Plan, live: LiveStatus | None = None) -> Change:
+    """What `up` of `planned` would do, given the record and (when known) the cloud's report."""
     name = planned.deployment.name
+    where = {"cloud": planned.cloud, "region": planned.region}
     if record is None:
-        action = ChangeAction.CREATE
-    elif record.cloud != planned.cloud:
-        action = ChangeAction.MOVE
-    elif record.phase is not Phase.SERVING:
-        action = ChangeAction.FINISH
-    else:
-        from orchestrator.lifecycle.engine import (
-            spec_hash,  # only with a record: the engine's imports are not free
+        return Change(name, ChangeAction.CREATE, **where, detail=f"will be created on {planned.cloud} ({planned.region})")
+    if record.cloud != planned.cloud:
+        return Change(
+            name, ChangeAction.MOVE, **where, detail=f"runs on {record.cloud}: `llamadeploy move {name} --to {planned.cloud}` moves it without downtime"
         )
+    if record.phase is not Phase.SERVING:
+        return Change(name, ChangeAction.FINISH, **where, detail=f"will be finished on {planned.cloud}: an earlier command left it {record.phase.value}")
+    fields = declared_changes(record, planned)
+    if any(f.field not in IN_PLACE for f in fields):
+        needs = ", ".join(f.field for f in fields if f.field not in IN_PLACE)
+        detail = f"needs new machines ({needs}): `llamadeploy down {name}` then `up` (replacing a live deployment blue/green is not built yet)"
+        return Change(name, ChangeAction.REPLACE, **where, detail=detail, fields=fields)
+    if live is not None and live.missing:
+        gone = "; ".join(live.missing)
+        return Change(name, ChangeAction.CREATE, **where, detail=f"was deleted outside llamadeploy ({gone}): `up` creates it again", fields=fields)
+    drift = _drift(record, planned, live) if live is not None else ()
+    if fields or drift:
+        said = "; ".join(str(f) for f in (*fields, *drift))
+        return Change(name, ChangeAction.UPDATE, **where, detail=f"will be updated in place ({said})", fields=(*fields, *drift))
+    return Change(name, ChangeAction.NONE, **where, detail=f"no changes: serving on {planned.cloud} as declared")
 
-        action = ChangeAction.NONE if record.spec_hash == spec_hash(planned) else ChangeAction.REPLACE
-    detail = _DETAILS[action].format(
-        name=name, cloud=planned.cloud, region=planned.region, phase=record.phase.value if record else "", recorded_cloud=record.cloud if record else ""
-    )
-    return Change(name, action, planned.cloud, planned.region, detail)
+
+def declared_changes(record: Record, planned: Plan) -> tuple[FieldChange, ...]:
+    """The declared fields that differ between the record and the plan, the machine chosen included;
+    placement is compared for the recorded cloud only (another cloud's placement changes nothing here)."""
+    before, after = _comparable(record.spec, record.cloud), _comparable(planned.deployment.model_dump(mode="json"), planned.cloud)
+    before["instance_type"], after["instance_type"] = record.placed.plan.instance_type, planned.offer.instance_type
+    before["region"], after["region"] = record.region, planned.region
+    keys = sorted(before.keys() | after.keys())
+    return tuple(FieldChange(k, before.get(k), after.get(k)) for k in keys if before.get(k) != after.get(k))
+
+
+def summary(changes: list[Change]) -> str:
+    """The closing line of `plan`, as Terraform's: what `up` would do, by kind."""
+    count = {action: sum(1 for c in changes if c.action is action) for action in ChangeAction}
+    line = f"{count[ChangeAction.CREATE]} to add, {count[ChangeAction.UPDATE]} to change in place, {count[ChangeAction.REPLACE]} to replace, 0 to destroy"
+    extra = [f"{count[a]} {words}" for a, words in ((ChangeAction.FINISH, "to finish"), (ChangeAction.MOVE, "to move (with `move`)")) if count[a]]
+    return "Plan: " + ", ".join([line, *extra]) + "."
+
+
+def _drift(record: Record, planned: Plan, live: LiveStatus) -> tuple[FieldChange, ...]:
+    """Replica bounds changed in the cloud by hand (they differ from what was recorded), which `up`
+    sets back to the declared ones in place."""
+    recorded, scaling = record.placed.plan, planned.deployment.autoscaling
+    found = []
+    for field, in_cloud, was, declared in (
+        ("min_replicas", live.min_replicas, recorded.min_replicas, scaling.min_replicas),
+        ("max_replicas", live.max_replicas, recorded.max_replicas, scaling.max_replicas),
+    ):
+        if in_cloud is not None and in_cloud != was and in_cloud != declared:
+            found.append(FieldChange(f"autoscaling.{field} (in the cloud)", in_cloud, declared))
+    return tuple(found)
+
+
+def _comparable(spec: Mapping[str, Any], cloud: str) -> dict[str, Any]:
+    """A spec as dotted fields, without what changes nothing in the cloud."""
+    trimmed = {k: v for k, v in spec.items() if k not in _IGNORED}
+    placement = dict(trimmed.pop("placement", None) or {})
+    trimmed["placement"] = {cloud: placement.get(cloud)}
+    return _flat(trimmed)
+
+
+def _flat(value: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    flat: dict[str, Any] = {}
+    for key, item in value.items():
+        path = f"{prefix}{key}"
+        if isinstance(item, Mapping) and item:
+            flat.update(_flat(item, f"{path}."))
+        else:
+            flat[path] = item
+    return flat
+
+
+def _shown(value: Any) -> str:
+    return "(none)" if value is None else str(value)
