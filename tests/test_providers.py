@@ -413,7 +413,7 @@ def test_a_stack_of_several_deployments_comes_up_and_goes_down_at_once(cloud: Cl
 
 
 def test_two_concurrent_ups_do_not_both_create(cloud: Cloud, stack: Path, tmp_path: Path) -> None:
-    cloud.ready_after_polls(50)  # the first `up` is still waiting when the second asks for the lock
+    cloud.hold_serving()  # the first `up` waits on the cloud until the second has asked for the lock
     loaded = load_stack(stack)
     planned, provider = engine.plan_up(loaded, loaded.deployments[0], cloud.name, load_catalog())
     outcomes: list[object] = []
@@ -430,6 +430,10 @@ def test_two_concurrent_ups_do_not_both_create(cloud: Cloud, stack: Path, tmp_pa
     threads = [threading.Thread(target=attempt) for _ in range(2)]
     for thread in threads:
         thread.start()
+    deadline = time.monotonic() + 60
+    while not outcomes and time.monotonic() < deadline:  # the one refused ends first
+        time.sleep(0.01)
+    cloud.make_ready()
     for thread in threads:
         thread.join(timeout=60)
     locked = [o for o in outcomes if isinstance(o, LockedError)]

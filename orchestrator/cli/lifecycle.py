@@ -45,12 +45,17 @@ def up(ctx: click.Context, stack: str, cloud: str | None, region: str | None, on
         return
     ready = [native.plan_up(loaded, d, default_cloud(d, cloud), catalog, region) for d in chosen]
     if not out.json:
+        from orchestrator.planning.changes import pending
         from orchestrator.reports import render
 
         console = render.console(stderr=True)
-        for planned, _ in ready:
+        state = ctx.obj.state()
+        for (planned, _), change in zip(ready, pending(state.get, [p for p, _ in ready]), strict=True):
             render.plan(console, planned, catalog)
-    confirm(yes, f"Create {', '.join(p.deployment.name for p, _ in ready)} on {', '.join(sorted({p.cloud for p, _ in ready}))}?")
+            console.print(f"{change.deployment}: {change.detail}", markup=False)
+            for field in change.fields:
+                console.print(f"  {field}", markup=False)
+    confirm(yes, f"Apply {', '.join(p.deployment.name for p, _ in ready)} on {', '.join(sorted({p.cloud for p, _ in ready}))}?")
     by_name = {planned.deployment.name: (planned, provider) for planned, provider in ready}
     with out.events() as report:
         for_each(
