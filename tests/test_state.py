@@ -190,3 +190,48 @@ def test_lock_of_a_dead_process_is_taken_over(tmp_path: Path) -> None:
 def test_a_directory_is_not_a_state_file(tmp_path: Path) -> None:
     with pytest.raises(StateError, match="is a directory"):
         State(tmp_path)
+
+
+@pytest.mark.parametrize(
+    ("url", "message"),
+    [
+        ("s3://bucket/prefix", "the s3 state backend is not built yet"),
+        ("postgresql://db/llamadeploy", "the postgresql state backend is not built yet"),
+        ("ftp://host/state", "unknown scheme 'ftp'"),
+        ("sqlite://state.db", "write sqlite:///relative/path"),
+    ],
+)
+def test_a_state_url_is_never_taken_for_a_file_name(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, url: str, message: str) -> None:
+    monkeypatch.chdir(tmp_path)
+    code, _, err = cli_run("--state", url, "status")
+    assert code == 1 and message in err and "Traceback" not in err, err
+    assert list(tmp_path.iterdir()) == []  # no folder named "s3:", no file
+
+
+def test_state_list_show_and_migrate_round_trip_every_record_and_journal_entry(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    assert json.loads(cli_run("--state", "sqlite:///old.db", "state", "list", "--output", "json")[1])["deployments"] == []
+    assert not (tmp_path / "old.db").exists()  # listing reads, never creates
+    state = State(tmp_path / "old.db")
+    state.put(_record())
+    state.put(replace(_record(Phase.MOVING, moving_to=Destination("oci", None)), name="other"))
+    operation = state.begin("chat", OperationKind.UP, "aws", holder_name())
+    state.note_created(operation, {"type": ENDPOINT.type, "name": ENDPOINT.name})
+    state.note_waiting(operation, f"{ENDPOINT.type} chat", "projects/1/locations/x/operations/7")
+    state.close()
+    code, out, _ = cli_run("--state", "sqlite:///old.db", "state", "list", "--output", "json")
+    assert code == 0 and [(d["deployment"], d["phase"]) for d in json.loads(out)["deployments"]] == [("chat", "serving"), ("other", "moving")]
+    code, out, _ = cli_run("--state", "old.db", "state", "show", "chat")
+    shown = json.loads(out)
+    assert (
+        code == 0
+        and shown["record"]["phase"] == "serving"
+        and shown["journal"][0]["waiting"] == {f"{ENDPOINT.type} chat": "projects/1/locations/x/operations/7"}
+    )
+    code, out, err = cli_run("--state", "old.db", "state", "migrate", "--to", f"sqlite:///{tmp_path / 'new.db'}", "--yes")
+    assert code == 0 and "copied 2 records and 1 journal entries" in out and "LLAMADEPLOY_STATE=" in out, err
+    old, new = State(tmp_path / "old.db"), State(tmp_path / "new.db")
+    assert new.records() == old.records() and new.journal() == old.journal()
+    code, _, err = cli_run("--state", "old.db", "state", "migrate", "--to", "new.db", "--yes")
+    assert code == 1 and "is not empty" in err  # never merged into, never clobbered
+    assert cli_run("--state", "old.db", "state", "show", "nobody")[0] == 1

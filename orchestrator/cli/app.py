@@ -16,6 +16,7 @@ import click
 from orchestrator import __version__
 from orchestrator.cli import iac, lifecycle, planning
 from orchestrator.cli.session import DETAILED_EXITCODE, Session
+from orchestrator.cli.state import state_group
 from orchestrator.errors import LlamadeployError, SpecError, UsageError
 
 # Exit codes as terraform's: 1 for any error, 2 for a usage error; `plan --detailed-exitcode`
@@ -60,7 +61,7 @@ class _Cli(click.Group):
     type=click.Path(dir_okay=False),
     help="Price catalog CSV to use instead of the shipped one (e.g. with negotiated prices).",
 )
-@click.option("--state", envvar="LLAMADEPLOY_STATE", type=click.Path(), help="State file [default: .llamadeploy/state.db].")
+@click.option("--state", envvar="LLAMADEPLOY_STATE", help="State store: a file path or sqlite:///path [default: .llamadeploy/state.db].")
 @click.pass_context
 def cli(ctx: click.Context, catalog: str | None, state: str | None) -> None:
     """Deploy Llama models to AWS, Azure, Google Cloud and Oracle Cloud from one declared spec."""
@@ -80,6 +81,7 @@ for command in (
     lifecycle.scale,
     lifecycle.down,
     iac.export,
+    state_group,
 ):
     cli.add_command(command)
 

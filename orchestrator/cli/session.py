@@ -3,7 +3,6 @@ opened on first use and closed when the command ends, and how a command asks for
 
 from __future__ import annotations
 
-import os
 import sys
 from contextlib import closing
 from dataclasses import dataclass, field
@@ -61,9 +60,9 @@ class Session:
         return self._state
 
     def state_path(self) -> Path:
-        from orchestrator.lifecycle.state import DEFAULT_PATH, STATE_ENV
+        from orchestrator.lifecycle.state import state_location
 
-        return Path(self.state_option or os.environ.get(STATE_ENV) or DEFAULT_PATH)
+        return state_location(self.state_option)
 
     def lifecycle(self, report: Any = None, catalog: Catalog | None = None) -> Context:
         """The engine's context for this command: the state store, and the catalog and event report it uses."""

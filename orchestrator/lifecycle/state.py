@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import socket
 import sqlite3
 import threading
@@ -115,6 +116,7 @@ class Operation:
     finished_at: str | None
     created: list[dict[str, Any]]
     detail: str
+    waiting: dict[str, str]  # cloud operations under way on its resources, by resource
 
 
 def now() -> str:
@@ -127,11 +129,39 @@ def holder_name() -> str:
     return f"{user}@{socket.gethostname()} pid {os.getpid()}"
 
 
+# Schemes a team's shared state will be kept under (PostgreSQL, S3 and S3-compatible stores, Azure
+# Blob Storage, Google Cloud Storage); until their backends exist, naming one is an error, never a
+# local file under a folder called "s3:".
+_PLANNED_SCHEMES = {"postgresql", "postgres", "s3", "az", "gs"}
+_SCHEME = re.compile(r"^(?P<scheme>[A-Za-z][A-Za-z0-9+.-]*)://(?P<rest>.*)$")
+
+
+def state_location(value: str | os.PathLike[str] | None = None) -> Path:
+    """Where the state lives, from `--state`/`$LLAMADEPLOY_STATE`: a file path, or `sqlite:///path`
+    (SQLAlchemy's form: three slashes then the path, four for an absolute one). Any other URL is
+    refused with what is supported, rather than taken for a file name."""
+    text = os.fspath(value) if value else os.environ.get(STATE_ENV) or str(DEFAULT_PATH)
+    match = _SCHEME.match(text)
+    if match is None:
+        return Path(text)
+    scheme, rest = match["scheme"].lower(), match["rest"]
+    if scheme == "sqlite" and rest.startswith("/") and len(rest) > 1:
+        return Path(rest[1:])
+    if scheme == "sqlite":
+        raise StateError(f"state URL {text!r}: write sqlite:///relative/path or sqlite:////absolute/path")
+    if scheme in _PLANNED_SCHEMES:
+        raise StateError(
+            f"state URL {text!r}: the {scheme} state backend is not built yet; keep the state in a SQLite file "
+            "(a path, or sqlite:///path) for now, and move it later with `llamadeploy state migrate --to URL`"
+        )
+    raise StateError(f"state URL {text!r}: unknown scheme {scheme!r}; use a file path or sqlite:///path")
+
+
 class State:
     """The SQLite state store at one path."""
 
     def __init__(self, path: str | os.PathLike[str] | None = None) -> None:
-        self.path = Path(path or os.environ.get(STATE_ENV) or DEFAULT_PATH)
+        self.path = state_location(path)
         if self.path.is_dir():
             raise StateError(f"state path {self.path} is a directory; pass a file path such as {self.path / 'state.db'}")
         try:
@@ -225,6 +255,10 @@ class State:
         finally:
             self._db.execute("DELETE FROM locks WHERE deployment = ? AND token = ?", (deployment, token))
 
+    def held_locks(self) -> list[str]:
+        """The deployments whose lock a live command holds (an expired or dead holder's is not held)."""
+        return [row["deployment"] for row in self._db.execute("SELECT * FROM locks ORDER BY deployment") if not _stale(row)]
+
     def _try_lock(self, deployment: str, holder: str, token: str) -> bool:
         with self._transaction() as db:
             row = db.execute("SELECT * FROM locks WHERE deployment = ?", (deployment,)).fetchone()
@@ -316,6 +350,38 @@ class State:
         rows = self._db.execute("SELECT * FROM operations WHERE deployment = ? AND status = ? ORDER BY id", (deployment, OperationStatus.RUNNING))
         return [_operation(row) for row in rows]
 
+    def journal(self) -> list[Operation]:
+        """Every journal entry, oldest first (what `state migrate` copies)."""
+        return [_operation(row) for row in self._db.execute("SELECT * FROM operations ORDER BY id")]
+
+    def copy_in(self, records: list[Record], journal: list[Operation]) -> None:
+        """Write records and journal entries (ids and waiting operations included) read from another
+        store, in one transaction: a copy is either whole or not there."""
+        with self._transaction() as db:
+            for record in records:
+                db.execute(
+                    "INSERT INTO deployments (name, cloud, region, spec_hash, record, status, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                    (record.name, record.cloud, record.region, record.spec_hash, json.dumps(to_json(record)), record.phase.value, record.updated_at),
+                )
+            for op in journal:
+                db.execute(
+                    "INSERT INTO operations (id, deployment, kind, cloud, status, holder, started_at, finished_at, created, detail, waiting) "
+                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    (
+                        op.id,
+                        op.deployment,
+                        op.kind,
+                        op.cloud,
+                        op.status,
+                        op.holder,
+                        op.started_at,
+                        op.finished_at,
+                        json.dumps(op.created),
+                        op.detail,
+                        json.dumps(op.waiting),
+                    ),
+                )
+
     def history(self, deployment: str) -> list[Operation]:
         rows = self._db.execute("SELECT * FROM operations WHERE deployment = ? ORDER BY id", (deployment,))
         return [_operation(row) for row in rows]
@@ -387,4 +453,5 @@ def _operation(row: sqlite3.Row) -> Operation:
         row["finished_at"],
         json.loads(row["created"]),
         row["detail"],
+        json.loads(row["waiting"]),
     )
