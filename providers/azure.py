@@ -657,26 +657,6 @@ def _provisioned(resource: Any) -> tuple[bool, str]:
     return state == "Succeeded", state
 
 
-def _cheaper_experimental_check() -> None:
-    """azure-ai-ml decides whether to warn about an experimental class (ApiKeyConfiguration, and
-    several it makes from REST answers) with `inspect.stack()`, which reads the source of every frame
-    on the stack: 0.1 s a call at the top of a script, 0.15 s inside a command, dozens of times per
-    `up` (10 s of a 29-scenario test run's 46 s). The same test, whether a `_from_rest_object` is on
-    the stack, is made here by walking the frames without reading any source
-    (azure/ai/ml/_utils/_experimental.py, `_should_skip_warning`); the warning is muted anyway."""
-    from azure.ai.ml._utils import _experimental
-
-    def should_skip_warning() -> bool:
-        frame = sys._getframe(1)
-        while frame is not None:
-            if frame.f_code.co_name == "_from_rest_object":
-                return True
-            frame = frame.f_back
-        return False
-
-    _experimental._should_skip_warning = should_skip_warning
-
-
 def _make_clients(settings: Mapping[str, Any]) -> tuple[Any, Any, Any]:
     """An MLClient for the workspace, a MonitorManagementClient, and a plain ARM client for the
     one call neither SDK offers; all share one credential."""
@@ -689,7 +669,6 @@ def _make_clients(settings: Mapping[str, Any]) -> tuple[Any, Any, Any]:
     # azure-ai-ml logs every call that ends in 404 as an ERROR "activity"; existence checks end
     # that way by design, and the errors that matter reach the user through _translated.
     logging.getLogger("azure.ai.ml").setLevel(logging.CRITICAL)
-    _cheaper_experimental_check()
     credential = DefaultAzureCredential()
     endpoint = (settings.get("endpoint") or PUBLIC_RESOURCE_MANAGER).rstrip("/")
     scope = f"{endpoint}/.default"
