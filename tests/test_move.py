@@ -89,6 +89,22 @@ def test_move_refuses_nonsense(pair: tuple[Cloud, Cloud], two_cloud_stack: Path)
     assert cli_run("move", "chat", "--to", "azure")[0] == 2  # no --yes off a terminal
 
 
+@pytest.mark.parametrize("pair", [("aws", "azure")], indirect=True, ids="->".join)
+def test_a_placement_added_later_is_recorded_by_up_and_move_uses_it(pair: tuple[Cloud, Cloud], two_cloud_stack: Path) -> None:
+    source, target = pair
+    both = two_cloud_stack.read_text()
+    two_cloud_stack.write_text(both.replace(target.block(), ""))
+    assert cli_run("up", str(two_cloud_stack), "--cloud", source.name, "--yes")[0] == 0
+    two_cloud_stack.write_text(both)  # the target's placement, added once the deployment serves
+    assert cli_run("plan", str(two_cloud_stack), "--cloud", source.name, "--detailed-exitcode")[0] == 0  # nothing changes in the cloud
+    code, _, err = cli_run("up", str(two_cloud_stack), "--cloud", source.name, "--yes")
+    assert code == 0 and "nothing to change" in err, err
+    code, out, err = cli_run("move", "chat", "--to", target.name, "--yes")
+    assert code == 0 and f"chat moved from {source.name} to {target.name}" in out, err
+    assert cli_run("down", "chat", "--yes")[0] == 0
+    assert source.empty() and target.empty()
+
+
 def _kill_while_draining(stack: Path, source: Cloud, target: Cloud) -> None:
     """Run `move` in a process and SIGKILL it once the target serves and the source is being deleted."""
     assert cli_run("up", str(stack), "--cloud", source.name, "--yes")[0] == 0

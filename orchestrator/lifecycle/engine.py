@@ -233,23 +233,27 @@ def up(ctx: Context, planned: Plan, provider: Provider, verify: bool = True) -> 
         if record is not None and record.phase is Phase.DELETING and record.spec_hash != digest:
             raise DeployError(f"a `down` of {name!r} did not finish; run `llamadeploy down {name}` to finish it before deploying a different spec")
         if record is not None and record.phase is Phase.SERVING and record.deployed is not None:
-            change = change_of(record, planned)
-            if change.action is ChangeAction.REPLACE:
-                raise DeployError(f"{name!r} serves on {record.cloud}, and the new spec {change.detail}")
             deployed = record.deployed
             live = _retrying(lambda: provider.describe(deployed), ctx)
-            if live.serving:
-                scaling = planned.deployment.autoscaling
-                if (live.min_replicas, live.max_replicas) in ((scaling.min_replicas, scaling.max_replicas), (None, None)) and not change.fields:
-                    report(EventKind.UNCHANGED, deployment=name)
-                    return UpResult(planned, deployed, provider.endpoint(deployed), changed=False)
+            change = change_of(record, planned, live)
+            if change.action is ChangeAction.REPLACE:
+                raise DeployError(f"{name!r} serves on {record.cloud}, and the new spec {change.detail}")
+            # The declared spec as it is now, so a `move` reads it (another cloud's placement, say).
+            declared = replace(
+                record, spec=planned.deployment.model_dump(mode="json"), placed=replace(record.placed, plan=PlanSnapshot.of(planned), spec_hash=digest)
+            )
+            if change.action is ChangeAction.NONE:
+                if record.spec_hash != digest:
+                    state.put(declared)  # nothing to change in the cloud; only the record learns the new spec
+                report(EventKind.UNCHANGED, deployment=name)
+                return UpResult(planned, deployed, provider.endpoint(deployed), changed=False)
+            if change.action is ChangeAction.UPDATE:
                 # New replica bounds, or bounds changed by hand in the cloud: set in place, nothing made anew.
-                report(EventKind.UPDATING, deployment=name, fields="; ".join(str(f) for f in change_of(record, planned, live).fields))
-                updated = replace(
-                    record, spec=planned.deployment.model_dump(mode="json"), placed=replace(record.placed, plan=PlanSnapshot.of(planned), spec_hash=digest)
-                )
-                _rescale(ctx, holder, record, provider, (scaling.min_replicas, scaling.max_replicas), OperationKind.UPDATE, updated)
+                report(EventKind.UPDATING, deployment=name, fields="; ".join(str(f) for f in change.fields))
+                scaling = planned.deployment.autoscaling
+                _rescale(ctx, holder, record, provider, (scaling.min_replicas, scaling.max_replicas), OperationKind.UPDATE, declared)
                 return UpResult(planned, deployed, provider.endpoint(deployed), changed=True)
+            # Deleted by hand (CREATE): apply below makes what is missing and adopts the rest.
         if record is None:  # a re-run's own machines would count against the quota it reads
             _check_quota(ctx, planned, provider)
         operation = state.begin(name, OperationKind.UP, planned.cloud, holder)
@@ -261,6 +265,13 @@ def up(ctx: Context, planned: Plan, provider: Provider, verify: bool = True) -> 
         try:
             deployed = _retrying(lambda: provider.apply(planned, run), ctx)
             answer = _verify(ctx, planned, provider, deployed) if verify else None
+        except WaitTimeoutError as exc:
+            # The cloud is still making it: deleting now is refused by some services (a Creating
+            # SageMaker endpoint) and would race the operation on others. The record stays.
+            state.finish(operation, OperationStatus.FAILED, str(exc))
+            raise DeployError(
+                f"up of {name!r} on {planned.cloud}: {exc}; the cloud is still working on it: run `up` again to go on waiting, or `down` to delete it"
+            ) from exc
         except Exception as exc:
             cleaned, complete = _roll_back(planned, provider, run, existed=record is not None)
             state.finish(operation, OperationStatus.ROLLED_BACK if complete else OperationStatus.FAILED, str(exc))
@@ -387,8 +398,8 @@ def _move(ctx: Context, holder: str, record: Record, destination: Destination) -
         deployed = _retrying(lambda: target.apply(planned, run), ctx)
         _verify(ctx, planned, target, deployed)
     except Exception as exc:
-        cleaned, _ = _roll_back(planned, target, run, existed=False, moving=True)
-        state.finish(operation, OperationStatus.ROLLED_BACK, str(exc))
+        cleaned, complete = _roll_back(planned, target, run, existed=False, moving=True)
+        state.finish(operation, OperationStatus.ROLLED_BACK if complete else OperationStatus.FAILED, str(exc))
         state.put(record.to(Phase.SERVING))
         raise DeployError(
             f"move of {name!r} to {destination.cloud} failed: {exc}\n  {cleaned}; {name!r} still serves on {record.cloud} ({record.region})"
@@ -555,8 +566,8 @@ def up_with_failover(
         try:
             result = up(ctx, planned, provider, verify)
         except DeployError as exc:
-            if not isinstance(exc.__cause__, (CapacityError, QuotaError)):
-                raise
+            if not isinstance(exc.__cause__, (CapacityError, QuotaError)) or ctx.state.get(deployment.name) is not None:
+                raise  # not a cloud that cannot host it, or one whose clean-up left something behind (the message says what)
             attempts.append(Attempt(cloud, planned.region, str(exc.__cause__)))
             report(EventKind.FAILED_OVER, cloud=cloud, region=planned.region, reason=str(exc.__cause__))
             continue

@@ -10,8 +10,9 @@ engine context, whose events carry the deployment's name, its own connection to 
 
 from __future__ import annotations
 
+import queue
+import threading
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import replace
 from typing import Any, TypeVar
 
@@ -31,21 +32,41 @@ class SomeFailedError(LlamadeployError):
 def for_each(ctx: Context, names: Sequence[str], work: Callable[[Context, str], R], done: Callable[[str, R], None]) -> None:
     """`work(ctx, name)` for every name at once; `done` hears of each success as it comes, in the
     calling thread (so what it prints never interleaves). Once all have ended, one error names
-    every failure; a failure never stops the others, which would leave them half-made."""
+    every failure; a failure never stops the others, which would leave them half-made.
+
+    The workers are daemon threads: Ctrl-C stops the command at once, as it stops one deployment's
+    `up`, and the next command takes over what each was doing from the journal (a pool's threads
+    would keep the process alive until every wait on the cloud had ended)."""
     if len(names) == 1:
         done(names[0], work(ctx, names[0]))
         return
+    outcomes: queue.Queue[tuple[str, object]] = queue.Queue()
+
+    def run(name: str) -> None:
+        try:
+            outcomes.put((name, work(_tagged(ctx, name), name)))
+        except BaseException as exc:  # handed to the calling thread, which decides
+            outcomes.put((name, exc))
+
+    waiting = list(names)
+    for name in waiting[:MAX_PARALLEL]:
+        threading.Thread(target=run, args=(name,), name=f"llamadeploy-{name}", daemon=True).start()
+    del waiting[:MAX_PARALLEL]
     failures: list[tuple[str, LlamadeployError]] = []
-    with ThreadPoolExecutor(max_workers=min(len(names), MAX_PARALLEL), thread_name_prefix="llamadeploy") as pool:
-        futures = {pool.submit(work, _tagged(ctx, name), name): name for name in names}
-        for future in as_completed(futures):
-            name = futures[future]
-            try:
-                result = future.result()
-            except LlamadeployError as exc:
-                failures.append((name, exc))
-                continue
-            done(name, result)
+    unexpected: BaseException | None = None
+    for _ in names:
+        name, outcome = outcomes.get()
+        if waiting:
+            threading.Thread(target=run, args=(waiting[0],), name=f"llamadeploy-{waiting[0]}", daemon=True).start()
+            del waiting[0]
+        if isinstance(outcome, LlamadeployError):
+            failures.append((name, outcome))
+        elif isinstance(outcome, BaseException):
+            unexpected = unexpected or outcome
+        else:
+            done(name, outcome)  # type: ignore[arg-type]
+    if unexpected is not None:
+        raise unexpected
     if failures:
         listed = "\n".join(f"  {name}: {str(exc).replace(chr(10), chr(10) + '    ')}" for name, exc in sorted(failures, key=lambda f: f[0]))
         raise SomeFailedError(f"{len(failures)} of {len(names)} deployments failed (the others finished):\n{listed}")

@@ -89,6 +89,9 @@ def change_of(record: Record | None, planned: Plan, live: LiveStatus | None = No
     if live is not None and live.missing:
         gone = "; ".join(live.missing)
         return Change(name, ChangeAction.CREATE, **where, detail=f"was deleted outside llamadeploy ({gone}): `up` creates it again", fields=fields)
+    if live is not None and not live.serving:
+        said = live.state.value + (f": {live.detail}" if live.detail else "")
+        return Change(name, ChangeAction.FINISH, **where, detail=f"the cloud reports it {said}: `up` waits for it, or finishes it", fields=fields)
     drift = _drift(record, planned, live) if live is not None else ()
     if fields or drift:
         said = "; ".join(str(f) for f in (*fields, *drift))
