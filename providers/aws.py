@@ -291,7 +291,12 @@ class AwsProvider(Provider):
         quotas = self.client(("quotas", plan.region, settings.get("endpoint_url")), lambda: _quotas_client(plan.region, settings.get("endpoint_url")))
         wanted = f"{plan.offer.instance_type} for endpoint usage"
         with _translated():
+            # ListServiceQuotas returns applied values only; a quota still at its default is listed by
+            # ListAWSDefaultServiceQuotas (Service Quotas API reference).
             found = next((q for q in _pages(quotas.list_service_quotas, "Quotas", ServiceCode="sagemaker") if q["QuotaName"] == wanted), None)
+            if found is None:
+                listing = _pages(quotas.list_aws_default_service_quotas, "Quotas", ServiceCode="sagemaker")
+                found = next((q for q in listing if q["QuotaName"] == wanted), None)
         if found is None:
             return None
         console = f"https://console.aws.amazon.com/servicequotas/home/services/sagemaker/quotas/{found['QuotaCode']}"

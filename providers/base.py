@@ -269,10 +269,6 @@ class Presence(enum.Enum):
     PRESENT = "present"
     DELETING = "deleting"
 
-    @classmethod
-    def of(cls, found: bool) -> Presence:
-        return cls.PRESENT if found else cls.ABSENT
-
 
 class Events(Protocol):
     """What a provider reports to the engine while it works, and how it waits."""
@@ -353,11 +349,14 @@ class Provider(CloudService):
         parallel each get their own. Every provider makes its clients through here; the registry
         keeps one instance per process and drops it in a fork's child, so a child never shares a
         parent's open connections."""
-        key = (key, threading.get_ident())
+        key = (key, threading.get_ident())  # only this thread makes or reads this key: no lock held while making
         with self._clients_lock:
-            if key not in self._client_cache:
-                self._client_cache[key] = make()
-            return self._client_cache[key]
+            found = self._client_cache.get(key)
+        if found is None:
+            found = make()
+            with self._clients_lock:
+                self._client_cache[key] = found
+        return found
 
     def settings(self, plan: Plan) -> dict[str, Any]:
         """What `describe` and `destroy` need later to reach the cloud again, kept in state."""
@@ -451,14 +450,15 @@ def create_or_adopt(
     return True
 
 
-def gone_after_delete(resource: Resource, exists: Callable[[], bool | Presence], events: Events) -> None:
-    """Wait until a resource being deleted (by this command or one before it) is gone."""
+def gone_after_delete(resource: Resource, exists: Callable[[], bool | Presence], events: Events, pace: Pace = Pace.MINUTES) -> None:
+    """Wait until a resource being deleted (by this command or one before it) is gone; the services'
+    deletes of serving machines take minutes."""
 
     def check() -> tuple[bool, str]:
         found = exists()
         return found in (False, Presence.ABSENT), "deleting" if found is Presence.DELETING else "present"
 
-    events.wait(f"{resource.name} to finish deleting", check)
+    events.wait(f"{resource.name} to finish deleting", check, pace)
 
 
 def resource_tags(plan: Plan) -> dict[str, str]:

@@ -369,6 +369,7 @@ class GcpProvider(Provider):
         mask = {"paths": ["dedicated_resources.min_replica_count", "dedicated_resources.max_replica_count"]}
         deployed_model = next(r for r in deployed.resources if r.type == DEPLOYED_MODEL)
         with _translated():
+            self._settle(events, endpoints, deployed_model, Pace.MINUTES)  # a mutate an earlier command left running ends first
             endpoint = endpoints.get_endpoint(name=f"{parent}/endpoints/{deployed.deployment}")
             for model in endpoint.deployed_models:
                 model.dedicated_resources.min_replica_count, model.dedicated_resources.max_replica_count = min_replicas, max_replicas

@@ -217,9 +217,11 @@ class OciProvider(Provider):
         limits = self.client(key, lambda: _make_limits_client(plan.region, settings))
         with _translated():
             availability = limits.get_resource_availability("data-science", limit_name, settings["compartment_id"]).data
+        if availability.available is None:  # the API could not say: not a reason to refuse
+            return None
         return Quota(
             name=f"data-science {limit_name}",
-            limit=(availability.used or 0) + (availability.available or 0),
+            limit=(availability.used or 0) + availability.available,
             used=availability.used or 0,
             needed=plan.deployment.autoscaling.min_replicas * plan.offer.gpu_count,
             unit="GPUs",

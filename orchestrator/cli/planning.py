@@ -39,8 +39,13 @@ def plan(ctx: click.Context, stack: str, cloud: str | None, region: str | None, 
     # Only read the state: planning never creates a state file.
     recorded = ctx.obj.state().get if ctx.obj.state_path().exists() else lambda _: None
     records = {p.deployment.name: recorded(p.deployment.name) for p in plans}
-    live = _live(records) if refresh else {}
-    changes = pending(records.get, plans, live)
+    refreshed = _refreshed(records) if refresh else {}
+    failed = {name: r.failed for name, r in refreshed.items() if r.failed}
+    if failed and detailed_exitcode:  # as Terraform's: a refresh that fails is an error, never "no changes"
+        raise LlamadeployError(
+            "cannot refresh from the cloud: " + "; ".join(f"{name}: {why}" for name, why in failed.items()) + " (--no-refresh plans from the state alone)"
+        )
+    changes = pending(records.get, plans, {name: r.live for name, r in refreshed.items() if r.live is not None})
     quotas = _quotas(plans) if refresh else [None] * len(plans)
     if out.json:
         from dataclasses import asdict
@@ -64,6 +69,8 @@ def plan(ctx: click.Context, stack: str, cloud: str | None, region: str | None, 
         for planned, change, quota in zip(plans, changes, quotas, strict=True):
             render.plan(console, planned, catalog)
             console.print(f"{change.deployment}: {quota_words(quota)}", markup=False)
+            if change.deployment in failed:
+                console.print(f"{change.deployment}: not refreshed from the cloud ({failed[change.deployment]})", markup=False)
             console.print(f"{change.deployment}: {change.detail}", markup=False)
             for field in change.fields:
                 console.print(f"  {field}", markup=False)
@@ -72,16 +79,15 @@ def plan(ctx: click.Context, stack: str, cloud: str | None, region: str | None, 
         ctx.exit(EXIT_CHANGES)
 
 
-def _live(records: dict) -> dict:
-    """What each recorded, serving deployment's cloud reports now, where its credentials are configured."""
+def _refreshed(records: dict) -> dict:
+    """What each recorded deployment's cloud reports now, where its credentials are configured (several at once)."""
     from concurrent.futures import ThreadPoolExecutor
 
     from orchestrator.lifecycle.engine import refreshed
 
-    serving = {name: record for name, record in records.items() if record is not None and record.deployed is not None}
-    with ThreadPoolExecutor(max_workers=min(8, len(serving) or 1)) as pool:
-        found = dict(zip(serving, pool.map(refreshed, serving.values()), strict=True))
-    return {name: live for name, (live, _why) in found.items() if live is not None}
+    recorded = {name: record for name, record in records.items() if record is not None}
+    with ThreadPoolExecutor(max_workers=min(8, len(recorded) or 1)) as pool:
+        return dict(zip(recorded, pool.map(refreshed, recorded.values()), strict=True))
 
 
 def _quotas(plans: list) -> list:
@@ -91,8 +97,10 @@ def _quotas(plans: list) -> list:
 
     from orchestrator.lifecycle.engine import read_quota
 
-    def key(planned):  # what a quota's reading depends on
-        return (planned.cloud, planned.region, planned.offer.instance_type, planned.deployment.autoscaling.min_replicas, planned.layout.nodes)
+    def key(planned):  # what a quota's reading depends on: the account (placement), region, machine and need
+        placed = planned.deployment.placement.of(planned.cloud)
+        account = placed.model_dump_json() if placed is not None else ""
+        return (planned.cloud, account, planned.region, planned.offer.instance_type, planned.deployment.autoscaling.min_replicas, planned.layout.nodes)
 
     unique = {key(p): p for p in plans}
     with ThreadPoolExecutor(max_workers=min(8, len(unique) or 1)) as pool:

@@ -306,20 +306,28 @@ def read_quota(planned: Plan) -> QuotaView:
         return QuotaView(None, str(exc).splitlines()[0])
 
 
-def refreshed(record: Record) -> tuple[LiveStatus | None, str]:
-    """What the cloud reports for a recorded deployment, where its credentials are configured (for
-    `plan`, which refreshes as Terraform does); else None and why it was not asked."""
+@dataclass(frozen=True)
+class Refreshed:
+    """A recorded deployment as its cloud reports it, for `plan` (which refreshes as Terraform does)."""
+
+    live: LiveStatus | None
+    unasked: str = ""  # why the cloud was not asked (no credentials configured, not deployed yet)
+    failed: str = ""  # why asking failed
+
+
+def refreshed(record: Record) -> Refreshed:
+    """What the cloud reports for a recorded deployment, where its credentials are configured."""
     deployed = record.deployed
     if deployed is None:
-        return None, "not deployed yet"
+        return Refreshed(None, unasked="not deployed yet")
     service = registry.get(record.cloud)
     if not isinstance(service, Provider) or not service.credentials_configured():
-        return None, f"no {record.cloud} credentials configured"
+        return Refreshed(None, unasked=f"no {record.cloud} credentials configured")
     try:
         provider = registry.provider(record.cloud)
-        return _retrying(lambda: provider.describe(deployed), _Offline()), ""
+        return Refreshed(_retrying(lambda: provider.describe(deployed), _Offline()))
     except LlamadeployError as exc:
-        return None, str(exc).splitlines()[0]
+        return Refreshed(None, failed=str(exc).splitlines()[0])
 
 
 @dataclass(frozen=True)
@@ -536,7 +544,7 @@ def _rescale(ctx: Context, holder: str, record: Record, provider: Provider, boun
         _retrying(lambda: provider.scale(deployed, *bounds, run), ctx)
     except Exception as exc:
         state.finish(operation, OperationStatus.FAILED, str(exc))
-        raise DeployError(f"scaling {record.name!r} on {record.cloud} failed: {exc}; its bounds are as they were") from exc
+        raise DeployError(f"scaling {record.name!r} on {record.cloud} failed: {exc}; the record keeps the old bounds, and `status` shows the cloud's") from exc
     state.put(then)
     state.finish(operation, OperationStatus.SUCCEEDED, f"{before.min_replicas}-{before.max_replicas} -> {bounds[0]}-{bounds[1]} replicas")
     return then

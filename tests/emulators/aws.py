@@ -128,12 +128,14 @@ class AwsStandIn:
         }
 
     def service_quotas(self, action: str, body: dict[str, Any]) -> tuple[int, dict[str, Any]]:
-        """Service Quotas' ListServiceQuotas for SageMaker (service-2.json 2019-06-24): one
-        "<instance type> for endpoint usage" quota per instance type, in pages of 2 so a client must
-        follow NextToken; `faults.endpoint_quota` overrides the value per instance type."""
-        if action != "ListServiceQuotas" or body.get("ServiceCode") != "sagemaker":
-            return 400, {"__type": "NoSuchResourceException", "message": f"the stand-in answers ListServiceQuotas for sagemaker only, not {action}"}
-        names = sorted(t for t in containers.gpus_per_instance() if t.startswith("ml."))
+        """Service Quotas for SageMaker (service-2.json 2019-06-24): one "<instance type> for endpoint
+        usage" quota per instance type, in pages of 2 so a client must follow NextToken. As the API
+        reference says, ListServiceQuotas lists applied values only (those `faults.endpoint_quota`
+        sets); ListAWSDefaultServiceQuotas lists every quota at its default."""
+        if action not in ("ListServiceQuotas", "ListAWSDefaultServiceQuotas") or body.get("ServiceCode") != "sagemaker":
+            return 400, {"__type": "NoSuchResourceException", "message": f"the stand-in answers SageMaker's quota listings only, not {action}"}
+        known = sorted(t for t in containers.gpus_per_instance() if t.startswith("ml."))
+        names = [t for t in known if t in self.faults.endpoint_quota] if action == "ListServiceQuotas" else known
         start = int(body.get("NextToken") or 0)
         page = [
             {
@@ -141,7 +143,7 @@ class AwsStandIn:
                 "ServiceName": "Amazon SageMaker",
                 "QuotaCode": f"L-{zlib.crc32(name.encode()):08X}",
                 "QuotaName": f"{name} for endpoint usage",
-                "Value": float(self.faults.endpoint_quota.get(name, DEFAULT_ENDPOINT_QUOTA)),
+                "Value": float(self.faults.endpoint_quota.get(name, DEFAULT_ENDPOINT_QUOTA) if action == "ListServiceQuotas" else DEFAULT_ENDPOINT_QUOTA),
                 "Unit": "None",
                 "Adjustable": True,
                 "GlobalQuota": False,
