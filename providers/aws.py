@@ -367,6 +367,9 @@ class AwsProvider(Provider):
                 _optional(lambda: scaling.deregister_scalable_target(ServiceNamespace="sagemaker", ResourceId=target.name, ScalableDimension=DIMENSION))
             if ENDPOINT in by_type:
                 name = by_type[ENDPOINT].name
+                # SageMaker refuses to delete an endpoint still Creating or Updating: wait until it settles
+                # (aws/amazon-sagemaker-examples pull 3188, "wait for in-service endpoint before deletion").
+                events.wait(f"SageMaker endpoint {name} to settle before deleting it", lambda: _endpoint_settled(sagemaker, name), Pace.MINUTES)
                 if _endpoint_presence(sagemaker, name) is Presence.PRESENT:  # one an earlier `down` is deleting is only waited out
                     _optional(lambda: sagemaker.delete_endpoint(EndpointName=name))
                 events.wait(f"deleting SageMaker endpoint {name}", lambda: _endpoint_gone(sagemaker, name), Pace.MINUTES)
@@ -516,6 +519,17 @@ def _endpoint_presence(sagemaker: Any, name: str) -> Presence:
     if endpoint is None:
         return Presence.ABSENT
     return Presence.DELETING if endpoint["EndpointStatus"] == "Deleting" else Presence.PRESENT
+
+
+# DescribeEndpoint's EndpointStatus values during which an endpoint cannot be deleted.
+_IN_PROGRESS = frozenset({"Creating", "Updating", "SystemUpdating", "RollingBack"})
+
+
+def _endpoint_settled(sagemaker: Any, name: str) -> tuple[bool, str]:
+    with _translated():
+        endpoint = _optional(lambda: sagemaker.describe_endpoint(EndpointName=name))
+    status = "gone" if endpoint is None else endpoint["EndpointStatus"]
+    return status not in _IN_PROGRESS, status
 
 
 def _endpoint_gone(sagemaker: Any, name: str) -> tuple[bool, str]:

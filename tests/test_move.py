@@ -71,6 +71,11 @@ def test_a_target_that_fails_leaves_the_source_serving_and_the_target_empty(
     expected = {"capacity": target.capacity_text, "quota": target.quota_text, "timeout": "LLAMADEPLOY_WAIT_TIMEOUT allows 1 s"}[fault]
     assert code == 1 and expected in err
     assert f"'chat' still serves on {source.name}" in err
+    if fault == "timeout":  # the target is left being made (a Creating endpoint cannot be deleted yet): --rollback deletes it once it can
+        assert "`--rollback` deletes it" in err
+        monkeypatch.delenv("LLAMADEPLOY_WAIT_TIMEOUT")
+        target.make_ready()
+        assert cli_run("move", "chat", "--rollback", "--yes")[0] == 0
     assert target.empty(), target.inventory()
     assert source.inventory() == before
     row = status()

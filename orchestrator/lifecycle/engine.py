@@ -405,6 +405,12 @@ def _move(ctx: Context, holder: str, record: Record, destination: Destination) -
     try:
         deployed = _retrying(lambda: target.apply(planned, run), ctx)
         _verify(ctx, planned, target, deployed)
+    except WaitTimeoutError as exc:  # the target is still being made: left as it is, as `up` leaves it
+        state.finish(operation, OperationStatus.FAILED, str(exc))
+        raise DeployError(
+            f"move of {name!r} to {destination.cloud}: {exc}; the target is still being made: `llamadeploy move {name} --resume` goes on waiting, "
+            f"`--rollback` deletes it; {name!r} still serves on {record.cloud} ({record.region})"
+        ) from exc
     except Exception as exc:
         cleaned, complete = _roll_back(planned, target, run, existed=False, moving=True)
         state.finish(operation, OperationStatus.ROLLED_BACK if complete else OperationStatus.FAILED, str(exc))

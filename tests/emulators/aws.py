@@ -249,6 +249,9 @@ class AwsStandIn:
             if action in self.faults.fail:
                 code, message = self.faults.fail[action]
                 return 400, {"__type": code, "message": message}
+            if action == "DeleteEndpoint" and self._faked_status(body["EndpointName"], poll=False) == "Creating":
+                # SageMaker deletes no endpoint still being created (aws/amazon-sagemaker-examples pull 3188); the wording is not published.
+                return 400, {"__type": "ValidationException", "message": f"Cannot delete endpoint {body['EndpointName']} while its status is Creating."}
             if action == "CreateEndpoint" and self._deleting.get(body["EndpointName"], 0) > 0:  # moto forgot it; SageMaker still holds the name
                 arn = f"arn:aws:sagemaker:{REGION}:123456789012:endpoint/{body['EndpointName'].lower()}"
                 return 400, {"__type": "ValidationException", "message": f'Cannot create already existing endpoint "{arn}".'}

@@ -245,7 +245,7 @@ class GcpStandIn(JsonStandIn):
         model = {**body["model"], "name": f"{parent}/models/{model_id}", "supportedDeploymentResourcesTypes": ["DEDICATED_RESOURCES"]}
         self.models[model_id] = model
         self.creations.append(("model", model_id))
-        return self._start(parent, None, {"@type": f"{_TYPES}.UploadModelResponse", "model": model["name"]})
+        return self._start(f"{parent}/models/{model_id}", None, {"@type": f"{_TYPES}.UploadModelResponse", "model": model["name"]})
 
     def _models(self, method: str, parent: str, query: dict[str, list[str]], body: dict[str, Any], _: Any) -> tuple[int, Any, dict[str, str]]:
         return 200, {"models": list(self.models.values())}, {}
@@ -257,7 +257,7 @@ class GcpStandIn(JsonStandIn):
             name = self.models[model_id]["name"]
             if any(d["model"] == name for e in self.endpoints.values() for d in e["deployedModels"]):
                 return 400, _error(400, "FAILED_PRECONDITION", f"The Model {name} is deployed or being deployed; undeploy it first"), {}
-            return self._start(parent, lambda: _drop(self.models, model_id), {"@type": "type.googleapis.com/google.protobuf.Empty"})
+            return self._start(f"{parent}/models/{model_id}", lambda: _drop(self.models, model_id), {"@type": "type.googleapis.com/google.protobuf.Empty"})
         return 200, self.models[model_id], {}
 
     def _endpoints(self, method: str, parent: str, query: dict[str, list[str]], body: dict[str, Any], _: Any) -> tuple[int, Any, dict[str, str]]:
@@ -269,7 +269,7 @@ class GcpStandIn(JsonStandIn):
         endpoint = {**body, "name": f"{parent}/endpoints/{endpoint_id}", "deployedModels": [], "trafficSplit": {}}
         self.endpoints[endpoint_id] = endpoint
         self.creations.append(("endpoint", endpoint_id))
-        return self._start(parent, None, {"@type": f"{_TYPES}.Endpoint", **endpoint})
+        return self._start(f"{parent}/endpoints/{endpoint_id}", None, {"@type": f"{_TYPES}.Endpoint", **endpoint})
 
     def _endpoint(self, method: str, parent: str, query: dict[str, list[str]], body: dict[str, Any], endpoint_id: str) -> tuple[int, Any, dict[str, str]]:
         if endpoint_id not in self.endpoints:
@@ -277,7 +277,9 @@ class GcpStandIn(JsonStandIn):
         if method == "DELETE":
             if self.endpoints[endpoint_id]["deployedModels"]:
                 return 400, _error(400, "FAILED_PRECONDITION", "The Endpoint has deployed models; undeploy them first"), {}
-            return self._start(parent, lambda: _drop(self.endpoints, endpoint_id), {"@type": "type.googleapis.com/google.protobuf.Empty"})
+            return self._start(
+                f"{parent}/endpoints/{endpoint_id}", lambda: _drop(self.endpoints, endpoint_id), {"@type": "type.googleapis.com/google.protobuf.Empty"}
+            )
         return 200, self.endpoints[endpoint_id], {}
 
     def _deploy(self, method: str, parent: str, query: dict[str, list[str]], body: dict[str, Any], endpoint_id: str) -> tuple[int, Any, dict[str, str]]:
@@ -321,7 +323,9 @@ class GcpStandIn(JsonStandIn):
             self.creations.append(("deployed_model", record["id"]))
             return None
 
-        return self._start(parent, done, {"@type": f"{_TYPES}.DeployModelResponse", "deployedModel": record}, error, self.faults.deploy_polls)
+        return self._start(
+            f"{parent}/endpoints/{endpoint_id}", done, {"@type": f"{_TYPES}.DeployModelResponse", "deployedModel": record}, error, self.faults.deploy_polls
+        )
 
     def _start_container(self, endpoint_id: str, record: dict[str, Any]) -> dict[str, Any] | None:
         """Start the model's serving container on the deployed model's machines, as Vertex AI does:
@@ -386,7 +390,11 @@ class GcpStandIn(JsonStandIn):
         def done() -> None:
             record["dedicatedResources"] = bounds
 
-        return self._start(parent, done, {"@type": f"{_TYPES}.MutateDeployedModelResponse", "deployedModel": {**record, "dedicatedResources": bounds}})
+        return self._start(
+            f"{parent}/endpoints/{endpoint_id}",
+            done,
+            {"@type": f"{_TYPES}.MutateDeployedModelResponse", "deployedModel": {**record, "dedicatedResources": bounds}},
+        )
 
     def _undeploy(self, method: str, parent: str, query: dict[str, list[str]], body: dict[str, Any], endpoint_id: str) -> tuple[int, Any, dict[str, str]]:
         endpoint = self.endpoints.get(endpoint_id)
@@ -401,7 +409,7 @@ class GcpStandIn(JsonStandIn):
             endpoint["trafficSplit"] = {}
             self.containers.pop(wanted, None)
 
-        return self._start(parent, done, {"@type": f"{_TYPES}.UndeployModelResponse"})
+        return self._start(f"{parent}/endpoints/{endpoint_id}", done, {"@type": f"{_TYPES}.UndeployModelResponse"})
 
     def _raw_predict(self, method: str, parent: str, query: dict[str, list[str]], body: Any, endpoint_id: str) -> tuple[int, Any, dict[str, str]]:
         """rawPredict: the body, as sent, to the container's predict route of the deployed model the
@@ -429,10 +437,12 @@ class GcpStandIn(JsonStandIn):
         return 200, answer, {}
 
     def _start(
-        self, parent: str, on_done: Any, response: dict[str, Any], error: dict[str, Any] | None = None, polls: int | None = None
+        self, resource: str, on_done: Any, response: dict[str, Any], error: dict[str, Any] | None = None, polls: int | None = None
     ) -> tuple[int, Any, dict[str, str]]:
+        """A long-running operation on `resource`, named under it as Vertex AI names them
+        (projects/<number>/locations/<region>/endpoints/<id>/operations/<id>)."""
         operation_id = str(next(self._ids))
-        operation = _Operation(f"{parent}/operations/{operation_id}", self.faults.polls if polls is None else polls, on_done, response, error)
+        operation = _Operation(f"{resource}/operations/{operation_id}", self.faults.polls if polls is None else polls, on_done, response, error)
         self._operations[operation_id] = operation
         if operation.polls_left == 0:
             self._complete(operation)
