@@ -239,6 +239,14 @@ class Quota:
         return f"quota {self.name!r}: {free} {self.unit} free, {_amount(self.needed)} needed"
 
 
+@dataclass(frozen=True)
+class QuotaView:
+    """A plan's quota as `plan` shows it: what was read, or why nothing was."""
+
+    quota: Quota | None
+    unchecked: str = ""  # why it was not read; empty when it was (or the provider checks none)
+
+
 def _amount(value: float) -> str:
     return f"{value:g}"
 

@@ -81,11 +81,13 @@ def plan(ctx: click.Context, stack: str, cloud: str | None, region: str | None, 
 
 def _refreshed(records: dict) -> dict:
     """What each recorded deployment's cloud reports now, where its credentials are configured (several at once)."""
+    recorded = {name: record for name, record in records.items() if record is not None}
+    if not recorded:  # nothing deployed: nothing to ask a cloud, and the engine stays unimported
+        return {}
     from concurrent.futures import ThreadPoolExecutor
 
     from orchestrator.lifecycle.engine import refreshed
 
-    recorded = {name: record for name, record in records.items() if record is not None}
     with ThreadPoolExecutor(max_workers=min(8, len(recorded) or 1)) as pool:
         return dict(zip(recorded, pool.map(refreshed, recorded.values()), strict=True))
 
@@ -95,6 +97,12 @@ def _quotas(plans: list) -> list:
     need (a stack of thousands of deployments shares a handful), several at once."""
     from concurrent.futures import ThreadPoolExecutor
 
+    from providers import registry
+
+    if not any(getattr(registry.get(cloud), "credentials_configured", lambda: False)() for cloud in {p.cloud for p in plans}):
+        from providers.base import QuotaView  # no credentials anywhere: nothing to read, and the engine stays unimported
+
+        return [QuotaView(None, f"no {p.cloud} credentials configured") for p in plans]
     from orchestrator.lifecycle.engine import read_quota
 
     def key(planned):  # what a quota's reading depends on: the account (placement), region, machine and need

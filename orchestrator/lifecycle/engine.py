@@ -42,8 +42,8 @@ from providers.base import (
     Pace,
     Provider,
     ProviderError,
-    Quota,
     QuotaError,
+    QuotaView,
     Resource,
     ThrottledError,
     TransientError,
@@ -281,14 +281,6 @@ def up(ctx: Context, planned: Plan, provider: Provider, verify: bool = True) -> 
         state.put(creating.to(Phase.SERVING, placed=replace(placed, deployed=deployed)))
         state.finish(operation, OperationStatus.SUCCEEDED)
         return UpResult(planned, deployed, provider.endpoint(deployed), changed=True, answer=answer)
-
-
-@dataclass(frozen=True)
-class QuotaView:
-    """A plan's quota as `plan` shows it: what was read, or why nothing was."""
-
-    quota: Quota | None
-    unchecked: str = ""  # why it was not read; empty when it was (or the provider checks none)
 
 
 def read_quota(planned: Plan) -> QuotaView:

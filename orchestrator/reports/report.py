@@ -24,8 +24,9 @@ from orchestrator.sizing.memory import (
 )
 
 if TYPE_CHECKING:
-    from orchestrator.lifecycle.engine import QuotaView, StatusRow
+    from orchestrator.lifecycle.engine import StatusRow
     from orchestrator.sizing.throughput import Throughput
+    from providers.base import QuotaView
 
 
 def catalog_dict(catalog: Catalog) -> dict[str, Any]:
