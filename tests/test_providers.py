@@ -189,9 +189,14 @@ def test_transient_server_errors_are_retried(cloud: Cloud, stack: Path, when: st
     first calls (the quota read, the existence checks, the creates) or the polls of a resource being made."""
     if when == "first calls":
         cloud.fail_transiently(2)
-    else:
-        cloud.ready_after_polls(4)
-        _once(lambda: cloud.serving_requests() > 0, lambda: cloud.fail_transiently(2))
+    else:  # held until the fault is set, so the polls that follow are the ones that fail
+        cloud.hold_serving()
+
+        def fail_then_finish() -> None:
+            cloud.fail_transiently(2)
+            cloud.finish_in_polls(3)
+
+        _once(lambda: cloud.serving_requests() > 0, fail_then_finish)
     code, _, err = cli_run("up", str(stack), "--cloud", cloud.name, "--yes")
     assert code == 0, err
     assert err.count("; retry in") >= 2, err  # one line per retry
