@@ -344,13 +344,13 @@ class AwsProvider(Provider):
             }[kind]
             return _exists(describe)
 
-    def scale(self, deployed: Deployed, min_replicas: int, max_replicas: int, events: Events) -> None:
+    def scale(self, deployed: Deployed, plan: Plan, events: Events) -> None:
+        """The scalable target's bounds and the target-tracking policy's value, both written again
+        (RegisterScalableTarget and PutScalingPolicy update what exists, Application Auto Scaling API)."""
         _, scaling = self._control(deployed.region, deployed.settings)
-        target = next(r.name for r in deployed.resources if r.type == TARGET)
+        by_type = {r.type: r for r in self.resources(plan)}
         with _translated():
-            scaling.register_scalable_target(
-                ServiceNamespace="sagemaker", ResourceId=target, ScalableDimension=DIMENSION, MinCapacity=min_replicas, MaxCapacity=max_replicas
-            )
+            self._autoscale(scaling, plan, by_type[TARGET], by_type[POLICY], events)
 
     def destroy(self, deployed: Deployed, events: Events) -> None:
         sagemaker, scaling = self._control(deployed.region, deployed.settings)

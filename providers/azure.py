@@ -436,15 +436,17 @@ class AzureProvider(Provider):
             }[kind]
             return _exists(check)
 
-    def scale(self, deployed: Deployed, min_replicas: int, max_replicas: int, events: Events) -> None:
+    def scale(self, deployed: Deployed, plan: Plan, events: Events) -> None:
+        """The Azure Monitor autoscale setting written again from the plan (bounds and rule
+        thresholds), on the deployment it already targets."""
         _, monitor, _ = self._clients(deployed.settings)
         name = next(r.name for r in deployed.resources if r.type == AUTOSCALE)
         group = deployed.settings["resource_group"]
         with _translated():
             setting = monitor.autoscale_settings.get(group, name)
-            setting.profiles[0].capacity.minimum, setting.profiles[0].capacity.maximum = str(min_replicas), str(max_replicas)
-            setting.profiles[0].capacity.default = str(min_replicas)
-            monitor.autoscale_settings.create_or_update(group, name, setting)
+            monitor.autoscale_settings.create_or_update(
+                group, name, _autoscale_setting(plan, setting.target_resource_uri, setting.location, setting.tags or {})
+            )
 
     def destroy(self, deployed: Deployed, events: Events) -> None:
         ml, monitor, arm = self._clients(deployed.settings)

@@ -390,8 +390,9 @@ class Provider(CloudService):
         """What exists now, including resources deleted by hand (`missing`)."""
 
     @abstractmethod
-    def scale(self, deployed: Deployed, min_replicas: int, max_replicas: int, events: Events) -> None:
-        """Change the autoscaling bounds in place; return once the service applied them."""
+    def scale(self, deployed: Deployed, plan: Plan, events: Events) -> None:
+        """Set the plan's autoscaling (replica bounds and target) on the live deployment in place;
+        return once the service applied it. Nothing else of `plan` may differ from what serves."""
 
     @abstractmethod
     def destroy(self, deployed: Deployed, events: Events) -> None:

@@ -361,18 +361,23 @@ class GcpProvider(Provider):
             missing=tuple(missing),
         )
 
-    def scale(self, deployed: Deployed, min_replicas: int, max_replicas: int, events: Events) -> None:
-        """`mutateDeployedModel`, which changes a deployed model's replica bounds in place; the mask
-        names only the fields it may mutate (v1beta1 MutateDeployedModelRequest.deployed_model)."""
+    def scale(self, deployed: Deployed, plan: Plan, events: Events) -> None:
+        """`mutateDeployedModel`, which changes a deployed model's replica bounds and autoscaling
+        target in place; the mask names only fields it may mutate (v1beta1 MutateDeployedModelRequest)."""
+        from google.cloud import aiplatform_v1beta1 as vertex
+
         _, endpoints, _ = self._clients(deployed.region, deployed.settings)
         parent = f"projects/{deployed.settings['project']}/locations/{deployed.region}"
-        mask = {"paths": ["dedicated_resources.min_replica_count", "dedicated_resources.max_replica_count"]}
+        mask = {"paths": ["dedicated_resources.min_replica_count", "dedicated_resources.max_replica_count", "dedicated_resources.autoscaling_metric_specs"]}
+        bounds = plan.deployment.autoscaling
+        specs = [vertex.AutoscalingMetricSpec(metric_name=REQUESTS_METRIC, target=_requests_target(plan))]
         deployed_model = next(r for r in deployed.resources if r.type == DEPLOYED_MODEL)
         with _translated():
             self._settle(events, endpoints, deployed_model, Pace.MINUTES)  # a mutate an earlier command left running ends first
             endpoint = endpoints.get_endpoint(name=f"{parent}/endpoints/{deployed.deployment}")
             for model in endpoint.deployed_models:
-                model.dedicated_resources.min_replica_count, model.dedicated_resources.max_replica_count = min_replicas, max_replicas
+                model.dedicated_resources.min_replica_count, model.dedicated_resources.max_replica_count = bounds.min_replicas, bounds.max_replicas
+                model.dedicated_resources.autoscaling_metric_specs = specs
                 operation = endpoints.mutate_deployed_model(endpoint=endpoint.name, deployed_model=model, update_mask=mask)
                 self._wait(events, deployed_model, f"scaling Vertex AI deployed model {model.id}", operation)
 

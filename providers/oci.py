@@ -320,11 +320,10 @@ class OciProvider(Provider):
             detail=data.lifecycle_details or "",
         )
 
-    def scale(self, deployed: Deployed, min_replicas: int, max_replicas: int, events: Events) -> None:
-        """UpdateModelDeployment with the scaling policy's new bounds, applied to an ACTIVE deployment
-        in place (oci.data_science UpdateModelConfigurationDetails.scaling_policy); the autoscaling
-        policy keeps its queries. A switch between a fixed size and autoscaling needs those queries
-        from a plan: it is refused, with what to do instead."""
+    def scale(self, deployed: Deployed, plan: Plan, events: Events) -> None:
+        """UpdateModelDeployment with the plan's scaling policy (a fixed size, or autoscaling with its
+        bounds and queries), applied to an ACTIVE deployment in place
+        (oci.data_science UpdateModelConfigurationDetails.scaling_policy, with the model named again)."""
         from oci.data_science import models as ds
 
         client = self._client(deployed.region, deployed.settings)
@@ -334,18 +333,7 @@ class OciProvider(Provider):
             if ocid is None:
                 raise NotFoundError(f"OCI model deployment {resource.name} does not exist")
             configuration = client.get_model_deployment(ocid).data.model_deployment_configuration_details.model_configuration_details
-            policy = configuration.scaling_policy
-            if (policy.policy_type == "FIXED_SIZE") != (min_replicas == max_replicas):
-                raise InvalidRequestError(
-                    f"OCI runs {resource.name} {'at a fixed size' if policy.policy_type == 'FIXED_SIZE' else 'with autoscaling'}; "
-                    "switching between the two needs the plan's scaling queries: set the bounds in the stack file, then `down` and `up`"
-                )
-            if policy.policy_type == "FIXED_SIZE":
-                policy = ds.FixedSizeScalingPolicy(policy_type="FIXED_SIZE", instance_count=min_replicas)
-            else:
-                bounds = policy.auto_scaling_policies[0]
-                bounds.minimum_instance_count, bounds.maximum_instance_count = min_replicas, max_replicas
-                bounds.initial_instance_count = min(max(bounds.initial_instance_count or min_replicas, min_replicas), max_replicas)
+            policy = _scaling_policy(plan)
             update = ds.UpdateModelDeploymentDetails(
                 model_deployment_configuration_details=ds.UpdateSingleModelDeploymentConfigurationDetails(
                     deployment_type="SINGLE_MODEL",

@@ -198,6 +198,7 @@ class Cloud(Protocol):
     def serving_requests(self) -> int: ...  # requests that make the serving resource (an endpoint, a deployment)
     def delete_requests(self) -> int: ...  # requests that delete it
     def serving_copies(self) -> int: ...  # serving resources (endpoints, deployments) the cloud holds
+    def autoscaling_target(self) -> Any: ...  # what the cloud's autoscaling aims at now, in its own terms
     def fail_capacity(self, instance_type: str) -> None: ...
     def fail_quota(self, instance_type: str) -> None: ...
     def set_quota(self, instance_type: str, available: int) -> None: ...  # what the quota API says is free for the type
@@ -368,6 +369,10 @@ class AwsCloud(_Common):
     def serving_copies(self) -> int:
         return len(self.inventory()["endpoints"])
 
+    def autoscaling_target(self) -> Any:
+        (policy,) = self.stand_in.client("application-autoscaling").describe_scaling_policies(ServiceNamespace="sagemaker")["ScalingPolicies"]
+        return policy["TargetTrackingScalingPolicyConfiguration"]["TargetValue"]
+
     def fail_capacity(self, instance_type: str) -> None:
         self.stand_in.faults.failure_reason = "Unable to provision requested ML compute capacity. Please retry using a different ML instance type."
 
@@ -468,6 +473,10 @@ class AzureCloud(_RestStandInHarness):
 
     def set_quota(self, instance_type: str, available: int) -> None:
         self.stand_in.faults.family_cores[FAMILIES[instance_type].replace(" ", "")] = available * vcpus(instance_type)
+
+    def autoscaling_target(self) -> Any:
+        (setting,) = self.stand_in.autoscale.values()
+        return [rule["metricTrigger"]["threshold"] for rule in setting["properties"]["profiles"][0]["rules"]]
 
     quota_name: ClassVar[str] = "Family (dedicated cores)"
 
@@ -576,6 +585,10 @@ class GcpCloud(_RestStandInHarness):
     def hold_serving(self) -> None:
         self.stand_in.faults.deploy_polls = 10**6
 
+    def autoscaling_target(self) -> Any:
+        (model,) = [d for e in self.stand_in.endpoints.values() for d in e["deployedModels"]]
+        return model["dedicatedResources"]["autoscalingMetricSpecs"]
+
     def set_quota(self, instance_type: str, available: int) -> None:
         accelerator, counts = next(spec for prefix, spec in gcp.MACHINES.items() if instance_type.startswith(prefix))
         size = int("".join(c for c in instance_type.rsplit("-", 1)[-1] if c.isdigit()))
@@ -679,6 +692,10 @@ class OciCloud(_RestStandInHarness):
     def use_image(self, stack: Path, image: str) -> None:
         stack.write_text(stack.read_text().replace(f"image: {OCIR_IMAGE}", f"image: {image}"))
 
+    def autoscaling_target(self) -> Any:
+        (live,) = [d for d in self.stand_in.deployments.values() if d["lifecycleState"] == "ACTIVE"]
+        return live["modelDeploymentConfigurationDetails"]["modelConfigurationDetails"]["scalingPolicy"]
+
     def set_quota(self, instance_type: str, available: int) -> None:
         self.stand_in.faults.gpu_limit[str(oci.gpu_limit_of(instance_type))] = available * int(instance_type.rsplit(".", 1)[-1])
 
@@ -756,6 +773,10 @@ class FakeCloud(_RestStandInHarness):
 
     def set_quota(self, instance_type: str, available: int) -> None:
         self.stand_in.faults.instance_quota[instance_type] = available
+
+    def autoscaling_target(self) -> Any:
+        (endpoint,) = self.stand_in.endpoints.values()
+        return endpoint["target"]
 
     def endpoint_name(self, deployment: str) -> str:
         return f"{deployment}-moon-1"

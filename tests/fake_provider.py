@@ -131,9 +131,11 @@ class FakeProvider(Provider):
             detail=found["failure"] or ("" if state is not LiveState.UNKNOWN else found["state"]),
         )
 
-    def scale(self, deployed: Deployed, min_replicas: int, max_replicas: int, events: Events) -> None:
+    def scale(self, deployed: Deployed, plan: Plan, events: Events) -> None:
         (endpoint,) = deployed.resources
-        self._api("PATCH", f"/regions/{deployed.region}/endpoints/{endpoint.name}", {"min_replicas": min_replicas, "max_replicas": max_replicas})
+        bounds = plan.deployment.autoscaling
+        changed = {"min_replicas": bounds.min_replicas, "max_replicas": bounds.max_replicas, "target": bounds.target_concurrent_requests}
+        self._api("PATCH", f"/regions/{deployed.region}/endpoints/{endpoint.name}", changed)
 
     def destroy(self, deployed: Deployed, events: Events) -> None:
         for resource in deployed.resources:
@@ -213,6 +215,7 @@ def _endpoint_body(plan: Plan, secrets: Mapping[str, str]) -> dict[str, Any]:
         "env": {**plan.deployment.serving.env, **secrets},
         "min_replicas": scaling.min_replicas,
         "max_replicas": scaling.max_replicas,
+        "target": scaling.target_concurrent_requests,
         "tags": resource_tags(plan),
     }
 

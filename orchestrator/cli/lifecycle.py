@@ -251,7 +251,7 @@ def scale(ctx: click.Context, name: str, min_replicas: int, max_replicas: int, y
 
     confirm(yes, f"Scale {name} to {min_replicas}-{max_replicas} replicas?")
     with out.events() as report:
-        record = engine.scale(ctx.obj.lifecycle(report), name, min_replicas, max_replicas)
+        record = engine.scale(ctx.obj.lifecycle(report, ctx.obj.catalog()), name, min_replicas, max_replicas)
         out.done(
             report,
             f"{name} now scales between {min_replicas} and {max_replicas} replicas on {record.cloud} ({record.region}); "

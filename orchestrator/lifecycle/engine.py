@@ -250,8 +250,7 @@ def up(ctx: Context, planned: Plan, provider: Provider, verify: bool = True) -> 
             if change.action is ChangeAction.UPDATE:
                 # New replica bounds, or bounds changed by hand in the cloud: set in place, nothing made anew.
                 report(EventKind.UPDATING, deployment=name, fields="; ".join(str(f) for f in change.fields))
-                scaling = planned.deployment.autoscaling
-                _rescale(ctx, holder, record, provider, (scaling.min_replicas, scaling.max_replicas), OperationKind.UPDATE, declared)
+                _rescale(ctx, holder, record, provider, planned, OperationKind.UPDATE, declared)
                 return UpResult(planned, deployed, provider.endpoint(deployed), changed=True)
             # Deleted by hand (CREATE): apply below makes what is missing and adopts the rest.
         if record is None:  # a re-run's own machines would count against the quota it reads
@@ -357,10 +356,14 @@ def _take_over_interrupted(ctx: Context, name: str) -> None:
 
 def plan_move(record: Record, to_cloud: str, catalog: Catalog, region: str | None = None) -> tuple[Plan, Provider]:
     """The recorded spec planned on `to_cloud`: sizing and offer chosen afresh for that cloud."""
-    deployment = record.declared()
-    where = f"the recorded spec of {record.name!r} (add placement.{to_cloud} to the stack and run `up` to record it)"
+    return _plan_recorded(record, record.declared(), to_cloud, catalog, region)
+
+
+def _plan_recorded(record: Record, deployment: Deployment, cloud: str, catalog: Catalog, region: str | None) -> tuple[Plan, Provider]:
+    """`deployment` (the record's spec, or it changed) planned as if from a stack holding only it."""
+    where = f"the recorded spec of {record.name!r} (add placement.{cloud} to the stack and run `up` to record it)"
     recorded = Stack(where, (deployment,), SourceMap(where), ((),))
-    return plan_up(recorded, deployment, to_cloud, catalog, region)
+    return plan_up(recorded, deployment, cloud, catalog, region)
 
 
 @dataclass(frozen=True)
@@ -522,29 +525,36 @@ def scale(ctx: Context, name: str, min_replicas: int, max_replicas: int) -> Reco
         record = _serving_record(state, name)
         if record.unfinished_move:
             raise DeployError(_unfinished_hint(name))
-        autoscaling = {**record.spec.get("autoscaling", {}), "min_replicas": min_replicas, "max_replicas": max_replicas}
-        spec = {**record.spec, "autoscaling": autoscaling}
-        before = record.placed.plan
-        hourly = None if before.usd_per_hour_min is None else before.usd_per_hour_min / before.min_replicas * min_replicas
-        snapshot = replace(before, min_replicas=min_replicas, max_replicas=max_replicas, usd_per_hour_min=hourly)
-        digest = _digest(spec, record.cloud, record.region, before.instance_type)
-        scaled = replace(record, spec=spec, placed=replace(record.placed, plan=snapshot, spec_hash=digest))
-        return _rescale(ctx, holder, record, registry.provider(record.cloud), (min_replicas, max_replicas), OperationKind.SCALE, scaled)
+        declared = record.declared()
+        bounds = declared.autoscaling.model_copy(update={"min_replicas": min_replicas, "max_replicas": max_replicas})
+        rescaled = declared.model_copy(update={"autoscaling": bounds})
+        planned, provider = _plan_recorded(record, rescaled, record.cloud, ctx.prices(), record.region)
+        if planned.offer.instance_type != record.placed.plan.instance_type:
+            raise DeployError(
+                f"{name!r} runs on {record.placed.plan.instance_type}, but the price catalog now chooses {planned.offer.instance_type} for its spec; "
+                "`scale` changes nothing else: set the bounds in the stack file and run `up`, which shows the whole change"
+            )
+        then = replace(
+            record, spec=rescaled.model_dump(mode="json"), placed=replace(record.placed, plan=PlanSnapshot.of(planned), spec_hash=spec_hash(planned))
+        )
+        return _rescale(ctx, holder, record, provider, planned, OperationKind.SCALE, then)
 
 
-def _rescale(ctx: Context, holder: str, record: Record, provider: Provider, bounds: tuple[int, int], kind: OperationKind, then: Record) -> Record:
-    """Set new replica bounds through the service's own autoscaling, then record `then`; on failure
-    the record is left as it was (the bounds are too: the call either applies or fails)."""
+def _rescale(ctx: Context, holder: str, record: Record, provider: Provider, planned: Plan, kind: OperationKind, then: Record) -> Record:
+    """Set the plan's autoscaling through the service's own, then record `then`; on failure the
+    record is left as it was."""
     state, deployed, before = ctx.state, _deployed(record), record.placed.plan
+    bounds = planned.deployment.autoscaling
     operation = state.begin(record.name, kind, record.cloud, holder)
     try:
         run = _Run(ctx, operation, record.name)
-        _retrying(lambda: provider.scale(deployed, *bounds, run), ctx)
+        _retrying(lambda: provider.scale(deployed, planned, run), ctx)
     except Exception as exc:
         state.finish(operation, OperationStatus.FAILED, str(exc))
         raise DeployError(f"scaling {record.name!r} on {record.cloud} failed: {exc}; the record keeps the old bounds, and `status` shows the cloud's") from exc
     state.put(then)
-    state.finish(operation, OperationStatus.SUCCEEDED, f"{before.min_replicas}-{before.max_replicas} -> {bounds[0]}-{bounds[1]} replicas")
+    change = f"{before.min_replicas}-{before.max_replicas} -> {bounds.min_replicas}-{bounds.max_replicas} replicas, target {bounds.target_concurrent_requests} in flight"
+    state.finish(operation, OperationStatus.SUCCEEDED, change)
     return then
 
 

@@ -3,7 +3,8 @@
 Like `terraform plan`, each deployment's declared spec is compared with what was recorded, field
 by field (old -> new), and, when the cloud could be asked (`plan` refreshes where credentials
 are configured), with what the cloud reports: a deployment deleted or rescaled by hand is a change
-too. A change of replica bounds is applied in place, through the service's own autoscaling;
+too. A change of replica bounds or of the autoscaling target is applied in place, through the
+service's own autoscaling;
 anything that needs new machines (instance, image, model, quantization, context, concurrency,
 environment) means replacing the deployment.
 """
@@ -29,13 +30,13 @@ class ChangeAction(StrEnum):
     NONE = "none"
     CREATE = "create"
     FINISH = "finish"
-    UPDATE = "update"  # in place: the same machines, new replica bounds
+    UPDATE = "update"  # in place: the same machines, new replica bounds or autoscaling target
     REPLACE = "replace"  # new machines
     MOVE = "move"
 
 
 # The declared fields a service changes on a live deployment without new machines.
-IN_PLACE = frozenset({"autoscaling.min_replicas", "autoscaling.max_replicas"})
+IN_PLACE = frozenset({"autoscaling.min_replicas", "autoscaling.max_replicas", "autoscaling.target_concurrent_requests"})
 # Declared fields that change nothing in the cloud: the load profile only prices the month.
 _IGNORED = ("load",)
 

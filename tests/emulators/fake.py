@@ -10,7 +10,8 @@ Fake serving does not exist; this module is its whole documentation, and the plu
   name is 409 Conflict; an instance type over the account's quota is 400 `QuotaExceeded`.
 - `GET` on it answers its `state`: CREATING, then (after some polls) READY or FAILED with a
   `failure` (out of capacity, an image it cannot pull, a container that does not start).
-- `PATCH` changes `min_replicas`/`max_replicas`; `DELETE` starts removing it (202): it is DELETING
+- An optional `target` is the requests in flight per replica that autoscaling aims at.
+- `PATCH` changes `min_replicas`/`max_replicas`/`target`; `DELETE` starts removing it (202): it is DELETING
   for some polls, then gone (404); a `DELETE` or `PUT` while it is DELETING is 409 Conflict.
 - `GET /regions/{region}/endpoints?tag=KEY=VALUE` lists endpoints with that tag.
 - `GET /regions/{region}/quotas/{instance_type}` answers the account's quota for the type:
@@ -153,7 +154,7 @@ class FakeStandIn(JsonStandIn):
                 return 404, _error("NotFound", f"endpoint {key[1]} does not exist in {key[0]}"), {}
             return 200, _public(endpoint), {}
         if method == "PATCH":
-            endpoint.update({k: int(body[k]) for k in ("min_replicas", "max_replicas") if k in body})
+            endpoint.update({k: int(body[k]) for k in ("min_replicas", "max_replicas", "target") if k in body})
             return 200, _public(endpoint), {}
         if method == "DELETE":
             if endpoint["state"] == "DELETING":
@@ -165,7 +166,7 @@ class FakeStandIn(JsonStandIn):
 
     def _new(self, name: str, body: dict[str, Any], polls: int) -> dict[str, Any]:
         fields = ("instance_type", "image", "args", "env", "min_replicas", "max_replicas", "tags")
-        return {"name": name, "state": "CREATING", "failure": None, "polls_left": polls, **{k: body[k] for k in fields}}
+        return {"name": name, "state": "CREATING", "failure": None, "polls_left": polls, "target": body.get("target"), **{k: body[k] for k in fields}}
 
     def _progress(self, key: tuple[str, str], endpoint: dict[str, Any]) -> None:
         """A CREATING endpoint counts down its polls, then starts its container or fails; a DELETING

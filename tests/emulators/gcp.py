@@ -383,7 +383,9 @@ class GcpStandIn(JsonStandIn):
         if not paths or set(paths) - _MUTABLE:
             return 400, _error(400, "INVALID_ARGUMENT", f"update_mask {paths} may only name {sorted(_MUTABLE)}"), {}
         sent = wanted.get("dedicatedResources", {})
-        bounds = {**record["dedicatedResources"], **{k: sent[k] for k in ("minReplicaCount", "maxReplicaCount") if k in sent}}
+        named = {"dedicated_resources.min_replica_count": "minReplicaCount", "dedicated_resources.max_replica_count": "maxReplicaCount"}
+        named["dedicated_resources.autoscaling_metric_specs"] = "autoscalingMetricSpecs"
+        bounds = {**record["dedicatedResources"], **{named[p]: sent[named[p]] for p in paths if p in named and named[p] in sent}}
         if not 1 <= int(bounds.get("minReplicaCount", 1)) <= int(bounds.get("maxReplicaCount", 1)):
             return 400, _error(400, "INVALID_ARGUMENT", "max_replica_count must be at least min_replica_count"), {}
 
