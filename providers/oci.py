@@ -258,7 +258,9 @@ class OciProvider(Provider):
             if not _exists(lambda: client.head_model_artifact(model_id)):
                 client.create_model_artifact(model_id, _empty_artifact(), content_disposition=f"attachment; filename={ARTIFACT}")
             for going in (i for i in _named(client.list_model_deployments, settings, online.name) if i.lifecycle_state == "DELETING"):
-                # An earlier `down` is deleting it: wait it out rather than bill a second one beside it.
+                # An earlier `down` is deleting it: wait it out rather than bill a second one beside it. Done here,
+                # not through create_or_adopt's DELETING case: display names are not unique in OCI, so
+                # one being deleted and a live one of the same name can both exist, each with its own OCID.
                 gone_after_delete(online, lambda i=going.id: _deployment_presence(client, i), events)
             deployment_id = _find(client.list_model_deployments, settings, online.name)
             if deployment_id is None:

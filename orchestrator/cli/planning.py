@@ -87,8 +87,9 @@ def _refreshed(records: dict) -> dict:
     from concurrent.futures import ThreadPoolExecutor
 
     from orchestrator.lifecycle.engine import refreshed
+    from orchestrator.lifecycle.parallel import MAX_PARALLEL
 
-    with ThreadPoolExecutor(max_workers=min(8, len(recorded) or 1)) as pool:
+    with ThreadPoolExecutor(max_workers=min(MAX_PARALLEL, len(recorded) or 1)) as pool:
         return dict(zip(recorded, pool.map(refreshed, recorded.values()), strict=True))
 
 
@@ -104,6 +105,7 @@ def _quotas(plans: list) -> list:
 
         return [QuotaView(None, f"no {p.cloud} credentials configured") for p in plans]
     from orchestrator.lifecycle.engine import read_quota
+    from orchestrator.lifecycle.parallel import MAX_PARALLEL
 
     def key(planned):  # what a quota's reading depends on: the account (placement), region, machine and need
         placed = planned.deployment.placement.of(planned.cloud)
@@ -111,7 +113,7 @@ def _quotas(plans: list) -> list:
         return (planned.cloud, account, planned.region, planned.offer.instance_type, planned.deployment.autoscaling.min_replicas, planned.layout.nodes)
 
     unique = {key(p): p for p in plans}
-    with ThreadPoolExecutor(max_workers=min(8, len(unique) or 1)) as pool:
+    with ThreadPoolExecutor(max_workers=min(MAX_PARALLEL, len(unique) or 1)) as pool:
         read = dict(zip(unique, pool.map(read_quota, unique.values()), strict=True))
     return [read[key(p)] for p in plans]
 

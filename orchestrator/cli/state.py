@@ -72,7 +72,7 @@ def migrate_command(ctx: click.Context, target: str, yes: bool) -> None:
     held = source.held_locks()
     if held:
         raise LlamadeployError(f"a command is working on {', '.join(held)} (it holds the lock); migrate once it has finished")
-    records, journal = source.records(), source.journal()
+    records, journal = source.snapshot()
     confirm(yes, f"Copy {len(records)} records and {len(journal)} journal entries from {source_path} to {target}?")
     copy = State(target)
     try:

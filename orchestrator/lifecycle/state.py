@@ -350,6 +350,11 @@ class State:
         rows = self._db.execute("SELECT * FROM operations WHERE deployment = ? AND status = ? ORDER BY id", (deployment, OperationStatus.RUNNING))
         return [_operation(row) for row in rows]
 
+    def snapshot(self) -> tuple[list[Record], list[Operation]]:
+        """Every record and journal entry, read in one transaction (what `state migrate` copies)."""
+        with self._transaction():
+            return self.records(), self.journal()
+
     def journal(self) -> list[Operation]:
         """Every journal entry, oldest first (what `state migrate` copies)."""
         return [_operation(row) for row in self._db.execute("SELECT * FROM operations ORDER BY id")]
