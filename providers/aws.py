@@ -29,6 +29,7 @@ from providers.base import (
     Endpoint,
     ErrorWords,
     Events,
+    Feature,
     LiveState,
     LiveStatus,
     Pace,
@@ -40,6 +41,7 @@ from providers.base import (
     Resource,
     ScalingSignal,
     ServingContract,
+    Staged,
     TransientError,
     any_configured,
     classify,
@@ -109,6 +111,9 @@ LMI_ASYNC = {"OPTION_ASYNC_MODE": "true", "OPTION_ROLLING_BATCH": "disable", "OP
 # service model); a Hugging Face download inside the container counts against it, not against
 # ModelDataDownloadTimeoutInSeconds, which covers S3 model data only.
 MAX_STARTUP_SECONDS = 3600
+# BlueGreenUpdatePolicy.MaximumExecutionTimeoutInSeconds: 600-28800 (botocore's SageMaker service
+# model); the new fleet's startup limit and a margin for provisioning and the shift.
+MIN_UPDATE_SECONDS, MAX_UPDATE_SECONDS, UPDATE_MARGIN_S = 600, 28800, 900
 _STATES: dict[str, LiveState] = {
     "InService": LiveState.SERVING,
     "Creating": LiveState.PROVISIONING,
@@ -138,16 +143,18 @@ class AwsProvider(Provider):
     default_region = "us-east-1"
     required_placement = ("execution_role_arn",)
     sdk_modules = ("boto3",)
+    # A new model and endpoint configuration, then UpdateEndpoint: SageMaker's own blue/green.
+    supports = frozenset({Feature.REPLACE_LIVE})
 
     def resources(self, plan: Plan) -> list[Resource]:
         name = plan.deployment.name
         scaling = plan.deployment.autoscaling
         tags = resource_tags(plan)
         return [
-            Resource(MODEL, f"{name}-model", {"hf_model_id": plan.hf_repo, "tensor_parallel_degree": plan.layout.tensor_parallel, "tags": tags}),
+            Resource(MODEL, plan.named(f"{name}-model"), {"hf_model_id": plan.hf_repo, "tensor_parallel_degree": plan.layout.tensor_parallel, "tags": tags}),
             Resource(
                 CONFIG,
-                f"{name}-config",
+                plan.named(f"{name}-config"),
                 {
                     "instance_type": plan.offer.instance_type,
                     "initial_instance_count": scaling.min_replicas,
@@ -201,14 +208,81 @@ class AwsProvider(Provider):
         return self.client(("control", region, endpoint_url), lambda: _control_clients(region, endpoint_url))
 
     def apply(self, plan: Plan, events: Events) -> Deployed:
+        by_type = {r.type: r for r in self.resources(plan)}
+        sagemaker, scaling = self._control(plan.region, self.settings(plan))
+        endpoint, config = by_type[ENDPOINT], by_type[CONFIG]
+        tags = [{"Key": k, "Value": v} for k, v in resource_tags(plan).items()]
+        with _translated():
+            self._model_and_config(sagemaker, plan, events)
+            create_or_adopt(
+                endpoint,
+                lambda: _endpoint_presence(sagemaker, endpoint.name),
+                lambda: sagemaker.create_endpoint(EndpointName=endpoint.name, EndpointConfigName=config.name, Tags=tags),
+                events,
+            )
+        events.wait(f"SageMaker endpoint {endpoint.name}", lambda: _endpoint_ready(sagemaker, endpoint.name), Pace.MINUTES)
+        with _translated():
+            self._autoscale(scaling, plan, by_type[TARGET], by_type[POLICY], events)
+        return self._deployed(plan)
+
+    def _deployed(self, plan: Plan) -> Deployed:
+        url = f"https://runtime.sagemaker.{plan.region}.amazonaws.com/endpoints/{plan.deployment.name}/invocations"
+        return Deployed(plan.deployment.name, self.name, plan.region, tuple(self.resources(plan)), url, self.settings(plan))
+
+    def stage(self, deployed: Deployed, plan: Plan, events: Events) -> Staged:
+        """The new variant's model and endpoint configuration; SageMaker brings its instances up
+        itself when `switch` points the endpoint at them. It offers no way to call them alone
+        first: its blue/green update health-checks the new fleet (GET /ping) before any traffic
+        moves, and the engine calls the endpoint once it has."""
+        sagemaker, _ = self._control(plan.region, self.settings(plan))
+        with _translated():
+            self._model_and_config(sagemaker, plan, events)
+        return Staged(self._deployed(plan))
+
+    def switch(self, deployed: Deployed, plan: Plan, events: Events) -> None:
+        """UpdateEndpoint to the plan's endpoint configuration with a blue/green, all-at-once traffic
+        shift: SageMaker provisions the new fleet, shifts traffic once it passes its health checks,
+        then terminates the old one; a new fleet that fails leaves the old one serving, the endpoint
+        InService on its old configuration with a FailureReason (API_UpdateEndpoint.html; the
+        failed state as aws-controllers-k8s/sagemaker-controller reads it). Application Auto
+        Scaling refuses an update that changes a scaled variant's instance type, so the scalable
+        target and policy are removed first and registered again with the plan's values after
+        (docs.aws.amazon.com/sagemaker/latest/dg/endpoint-scaling-update.html)."""
+        sagemaker, scaling = self._control(deployed.region, deployed.settings)
+        by_type = {r.type: r for r in self.resources(plan)}
+        name, config = by_type[ENDPOINT].name, by_type[CONFIG].name
+        events.wait(f"SageMaker endpoint {name} to settle", lambda: _endpoint_settled(sagemaker, name), Pace.MINUTES)  # an update a dead run began
+        with _translated():
+            if sagemaker.describe_endpoint(EndpointName=name)["EndpointConfigName"] != config:
+                self._unscale(scaling, by_type[TARGET], by_type[POLICY])
+                budget = by_type[CONFIG].properties["startup_health_check_timeout_s"] + UPDATE_MARGIN_S
+                sagemaker.update_endpoint(
+                    EndpointName=name,
+                    EndpointConfigName=config,
+                    DeploymentConfig={
+                        "BlueGreenUpdatePolicy": {
+                            "TrafficRoutingConfiguration": {"Type": "ALL_AT_ONCE", "WaitIntervalInSeconds": 0},
+                            "TerminationWaitInSeconds": 0,
+                            "MaximumExecutionTimeoutInSeconds": min(MAX_UPDATE_SECONDS, max(MIN_UPDATE_SECONDS, budget)),
+                        }
+                    },
+                )
+        events.wait(f"SageMaker endpoint {name} updating to {config}", lambda: _endpoint_settled(sagemaker, name), Pace.MINUTES)
+        with _translated():
+            endpoint = sagemaker.describe_endpoint(EndpointName=name)
+            if endpoint["EndpointConfigName"] != config:
+                raise failed_because(WORDS, endpoint.get("FailureReason") or f"endpoint {name} kept configuration {endpoint['EndpointConfigName']}")
+            self._autoscale(scaling, plan, by_type[TARGET], by_type[POLICY], events)
+
+    def _model_and_config(self, sagemaker: Any, plan: Plan, events: Events) -> None:
+        """Create (or adopt) the plan's model and endpoint configuration."""
         deployment = plan.deployment
         placed = deployment.placement.of("aws")
         assert placed is not None and placed.execution_role_arn  # checked by the engine before apply
         secrets = resolve_secrets(deployment)
         by_type = {r.type: r for r in self.resources(plan)}
         tags = [{"Key": k, "Value": v} for k, v in resource_tags(plan).items()]
-        sagemaker, scaling = self._control(plan.region, self.settings(plan))
-        model, config, endpoint = by_type[MODEL], by_type[CONFIG], by_type[ENDPOINT]
+        model, config = by_type[MODEL], by_type[CONFIG]
 
         def create_model() -> None:
             sagemaker.create_model(
@@ -233,20 +307,16 @@ class AwsProvider(Provider):
                 Tags=tags,
             )
 
-        with _translated():
-            create_or_adopt(model, lambda: _exists(lambda: sagemaker.describe_model(ModelName=model.name)), create_model, events)
-            create_or_adopt(config, lambda: _exists(lambda: sagemaker.describe_endpoint_config(EndpointConfigName=config.name)), create_config, events)
-            create_or_adopt(
-                endpoint,
-                lambda: _endpoint_presence(sagemaker, endpoint.name),
-                lambda: sagemaker.create_endpoint(EndpointName=endpoint.name, EndpointConfigName=config.name, Tags=tags),
-                events,
-            )
-        events.wait(f"SageMaker endpoint {endpoint.name}", lambda: _endpoint_ready(sagemaker, endpoint.name), Pace.MINUTES)
-        with _translated():
-            self._autoscale(scaling, plan, by_type[TARGET], by_type[POLICY], events)
-        url = f"https://runtime.sagemaker.{plan.region}.amazonaws.com/endpoints/{endpoint.name}/invocations"
-        return Deployed(deployment.name, self.name, plan.region, tuple(by_type.values()), url, self.settings(plan))
+        create_or_adopt(model, lambda: _exists(lambda: sagemaker.describe_model(ModelName=model.name)), create_model, events)
+        create_or_adopt(config, lambda: _exists(lambda: sagemaker.describe_endpoint_config(EndpointConfigName=config.name)), create_config, events)
+
+    @staticmethod
+    def _unscale(scaling: Any, target: Resource, policy: Resource) -> None:
+        """Remove the variant's scaling policy and scalable target (either may be gone already)."""
+        _optional(
+            lambda: scaling.delete_scaling_policy(PolicyName=policy.name, ServiceNamespace="sagemaker", ResourceId=target.name, ScalableDimension=DIMENSION)
+        )
+        _optional(lambda: scaling.deregister_scalable_target(ServiceNamespace="sagemaker", ResourceId=target.name, ScalableDimension=DIMENSION))
 
     def _autoscale(self, scaling: Any, plan: Plan, target: Resource, policy: Resource, events: Events) -> None:
         existing = scaling.describe_scalable_targets(ServiceNamespace="sagemaker", ResourceIds=[target.name])["ScalableTargets"]

@@ -43,11 +43,13 @@ class Feature(enum.Enum):
     """What some managed services can do and others cannot."""
 
     MULTI_NODE = "multi-node"  # one replica spread over several instances
+    REPLACE_LIVE = "replace-live"  # new machines brought up beside the old on the same endpoint, then traffic switched
 
 
 # Why a service lacks a feature, unless its provider says something more particular.
 _DEFAULT_REASONS = {
     Feature.MULTI_NODE: "{service} runs each replica on one instance; a replica cannot span instances",
+    Feature.REPLACE_LIVE: "llamadeploy cannot replace a live deployment on {service} yet: `llamadeploy down NAME`, then `up`",
 }
 
 
@@ -168,6 +170,16 @@ class Deployed:
     def from_dict(cls, data: Mapping[str, Any]) -> Deployed:
         resources = tuple(Resource(r["type"], r["name"], r.get("properties", {})) for r in data["resources"])
         return cls(data["deployment"], data["cloud"], data["region"], resources, data["url"], data.get("settings", {}))
+
+
+@dataclass(frozen=True)
+class Staged:
+    """A new variant brought up next to the one that serves, on the same endpoint (`Provider.stage`)."""
+
+    deployed: Deployed  # what the deployment is once traffic has moved: the endpoint's resources and the new variant's
+    # How to call the new variant alone before traffic moves (the service's own way of addressing
+    # one deployment of an endpoint); None where the service offers none: it is called after the switch.
+    probe: Deployed | None = None
 
 
 @dataclass(frozen=True)
@@ -394,9 +406,22 @@ class Provider(CloudService):
         """Set the plan's autoscaling (replica bounds and target) on the live deployment in place;
         return once the service applied it. Nothing else of `plan` may differ from what serves."""
 
+    def stage(self, deployed: Deployed, plan: Plan, events: Events) -> Staged:
+        """With REPLACE_LIVE: bring `plan`'s variant (plan.variant names its resources) up next to
+        what serves as `deployed`, on the same endpoint, taking no traffic where the service allows;
+        adopt what an earlier run staged. Return once it is ready to take traffic."""
+        raise NotImplementedError(f"{self.service} cannot replace a live deployment")
+
+    def switch(self, deployed: Deployed, plan: Plan, events: Events) -> None:
+        """With REPLACE_LIVE: send all of the endpoint's traffic to the variant `deployed` and `plan`
+        describe (staged, or the old one when a replace is undone) and return once it serves all of
+        it. Doing it twice does no harm: a switch already made is not made again."""
+        raise NotImplementedError(f"{self.service} cannot replace a live deployment")
+
     @abstractmethod
     def destroy(self, deployed: Deployed, events: Events) -> None:
-        """Delete every resource of `deployed`; fine if some or all are already gone."""
+        """Delete every resource of `deployed`; fine if some or all are already gone. Only what is
+        listed goes: the resources of one variant, without its endpoint, leave the endpoint serving."""
 
     @abstractmethod
     def remaining(self, deployed: Deployed) -> list[Resource]:

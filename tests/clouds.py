@@ -186,6 +186,7 @@ class Cloud(Protocol):
     secrets_stay_out_of_the_deployment: bool
     program_types: tuple[str, ...]  # the Pulumi type tokens an exported program declares
     quota_refused_at_first_create: bool  # quota is checked before anything exists (nothing to roll back)
+    replacement_gpu: str  # a GPU the test stack can move to, so a change needs new machines
 
     def placement(self) -> str: ...
     def environment(self) -> dict[str, str]: ...
@@ -329,6 +330,7 @@ class _RestStandInHarness(_Common):
 class AwsCloud(_Common):
     stand_in: AwsStandIn
     name: str = "aws"
+    replacement_gpu: str = "L40S"
     endpoint_type: str = "AWS::SageMaker::Endpoint"
     capacity_text: str = "Unable to provision requested ML compute capacity"
     quota_text: str = "ResourceLimitExceeded"
@@ -458,6 +460,7 @@ class AwsCloud(_Common):
 class AzureCloud(_RestStandInHarness):
     stand_in: AzureStandIn
     name: str = "azure"
+    replacement_gpu: str = "A100-80GB"
     endpoint_type: str = "Microsoft.MachineLearningServices/workspaces/onlineEndpoints"
     capacity_text: str = "OutOfCapacity"
     quota_text: str = "QuotaExceeded"
@@ -572,6 +575,7 @@ class AzureCloud(_RestStandInHarness):
 class GcpCloud(_RestStandInHarness):
     stand_in: GcpStandIn
     name: str = "gcp"
+    replacement_gpu: str = "A100-40GB"
     endpoint_type: str = "aiplatform.googleapis.com/Endpoint"
     capacity_text: str = "does not have enough resources available"
     quota_text: str = "exceed quota limits"
@@ -659,6 +663,7 @@ def _vertex_values(container: dict[str, Any], dedicated: dict[str, Any], environ
 class OciCloud(_RestStandInHarness):
     stand_in: OciStandIn
     name: str = "oci"
+    replacement_gpu: str = "L40S"
     endpoint_type: str = "oci:DataScience/ModelDeployment"
     capacity_text: str = "Out of host capacity"
     quota_text: str = "LimitExceeded"
@@ -742,6 +747,7 @@ class FakeCloud(_RestStandInHarness):
 
     stand_in: FakeStandIn
     name: str = "fake"
+    replacement_gpu: str = "L40S"
     endpoint_type: str = "fake::Endpoint"
     capacity_text: str = "no capacity for"
     quota_text: str = "QuotaExceeded"

@@ -58,6 +58,7 @@ def write_stack(tmp_path: Path) -> Callable[[str], Path]:
 
 FAKE_OFFER = (
     "fake,Fake serving,moon-1,fake.gpu1,L4,1,24,4,16,0.50,,managed-service list price,test,2026-11-01\n"
+    "fake,Fake serving,moon-1,fake.gpu2,L40S,1,48,8,32,0.90,,managed-service list price,test,2026-11-01\n"
     "fake,Fake serving,moon-2,fake.gpu1,L4,1,24,4,16,0.55,,managed-service list price,test,2026-11-01\n"
     "fake2,Fake serving,mars-1,f2.gpu1,L4,1,24,4,16,0.45,,managed-service list price,test,2026-11-01\n"
     "planonly,Plan-only serving,moon-1,po.gpu1,L4,1,24,4,16,0.40,,managed-service list price,test,2026-11-01\n"

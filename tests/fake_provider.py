@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -26,6 +27,7 @@ from providers.base import (
     Endpoint,
     ErrorWords,
     Events,
+    Feature,
     LiveState,
     LiveStatus,
     NotFoundError,
@@ -38,6 +40,7 @@ from providers.base import (
     Resource,
     ScalingSignal,
     ServingContract,
+    Staged,
     TransientError,
     answer_of,
     classify,
@@ -54,7 +57,13 @@ ENDPOINT = "fake::Endpoint"
 IMAGE = "vllm/vllm-openai:v0.11.0"
 URL_ENV, KEY_ENV = "FAKE_SERVING_URL", "FAKE_SERVING_KEY"
 WORDS = ErrorWords("Fake serving", quota_codes=frozenset({"QuotaExceeded"}), quota_words=(), quota_advice="ask the fake cloud for more")
-STATES = {"CREATING": LiveState.PROVISIONING, "READY": LiveState.SERVING, "FAILED": LiveState.FAILED, "DELETING": LiveState.DELETING}
+STATES = {
+    "CREATING": LiveState.PROVISIONING,
+    "READY": LiveState.SERVING,
+    "UPDATING": LiveState.PROVISIONING,
+    "FAILED": LiveState.FAILED,
+    "DELETING": LiveState.DELETING,
+}
 
 
 class FakePlacement(PlacementBase):
@@ -69,6 +78,8 @@ class FakeProvider(Provider):
     required_placement = ("zone",)
     default_region = "moon-1"
     sdk_modules = ("requests",)
+    # Fake serving replaces an endpoint's replicas blue/green itself, on a PATCH of what runs.
+    supports = frozenset({Feature.REPLACE_LIVE})
 
     def resources(self, plan: Plan) -> list[Resource]:
         return [Resource(ENDPOINT, f"{plan.deployment.name}-{plan.region}", {"instance_type": plan.offer.instance_type, "tags": resource_tags(plan)})]
@@ -136,6 +147,25 @@ class FakeProvider(Provider):
         bounds = plan.deployment.autoscaling
         changed = {"min_replicas": bounds.min_replicas, "max_replicas": bounds.max_replicas, "target": bounds.target_concurrent_requests}
         self._api("PATCH", f"/regions/{deployed.region}/endpoints/{endpoint.name}", changed)
+
+    def stage(self, deployed: Deployed, plan: Plan, events: Events) -> Staged:
+        """Nothing to make beforehand: the service brings the new replicas up itself when `switch` asks."""
+        return Staged(replace(deployed, resources=tuple(self.resources(plan))))
+
+    def switch(self, deployed: Deployed, plan: Plan, events: Events) -> None:
+        """A PATCH of what runs: the service starts the new replicas beside the old and moves the
+        calls once they answer; the endpoint's fields say whether they took over."""
+        from orchestrator.declared.secrets import resolve_secrets
+
+        (endpoint,) = deployed.resources
+        path = f"/regions/{deployed.region}/endpoints/{endpoint.name}"
+        events.wait(f"Fake serving endpoint {endpoint.name} to settle", lambda: _settled(self._api("GET", path)))  # one a dead run began
+        body = {k: v for k, v in _endpoint_body(plan, resolve_secrets(plan.deployment)).items() if k != "tags"}
+        self._api("PATCH", path, body)
+        events.wait(f"Fake serving endpoint {endpoint.name} replacing its replicas", lambda: _settled(self._api("GET", path)), Pace.MINUTES)
+        found = self._api("GET", path)
+        if any(found[k] != body[k] for k in ("instance_type", "image", "args", "env")):
+            raise failed_because(WORDS, found["failure"] or f"endpoint {endpoint.name} did not take the new replicas")
 
     def destroy(self, deployed: Deployed, events: Events) -> None:
         for resource in deployed.resources:
@@ -218,6 +248,10 @@ def _endpoint_body(plan: Plan, secrets: Mapping[str, str]) -> dict[str, Any]:
         "target": scaling.target_concurrent_requests,
         "tags": resource_tags(plan),
     }
+
+
+def _settled(endpoint: dict[str, Any]) -> tuple[bool, str]:
+    return endpoint["state"] != "UPDATING", endpoint["state"]
 
 
 def _ready(endpoint: dict[str, Any]) -> tuple[bool, str]:

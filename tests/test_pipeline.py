@@ -129,7 +129,7 @@ def test_plan_detailed_exitcode_follows_the_state(cloud: Cloud, stack: Path, tmp
     assert (code, changes[0]["action"]) == (0, "none")
     stack.write_text(stack.read_text().replace("concurrency: 8", "concurrency: 16"))
     code, changes = planned()
-    assert (code, changes[0]["action"]) == (2, "replace") and "llamadeploy down chat" in changes[0]["detail"]
+    assert (code, changes[0]["action"]) == (2, "replace") and "replaces it blue/green" in changes[0]["detail"]
     assert {"field": "concurrency", "old": 8, "new": 16} in changes[0]["fields"]
     stack.write_text(stack.read_text() + "  azure: {region: eastus}\n")
     code, out, _ = cli_run("plan", str(stack), "--cloud", "azure", "--detailed-exitcode")

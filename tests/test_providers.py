@@ -23,8 +23,10 @@ from orchestrator.declared.stackfile import load_stack
 from orchestrator.lifecycle import engine
 from orchestrator.lifecycle.context import Context
 from orchestrator.lifecycle.state import LockedError, State
+from orchestrator.planning.serving import chat_request
 from orchestrator.pricing.catalog import load_catalog
 from providers import registry
+from providers.base import Feature
 from tests.clouds import HF_TOKEN, ROLE, AwsCloud, CliProcess, Cloud, cli_process, cli_run, run_example
 
 REPO = Path(__file__).parent.parent
@@ -329,6 +331,138 @@ def test_a_changed_replica_bound_is_planned_and_applied_in_place(cloud: Cloud, s
     assert (row["live"]["min_replicas"], row["live"]["max_replicas"], row["drift"]) == (1, 5, [])  # as the cloud reports it
     assert row["history"][-1]["operation"] == "update"
     assert cli_run("plan", str(stack), "--cloud", cloud.name, "--detailed-exitcode")[0] == 0
+    assert cli_run("down", "chat", "--yes")[0] == 0
+    assert cloud.empty(), cloud.inventory()
+
+
+class Caller:
+    """A client calling the deployment all along, as a user's service would: it looks the endpoint
+    up in the state and sends a chat completion through the cloud's own route and authentication,
+    with no retry, noting each failure and the record's phase at each call."""
+
+    def __init__(self, cloud: str, state: Path) -> None:
+        self.cloud, self.state = cloud, state
+        self.phases: list[str] = []
+        self.failures: list[str] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._calls, daemon=True)
+
+    def __enter__(self) -> Caller:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self._stop.set()
+        self._thread.join(timeout=60)
+
+    def _calls(self) -> None:
+        provider, state = registry.provider(self.cloud), State(self.state)
+        try:
+            while not self._stop.is_set():
+                record = state.get("chat")
+                assert record is not None and record.deployed is not None
+                self.phases.append(record.phase.value)
+                try:
+                    answer = provider.invoke(record.deployed, chat_request("Say hi.", 4))
+                    if answer["model"] != DECLARED:
+                        self.failures.append(f"answered as {answer['model']}")
+                except Exception as exc:  # any failure of a call is what is counted
+                    self.failures.append(f"{type(exc).__name__}: {exc}")
+        finally:
+            state.close()
+
+
+def _replacing_stack(stack: Path, cloud: Cloud) -> None:
+    """The stack changed in what needs new machines: another GPU (so another instance type) and a shorter context."""
+    if Feature.REPLACE_LIVE not in registry.provider(cloud.name).supports:
+        pytest.skip(f"{cloud.name}: blue/green replace not built yet")
+    stack.write_text(stack.read_text().replace("max_context: 8192\n", f"max_context: 4096\ngpu: {cloud.replacement_gpu}\n"))
+
+
+def _counts(cloud: Cloud) -> dict[str, int]:
+    return {kind: len(names) for kind, names in cloud.inventory().items()}
+
+
+def test_a_change_that_needs_new_machines_is_replaced_blue_green_without_a_failed_call(cloud: Cloud, stack: Path, tmp_path: Path) -> None:
+    assert cli_run("up", str(stack), "--cloud", cloud.name, "--yes")[0] == 0
+    endpoints, counts, first = cloud.endpoint_creates(), _counts(cloud), cloud.inventory()
+    _replacing_stack(stack, cloud)
+    code, out, _ = cli_run("plan", str(stack), "--cloud", cloud.name, "--detailed-exitcode")
+    assert code == 2 and "Plan: 0 to add, 0 to change in place, 1 to replace, 0 to destroy." in out and "max_context: 8192 -> 4096" in out, out
+    new_type = load_catalog_plan(stack, cloud.name)
+    assert f"-> {new_type}" in out
+    cloud.ready_after_polls(20)  # the new variant takes a while, so calls overlap every step
+    with Caller(cloud.name, tmp_path / "state.db") as caller:
+        code, _, err = cli_run("up", str(stack), "--cloud", cloud.name, "--yes")
+    assert code == 0, err
+    assert "replacing blue/green" in err and "deleting the old one" in err, err
+    assert caller.failures == [] and "replacing" in caller.phases, (caller.failures[:3], set(caller.phases))
+    assert cloud.endpoint_creates() == endpoints  # the same endpoint: the URL users call did not change
+    assert _counts(cloud) == counts, cloud.inventory()  # one variant, as after a first `up`: the old one is gone
+    assert cloud.inventory() != first or cloud.name in ("oci", "fake")  # new resources, where the service stages them under new names
+    (row,) = json.loads(cli_run("status", "--output", "json")[1])["deployments"]
+    assert (row["live"]["state"], row["live"]["instance_type"], row["drift"]) == ("serving", new_type, []), row
+    assert row["history"][-1]["operation"] == "replace" and row["history"][-1]["status"] == "succeeded"
+    assert json.loads(cli_run("call", "chat", "--output", "json")[1])["model"] == DECLARED
+    assert cli_run("plan", str(stack), "--cloud", cloud.name, "--detailed-exitcode")[0] == 0
+    assert cli_run("down", "chat", "--yes")[0] == 0
+    assert cloud.empty(), cloud.inventory()
+
+
+def load_catalog_plan(stack: Path, cloud: str) -> str:
+    """The instance type the planner chooses for the stack on `cloud` now."""
+    from orchestrator.planning.planner import plan
+
+    loaded = load_stack(stack)
+    return plan(loaded, loaded.deployments[0], cloud, load_catalog()).offer.instance_type
+
+
+def test_a_replacement_that_fails_leaves_the_old_variant_serving(cloud: Cloud, stack: Path, tmp_path: Path) -> None:
+    assert cli_run("up", str(stack), "--cloud", cloud.name, "--yes")[0] == 0
+    first = cloud.inventory()
+    _replacing_stack(stack, cloud)
+    cloud.fail_capacity(load_catalog_plan(stack, cloud.name))
+    with Caller(cloud.name, tmp_path / "state.db") as caller:
+        code, _, err = cli_run("up", str(stack), "--cloud", cloud.name, "--yes")
+    assert code == 1 and "replacing 'chat'" in err and "capacity" in err.lower() and "serves as it did" in err, err
+    assert caller.failures == [], caller.failures[:3]
+    assert cloud.inventory() == first  # the new variant's resources deleted, the old ones untouched
+    (row,) = json.loads(cli_run("status", "--output", "json")[1])["deployments"]
+    assert (row["recorded_status"], row["live"]["state"]) == ("serving", "serving") and row["history"][-1]["status"] == "rolled_back", row
+    assert cli_run("down", "chat", "--yes")[0] == 0
+    assert cloud.empty(), cloud.inventory()
+
+
+def test_killed_mid_replace_is_undone_by_rollback_and_finished_by_up(cloud: Cloud, stack: Path, tmp_path: Path) -> None:
+    assert cli_run("up", str(stack), "--cloud", cloud.name, "--yes")[0] == 0
+    old_type, first = load_catalog_plan(stack, cloud.name), cloud.inventory()
+    _replacing_stack(stack, cloud)
+    new_type = load_catalog_plan(stack, cloud.name)
+    state = State(tmp_path / "state.db")
+
+    def kill_mid_replace() -> None:
+        cloud.hold_serving()
+        child = CliProcess("up", str(stack), "--cloud", cloud.name, "--yes")
+        child.kill_once(lambda: (r := state.get("chat")) is not None and r.phase.value == "replacing", settle=0.3)
+        cloud.finish_in_polls(3)
+
+    kill_mid_replace()
+    (row,) = json.loads(cli_run("status", "--output", "json")[1])["deployments"]
+    assert any("unfinished replace" in d for d in row["drift"]), row
+    assert cli_run("down", "chat", "--yes")[0] == 1  # not with a replace half done
+    code, out, err = cli_run("up", str(stack), "--cloud", cloud.name, "--rollback", "--yes")
+    assert code == 0 and "serves as it did" in out, err
+    assert cloud.inventory() == first, cloud.inventory()
+    (row,) = json.loads(cli_run("status", "--output", "json")[1])["deployments"]
+    assert (row["recorded_status"], row["live"]["instance_type"], row["drift"]) == ("serving", old_type, []), row
+
+    kill_mid_replace()
+    code, _, err = cli_run("up", str(stack), "--cloud", cloud.name, "--yes")
+    assert code == 0, err
+    (row,) = json.loads(cli_run("status", "--output", "json")[1])["deployments"]
+    assert (row["recorded_status"], row["live"]["instance_type"], row["drift"]) == ("serving", new_type, []), row
+    assert _counts(cloud) == {kind: len(names) for kind, names in first.items()}, cloud.inventory()
+    state.close()
     assert cli_run("down", "chat", "--yes")[0] == 0
     assert cloud.empty(), cloud.inventory()
 

@@ -24,14 +24,29 @@ from orchestrator.planning.serving import EXAMPLE_PROMPT, startup_of
 @click.option("--yes", is_flag=True, help="Do not ask for confirmation (pipelines).")
 @click.option("--engine", type=ENGINES, default="native", show_default=True, help="pulumi: run the exported program with your own Pulumi CLI and backend.")
 @click.option("--no-verify", is_flag=True, help="Skip the chat completion that checks the declared model answers.")
+@click.option("--rollback", is_flag=True, help="Undo a blue/green replace an earlier `up` did not finish: the variant that served before serves alone again.")
 @output_option("json: events and the result as JSON lines on stdout.")
 @click.pass_context
-def up(ctx: click.Context, stack: str, cloud: str | None, region: str | None, only: str | None, yes: bool, engine: str, no_verify: bool, out: Output) -> None:
-    """Create (or adopt and finish) a stack's deployments on a cloud, and wait until they serve."""
+def up(
+    ctx: click.Context,
+    stack: str,
+    cloud: str | None,
+    region: str | None,
+    only: str | None,
+    yes: bool,
+    engine: str,
+    no_verify: bool,
+    rollback: bool,
+    out: Output,
+) -> None:
+    """Create (or adopt and finish) a stack's deployments on a cloud, and wait until they serve; a
+    changed deployment is updated in place, or replaced blue/green on the same endpoint."""
     from orchestrator.declared.stackfile import load_stack
     from orchestrator.planning.planner import default_cloud
 
     if engine == "pulumi":
+        if rollback:
+            raise UsageError("--rollback undoes a replace of the native engine; with --engine pulumi, Pulumi's own state decides")
         _pulumi_up(ctx, stack, cloud, region, only, yes, out)
         return
     from orchestrator.lifecycle import engine as native
@@ -40,6 +55,14 @@ def up(ctx: click.Context, stack: str, cloud: str | None, region: str | None, on
     catalog = ctx.obj.catalog()
     loaded = load_stack(stack)
     chosen = [loaded.get(only)] if only else list(loaded.deployments)
+    if rollback:
+        names = [d.name for d in chosen]
+        confirm(yes, f"Undo the unfinished replace of {', '.join(names)}?")
+        with out.events() as report:
+            for_each(
+                ctx.obj.lifecycle(report, catalog), names, native.rollback_replace, lambda name, said: out.done(report, said, deployment=name, message=said)
+            )
+        return
     if cloud == "auto" or (cloud is None and any(d.placement.fallback for d in chosen)):
         _failover(ctx, loaded, chosen, cloud == "auto", catalog, yes, not no_verify, out)
         return

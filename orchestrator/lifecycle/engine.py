@@ -36,6 +36,7 @@ from providers.base import (
     CapacityError,
     Deployed,
     Endpoint,
+    Feature,
     InvalidRequestError,
     LiveState,
     LiveStatus,
@@ -161,6 +162,9 @@ class UpResult:
 
 
 VERIFY_MAX_TOKENS = 16
+# A replace's variant is named by the start of its spec hash: the same spec stages the same
+# variant, so an `up` after a crash adopts what the dead one staged.
+VARIANT_LENGTH = 8
 # A call right after the cloud reports ready may still meet a warming proxy or a traffic switch in
 # flight: the verifying call is retried this many times before the deployment counts as broken.
 VERIFY_ATTEMPTS = 5
@@ -230,6 +234,14 @@ def up(ctx: Context, planned: Plan, provider: Provider, verify: bool = True) -> 
         if record is not None and record.cloud != planned.cloud:
             raise DeployError(f"{name!r} runs on {record.cloud} ({record.region}); `down` it first to deploy it on {planned.cloud}")
         digest = spec_hash(planned)
+        if record is not None and record.unfinished_replace:
+            finished = _finish_replace(ctx, holder, record, provider, planned, verify)
+            if finished is not None:
+                return finished
+            record = state.get(name)
+            assert record is not None
+        if record is not None:  # the names it has in the cloud are its variant's
+            planned = replace(planned, variant=record.placed.plan.variant)
         if record is not None and record.phase is Phase.DELETING and record.spec_hash != digest:
             raise DeployError(f"a `down` of {name!r} did not finish; run `llamadeploy down {name}` to finish it before deploying a different spec")
         if record is not None and record.phase is Phase.SERVING and record.deployed is not None:
@@ -237,7 +249,12 @@ def up(ctx: Context, planned: Plan, provider: Provider, verify: bool = True) -> 
             live = _retrying(lambda: provider.describe(deployed), ctx)
             change = change_of(record, planned, live)
             if change.action is ChangeAction.REPLACE:
-                raise DeployError(f"{name!r} serves on {record.cloud}, and the new spec {change.detail}")
+                if Feature.REPLACE_LIVE not in provider.supports:
+                    raise DeployError(f"{name!r} serves on {record.cloud}, and the new spec {change.detail}; {provider.unsupported({Feature.REPLACE_LIVE})[0]}")
+                _check_quota(ctx, planned, provider)  # the new machines run next to the old ones until traffic moves
+                variant = replace(planned, variant=digest[:VARIANT_LENGTH])
+                report(EventKind.REPLACING, deployment=name, fields="; ".join(str(f) for f in change.fields), variant=variant.variant)
+                return _replace(ctx, holder, record, provider, variant, verify)
             # The declared spec as it is now, so a `move` reads it (another cloud's placement, say).
             declared = replace(
                 record, spec=planned.deployment.model_dump(mode="json"), placed=replace(record.placed, plan=PlanSnapshot.of(planned), spec_hash=digest)
@@ -384,6 +401,8 @@ def move(ctx: Context, name: str, to_cloud: str, region: str | None = None) -> M
         record = _serving_record(ctx.state, name)
         if record.unfinished_move:
             raise DeployError(_unfinished_hint(name))
+        if record.unfinished_replace:
+            raise DeployError(_unfinished_replace_hint(name))
         if record.cloud == to_cloud and region in (None, record.region):
             raise UsageError(f"{name!r} already runs on {to_cloud} ({record.region}); pass another cloud or --region")
         return _move(ctx, holder, record, Destination(to_cloud, region))
@@ -525,6 +544,8 @@ def scale(ctx: Context, name: str, min_replicas: int, max_replicas: int) -> Reco
         record = _serving_record(state, name)
         if record.unfinished_move:
             raise DeployError(_unfinished_hint(name))
+        if record.unfinished_replace:
+            raise DeployError(_unfinished_replace_hint(name))
         declared = record.declared()
         bounds = declared.autoscaling.model_copy(update={"min_replicas": min_replicas, "max_replicas": max_replicas})
         rescaled = declared.model_copy(update={"autoscaling": bounds})
@@ -556,6 +577,134 @@ def _rescale(ctx: Context, holder: str, record: Record, provider: Provider, plan
     change = f"{before.min_replicas}-{before.max_replicas} -> {bounds.min_replicas}-{bounds.max_replicas} replicas, target {bounds.target_concurrent_requests} in flight"
     state.finish(operation, OperationStatus.SUCCEEDED, change)
     return then
+
+
+def _replace(ctx: Context, holder: str, record: Record, provider: Provider, planned: Plan, verify: bool) -> UpResult:
+    """Blue/green on the same endpoint: stage `planned`'s variant beside the one that serves, call
+    it where the service can address it alone, move the traffic, call the endpoint, then delete
+    the old variant. Until traffic moves the old variant serves untouched; a failure before the
+    new one answered through the endpoint puts everything back as it was.
+
+    The record says how far it got (REPLACING with the staged side, then RETIRING with the old
+    side to delete), so a crash is finished by the next `up` or undone by `up --rollback`."""
+    state, report = ctx.state, ctx.report
+    name, old = record.name, _deployed(record)
+    digest = spec_hash(planned)
+    operation = state.begin(name, OperationKind.REPLACE, record.cloud, holder)
+    side = record.staged if record.staged is not None and record.staged.spec_hash == digest else None
+    side = side or Placed(planned.cloud, planned.region, digest, PlanSnapshot.of(planned), provider.settings(planned))
+    replacing = record.to(Phase.REPLACING, staged=side)
+    state.put(replacing)
+    run = _Run(ctx, operation, name)
+    switching = False
+    try:
+        staged = _retrying(lambda: provider.stage(old, planned, run), ctx)
+        replacing = replace(replacing, staged=replace(side, deployed=staged.deployed))
+        state.put(replacing)
+        if verify and staged.probe is not None:
+            _verify(ctx, planned, provider, staged.probe)  # the new variant alone, before any traffic reaches it
+        switching = True
+        report(EventKind.SHIFTING, deployment=name, variant=planned.variant)
+        _retrying(lambda: provider.switch(staged.deployed, planned, run), ctx)
+        answer = _verify(ctx, planned, provider, staged.deployed) if verify else None
+    except WaitTimeoutError as exc:  # the cloud is still working on it: left as it is, for `up` or `up --rollback`
+        state.finish(operation, OperationStatus.FAILED, str(exc))
+        raise DeployError(
+            f"replacing {name!r} on {record.cloud}: {exc}; the cloud is still working on it: run `up` again to go on waiting, "
+            f"or `up --rollback` to go back to the variant that served before"
+        ) from exc
+    except Exception as exc:
+        undone, complete = _undo_replace(ctx, run, replacing, provider, switching)
+        state.finish(operation, OperationStatus.ROLLED_BACK if complete else OperationStatus.FAILED, str(exc))
+        raise DeployError(f"replacing {name!r} on {record.cloud} failed: {exc}\n  {undone}") from exc
+    new_side = replace(side, deployed=staged.deployed)
+    retiring = replacing.to(Phase.RETIRING, spec=planned.deployment.model_dump(mode="json"), placed=new_side, draining=record.placed)
+    state.put(retiring)
+    _retire(run, provider, retiring)
+    state.finish(operation, OperationStatus.SUCCEEDED, f"replaced blue/green by variant {planned.variant or '(first)'}")
+    return UpResult(planned, staged.deployed, provider.endpoint(staged.deployed), changed=True, answer=answer)
+
+
+def _finish_replace(ctx: Context, holder: str, record: Record, provider: Provider, planned: Plan, verify: bool) -> UpResult | None:
+    """`up` of a deployment whose replace a crash interrupted: a staged variant of the same spec is
+    taken up where it was (adopted, switched, verified); an old variant left to delete is deleted,
+    and the `up` goes on (None) with the record serving."""
+    name = record.name
+    if record.phase is Phase.RETIRING:
+        operation = ctx.state.begin(name, OperationKind.REPLACE, record.cloud, holder)
+        _retire(_Run(ctx, operation, name), provider, record)
+        ctx.state.finish(operation, OperationStatus.SUCCEEDED, "resumed: the old variant deleted")
+        return None
+    assert record.staged is not None
+    if record.staged.spec_hash != spec_hash(planned):
+        raise DeployError(
+            f"a replace of {name!r} by another spec did not finish; run `llamadeploy up STACK --rollback` to go back to the variant that serves, "
+            "then `up` this one"
+        )
+    return _replace(ctx, holder, record, provider, replace(planned, variant=record.staged.plan.variant), verify)
+
+
+def _undo_replace(ctx: Context, run: _Run, record: Record, provider: Provider, switched: bool) -> tuple[str, bool]:
+    """Put a REPLACING record's deployment back as it was: traffic on the old variant (when it may
+    have moved), the staged variant's own resources deleted, the record SERVING the old variant.
+    Says what was done, and whether it is all done (else the record stays for `up --rollback`)."""
+    assert record.staged is not None
+    name, old = record.name, _deployed(record)
+    staged = record.staged.target(name)
+    try:
+        if switched:
+            before, _ = _plan_recorded(record, record.declared(), record.cloud, ctx.prices(), record.region)
+            before = replace(before, variant=record.placed.plan.variant)
+            _retrying(lambda: provider.switch(old, before, run), ctx)
+        _retrying(lambda: provider.destroy(_only(staged, old), run), ctx)
+    except Exception as exc:
+        return f"undoing it failed too ({exc}); run `llamadeploy up STACK --rollback` to finish going back", False
+    ctx.state.put(record.to(Phase.SERVING))
+    return f"the variant that served before serves as it did; the new one was deleted ({record.cloud}, {record.region})", True
+
+
+def _retire(run: _Run, provider: Provider, record: Record) -> None:
+    """Delete the old variant a RETIRING record names (what it has that the new one does not), then
+    record the new one as serving; a failure keeps the record, for the next `up`."""
+    assert record.draining is not None
+    state, name = run.ctx.state, record.name
+    new, old = _deployed(record), record.draining.target(name)
+    run.ctx.report(EventKind.RETIRING, deployment=name, variant=record.placed.plan.variant)
+    try:
+        _retrying(lambda: provider.destroy(_only(old, new), run), run.ctx)
+    except Exception as exc:
+        state.finish(run.operation, OperationStatus.FAILED, f"old variant not deleted: {exc}")
+        raise DeployError(f"{name!r} serves its new variant, but deleting the old one failed: {exc}; run `up` again to finish") from exc
+    state.put(record.to(Phase.SERVING))
+
+
+def _only(side: Deployed, other: Deployed) -> Deployed:
+    """`side` less the resources `other` shares with it (the endpoint, what both variants use)."""
+    shared = {(r.type, r.name) for r in other.resources}
+    return replace(side, resources=tuple(r for r in side.resources if (r.type, r.name) not in shared))
+
+
+def rollback_replace(ctx: Context, name: str) -> str:
+    """Undo a replace a crash interrupted before the new variant answered through the endpoint."""
+    state = ctx.state
+    with state.lock(name) as holder:
+        record = _serving_record(state, name)
+        if record.phase is Phase.RETIRING:
+            raise DeployError(
+                f"the new variant of {name!r} already serves and answered; only deleting the old one is left: run `up` to finish it "
+                "(to go back, declare the old spec and `up` again)"
+            )
+        if record.phase is not Phase.REPLACING:
+            raise DeployError(f"{name!r} has no unfinished replace to roll back")
+        for stale in state.interrupted(name):
+            state.finish(stale.id, OperationStatus.INTERRUPTED, "taken over by a later `up --rollback`")
+        provider = registry.provider(record.cloud)
+        operation = state.begin(name, OperationKind.ROLLBACK, record.cloud, holder)
+        said, complete = _undo_replace(ctx, _Run(ctx, operation, name), record, provider, switched=True)
+        state.finish(operation, OperationStatus.SUCCEEDED if complete else OperationStatus.FAILED, said)
+        if not complete:
+            raise DeployError(f"rolling back the replace of {name!r}: {said}")
+        return f"{name}: {said}"
 
 
 @dataclass(frozen=True)
@@ -628,7 +777,7 @@ def _take_over_unfinished_move(state: State, name: str, verb: str, flag: str) ->
 def _serving_record(state: State, name: str) -> Record:
     """The record of a deployment that serves somewhere (a move in any phase included)."""
     record = _recorded(state, name)
-    if record.phase not in (Phase.SERVING, Phase.MOVING, Phase.DRAINING) or record.deployed is None:
+    if record.phase not in (Phase.SERVING, Phase.MOVING, Phase.DRAINING, Phase.REPLACING, Phase.RETIRING) or record.deployed is None:
         raise DeployError(f"{name!r} is not serving (its record says {record.phase.value!r}); finish it with `up` first")
     return record
 
@@ -648,6 +797,10 @@ def _deployed(record: Record) -> Deployed:
 
 def _unfinished_hint(name: str) -> str:
     return f"{name!r} has an unfinished move; run `llamadeploy move {name} --resume` to finish it or `--rollback` to undo it"
+
+
+def _unfinished_replace_hint(name: str) -> str:
+    return f"{name!r} has an unfinished replace; run `llamadeploy up STACK` to finish it or `up STACK --rollback` to undo it"
 
 
 @dataclass(frozen=True)
@@ -683,7 +836,13 @@ def status(ctx: Context, name: str | None = None) -> list[StatusRow]:
         except ProviderError as exc:
             rows.append(StatusRow(record, None, (), history, error=str(exc)))
             continue
-        unfinished = (f"an unfinished move: run `llamadeploy move {record.name} --resume` or `--rollback`",) if record.unfinished_move else ()
+        unfinished = (
+            (f"an unfinished move: run `llamadeploy move {record.name} --resume` or `--rollback`",)
+            if record.unfinished_move
+            else (f"an unfinished replace ({record.phase.value}): run `llamadeploy up STACK` to finish it or `up STACK --rollback`",)
+            if record.unfinished_replace
+            else ()
+        )
         rows.append(StatusRow(record, live, _drift(record, live) + unfinished, history))
     return rows
 
@@ -708,6 +867,8 @@ def down(ctx: Context, name: str) -> Deployed:
         record = _recorded(state, name)
         if record.unfinished_move:
             raise DeployError(_unfinished_hint(name))
+        if record.unfinished_replace:
+            raise DeployError(_unfinished_replace_hint(name))
         _take_over_interrupted(ctx, name)
         provider = registry.provider(record.cloud)
         deployed = record.placed.target(name)

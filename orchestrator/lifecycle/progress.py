@@ -30,6 +30,9 @@ class EventKind(StrEnum):
     RESUMING = "resuming"  # a cloud operation an earlier command started is waited for, not started again
     UNCHANGED = "unchanged"
     UPDATING = "updating"  # a serving deployment changed in place
+    REPLACING = "replacing"  # a serving deployment replaced blue/green: a new variant beside the old
+    SHIFTING = "shifting"  # the endpoint's traffic moving to the variant named
+    RETIRING = "retiring"  # the new variant serves; the old one is being deleted
     VERIFIED = "verified"
     MOVING = "moving"
     SWITCHED = "switched"
@@ -57,6 +60,9 @@ _SENTENCES = {
     EventKind.FAILED_OVER: "{cloud} ({region}) cannot host it now ({reason}); trying the next candidate",
     EventKind.SKIPPED: "{cloud}: {reason}",
     EventKind.UPDATING: "{deployment}: updating in place ({fields})",
+    EventKind.REPLACING: "{deployment}: replacing blue/green ({fields}): the new variant {variant} comes up beside the serving one",
+    EventKind.SHIFTING: "{deployment}: moving the endpoint's traffic to variant {variant}",
+    EventKind.RETIRING: "{deployment}: variant {variant} serves and answered; deleting the old one",
     EventKind.UNCHANGED: "{deployment} is already serving as declared; nothing to change",
     EventKind.VERIFIED: "{deployment} answers as {model}",
     EventKind.RETRYING: "{what} failed ({reason}); retry in {retry_in_s} s",

@@ -21,7 +21,8 @@ if TYPE_CHECKING:
     from orchestrator.declared.spec import Deployment
     from orchestrator.planning.plan import Plan
 
-SCHEMA_VERSION = 2
+# 3 added the blue/green replace: its phases, the staged side, and the plan's variant.
+SCHEMA_VERSION = 3
 
 
 class Phase(StrEnum):
@@ -32,6 +33,8 @@ class Phase(StrEnum):
     MOVING = "moving"  # a move is bringing the deployment up on its target; the source still serves
     DRAINING = "draining"  # the target serves; the source a move left behind is still to delete
     DELETING = "deleting"  # a `down` is deleting (or died deleting)
+    REPLACING = "replacing"  # an `up` is bringing a new variant up on the same endpoint; the old one serves
+    RETIRING = "retiring"  # the new variant serves and answered; the old one is still to delete
 
 
 class RecordError(LlamadeployError):
@@ -49,6 +52,7 @@ class PlanSnapshot:
     usd_per_hour_min: float | None
     price_is_lower_bound: bool
     resources: tuple[Resource, ...]
+    variant: str = ""  # the plan's variant on its endpoint ("" for the first; see Plan.variant)
 
     @classmethod
     def of(cls, plan: Plan) -> PlanSnapshot:
@@ -61,6 +65,7 @@ class PlanSnapshot:
             plan.usd_per_hour(scaling.min_replicas),
             plan.offer.price_is_lower_bound,
             tuple(Resource(r.type, r.name) for r in plan.resources),
+            plan.variant,
         )
 
 
@@ -115,8 +120,9 @@ class Record:
     spec: Mapping[str, Any]
     placed: Placed
     moves: tuple[Move, ...] = ()
-    draining: Placed | None = None  # DRAINING: the source to delete
+    draining: Placed | None = None  # DRAINING: the source to delete; RETIRING: the old variant to delete
     moving_to: Destination | None = None  # MOVING: the target being brought up
+    staged: Placed | None = None  # REPLACING: the new variant being brought up beside the one that serves
     updated_at: str = ""
 
     @property
@@ -139,15 +145,19 @@ class Record:
     def unfinished_move(self) -> bool:
         return self.phase in (Phase.MOVING, Phase.DRAINING)
 
+    @property
+    def unfinished_replace(self) -> bool:
+        return self.phase in (Phase.REPLACING, Phase.RETIRING)
+
     def declared(self) -> Deployment:
         from orchestrator.declared.stackfile import parse_deployment
 
         return parse_deployment(self.spec)
 
     def to(self, phase: Phase, **changes: Any) -> Record:
-        """This record in another phase. What a move holds (`moving_to`, `draining`) is cleared
-        unless restated, so no phase carries another phase's leftovers."""
-        return replace(self, phase=phase, **{"moving_to": None, "draining": None, **changes})
+        """This record in another phase. What a move or a replace holds (`moving_to`, `draining`,
+        `staged`) is cleared unless restated, so no phase carries another phase's leftovers."""
+        return replace(self, phase=phase, **{"moving_to": None, "draining": None, "staged": None, **changes})
 
 
 def to_json(record: Record) -> dict[str, Any]:
@@ -160,14 +170,17 @@ def to_json(record: Record) -> dict[str, Any]:
         "moves": [vars(move) for move in record.moves],
         "draining": None if record.draining is None else _placed_json(record.draining),
         "moving_to": None if record.moving_to is None else vars(record.moving_to),
+        "staged": None if record.staged is None else _placed_json(record.staged),
     }
 
 
 def from_json(name: str, updated_at: str, data: Mapping[str, Any]) -> Record:
     """A stored record, migrated from the version that wrote it."""
     version = data.get("version", 1)
-    if version != SCHEMA_VERSION:
+    if version > SCHEMA_VERSION:
         raise RecordError(f"the record of {name!r} has format version {version}, newer than this llamadeploy reads ({SCHEMA_VERSION}); upgrade llamadeploy")
+    if version == 2:  # no replace yet: nothing staged, and every plan the first variant
+        data = {**data, "staged": None}
     try:
         return Record(
             name,
@@ -177,6 +190,7 @@ def from_json(name: str, updated_at: str, data: Mapping[str, Any]) -> Record:
             tuple(Move(**move) for move in data["moves"]),
             None if data["draining"] is None else _placed_of(data["draining"]),
             None if data["moving_to"] is None else Destination(**data["moving_to"]),
+            None if data["staged"] is None else _placed_of(data["staged"]),
             updated_at,
         )
     except (KeyError, TypeError, ValueError) as exc:

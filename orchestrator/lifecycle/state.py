@@ -89,9 +89,10 @@ class OperationKind(StrEnum):
     UP = "up"
     DOWN = "down"
     MOVE = "move"
-    ROLLBACK = "rollback"  # undoing a move a crash interrupted
+    ROLLBACK = "rollback"  # undoing a move or a replace a crash interrupted
     SCALE = "scale"  # replica bounds changed in place by `scale`
     UPDATE = "update"  # replica bounds changed in place by `up` of a changed stack
+    REPLACE = "replace"  # new machines brought up blue/green on the same endpoint by `up` of a changed stack
 
 
 class OperationStatus(StrEnum):

@@ -6,7 +6,7 @@ are configured), with what the cloud reports: a deployment deleted or rescaled b
 too. A change of replica bounds or of the autoscaling target is applied in place, through the
 service's own autoscaling;
 anything that needs new machines (instance, image, model, quantization, context, concurrency,
-environment) means replacing the deployment.
+environment) means replacing the deployment blue/green on the same endpoint.
 """
 
 from __future__ import annotations
@@ -85,7 +85,7 @@ def change_of(record: Record | None, planned: Plan, live: LiveStatus | None = No
     fields = declared_changes(record, planned)
     if any(f.field not in IN_PLACE for f in fields):
         needs = ", ".join(f.field for f in fields if f.field not in IN_PLACE)
-        detail = f"needs new machines ({needs}): `llamadeploy down {name}` then `up` (replacing a live deployment blue/green is not built yet)"
+        detail = f"needs new machines ({needs}): `up` replaces it blue/green on the same endpoint (the new variant serves before the old one goes)"
         return Change(name, ChangeAction.REPLACE, **where, detail=detail, fields=fields)
     if live is not None and live.missing:
         gone = "; ".join(live.missing)

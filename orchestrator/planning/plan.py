@@ -75,6 +75,14 @@ class Plan:
     layout: GpuLayout
     requirements: Requirements
     described_by: Describes = field(repr=False, compare=False)  # the cloud's service, asked lazily
+    # Which variant on the deployment's endpoint this plan makes: "" for the first, and a new one for
+    # each blue/green replace, so the new machines (and the resources that hold them) can stand next
+    # to the old under their own names until traffic moves. Providers suffix such names with it.
+    variant: str = ""
+
+    def named(self, base: str, separator: str = "-") -> str:
+        """`base` as this plan's variant names it: unchanged for the first variant."""
+        return f"{base}{separator}{self.variant}" if self.variant else base
 
     @cached_property
     def resources(self) -> tuple[Resource, ...]:

@@ -6,6 +6,15 @@ an endpoint that takes N polls to become ready (or then fails with a reason), a 
 fails with a given error, and throttling for the next K calls. It records every request so
 tests can assert on what the cloud received, and `inventory()` counts what is left.
 
+moto has no UpdateEndpoint; the proxy answers it as SageMaker's blue/green update does
+(API_UpdateEndpoint.html): refused unless the endpoint is InService, or when it would change the
+instance type of a variant registered with Application Auto Scaling (endpoint-scaling-update.html;
+the wording of both refusals is not published, the one for an endpoint in progress is the one
+SDK users quote). The endpoint is Updating for the fault's polls with the new configuration in
+PendingDeploymentSummary while the old container takes every call; then the new container starts,
+and either the endpoint moves to the new configuration and container, or it stays InService on the
+old one with a FailureReason (as aws-controllers-k8s/sagemaker-controller's test data shows).
+
 It also starts each endpoint's container as SageMaker does (tests/emulators/containers.py): the
 model's image with its own entrypoint and the model's environment, no command (SageMaker has no
 command override), health-checked with GET /ping on port 8080 (the SageMaker inference container
@@ -88,6 +97,9 @@ class AwsStandIn:
         self._polls_left: dict[str, int] = {}
         self._created_at: dict[str, float] = {}
         self._deleting: dict[str, int] = {}
+        self._updating: dict[str, tuple[str, int]] = {}  # endpoint -> (configuration it is moving to, polls left)
+        self._failed_updates: dict[str, str] = {}  # endpoint -> why its last update failed (its FailureReason)
+        self._failing: dict[str, str] = {}  # endpoint -> why its fleet fails to come up (created while failure_reason was set)
         self.containers: dict[str, containers.Container | ContainerFailed] = {}
         self._lock = threading.Lock()
         self._proxy, self.url = loopback_server(_handler(self))
@@ -106,6 +118,9 @@ class AwsStandIn:
         self._polls_left.clear()
         self._created_at.clear()
         self._deleting.clear()
+        self._updating.clear()
+        self._failed_updates.clear()
+        self._failing.clear()
         self.containers.clear()
 
     def calls(self, action: str) -> list[dict[str, Any]]:
@@ -159,6 +174,8 @@ class AwsStandIn:
             for store in (self._polls_left, self._deleting):
                 for name in store:
                     store[name] = min(store[name], polls)
+            for name, (config, left) in self._updating.items():
+                self._updating[name] = (config, min(left, polls))
 
     def serving(self, host: str, path: str) -> bool | None:
         """An endpoint's runtime URL answers while the endpoint is InService (as the proxy reports it)."""
@@ -181,15 +198,18 @@ class AwsStandIn:
             if poll:
                 self._polls_left[name] = left - 1
             return "Creating"
-        if self.faults.failure_reason and name in self._polls_left:
+        if name in self._failing:
             return "Failed"
         return "Failed" if isinstance(self.containers.get(name), ContainerFailed) else None
 
     def _failure_reason(self, name: str) -> str:
-        return self.faults.failure_reason or PING_FAILED
+        return self._failing.get(name) or PING_FAILED
 
     def _start_container(self, endpoint: str, config_name: str) -> None:
         """Start the endpoint's container as SageMaker would: the model's image, entrypoint and environment."""
+        self.containers[endpoint] = self._container_of(config_name)
+
+    def _container_of(self, config_name: str) -> containers.Container | ContainerFailed:
         sagemaker = self.client("sagemaker")
         variant = sagemaker.describe_endpoint_config(EndpointConfigName=config_name)["ProductionVariants"][0]
         container = sagemaker.describe_model(ModelName=variant["ModelName"])["PrimaryContainer"]
@@ -197,9 +217,63 @@ class AwsStandIn:
             started = containers.start(container["Image"], dict(container.get("Environment", {})), variant["InstanceType"])
             if started.port != SAGEMAKER_PORT:
                 raise ContainerFailed(0, f"the server listens on port {started.port}; SageMaker pings port {SAGEMAKER_PORT}")
-            self.containers[endpoint] = started
+            return started
         except ContainerFailed as failed:
-            self.containers[endpoint] = failed
+            return failed
+
+    def update_endpoint(self, body: dict[str, Any]) -> tuple[int, dict[str, Any]]:
+        """UpdateEndpoint, which moto lacks: checked as SageMaker checks it, then run over the next polls."""
+        name, config = body["EndpointName"], body["EndpointConfigName"]
+        sagemaker, scaling = self.client("sagemaker"), self.client("application-autoscaling")
+        arn = f"arn:aws:sagemaker:{REGION}:123456789012:endpoint/{name.lower()}"
+        endpoint = next((e for e in sagemaker.list_endpoints()["Endpoints"] if e["EndpointName"] == name), None)
+        if endpoint is None:
+            return 400, {"__type": "ValidationException", "message": f'Could not find endpoint "{arn}".'}
+        with self._lock:
+            busy = name in self._updating or self._deleting.get(name, 0) > 0 or self._faked_status(name, poll=False) is not None
+        if busy:
+            return 400, {"__type": "ValidationException", "message": f'Cannot update in-progress endpoint "{arn}".'}
+        configs = {c["EndpointConfigName"] for c in sagemaker.list_endpoint_configs()["EndpointConfigs"]}
+        if config not in configs:
+            return 400, {"__type": "ValidationException", "message": f'Could not find endpoint configuration "{config}".'}
+        current = sagemaker.describe_endpoint(EndpointName=name)["EndpointConfigName"]
+        old = sagemaker.describe_endpoint_config(EndpointConfigName=current)["ProductionVariants"][0]
+        new = sagemaker.describe_endpoint_config(EndpointConfigName=config)["ProductionVariants"][0]
+        target = f"endpoint/{name}/variant/{old['VariantName']}"
+        scaled = scaling.describe_scalable_targets(ServiceNamespace="sagemaker", ResourceIds=[target])["ScalableTargets"]
+        if scaled and old["InstanceType"] != new["InstanceType"]:
+            return 400, {
+                "__type": "ValidationException",
+                "message": f"The variant {old['VariantName']} of endpoint {name} is registered with Application Auto Scaling; "
+                "deregister it as a scalable target before changing its instance type.",
+            }
+        with self._lock:
+            self._updating[name] = (config, self.faults.ready_after_polls)
+        return 200, {"EndpointArn": arn}
+
+    def _progress_update(self, name: str, answer: dict[str, Any]) -> None:
+        """An update's poll: Updating with the new configuration pending, then the new fleet takes over
+        or fails (the old one serving on). Called with the lock held."""
+        config, left = self._updating[name]
+        if left > 0:
+            self._updating[name] = (config, left - 1)
+            answer.update(EndpointStatus="Updating", PendingDeploymentSummary={"EndpointConfigName": config, "StageStatus": []})
+            return
+        del self._updating[name]
+        started = self._container_of(config)
+        if self.faults.failure_reason or isinstance(started, ContainerFailed):
+            answer["FailureReason"] = self._failed_updates[name] = self.faults.failure_reason or PING_FAILED
+            return
+        from moto.sagemaker.models import sagemaker_backends
+
+        backend = sagemaker_backends["123456789012"][REGION]
+        backend.endpoints[name].endpoint_config_name = config
+        backend.endpoints[name].production_variants = backend.endpoints[name]._process_production_variants(
+            backend.describe_endpoint_config(config)["ProductionVariants"]
+        )
+        self._failed_updates.pop(name, None)
+        self.containers[name] = started
+        answer.update(EndpointConfigName=config)
 
     def invoke(self, name: str, body: Any) -> tuple[int, dict[str, Any]]:
         """InvokeEndpoint: the body to the container's /invocations, its answer back, as the runtime does."""
@@ -249,6 +323,9 @@ class AwsStandIn:
             if action in self.faults.fail:
                 code, message = self.faults.fail[action]
                 return 400, {"__type": code, "message": message}
+            if action == "DeleteEndpoint" and body["EndpointName"] in self._updating:
+                arn = f"arn:aws:sagemaker:{REGION}:123456789012:endpoint/{body['EndpointName'].lower()}"
+                return 400, {"__type": "ValidationException", "message": f'Cannot update in-progress endpoint "{arn}".'}
             if action == "DeleteEndpoint" and self._faked_status(body["EndpointName"], poll=False) == "Creating":
                 # SageMaker deletes no endpoint still being created (aws/amazon-sagemaker-examples pull 3188); the wording is not published.
                 return 400, {"__type": "ValidationException", "message": f"Cannot delete endpoint {body['EndpointName']} while its status is Creating."}
@@ -268,16 +345,24 @@ class AwsStandIn:
             if action == "DeleteEndpoint":
                 self._deleting[body["EndpointName"]] = self.faults.deleting_polls
                 self.containers.pop(body["EndpointName"], None)
+                self._failed_updates.pop(body["EndpointName"], None)
+                self._failing.pop(body["EndpointName"], None)
             if action == "CreateEndpoint":
                 self._start_container(body["EndpointName"], body["EndpointConfigName"])
                 self._polls_left[body["EndpointName"]] = self.faults.ready_after_polls
                 self._created_at[body["EndpointName"]] = time.monotonic()
+                if self.faults.failure_reason:  # this endpoint's fleet will fail to come up
+                    self._failing[body["EndpointName"]] = self.faults.failure_reason
             if action == "DescribeEndpoint" and "EndpointStatus" in answer:
                 status = self._faked_status(body["EndpointName"], poll=True)
                 if status is not None:
                     answer["EndpointStatus"] = status
                 if status == "Failed":
                     answer["FailureReason"] = self._failure_reason(body["EndpointName"])
+                if body["EndpointName"] in self._failed_updates:
+                    answer["FailureReason"] = self._failed_updates[body["EndpointName"]]
+                if body["EndpointName"] in self._updating:
+                    self._progress_update(body["EndpointName"], answer)
         return answer
 
 
@@ -315,6 +400,8 @@ def _handler(stand_in: AwsStandIn) -> type[BaseHTTPRequestHandler]:
             fault = stand_in._fault_for(action, body)
             if fault is None and target.startswith(SERVICE_QUOTAS_TARGET):
                 fault = stand_in.service_quotas(action, body)
+            if fault is None and action == "UpdateEndpoint":
+                fault = stand_in.update_endpoint(body)
             if fault is not None:
                 return self._answer(fault[0], json.dumps(fault[1]).encode(), {"Content-Type": "application/x-amz-json-1.1"})
             connection = http.client.HTTPConnection(stand_in.moto_host, stand_in.moto_port, timeout=30)

@@ -11,8 +11,15 @@ Fake serving does not exist; this module is its whole documentation, and the plu
 - `GET` on it answers its `state`: CREATING, then (after some polls) READY or FAILED with a
   `failure` (out of capacity, an image it cannot pull, a container that does not start).
 - An optional `target` is the requests in flight per replica that autoscaling aims at.
-- `PATCH` changes `min_replicas`/`max_replicas`/`target`; `DELETE` starts removing it (202): it is DELETING
-  for some polls, then gone (404); a `DELETE` or `PUT` while it is DELETING is 409 Conflict.
+- `PATCH` changes `min_replicas`/`max_replicas`/`target` at once. A `PATCH` that changes what runs
+  (`instance_type`, `image`, `args`, `env`) replaces the replicas blue/green: the endpoint is
+  UPDATING while the new replicas start; the old ones take every call until the new ones answer
+  `/health`, then the new ones take them, the old ones stop, and the endpoint's fields are the new
+  ones. New replicas that fail leave the old ones serving: the endpoint is READY again with its
+  `failure`, and its fields unchanged. A `PATCH` that changes nothing that runs starts nothing;
+  one while UPDATING or DELETING is 409 Conflict.
+- `DELETE` starts removing it (202): it is DELETING for some polls, then gone (404); a `DELETE` or
+  `PUT` while it is DELETING is 409 Conflict.
 - `GET /regions/{region}/endpoints?tag=KEY=VALUE` lists endpoints with that tag.
 - `GET /regions/{region}/quotas/{instance_type}` answers the account's quota for the type:
   `{"name", "limit", "used"}` in instances (replicas of live endpoints count as used).
@@ -38,7 +45,9 @@ from tests.emulators.vllm import ContainerFailed
 API_KEY = "fake-serving-key"
 SERVING_PORT = 8000
 # The service's instance types and their GPUs (the test catalog's fake rows offer these).
-INSTANCES = {"fake.gpu1": 1, "f2.gpu1": 1}
+INSTANCES = {"fake.gpu1": 1, "fake.gpu2": 1, "f2.gpu1": 1}
+# What a PATCH may change that needs new replicas (anything else it changes in place).
+_RUNS = ("instance_type", "image", "args", "env")
 _NAME = re.compile(r"^[a-z][a-z0-9-]{0,62}$")
 _ENDPOINT = re.compile(r"^/regions/(?P<region>[^/]+)/endpoints/(?P<name>[^/?]+)$")
 _ENDPOINTS = re.compile(r"^/regions/(?P<region>[^/]+)/endpoints$")
@@ -102,7 +111,7 @@ class FakeStandIn(JsonStandIn):
         if match is None or match["route"]:
             return None
         with self._lock:
-            return self.endpoints.get((match["region"], match["name"]), {}).get("state") == "READY"
+            return self.endpoints.get((match["region"], match["name"]), {}).get("state") in ("READY", "UPDATING")
 
     def answer(self, call: Call) -> Answer:
         with self._lock:
@@ -154,7 +163,15 @@ class FakeStandIn(JsonStandIn):
                 return 404, _error("NotFound", f"endpoint {key[1]} does not exist in {key[0]}"), {}
             return 200, _public(endpoint), {}
         if method == "PATCH":
+            if endpoint["state"] in ("UPDATING", "DELETING"):
+                return 409, _error("Conflict", f"endpoint {key[1]} is {endpoint['state']}"), {}
+            runs = {k: body[k] for k in _RUNS if k in body and body[k] != endpoint[k]}
+            problem = _invalid(key[1], {**endpoint, **body}) if runs else None
+            if problem:
+                return 400, _error("InvalidParameter", problem), {}
             endpoint.update({k: int(body[k]) for k in ("min_replicas", "max_replicas", "target") if k in body})
+            if runs:
+                endpoint.update(state="UPDATING", pending=runs, polls_left=self.faults.polls)
             return 200, _public(endpoint), {}
         if method == "DELETE":
             if endpoint["state"] == "DELETING":
@@ -166,12 +183,20 @@ class FakeStandIn(JsonStandIn):
 
     def _new(self, name: str, body: dict[str, Any], polls: int) -> dict[str, Any]:
         fields = ("instance_type", "image", "args", "env", "min_replicas", "max_replicas", "tags")
-        return {"name": name, "state": "CREATING", "failure": None, "polls_left": polls, "target": body.get("target"), **{k: body[k] for k in fields}}
+        return {
+            "name": name,
+            "state": "CREATING",
+            "failure": None,
+            "polls_left": polls,
+            "target": body.get("target"),
+            "pending": None,
+            **{k: body[k] for k in fields},
+        }
 
     def _progress(self, key: tuple[str, str], endpoint: dict[str, Any]) -> None:
         """A CREATING endpoint counts down its polls, then starts its container or fails; a DELETING
         one counts down, then is gone."""
-        if endpoint["state"] not in ("CREATING", "DELETING"):
+        if endpoint["state"] not in ("CREATING", "DELETING", "UPDATING"):
             return
         if endpoint["polls_left"] > 0:
             endpoint["polls_left"] -= 1
@@ -179,25 +204,36 @@ class FakeStandIn(JsonStandIn):
         if endpoint["state"] == "DELETING":
             del self.endpoints[key]
             return
-        if endpoint["instance_type"] in self.faults.capacity_for:
-            endpoint.update(state="FAILED", failure=f"no capacity for {endpoint['instance_type']} in {key[0]} now")
+        runs = {**{k: endpoint[k] for k in _RUNS}, **(endpoint["pending"] or {})}
+        container, failure = self._start(key[0], runs)
+        if endpoint["state"] == "UPDATING":  # the old replicas served all along; the new ones take over only if they answer
+            endpoint.update(state="READY", failure=failure, pending=None)
+            if container is not None:
+                endpoint.update(runs)
+                self.containers[key] = container
             return
-        try:
-            container = containers.start(
-                endpoint["image"], dict(endpoint["env"]), endpoint["instance_type"], args=list(endpoint["args"]), gpus=INSTANCES[endpoint["instance_type"]]
-            )
-        except containers.UnknownImage as exc:
-            endpoint.update(state="FAILED", failure=f"cannot pull image {endpoint['image']}: {exc}")
-            return
-        except ContainerFailed as failed:
-            endpoint.update(state="FAILED", failure=f"the container exited with code {failed.code}: {failed.log}")
-            return
-        health, _ = container.handle("GET", "/health", None)
-        if container.port != SERVING_PORT or health != 200:
-            endpoint.update(state="FAILED", failure=f"the container listens on {container.port}; Fake serving sends traffic to {SERVING_PORT}")
+        if container is None:
+            endpoint.update(state="FAILED", failure=failure)
             return
         self.containers[key] = container
         endpoint["state"] = "READY"
+
+    def _start(self, region: str, runs: dict[str, Any]) -> tuple[containers.Container | None, str | None]:
+        """Replicas of what `runs` describes, started as the service starts them, or why they did not start."""
+        if runs["instance_type"] in self.faults.capacity_for:
+            return None, f"no capacity for {runs['instance_type']} in {region} now"
+        try:
+            container = containers.start(
+                runs["image"], dict(runs["env"]), runs["instance_type"], args=list(runs["args"]), gpus=INSTANCES[runs["instance_type"]]
+            )
+        except containers.UnknownImage as exc:
+            return None, f"cannot pull image {runs['image']}: {exc}"
+        except ContainerFailed as failed:
+            return None, f"the container exited with code {failed.code}: {failed.log}"
+        health, _ = container.handle("GET", "/health", None)
+        if container.port != SERVING_PORT or health != 200:
+            return None, f"the container listens on {container.port}; Fake serving sends traffic to {SERVING_PORT}"
+        return container, None
 
     def _serve(self, region: str, name: str, route: str, call: Call) -> Answer:
         container = self.containers.get((region, name))
@@ -221,7 +257,7 @@ def _invalid(name: str, body: Any) -> str | None:
 
 
 def _public(endpoint: dict[str, Any]) -> dict[str, Any]:
-    return {k: v for k, v in endpoint.items() if k != "polls_left"}
+    return {k: v for k, v in endpoint.items() if k not in ("polls_left", "pending")}
 
 
 def _error(code: str, message: str) -> dict[str, str]:
