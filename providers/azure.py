@@ -32,6 +32,7 @@ import sys
 import tempfile
 import threading
 from collections.abc import Callable, Iterator, Mapping
+from dataclasses import replace
 from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -60,6 +61,7 @@ from providers.base import (
     Endpoint,
     ErrorWords,
     Events,
+    Feature,
     InvalidRequestError,
     LiveState,
     LiveStatus,
@@ -73,6 +75,7 @@ from providers.base import (
     Resource,
     ScalingSignal,
     ServingContract,
+    Staged,
     TransientError,
     answer_of,
     any_configured,
@@ -147,6 +150,9 @@ class AzureProvider(Provider):
     default_region = "eastus"
     required_placement = ("subscription_id", "resource_group", "workspace")
     sdk_modules = ("azure.ai.ml", "azure.identity", "azure.mgmt.monitor")
+    # A second deployment on the endpoint, called alone, then the endpoint's traffic moved to it
+    # (learn.microsoft.com/azure/machine-learning/how-to-safely-rollout-online-endpoints).
+    supports = frozenset({Feature.REPLACE_LIVE})
 
     def resources(self, plan: Plan) -> list[Resource]:
         name = plan.deployment.name
@@ -160,7 +166,7 @@ class AzureProvider(Provider):
             Resource(ENDPOINT, endpoint, {"auth_mode": "key", "tags": tags}),
             Resource(
                 DEPLOYMENT,
-                f"{endpoint}/{DEPLOYMENT_NAME}",
+                f"{endpoint}/{plan.named(DEPLOYMENT_NAME)}",
                 {
                     "instance_type": plan.offer.instance_type,
                     "instance_count": scaling.min_replicas,
@@ -169,7 +175,7 @@ class AzureProvider(Provider):
                     "tags": tags,
                 },
             ),
-            Resource(AUTOSCALE, f"{name}-autoscale", {"minimum": scaling.min_replicas, "maximum": scaling.max_replicas, "tags": tags}),
+            Resource(AUTOSCALE, plan.named(f"{name}-autoscale"), {"minimum": scaling.min_replicas, "maximum": scaling.max_replicas, "tags": tags}),
         ]
 
     def program(self, plan: Plan) -> Program:
@@ -190,7 +196,7 @@ class AzureProvider(Provider):
             values={
                 "location": plan.region,
                 "endpoint": endpoint.name,
-                "deployment": DEPLOYMENT_NAME,
+                "deployment": online.name.split("/")[1],
                 "environment": env_name,
                 "environment_version": env_version,
                 "dockerfile": environment.properties["dockerfile"],
@@ -241,9 +247,36 @@ class AzureProvider(Provider):
 
     def _clients(self, settings: Mapping[str, Any]) -> tuple[Any, Any, Any]:
         """The workspace's MLClient, MonitorManagementClient and ARM client."""
-        return self.client(repr(sorted(settings.items())), lambda: _make_clients(settings))
+        reach = {k: v for k, v in settings.items() if k != "deployment"}  # a probe's pinned deployment reaches the same workspace
+        return self.client(repr(sorted(reach.items())), lambda: _make_clients(reach))
 
     def apply(self, plan: Plan, events: Events) -> Deployed:
+        deployed = self._made(plan, events)
+        self.switch(deployed, plan, events)
+        return deployed
+
+    def stage(self, deployed: Deployed, plan: Plan, events: Events) -> Staged:
+        """A second deployment (`vllm-<variant>`) on the same endpoint, with its own autoscale
+        setting; Azure ML gives a new deployment no traffic. The probe calls it alone with the
+        `azureml-model-deployment` header, as the safe-rollout walkthrough tests green before
+        moving traffic (azure/ai/ml/constants/_endpoint.py, EndpointInvokeFields.MODEL_DEPLOYMENT)."""
+        staged = self._made(plan, events)
+        name = _deployment_of(staged)
+        return Staged(staged, probe=replace(staged, settings={**staged.settings, "deployment": name}))
+
+    def switch(self, deployed: Deployed, plan: Plan, events: Events) -> None:
+        """All of the endpoint's traffic to the deployment `deployed` holds (the endpoint PUT with
+        `traffic: {name: 100}`, as the walkthrough's `endpoint.traffic = {"green": 100}`)."""
+        ml, _, _ = self._clients(deployed.settings)
+        endpoint, name = next(r.name for r in deployed.resources if r.type == ENDPOINT), _deployment_of(deployed)
+        with _translated(), _quiet_stdout():
+            live = ml.online_endpoints.get(endpoint)
+            if {k: v for k, v in (live.traffic or {}).items() if v} != {name: 100}:
+                live.traffic = {name: 100}
+                events.wait(f"Azure ML traffic to {endpoint}/{name}", _poller_check(ml.online_endpoints.begin_create_or_update(live)))
+
+    def _made(self, plan: Plan, events: Events) -> Deployed:
+        """Everything `plan` has, made or adopted and provisioned, but no traffic moved."""
         from azure.ai.ml.entities import (
             ApiKeyConfiguration,
             BuildContext,
@@ -266,7 +299,8 @@ class AzureProvider(Provider):
         environment = next(r for (t, _), r in by_type.items() if t == ENVIRONMENT)
         env_name, env_version = environment.name.split(":")
         endpoint = next(r for (t, _), r in by_type.items() if t == ENDPOINT)
-        online = by_type[(DEPLOYMENT, f"{endpoint.name}/{DEPLOYMENT_NAME}")]
+        online = next(r for (t, _), r in by_type.items() if t == DEPLOYMENT)
+        deployment_name = online.name.split("/")[1]
         probe = ProbeSettings(
             initial_delay=online.properties["probe_initial_delay_s"],
             period=PROBE["period_s"],
@@ -316,10 +350,10 @@ class AzureProvider(Provider):
             self._create_and_wait(
                 online,
                 events,
-                lambda: ml.online_deployments.get(DEPLOYMENT_NAME, endpoint_name=endpoint.name),
+                lambda: ml.online_deployments.get(deployment_name, endpoint_name=endpoint.name),
                 lambda: ml.online_deployments.begin_create_or_update(
                     ManagedOnlineDeployment(
-                        name=DEPLOYMENT_NAME,
+                        name=deployment_name,
                         endpoint_name=endpoint.name,
                         environment=f"azureml:{env_name}:{env_version}",
                         instance_type=plan.offer.instance_type,
@@ -337,11 +371,8 @@ class AzureProvider(Provider):
                 Pace.MINUTES,
             )
             live = ml.online_endpoints.get(endpoint.name)
-            if (live.traffic or {}).get(DEPLOYMENT_NAME) != 100:
-                live.traffic = {DEPLOYMENT_NAME: 100}
-                events.wait(f"Azure ML traffic to {endpoint.name}/{DEPLOYMENT_NAME}", _poller_check(ml.online_endpoints.begin_create_or_update(live)))
-            deployed_id = ml.online_deployments.get(DEPLOYMENT_NAME, endpoint_name=endpoint.name).id
-            autoscale = by_type[(AUTOSCALE, f"{name}-autoscale")]
+            deployed_id = ml.online_deployments.get(deployment_name, endpoint_name=endpoint.name).id
+            autoscale = next(r for (t, _), r in by_type.items() if t == AUTOSCALE)
             create_or_adopt(
                 autoscale,
                 lambda: _exists(lambda: monitor.autoscale_settings.get(settings["resource_group"], autoscale.name)),
@@ -350,7 +381,7 @@ class AzureProvider(Provider):
                 ),
                 events,
             )
-            scoring_uri = ml.online_endpoints.get(endpoint.name).scoring_uri
+            scoring_uri = live.scoring_uri
         if not scoring_uri:
             raise ProviderError(f"Azure ML endpoint {endpoint.name} serves but reports no scoring URI")
         scoring = urlsplit(scoring_uri)
@@ -409,7 +440,7 @@ class AzureProvider(Provider):
             endpoint = _optional(lambda: ml.online_endpoints.get(endpoint_name))
             if endpoint is None:
                 return LiveStatus(LiveState.MISSING, missing=tuple(missing))
-            online = _optional(lambda: ml.online_deployments.get(DEPLOYMENT_NAME, endpoint_name=endpoint_name))
+            online = _optional(lambda: ml.online_deployments.get(_deployment_of(deployed), endpoint_name=endpoint_name))
             autoscale = _optional(lambda: monitor.autoscale_settings.get(deployed.settings["resource_group"], names[AUTOSCALE]))
         capacity = autoscale.profiles[0].capacity if autoscale else None
         state = online.provisioning_state if online else endpoint.provisioning_state
@@ -451,11 +482,14 @@ class AzureProvider(Provider):
     def destroy(self, deployed: Deployed, events: Events) -> None:
         ml, monitor, arm = self._clients(deployed.settings)
         group = deployed.settings["resource_group"]
-        endpoints = {r.name for r in deployed.resources if r.type == ENDPOINT} | {r.name.split("/")[0] for r in deployed.resources if r.type == DEPLOYMENT}
+        endpoints = {r.name for r in deployed.resources if r.type == ENDPOINT}
         with _translated(), _quiet_stdout():
             for resource in deployed.resources:
                 if resource.type == AUTOSCALE:
                     _optional(lambda r=resource: monitor.autoscale_settings.delete(group, r.name))
+            for resource in deployed.resources:  # a deployment alone (one variant of an endpoint that stays)
+                if resource.type == DEPLOYMENT and resource.name.split("/")[0] not in endpoints:
+                    self._delete_deployment(ml, resource, events)
             for endpoint in sorted(endpoints):
                 get = partial(_optional, lambda e=endpoint: ml.online_endpoints.get(e))
                 found = _presence(get())
@@ -468,6 +502,21 @@ class AzureProvider(Provider):
                     _delete_environment_version(arm, deployed.settings, resource.name)
                 elif resource.type == CONNECTION:
                     _optional(lambda r=resource: ml.connections.delete(r.name))
+
+    @staticmethod
+    def _delete_deployment(ml: Any, resource: Resource, events: Events) -> None:
+        """Delete one deployment of an endpoint that stays. Azure ML deletes no deployment that still
+        has traffic (how-to-safely-rollout-online-endpoints): its share, if any, is taken off first."""
+        endpoint_name, name = resource.name.split("/")
+        endpoint = _optional(lambda: ml.online_endpoints.get(endpoint_name))
+        if endpoint is None or _optional(lambda: ml.online_deployments.get(name, endpoint_name=endpoint_name)) is None:
+            return
+        if (endpoint.traffic or {}).get(name):
+            endpoint.traffic = {k: v for k, v in endpoint.traffic.items() if k != name}
+            events.wait(f"Azure ML traffic off {resource.name}", _poller_check(ml.online_endpoints.begin_create_or_update(endpoint)))
+        events.wait(
+            f"deleting Azure ML deployment {resource.name}", _poller_check(ml.online_deployments.begin_delete(name, endpoint_name=endpoint_name)), Pace.MINUTES
+        )
 
     def remaining(self, deployed: Deployed) -> list[Resource]:
         ml, monitor, _ = self._clients(deployed.settings)
@@ -499,10 +548,18 @@ class AzureProvider(Provider):
         name = next(r.name for r in deployed.resources if r.type == ENDPOINT)
         with _translated(), _quiet_stdout():
             key = ml.online_endpoints.get_keys(name).primary_key
+        headers = {"Authorization": f"Bearer {key}"}
+        if deployed.settings.get("deployment"):  # one deployment alone, whatever the traffic (a staged variant's probe)
+            headers["azureml-model-deployment"] = deployed.settings["deployment"]
         return answer_of(
-            lambda: requests.post(deployed.url, json=dict(request), headers={"Authorization": f"Bearer {key}"}, timeout=REQUEST_TIMEOUT_MS / 1000),
+            lambda: requests.post(deployed.url, json=dict(request), headers=headers, timeout=REQUEST_TIMEOUT_MS / 1000),
             f"Azure ML endpoint {name}",
         )
+
+
+def _deployment_of(deployed: Deployed) -> str:
+    """The online deployment `deployed` holds, by its name on the endpoint."""
+    return next(r.name for r in deployed.resources if r.type == DEPLOYMENT).split("/")[1]
 
 
 def endpoint_name(plan: Plan) -> str:

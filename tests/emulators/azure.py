@@ -20,7 +20,10 @@ environment's build context; the environment is built from its Dockerfile
 deployment's environment variables, `${{azureml://connections/...}}` references resolved, and
 must answer the environment's readiness route on its port, or the deployment fails. The scoring
 host (`<endpoint>.<region>.inference.ml.azure.com`) checks the endpoint key and routes to the
-deployment holding the traffic: `/score` to the scoring route, any other path through.
+deployment holding the traffic, or to the one the `azureml-model-deployment` header names
+(how-to-safely-rollout-online-endpoints): `/score` to the scoring route, any other path through.
+An endpoint's traffic must name its own deployments and add up to 0 or 100, and a deployment that
+still has traffic is not deleted (the same page; the wording of both refusals is not published).
 """
 
 from __future__ import annotations
@@ -208,7 +211,8 @@ class AzureStandIn(JsonStandIn):
                 return 404, {"message": f"endpoint {endpoint_name} not found"}, {}
             if headers.get("authorization") != f"Bearer {PRIMARY_KEY}":
                 return 401, {"message": "key_auth_access_denied"}, {}
-            serving = [name for name, share in (endpoint["properties"].get("traffic") or {}).items() if share]
+            pinned = headers.get("azureml-model-deployment")
+            serving = [pinned] if pinned else [name for name, share in (endpoint["properties"].get("traffic") or {}).items() if share]
             container = next((self.containers[(endpoint_name, name)] for name in serving if (endpoint_name, name) in self.containers), None)
             environment = self._environment_of(endpoint_name, serving[0]) if serving else None
         if container is None or environment is None:
@@ -410,6 +414,12 @@ class AzureStandIn(JsonStandIn):
             return self._start(path, lambda: self.delete_endpoint_by_hand(endpoint), accepted=True)
         if deleting:
             return 409, _error("Conflict", f"Endpoint {endpoint} is being deleted; wait until it is gone to create it again"), {}
+        traffic = body.get("properties", {}).get("traffic") or {}
+        unknown = sorted(name for name in traffic if (endpoint, name) not in self.deployments)
+        if unknown:
+            return 400, _error("BadArgument", f"Traffic names deployments that endpoint {endpoint} does not have: {', '.join(unknown)}"), {}
+        if sum(traffic.values()) not in (0, 100):
+            return 400, _error("BadArgument", f"Traffic of endpoint {endpoint} adds up to {sum(traffic.values())}; it must add up to 0 or 100"), {}
         if endpoint not in self.endpoints:
             if not _ENDPOINT_NAME.match(endpoint):
                 return (
@@ -422,6 +432,7 @@ class AzureStandIn(JsonStandIn):
                 )
             if endpoint.lower() in TAKEN_ENDPOINT_NAMES:
                 return 409, _error("Conflict", f"Endpoint name {endpoint!r} is already in use in region {LOCATION}; endpoint names are unique per region"), {}
+        existed = endpoint in self.endpoints
         resource = {
             "id": path,
             "name": endpoint,
@@ -431,11 +442,10 @@ class AzureStandIn(JsonStandIn):
             "identity": body.get("identity"),
             "properties": {
                 **body.get("properties", {}),
-                "provisioningState": "Creating",
+                "provisioningState": "Updating" if existed else "Creating",
                 "scoringUri": f"https://{endpoint}.{LOCATION}.inference.ml.azure.com/score",
             },
         }
-        existed = endpoint in self.endpoints
         if not existed:
             self.creations.append(("endpoint", endpoint))
         self.endpoints[endpoint] = resource
@@ -448,6 +458,8 @@ class AzureStandIn(JsonStandIn):
         if method == "DELETE":
             if key not in self.deployments:
                 return 204, None, {}
+            if (self.endpoints.get(endpoint, {}).get("properties", {}).get("traffic") or {}).get(name):
+                return 400, _error("BadArgument", f"Deployment {name} has traffic allocated; set its traffic to 0% before deleting it"), {}
 
             def delete() -> None:
                 self.deployments.pop(key, None)
@@ -456,6 +468,8 @@ class AzureStandIn(JsonStandIn):
             return self._start(path, delete, accepted=True)
         if endpoint not in self.endpoints:
             return 404, _error("ResourceNotFound", f"online endpoint {endpoint} does not exist; create it before its deployments"), {}
+        if not _ENDPOINT_NAME.match(name):  # deployment names follow the endpoint's rules (how-to-manage-quotas)
+            return 400, _error("BadArgument", f"Deployment name {name!r} must be 3-32 characters: a letter, then letters, digits and single dashes"), {}
         properties = body.get("properties", {})
         if not properties.get("scaleSettings", {}).get("scaleType"):
             return 400, _error("BadArgument", "properties.scaleSettings.scaleType is required"), {}
