@@ -62,6 +62,7 @@ from providers.base import (
     Resource,
     ScalingSignal,
     ServingContract,
+    Staged,
     TransientError,
     answer_of,
     any_configured,
@@ -123,7 +124,8 @@ class GcpProvider(Provider):
     default_region = "us-central1"
     # Vertex AI serves one replica over several hosts (multi-host GPU deployment), on A3
     # machines only: their GPUDirect networking is what makes cross-host tensors workable.
-    supports = frozenset({Feature.MULTI_NODE})
+    # REPLACE_LIVE: a second model deployed to the same endpoint with no traffic, then the split moved to it.
+    supports = frozenset({Feature.MULTI_NODE, Feature.REPLACE_LIVE})
     multi_node_gpus = frozenset({"H100", "H200"})
     required_placement = ("project",)
     sdk_modules = ("google.cloud.aiplatform_v1beta1", "google.auth")
@@ -133,11 +135,11 @@ class GcpProvider(Provider):
         scaling = plan.deployment.autoscaling
         labels = _labels(resource_tags(plan))
         return [
-            Resource(MODEL, name, {"hf_model_id": plan.hf_repo, "labels": labels}),
+            Resource(MODEL, plan.named(name), {"hf_model_id": plan.hf_repo, "labels": labels}),
             Resource(ENDPOINT, name, {"labels": labels}),
             Resource(
                 DEPLOYED_MODEL,
-                f"{name}/{name}",
+                f"{name}/{plan.named(name)}",
                 {
                     "machine_type": plan.offer.instance_type,
                     "accelerator_type": ACCELERATOR_TYPES.get(plan.offer.gpu, plan.offer.gpu),
@@ -186,6 +188,36 @@ class GcpProvider(Provider):
         return self.client(endpoint, lambda: _make_clients(endpoint))
 
     def apply(self, plan: Plan, events: Events) -> Deployed:
+        return self._made(plan, events, {"0": 100})
+
+    def stage(self, deployed: Deployed, plan: Plan, events: Events) -> Staged:
+        """The new variant's model uploaded and deployed to the same endpoint beside the serving one,
+        with no traffic: deployModel with an empty traffic split leaves the endpoint's split as it
+        is (DeployModelRequest.traffic_split, aiplatform_v1beta1). Vertex AI has no route to one
+        deployed model of a shared public endpoint (rawPredict goes by the split; a per-model
+        `invoke` is for dedicated endpoints only, aiplatform/models.py Endpoint.invoke), so the
+        engine calls the new variant through the endpoint once traffic has moved."""
+        return Staged(self._made(plan, events, {}))
+
+    def switch(self, deployed: Deployed, plan: Plan, events: Events) -> None:
+        """The endpoint's traffic split set to {the variant's deployed model: 100} (UpdateEndpoint with
+        update_mask traffic_split, as aiplatform's Endpoint.update(traffic_split=...) sends it)."""
+        from google.cloud import aiplatform_v1beta1 as vertex
+
+        _, endpoints, _ = self._clients(deployed.region, deployed.settings)
+        parent = f"projects/{deployed.settings['project']}/locations/{deployed.region}"
+        model = next(r for r in deployed.resources if r.type == MODEL)
+        with _translated():
+            endpoint = endpoints.get_endpoint(name=f"{parent}/endpoints/{deployed.deployment}")
+            serving = _deployed_model_id(endpoint, model.name)
+            if serving is None:
+                raise NotFoundError(f"Vertex AI model {model.name} is not deployed to endpoint {deployed.deployment}")
+            if {k: v for k, v in endpoint.traffic_split.items() if v} != {serving: 100}:
+                endpoints.update_endpoint(endpoint=vertex.Endpoint(name=endpoint.name, traffic_split={serving: 100}), update_mask={"paths": ["traffic_split"]})
+
+    def _made(self, plan: Plan, events: Events, traffic_split: dict[str, int]) -> Deployed:
+        """The plan's model uploaded, the endpoint made, the model deployed to it with `traffic_split`
+        ("0" names the model being deployed); each adopted where it exists."""
         from google.cloud import aiplatform_v1beta1 as vertex
 
         deployment, settings = plan.deployment, self.settings(plan)
@@ -248,7 +280,7 @@ class GcpProvider(Provider):
                 lambda: _deployed_model_id(endpoints.get_endpoint(name=endpoint_name), model.name) is not None,
                 lambda: endpoints.deploy_model(
                     endpoint=endpoint_name,
-                    traffic_split={"0": 100},
+                    traffic_split=traffic_split,
                     deployed_model=vertex.DeployedModel(model=model_name, display_name=deployed.name.split("/")[-1], dedicated_resources=resources),
                 ),
                 events,
@@ -336,11 +368,11 @@ class GcpProvider(Provider):
     def describe(self, deployed: Deployed) -> LiveStatus:
         models, endpoints, _ = self._clients(deployed.region, deployed.settings)
         parent = f"projects/{deployed.settings['project']}/locations/{deployed.region}"
-        model_name, endpoint_name = f"{parent}/models/{deployed.deployment}", f"{parent}/endpoints/{deployed.deployment}"
+        names = {r.type: r.name for r in deployed.resources}
+        model_name, endpoint_name = f"{parent}/models/{names[MODEL]}", f"{parent}/endpoints/{deployed.deployment}"
         with _translated():
             model = _optional(lambda: models.get_model(name=model_name))
             endpoint = _optional(lambda: endpoints.get_endpoint(name=endpoint_name))
-        names = {r.type: r.name for r in deployed.resources}
         serving = next((d for d in endpoint.deployed_models if _same_resource(d.model, model_name)), None) if endpoint else None
         missing = [
             f"{kind} {names[kind]}" for kind, present in ((MODEL, model), (ENDPOINT, endpoint), (DEPLOYED_MODEL, serving)) if kind in names and not present
@@ -372,28 +404,38 @@ class GcpProvider(Provider):
         bounds = plan.deployment.autoscaling
         specs = [vertex.AutoscalingMetricSpec(metric_name=REQUESTS_METRIC, target=_requests_target(plan))]
         deployed_model = next(r for r in deployed.resources if r.type == DEPLOYED_MODEL)
+        model_id = next(r.name for r in deployed.resources if r.type == MODEL)
         with _translated():
             self._settle(events, endpoints, deployed_model, Pace.MINUTES)  # a mutate an earlier command left running ends first
             endpoint = endpoints.get_endpoint(name=f"{parent}/endpoints/{deployed.deployment}")
-            for model in endpoint.deployed_models:
+            for model in (m for m in endpoint.deployed_models if m.model.rsplit("/", 1)[-1] == model_id):
                 model.dedicated_resources.min_replica_count, model.dedicated_resources.max_replica_count = bounds.min_replicas, bounds.max_replicas
                 model.dedicated_resources.autoscaling_metric_specs = specs
                 operation = endpoints.mutate_deployed_model(endpoint=endpoint.name, deployed_model=model, update_mask=mask)
                 self._wait(events, deployed_model, f"scaling Vertex AI deployed model {model.id}", operation)
 
     def destroy(self, deployed: Deployed, events: Events) -> None:
+        """Undeploy what is listed (with its endpoint: every model deployed to it; alone: the one
+        deployed model), then delete the endpoint and the models listed."""
         models, endpoints, _ = self._clients(deployed.region, deployed.settings)
         parent = f"projects/{deployed.settings['project']}/locations/{deployed.region}"
         by_type = {r.type: r for r in deployed.resources}
-        endpoint_name, model_name = f"{parent}/endpoints/{deployed.deployment}", f"{parent}/models/{deployed.deployment}"
+        endpoint_name = f"{parent}/endpoints/{deployed.deployment}"
         with _translated():
             for resource in deployed.resources:  # an undeploy or delete an earlier `down` left running ends first
                 self._settle(events, endpoints, resource, Pace.MINUTES if resource.type == DEPLOYED_MODEL else Pace.SECONDS)
             endpoint = _optional(lambda: endpoints.get_endpoint(name=endpoint_name))
             if endpoint is not None and by_type.keys() & {ENDPOINT, DEPLOYED_MODEL}:
                 served = by_type.get(DEPLOYED_MODEL) or Resource(DEPLOYED_MODEL, f"{deployed.deployment}/{deployed.deployment}")
-                for model in endpoint.deployed_models:
-                    operation = _optional(lambda m=model: endpoints.undeploy_model(endpoint=endpoint_name, deployed_model_id=m.id))
+                going = [m for m in endpoint.deployed_models if ENDPOINT in by_type or m.model.rsplit("/", 1)[-1] == served.name.split("/")[1]]
+                split = dict(endpoint.traffic_split)
+                for model in sorted(going, key=lambda m: split.get(m.id, 0)):  # those without traffic first
+                    # A deployed model with traffic is undeployed only by a split that takes it off
+                    # (UndeployModelRequest.traffic_split): the rest, as aiplatform's Endpoint._undeploy sends it.
+                    split.pop(model.id, None)
+                    operation = _optional(
+                        lambda m=model, rest=dict(split): endpoints.undeploy_model(endpoint=endpoint_name, deployed_model_id=m.id, traffic_split=rest)
+                    )
                     if operation is not None:
                         self._wait(events, served, f"undeploying {model.display_name} from Vertex AI endpoint {deployed.deployment}", operation, Pace.MINUTES)
                 if ENDPOINT in by_type:
@@ -401,7 +443,8 @@ class GcpProvider(Provider):
                         events, by_type[ENDPOINT], f"deleting Vertex AI endpoint {deployed.deployment}", lambda: endpoints.delete_endpoint(name=endpoint_name)
                     )
             if MODEL in by_type:
-                self._wait_if_any(events, by_type[MODEL], f"deleting Vertex AI model {deployed.deployment}", lambda: models.delete_model(name=model_name))
+                model = by_type[MODEL]
+                self._wait_if_any(events, model, f"deleting Vertex AI model {model.name}", lambda: models.delete_model(name=f"{parent}/models/{model.name}"))
 
     def _wait_if_any(self, events: Events, resource: Resource, what: str, start: Callable[[], Any]) -> None:
         operation = _optional(start)

@@ -9,6 +9,13 @@ key), so google-auth's real signing and refresh run over loopback.
 It rejects what Vertex rejects that matters here (an accelerator the machine type cannot carry,
 deleting a model still deployed or an endpoint with deployed models), injects faults (quota and
 stockout inside the deploy operation, 429, 503), records requests and keeps an inventory.
+
+Traffic follows the endpoint's split, as Vertex AI's: deployModel's `trafficSplit` ("0" for the
+model being deployed) replaces it when given and leaves it as it is when empty
+(DeployModelRequest); an endpoint PATCH with update_mask `traffic_split` sets it; a split names
+the endpoint's deployed models and adds up to 100. A deployed model with traffic is undeployed only
+by a split that takes it off, and never so as to leave other deployed models with 0 % in all
+(UndeployModelRequest; aiplatform's Endpoint.undeploy checks the same before calling).
 """
 
 from __future__ import annotations
@@ -274,6 +281,16 @@ class GcpStandIn(JsonStandIn):
     def _endpoint(self, method: str, parent: str, query: dict[str, list[str]], body: dict[str, Any], endpoint_id: str) -> tuple[int, Any, dict[str, str]]:
         if endpoint_id not in self.endpoints:
             return 404, _error(404, "NOT_FOUND", f"Endpoint {parent}/endpoints/{endpoint_id} is not found."), {}
+        if method == "PATCH":  # UpdateEndpoint; llamadeploy changes only the traffic split
+            paths = [_snake(p) for p in query.get("updateMask", [""])[0].split(",") if p]
+            if paths != ["traffic_split"]:
+                return 400, _error(400, "INVALID_ARGUMENT", f"the stand-in updates an endpoint's traffic_split only, not {paths}"), {}
+            asked = {k: int(v) for k, v in (body.get("trafficSplit") or {}).items()}
+            problem = _split_problem(self.endpoints[endpoint_id], asked, deploying=False)
+            if problem:
+                return 400, _error(400, "INVALID_ARGUMENT", problem), {}
+            self.endpoints[endpoint_id]["trafficSplit"] = {k: v for k, v in asked.items() if v}
+            return 200, self.endpoints[endpoint_id], {}
         if method == "DELETE":
             if self.endpoints[endpoint_id]["deployedModels"]:
                 return 400, _error(400, "FAILED_PRECONDITION", "The Endpoint has deployed models; undeploy them first"), {}
@@ -292,6 +309,10 @@ class GcpStandIn(JsonStandIn):
         spec = deployed.get("dedicatedResources", {}).get("machineSpec", {})
         machine = spec.get("machineType", "")
         problem = _accelerator_problem(machine, spec.get("acceleratorType"), spec.get("acceleratorCount", 0))
+        if problem:
+            return 400, _error(400, "INVALID_ARGUMENT", problem), {}
+        asked = {k: int(v) for k, v in (body.get("trafficSplit") or {}).items()}
+        problem = _split_problem(endpoint, asked, deploying=True) if asked else None
         if problem:
             return 400, _error(400, "INVALID_ARGUMENT", problem), {}
         # Vertex AI names the model with the project number, whichever form the request used, and
@@ -319,7 +340,8 @@ class GcpStandIn(JsonStandIn):
             if failure is not None:
                 return failure
             endpoint["deployedModels"].append(record)
-            endpoint["trafficSplit"] = {record["id"]: 100}
+            if asked:
+                endpoint["trafficSplit"] = {(record["id"] if k == "0" else k): v for k, v in asked.items() if v}
             self.creations.append(("deployed_model", record["id"]))
             return None
 
@@ -405,10 +427,22 @@ class GcpStandIn(JsonStandIn):
         wanted = body.get("deployedModelId")
         if not any(d["id"] == wanted for d in endpoint["deployedModels"]):
             return 404, _error(404, "NOT_FOUND", f"Deployed model {wanted} is not found."), {}
+        rest = {k: int(v) for k, v in (body.get("trafficSplit") or {}).items()} or {k: v for k, v in endpoint["trafficSplit"].items() if k != wanted}
+        others = [d["id"] for d in endpoint["deployedModels"] if d["id"] != wanted]
+        if rest.get(wanted):
+            return 400, _error(400, "FAILED_PRECONDITION", f"Deployed model {wanted} would keep {rest[wanted]}% of the traffic it is undeployed from."), {}
+        if others and endpoint["trafficSplit"].get(wanted) and sum(rest.values()) != 100:
+            return (
+                400,
+                _error(
+                    400, "FAILED_PRECONDITION", f"Undeploying {wanted} would leave the traffic split of the remaining deployed models at {sum(rest.values())}%."
+                ),
+                {},
+            )
 
         def done() -> None:
             endpoint["deployedModels"] = [d for d in endpoint["deployedModels"] if d["id"] != wanted]
-            endpoint["trafficSplit"] = {}
+            endpoint["trafficSplit"] = {k: v for k, v in rest.items() if v and k in others}
             self.containers.pop(wanted, None)
 
         return self._start(f"{parent}/endpoints/{endpoint_id}", done, {"@type": f"{_TYPES}.UndeployModelResponse"})
@@ -467,6 +501,18 @@ _MUTABLE = {
     "automatic_resources.max_replica_count",
     "enable_container_logging",
 }
+
+
+def _split_problem(endpoint: dict[str, Any], split: dict[str, int], deploying: bool) -> str | None:
+    """Why a traffic split cannot be the endpoint's, or None: it names its deployed models (and "0",
+    the model being deployed) and adds up to 100."""
+    known = {d["id"] for d in endpoint["deployedModels"]} | ({"0"} if deploying else set())
+    unknown = sorted(set(split) - known)
+    if unknown:
+        return f"traffic_split names deployed models the endpoint does not have: {', '.join(unknown)}"
+    if sum(split.values()) != 100:
+        return f"traffic_split must add up to 100; it adds up to {sum(split.values())}"
+    return None
 
 
 def _snake(path: str) -> str:
