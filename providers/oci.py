@@ -18,6 +18,7 @@ import math
 import os
 import zipfile
 from collections.abc import Callable, Iterator, Mapping
+from dataclasses import replace
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
@@ -43,6 +44,7 @@ from providers.base import (
     Endpoint,
     ErrorWords,
     Events,
+    Feature,
     InvalidRequestError,
     LiveState,
     LiveStatus,
@@ -56,6 +58,7 @@ from providers.base import (
     Resource,
     ScalingSignal,
     ServingContract,
+    Staged,
     TransientError,
     answer_of,
     any_configured,
@@ -142,6 +145,8 @@ class OciProvider(Provider):
     # start needs custom networking (_NEEDS_SUBNET).
     required_placement = ("compartment_id", "project_id", "subnet_id", "image")
     sdk_modules = ("oci",)
+    # The model deployment updated in place, which OCI does with zero downtime (see `switch`).
+    supports = frozenset({Feature.REPLACE_LIVE})
 
     def resources(self, plan: Plan) -> list[Resource]:
         name = plan.deployment.name
@@ -345,6 +350,66 @@ class OciProvider(Provider):
             work = client.update_model_deployment(ocid, update).headers["opc-work-request-id"]
         events.wait(f"scaling OCI model deployment {resource.name}", lambda: _work_done(client, work))
 
+    def stage(self, deployed: Deployed, plan: Plan, events: Events) -> Staged:
+        """Nothing to make beforehand: OCI Data Science updates an ACTIVE model deployment's compute
+        and container in place with zero downtime (docs.oracle.com/en-us/iaas/data-science/using/
+        model-dep-edit.htm), so the new variant is the same deployment, updated by `switch`."""
+        ids = {r.type: r.properties.get("id") for r in deployed.resources}
+        return Staged(replace(deployed, resources=tuple(_with_id(r, ids[r.type]) if ids.get(r.type) else r for r in self.resources(plan))))
+
+    def switch(self, deployed: Deployed, plan: Plan, events: Events) -> None:
+        """UpdateModelDeployment, one group of settings at a time, as OCI edits an ACTIVE deployment
+        (model-dep-edit.htm: compute and container are changed one at a time; all at once only
+        while INACTIVE): the compute shape first when the new one has at least the old one's GPUs,
+        else the container first, so that what serves in between fits its machines. Each update
+        is waited for; a failed one leaves the deployment serving what it served before."""
+        from oci.data_science import models as ds
+
+        placed = plan.deployment.placement.of("oci")
+        assert placed is not None and placed.image and placed.subnet_id  # required placement, checked before apply
+        client = self._client(deployed.region, deployed.settings)
+        (resource,) = [r for r in deployed.resources if r.type == MODEL_DEPLOYMENT]
+        with _translated():
+            ocid = self._locate(client, deployed, resource)
+            if ocid is None:
+                raise NotFoundError(f"OCI model deployment {resource.name} does not exist")
+        events.wait(f"OCI model deployment {resource.name} to settle", lambda: _active(client, ocid), Pace.MINUTES)  # an update a dead run began
+        with _translated():
+            current = client.get_model_deployment(ocid).data.model_deployment_configuration_details
+        model, container = current.model_configuration_details, current.environment_configuration_details
+        compute = ds.UpdateModelConfigurationDetails(
+            model_id=model.model_id,
+            instance_configuration=ds.InstanceConfiguration(instance_shape_name=plan.offer.instance_type, subnet_id=placed.subnet_id),
+            scaling_policy=_scaling_policy(plan),
+        )
+        wanted = {"image": placed.image, "cmd": _vllm_command(plan), "environment_variables": {**_environment(plan), **resolve_secrets(plan.deployment)}}
+        steps = []
+        if model.instance_configuration.instance_shape_name != plan.offer.instance_type:
+            steps.append(
+                ("compute shape", ds.UpdateSingleModelDeploymentConfigurationDetails(deployment_type="SINGLE_MODEL", model_configuration_details=compute))
+            )
+        if any(getattr(container, key) != value for key, value in wanted.items()):
+            environment = ds.UpdateOcirModelDeploymentEnvironmentConfigurationDetails(
+                environment_configuration_type="OCIR_CONTAINER", server_port=SERVING_PORT, health_check_port=SERVING_PORT, **wanted
+            )
+            steps.append(
+                (
+                    "container",
+                    ds.UpdateSingleModelDeploymentConfigurationDetails(
+                        deployment_type="SINGLE_MODEL",
+                        model_configuration_details=ds.UpdateModelConfigurationDetails(model_id=model.model_id, scaling_policy=_scaling_policy(plan)),
+                        environment_configuration_details=environment,
+                    ),
+                )
+            )
+        if plan.offer.gpu_count < _gpus(model.instance_configuration.instance_shape_name):
+            steps.reverse()
+        for what, details in steps:
+            with _translated():
+                work = client.update_model_deployment(ocid, ds.UpdateModelDeploymentDetails(model_deployment_configuration_details=details))
+            events.wait(f"OCI model deployment {resource.name}: new {what}", lambda w=work.headers["opc-work-request-id"]: _work_done(client, w), Pace.MINUTES)
+            events.wait(f"OCI model deployment {resource.name}", lambda: _active(client, ocid), Pace.MINUTES)
+
     def destroy(self, deployed: Deployed, events: Events) -> None:
         client = self._client(deployed.region, deployed.settings)
         with _translated():
@@ -417,6 +482,11 @@ class OciProvider(Provider):
             startup_setting="DEPLOYMENT_TIMEOUT_IN_MINUTES (at most 240)",
             needs=(*needs, "the Hugging Face token travels in the deployment's environment: OCI has no secret reference there"),
         )
+
+
+def _gpus(shape: str) -> int:
+    """A shape's GPUs, as its name's last number says (VM.GPU.A10.2: 2; BM.GPU4.8: 8), as Oracle's ADS reads them."""
+    return int(shape.rsplit(".", 1)[-1])
 
 
 def _with_id(resource: Resource, ocid: str) -> Resource:

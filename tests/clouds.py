@@ -8,6 +8,7 @@ A new cloud joins the scenario suite by adding a harness here; the scenarios do 
 from __future__ import annotations
 
 import http.client
+import itertools
 import json
 import logging
 import os
@@ -16,6 +17,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import traceback
 from collections.abc import Callable
@@ -31,6 +33,9 @@ import providers.azure
 import providers.gcp
 import providers.oci
 from orchestrator.cli import cli
+from orchestrator.lifecycle.state import State
+from orchestrator.planning.serving import chat_request
+from providers import registry
 from tests import fake_provider
 from tests.emulators import containers, fake, gcp, oci
 from tests.emulators.aws import CREDENTIALS, AwsStandIn
@@ -48,6 +53,7 @@ SUBNET = "ocid1.subnet.oc1.iad.llamadeploytest"
 OCIR_IMAGE = "iad.ocir.io/llamadeploy/vllm-openai:v0.11.0"
 containers.mirror(OCIR_IMAGE, of="vllm/vllm-openai:v0.11.0")
 HF_TOKEN = VALID_TOKEN  # the one token the stand-in hub accepts
+DECLARED = "meta-llama/Llama-3.2-1B-Instruct"  # the checkpoint the test stacks' model serves
 
 
 def stand_in_environment(state: Path, poll_seconds: float = 0.001) -> dict[str, str]:
@@ -170,6 +176,54 @@ class CliProcess:
             self._stdout.unlink(missing_ok=True)
 
 
+class Caller:
+    """A client calling the deployment all along, as a user's service would: it looks the endpoint
+    up in the state and sends a chat completion through the cloud's own route and authentication,
+    with no retry. It notes each failure, the record's phase at each call, and how many variants
+    the cloud bills, so a test (or bench/replace.py) can count failed calls and double-billed time."""
+
+    def __init__(self, cloud: Cloud, state: Path) -> None:
+        self.cloud, self.state = cloud, state
+        self.phases: list[str] = []
+        self.failures: list[str] = []
+        self.billed: list[tuple[float, int]] = []  # (monotonic time, variants billed)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._calls, daemon=True)
+
+    def __enter__(self) -> Caller:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self._stop.set()
+        self._thread.join(timeout=60)
+
+    @property
+    def calls(self) -> int:
+        return len(self.phases)
+
+    def overlap(self) -> float:
+        """Seconds during which the cloud billed two variants or more."""
+        return sum(later - at for (at, billed), (later, _) in itertools.pairwise(self.billed) if billed > 1)
+
+    def _calls(self) -> None:
+        provider, state = registry.provider(self.cloud.name), State(self.state)
+        try:
+            while not self._stop.is_set():
+                self.billed.append((time.monotonic(), self.cloud.billed_variants()))
+                record = state.get("chat")
+                assert record is not None and record.deployed is not None
+                self.phases.append(record.phase.value)
+                try:
+                    answer = provider.invoke(record.deployed, chat_request("Say hi.", 4))
+                    if answer["model"] != DECLARED:
+                        self.failures.append(f"answered as {answer['model']}")
+                except Exception as exc:  # any failure of a call is what is counted
+                    self.failures.append(f"{type(exc).__name__}: {exc}")
+        finally:
+            state.close()
+
+
 def cli_process(*args: str) -> tuple[int, str, str]:
     """The CLI in a process of its own, run to its end: exit code, stdout, stderr. What it prints
     is what a user's terminal gets, a traceback included, and its exit code is the process's own."""
@@ -199,6 +253,7 @@ class Cloud(Protocol):
     def serving_requests(self) -> int: ...  # requests that make the serving resource (an endpoint, a deployment)
     def delete_requests(self) -> int: ...  # requests that delete it
     def serving_copies(self) -> int: ...  # serving resources (endpoints, deployments) the cloud holds
+    def billed_variants(self) -> int: ...  # fleets of serving machines the cloud bills now (two while a blue/green replace overlaps)
     def autoscaling_target(self) -> Any: ...  # what the cloud's autoscaling aims at now, in its own terms
     def fail_capacity(self, instance_type: str) -> None: ...
     def fail_quota(self, instance_type: str) -> None: ...
@@ -261,6 +316,10 @@ class _Common:
     def use_image(self, stack: Path, image: str) -> None:
         """Serve from `image` instead of the cloud's default one."""
         stack.write_text(stack.read_text().replace("serving:\n", f"serving:\n  image: {image}\n"))
+
+    def billed_variants(self) -> int:
+        """Serving resources, plus the new fleets a service brings up inside one while it replaces it in place."""
+        return self.serving_copies() + self.stand_in.replacing()
 
     def answers(self, url: str) -> bool:
         """Whether a recorded endpoint URL answers its health route now, this cloud standing in for its host."""

@@ -261,10 +261,12 @@ def _ready(endpoint: dict[str, Any]) -> tuple[bool, str]:
 
 
 class OtherFakeProvider(FakeProvider):
-    """A second plugin cloud, so moves between two clouds run through plugins alone."""
+    """A second plugin cloud, so moves between two clouds run through plugins alone; it has not
+    opted in to replacing a live deployment, as a plugin written before that feature has not."""
 
     name = "fake2"
     default_region = "mars-1"
+    supports = frozenset()
 
 
 class PlanOnlyService(CloudService):

@@ -52,6 +52,19 @@ def test_plugin_runs_through_the_same_engine(fake_plugin: Path, write_stack, fak
     assert invoke("down", "chat", "--yes")[0] == 0
 
 
+def test_a_plugin_that_has_not_opted_in_refuses_to_replace_a_live_deployment(fake_plugin: Path, write_stack, fake_stand_in: FakeStandIn) -> None:
+    """REPLACE_LIVE is an allow-list entry: a plugin without it keeps serving and says what to do instead."""
+    stack = write_stack(PLACED.replace("fake: {region: moon-1, zone: crater-7}", "fake2: {region: mars-1, zone: crater-7}"))
+    assert invoke("up", str(stack), "--cloud", "fake2", "--yes")[0] == 0
+    before = dict(fake_stand_in.endpoints)
+    stack.write_text(stack.read_text().replace("max_context: 2048", "max_context: 1024"))
+    code, _, err = invoke("up", str(stack), "--cloud", "fake2", "--yes")
+    assert code == 1 and "needs new machines (max_context)" in err, err
+    assert "llamadeploy cannot replace a live deployment on Fake serving yet: `llamadeploy down NAME`, then `up`" in err
+    assert fake_stand_in.endpoints == before and not any(b == "PATCH" for b, _, _ in fake_stand_in.requests)
+    assert invoke("down", "chat", "--yes")[0] == 0
+
+
 def test_unknown_cloud_lists_the_plugin(fake_plugin: Path, write_stack) -> None:
     code, _, err = invoke("plan", str(write_stack("name: a\nmodel: llama3.2-1b\n")), "--cloud", "fak")
     assert code == 2 and "did you mean 'fake'?" in err and "aws, azure, gcp, oci, fake, fake2, needsdk, planonly" in err

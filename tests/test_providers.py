@@ -23,11 +23,9 @@ from orchestrator.declared.stackfile import load_stack
 from orchestrator.lifecycle import engine
 from orchestrator.lifecycle.context import Context
 from orchestrator.lifecycle.state import LockedError, State
-from orchestrator.planning.serving import chat_request
 from orchestrator.pricing.catalog import load_catalog
 from providers import registry
-from providers.base import Feature
-from tests.clouds import HF_TOKEN, ROLE, AwsCloud, CliProcess, Cloud, cli_process, cli_run, run_example
+from tests.clouds import DECLARED, HF_TOKEN, ROLE, AwsCloud, Caller, CliProcess, Cloud, cli_process, cli_run, run_example
 
 REPO = Path(__file__).parent.parent
 
@@ -60,9 +58,6 @@ def test_up_status_down_leaves_nothing(cloud: Cloud, stack: Path, instance_type:
     assert cloud.empty(), cloud.inventory()
     code, out, _ = cli_run("status", "--output", "json")
     assert json.loads(out)["deployments"] == []
-
-
-DECLARED = "meta-llama/Llama-3.2-1B-Instruct"
 
 
 def test_up_call_and_the_printed_example_all_get_the_declared_model(cloud: Cloud, stack: Path) -> None:
@@ -335,47 +330,8 @@ def test_a_changed_replica_bound_is_planned_and_applied_in_place(cloud: Cloud, s
     assert cloud.empty(), cloud.inventory()
 
 
-class Caller:
-    """A client calling the deployment all along, as a user's service would: it looks the endpoint
-    up in the state and sends a chat completion through the cloud's own route and authentication,
-    with no retry, noting each failure and the record's phase at each call."""
-
-    def __init__(self, cloud: str, state: Path) -> None:
-        self.cloud, self.state = cloud, state
-        self.phases: list[str] = []
-        self.failures: list[str] = []
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._calls, daemon=True)
-
-    def __enter__(self) -> Caller:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *_: object) -> None:
-        self._stop.set()
-        self._thread.join(timeout=60)
-
-    def _calls(self) -> None:
-        provider, state = registry.provider(self.cloud), State(self.state)
-        try:
-            while not self._stop.is_set():
-                record = state.get("chat")
-                assert record is not None and record.deployed is not None
-                self.phases.append(record.phase.value)
-                try:
-                    answer = provider.invoke(record.deployed, chat_request("Say hi.", 4))
-                    if answer["model"] != DECLARED:
-                        self.failures.append(f"answered as {answer['model']}")
-                except Exception as exc:  # any failure of a call is what is counted
-                    self.failures.append(f"{type(exc).__name__}: {exc}")
-        finally:
-            state.close()
-
-
 def _replacing_stack(stack: Path, cloud: Cloud) -> None:
     """The stack changed in what needs new machines: another GPU (so another instance type) and a shorter context."""
-    if Feature.REPLACE_LIVE not in registry.provider(cloud.name).supports:
-        pytest.skip(f"{cloud.name}: blue/green replace not built yet")
     stack.write_text(stack.read_text().replace("max_context: 8192\n", f"max_context: 4096\ngpu: {cloud.replacement_gpu}\n"))
 
 
@@ -392,11 +348,12 @@ def test_a_change_that_needs_new_machines_is_replaced_blue_green_without_a_faile
     new_type = load_catalog_plan(stack, cloud.name)
     assert f"-> {new_type}" in out
     cloud.ready_after_polls(20)  # the new variant takes a while, so calls overlap every step
-    with Caller(cloud.name, tmp_path / "state.db") as caller:
+    with Caller(cloud, tmp_path / "state.db") as caller:
         code, _, err = cli_run("up", str(stack), "--cloud", cloud.name, "--yes")
     assert code == 0, err
     assert "replacing blue/green" in err and "deleting the old one" in err, err
     assert caller.failures == [] and "replacing" in caller.phases, (caller.failures[:3], set(caller.phases))
+    assert caller.overlap() > 0 and cloud.billed_variants() == 1  # both variants ran side by side, then only the new one
     assert cloud.endpoint_creates() == endpoints  # the same endpoint: the URL users call did not change
     assert _counts(cloud) == counts, cloud.inventory()  # one variant, as after a first `up`: the old one is gone
     assert cloud.inventory() != first or cloud.name in ("oci", "fake")  # new resources, where the service stages them under new names
@@ -422,7 +379,7 @@ def test_a_replacement_that_fails_leaves_the_old_variant_serving(cloud: Cloud, s
     first = cloud.inventory()
     _replacing_stack(stack, cloud)
     cloud.fail_capacity(load_catalog_plan(stack, cloud.name))
-    with Caller(cloud.name, tmp_path / "state.db") as caller:
+    with Caller(cloud, tmp_path / "state.db") as caller:
         code, _, err = cli_run("up", str(stack), "--cloud", cloud.name, "--yes")
     assert code == 1 and "replacing 'chat'" in err and cloud.capacity_text in err and "serves as it did" in err, err
     assert caller.failures == [], caller.failures[:3]

@@ -167,6 +167,11 @@ class AwsStandIn:
         ]
         return 200, {"Quotas": page, **({"NextToken": str(start + 2)} if start + 2 < len(names) else {})}
 
+    def replacing(self) -> int:
+        """Endpoints whose blue/green update has its new fleet up beside the old (billed both)."""
+        with self._lock:
+            return len(self._updating)
+
     def finish_in_polls(self, polls: int) -> None:
         """Every endpoint creating or deleting now ends after `polls` more DescribeEndpoint polls (at once with 0)."""
         with self._lock:

@@ -163,6 +163,10 @@ class AzureStandIn(JsonStandIn):
                 store.clear()
             self.creations.clear()
 
+    def replacing(self) -> int:
+        """Azure ML replaces nothing in place: a second deployment is a serving resource of its own."""
+        return 0
+
     def finish_operations(self, polls: int = 0) -> None:
         """Every operation in flight ends after `polls` more polls of it (at once with 0), as Azure's would eventually."""
         with self._lock:

@@ -91,6 +91,11 @@ class FakeStandIn(JsonStandIn):
     def received(self, method: str) -> list[dict[str, Any]]:
         return [body for verb, _, body in self.requests if verb == method]
 
+    def replacing(self) -> int:
+        """Endpoints starting new replicas beside their old ones (billed both)."""
+        with self._lock:
+            return sum(1 for e in self.endpoints.values() if e["state"] == "UPDATING")
+
     def finish_operations(self, polls: int = 0) -> None:
         """Every endpoint creating or deleting ends after `polls` more polls (at once with 0)."""
         with self._lock:

@@ -169,6 +169,10 @@ class GcpStandIn(JsonStandIn):
     def received(self, kind: str) -> list[dict[str, Any]]:
         return [r.body for r in self.requests if r.kind == kind]
 
+    def replacing(self) -> int:
+        """Vertex AI replaces nothing in place: a second deployed model is a serving resource of its own."""
+        return 0
+
     def finish_operations(self, polls: int = 0) -> None:
         """Every operation in flight ends after `polls` more polls of it (at once with 0)."""
         with self._lock:

@@ -158,6 +158,11 @@ class OciStandIn(JsonStandIn):
     def received(self, method: str, kind: str) -> list[dict[str, Any]]:
         return [r.body for r in self.requests if r.method == method and r.kind == kind]
 
+    def replacing(self) -> int:
+        """Model deployments being updated: the new instances start beside the old ones (billed both)."""
+        with self._lock:
+            return sum(1 for d in self.deployments.values() if d["lifecycleState"] == "UPDATING")
+
     def finish_operations(self, polls: int = 0) -> None:
         """Every work request in flight ends after `polls` more polls (at once with 0)."""
         with self._lock:
@@ -200,7 +205,7 @@ class OciStandIn(JsonStandIn):
         with self._lock:
             deployment = self.deployments.get(match["id"])
             container = self.containers.get(match["id"])
-        if deployment is None or deployment["lifecycleState"] != "ACTIVE" or container is None:
+        if deployment is None or deployment["lifecycleState"] not in ("ACTIVE", "UPDATING") or container is None:
             return 404, _error("NotAuthorizedOrNotFound", f"model deployment {match['id']} not found or not active"), {}
         environment = deployment["modelDeploymentConfigurationDetails"]["environmentConfigurationDetails"].get("environmentVariables") or {}
         status, answer = container.handle("POST", environment.get("MODEL_DEPLOY_PREDICT_ENDPOINT", "/predict"), body)
@@ -212,7 +217,7 @@ class OciStandIn(JsonStandIn):
         if match is None:
             return None
         with self._lock:
-            return self.deployments.get(match["id"], {}).get("lifecycleState") == "ACTIVE"
+            return self.deployments.get(match["id"], {}).get("lifecycleState") in ("ACTIVE", "UPDATING")
 
     def answer(self, call: Call) -> Answer:
         method, path, query, body = call.method, call.path, call.query, call.body
@@ -362,31 +367,61 @@ class OciStandIn(JsonStandIn):
         return 200, deployment, {"etag": "1"}
 
     def _update(self, deployment: dict[str, Any], body: Any) -> tuple[int, Any, dict[str, str]]:
-        """UpdateModelDeployment: here, its scaling policy, with the model it serves named again
-        (UpdateModelConfigurationDetails.model_id is required in the SDK). OCI's guide describes editing
-        an active deployment; that other states are refused is this stand-in's reading, unconfirmed offline."""
+        """UpdateModelDeployment of an ACTIVE deployment, with the model it serves named again
+        (UpdateModelConfigurationDetails.model_id is required in the SDK): its scaling policy, and
+        either its compute shape or its container (image, command, environment), one group at a
+        time, as OCI's guide says an active deployment is edited with zero downtime (model-dep-edit.htm).
+        The old container takes every call while the new one starts; one that fails leaves the old
+        one serving and the deployment ACTIVE with its `lifecycleDetails` (this stand-in's reading;
+        OCI documents neither this nor the refusals' wording)."""
         if deployment["lifecycleState"] != "ACTIVE":
             return (
                 409,
                 _error("IncorrectState", f"model deployment {deployment['id']} is {deployment['lifecycleState']}; only an ACTIVE one can be updated"),
                 {},
             )
-        sent = (body.get("modelDeploymentConfigurationDetails") or {}).get("modelConfigurationDetails") or {}
+        details = body.get("modelDeploymentConfigurationDetails") or {}
+        sent, environment = details.get("modelConfigurationDetails") or {}, details.get("environmentConfigurationDetails")
         current = deployment["modelDeploymentConfigurationDetails"]["modelConfigurationDetails"]
         if sent.get("modelId") != current["modelId"]:
             return 400, _error("InvalidParameter", "modelConfigurationDetails.modelId is required and must name the deployed model"), {}
         policy = sent.get("scalingPolicy")
-        problem = _scaling_problem(policy) if policy else None
+        shape = (sent.get("instanceConfiguration") or {}).get("instanceShapeName")
+        problem = (
+            (_scaling_problem(policy) if policy else None)
+            or (f"Invalid shape {shape} for model deployment" if shape and shape not in SHAPES else None)
+            or (_environment_problem(environment) if environment else None)
+        )
+        if shape and shape != current["instanceConfiguration"]["instanceShapeName"] and environment:
+            problem = "An active model deployment's compute and container cannot be updated at once; update one, then the other"
         if problem:
             return 400, _error("InvalidParameter", problem), {}
+        configuration = {
+            "modelConfigurationDetails": {
+                **current,
+                **({"instanceConfiguration": {**current["instanceConfiguration"], "instanceShapeName": shape}} if shape else {}),
+                **({"scalingPolicy": policy} if policy else {}),
+            },
+            "environmentConfigurationDetails": {
+                **deployment["modelDeploymentConfigurationDetails"]["environmentConfigurationDetails"],
+                **{k: v for k, v in (environment or {}).items() if v is not None},
+            },
+        }
+        restart = bool(environment) or (shape is not None and shape != current["instanceConfiguration"]["instanceShapeName"])
+        failure = f"Out of host capacity for shape {shape}. Try again later or use another shape." if shape in self.faults.capacity_for else None
         deployment["lifecycleState"] = "UPDATING"
 
-        def done(failed: bool) -> None:
-            if policy:
-                current["scalingPolicy"] = policy
+        def done(failed: bool) -> str | None:
+            problem = None
+            if restart and not failed:
+                problem = self._start_container(deployment["id"], {**deployment, "modelDeploymentConfigurationDetails": configuration})
             deployment["lifecycleState"] = "ACTIVE"
+            deployment["lifecycleDetails"] = failure or problem or ""
+            if not (failed or problem):
+                deployment["modelDeploymentConfigurationDetails"].update(configuration)
+            return problem
 
-        return 202, None, {"opc-work-request-id": self._start("UPDATE_MODEL_DEPLOYMENT", deployment["id"], done)}
+        return 202, None, {"opc-work-request-id": self._start("UPDATE_MODEL_DEPLOYMENT", deployment["id"], done, failure)}
 
     def _deleted(self, deployment_id: str) -> None:
         self.deployments[deployment_id]["lifecycleState"] = "DELETED"
