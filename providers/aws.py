@@ -422,6 +422,24 @@ class AwsProvider(Provider):
         with _translated():
             self._autoscale(scaling, plan, by_type[TARGET], by_type[POLICY], events)
 
+    def retag(self, deployed: Deployed, plan: Plan, events: Events) -> None:
+        """AddTags and DeleteTags on the model, endpoint configuration and endpoint (SageMaker API
+        reference: AddTags overwrites a key's value; DeleteTags removes keys)."""
+        sagemaker, _ = self._control(deployed.region, deployed.settings)
+        tags = resource_tags(plan)
+        arns = {
+            MODEL: lambda name: sagemaker.describe_model(ModelName=name)["ModelArn"],
+            CONFIG: lambda name: sagemaker.describe_endpoint_config(EndpointConfigName=name)["EndpointConfigArn"],
+            ENDPOINT: lambda name: sagemaker.describe_endpoint(EndpointName=name)["EndpointArn"],
+        }
+        with _translated():
+            for resource in (r for r in deployed.resources if r.type in arns):
+                arn = arns[resource.type](resource.name)
+                stale = [t["Key"] for t in sagemaker.list_tags(ResourceArn=arn).get("Tags", []) if t["Key"] not in tags]
+                if stale:
+                    sagemaker.delete_tags(ResourceArn=arn, TagKeys=stale)
+                sagemaker.add_tags(ResourceArn=arn, Tags=[{"Key": k, "Value": v} for k, v in tags.items()])
+
     def destroy(self, deployed: Deployed, events: Events) -> None:
         sagemaker, scaling = self._control(deployed.region, deployed.settings)
         by_type = {r.type: r for r in deployed.resources}

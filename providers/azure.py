@@ -105,6 +105,7 @@ DOCKERFILE = "FROM {image}\nENTRYPOINT python3 -m vllm.entrypoints.openai.api_se
 # Weights download and load before the probes may fail: the startup estimate, with a margin.
 PROBE = {"period_s": 10, "timeout_s": 5, "failure_threshold": 30}
 ENVIRONMENT_API_VERSION = "2023-04-01"
+DEPLOYMENT_API_VERSION = "2024-04-01"  # a GA version of Microsoft.MachineLearningServices with OnlineDeployments_Update (PATCH)
 # An online endpoint's name is 3-32 letters, digits and single dashes, starting with a letter, and
 # unique within the Azure region (its scoring host is <name>.<region>.inference.ml.azure.com):
 # learn.microsoft.com/azure/machine-learning/how-to-manage-quotas, "Azure Machine Learning online endpoints".
@@ -479,6 +480,31 @@ class AzureProvider(Provider):
                 group, name, _autoscale_setting(plan, setting.target_resource_uri, setting.location, setting.tags or {})
             )
 
+    def retag(self, deployed: Deployed, plan: Plan, events: Events) -> None:
+        """The endpoint written again with the tags, each deployment PATCHed with them (ARM's
+        OnlineDeployments_Update takes tags alone, so no instance is touched), and each autoscale
+        setting PATCHed (AutoscaleSettings_Update). Workspace connections take the tags as their
+        metadata on every `up`; environment versions are immutable assets and keep theirs."""
+        from azure.core.rest import HttpRequest
+        from azure.mgmt.monitor.models import AutoscaleSettingResourcePatch
+
+        ml, monitor, arm = self._clients(deployed.settings)
+        group, tags = deployed.settings["resource_group"], resource_tags(plan)
+        with _translated(), _quiet_stdout():
+            for resource in deployed.resources:
+                if resource.type == ENDPOINT:
+                    live = ml.online_endpoints.get(resource.name)
+                    live.tags = tags
+                    events.wait(f"Azure ML tags on {resource.name}", _poller_check(ml.online_endpoints.begin_create_or_update(live)))
+                elif resource.type == DEPLOYMENT:
+                    endpoint_name, name = resource.name.split("/")
+                    path = f"{_workspace_path(deployed.settings)}/onlineEndpoints/{endpoint_name}/deployments/{name}?api-version={DEPLOYMENT_API_VERSION}"
+                    arm.send_request(HttpRequest("PATCH", arm.format_url(path), json={"tags": tags})).raise_for_status()
+                    get = partial(ml.online_deployments.get, name, endpoint_name=endpoint_name)
+                    events.wait(f"Azure ML tags on {resource.name}", lambda g=get: _provisioned(g()))
+                elif resource.type == AUTOSCALE:
+                    monitor.autoscale_settings.update(group, resource.name, AutoscaleSettingResourcePatch(tags=tags))
+
     def destroy(self, deployed: Deployed, events: Events) -> None:
         ml, monitor, arm = self._clients(deployed.settings)
         group = deployed.settings["resource_group"]
@@ -644,15 +670,17 @@ def _autoscale_setting(plan: Plan, deployment_id: str, location: str, tags: dict
     )
 
 
+def _workspace_path(settings: Mapping[str, Any]) -> str:
+    """The workspace's ARM resource path."""
+    return f"/subscriptions/{settings['subscription_id']}/resourceGroups/{settings['resource_group']}/providers/{_WORKSPACE}/{settings['workspace']}"
+
+
 def _delete_environment_version(arm: Any, settings: dict[str, Any], name: str) -> None:
     """azure-ai-ml can only archive environments; ARM's REST API deletes a version."""
     from azure.core.rest import HttpRequest
 
     env_name, version = name.split(":")
-    path = (
-        f"/subscriptions/{settings['subscription_id']}/resourceGroups/{settings['resource_group']}/providers/"
-        f"{_WORKSPACE}/{settings['workspace']}/environments/{env_name}/versions/{version}?api-version={ENVIRONMENT_API_VERSION}"
-    )
+    path = f"{_workspace_path(settings)}/environments/{env_name}/versions/{version}?api-version={ENVIRONMENT_API_VERSION}"
     response = arm.send_request(HttpRequest("DELETE", arm.format_url(path)))
     if response.status_code not in (200, 202, 204, 404):
         response.raise_for_status()

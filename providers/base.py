@@ -406,6 +406,11 @@ class Provider(CloudService):
         """Set the plan's autoscaling (replica bounds and target) on the live deployment in place;
         return once the service applied it. Nothing else of `plan` may differ from what serves."""
 
+    @abstractmethod
+    def retag(self, deployed: Deployed, plan: Plan, events: Events) -> None:
+        """Set the plan's tags (`resource_tags`) on the live resources of `deployed` that carry
+        tags, in place, removing tags the plan no longer declares."""
+
     def stage(self, deployed: Deployed, plan: Plan, events: Events) -> Staged:
         """With REPLACE_LIVE: bring `plan`'s variant (plan.variant names its resources) up next to
         what serves as `deployed`, on the same endpoint, taking no traffic where the service allows;

@@ -414,6 +414,21 @@ class GcpProvider(Provider):
                 operation = endpoints.mutate_deployed_model(endpoint=endpoint.name, deployed_model=model, update_mask=mask)
                 self._wait(events, deployed_model, f"scaling Vertex AI deployed model {model.id}", operation)
 
+    def retag(self, deployed: Deployed, plan: Plan, events: Events) -> None:
+        """The labels of the endpoint and the model, with UpdateEndpoint and UpdateModel and an
+        update mask of `labels` (a deployed model carries no labels of its own)."""
+        from google.cloud import aiplatform_v1beta1 as vertex
+
+        models, endpoints, _ = self._clients(deployed.region, deployed.settings)
+        parent = f"projects/{deployed.settings['project']}/locations/{deployed.region}"
+        labels, mask = _labels(resource_tags(plan)), {"paths": ["labels"]}
+        with _translated():
+            for resource in deployed.resources:
+                if resource.type == ENDPOINT:
+                    endpoints.update_endpoint(endpoint=vertex.Endpoint(name=f"{parent}/endpoints/{resource.name}", labels=labels), update_mask=mask)
+                elif resource.type == MODEL:
+                    models.update_model(model=vertex.Model(name=f"{parent}/models/{resource.name}", labels=labels), update_mask=mask)
+
     def destroy(self, deployed: Deployed, events: Events) -> None:
         """Undeploy what is listed (with its endpoint: every model deployed to it; alone: the one
         deployed model), then delete the endpoint and the models listed."""

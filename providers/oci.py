@@ -350,6 +350,23 @@ class OciProvider(Provider):
             work = client.update_model_deployment(ocid, update).headers["opc-work-request-id"]
         events.wait(f"scaling OCI model deployment {resource.name}", lambda: _work_done(client, work))
 
+    def retag(self, deployed: Deployed, plan: Plan, events: Events) -> None:
+        """The freeform tags of the model deployment (UpdateModelDeployment with freeform_tags alone,
+        waited for through its work request) and of the model (UpdateModel)."""
+        from oci.data_science import models as ds
+
+        client, tags = self._client(deployed.region, deployed.settings), resource_tags(plan)
+        with _translated():
+            for resource in deployed.resources:
+                ocid = self._locate(client, deployed, resource)
+                if ocid is None:
+                    raise NotFoundError(f"OCI {resource.type} {resource.name} does not exist")
+                if resource.type == MODEL:
+                    client.update_model(ocid, ds.UpdateModelDetails(freeform_tags=tags))
+                    continue
+                work = client.update_model_deployment(ocid, ds.UpdateModelDeploymentDetails(freeform_tags=tags)).headers["opc-work-request-id"]
+                events.wait(f"OCI tags on {resource.name}", lambda w=work: _work_done(client, w))
+
     def stage(self, deployed: Deployed, plan: Plan, events: Events) -> Staged:
         """Nothing to make beforehand: OCI Data Science updates an ACTIVE model deployment's compute
         and container in place with zero downtime (docs.oracle.com/en-us/iaas/data-science/using/

@@ -255,6 +255,7 @@ class Cloud(Protocol):
     def serving_copies(self) -> int: ...  # serving resources (endpoints, deployments) the cloud holds
     def billed_variants(self) -> int: ...  # fleets of serving machines the cloud bills now (two while a blue/green replace overlaps)
     def autoscaling_target(self) -> Any: ...  # what the cloud's autoscaling aims at now, in its own terms
+    def tags(self) -> dict[str, dict[str, str]]: ...  # each tagged resource's tags (or labels) in the cloud now
     def fail_capacity(self, instance_type: str) -> None: ...
     def fail_quota(self, instance_type: str) -> None: ...
     def set_quota(self, instance_type: str, available: int) -> None: ...  # what the quota API says is free for the type
@@ -434,6 +435,13 @@ class AwsCloud(_Common):
         (policy,) = self.stand_in.client("application-autoscaling").describe_scaling_policies(ServiceNamespace="sagemaker")["ScalingPolicies"]
         return policy["TargetTrackingScalingPolicyConfiguration"]["TargetValue"]
 
+    def tags(self) -> dict[str, dict[str, str]]:
+        sagemaker = self.stand_in.client("sagemaker")
+        arns = [m["ModelArn"] for m in sagemaker.list_models()["Models"]]
+        arns += [c["EndpointConfigArn"] for c in sagemaker.list_endpoint_configs()["EndpointConfigs"]]
+        arns += [e["EndpointArn"] for e in sagemaker.list_endpoints()["Endpoints"]]
+        return {arn: {t["Key"]: t["Value"] for t in sagemaker.list_tags(ResourceArn=arn)["Tags"]} for arn in arns}
+
     def fail_capacity(self, instance_type: str) -> None:
         self.stand_in.faults.failure_reason = "Unable to provision requested ML compute capacity. Please retry using a different ML instance type."
 
@@ -539,6 +547,14 @@ class AzureCloud(_RestStandInHarness):
     def autoscaling_target(self) -> Any:
         (setting,) = self.stand_in.autoscale.values()
         return [rule["metricTrigger"]["threshold"] for rule in setting["properties"]["profiles"][0]["rules"]]
+
+    def tags(self) -> dict[str, dict[str, str]]:
+        stand_in = self.stand_in
+        return {
+            **{f"endpoint {k}": e["tags"] for k, e in stand_in.endpoints.items()},
+            **{f"deployment {e}/{d}": r["tags"] for (e, d), r in stand_in.deployments.items()},
+            **{f"autoscale {k}": a.get("tags", {}) for k, a in stand_in.autoscale.items()},
+        }
 
     quota_name: ClassVar[str] = "Family (dedicated cores)"
 
@@ -652,6 +668,12 @@ class GcpCloud(_RestStandInHarness):
         (model,) = [d for e in self.stand_in.endpoints.values() for d in e["deployedModels"]]
         return model["dedicatedResources"]["autoscalingMetricSpecs"]
 
+    def tags(self) -> dict[str, dict[str, str]]:
+        return {
+            **{f"endpoint {k}": e.get("labels", {}) for k, e in self.stand_in.endpoints.items()},
+            **{f"model {k}": m.get("labels", {}) for k, m in self.stand_in.models.items()},
+        }
+
     def set_quota(self, instance_type: str, available: int) -> None:
         accelerator, counts = next(spec for prefix, spec in gcp.MACHINES.items() if instance_type.startswith(prefix))
         size = int("".join(c for c in instance_type.rsplit("-", 1)[-1] if c.isdigit()))
@@ -760,6 +782,10 @@ class OciCloud(_RestStandInHarness):
         (live,) = [d for d in self.stand_in.deployments.values() if d["lifecycleState"] == "ACTIVE"]
         return live["modelDeploymentConfigurationDetails"]["modelConfigurationDetails"]["scalingPolicy"]
 
+    def tags(self) -> dict[str, dict[str, str]]:
+        live = [*self.stand_in.models.values(), *self.stand_in.deployments.values()]
+        return {r["id"]: r.get("freeformTags", {}) for r in live if r["lifecycleState"] != "DELETED"}
+
     def set_quota(self, instance_type: str, available: int) -> None:
         self.stand_in.faults.gpu_limit[str(oci.gpu_limit_of(instance_type))] = available * int(instance_type.rsplit(".", 1)[-1])
 
@@ -842,6 +868,9 @@ class FakeCloud(_RestStandInHarness):
     def autoscaling_target(self) -> Any:
         (endpoint,) = self.stand_in.endpoints.values()
         return endpoint["target"]
+
+    def tags(self) -> dict[str, dict[str, str]]:
+        return {name: e["tags"] for (_, name), e in self.stand_in.endpoints.items()}
 
     def endpoint_name(self, deployment: str) -> str:
         return f"{deployment}-moon-1"

@@ -148,6 +148,10 @@ class FakeProvider(Provider):
         changed = {"min_replicas": bounds.min_replicas, "max_replicas": bounds.max_replicas, "target": bounds.target_concurrent_requests}
         self._api("PATCH", f"/regions/{deployed.region}/endpoints/{endpoint.name}", changed)
 
+    def retag(self, deployed: Deployed, plan: Plan, events: Events) -> None:
+        (endpoint,) = deployed.resources
+        self._api("PATCH", f"/regions/{deployed.region}/endpoints/{endpoint.name}", {"tags": resource_tags(plan)})
+
     def stage(self, deployed: Deployed, plan: Plan, events: Events) -> Staged:
         """Nothing to make beforehand: the service brings the new replicas up itself when `switch` asks."""
         return Staged(replace(deployed, resources=tuple(self.resources(plan))))

@@ -314,14 +314,22 @@ def test_status_reports_an_endpoint_deleted_by_hand(cloud: Cloud, stack: Path) -
 def test_a_changed_replica_bound_is_planned_and_applied_in_place(cloud: Cloud, stack: Path) -> None:
     assert cli_run("up", str(stack), "--cloud", cloud.name, "--yes")[0] == 0
     made, aimed = cloud.creates(), cloud.autoscaling_target()
-    stack.write_text(stack.read_text().replace("max_replicas: 3", "max_replicas: 5").replace("target_concurrent_requests: 6", "target_concurrent_requests: 4"))
+    stack.write_text(
+        stack.read_text()
+        .replace("max_replicas: 3", "max_replicas: 5")
+        .replace("target_concurrent_requests: 6", "target_concurrent_requests: 4")
+        .replace("tags: {team: ml}", "tags: {owner: platform, costcenter: c42}")
+    )
     code, out, _ = cli_run("plan", str(stack), "--cloud", cloud.name, "--detailed-exitcode")
     assert code == 2 and "autoscaling.max_replicas: 3 -> 5" in out and "autoscaling.target_concurrent_requests: 6 -> 4" in out, out
+    assert "tags.team: ml -> (none)" in out and "tags.costcenter: (none) -> c42" in out, out
     assert "Plan: 0 to add, 1 to change in place, 0 to replace, 0 to destroy." in out
     code, _, err = cli_run("up", str(stack), "--cloud", cloud.name, "--yes")
-    assert code == 0 and "chat: updating in place (autoscaling.max_replicas: 3 -> 5; autoscaling.target_concurrent_requests: 6 -> 4)" in err, err
+    assert code == 0 and "chat: updating in place (autoscaling.max_replicas: 3 -> 5; autoscaling.target_concurrent_requests: 6 -> 4;" in err, err
     assert cloud.creates() == made and cloud.created_twice() == []  # nothing made anew
     assert cloud.autoscaling_target() != aimed  # the service aims at the new target
+    tagged = cloud.tags()
+    assert tagged and all(tags == {"owner": "platform", "costcenter": "c42", "llamadeploy-deployment": "chat"} for tags in tagged.values()), tagged
     (row,) = json.loads(cli_run("status", "--output", "json")[1])["deployments"]
     assert (row["live"]["min_replicas"], row["live"]["max_replicas"], row["drift"]) == (1, 5, [])  # as the cloud reports it
     assert row["history"][-1]["operation"] == "update"

@@ -25,7 +25,7 @@ from orchestrator.lifecycle.pacing import WAIT_TIMEOUT_ENV, Backoff
 from orchestrator.lifecycle.progress import EventKind, Report
 from orchestrator.lifecycle.record import Destination, Move, Phase, Placed, PlanSnapshot, Record
 from orchestrator.lifecycle.state import Operation, OperationKind, OperationStatus, State, now
-from orchestrator.planning.changes import ChangeAction, change_of
+from orchestrator.planning.changes import ChangeAction, change_of, is_tags
 from orchestrator.planning.plan import Plan
 from orchestrator.planning.planner import compare, plan
 from orchestrator.planning.serving import EXAMPLE_PROMPT, Answer, chat_request, read_answer, startup_of
@@ -265,9 +265,11 @@ def up(ctx: Context, planned: Plan, provider: Provider, verify: bool = True) -> 
                 report(EventKind.UNCHANGED, deployment=name)
                 return UpResult(planned, deployed, provider.endpoint(deployed), changed=False)
             if change.action is ChangeAction.UPDATE:
-                # New replica bounds, or bounds changed by hand in the cloud: set in place, nothing made anew.
+                # New replica bounds or tags, or bounds changed by hand in the cloud: set in place, nothing made anew.
                 report(EventKind.UPDATING, deployment=name, fields="; ".join(str(f) for f in change.fields))
-                _rescale(ctx, holder, record, provider, planned, OperationKind.UPDATE, declared)
+                retag = any(is_tags(f.field) for f in change.fields)
+                rescale = not all(is_tags(f.field) for f in change.fields)
+                _update_in_place(ctx, holder, record, provider, planned, OperationKind.UPDATE, declared, rescale=rescale, retag=retag)
                 return UpResult(planned, deployed, provider.endpoint(deployed), changed=True)
             # Deleted by hand (CREATE): apply below makes what is missing and adopts the rest.
         if record is None:  # a re-run's own machines would count against the quota it reads
@@ -558,24 +560,37 @@ def scale(ctx: Context, name: str, min_replicas: int, max_replicas: int) -> Reco
         then = replace(
             record, spec=rescaled.model_dump(mode="json"), placed=replace(record.placed, plan=PlanSnapshot.of(planned), spec_hash=spec_hash(planned))
         )
-        return _rescale(ctx, holder, record, provider, planned, OperationKind.SCALE, then)
+        return _update_in_place(ctx, holder, record, provider, planned, OperationKind.SCALE, then)
 
 
-def _rescale(ctx: Context, holder: str, record: Record, provider: Provider, planned: Plan, kind: OperationKind, then: Record) -> Record:
-    """Set the plan's autoscaling through the service's own, then record `then`; on failure the
-    record is left as it was."""
+def _update_in_place(
+    ctx: Context, holder: str, record: Record, provider: Provider, planned: Plan, kind: OperationKind, then: Record, rescale: bool = True, retag: bool = False
+) -> Record:
+    """Set the plan's autoscaling through the service's own (`rescale`) and its tags through the
+    cloud's tagging calls (`retag`), then record `then`; on failure the record is left as it was."""
     state, deployed, before = ctx.state, _deployed(record), record.placed.plan
     bounds = planned.deployment.autoscaling
     operation = state.begin(record.name, kind, record.cloud, holder)
     try:
         run = _Run(ctx, operation, record.name)
-        _retrying(lambda: provider.scale(deployed, planned, run), ctx)
+        if rescale:
+            _retrying(lambda: provider.scale(deployed, planned, run), ctx)
+        if retag:
+            _retrying(lambda: provider.retag(deployed, planned, run), ctx)
     except Exception as exc:
         state.finish(operation, OperationStatus.FAILED, str(exc))
-        raise DeployError(f"scaling {record.name!r} on {record.cloud} failed: {exc}; the record keeps the old bounds, and `status` shows the cloud's") from exc
+        raise DeployError(
+            f"updating {record.name!r} on {record.cloud} in place failed: {exc}; the record keeps what it had, and `status` shows the cloud's bounds"
+        ) from exc
     state.put(then)
-    change = f"{before.min_replicas}-{before.max_replicas} -> {bounds.min_replicas}-{bounds.max_replicas} replicas, target {bounds.target_concurrent_requests} in flight"
-    state.finish(operation, OperationStatus.SUCCEEDED, change)
+    said = []
+    if rescale:
+        said.append(
+            f"{before.min_replicas}-{before.max_replicas} -> {bounds.min_replicas}-{bounds.max_replicas} replicas, target {bounds.target_concurrent_requests} in flight"
+        )
+    if retag:
+        said.append("tags set")
+    state.finish(operation, OperationStatus.SUCCEEDED, "; ".join(said))
     return then
 
 
@@ -654,6 +669,11 @@ def _undo_replace(ctx: Context, run: _Run, record: Record, provider: Provider, s
     try:
         if switched:
             before, _ = _plan_recorded(record, record.declared(), record.cloud, ctx.prices(), record.region)
+            if before.offer.instance_type != record.placed.plan.instance_type:
+                raise DeployError(
+                    f"the price catalog now chooses {before.offer.instance_type} for the old spec, which ran on {record.placed.plan.instance_type}; "
+                    "pass the catalog it was deployed with (--catalog)"
+                )
             before = replace(before, variant=record.placed.plan.variant)
             _retrying(lambda: provider.switch(old, before, run), ctx)
         _retrying(lambda: provider.destroy(_only(staged, old), run), ctx)

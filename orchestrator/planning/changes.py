@@ -4,7 +4,7 @@ Like `terraform plan`, each deployment's declared spec is compared with what was
 by field (old -> new), and, when the cloud could be asked (`plan` refreshes where credentials
 are configured), with what the cloud reports: a deployment deleted or rescaled by hand is a change
 too. A change of replica bounds or of the autoscaling target is applied in place, through the
-service's own autoscaling;
+service's own autoscaling, and a change of tags through its tagging call;
 anything that needs new machines (instance, image, model, quantization, context, concurrency,
 environment) means replacing the deployment blue/green on the same endpoint.
 """
@@ -35,8 +35,20 @@ class ChangeAction(StrEnum):
     MOVE = "move"
 
 
-# The declared fields a service changes on a live deployment without new machines.
-IN_PLACE = frozenset({"autoscaling.min_replicas", "autoscaling.max_replicas", "autoscaling.target_concurrent_requests"})
+# The declared fields a service changes on a live deployment without new machines: the
+# autoscaling (through the service's own autoscaling) and the tags (each cloud's tagging call).
+SCALING = frozenset({"autoscaling.min_replicas", "autoscaling.max_replicas", "autoscaling.target_concurrent_requests"})
+
+
+def is_tags(field: str) -> bool:
+    """A field of the declared tags (`tags.team`, or `tags` itself when emptied)."""
+    return field == "tags" or field.startswith("tags.")
+
+
+def in_place(field: str) -> bool:
+    return field.split(" ", 1)[0] in SCALING or is_tags(field)
+
+
 # Declared fields that change nothing in the cloud: the load profile only prices the month.
 _IGNORED = ("load",)
 
@@ -83,8 +95,8 @@ def change_of(record: Record | None, planned: Plan, live: LiveStatus | None = No
     if record.phase is not Phase.SERVING:
         return Change(name, ChangeAction.FINISH, **where, detail=f"will be finished on {planned.cloud}: an earlier command left it {record.phase.value}")
     fields = declared_changes(record, planned)
-    if any(f.field not in IN_PLACE for f in fields):
-        needs = ", ".join(f.field for f in fields if f.field not in IN_PLACE)
+    if not all(in_place(f.field) for f in fields):
+        needs = ", ".join(f.field for f in fields if not in_place(f.field))
         detail = f"needs new machines ({needs}): `up` replaces it blue/green on the same endpoint (the new variant serves before the old one goes)"
         return Change(name, ChangeAction.REPLACE, **where, detail=detail, fields=fields)
     if live is not None and live.missing:

@@ -459,6 +459,14 @@ class AzureStandIn(JsonStandIn):
         key = (endpoint, name)
         if method == "GET":
             return (200, self.deployments[key], {}) if key in self.deployments else (404, _error("ResourceNotFound", f"deployment {name} not found"), {})
+        if method == "PATCH":  # OnlineDeployments_Update: tags (and sku) only; no instance is touched
+            if key not in self.deployments:
+                return 404, _error("ResourceNotFound", f"deployment {name} not found"), {}
+            unknown = sorted(set(body) - {"tags", "sku"})
+            if unknown:
+                return 400, _error("BadArgument", f"A deployment PATCH takes tags and sku only, not {', '.join(unknown)}"), {}
+            self.deployments[key]["tags"] = body.get("tags", self.deployments[key]["tags"])
+            return 200, self.deployments[key], {}
         if method == "DELETE":
             if key not in self.deployments:
                 return 204, None, {}
@@ -578,6 +586,11 @@ class AzureStandIn(JsonStandIn):
             return (200, store[key], {}) if key in store else (404, _error("ResourceNotFound", f"{name} not found"), {})
         if method == "DELETE":
             return (200 if store.pop(key, None) is not None else 204), None, {}
+        if method == "PATCH":  # an update of the fields sent (tags, say); the rest stays
+            if key not in store:
+                return 404, _error("ResourceNotFound", f"{name} not found"), {}
+            store[key] = _merged(store[key], body)
+            return 200, store[key], {}
         existed = key in store
         if not existed:
             self.creations.append((kind, name))
@@ -611,6 +624,16 @@ class AzureStandIn(JsonStandIn):
         location = f"{self.url}/operations/{operation_id}?api-version=2023-04-01"
         headers = {"Azure-AsyncOperation": location, "Location": location, "retry-after-ms": OPERATION_RETRY_AFTER_MS}
         return (202, None, headers) if accepted else (status, body, headers)
+
+
+def _merged(resource: dict[str, Any], patch: dict[str, Any]) -> dict[str, Any]:
+    """`resource` with what a PATCH sent: objects merged key by key, anything else (and `tags`, which
+    ARM replaces whole) replaced."""
+    merged = dict(resource)
+    for key, value in patch.items():
+        nested = isinstance(value, dict) and isinstance(merged.get(key), dict) and key != "tags"
+        merged[key] = _merged(merged[key], value) if nested else value
+    return merged
 
 
 def vcpus(size: str) -> int:

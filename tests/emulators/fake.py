@@ -11,7 +11,7 @@ Fake serving does not exist; this module is its whole documentation, and the plu
 - `GET` on it answers its `state`: CREATING, then (after some polls) READY or FAILED with a
   `failure` (out of capacity, an image it cannot pull, a container that does not start).
 - An optional `target` is the requests in flight per replica that autoscaling aims at.
-- `PATCH` changes `min_replicas`/`max_replicas`/`target` at once. A `PATCH` that changes what runs
+- `PATCH` changes `min_replicas`/`max_replicas`/`target` and `tags` (all of them) at once. A `PATCH` that changes what runs
   (`instance_type`, `image`, `args`, `env`) replaces the replicas blue/green: the endpoint is
   UPDATING while the new replicas start; the old ones take every call until the new ones answer
   `/health`, then the new ones take them, the old ones stop, and the endpoint's fields are the new
@@ -175,6 +175,8 @@ class FakeStandIn(JsonStandIn):
             if problem:
                 return 400, _error("InvalidParameter", problem), {}
             endpoint.update({k: int(body[k]) for k in ("min_replicas", "max_replicas", "target") if k in body})
+            if "tags" in body:
+                endpoint["tags"] = dict(body["tags"])
             if runs:
                 endpoint.update(state="UPDATING", pending=runs, polls_left=self.faults.polls)
             return 200, _public(endpoint), {}

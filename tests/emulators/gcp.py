@@ -269,6 +269,11 @@ class GcpStandIn(JsonStandIn):
             if any(d["model"] == name for e in self.endpoints.values() for d in e["deployedModels"]):
                 return 400, _error(400, "FAILED_PRECONDITION", f"The Model {name} is deployed or being deployed; undeploy it first"), {}
             return self._start(f"{parent}/models/{model_id}", lambda: _drop(self.models, model_id), {"@type": "type.googleapis.com/google.protobuf.Empty"})
+        if method == "PATCH":  # UpdateModel; llamadeploy changes only the labels
+            paths = [_snake(p) for p in query.get("updateMask", [""])[0].split(",") if p]
+            if paths != ["labels"]:
+                return 400, _error(400, "INVALID_ARGUMENT", f"the stand-in updates a model's labels only, not {paths}"), {}
+            self.models[model_id]["labels"] = body.get("labels", {})
         return 200, self.models[model_id], {}
 
     def _endpoints(self, method: str, parent: str, query: dict[str, list[str]], body: dict[str, Any], _: Any) -> tuple[int, Any, dict[str, str]]:
@@ -285,15 +290,18 @@ class GcpStandIn(JsonStandIn):
     def _endpoint(self, method: str, parent: str, query: dict[str, list[str]], body: dict[str, Any], endpoint_id: str) -> tuple[int, Any, dict[str, str]]:
         if endpoint_id not in self.endpoints:
             return 404, _error(404, "NOT_FOUND", f"Endpoint {parent}/endpoints/{endpoint_id} is not found."), {}
-        if method == "PATCH":  # UpdateEndpoint; llamadeploy changes only the traffic split
+        if method == "PATCH":  # UpdateEndpoint; llamadeploy changes the traffic split or the labels
             paths = [_snake(p) for p in query.get("updateMask", [""])[0].split(",") if p]
-            if paths != ["traffic_split"]:
-                return 400, _error(400, "INVALID_ARGUMENT", f"the stand-in updates an endpoint's traffic_split only, not {paths}"), {}
+            if not paths or set(paths) - {"traffic_split", "labels"}:
+                return 400, _error(400, "INVALID_ARGUMENT", f"the stand-in updates an endpoint's traffic_split and labels only, not {paths}"), {}
             asked = {k: int(v) for k, v in (body.get("trafficSplit") or {}).items()}
-            problem = _split_problem(self.endpoints[endpoint_id], asked, deploying=False)
+            problem = _split_problem(self.endpoints[endpoint_id], asked, deploying=False) if "traffic_split" in paths else None
             if problem:
                 return 400, _error(400, "INVALID_ARGUMENT", problem), {}
-            self.endpoints[endpoint_id]["trafficSplit"] = {k: v for k, v in asked.items() if v}
+            if "traffic_split" in paths:
+                self.endpoints[endpoint_id]["trafficSplit"] = {k: v for k, v in asked.items() if v}
+            if "labels" in paths:
+                self.endpoints[endpoint_id]["labels"] = body.get("labels", {})
             return 200, self.endpoints[endpoint_id], {}
         if method == "DELETE":
             if self.endpoints[endpoint_id]["deployedModels"]:

@@ -278,6 +278,8 @@ class OciStandIn(JsonStandIn):
                 return 409, _error("IncorrectState", f"model {id} is used by a model deployment"), {}
             model["lifecycleState"] = "DELETED"
             return 204, None, {}
+        if method == "PUT":  # UpdateModel: its tags (or name)
+            model.update({k: body[k] for k in ("freeformTags", "displayName", "description") if k in body})
         return 200, model, {"etag": "1"}
 
     def _deployments(self, method: str, query: dict[str, list[str]], body: Any) -> tuple[int, Any, dict[str, str]]:
@@ -380,6 +382,9 @@ class OciStandIn(JsonStandIn):
                 _error("IncorrectState", f"model deployment {deployment['id']} is {deployment['lifecycleState']}; only an ACTIVE one can be updated"),
                 {},
             )
+        if "modelDeploymentConfigurationDetails" not in body:  # its tags (or name) alone: nothing restarts
+            deployment.update({k: body[k] for k in ("freeformTags", "displayName", "description") if k in body})
+            return 202, None, {"opc-work-request-id": self._start("UPDATE_MODEL_DEPLOYMENT", deployment["id"], lambda failed: None)}
         details = body.get("modelDeploymentConfigurationDetails") or {}
         sent, environment = details.get("modelConfigurationDetails") or {}, details.get("environmentConfigurationDetails")
         current = deployment["modelDeploymentConfigurationDetails"]["modelConfigurationDetails"]
