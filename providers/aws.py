@@ -246,15 +246,19 @@ class AwsProvider(Provider):
         InService on its old configuration with a FailureReason (API_UpdateEndpoint.html; the
         failed state as aws-controllers-k8s/sagemaker-controller reads it). Application Auto
         Scaling refuses an update that changes a scaled variant's instance type, so the scalable
-        target and policy are removed first and registered again with the plan's values after
-        (docs.aws.amazon.com/sagemaker/latest/dg/endpoint-scaling-update.html)."""
+        target and policy are removed first when the instance type changes, and written again with
+        the plan's values after (docs.aws.amazon.com/sagemaker/latest/dg/endpoint-scaling-update.html).
+        The new fleet starts at the plan's minimum replicas and autoscaling scales it out after."""
         sagemaker, scaling = self._control(deployed.region, deployed.settings)
         by_type = {r.type: r for r in self.resources(plan)}
         name, config = by_type[ENDPOINT].name, by_type[CONFIG].name
         events.wait(f"SageMaker endpoint {name} to settle", lambda: _endpoint_settled(sagemaker, name), Pace.MINUTES)  # an update a dead run began
         with _translated():
-            if sagemaker.describe_endpoint(EndpointName=name)["EndpointConfigName"] != config:
-                self._unscale(scaling, by_type[TARGET], by_type[POLICY])
+            current = sagemaker.describe_endpoint(EndpointName=name)["EndpointConfigName"]
+            if current != config:
+                serving = sagemaker.describe_endpoint_config(EndpointConfigName=current)["ProductionVariants"][0]["InstanceType"]
+                if serving != by_type[CONFIG].properties["instance_type"]:  # only then does Application Auto Scaling refuse the update
+                    self._unscale(scaling, by_type[TARGET], by_type[POLICY])
                 budget = by_type[CONFIG].properties["startup_health_check_timeout_s"] + UPDATE_MARGIN_S
                 sagemaker.update_endpoint(
                     EndpointName=name,

@@ -270,6 +270,7 @@ class AzureProvider(Provider):
         `traffic: {name: 100}`, as the walkthrough's `endpoint.traffic = {"green": 100}`)."""
         ml, _, _ = self._clients(deployed.settings)
         endpoint, name = next(r.name for r in deployed.resources if r.type == ENDPOINT), _deployment_of(deployed)
+        events.wait(f"Azure ML endpoint {endpoint} to settle", lambda: _provisioned(ml.online_endpoints.get(endpoint)))  # an update a dead run began
         with _translated(), _quiet_stdout():
             live = ml.online_endpoints.get(endpoint)
             if {k: v for k, v in (live.traffic or {}).items() if v} != {name: 100}:
@@ -538,7 +539,13 @@ class AzureProvider(Provider):
         if endpoint is None or _optional(lambda: ml.online_deployments.get(name, endpoint_name=endpoint_name)) is None:
             return
         if (endpoint.traffic or {}).get(name):
-            endpoint.traffic = {k: v for k, v in endpoint.traffic.items() if k != name}
+            rest = {k: v for k, v in endpoint.traffic.items() if k != name and v}
+            if sum(rest.values()) != 100:
+                raise ProviderError(
+                    f"Azure ML deployment {resource.name} takes {endpoint.traffic[name]}% of the endpoint's traffic; "
+                    "move the traffic to another deployment before deleting it, or delete the endpoint"
+                )
+            endpoint.traffic = rest
             events.wait(f"Azure ML traffic off {resource.name}", _poller_check(ml.online_endpoints.begin_create_or_update(endpoint)))
         events.wait(
             f"deleting Azure ML deployment {resource.name}", _poller_check(ml.online_deployments.begin_delete(name, endpoint_name=endpoint_name)), Pace.MINUTES

@@ -49,7 +49,7 @@ class Feature(enum.Enum):
 # Why a service lacks a feature, unless its provider says something more particular.
 _DEFAULT_REASONS = {
     Feature.MULTI_NODE: "{service} runs each replica on one instance; a replica cannot span instances",
-    Feature.REPLACE_LIVE: "llamadeploy cannot replace a live deployment on {service} yet: `llamadeploy down NAME`, then `up`",
+    Feature.REPLACE_LIVE: "{service} has no way, in its provider, to bring new machines up beside the serving ones",
 }
 
 
@@ -406,10 +406,11 @@ class Provider(CloudService):
         """Set the plan's autoscaling (replica bounds and target) on the live deployment in place;
         return once the service applied it. Nothing else of `plan` may differ from what serves."""
 
-    @abstractmethod
     def retag(self, deployed: Deployed, plan: Plan, events: Events) -> None:
         """Set the plan's tags (`resource_tags`) on the live resources of `deployed` that carry
-        tags, in place, removing tags the plan no longer declares."""
+        tags, in place, removing tags the plan no longer declares. A provider written before this
+        existed says plainly that it cannot."""
+        raise ProviderError(f"the {self.name} provider cannot change tags in place; keep the tags, or `llamadeploy down` and `up` the deployment")
 
     def stage(self, deployed: Deployed, plan: Plan, events: Events) -> Staged:
         """With REPLACE_LIVE: bring `plan`'s variant (plan.variant names its resources) up next to

@@ -390,7 +390,8 @@ class OciProvider(Provider):
             ocid = self._locate(client, deployed, resource)
             if ocid is None:
                 raise NotFoundError(f"OCI model deployment {resource.name} does not exist")
-        events.wait(f"OCI model deployment {resource.name} to settle", lambda: _active(client, ocid), Pace.MINUTES)  # an update a dead run began
+        # An update a dead run began ends first; one that failed may leave the deployment NEEDS_ATTENTION, still serving.
+        events.wait(f"OCI model deployment {resource.name} to settle", lambda: _settled(client, ocid), Pace.MINUTES)
         with _translated():
             current = client.get_model_deployment(ocid).data.model_deployment_configuration_details
         model, container = current.model_configuration_details, current.environment_configuration_details
@@ -625,6 +626,16 @@ def _deployment_presence(client: Any, deployment_id: str) -> Presence:
         found = _optional(lambda: client.get_model_deployment(deployment_id))
     state = found.data.lifecycle_state if found is not None else "DELETED"
     return {"DELETED": Presence.ABSENT, "DELETING": Presence.DELETING}.get(state, Presence.PRESENT)
+
+
+def _settled(client: Any, deployment_id: str) -> tuple[bool, str]:
+    """Whether no work runs on the deployment: ACTIVE, or NEEDS_ATTENTION (ModelDeployment.lifecycle_state),
+    which an update that failed may leave while the deployment still serves."""
+    with _translated():
+        state = client.get_model_deployment(deployment_id).data.lifecycle_state
+    if state in ("FAILED", "DELETED", "DELETING"):
+        raise failed_because(WORDS, f"model deployment is {state}")
+    return state in ("ACTIVE", "NEEDS_ATTENTION"), state
 
 
 def _active(client: Any, deployment_id: str) -> tuple[bool, str]:

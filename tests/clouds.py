@@ -320,7 +320,7 @@ class _Common:
 
     def billed_variants(self) -> int:
         """Serving resources, plus the new fleets a service brings up inside one while it replaces it in place."""
-        return self.serving_copies() + self.stand_in.replacing()
+        return self.serving_copies() + self.stand_in.updating_in_place()
 
     def answers(self, url: str) -> bool:
         """Whether a recorded endpoint URL answers its health route now, this cloud standing in for its host."""

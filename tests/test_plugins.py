@@ -59,9 +59,21 @@ def test_a_plugin_that_has_not_opted_in_refuses_to_replace_a_live_deployment(fak
     before = dict(fake_stand_in.endpoints)
     stack.write_text(stack.read_text().replace("max_context: 2048", "max_context: 1024"))
     code, _, err = invoke("up", str(stack), "--cloud", "fake2", "--yes")
-    assert code == 1 and "needs new machines (max_context)" in err, err
-    assert "llamadeploy cannot replace a live deployment on Fake serving yet: `llamadeploy down NAME`, then `up`" in err
+    assert code == 1 and "'chat' serves on fake2, and the new spec needs new machines (max_context); " in err, err
+    assert "Fake serving has no way, in its provider, to bring new machines up beside the serving ones: `llamadeploy down chat`, then `up`" in err
     assert fake_stand_in.endpoints == before and not any(b == "PATCH" for b, _, _ in fake_stand_in.requests)
+    assert invoke("down", "chat", "--yes")[0] == 0
+
+
+def test_another_region_is_a_move_not_a_replace(fake_plugin: Path, write_stack, fake_stand_in: FakeStandIn) -> None:
+    stack = write_stack(PLACED)
+    assert invoke("up", str(stack), "--cloud", "fake", "--yes")[0] == 0
+    stack.write_text(stack.read_text().replace("region: moon-1", "region: moon-2"))
+    code, out, _ = invoke("plan", str(stack), "--cloud", "fake", "--detailed-exitcode")
+    assert code == 2 and "`llamadeploy move chat --to fake --region moon-2` moves it without downtime" in out, out
+    code, _, err = invoke("up", str(stack), "--cloud", "fake", "--yes")
+    assert code == 1 and "'chat' runs in moon-1: `llamadeploy move chat --to fake --region moon-2`" in err, err
+    assert fake_stand_in.inventory() == {"endpoints": ["moon-1/chat-moon-1"]}
     assert invoke("down", "chat", "--yes")[0] == 0
 
 

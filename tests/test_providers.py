@@ -370,6 +370,9 @@ def test_a_change_that_needs_new_machines_is_replaced_blue_green_without_a_faile
     assert row["history"][-1]["operation"] == "replace" and row["history"][-1]["status"] == "succeeded"
     assert json.loads(cli_run("call", "chat", "--output", "json")[1])["model"] == DECLARED
     assert cli_run("plan", str(stack), "--cloud", cloud.name, "--detailed-exitcode")[0] == 0
+    variant = json.loads(cli_run("state", "show", "chat")[1])["record"]["placed"]["plan"]["variant"]
+    assert variant and cli_run("scale", "chat", "--min", "1", "--max", "4", "--yes")[0] == 0
+    assert json.loads(cli_run("state", "show", "chat")[1])["record"]["placed"]["plan"]["variant"] == variant  # the names it has in the cloud
     assert cli_run("down", "chat", "--yes")[0] == 0
     assert cloud.empty(), cloud.inventory()
 
@@ -389,7 +392,7 @@ def test_a_replacement_that_fails_leaves_the_old_variant_serving(cloud: Cloud, s
     cloud.fail_capacity(load_catalog_plan(stack, cloud.name))
     with Caller(cloud, tmp_path / "state.db") as caller:
         code, _, err = cli_run("up", str(stack), "--cloud", cloud.name, "--yes")
-    assert code == 1 and "replacing 'chat'" in err and cloud.capacity_text in err and "serves as it did" in err, err
+    assert code == 1 and "replacing 'chat'" in err and cloud.capacity_text in err and "the variant that served before serves" in err, err
     assert caller.failures == [], caller.failures[:3]
     assert cloud.inventory() == first  # the new variant's resources deleted, the old ones untouched
     (row,) = json.loads(cli_run("status", "--output", "json")[1])["deployments"]
@@ -416,7 +419,7 @@ def test_killed_mid_replace_is_undone_by_rollback_and_finished_by_up(cloud: Clou
     assert any("unfinished replace" in d for d in row["drift"]), row
     assert cli_run("down", "chat", "--yes")[0] == 1  # not with a replace half done
     code, out, err = cli_run("up", str(stack), "--cloud", cloud.name, "--rollback", "--yes")
-    assert code == 0 and "serves as it did" in out, err
+    assert code == 0 and "the variant that served before serves" in out, err
     assert cloud.inventory() == first, cloud.inventory()
     (row,) = json.loads(cli_run("status", "--output", "json")[1])["deployments"]
     assert (row["recorded_status"], row["live"]["instance_type"], row["drift"]) == ("serving", old_type, []), row

@@ -56,7 +56,12 @@ def up(
     loaded = load_stack(stack)
     chosen = [loaded.get(only)] if only else list(loaded.deployments)
     if rollback:
-        names = [d.name for d in chosen]
+        from orchestrator.lifecycle.record import Phase
+
+        state = ctx.obj.state()
+        names = [d.name for d in chosen if (r := state.get(d.name)) is not None and r.phase is Phase.REPLACING]
+        if not names:
+            raise UsageError(f"no deployment of {stack} has an unfinished replace to roll back; `llamadeploy status` shows each one's phase")
         confirm(yes, f"Undo the unfinished replace of {', '.join(names)}?")
         with out.events() as report:
             for_each(

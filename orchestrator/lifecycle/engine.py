@@ -25,7 +25,7 @@ from orchestrator.lifecycle.pacing import WAIT_TIMEOUT_ENV, Backoff
 from orchestrator.lifecycle.progress import EventKind, Report
 from orchestrator.lifecycle.record import Destination, Move, Phase, Placed, PlanSnapshot, Record
 from orchestrator.lifecycle.state import Operation, OperationKind, OperationStatus, State, now
-from orchestrator.planning.changes import ChangeAction, change_of, is_tags
+from orchestrator.planning.changes import ChangeAction, change_of, in_place, is_tags
 from orchestrator.planning.plan import Plan
 from orchestrator.planning.planner import compare, plan
 from orchestrator.planning.serving import EXAMPLE_PROMPT, Answer, chat_request, read_answer, startup_of
@@ -248,9 +248,20 @@ def up(ctx: Context, planned: Plan, provider: Provider, verify: bool = True) -> 
             deployed = record.deployed
             live = _retrying(lambda: provider.describe(deployed), ctx)
             change = change_of(record, planned, live)
+            if change.action is ChangeAction.MOVE or (change.action is ChangeAction.REPLACE and live.missing):
+                raise DeployError(f"{name!r} {change.detail}")
             if change.action is ChangeAction.REPLACE:
                 if Feature.REPLACE_LIVE not in provider.supports:
-                    raise DeployError(f"{name!r} serves on {record.cloud}, and the new spec {change.detail}; {provider.unsupported({Feature.REPLACE_LIVE})[0]}")
+                    needs = ", ".join(f.field for f in change.fields if not in_place(f.field))
+                    raise DeployError(
+                        f"{name!r} serves on {record.cloud}, and the new spec needs new machines ({needs}); "
+                        f"{provider.unsupported({Feature.REPLACE_LIVE})[0]}: `llamadeploy down {name}`, then `up`"
+                    )
+                if provider.settings(planned) != dict(record.placed.settings):
+                    raise DeployError(
+                        f"{name!r} serves on {record.cloud} in {dict(record.placed.settings)}, and the new placement puts it in {provider.settings(planned)}: "
+                        f"a replace stays on the same endpoint; `llamadeploy down {name}`, then `up`, or keep the placement"
+                    )
                 _check_quota(ctx, planned, provider)  # the new machines run next to the old ones until traffic moves
                 variant = replace(planned, variant=digest[:VARIANT_LENGTH])
                 report(EventKind.REPLACING, deployment=name, fields="; ".join(str(f) for f in change.fields), variant=variant.variant)
@@ -404,7 +415,7 @@ def move(ctx: Context, name: str, to_cloud: str, region: str | None = None) -> M
         if record.unfinished_move:
             raise DeployError(_unfinished_hint(name))
         if record.unfinished_replace:
-            raise DeployError(_unfinished_replace_hint(name))
+            raise DeployError(_unfinished_replace_hint(record))
         if record.cloud == to_cloud and region in (None, record.region):
             raise UsageError(f"{name!r} already runs on {to_cloud} ({record.region}); pass another cloud or --region")
         return _move(ctx, holder, record, Destination(to_cloud, region))
@@ -547,11 +558,12 @@ def scale(ctx: Context, name: str, min_replicas: int, max_replicas: int) -> Reco
         if record.unfinished_move:
             raise DeployError(_unfinished_hint(name))
         if record.unfinished_replace:
-            raise DeployError(_unfinished_replace_hint(name))
+            raise DeployError(_unfinished_replace_hint(record))
         declared = record.declared()
         bounds = declared.autoscaling.model_copy(update={"min_replicas": min_replicas, "max_replicas": max_replicas})
         rescaled = declared.model_copy(update={"autoscaling": bounds})
         planned, provider = _plan_recorded(record, rescaled, record.cloud, ctx.prices(), record.region)
+        planned = replace(planned, variant=record.placed.plan.variant)  # the names it has in the cloud
         if planned.offer.instance_type != record.placed.plan.instance_type:
             raise DeployError(
                 f"{name!r} runs on {record.placed.plan.instance_type}, but the price catalog now chooses {planned.offer.instance_type} for its spec; "
@@ -611,17 +623,19 @@ def _replace(ctx: Context, holder: str, record: Record, provider: Provider, plan
     replacing = record.to(Phase.REPLACING, staged=side)
     state.put(replacing)
     run = _Run(ctx, operation, name)
-    switching = False
     try:
         staged = _retrying(lambda: provider.stage(old, planned, run), ctx)
         replacing = replace(replacing, staged=replace(side, deployed=staged.deployed))
         state.put(replacing)
         if verify and staged.probe is not None:
             _verify(ctx, planned, provider, staged.probe)  # the new variant alone, before any traffic reaches it
-        switching = True
+        replacing = replace(replacing, switching=True)  # from here an undo moves the traffic back first
+        state.put(replacing)
         report(EventKind.SHIFTING, deployment=name, variant=planned.variant)
         _retrying(lambda: provider.switch(staged.deployed, planned, run), ctx)
         answer = _verify(ctx, planned, provider, staged.deployed) if verify else None
+        # Tags the two variants share (the endpoint's) were adopted as they were: set the declared ones.
+        _retrying(lambda: provider.retag(staged.deployed, planned, run), ctx)
     except WaitTimeoutError as exc:  # the cloud is still working on it: left as it is, for `up` or `up --rollback`
         state.finish(operation, OperationStatus.FAILED, str(exc))
         raise DeployError(
@@ -629,7 +643,7 @@ def _replace(ctx: Context, holder: str, record: Record, provider: Provider, plan
             f"or `up --rollback` to go back to the variant that served before"
         ) from exc
     except Exception as exc:
-        undone, complete = _undo_replace(ctx, run, replacing, provider, switching)
+        undone, complete = _undo_replace(ctx, run, replacing, provider)
         state.finish(operation, OperationStatus.ROLLED_BACK if complete else OperationStatus.FAILED, str(exc))
         raise DeployError(f"replacing {name!r} on {record.cloud} failed: {exc}\n  {undone}") from exc
     new_side = replace(side, deployed=staged.deployed)
@@ -659,15 +673,16 @@ def _finish_replace(ctx: Context, holder: str, record: Record, provider: Provide
     return _replace(ctx, holder, record, provider, replace(planned, variant=record.staged.plan.variant), verify)
 
 
-def _undo_replace(ctx: Context, run: _Run, record: Record, provider: Provider, switched: bool) -> tuple[str, bool]:
-    """Put a REPLACING record's deployment back as it was: traffic on the old variant (when it may
-    have moved), the staged variant's own resources deleted, the record SERVING the old variant.
-    Says what was done, and whether it is all done (else the record stays for `up --rollback`)."""
+def _undo_replace(ctx: Context, run: _Run, record: Record, provider: Provider) -> tuple[str, bool]:
+    """Put a REPLACING record's deployment back as it was: traffic on the old variant (when the
+    record says it may have moved), the staged variant's own resources deleted, the record SERVING
+    the old variant. Says what was done, and whether it is all done (else the record stays for
+    `up --rollback`)."""
     assert record.staged is not None
     name, old = record.name, _deployed(record)
     staged = record.staged.target(name)
     try:
-        if switched:
+        if record.switching:
             before, _ = _plan_recorded(record, record.declared(), record.cloud, ctx.prices(), record.region)
             if before.offer.instance_type != record.placed.plan.instance_type:
                 raise DeployError(
@@ -676,11 +691,12 @@ def _undo_replace(ctx: Context, run: _Run, record: Record, provider: Provider, s
                 )
             before = replace(before, variant=record.placed.plan.variant)
             _retrying(lambda: provider.switch(old, before, run), ctx)
-        _retrying(lambda: provider.destroy(_only(staged, old), run), ctx)
+        _retrying(lambda: provider.destroy(_without_shared(staged, old), run), ctx)
     except Exception as exc:
         return f"undoing it failed too ({exc}); run `llamadeploy up STACK --rollback` to finish going back", False
     ctx.state.put(record.to(Phase.SERVING))
-    return f"the variant that served before serves as it did; the new one was deleted ({record.cloud}, {record.region})", True
+    back = "serves again (the traffic was moved back to it)" if record.switching else "serves as it did (no traffic had moved)"
+    return f"the variant that served before {back}; the new one was deleted ({record.cloud}, {record.region})", True
 
 
 def _retire(run: _Run, provider: Provider, record: Record) -> None:
@@ -691,14 +707,14 @@ def _retire(run: _Run, provider: Provider, record: Record) -> None:
     new, old = _deployed(record), record.draining.target(name)
     run.ctx.report(EventKind.RETIRING, deployment=name, variant=record.placed.plan.variant)
     try:
-        _retrying(lambda: provider.destroy(_only(old, new), run), run.ctx)
+        _retrying(lambda: provider.destroy(_without_shared(old, new), run), run.ctx)
     except Exception as exc:
         state.finish(run.operation, OperationStatus.FAILED, f"old variant not deleted: {exc}")
         raise DeployError(f"{name!r} serves its new variant, but deleting the old one failed: {exc}; run `up` again to finish") from exc
     state.put(record.to(Phase.SERVING))
 
 
-def _only(side: Deployed, other: Deployed) -> Deployed:
+def _without_shared(side: Deployed, other: Deployed) -> Deployed:
     """`side` less the resources `other` shares with it (the endpoint, what both variants use)."""
     shared = {(r.type, r.name) for r in other.resources}
     return replace(side, resources=tuple(r for r in side.resources if (r.type, r.name) not in shared))
@@ -720,7 +736,7 @@ def rollback_replace(ctx: Context, name: str) -> str:
             state.finish(stale.id, OperationStatus.INTERRUPTED, "taken over by a later `up --rollback`")
         provider = registry.provider(record.cloud)
         operation = state.begin(name, OperationKind.ROLLBACK, record.cloud, holder)
-        said, complete = _undo_replace(ctx, _Run(ctx, operation, name), record, provider, switched=True)
+        said, complete = _undo_replace(ctx, _Run(ctx, operation, name), record, provider)
         state.finish(operation, OperationStatus.SUCCEEDED if complete else OperationStatus.FAILED, said)
         if not complete:
             raise DeployError(f"rolling back the replace of {name!r}: {said}")
@@ -819,8 +835,10 @@ def _unfinished_hint(name: str) -> str:
     return f"{name!r} has an unfinished move; run `llamadeploy move {name} --resume` to finish it or `--rollback` to undo it"
 
 
-def _unfinished_replace_hint(name: str) -> str:
-    return f"{name!r} has an unfinished replace; run `llamadeploy up STACK` to finish it or `up STACK --rollback` to undo it"
+def _unfinished_replace_hint(record: Record) -> str:
+    if record.phase is Phase.RETIRING:
+        return f"{record.name!r} serves its new variant, and deleting the old one did not finish; run `llamadeploy up STACK` to finish it"
+    return f"{record.name!r} has an unfinished replace; run `llamadeploy up STACK` to finish it or `up STACK --rollback` to undo it"
 
 
 @dataclass(frozen=True)
@@ -856,15 +874,19 @@ def status(ctx: Context, name: str | None = None) -> list[StatusRow]:
         except ProviderError as exc:
             rows.append(StatusRow(record, None, (), history, error=str(exc)))
             continue
-        unfinished = (
-            (f"an unfinished move: run `llamadeploy move {record.name} --resume` or `--rollback`",)
-            if record.unfinished_move
-            else (f"an unfinished replace ({record.phase.value}): run `llamadeploy up STACK` to finish it or `up STACK --rollback`",)
-            if record.unfinished_replace
-            else ()
-        )
-        rows.append(StatusRow(record, live, _drift(record, live) + unfinished, history))
+        rows.append(StatusRow(record, live, _drift(record, live) + _unfinished_note(record), history))
     return rows
+
+
+def _unfinished_note(record: Record) -> tuple[str, ...]:
+    """What `status` says of a move or replace a command did not finish, and what to run about it."""
+    if record.unfinished_move:
+        return (f"an unfinished move: run `llamadeploy move {record.name} --resume` or `--rollback`",)
+    if record.phase is Phase.REPLACING:
+        return ("an unfinished replace: run `llamadeploy up STACK` to finish it or `up STACK --rollback` to undo it",)
+    if record.phase is Phase.RETIRING:
+        return ("the new variant serves; deleting the old one did not finish: run `llamadeploy up STACK` to finish it",)
+    return ()
 
 
 def _drift(record: Record, live: LiveStatus) -> tuple[str, ...]:
@@ -888,7 +910,7 @@ def down(ctx: Context, name: str) -> Deployed:
         if record.unfinished_move:
             raise DeployError(_unfinished_hint(name))
         if record.unfinished_replace:
-            raise DeployError(_unfinished_replace_hint(name))
+            raise DeployError(_unfinished_replace_hint(record))
         _take_over_interrupted(ctx, name)
         provider = registry.provider(record.cloud)
         deployed = record.placed.target(name)

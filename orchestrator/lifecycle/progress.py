@@ -62,7 +62,7 @@ _SENTENCES = {
     EventKind.UPDATING: "{deployment}: updating in place ({fields})",
     EventKind.REPLACING: "{deployment}: replacing blue/green ({fields}): the new variant {variant} comes up beside the serving one",
     EventKind.SHIFTING: "{deployment}: moving the endpoint's traffic to variant {variant}",
-    EventKind.RETIRING: "{deployment}: variant {variant} serves and answered; deleting the old one",
+    EventKind.RETIRING: "{deployment}: variant {variant} serves; deleting the old one",
     EventKind.UNCHANGED: "{deployment} is already serving as declared; nothing to change",
     EventKind.VERIFIED: "{deployment} answers as {model}",
     EventKind.RETRYING: "{what} failed ({reason}); retry in {retry_in_s} s",

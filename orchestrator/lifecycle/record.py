@@ -123,6 +123,7 @@ class Record:
     draining: Placed | None = None  # DRAINING: the source to delete; RETIRING: the old variant to delete
     moving_to: Destination | None = None  # MOVING: the target being brought up
     staged: Placed | None = None  # REPLACING: the new variant being brought up beside the one that serves
+    switching: bool = False  # REPLACING: traffic may have begun to move to the staged variant
     updated_at: str = ""
 
     @property
@@ -157,7 +158,7 @@ class Record:
     def to(self, phase: Phase, **changes: Any) -> Record:
         """This record in another phase. What a move or a replace holds (`moving_to`, `draining`,
         `staged`) is cleared unless restated, so no phase carries another phase's leftovers."""
-        return replace(self, phase=phase, **{"moving_to": None, "draining": None, "staged": None, **changes})
+        return replace(self, phase=phase, **{"moving_to": None, "draining": None, "staged": None, "switching": False, **changes})
 
 
 def to_json(record: Record) -> dict[str, Any]:
@@ -171,6 +172,7 @@ def to_json(record: Record) -> dict[str, Any]:
         "draining": None if record.draining is None else _placed_json(record.draining),
         "moving_to": None if record.moving_to is None else vars(record.moving_to),
         "staged": None if record.staged is None else _placed_json(record.staged),
+        "switching": record.switching,
     }
 
 
@@ -180,7 +182,7 @@ def from_json(name: str, updated_at: str, data: Mapping[str, Any]) -> Record:
     if version > SCHEMA_VERSION:
         raise RecordError(f"the record of {name!r} has format version {version}, newer than this llamadeploy reads ({SCHEMA_VERSION}); upgrade llamadeploy")
     if version == 2:  # no replace yet: nothing staged, and every plan the first variant
-        data = {**data, "staged": None}
+        data = {**data, "staged": None, "switching": False}
     try:
         return Record(
             name,
@@ -191,6 +193,7 @@ def from_json(name: str, updated_at: str, data: Mapping[str, Any]) -> Record:
             None if data["draining"] is None else _placed_of(data["draining"]),
             None if data["moving_to"] is None else Destination(**data["moving_to"]),
             None if data["staged"] is None else _placed_of(data["staged"]),
+            data["switching"],
             updated_at,
         )
     except (KeyError, TypeError, ValueError) as exc:

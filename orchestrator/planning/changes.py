@@ -95,9 +95,18 @@ def change_of(record: Record | None, planned: Plan, live: LiveStatus | None = No
     if record.phase is not Phase.SERVING:
         return Change(name, ChangeAction.FINISH, **where, detail=f"will be finished on {planned.cloud}: an earlier command left it {record.phase.value}")
     fields = declared_changes(record, planned)
+    if record.region != planned.region:
+        detail = f"runs in {record.region}: `llamadeploy move {name} --to {planned.cloud} --region {planned.region}` moves it without downtime"
+        return Change(name, ChangeAction.MOVE, **where, detail=detail, fields=fields)
     if not all(in_place(f.field) for f in fields):
         needs = ", ".join(f.field for f in fields if not in_place(f.field))
-        detail = f"needs new machines ({needs}): `up` replaces it blue/green on the same endpoint (the new variant serves before the old one goes)"
+        if live is not None and live.missing:
+            gone = "; ".join(live.missing)
+            detail = (
+                f"was deleted outside llamadeploy ({gone}), and its spec needs new machines ({needs}): `llamadeploy down {name}` clears what is left, then `up`"
+            )
+        else:
+            detail = f"needs new machines ({needs}): `up` replaces it blue/green on the same endpoint (the new variant serves before the old one goes)"
         return Change(name, ChangeAction.REPLACE, **where, detail=detail, fields=fields)
     if live is not None and live.missing:
         gone = "; ".join(live.missing)

@@ -167,7 +167,7 @@ class AwsStandIn:
         ]
         return 200, {"Quotas": page, **({"NextToken": str(start + 2)} if start + 2 < len(names) else {})}
 
-    def replacing(self) -> int:
+    def updating_in_place(self) -> int:
         """Endpoints whose blue/green update has its new fleet up beside the old (billed both)."""
         with self._lock:
             return len(self._updating)
@@ -238,6 +238,10 @@ class AwsStandIn:
             busy = name in self._updating or self._deleting.get(name, 0) > 0 or self._faked_status(name, poll=False) is not None
         if busy:
             return 400, {"__type": "ValidationException", "message": f'Cannot update in-progress endpoint "{arn}".'}
+        policy = (body.get("DeploymentConfig") or {}).get("BlueGreenUpdatePolicy")
+        problem = _blue_green_problem(policy) if policy else None
+        if problem:
+            return 400, {"__type": "ValidationException", "message": problem}
         configs = {c["EndpointConfigName"] for c in sagemaker.list_endpoint_configs()["EndpointConfigs"]}
         if config not in configs:
             return 400, {"__type": "ValidationException", "message": f'Could not find endpoint configuration "{config}".'}
@@ -369,6 +373,20 @@ class AwsStandIn:
                 if body["EndpointName"] in self._updating:
                     self._progress_update(body["EndpointName"], answer)
         return answer
+
+
+def _blue_green_problem(policy: dict[str, Any]) -> str | None:
+    """What SageMaker refuses in a BlueGreenUpdatePolicy (botocore's SageMaker service model: the
+    traffic type, WaitIntervalInSeconds and TerminationWaitInSeconds 0-3600, MaximumExecutionTimeoutInSeconds
+    600-28800 and above the waits together)."""
+    routing = policy.get("TrafficRoutingConfiguration") or {}
+    wait, terminate = int(routing.get("WaitIntervalInSeconds", -1)), int(policy.get("TerminationWaitInSeconds", 0))
+    limit = int(policy.get("MaximumExecutionTimeoutInSeconds", 600))
+    if routing.get("Type") not in ("ALL_AT_ONCE", "CANARY", "LINEAR") or not 0 <= wait <= 3600:
+        return "TrafficRoutingConfiguration needs a Type (ALL_AT_ONCE, CANARY or LINEAR) and a WaitIntervalInSeconds of 0-3600"
+    if not 0 <= terminate <= 3600 or not 600 <= limit <= 28800 or limit <= wait + terminate:
+        return "MaximumExecutionTimeoutInSeconds must be 600-28800 and above WaitIntervalInSeconds plus TerminationWaitInSeconds (0-3600)"
+    return None
 
 
 def _keys() -> dict[str, str]:

@@ -163,7 +163,7 @@ class AzureStandIn(JsonStandIn):
                 store.clear()
             self.creations.clear()
 
-    def replacing(self) -> int:
+    def updating_in_place(self) -> int:
         """Azure ML replaces nothing in place: a second deployment is a serving resource of its own."""
         return 0
 
@@ -465,8 +465,15 @@ class AzureStandIn(JsonStandIn):
             unknown = sorted(set(body) - {"tags", "sku"})
             if unknown:
                 return 400, _error("BadArgument", f"A deployment PATCH takes tags and sku only, not {', '.join(unknown)}"), {}
-            self.deployments[key]["tags"] = body.get("tags", self.deployments[key]["tags"])
-            return 200, self.deployments[key], {}
+            resource = self.deployments[key]
+            tags = body.get("tags", resource["tags"])
+            resource["properties"]["provisioningState"] = "Updating"
+
+            def patched() -> None:
+                resource["tags"] = tags
+                resource["properties"]["provisioningState"] = "Succeeded"
+
+            return self._start(path, patched, accepted=True)  # a long-running operation, as ARM's OnlineDeployments_Update is
         if method == "DELETE":
             if key not in self.deployments:
                 return 204, None, {}

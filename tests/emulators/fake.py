@@ -91,7 +91,7 @@ class FakeStandIn(JsonStandIn):
     def received(self, method: str) -> list[dict[str, Any]]:
         return [body for verb, _, body in self.requests if verb == method]
 
-    def replacing(self) -> int:
+    def updating_in_place(self) -> int:
         """Endpoints starting new replicas beside their old ones (billed both)."""
         with self._lock:
             return sum(1 for e in self.endpoints.values() if e["state"] == "UPDATING")

@@ -169,7 +169,7 @@ class GcpStandIn(JsonStandIn):
     def received(self, kind: str) -> list[dict[str, Any]]:
         return [r.body for r in self.requests if r.kind == kind]
 
-    def replacing(self) -> int:
+    def updating_in_place(self) -> int:
         """Vertex AI replaces nothing in place: a second deployed model is a serving resource of its own."""
         return 0
 
@@ -295,7 +295,7 @@ class GcpStandIn(JsonStandIn):
             if not paths or set(paths) - {"traffic_split", "labels"}:
                 return 400, _error(400, "INVALID_ARGUMENT", f"the stand-in updates an endpoint's traffic_split and labels only, not {paths}"), {}
             asked = {k: int(v) for k, v in (body.get("trafficSplit") or {}).items()}
-            problem = _split_problem(self.endpoints[endpoint_id], asked, deploying=False) if "traffic_split" in paths else None
+            problem = _split_problem(self.endpoints[endpoint_id], asked, deploying=False) if "traffic_split" in paths and asked else None
             if problem:
                 return 400, _error(400, "INVALID_ARGUMENT", problem), {}
             if "traffic_split" in paths:
@@ -517,7 +517,7 @@ _MUTABLE = {
 
 def _split_problem(endpoint: dict[str, Any], split: dict[str, int], deploying: bool) -> str | None:
     """Why a traffic split cannot be the endpoint's, or None: it names its deployed models (and "0",
-    the model being deployed) and adds up to 100."""
+    the model being deployed) and adds up to 100 (an empty one, taking no traffic, is checked by no one here)."""
     known = {d["id"] for d in endpoint["deployedModels"]} | ({"0"} if deploying else set())
     unknown = sorted(set(split) - known)
     if unknown:

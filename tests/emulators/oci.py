@@ -158,7 +158,7 @@ class OciStandIn(JsonStandIn):
     def received(self, method: str, kind: str) -> list[dict[str, Any]]:
         return [r.body for r in self.requests if r.method == method and r.kind == kind]
 
-    def replacing(self) -> int:
+    def updating_in_place(self) -> int:
         """Model deployments being updated: the new instances start beside the old ones (billed both)."""
         with self._lock:
             return sum(1 for d in self.deployments.values() if d["lifecycleState"] == "UPDATING")
