@@ -27,7 +27,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from orchestrator.lifecycle.state import State  # noqa: E402
+from orchestrator.lifecycle.state import open_state  # noqa: E402
 from tests.clouds import HARNESSES, Cloud, cli_run, stand_in_environment, start_stand_in  # noqa: E402
 from tests.emulators.internet import Internet  # noqa: E402
 
@@ -46,7 +46,7 @@ class Probe:
 
 def call_endpoint(state_path: Path, clouds: dict[str, Cloud], interval: float, stop: threading.Event, seen: Probe) -> None:
     """The client: look the endpoint up in state, call its health route on the cloud serving it."""
-    state = State(state_path)
+    state = open_state(state_path)
     while not stop.is_set():
         record = state.get("chat")
         url = record.deployed.url if record is not None and record.deployed is not None else None

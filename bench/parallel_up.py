@@ -26,7 +26,7 @@ from orchestrator.declared.stackfile import load_stack  # noqa: E402
 from orchestrator.lifecycle import engine  # noqa: E402
 from orchestrator.lifecycle.context import Context  # noqa: E402
 from orchestrator.lifecycle.parallel import for_each  # noqa: E402
-from orchestrator.lifecycle.state import State  # noqa: E402
+from orchestrator.lifecycle.state import open_state  # noqa: E402
 from orchestrator.pricing.catalog import load_catalog  # noqa: E402
 from tests.clouds import ROLE  # noqa: E402
 from tests.emulators.aws import CREDENTIALS, AwsStandIn  # noqa: E402
@@ -42,7 +42,7 @@ def run(stand_in: AwsStandIn, names: list[str], delay: float, workdir: Path) -> 
     stack.write_text("deployments:\n" + "".join(f"  - name: {n}\n    model: llama3.2-1b-instruct\n    max_context: 4096\n{placement}" for n in names))
     loaded, catalog = load_stack(stack), load_catalog()
     ready = {d.name: engine.plan_up(loaded, d, "aws", catalog) for d in loaded.deployments}
-    state = State(workdir / f"state-{len(names)}.db")
+    state = open_state(workdir / f"state-{len(names)}.db")
     start = time.perf_counter()
     for_each(Context(state), names, lambda ctx, name: engine.up(ctx, *ready[name]), lambda _name, _result: None)
     wall = time.perf_counter() - start

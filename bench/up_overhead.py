@@ -23,7 +23,7 @@ from orchestrator.declared.stackfile import load_stack  # noqa: E402
 from orchestrator.lifecycle import engine  # noqa: E402
 from orchestrator.lifecycle.context import Context  # noqa: E402
 from orchestrator.lifecycle.pacing import Backoff  # noqa: E402
-from orchestrator.lifecycle.state import State  # noqa: E402
+from orchestrator.lifecycle.state import open_state  # noqa: E402
 from orchestrator.pricing.catalog import load_catalog  # noqa: E402
 from tests.clouds import ROLE  # noqa: E402
 from tests.emulators.aws import CREDENTIALS, AwsStandIn  # noqa: E402
@@ -40,7 +40,7 @@ def one_up(stand_in: AwsStandIn, delay: float, poll: float, workdir: Path) -> tu
     )
     loaded = load_stack(stack)
     planned, provider = engine.plan_up(loaded, loaded.deployments[0], "aws", load_catalog())
-    state = State(workdir / f"state-{delay}.db")
+    state = open_state(workdir / f"state-{delay}.db")
     start = time.perf_counter()
     engine.up(Context(state, backoff=Backoff(initial=poll)), planned, provider)
     wall = time.perf_counter() - start

@@ -33,7 +33,7 @@ import providers.azure
 import providers.gcp
 import providers.oci
 from orchestrator.cli import cli
-from orchestrator.lifecycle.state import State
+from orchestrator.lifecycle.state import open_state
 from orchestrator.planning.serving import chat_request
 from providers import registry
 from tests import fake_provider
@@ -207,7 +207,7 @@ class Caller:
         return sum(later - at for (at, billed), (later, _) in itertools.pairwise(self.billed) if billed > 1)
 
     def _calls(self) -> None:
-        provider, state = registry.provider(self.cloud.name), State(self.state)
+        provider, state = registry.provider(self.cloud.name), open_state(self.state)
         try:
             while not self._stop.is_set():
                 self.billed.append((time.monotonic(), self.cloud.billed_variants()))

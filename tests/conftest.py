@@ -13,7 +13,7 @@ from orchestrator.declared.stackfile import load_stack
 from orchestrator.planning.planner import plan
 from orchestrator.pricing.catalog import Catalog, load_catalog
 from providers import registry
-from tests import fake_provider
+from tests import fake_provider, services
 from tests.clouds import HARNESSES, HF_TOKEN, Cloud, stand_in_environment, start_stand_in
 from tests.emulators import fake
 from tests.emulators.aws import AwsStandIn
@@ -160,6 +160,28 @@ def pair(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch, tmp_pa
     """A source and a target cloud, each with its stand-in reset and reachable."""
     source, target = request.param
     return _harness(source, request, monkeypatch, tmp_path), _harness(target, request, monkeypatch, tmp_path)
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[services.Postgres]:
+    """A PostgreSQL server for the state backend tests: `.ci/run`'s, or one started here."""
+    try:
+        server = services.start_postgres()
+    except services.ServiceFailed as exc:
+        pytest.fail(f"the PostgreSQL state tests need a server: {exc}")
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def azurite_server() -> Iterator[services.Azurite]:
+    """Azurite's blob service for the state backend tests: `.ci/run`'s, or one started here."""
+    try:
+        server = services.start_azurite()
+    except services.ServiceFailed as exc:
+        pytest.fail(f"the Azure Blob state tests need Azurite: {exc}")
+    yield server
+    server.stop()
 
 
 @pytest.fixture

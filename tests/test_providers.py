@@ -22,7 +22,7 @@ import pytest
 from orchestrator.declared.stackfile import load_stack
 from orchestrator.lifecycle import engine
 from orchestrator.lifecycle.context import Context
-from orchestrator.lifecycle.state import LockedError, State
+from orchestrator.lifecycle.state import LockedError, open_state
 from orchestrator.pricing.catalog import load_catalog
 from providers import registry
 from tests.clouds import DECLARED, HF_TOKEN, ROLE, AwsCloud, Caller, CliProcess, Cloud, cli_process, cli_run, run_example
@@ -275,7 +275,7 @@ def test_a_corrupt_state_is_named_and_nothing_in_the_cloud_is_touched(cloud: Clo
     if damage == "record":
         with closing(sqlite3.connect(path)) as db, db:
             db.execute("UPDATE deployments SET record = '{\"version\": 2, \"phase\"' WHERE name = 'chat'")
-        expected = ("the record of 'chat'", "restore the file from a backup")
+        expected = ("the record of 'chat'", "restore it from a backup")
     else:
         path.write_bytes(b"\x00garbage" * 512)
         expected = ("is not a llamadeploy state database", "restore it from a backup")
@@ -406,7 +406,7 @@ def test_killed_mid_replace_is_undone_by_rollback_and_finished_by_up(cloud: Clou
     old_type, first = load_catalog_plan(stack, cloud.name), cloud.inventory()
     _replacing_stack(stack, cloud)
     new_type = load_catalog_plan(stack, cloud.name)
-    state = State(tmp_path / "state.db")
+    state = open_state(tmp_path / "state.db")
 
     def kill_mid_replace() -> None:
         cloud.hold_serving()
@@ -534,7 +534,7 @@ def test_two_concurrent_ups_do_not_both_create(cloud: Cloud, stack: Path, tmp_pa
     outcomes: list[object] = []
 
     def attempt() -> None:
-        state = State(tmp_path / "state.db")
+        state = open_state(tmp_path / "state.db")
         try:
             outcomes.append(engine.up(Context(state), planned, provider))
         except LockedError as exc:

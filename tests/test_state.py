@@ -15,7 +15,8 @@ from pathlib import Path
 import pytest
 
 from orchestrator.lifecycle.record import Destination, Move, Phase, Placed, PlanSnapshot, Record
-from orchestrator.lifecycle.state import FILE_FORMAT, LockedError, OperationKind, OperationStatus, State, StateError, holder_name
+from orchestrator.lifecycle.state import LockedError, OperationKind, OperationStatus, StateError, holder_name, open_state
+from orchestrator.lifecycle.stores.sqlite import FILE_FORMAT
 from providers.base import Deployed, Resource
 from tests.clouds import HF_TOKEN, cli_run
 from tests.emulators.fake import FakeStandIn
@@ -33,7 +34,7 @@ def _record(phase: Phase = Phase.SERVING, **changes) -> Record:
 
 
 def test_state_file_is_private_and_records_round_trip(tmp_path: Path) -> None:
-    state = State(tmp_path / "deep" / "state.db")
+    state = open_state(tmp_path / "deep" / "state.db")
     moved = Move("gcp", "us-central1", "aws", "us-east-1", "2026-11-30T10:00:00+00:00")
     written = _record(Phase.MOVING, moves=(moved,), moving_to=Destination("oci", None))
     state.put(written)
@@ -49,7 +50,7 @@ def test_state_file_is_private_and_records_round_trip(tmp_path: Path) -> None:
 def test_the_state_directory_is_private_whatever_the_umask(tmp_path: Path) -> None:
     previous = os.umask(0)
     try:
-        State(tmp_path / ".llamadeploy" / "state.db").close()
+        open_state(tmp_path / ".llamadeploy" / "state.db").close()
     finally:
         os.umask(previous)
     assert stat.S_IMODE((tmp_path / ".llamadeploy").stat().st_mode) == 0o700
@@ -57,7 +58,7 @@ def test_the_state_directory_is_private_whatever_the_umask(tmp_path: Path) -> No
 
 
 def test_journal_keeps_what_an_operation_created(tmp_path: Path) -> None:
-    state = State(tmp_path / "state.db")
+    state = open_state(tmp_path / "state.db")
     op = state.begin("chat", OperationKind.UP, "aws", "me")
     state.note_created(op, {"type": "AWS::SageMaker::Model", "name": "chat-model"})
     state.note_created(op, {"type": "AWS::SageMaker::Model", "name": "chat-model"})
@@ -80,7 +81,7 @@ def _v1_state(tmp_path: Path) -> Path:
 
 
 def test_a_state_file_of_the_first_format_is_migrated_when_opened(tmp_path: Path) -> None:
-    state = State(_v1_state(tmp_path))
+    state = open_state(_v1_state(tmp_path))
     records = {record.name: record for record in state.records()}
     assert {name: record.phase for name, record in records.items()} == {
         "chat": Phase.SERVING,
@@ -143,7 +144,7 @@ def test_a_first_format_row_in_a_migrated_file_is_read_and_a_corrupt_one_is_an_e
     """An older release may still write a record into a file this one migrated; and a record may be damaged by hand."""
     old = sqlite3.connect(_v1_state(tmp_path / "old"))
     row = old.execute("SELECT name, cloud, region, spec_hash, record, status, updated_at FROM deployments WHERE name = 'chat'").fetchone()
-    state = State(tmp_path / "state.db")
+    state = open_state(tmp_path / "state.db")
     db = sqlite3.connect(tmp_path / "state.db")
     db.execute("INSERT INTO deployments VALUES (?, ?, ?, ?, ?, ?, ?)", row)
     db.commit()
@@ -155,20 +156,20 @@ def test_a_first_format_row_in_a_migrated_file_is_read_and_a_corrupt_one_is_an_e
         state.records()
     for command in (["status"], ["down", "chat", "--yes"], ["call", "chat"]):
         code, _, err = cli_run("--state", str(tmp_path / "state.db"), *command)
-        assert code == 1 and "the record of 'chat'" in err and "restore the file from a backup" in err and "Traceback" not in err, err
+        assert code == 1 and "the record of 'chat'" in err and "restore it from a backup" in err and "Traceback" not in err, err
 
 
 def test_a_state_file_from_a_newer_release_is_refused(tmp_path: Path) -> None:
-    State(tmp_path / "state.db").close()
+    open_state(tmp_path / "state.db").close()
     db = sqlite3.connect(tmp_path / "state.db")
     db.execute(f"PRAGMA user_version = {FILE_FORMAT + 1}")
     db.commit()
-    with pytest.raises(StateError, match=r"written by a newer llamadeploy \(format 4; this one reads 3\); upgrade llamadeploy"):
-        State(tmp_path / "state.db")
+    with pytest.raises(StateError, match=r"written by a newer llamadeploy \(format 5; this one reads 4\); upgrade llamadeploy"):
+        open_state(tmp_path / "state.db")
 
 
 def test_second_holder_is_told_who_holds_the_lock(tmp_path: Path) -> None:
-    first, second = State(tmp_path / "state.db"), State(tmp_path / "state.db")
+    first, second = open_state(tmp_path / "state.db"), open_state(tmp_path / "state.db")
     with (
         first.lock("chat"),
         pytest.raises(LockedError, match=rf"deployment 'chat' is locked by .*@{socket.gethostname()} pid \d+ since \d{{4}}-"),
@@ -181,22 +182,23 @@ def test_second_holder_is_told_who_holds_the_lock(tmp_path: Path) -> None:
 
 def test_lock_of_a_dead_process_is_taken_over(tmp_path: Path) -> None:
     path = tmp_path / "state.db"
-    code = f"from orchestrator.lifecycle.state import State\ns = State({str(path)!r})\ncm = s.lock('chat')\ncm.__enter__()\nimport os\nos._exit(0)\n"
+    code = f"from orchestrator.lifecycle.state import open_state\ns = open_state({str(path)!r})\ncm = s.lock('chat')\ncm.__enter__()\nimport os\nos._exit(0)\n"
     subprocess.run([sys.executable, "-c", code], check=True, cwd=Path(__file__).parent.parent)
-    with State(path).lock("chat") as holder:  # the holder died without releasing; no wait
+    with open_state(path).lock("chat") as holder:  # the holder died without releasing; no wait
         assert holder == holder_name()
 
 
 def test_a_directory_is_not_a_state_file(tmp_path: Path) -> None:
     with pytest.raises(StateError, match="is a directory"):
-        State(tmp_path)
+        open_state(tmp_path)
 
 
 @pytest.mark.parametrize(
     ("url", "message"),
     [
-        ("s3://bucket/prefix", "the s3 state backend is not built yet"),
-        ("postgresql://db/llamadeploy", "the postgresql state backend is not built yet"),
+        ("postgresql://ops:s3cret@db/llamadeploy", "the state URL holds a password"),
+        ("postgresql://db", "name the database"),
+        ("s3:///prefix", "name the bucket"),
         ("ftp://host/state", "unknown scheme 'ftp'"),
         ("sqlite://state.db", "write sqlite:///relative/path"),
     ],
@@ -212,7 +214,7 @@ def test_state_list_show_and_migrate_round_trip_every_record_and_journal_entry(t
     monkeypatch.chdir(tmp_path)
     assert json.loads(cli_run("--state", "sqlite:///old.db", "state", "list", "--output", "json")[1])["deployments"] == []
     assert not (tmp_path / "old.db").exists()  # listing reads, never creates
-    state = State(tmp_path / "old.db")
+    state = open_state(tmp_path / "old.db")
     state.put(_record())
     state.put(replace(_record(Phase.MOVING, moving_to=Destination("oci", None)), name="other"))
     operation = state.begin("chat", OperationKind.UP, "aws", holder_name())
@@ -230,7 +232,7 @@ def test_state_list_show_and_migrate_round_trip_every_record_and_journal_entry(t
     )
     code, out, err = cli_run("--state", "old.db", "state", "migrate", "--to", f"sqlite:///{tmp_path / 'new.db'}", "--yes")
     assert code == 0 and "copied 2 records and 1 journal entries" in out and "LLAMADEPLOY_STATE=" in out, err
-    old, new = State(tmp_path / "old.db"), State(tmp_path / "new.db")
+    old, new = open_state(tmp_path / "old.db"), open_state(tmp_path / "new.db")
     assert new.records() == old.records() and new.journal() == old.journal()
     code, _, err = cli_run("--state", "old.db", "state", "migrate", "--to", "new.db", "--yes")
     assert code == 1 and "is not empty" in err  # never merged into, never clobbered

@@ -61,7 +61,11 @@ class _Cli(click.Group):
     type=click.Path(dir_okay=False),
     help="Price catalog CSV to use instead of the shipped one (e.g. with negotiated prices).",
 )
-@click.option("--state", envvar="LLAMADEPLOY_STATE", help="State store: a file path or sqlite:///path [default: .llamadeploy/state.db].")
+@click.option(
+    "--state",
+    envvar="LLAMADEPLOY_STATE",
+    help="State store: a file path or sqlite:///path, postgresql://user@host/db, s3://bucket/prefix or az://container/prefix [default: .llamadeploy/state.db].",
+)
 @click.pass_context
 def cli(ctx: click.Context, catalog: str | None, state: str | None) -> None:
     """Deploy Llama models to AWS, Azure, Google Cloud and Oracle Cloud from one declared spec."""

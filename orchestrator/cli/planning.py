@@ -37,7 +37,7 @@ def plan(ctx: click.Context, stack: str, cloud: str | None, region: str | None, 
     catalog = ctx.obj.catalog()
     plans = plan_stack(load_stack(stack), cloud, catalog, region, only)
     # Only read the state: planning never creates a state file.
-    recorded = ctx.obj.state().get if ctx.obj.state_path().exists() else lambda _: None
+    recorded = ctx.obj.state().get if ctx.obj.state_location().exists() else lambda _: None
     records = {p.deployment.name: recorded(p.deployment.name) for p in plans}
     refreshed = _refreshed(records) if refresh else {}
     failed = {name: r.failed for name, r in refreshed.items() if r.failed}

@@ -15,7 +15,7 @@ from orchestrator.errors import UsageError
 
 if TYPE_CHECKING:
     from orchestrator.lifecycle.context import Context
-    from orchestrator.lifecycle.state import State
+    from orchestrator.lifecycle.state import Location, StateStore
     from orchestrator.pricing.catalog import Catalog
 
 EXIT_CHANGES = 2
@@ -42,7 +42,7 @@ class Session:
     catalog_path: str | None
     state_option: str | None
     _catalog: Catalog | None = field(default=None, repr=False)
-    _state: State | None = field(default=None, repr=False)
+    _state: StateStore | None = field(default=None, repr=False)
 
     def catalog(self) -> Catalog:
         from orchestrator.pricing.catalog import load_catalog
@@ -51,15 +51,15 @@ class Session:
             self._catalog = load_catalog(self.catalog_path)
         return self._catalog
 
-    def state(self) -> State:
+    def state(self) -> StateStore:
         """The state store, closed when the command ends."""
-        from orchestrator.lifecycle.state import State
+        from orchestrator.lifecycle.state import open_state
 
         if self._state is None:
-            self._state = self.ctx.with_resource(closing(State(self.state_option)))
+            self._state = self.ctx.with_resource(closing(open_state(self.state_option)))
         return self._state
 
-    def state_path(self) -> Path:
+    def state_location(self) -> Location:
         from orchestrator.lifecycle.state import state_location
 
         return state_location(self.state_option)
@@ -72,7 +72,7 @@ class Session:
 
     def pulumi_dir(self) -> Path:
         """Where `--engine pulumi` keeps its rendered projects: beside the state file."""
-        return self.state_path().parent / "pulumi"
+        return self.state_location().local_dir / "pulumi"
 
 
 def confirm(yes: bool, question: str) -> None:

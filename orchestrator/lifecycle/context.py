@@ -15,7 +15,7 @@ from orchestrator.lifecycle.pacing import Backoff
 
 if TYPE_CHECKING:
     from orchestrator.lifecycle.progress import Report
-    from orchestrator.lifecycle.state import State
+    from orchestrator.lifecycle.state import StateStore
     from orchestrator.pricing.catalog import Catalog
 
 
@@ -25,7 +25,7 @@ def quiet(*_: Any, **__: Any) -> None:
 
 @dataclass(frozen=True)
 class Context:
-    state: State
+    state: StateStore
     catalog: Catalog | None = None  # only operations that plan (a move plans its target afresh) need it
     report: Report = quiet
     backoff: Backoff = field(default_factory=Backoff)

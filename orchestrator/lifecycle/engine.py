@@ -24,7 +24,7 @@ from orchestrator.lifecycle.context import Context, quiet
 from orchestrator.lifecycle.pacing import WAIT_TIMEOUT_ENV, Backoff
 from orchestrator.lifecycle.progress import EventKind, Report
 from orchestrator.lifecycle.record import Destination, Move, Phase, Placed, PlanSnapshot, Record
-from orchestrator.lifecycle.state import Operation, OperationKind, OperationStatus, State, now
+from orchestrator.lifecycle.state import Operation, OperationKind, OperationStatus, StateStore, now
 from orchestrator.planning.changes import ChangeAction, change_of, in_place, is_tags
 from orchestrator.planning.plan import Plan
 from orchestrator.planning.planner import compare, plan
@@ -800,7 +800,7 @@ def _roll_back(planned: Plan, provider: Provider, run: _Run, existed: bool, movi
     return f"rolled back: deleted the {len(run.made)} resources this run created ({', '.join(r.name for r in run.made)}){kept}", True
 
 
-def _take_over_unfinished_move(state: State, name: str, verb: str, flag: str) -> Record:
+def _take_over_unfinished_move(state: StateStore, name: str, verb: str, flag: str) -> Record:
     """The record of the unfinished move to act on; the dead command's operations are closed."""
     record = _serving_record(state, name)
     if not record.unfinished_move:
@@ -810,7 +810,7 @@ def _take_over_unfinished_move(state: State, name: str, verb: str, flag: str) ->
     return record
 
 
-def _serving_record(state: State, name: str) -> Record:
+def _serving_record(state: StateStore, name: str) -> Record:
     """The record of a deployment that serves somewhere (a move in any phase included)."""
     record = _recorded(state, name)
     if record.phase not in (Phase.SERVING, Phase.MOVING, Phase.DRAINING, Phase.REPLACING, Phase.RETIRING) or record.deployed is None:
@@ -818,7 +818,7 @@ def _serving_record(state: State, name: str) -> Record:
     return record
 
 
-def _recorded(state: State, name: str) -> Record:
+def _recorded(state: StateStore, name: str) -> Record:
     record = state.get(name)
     if record is None:
         raise DeployError(f"no deployment named {name!r} in the state at {state.path}; `llamadeploy status` lists them")

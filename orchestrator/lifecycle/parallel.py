@@ -5,7 +5,7 @@ A stack's deployments are independent of one another (each has its own lock, rec
 resources), and most of an `up` or `down` is waiting on the cloud, which threads do well: four
 deployments take about as long as the slowest of them instead of the sum. Each works with its own
 engine context, whose events carry the deployment's name, its own connection to the state file
-(`State` keeps one per thread) and its own SDK clients (`Provider.client` keeps them per thread).
+(a SQL state store keeps one per thread) and its own SDK clients (`Provider.client` keeps them per thread).
 """
 
 from __future__ import annotations
