@@ -71,6 +71,9 @@ def _stores(kinds: list[str], workdir: Path) -> tuple[dict[str, str], list[objec
 
 
 def main() -> None:
+    import logging
+
+    logging.getLogger("werkzeug").setLevel(logging.ERROR)  # moto's request log
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--deployments", type=int, default=1000)
     parser.add_argument("--backends", nargs="+", default=["sqlite", "postgresql", "s3", "az"])

@@ -861,9 +861,14 @@ def status(ctx: Context, name: str | None = None) -> list[StatusRow]:
     """Each recorded deployment refreshed from its cloud, with any drift from what was recorded."""
     state = ctx.state
     records = state.records() if name is None else [_recorded(state, name)]
+    # Every deployment's journal in one read when all are listed (one query, or the journal objects
+    # read at once), not one read per deployment: 1,000 deployments on an object store are 1,000 round trips.
+    histories: dict[str, list[Operation]] = {}
+    for op in state.journal() if name is None else state.history(name):
+        histories.setdefault(op.deployment, []).append(op)
     rows = []
     for record in records:
-        history = tuple(state.history(record.name))
+        history = tuple(histories.get(record.name, ()))
         if record.phase in _UNFINISHED or record.deployed is None:
             rows.append(StatusRow(record, None, (_UNFINISHED.get(record.phase, _UNFINISHED[Phase.CREATING]),), history))
             continue
