@@ -71,7 +71,7 @@ def test_nothing_fits_says_what_is_needed_and_what_would_fit(write_stack: Write,
         planned(write_stack, text, "aws", mini_catalog)
     message = str(caught.value)
     assert "needs 835 GiB per replica on 8 GPUs (weights 756 GiB + KV cache 63 GiB" in message
-    assert "ml.p5.48xlarge (8x H100 80 GiB), gives 576 GiB usable" in message
+    assert "ml.p5.48xlarge (8x H100 80 GiB), gives 573 GiB usable" in message  # 81559 MiB per GPU x 0.9 x 8
     assert "a replica cannot span instances" in message
     assert "quantization: fp8 (on ml.p5.48xlarge)" in message
     assert "gpu: H200 (on ml.p5e.48xlarge)" in message

@@ -10,16 +10,19 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Any
 
 from orchestrator.declared.spec import QUANTIZATIONS, Deployment, Stack
 from orchestrator.errors import (
     GpuNotOfferedError,
     InfeasibleError,
+    NoCheckpointError,
     SpecError,
     UsageError,
 )
 from orchestrator.planning.plan import Plan
 from orchestrator.pricing.catalog import Catalog, Offer
+from orchestrator.sizing.gpus import gpu_memory_gib
 from orchestrator.sizing.memory import (
     GPUS_PER_NODE,
     RUNTIME_OVERHEAD_GIB_PER_GPU,
@@ -29,6 +32,7 @@ from orchestrator.sizing.memory import (
     requirements,
     usable_gib,
     valid_tensor_parallel,
+    weight_format,
 )
 from providers import registry
 from providers.base import CloudService, Feature
@@ -159,8 +163,14 @@ def _choose(deployment: Deployment, provider: CloudService, catalog: Catalog, re
 
 
 def _requirements(deployment: Deployment, **changes: object) -> Requirements:
-    values = {"quantization": deployment.quantization, "max_context": deployment.max_context, "concurrency": deployment.concurrency, **changes}
-    return requirements(deployment.model_ref.model, **values)  # type: ignore[arg-type]
+    """What a replica of `deployment` (with `changes`) needs, its weights as the checkpoint served holds them."""
+    values: dict[str, Any] = {"quantization": deployment.quantization, "max_context": deployment.max_context, "concurrency": deployment.concurrency, **changes}
+    try:
+        checkpoint = deployment.model_ref.checkpoint(values["quantization"])
+        values["weights"] = weight_format(checkpoint.stored_as, checkpoint.load_quantization)
+    except NoCheckpointError:
+        pass  # no checkpoint serves it: sized as if one did, and `checkpoint` says why not where it matters
+    return requirements(deployment.model_ref.model, **values)
 
 
 def _offers(deployment: Deployment, provider: CloudService, catalog: Catalog, region: str) -> list[Offer]:
@@ -176,7 +186,7 @@ def _offers(deployment: Deployment, provider: CloudService, catalog: Catalog, re
 
 def _fitting(req: Requirements, offers: list[Offer], provider: CloudService) -> list[tuple[Offer, GpuLayout]]:
     """The offers one replica fits on; spanning instances only when no single instance fits."""
-    laid_out = [(offer, layout(req, offer.gpu_memory_gib, offer.gpu_count)) for offer in offers]
+    laid_out = [(offer, layout(req, gpu_memory_gib(offer), offer.gpu_count)) for offer in offers]
     single = [(offer, found) for offer, found in laid_out if found is not None and found.nodes == 1]
     if single or provider.unsupported({Feature.MULTI_NODE}):
         return single
@@ -191,18 +201,18 @@ def _price_key(offer: Offer, gpu_layout: GpuLayout) -> tuple[bool, float, int, s
 def _why_nothing_fits(deployment: Deployment, req: Requirements, offers: list[Offer], provider: CloudService, catalog: Catalog, region: str) -> str:
     """What one replica needs, the most the region's biggest offer gives, and what would fit."""
     model = req.model
-    biggest = max(offers, key=lambda o: (usable_gib(o.gpu_memory_gib) * o.gpu_count, o.instance_type))
+    biggest = max(offers, key=lambda o: (usable_gib(gpu_memory_gib(o)) * o.gpu_count, o.instance_type))
     degree = max(d for d in (1, 2, 4, 8) if d <= biggest.gpu_count and valid_tensor_parallel(model, d))
     needed = req.total_gib(degree)
-    has = usable_gib(biggest.gpu_memory_gib) * degree
+    has = usable_gib(gpu_memory_gib(biggest)) * degree
     lines = [
         f"{model.name} at {deployment.quantization} with {deployment.max_context} tokens x {deployment.concurrency} sequences "
         f"needs {needed:.0f} GiB per replica on {degree} GPUs (weights {req.weights_gib:.0f} GiB + KV cache "
         f"{req.kv_cache_gib:.0f} GiB + {RUNTIME_OVERHEAD_GIB_PER_GPU:.0f} GiB runtime per GPU); the biggest offer on "
-        f"{provider.name} in {region}, {biggest.instance_type} ({biggest.gpu_count}x {biggest.gpu} {biggest.gpu_memory_gib:.0f} GiB), "
+        f"{provider.name} in {region}, {biggest.instance_type} ({biggest.gpu_count}x {biggest.gpu} {gpu_memory_gib(biggest):.0f} GiB), "
         f"gives {has:.0f} GiB usable"
     ]
-    if layout(req, biggest.gpu_memory_gib, biggest.gpu_count) is not None:
+    if layout(req, gpu_memory_gib(biggest), biggest.gpu_count) is not None:
         lines += provider.unsupported({Feature.MULTI_NODE})
     lines.append("what would fit: " + "; ".join(_what_would_fit(deployment, req, offers, provider, catalog, region, biggest, degree)))
     return "\n  ".join(lines)
@@ -230,7 +240,7 @@ def _what_would_fit(
         if fit:
             offer = min(fit, key=lambda f: _price_key(*f))[0]
             ideas.append(f"gpu: {offer.gpu} (on {offer.instance_type})")
-    room = (usable_gib(biggest.gpu_memory_gib) - RUNTIME_OVERHEAD_GIB_PER_GPU) * degree - req.weights_gib
+    room = (usable_gib(gpu_memory_gib(biggest)) - RUNTIME_OVERHEAD_GIB_PER_GPU) * degree - req.weights_gib
     per_token = req.model.kv_bytes_per_token(2) / 1024**3
     if room > 0:
         context = _round_down(room / (per_token * deployment.concurrency))
@@ -240,7 +250,7 @@ def _what_would_fit(
         if concurrency >= 1:
             ideas.append(f"concurrency: {concurrency} (at max_context {deployment.max_context})")
     others = [name for name in registry.names() if name != provider.name]
-    if not ideas or (biggest.gpu_count == GPUS_PER_NODE and layout(req, biggest.gpu_memory_gib, GPUS_PER_NODE)):
+    if not ideas or (biggest.gpu_count == GPUS_PER_NODE and layout(req, gpu_memory_gib(biggest), GPUS_PER_NODE)):
         ideas.append(f"another cloud (`llamadeploy cost` compares {', '.join(others)})")
     return ideas
 

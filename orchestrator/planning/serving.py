@@ -14,7 +14,7 @@ import math
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from orchestrator.sizing.memory import GIB, weight_bytes
+from orchestrator.sizing.memory import GIB, weight_bytes, weight_format
 
 if TYPE_CHECKING:
     from orchestrator.planning.plan import Plan
@@ -78,7 +78,7 @@ class Startup:
 def startup(plan: Plan) -> Startup:
     """The hub download (the checkpoint's stored bytes: fp8 served from bf16 downloads bf16), the
     load of the served weights, and the engine's start."""
-    download = weight_bytes(plan.requirements.model, plan.checkpoint.stored_as) / GIB
+    download = weight_bytes(plan.requirements.model, weight_format(plan.checkpoint.stored_as, None)) / GIB
     seconds = math.ceil(download * 1024 / HUB_MIB_PER_SECOND + plan.requirements.weights_gib * LOAD_SECONDS_PER_GIB + ENGINE_START_SECONDS)
     return Startup(download, seconds)
 
@@ -118,7 +118,7 @@ def _downloads_less(plan: Plan, quantization: str) -> bool:
         other = ref.checkpoint(quantization)
     except NoCheckpointError:
         return False
-    return weight_bytes(ref.model, other.stored_as) < weight_bytes(ref.model, plan.checkpoint.stored_as)
+    return weight_bytes(ref.model, weight_format(other.stored_as, None)) < weight_bytes(ref.model, weight_format(plan.checkpoint.stored_as, None))
 
 
 def chat_request(prompt: str, max_tokens: int) -> dict[str, Any]:

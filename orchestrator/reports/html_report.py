@@ -15,11 +15,11 @@ from orchestrator.declared.spec import HOURS_PER_DAY
 from orchestrator.iac.templating import environment
 from orchestrator.planning.plan import Plan
 from orchestrator.reports.report import money, month_label, row_cells, total_month_label
+from orchestrator.sizing.gpus import gpu_memory_gib, gpu_specs
 from orchestrator.sizing.throughput import (
     DEFAULT_OUTPUT_TOKENS,
     DEFAULT_PROMPT_TOKENS,
     ENGINE_EFFICIENCY,
-    gpu_specs,
 )
 
 if TYPE_CHECKING:
@@ -89,7 +89,7 @@ def _sizing(rows: list[Row]) -> list[dict[str, Any]]:
                 "tensor_parallel": result.layout.tensor_parallel,
                 "nodes": result.layout.nodes,
                 "per_gpu_gib": req.per_gpu_gib(gpus),
-                "gpu_memory_gib": result.offer.gpu_memory_gib,
+                "gpu_memory_gib": gpu_memory_gib(result.offer),
                 "rate": rate,
             }
         )

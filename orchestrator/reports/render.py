@@ -19,6 +19,7 @@ from orchestrator.planning.serving import startup_of
 from orchestrator.pricing.catalog import Catalog, Offer
 from orchestrator.reports.cost_report import CostReport
 from orchestrator.reports.report import money, month_label, row_cells, total_month_label
+from orchestrator.sizing.gpus import gpu_memory_gib
 from orchestrator.sizing.memory import (
     AWQ_BYTES_PER_LINEAR_PARAMETER,
     BYTES_PER_PARAMETER,
@@ -52,7 +53,7 @@ def plan(out: Console, planned: Plan, catalog: Catalog) -> None:
     nodes = f" x {planned.layout.nodes} instances" if planned.layout.nodes > 1 else ""
     grid.add_row(
         "instance",
-        f"{offer.instance_type}{nodes}: {offer.gpu_count}x {offer.gpu} {offer.gpu_memory_gib:g} GiB, tensor parallel {planned.layout.tensor_parallel}",
+        f"{offer.instance_type}{nodes}: {offer.gpu_count}x {offer.gpu} {gpu_memory_gib(offer):.1f} GiB, tensor parallel {planned.layout.tensor_parallel}",
     )
     contract = planned.contract
     grid.add_row(
@@ -88,8 +89,8 @@ def plan(out: Console, planned: Plan, catalog: Catalog) -> None:
     grid.add_row("runtime", f"{RUNTIME_OVERHEAD_GIB_PER_GPU * gpus:8.1f} GiB  {RUNTIME_OVERHEAD_GIB_PER_GPU:g} GiB per GPU x {gpus} GPUs")
     grid.add_row(
         "total",
-        f"{req.total_gib(gpus):8.1f} GiB  {req.per_gpu_gib(gpus):.1f} GiB per GPU of {usable_gib(offer.gpu_memory_gib):.1f} usable "
-        f"({offer.gpu_memory_gib:g} GiB x {GPU_MEMORY_UTILIZATION}); fits on {planned.layout.min_gpus} GPUs at least",
+        f"{req.total_gib(gpus):8.1f} GiB  {req.per_gpu_gib(gpus):.1f} GiB per GPU of {usable_gib(gpu_memory_gib(offer)):.1f} usable "
+        f"({gpu_memory_gib(offer):.1f} GiB x {GPU_MEMORY_UTILIZATION}); fits on {planned.layout.min_gpus} GPUs at least",
     )
     for index, resource in enumerate(planned.resources):
         grid.add_row("resources" if index == 0 else "", f"{resource.type}  [bold]{resource.name}[/]")
@@ -162,7 +163,7 @@ def offers(out: Console, listed: list[Offer], catalog: Catalog) -> None:
             offer.region,
             offer.instance_type,
             f"{offer.gpu_count}x {offer.gpu}",
-            f"{offer.gpu_memory_gib:g}",
+            f"{gpu_memory_gib(offer):.1f}",
             money(offer.usd_per_hour, offer.price_is_lower_bound),
             "" if offer.spot_usd_per_hour is None else money(offer.spot_usd_per_hour),
             offer.basis_label,

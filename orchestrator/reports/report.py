@@ -17,6 +17,7 @@ from orchestrator.planning.projection import Projection, project
 from orchestrator.planning.serving import startup_of
 from orchestrator.pricing.catalog import Catalog, Offer
 from orchestrator.reports.cost_report import CloudTotal, CostReport, Row
+from orchestrator.sizing.gpus import gpu_memory_gib
 from orchestrator.sizing.memory import (
     GPU_MEMORY_UTILIZATION,
     RUNTIME_OVERHEAD_GIB_PER_GPU,
@@ -41,7 +42,7 @@ def offer_dict(offer: Offer) -> dict[str, Any]:
         "instance_type": offer.instance_type,
         "gpu": offer.gpu,
         "gpu_count": offer.gpu_count,
-        "gpu_memory_gib": offer.gpu_memory_gib,
+        "gpu_memory_gib": round(gpu_memory_gib(offer), 2),
         "vcpus": offer.vcpus,
         "memory_gib": offer.memory_gib,
         "usd_per_hour": offer.usd_per_hour,
@@ -99,7 +100,7 @@ def plan_dict(plan: Plan, projection: Projection | None = None) -> dict[str, Any
         "quantization": deployment.quantization,
         "instance_type": offer.instance_type,
         "gpu": offer.gpu,
-        "gpu_memory_gib": offer.gpu_memory_gib,
+        "gpu_memory_gib": round(gpu_memory_gib(offer), 2),
         "gpus_per_replica": plan.gpus_per_replica,
         "tensor_parallel": plan.layout.tensor_parallel,
         "instances_per_replica": plan.instances_per_replica,
@@ -123,7 +124,7 @@ def plan_dict(plan: Plan, projection: Projection | None = None) -> dict[str, Any
             "min_gpus": plan.layout.min_gpus,
             "total_gib": round(req.total_gib(gpus), 2),
             "per_gpu_gib": round(req.per_gpu_gib(gpus), 2),
-            "usable_per_gpu_gib": round(usable_gib(offer.gpu_memory_gib), 2),
+            "usable_per_gpu_gib": round(usable_gib(gpu_memory_gib(offer)), 2),
             "gpu_memory_utilization": GPU_MEMORY_UTILIZATION,
         },
         "resources": [{"type": r.type, "name": r.name} for r in plan.resources],

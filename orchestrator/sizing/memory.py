@@ -2,7 +2,8 @@
 
 The arithmetic is deliberately simple and shown to the user by `plan`:
 
-    weights  = parameters x bytes per parameter (bf16 2, fp8 1); int4 as its AWQ checkpoint is stored
+    weights  = the served checkpoint's bytes, as it is held on the GPUs (`weight_bytes`): bf16 2 bytes
+               a parameter; fp8 1 byte for what is quantized and 2 for the rest; int4 as AWQ stores it
     kv cache = 2 x layers x kv_heads x head_dim x 2 bytes x max_context x concurrency
     per GPU  = (weights + kv cache) / tensor_parallel + runtime overhead
     fits     = per GPU <= GPU memory x 0.90
@@ -26,6 +27,8 @@ BYTES_PER_PARAMETER = {"bf16": 2.0, "fp8": 1.0, "int4": 0.5}
 # (huggingface/blog llama31.md: "zero-point quantization down to 4 bits with a group size of 128").
 AWQ_GROUP_SIZE = 128
 AWQ_BYTES_PER_LINEAR_PARAMETER = 0.5 + (2 + 0.5) / AWQ_GROUP_SIZE
+# Meta's fp8 rows each carry one fp32 scale (llama-models quantize_fp8, row-wise scaling).
+FP8_SCALE_BYTES = 4
 KV_BYTES_PER_VALUE = 2.0
 # The share of GPU memory the serving engine may use (vLLM's gpu_memory_utilization default).
 GPU_MEMORY_UTILIZATION = 0.90
@@ -69,22 +72,56 @@ def usable_gib(gpu_memory_gib: float) -> float:
     return gpu_memory_gib * GPU_MEMORY_UTILIZATION
 
 
-def requirements(model: LlamaModel, quantization: str, max_context: int, concurrency: int) -> Requirements:
+def requirements(model: LlamaModel, quantization: str, max_context: int, concurrency: int, weights: str | None = None) -> Requirements:
+    """What one replica needs; `weights` is how the served checkpoint holds them (`weight_format`),
+    by default the declared quantization applied at load time."""
     return Requirements(
         model=model,
         quantization=quantization,
         max_context=max_context,
         concurrency=concurrency,
-        weights_bytes=weight_bytes(model, quantization),
+        weights_bytes=weight_bytes(model, weights or quantization),
         kv_cache_bytes=model.kv_bytes_per_token(KV_BYTES_PER_VALUE) * max_context * concurrency,
     )
 
 
-def weight_bytes(model: LlamaModel, stored_as: str) -> float:
-    """The bytes of the model's weights stored as bf16, fp8 or int4 (AWQ)."""
-    if stored_as == "int4":
-        return model.linear_parameters * AWQ_BYTES_PER_LINEAR_PARAMETER + (model.parameters - model.linear_parameters) * BYTES_PER_PARAMETER["bf16"]
-    return model.parameters * BYTES_PER_PARAMETER[stored_as]
+# How a served checkpoint holds its weights: the key `weight_bytes` reads.
+FP8_MIXED = "fp8_mixed"
+
+
+def weight_format(stored_as: str, load_quantization: str | None) -> str:
+    """The weights as served: quantized at load time (vLLM's `--quantization fp8` turns every linear
+    layer to fp8), or as the checkpoint stores them (Meta's FP8 checkpoints are `fp8_mixed`)."""
+    if load_quantization is not None:
+        return load_quantization
+    return FP8_MIXED if stored_as == "fp8" else stored_as
+
+
+def weight_bytes(model: LlamaModel, held_as: str) -> float:
+    """The bytes of the model's weights as they are held: every case keeps the embeddings, the
+    output layer and the norms in bf16.
+
+    - bf16: 2 bytes a parameter.
+    - fp8 (quantized at load time): the attention and MLP projections in 1 byte (vLLM's Fp8LinearMethod
+      quantizes linear layers; the embedding and lm_head are not linear layers it converts).
+    - fp8_mixed (Meta's FP8 checkpoints, llama-models fp8_mixed): only the feed-forward layers of
+      every block but the first and the last, in 1 byte (llama-models models/llama3/quantization/
+      loader.py, convert_to_fp8_quantized_model: `block.layer_id == 0 or block.layer_id ==
+      (model.n_layers - 1)` skipped, `block.feed_forward` w1/w2/w3 converted), each row with a
+      4-byte scale; 405B: 324.5 B fp8 parameters + 81.3 B bf16 = 454 GiB.
+    - int4 (AWQ): the projections in 4 bits with a scale and zero point per group of 128.
+    """
+    others = model.parameters - model.linear_parameters
+    if held_as == "int4":
+        return model.linear_parameters * AWQ_BYTES_PER_LINEAR_PARAMETER + others * BYTES_PER_PARAMETER["bf16"]
+    if held_as == "fp8":
+        return model.linear_parameters * BYTES_PER_PARAMETER["fp8"] + others * BYTES_PER_PARAMETER["bf16"]
+    if held_as == FP8_MIXED:
+        quantized_blocks = max(0, model.n_layers - 2)
+        fp8 = quantized_blocks * 3 * model.dim * model.ffn_hidden
+        scales = quantized_blocks * (2 * model.ffn_hidden + model.dim) * FP8_SCALE_BYTES
+        return fp8 * BYTES_PER_PARAMETER["fp8"] + (model.parameters - fp8) * BYTES_PER_PARAMETER["bf16"] + scales
+    return model.parameters * BYTES_PER_PARAMETER[held_as]
 
 
 def valid_tensor_parallel(model: LlamaModel, degree: int) -> bool:

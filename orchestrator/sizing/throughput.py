@@ -4,7 +4,9 @@ A replica runs `concurrency` sequences as one continuous batch. Each request fir
 prompt processed (prefill), then generates its output one token per decode step.
 
     decode step  = max(bytes read / (bandwidth x E), FLOPs / (peak FLOP/s x E))
-        bytes read = weights + KV cache of the batch (concurrency x mean context x KV bytes per token)
+        bytes read = weights as held (`memory.weight_bytes`), less the input embedding table (a decode
+                     step looks up one row of it per sequence; a tied table is read whole, as the
+                     output layer), + KV cache of the batch (concurrency x mean context x KV bytes per token)
         FLOPs      = 2 x parameters x concurrency
     prefill      = 2 x parameters x prompt tokens / (peak FLOP/s x E)        per request
     tokens/s     = concurrency x output tokens / (concurrency x prefill + output tokens x decode step)
@@ -23,13 +25,12 @@ spec's concurrency, i.e. a replica kept busy. It is a planning figure, not a ben
 
 from __future__ import annotations
 
-import csv
 from dataclasses import dataclass
-from functools import cache, lru_cache
-from pathlib import Path
+from functools import lru_cache
 from typing import TYPE_CHECKING
 
-from orchestrator.sizing.memory import KV_BYTES_PER_VALUE, weight_bytes
+from orchestrator.sizing.gpus import gpu_specs
+from orchestrator.sizing.memory import BYTES_PER_PARAMETER, FP8_MIXED, KV_BYTES_PER_VALUE, weight_bytes, weight_format
 
 if TYPE_CHECKING:
     from orchestrator.planning.plan import Plan
@@ -42,15 +43,6 @@ ENGINE_EFFICIENCY = {"vllm": 0.6}
 DEFAULT_PROMPT_TOKENS = 1000
 DEFAULT_OUTPUT_TOKENS = 250
 SECONDS_PER_HOUR = 3600
-
-
-@dataclass(frozen=True)
-class GpuSpec:
-    gpu: str
-    memory_bandwidth_gbps: float
-    bf16_dense_tflops: float
-    fp8_dense_tflops: float | None
-    source: str
 
 
 @dataclass(frozen=True)
@@ -68,26 +60,11 @@ class Throughput:
     gpus: int
 
 
-@cache
-def gpu_specs() -> dict[str, GpuSpec]:
-    with (Path(__file__).parent.parent / "data" / "gpu-specs.csv").open(newline="") as handle:
-        return {
-            row["gpu"]: GpuSpec(
-                row["gpu"],
-                float(row["memory_bandwidth_gbps"]),
-                float(row["bf16_dense_tflops"]),
-                float(row["fp8_dense_tflops"]) if row["fp8_dense_tflops"] else None,
-                row["source"],
-            )
-            for row in csv.DictReader(handle)
-        }
-
-
 def replica_throughput(plan: Plan, prompt_tokens: int = DEFAULT_PROMPT_TOKENS, output_tokens: int = DEFAULT_OUTPUT_TOKENS) -> Throughput:
     deployment, layout = plan.deployment, plan.layout
     return _throughput(
         plan.requirements.model,
-        deployment.quantization,
+        weight_format(plan.checkpoint.stored_as, plan.checkpoint.load_quantization),
         deployment.concurrency,
         deployment.serving.engine,
         plan.offer.gpu,
@@ -98,14 +75,16 @@ def replica_throughput(plan: Plan, prompt_tokens: int = DEFAULT_PROMPT_TOKENS, o
 
 
 @lru_cache(maxsize=4096)
-def _throughput(model: LlamaModel, quantization: str, batch: int, engine: str, gpu: str, gpus: int, prompt_tokens: int, output_tokens: int) -> Throughput:
+def _throughput(model: LlamaModel, weights_held_as: str, batch: int, engine: str, gpu: str, gpus: int, prompt_tokens: int, output_tokens: int) -> Throughput:
     """The roofline arithmetic, once per distinct shape (a large stack repeats a few)."""
     spec = gpu_specs()[gpu]
     efficiency = ENGINE_EFFICIENCY[engine]
     bandwidth = gpus * spec.memory_bandwidth_gbps * 1e9 * efficiency
-    tflops = spec.fp8_dense_tflops if quantization == "fp8" and spec.fp8_dense_tflops else spec.bf16_dense_tflops
+    fp8 = weights_held_as in ("fp8", FP8_MIXED)
+    tflops = spec.fp8_dense_tflops if fp8 and spec.fp8_dense_tflops else spec.bf16_dense_tflops
     flops = gpus * tflops * 1e12 * efficiency
-    weights = weight_bytes(model, quantization)
+    input_embedding = 0 if model.tied_embeddings else model.vocab_size * model.dim * BYTES_PER_PARAMETER["bf16"]
+    weights = weight_bytes(model, weights_held_as) - input_embedding
     mean_context = prompt_tokens + output_tokens / 2
     kv_read = batch * mean_context * model.kv_bytes_per_token(KV_BYTES_PER_VALUE)
     memory_s, compute_s = (weights + kv_read) / bandwidth, 2 * model.parameters * batch / flops
