@@ -53,7 +53,12 @@ class CatalogError(LlamadeployError):
 
 
 class InfeasibleError(LlamadeployError):
-    """No offer on the chosen cloud and region can host the deployment."""
+    """No offer on the chosen cloud and region can host the deployment; `ideas` are the changes to
+    the spec that would fit there (another quantization, GPU, context or concurrency)."""
+
+    def __init__(self, message: str, ideas: tuple[str, ...] = ()) -> None:
+        super().__init__(message)
+        self.ideas = ideas
 
 
 class GpuNotOfferedError(InfeasibleError):

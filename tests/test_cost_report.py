@@ -21,6 +21,8 @@ from orchestrator.pricing.catalog import load_catalog
 from orchestrator.sizing.throughput import replica_throughput, usd_per_million_tokens
 from tests.clouds import cli_run
 
+REPO = Path(__file__).parent.parent
+
 # Llama 3.1 8B: 8,030,261,248 parameters; KV cache 2 (K and V) x 32 layers x 8 KV heads x 128 x 2 bytes = 131,072 bytes per token.
 PARAMETERS = 8_030_261_248
 KV_PER_TOKEN = 131_072
@@ -210,3 +212,26 @@ def test_the_page_loads_in_headless_chromium_without_console_errors(write_stack:
     assert _console_errors(broken), "the console check must see a page's errors"
     _html_report(write_stack, tmp_path)
     assert _console_errors(tmp_path / "report.html") == []
+
+
+def test_the_shipped_70b_stack_ranks_billed_prices_before_lower_bounds() -> None:
+    """A VM price under SageMaker or Vertex AI is only a lower bound: it may end up dearer than any
+    billed price, so it is ranked after them (and marked), not by its number."""
+    code, out, err = cli_run("cost", str(REPO / "stacks" / "llama-3.1-70b.yaml"), "--output", "json")
+    assert code == 0, err
+    (deployment,) = json.loads(out)["deployments"]
+    bounds = [c["price"]["price_is_lower_bound"] for c in deployment["clouds"] if c["feasible"]]
+    assert bounds == sorted(bounds) and bounds.count(False) >= 1 and bounds.count(True) >= 1, bounds
+    code, out, _ = cli_run("cost", str(REPO / "stacks" / "llama-3.1-70b.yaml"))
+    first_bound = out.index("≥")
+    assert all(out.index(f"│ {cloud} ") < first_bound for cloud in ("azure", "oci")), out
+
+
+def test_cost_of_a_deployment_no_cloud_can_host_is_an_error_with_what_would_fit(write_stack: Any) -> None:
+    stack = write_stack("name: huge\nmodel: llama3.1-405b-instruct\nmax_context: 32768\nconcurrency: 8\ngpu: A100-80GB\n")
+    code, out, err = cli_run("cost", str(stack))
+    assert code == 1 and "huge" in out  # the report is printed, then the error
+    assert "no cloud compared (aws, azure, gcp, oci) can host 'huge' as declared; what would fit:" in err, err
+    # 756 GiB of bf16 weights and a 126 GiB KV cache exceed 8 x 80 GiB; the real ways out, per cloud:
+    assert "  quantization: fp8 (aws: ml.p4de.24xlarge; azure: Standard_ND96amsr_A100_v4; gcp: a2-ultragpu-8g; oci: BM.GPU.A100-v2.8)" in err, err
+    assert "  gpu: H200 (" in err and "another cloud" not in err

@@ -143,6 +143,7 @@ def cost(ctx: click.Context, stack: str, clouds: str | None, only: str | None, o
         from orchestrator.reports import render
 
         render.cost(render.console(), built)
+        _nowhere(built)
         return
     if output == "html":
         from orchestrator.reports.html_report import html_page
@@ -157,6 +158,30 @@ def cost(ctx: click.Context, stack: str, clouds: str | None, only: str | None, o
         click.echo(f"Wrote the {output} cost report to {to_file}", err=True)
     else:
         click.echo(text, nl=False)
+    _nowhere(built)
+
+
+def _nowhere(built) -> None:
+    """A deployment no compared cloud can host is an error (exit 1) once the report is out, with the
+    changes to its spec that would fit somewhere, gathered from every cloud's answer."""
+    from orchestrator.planning.plan import Plan
+
+    hopeless = {name: rows for name, rows in built.deployments.items() if rows and not any(isinstance(row.result, Plan) for row in rows)}
+    if not hopeless:
+        return
+    lines = []
+    for name, rows in hopeless.items():
+        where: dict[str, list[str]] = {}  # a change to the spec -> the clouds (and machines) it would fit on
+        for row in rows:
+            for idea in row.result.ideas:
+                change, _, detail = idea.partition(" (")
+                where.setdefault(change, []).append(f"{row.result.cloud}: {detail.rstrip(')').removeprefix('on ')}" if detail else row.result.cloud)
+        clouds = ", ".join(row.result.cloud for row in rows)
+        lines.append(f"no cloud compared ({clouds}) can host {name!r} as declared; what would fit:")
+        lines += [f"  {change} ({'; '.join(places)})" for change, places in where.items()] or [
+            "  a smaller model, or a price catalog with bigger GPUs (--catalog)"
+        ]
+    raise LlamadeployError("\n".join(lines))
 
 
 def _write_file(path: Path, text: str) -> None:

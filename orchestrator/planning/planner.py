@@ -9,7 +9,7 @@ what was needed, what the biggest offer had, and which change to the spec would 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from orchestrator.declared.spec import QUANTIZATIONS, Deployment, Stack
@@ -49,6 +49,7 @@ class Infeasible:
     cloud: str
     region: str | None
     reason: str
+    ideas: tuple[str, ...] = ()  # changes to the spec that would fit on this cloud
 
 
 def plan(stack: Stack, deployment: Deployment, cloud: str, catalog: Catalog, region: str | None = None) -> Plan:
@@ -79,12 +80,12 @@ def compare(stack: Stack, deployment: Deployment, clouds: list[str], catalog: Ca
         if isinstance(cheapest, str):
             results.append(_plan_in_region(deployment, provider, catalog, cheapest, "cheapest", memo))
         else:
-            results.append(Infeasible(deployment, cloud, cheapest[0], cheapest[1]))
+            results.append(cheapest)
     return sorted(results, key=_comparison_key)
 
 
-def _cheapest_region(deployment: Deployment, provider: CloudService, catalog: Catalog, memo: Memo) -> str | tuple[str | None, str]:
-    """The region where the deployment's shape is cheapest on this cloud, or (region, why not) for none."""
+def _cheapest_region(deployment: Deployment, provider: CloudService, catalog: Catalog, memo: Memo) -> str | Infeasible:
+    """The region where the deployment's shape is cheapest on this cloud, or why there is none."""
     key = ("cheapest", deployment.model, deployment.quantization, deployment.max_context, deployment.concurrency, deployment.gpu, provider.name)
     if key not in memo:
         regions = catalog.regions(provider.name)
@@ -97,11 +98,11 @@ def _cheapest_region(deployment: Deployment, provider: CloudService, catalog: Ca
         if choices:
             memo[key] = min(choices, key=lambda c: (_price_key(c[1][0], c[1][1]), c[0] != provider.default_region))[0]
         elif not regions:
-            memo[key] = (None, f"the price catalog has no offers for {provider.name}")
+            memo[key] = Infeasible(deployment, provider.name, None, f"the price catalog has no offers for {provider.name}")
         else:
-            telling = _most_telling(deployment, provider, failures)
-            memo[key] = (telling.region, telling.reason)
-    return memo[key]  # type: ignore[return-value]
+            memo[key] = _most_telling(deployment, provider, failures)
+    found = memo[key]
+    return found if isinstance(found, str) else replace(found, deployment=deployment)  # type: ignore[return-value]
 
 
 def _most_telling(deployment: Deployment, provider: CloudService, failures: list[tuple[str, InfeasibleError]]) -> Infeasible:
@@ -113,7 +114,7 @@ def _most_telling(deployment: Deployment, provider: CloudService, failures: list
             deployment, provider.name, None, f"no {deployment.gpu} offers on {provider.name} in any priced region ({where}); use gpu: auto or another GPU"
         )
     region, exc = min(sized, key=lambda f: f[0] != provider.default_region)
-    return Infeasible(deployment, provider.name, region, str(exc))
+    return Infeasible(deployment, provider.name, region, str(exc), exc.ideas)
 
 
 def _comparison_key(result: Plan | Infeasible) -> tuple[int, float, str]:
@@ -151,14 +152,14 @@ def _choose(deployment: Deployment, provider: CloudService, catalog: Catalog, re
             offers = _offers(deployment, provider, catalog, region)
             fitting = _fitting(req, offers, provider)
             if not fitting:
-                raise InfeasibleError(_why_nothing_fits(deployment, req, offers, provider, catalog, region))
+                raise InfeasibleError(*_why_nothing_fits(deployment, req, offers, provider, catalog, region))
             offer, gpu_layout = min(fitting, key=lambda f: _price_key(*f))
             memo[key] = (offer, gpu_layout, req)
         except InfeasibleError as exc:
             memo[key] = exc
     found = memo[key]
     if isinstance(found, InfeasibleError):
-        raise type(found)(str(found))
+        raise type(found)(str(found), found.ideas)
     return found  # type: ignore[return-value]
 
 
@@ -198,8 +199,11 @@ def _price_key(offer: Offer, gpu_layout: GpuLayout) -> tuple[bool, float, int, s
     return (price is None, (price or 0.0) * gpu_layout.nodes, offer.gpu_count * gpu_layout.nodes, offer.instance_type)
 
 
-def _why_nothing_fits(deployment: Deployment, req: Requirements, offers: list[Offer], provider: CloudService, catalog: Catalog, region: str) -> str:
-    """What one replica needs, the most the region's biggest offer gives, and what would fit."""
+def _why_nothing_fits(
+    deployment: Deployment, req: Requirements, offers: list[Offer], provider: CloudService, catalog: Catalog, region: str
+) -> tuple[str, tuple[str, ...]]:
+    """What one replica needs, the most the region's biggest offer gives, and what would fit (in
+    words, and as the changes to the spec that would fit here)."""
     model = req.model
     biggest = max(offers, key=lambda o: (usable_gib(gpu_memory_gib(o)) * o.gpu_count, o.instance_type))
     degree = max(d for d in (1, 2, 4, 8) if d <= biggest.gpu_count and valid_tensor_parallel(model, d))
@@ -214,8 +218,12 @@ def _why_nothing_fits(deployment: Deployment, req: Requirements, offers: list[Of
     ]
     if layout(req, gpu_memory_gib(biggest), biggest.gpu_count) is not None:
         lines += provider.unsupported({Feature.MULTI_NODE})
-    lines.append("what would fit: " + "; ".join(_what_would_fit(deployment, req, offers, provider, catalog, region, biggest, degree)))
-    return "\n  ".join(lines)
+    ideas = _what_would_fit(deployment, req, offers, provider, catalog, region, biggest, degree)
+    others = [name for name in registry.names() if name != provider.name]
+    elsewhere = not ideas or (biggest.gpu_count == GPUS_PER_NODE and layout(req, gpu_memory_gib(biggest), GPUS_PER_NODE))
+    shown = [*ideas, f"another cloud (`llamadeploy cost` compares {', '.join(others)})"] if elsewhere else ideas
+    lines.append("what would fit: " + "; ".join(shown))
+    return "\n  ".join(lines), tuple(ideas)
 
 
 def _what_would_fit(
@@ -249,9 +257,6 @@ def _what_would_fit(
             ideas.append(f"max_context: {context} (at concurrency {deployment.concurrency})")
         if concurrency >= 1:
             ideas.append(f"concurrency: {concurrency} (at max_context {deployment.max_context})")
-    others = [name for name in registry.names() if name != provider.name]
-    if not ideas or (biggest.gpu_count == GPUS_PER_NODE and layout(req, gpu_memory_gib(biggest), GPUS_PER_NODE)):
-        ideas.append(f"another cloud (`llamadeploy cost` compares {', '.join(others)})")
     return ideas
 
 

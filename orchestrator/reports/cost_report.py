@@ -69,9 +69,15 @@ def cost_report(comparisons: dict[str, list[Result]], catalog: Catalog) -> CostR
 
 
 def _cheapest_month(row: Row) -> tuple[int, float, str]:
-    """By the month shown (under load where the spec has a profile); unknown prices, then infeasible, last."""
-    month = row.usd_per_month
-    return (0 if month is not None else 1 if isinstance(row.result, Plan) else 2, month or 0.0, row.result.cloud)
+    """Billed prices first, by the month shown (under load where the spec has a profile); then the
+    lower bounds (a VM price under a service that adds an unknown markup), which may end up dearer
+    than any billed price; then unknown prices; then the clouds that cannot host it."""
+    month, result = row.usd_per_month, row.result
+    if not isinstance(result, Plan):
+        return (3, 0.0, result.cloud)
+    if month is None:
+        return (2, 0.0, result.cloud)
+    return (1 if result.offer.price_is_lower_bound else 0, month, result.cloud)
 
 
 def _totals(deployments: dict[str, list[Row]]) -> list[CloudTotal]:
@@ -90,4 +96,4 @@ def _totals(deployments: dict[str, list[Row]]) -> list[CloudTotal]:
             total.usd_per_hour_max += result.usd_per_hour(scaling.max_replicas) or 0.0
             total.usd_per_month += month
             total.price_is_lower_bound |= result.offer.price_is_lower_bound
-    return sorted(totals.values(), key=lambda t: (not t.complete, t.usd_per_month, t.cloud))
+    return sorted(totals.values(), key=lambda t: (not t.complete, t.price_is_lower_bound, t.usd_per_month, t.cloud))
