@@ -103,7 +103,7 @@ def test_cost_csv_and_markdown(run, write_stack: Write) -> None:
     code, out, _ = run("cost", stack, "--output", "csv", "--clouds", "aws,oci")
     rows = list(csv.DictReader(io.StringIO(out)))
     assert code == 0 and [(r["cloud"], r["usd_per_hour_min"]) for r in rows] == [("aws", "0.9000"), ("oci", "")]
-    assert rows[0]["price_is_lower_bound"] == "True"
+    assert rows[0]["price_is_lower_bound"] == "true"
     code, out, _ = run("cost", stack, "--output", "markdown", "--clouds", "aws,oci")
     assert "| 1 | aws | us-west-2 | ml.g6.xlarge | 1× L4 | ≥ $0.90 |" in out
     assert "| 2 | oci | us-ashburn-1 | VM.GPU.A10.1 | 1× A10 | price unknown |" in out
@@ -204,3 +204,56 @@ def test_help_imports_neither_models_nor_rich() -> None:
 def test_console_script_is_installed() -> None:
     done = subprocess.run([str(Path(sys.executable).parent / "llamadeploy"), "--version"], capture_output=True, text=True)
     assert done.returncode == 0 and "llamadeploy, version" in done.stdout
+
+
+def test_clouds_are_named_in_any_letter_case(run, write_stack: Write) -> None:
+    stack = write_stack("name: chat\nmodel: llama3.1-8b-instruct\n")
+    code, out, err = run("plan", str(stack), "--cloud", "AWS", "--output", "json")
+    assert code == 0 and json.loads(out)["plans"][0]["cloud"] == "aws", err
+    code, out, _ = run("cost", str(stack), "--clouds", "AWS,Gcp", "--output", "json")
+    assert code == 0 and [c["cloud"] for c in json.loads(out)["deployments"][0]["clouds"]] == ["aws", "gcp"]
+
+
+def test_providers_table_shows_the_install_command_whole() -> None:
+    """`[aws]` in `pip install 'llamadeploy[aws]'` is text, not console markup to be swallowed."""
+    from rich.console import Console
+
+    from orchestrator.reports import render
+
+    console = Console(record=True, width=200)
+    row = {
+        "name": "aws",
+        "service": "SageMaker",
+        "deploy": True,
+        "export": True,
+        "install": "pip install 'llamadeploy[aws]'",
+        "sdk_missing": ["boto3"],
+        "source": "built-in",
+    }
+    render.providers(console, [row])
+    assert "missing: pip install 'llamadeploy[aws]'" in console.export_text()
+
+
+def test_status_with_nothing_deployed_writes_no_state(run, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    code, out, _ = run("--state", "nowhere/state.db", "status", "--output", "json")
+    assert (code, json.loads(out)) == (0, {"deployments": []})
+    code, _, err = run("--state", "nowhere/state.db", "status", "chat")
+    assert code == 1 and "no deployment named 'chat'" in err
+    assert list(tmp_path.iterdir()) == []  # a read never writes
+
+
+def test_one_gpu_is_one_gpu(run, write_stack: Write) -> None:
+    code, out, _ = run("plan", str(write_stack("name: chat\nmodel: llama3.2-1b-instruct\n")), "--cloud", "aws")
+    assert code == 0 and re.search(r"2 GiB per GPU x 1 GPU\b", out) and "fits on 1 GPU at least" in out, out
+    assert "1 GPUs" not in out
+
+
+def test_machine_output_rounds_money_and_writes_booleans_as_spreadsheets_read_them(run) -> None:
+    stack = str(REPO / "stacks" / "llama-3.1-70b.yaml")
+    for command in (("cost", stack, "--output", "json"), ("plan", stack, "--cloud", "gcp", "--no-refresh", "--output", "json")):
+        code, out, _ = run(*command, catalog=False)
+        assert code == 0 and not re.search(r"\d\.\d{7,}", out), re.findall(r"\d+\.\d{7,}", out)[:3]
+    code, out, _ = run("cost", stack, "--output", "csv", catalog=False)
+    rows = list(csv.DictReader(io.StringIO(out)))
+    assert code == 0 and {r["price_is_lower_bound"] for r in rows} == {"true", "false"} and {r["feasible"] for r in rows} == {"true"}

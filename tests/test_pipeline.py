@@ -136,6 +136,7 @@ def test_plan_detailed_exitcode_follows_the_state(cloud: Cloud, stack: Path, tmp
     assert code == 2 and "llamadeploy move chat --to azure" in out
     assert cli_run("plan", str(stack), "--cloud", "nimbus", "--detailed-exitcode")[0] == 1  # a usage error is 1 here, as 2 means changes
     assert cli_run("plan", str(stack), "--bogus", "--detailed-exitcode")[0] == 1
+    assert cli_run("plan", str(stack), "--detailed-exitcode", "--bogus")[0] == 1  # whatever the order
     assert cli_run("plan", str(stack), "--bogus")[0] == 2
     assert cli_run("down", "chat", "--yes")[0] == 0
 

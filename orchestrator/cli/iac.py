@@ -7,11 +7,12 @@ from pathlib import Path
 import click
 
 from orchestrator.cli.output import Output, emit_json, output_option
+from orchestrator.cli.session import cloud_names
 
 
 @click.command()
 @click.argument("stack", type=click.Path())
-@click.option("--cloud", help="Cloud to export for (aws, azure, gcp, oci); default: the one the placement names.")
+@click.option("--cloud", help="Cloud to export for (aws, azure, gcp, oci); default: the one the placement names.", callback=cloud_names)
 @click.option("--to", "to_dir", required=True, type=click.Path(file_okay=False), help="Directory to write the Pulumi project into.")
 @click.option("--region", help="Region, overriding the placement.")
 @click.option("--deployment", "only", metavar="NAME", help="Export only this deployment of the stack.")

@@ -7,7 +7,7 @@ from pathlib import Path
 import click
 
 from orchestrator.cli.output import ENGINES, Output, emit_json, output_option
-from orchestrator.cli.session import confirm
+from orchestrator.cli.session import cloud_names, confirm
 from orchestrator.errors import LlamadeployError, UsageError
 from orchestrator.lifecycle.progress import EventKind
 from orchestrator.planning.serving import EXAMPLE_PROMPT, startup_of
@@ -18,6 +18,7 @@ from orchestrator.planning.serving import EXAMPLE_PROMPT, startup_of
 @click.option(
     "--cloud",
     help="Cloud to deploy on; `auto`: the cheapest that can host it, then the next; default: placement.fallback in order, else the one cloud the placement names.",
+    callback=cloud_names,
 )
 @click.option("--region", help="Region, overriding the placement.")
 @click.option("--deployment", "only", metavar="NAME", help="Deploy only this deployment of the stack.")
@@ -177,7 +178,12 @@ def status(ctx: click.Context, name: str | None, out: Output) -> None:
     """Show each deployment as its cloud reports it now, and any drift from what was deployed."""
     from orchestrator.lifecycle import engine
 
-    rows = engine.status(ctx.obj.lifecycle(), name)
+    if not ctx.obj.state_location().exists():  # a read never writes: no state file is made to say nothing is deployed
+        if name is not None:
+            raise engine.DeployError(f"no deployment named {name!r} in the state at {ctx.obj.state_location()}; `llamadeploy status` lists them")
+        rows = []
+    else:
+        rows = engine.status(ctx.obj.lifecycle(), name)
     from orchestrator.reports import render
     from orchestrator.reports.report import status_dict
 
@@ -217,7 +223,7 @@ def call(ctx: click.Context, name: str, prompt: str, max_tokens: int, out: Outpu
 
 @click.command()
 @click.argument("name")
-@click.option("--to", "to_cloud", help="Cloud to move the deployment to.")
+@click.option("--to", "to_cloud", help="Cloud to move the deployment to.", callback=cloud_names)
 @click.option("--region", help="Region on the target cloud, overriding the recorded placement (with --resume/--rollback: of a move that did not record it).")
 @click.option("--resume", is_flag=True, help="Finish a move that a crash interrupted.")
 @click.option("--rollback", is_flag=True, help="Undo a move that a crash interrupted: the source serves again.")
@@ -227,7 +233,7 @@ def call(ctx: click.Context, name: str, prompt: str, max_tokens: int, out: Outpu
 def move(ctx: click.Context, name: str, to_cloud: str | None, region: str | None, resume: bool, rollback: bool, yes: bool, out: Output) -> None:
     """Move a serving deployment to another cloud without downtime: up there first, then down here."""
     from orchestrator.lifecycle import engine
-    from orchestrator.reports.report import money
+    from orchestrator.reports.report import money, plural
 
     state, catalog = ctx.obj.state(), ctx.obj.catalog()
     if resume or rollback:
@@ -249,7 +255,7 @@ def move(ctx: click.Context, name: str, to_cloud: str | None, region: str | None
     delta = "" if now_price is None or then_price is None else f" ({'+' if then_price >= now_price else '-'}{money(abs(then_price - now_price))}/h)"
     click.echo(
         f"{name}: {record.cloud} {before.instance_type} {money(now_price, before.price_is_lower_bound)}/h -> {to_cloud} {planned.offer.instance_type} "
-        f"{money(then_price, planned.offer.price_is_lower_bound)}/h{delta} at {planned.deployment.autoscaling.min_replicas} replicas",
+        f"{money(then_price, planned.offer.price_is_lower_bound)}/h{delta} at {plural(planned.deployment.autoscaling.min_replicas, 'replica')}",
         err=True,
     )
     confirm(yes, f"Move {name} from {record.cloud} to {to_cloud} (up there, then down on {record.cloud})?")

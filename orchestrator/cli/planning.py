@@ -8,13 +8,13 @@ from pathlib import Path
 import click
 
 from orchestrator.cli.output import Output, emit_json, output_option
-from orchestrator.cli.session import DETAILED_EXITCODE, EXIT_CHANGES, DetailedExitCommand
+from orchestrator.cli.session import DETAILED_EXITCODE, EXIT_CHANGES, DetailedExitCommand, cloud_names
 from orchestrator.errors import LlamadeployError, UsageError
 
 
 @click.command(cls=DetailedExitCommand)
 @click.argument("stack", type=click.Path())
-@click.option("--cloud", help="Cloud to plan on (aws, azure, gcp, oci); default: the one the placement names.")
+@click.option("--cloud", help="Cloud to plan on (aws, azure, gcp, oci); default: the one the placement names.", callback=cloud_names)
 @click.option("--region", help="Region to plan in, overriding the placement.")
 @click.option("--deployment", "only", metavar="NAME", help="Plan only this deployment of the stack.")
 @output_option()
@@ -120,7 +120,7 @@ def _quotas(plans: list) -> list:
 
 @click.command()
 @click.argument("stack", type=click.Path())
-@click.option("--clouds", help="Comma-separated clouds to compare; default: every known cloud.")
+@click.option("--clouds", help="Comma-separated clouds to compare; default: every known cloud.", callback=cloud_names)
 @click.option("--deployment", "only", metavar="NAME", help="Compare only this deployment of the stack.")
 @click.option("--output", type=click.Choice(["table", "json", "csv", "markdown", "html"]), default="table", show_default=True)
 @click.option("--to", "to_file", type=click.Path(dir_okay=False), help="Write the report to this file instead of stdout (html needs it).")
@@ -194,7 +194,7 @@ def _write_file(path: Path, text: str) -> None:
 
 
 @click.command()
-@click.option("--cloud", help="Only this cloud's offers.")
+@click.option("--cloud", help="Only this cloud's offers.", callback=cloud_names)
 @click.option("--gpu", help="Only offers of this GPU type (e.g. H100).")
 @click.option("--region", help="Only offers in this region.")
 @output_option()

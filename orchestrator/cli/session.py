@@ -22,14 +22,20 @@ EXIT_CHANGES = 2
 DETAILED_EXITCODE = "llamadeploy.detailed_exitcode"  # ctx.meta flag: every error exits 1, as 2 means "changes"
 
 
+def cloud_names(_ctx: click.Context, _param: click.Parameter, value: str | None) -> str | None:
+    """`--cloud AWS` as `--cloud aws`: cloud names are matched in any letter case, as GPU names are."""
+    return value.lower() if value else value
+
+
 class DetailedExitCommand(click.Command):
     """`plan`: under --detailed-exitcode a mistyped option exits 1 too, never the 2 of "changes"."""
 
     def make_context(self, info_name: str | None, args: list[str], parent: click.Context | None = None, **extra: Any) -> click.Context:
+        given = list(args)  # click's parser consumes `args` as it goes: an option before the typo would be gone
         try:
             return super().make_context(info_name, args, parent, **extra)
         except click.UsageError as error:
-            if "--detailed-exitcode" in args:
+            if "--detailed-exitcode" in given:
                 error.exit_code = 1
             raise
 

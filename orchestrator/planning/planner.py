@@ -211,7 +211,7 @@ def _why_nothing_fits(
     has = usable_gib(gpu_memory_gib(biggest)) * degree
     lines = [
         f"{model.name} at {deployment.quantization} with {deployment.max_context} tokens x {deployment.concurrency} sequences "
-        f"needs {needed:.0f} GiB per replica on {degree} GPUs (weights {req.weights_gib:.0f} GiB + KV cache "
+        f"needs {needed:.0f} GiB per replica on {degree} GPU{'s' if degree > 1 else ''} (weights {req.weights_gib:.0f} GiB + KV cache "
         f"{req.kv_cache_gib:.0f} GiB + {RUNTIME_OVERHEAD_GIB_PER_GPU:.0f} GiB runtime per GPU); the biggest offer on "
         f"{provider.name} in {region}, {biggest.instance_type} ({biggest.gpu_count}x {biggest.gpu} {gpu_memory_gib(biggest):.0f} GiB), "
         f"gives {has:.0f} GiB usable"

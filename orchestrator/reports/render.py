@@ -12,13 +12,14 @@ from typing import TYPE_CHECKING, Any
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
+from rich.text import Text
 
 from orchestrator.planning.plan import HOURS_PER_MONTH, Plan
 from orchestrator.planning.planner import Infeasible
 from orchestrator.planning.serving import startup_of
 from orchestrator.pricing.catalog import Catalog, Offer
 from orchestrator.reports.cost_report import CostReport
-from orchestrator.reports.report import money, month_label, row_cells, total_month_label
+from orchestrator.reports.report import money, month_label, plural, row_cells, total_month_label
 from orchestrator.sizing.gpus import gpu_memory_gib
 from orchestrator.sizing.memory import (
     AWQ_BYTES_PER_LINEAR_PARAMETER,
@@ -86,11 +87,11 @@ def plan(out: Console, planned: Plan, catalog: Catalog) -> None:
         "KV cache",
         f"{req.kv_cache_gib:8.1f} GiB  {req.model.kv_bytes_per_token(2) / 1024:g} KiB/token x {deployment.max_context} tokens x {deployment.concurrency} sequences",
     )
-    grid.add_row("runtime", f"{RUNTIME_OVERHEAD_GIB_PER_GPU * gpus:8.1f} GiB  {RUNTIME_OVERHEAD_GIB_PER_GPU:g} GiB per GPU x {gpus} GPUs")
+    grid.add_row("runtime", f"{RUNTIME_OVERHEAD_GIB_PER_GPU * gpus:8.1f} GiB  {RUNTIME_OVERHEAD_GIB_PER_GPU:g} GiB per GPU x {plural(gpus, 'GPU')}")
     grid.add_row(
         "total",
         f"{req.total_gib(gpus):8.1f} GiB  {req.per_gpu_gib(gpus):.1f} GiB per GPU of {usable_gib(gpu_memory_gib(offer)):.1f} usable "
-        f"({gpu_memory_gib(offer):.1f} GiB x {GPU_MEMORY_UTILIZATION}); fits on {planned.layout.min_gpus} GPUs at least",
+        f"({gpu_memory_gib(offer):.1f} GiB x {GPU_MEMORY_UTILIZATION}); fits on {plural(planned.layout.min_gpus, 'GPU')} at least",
     )
     for index, resource in enumerate(planned.resources):
         grid.add_row("resources" if index == 0 else "", f"{resource.type}  [bold]{resource.name}[/]")
@@ -215,7 +216,7 @@ def providers(out: Console, listed: list[dict[str, Any]]) -> None:
     table = Table("cloud", "service", "deploy", "export", "SDK", "source", box=None)
     for row in listed:
         sdk = "missing: " + row["install"] if row["install"] else ("missing: " + ", ".join(row["sdk_missing"]) if row["sdk_missing"] else "installed")
-        table.add_row(
+        cells = (
             row["name"],
             row["service"],
             "yes" if row["deploy"] else "plan and cost only",
@@ -223,4 +224,5 @@ def providers(out: Console, listed: list[dict[str, Any]]) -> None:
             sdk if row["deploy"] else "-",
             row["source"],
         )
+        table.add_row(*(Text(cell) for cell in cells))  # as text: `llamadeploy[aws]` is not markup
     out.print(table)

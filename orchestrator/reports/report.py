@@ -106,10 +106,10 @@ def plan_dict(plan: Plan, projection: Projection | None = None) -> dict[str, Any
         "instances_per_replica": plan.instances_per_replica,
         "replicas": {"min": scaling.min_replicas, "max": scaling.max_replicas, "target_concurrent_requests": deployment.target_concurrent_requests},
         "price": {
-            "usd_per_hour_min": plan.usd_per_hour(scaling.min_replicas),
-            "usd_per_hour_max": plan.usd_per_hour(scaling.max_replicas),
-            "usd_per_month_min": plan.usd_per_month_min,
-            "usd_per_month_max": plan.usd_per_month_max,
+            "usd_per_hour_min": _rounded(plan.usd_per_hour(scaling.min_replicas), 4),
+            "usd_per_hour_max": _rounded(plan.usd_per_hour(scaling.max_replicas), 4),
+            "usd_per_month_min": _rounded(plan.usd_per_month_min, 2),
+            "usd_per_month_max": _rounded(plan.usd_per_month_max, 2),
             "price_basis": offer.price_basis,
             "price_is_lower_bound": offer.price_is_lower_bound,
             "source": offer.source,
@@ -237,8 +237,13 @@ def cost_csv(report: CostReport) -> str:
     writer.writeheader()
     for name, rows in report.deployments.items():
         for rank, row in enumerate(rows, start=1):
-            writer.writerow(_csv_row(name, rank, row))
+            writer.writerow({key: _csv_value(value) for key, value in _csv_row(name, rank, row).items()})
     return out.getvalue()
+
+
+def _csv_value(value: Any) -> Any:
+    """A cell as spreadsheets and pandas read it: booleans as `true`/`false`, not Python's `True`."""
+    return ("true" if value else "false") if isinstance(value, bool) else value
 
 
 def _csv_row(name: str, rank: int, row: Row) -> dict[str, Any]:
@@ -356,6 +361,11 @@ def month_label(report: CostReport) -> str:
 def total_month_label(report: CostReport) -> str:
     """A total adds each deployment's month under its load profile, or at min replicas."""
     return "$/month (under load, else at min replicas)" if report.has_load else "$/month at min replicas"
+
+
+def plural(count: int, noun: str) -> str:
+    """`1 GPU`, `2 GPUs`: a count with its noun, as a sentence says it."""
+    return f"{count} {noun}" if count == 1 else f"{count} {noun}s"
 
 
 def _md(text: str) -> str:
