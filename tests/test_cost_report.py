@@ -235,3 +235,28 @@ def test_cost_of_a_deployment_no_cloud_can_host_is_an_error_with_what_would_fit(
     # 756 GiB of bf16 weights and a 126 GiB KV cache exceed 8 x 80 GiB; the real ways out, per cloud:
     assert "  quantization: fp8 (aws: ml.p4de.24xlarge; azure: Standard_ND96amsr_A100_v4; gcp: a2-ultragpu-8g; oci: BM.GPU.A100-v2.8)" in err, err
     assert "  gpu: H200 (" in err and "another cloud" not in err
+
+
+def test_under_a_load_profile_the_planner_chooses_by_the_month_and_names_the_runner_up(write_stack: Any) -> None:
+    """At 20 requests/s an H100 serves the day on fewer replicas than the L40S whose hour is cheapest:
+    chosen by the month, not by $/h; at 1 request/s the L40S's month is the cheaper one."""
+
+    def chosen(rps: float) -> dict[str, Any]:
+        stack = write_stack(f"name: c\nmodel: llama3.1-8b-instruct\nautoscaling: {{min_replicas: 1, max_replicas: 40}}\nload: {{requests_per_second: {rps}}}\n")
+        code, out, err = cli_run("plan", str(stack), "--cloud", "aws", "--no-refresh", "--output", "json")
+        assert code == 0, err
+        return json.loads(out)["plans"][0]
+
+    busy, quiet = chosen(20), chosen(1)
+    assert (busy["instance_type"], busy["runner_up"]["instance_type"]) == ("ml.p5.4xlarge", "ml.g6e.xlarge")
+    assert busy["runner_up"]["measure"] == "$/month under load" and busy["runner_up"]["value"] > busy["runner_up"]["chosen"] == busy["load"]["usd_per_month"]
+    assert busy["price"]["usd_per_hour_min"] > quiet["price"]["usd_per_hour_min"]  # a dearer hour, a cheaper month
+    assert quiet["instance_type"] == "ml.g6e.xlarge"
+    _, out, _ = cli_run(
+        "plan",
+        str(write_stack("name: c\nmodel: llama3.1-8b-instruct\nload: {requests_per_second: 20}\nautoscaling: {min_replicas: 1, max_replicas: 40}\n")),
+        "--cloud",
+        "aws",
+        "--no-refresh",
+    )
+    assert re.search(r"runner-up +ml\.g6e\.xlarge \(1 GPU\): \$[\d,.]+/month under load, \d+% more than \$[\d,.]+", out), out

@@ -63,6 +63,22 @@ HOURS_PER_MONTH = 730
 
 
 @dataclass(frozen=True)
+class RunnerUp:
+    """The offer the planner would have chosen next, and the measure it lost on."""
+
+    instance_type: str
+    gpus_per_replica: int
+    measure: str  # what offers are compared by: "$/month under load" or "$ per 1M output tokens at full load"
+    value: float  # the runner-up's figure, in `measure`
+    chosen: float  # the chosen offer's figure
+
+    @property
+    def dearer_by(self) -> float:
+        """How much more the runner-up costs, as a share of the chosen offer's figure."""
+        return self.value / self.chosen - 1 if self.chosen else 0.0
+
+
+@dataclass(frozen=True)
 class Plan:
     """What `up` would create for one deployment on one cloud, and what it costs."""
 
@@ -79,6 +95,8 @@ class Plan:
     # each blue/green replace, so the new machines (and the resources that hold them) can stand next
     # to the old under their own names until traffic moves. Providers suffix such names with it.
     variant: str = ""
+    # The offer that came second when the planner chose this one, and by how much it lost.
+    runner_up: RunnerUp | None = field(default=None, compare=False)
 
     def named(self, base: str, separator: str = "-") -> str:
         """`base` as this plan's variant names it: unchanged for the first variant."""

@@ -20,7 +20,7 @@ from orchestrator.errors import (
     SpecError,
     UsageError,
 )
-from orchestrator.planning.plan import Plan
+from orchestrator.planning.plan import Plan, RunnerUp
 from orchestrator.pricing.catalog import Catalog, Offer
 from orchestrator.sizing.gpus import gpu_memory_gib
 from orchestrator.sizing.memory import (
@@ -86,7 +86,7 @@ def compare(stack: Stack, deployment: Deployment, clouds: list[str], catalog: Ca
 
 def _cheapest_region(deployment: Deployment, provider: CloudService, catalog: Catalog, memo: Memo) -> str | Infeasible:
     """The region where the deployment's shape is cheapest on this cloud, or why there is none."""
-    key = ("cheapest", deployment.model, deployment.quantization, deployment.max_context, deployment.concurrency, deployment.gpu, provider.name)
+    key = ("cheapest", *_shape(deployment), provider.name)
     if key not in memo:
         regions = catalog.regions(provider.name)
         choices, failures = [], []
@@ -96,7 +96,7 @@ def _cheapest_region(deployment: Deployment, provider: CloudService, catalog: Ca
             except InfeasibleError as exc:
                 failures.append((region, exc))
         if choices:
-            memo[key] = min(choices, key=lambda c: (_price_key(c[1][0], c[1][1]), c[0] != provider.default_region))[0]
+            memo[key] = min(choices, key=lambda c: (_value(_candidate(deployment, provider, c[0], c[1][:3])), c[0] != provider.default_region))[0]
         elif not regions:
             memo[key] = Infeasible(deployment, provider.name, None, f"the price catalog has no offers for {provider.name}")
         else:
@@ -139,13 +139,16 @@ def _region(stack: Stack, deployment: Deployment, provider: CloudService, catalo
 
 
 def _plan_in_region(deployment: Deployment, provider: CloudService, catalog: Catalog, region: str, source: str, memo: Memo | None = None) -> Plan:
-    offer, gpu_layout, req = _choose(deployment, provider, catalog, region, {} if memo is None else memo)
-    return Plan(deployment, provider.name, provider.service, region, source, offer, gpu_layout, req, provider)
+    offer, gpu_layout, req, runner_up = _choose(deployment, provider, catalog, region, {} if memo is None else memo)
+    return Plan(deployment, provider.name, provider.service, region, source, offer, gpu_layout, req, provider, runner_up=runner_up)
 
 
-def _choose(deployment: Deployment, provider: CloudService, catalog: Catalog, region: str, memo: Memo) -> tuple[Offer, GpuLayout, Requirements]:
-    """The cheapest offer one replica fits on; decided once per shape (what sizing reads) and region."""
-    key = (deployment.model, deployment.quantization, deployment.max_context, deployment.concurrency, deployment.gpu, provider.name, region)
+def _choose(
+    deployment: Deployment, provider: CloudService, catalog: Catalog, region: str, memo: Memo
+) -> tuple[Offer, GpuLayout, Requirements, RunnerUp | None]:
+    """The offer that serves the deployment cheapest (`_value`) among those one replica fits on, and
+    the runner-up; decided once per shape (what sizing and the month read) and region."""
+    key = (*_shape(deployment), provider.name, region)
     if key not in memo:
         try:
             req = _requirements(deployment)
@@ -153,14 +156,60 @@ def _choose(deployment: Deployment, provider: CloudService, catalog: Catalog, re
             fitting = _fitting(req, offers, provider)
             if not fitting:
                 raise InfeasibleError(*_why_nothing_fits(deployment, req, offers, provider, catalog, region))
-            offer, gpu_layout = min(fitting, key=lambda f: _price_key(*f))
-            memo[key] = (offer, gpu_layout, req)
+            ranked = sorted((_value(candidate), candidate) for candidate in (_candidate(deployment, provider, region, (o, f, req)) for o, f in fitting))
+            (best, chosen), runner_up = ranked[0], None
+            if len(ranked) > 1 and best[0] == ranked[1][0][0] == 0:  # both priced: what the second would cost
+                second = ranked[1][1]
+                runner_up = RunnerUp(second.offer.instance_type, second.gpus_per_replica, _measure(deployment), ranked[1][0][1], best[1])
+            memo[key] = (chosen.offer, chosen.layout, req, runner_up)
         except InfeasibleError as exc:
             memo[key] = exc
     found = memo[key]
     if isinstance(found, InfeasibleError):
         raise type(found)(str(found), found.ideas)
     return found  # type: ignore[return-value]
+
+
+def _shape(deployment: Deployment) -> tuple[object, ...]:
+    """What the choice of an offer depends on: what sizing reads, and what the month under load reads."""
+    scaling = deployment.autoscaling
+    return (
+        deployment.model,
+        deployment.quantization,
+        deployment.max_context,
+        deployment.concurrency,
+        deployment.gpu,
+        deployment.serving.engine,
+        deployment.load.model_dump_json() if deployment.load else None,
+        scaling.min_replicas,
+        scaling.max_replicas,
+        scaling.target_concurrent_requests,
+    )
+
+
+def _candidate(deployment: Deployment, provider: CloudService, region: str, chosen: tuple[Offer, GpuLayout, Requirements]) -> Plan:
+    offer, gpu_layout, req = chosen
+    return Plan(deployment, provider.name, provider.service, region, "", offer, gpu_layout, req, provider)
+
+
+def _measure(deployment: Deployment) -> str:
+    return "$/month under load" if deployment.load else "$/h per replica"
+
+
+def _value(candidate: Plan) -> tuple[int, float, int, str]:
+    """What serving the deployment on a candidate offer costs: with a load profile, the month under
+    it (replicas each hour from the throughput model: a bigger GPU that serves the day on fewer
+    replicas can be the cheaper month); without one, the hourly price of a replica, which is what
+    an idle deployment bills. ($ per token at full load would put a 1B chat on an H100: it assumes
+    a load the spec does not declare.) Unknown prices last; then fewer GPUs."""
+    from orchestrator.planning.projection import project
+
+    tie = (candidate.gpus_per_replica, candidate.offer.instance_type)
+    price = candidate.usd_per_replica_hour
+    if price is None:
+        return (1, 0.0, *tie)
+    month = project(candidate).usd_per_month if candidate.deployment.load else None
+    return (0, month if month is not None else price, *tie)
 
 
 def _requirements(deployment: Deployment, **changes: object) -> Requirements:

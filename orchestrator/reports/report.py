@@ -127,6 +127,15 @@ def plan_dict(plan: Plan, projection: Projection | None = None) -> dict[str, Any
             "usable_per_gpu_gib": round(usable_gib(gpu_memory_gib(offer)), 2),
             "gpu_memory_utilization": GPU_MEMORY_UTILIZATION,
         },
+        "runner_up": None
+        if plan.runner_up is None
+        else {
+            "instance_type": plan.runner_up.instance_type,
+            "gpus_per_replica": plan.runner_up.gpus_per_replica,
+            "measure": plan.runner_up.measure,
+            "value": _rounded(plan.runner_up.value, 4),
+            "chosen": _rounded(plan.runner_up.chosen, 4),
+        },
         "resources": [{"type": r.type, "name": r.name} for r in plan.resources],
         "serving": serving_dict(plan),
         "throughput": throughput_dict(projection.throughput),
