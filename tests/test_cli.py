@@ -257,3 +257,17 @@ def test_machine_output_rounds_money_and_writes_booleans_as_spreadsheets_read_th
     code, out, _ = run("cost", stack, "--output", "csv", catalog=False)
     rows = list(csv.DictReader(io.StringIO(out)))
     assert code == 0 and {r["price_is_lower_bound"] for r in rows} == {"true", "false"} and {r["feasible"] for r in rows} == {"true"}
+
+
+def test_status_tables_say_how_long_ago() -> None:
+    from datetime import UTC, datetime
+
+    from orchestrator.reports.render import ago
+
+    now = datetime(2026, 12, 1, 12, 0, tzinfo=UTC)
+    assert [ago(t, now) for t in ("2026-12-01T11:59:30+00:00", "2026-12-01T11:48:00+00:00", "2026-12-01T09:00:00+00:00", "2026-11-28T12:00:00+00:00")] == [
+        "just now",
+        "12 min ago",
+        "3 h ago",
+        "3 d ago",
+    ]

@@ -129,6 +129,10 @@ def test_secrets_stay_out_of_state_and_output(cloud: Cloud, stack: Path, tmp_pat
     assert stat.S_IMODE(state_file.stat().st_mode) == 0o600
     events = [json.loads(line) for line in out.splitlines()]
     assert events[-1]["event"] == "done" and events[-1]["deployment"] == "chat"
+    # Each event carries the schema version, when it happened and how bad it was (docs/pipelines.md).
+    assert all(
+        e["@version"] == 1 and e["@level"] in ("info", "warn") and re.match(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}\+00:00$", e["@timestamp"]) for e in events
+    )
     assert {"created"} <= {e["event"] for e in events}
 
 
@@ -568,8 +572,13 @@ def test_up_needs_the_clouds_placement_fields(cloud: Cloud, tmp_path: Path) -> N
 def test_missing_secret_stops_before_any_create(cloud: Cloud, stack: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("HF_TOKEN")
     code, _, err = cli_run("up", str(stack), "--cloud", cloud.name, "--yes")
-    assert code == 1 and "needs the secrets HF_TOKEN (from $HF_TOKEN)" in err
+    # The stack names no secrets: the message says HF_TOKEN is the default, and how to turn it off.
+    assert code == 1 and "needs HF_TOKEN (from $HF_TOKEN), which llamadeploy asks for by default" in err and "`serving: {secrets: {}}`" in err, err
     assert cloud.creates() == 0 and cloud.empty()
+    assert json.loads(cli_run("state", "list", "--output", "json")[1])["deployments"] == []  # nothing journaled or recorded either
+    stack.write_text(stack.read_text().replace("serving:\n", "serving:\n  secrets: {HF_TOKEN: env:HF_TOKEN}\n"))
+    code, _, err = cli_run("up", str(stack), "--cloud", cloud.name, "--yes")
+    assert code == 1 and "needs the secrets HF_TOKEN (from $HF_TOKEN); export them before `up`, or remove them from serving.secrets" in err, err
 
 
 def test_pipeline_without_yes_is_refused(cloud: Cloud, stack: Path) -> None:

@@ -27,6 +27,12 @@ def resolve_secrets(deployment: Deployment) -> dict[str, str]:
         else:
             values[name] = value
     if missing:
+        if "secrets" not in deployment.serving.model_fields_set:  # the stack names none: the default asked for them
+            raise MissingSecretError(
+                f"deployment {deployment.name!r} needs {', '.join(missing)}, which llamadeploy asks for by default to download gated Llama "
+                "weights from the Hugging Face hub; export it before `up`, or turn the default off with `serving: {secrets: {}}` "
+                "when the weights need no token"
+            )
         raise MissingSecretError(
             f"deployment {deployment.name!r} needs the secrets {', '.join(missing)}; export them before `up`, or remove them from serving.secrets"
         )

@@ -17,6 +17,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any, Protocol, TypeVar
 
+from orchestrator.declared.secrets import resolve_secrets
 from orchestrator.declared.source import SourceMap
 from orchestrator.declared.spec import Deployment, Stack
 from orchestrator.errors import LlamadeployError, SpecError, UsageError
@@ -262,6 +263,7 @@ def up(ctx: Context, planned: Plan, provider: Provider, verify: bool = True) -> 
                         f"{name!r} serves on {record.cloud} in {dict(record.placed.settings)}, and the new placement puts it in {provider.settings(planned)}: "
                         f"a replace stays on the same endpoint; `llamadeploy down {name}`, then `up`, or keep the placement"
                     )
+                resolve_secrets(planned.deployment)  # checked before anything is journaled or made
                 _check_quota(ctx, planned, provider)  # the new machines run next to the old ones until traffic moves
                 variant = replace(planned, variant=digest[:VARIANT_LENGTH])
                 report(EventKind.REPLACING, deployment=name, fields="; ".join(str(f) for f in change.fields), variant=variant.variant)
@@ -283,6 +285,7 @@ def up(ctx: Context, planned: Plan, provider: Provider, verify: bool = True) -> 
                 _update_in_place(ctx, holder, record, provider, planned, OperationKind.UPDATE, declared, rescale=rescale, retag=retag)
                 return UpResult(planned, deployed, provider.endpoint(deployed), changed=True)
             # Deleted by hand (CREATE): apply below makes what is missing and adopts the rest.
+        resolve_secrets(planned.deployment)  # a secret not set stops `up` here: nothing journaled, nothing made
         if record is None:  # a re-run's own machines would count against the quota it reads
             _check_quota(ctx, planned, provider)
         operation = state.begin(name, OperationKind.UP, planned.cloud, holder)

@@ -12,6 +12,7 @@ import sys
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
 
@@ -43,6 +44,17 @@ class EventKind(StrEnum):
 
 
 Report = Callable[..., None]  # report(kind: EventKind, **fields)
+
+# The shape of `--output json` event lines, as Terraform's `-json` carries `@version`: raised when a
+# field changes meaning or goes away (adding a field or an event kind does not raise it).
+EVENT_SCHEMA_VERSION = 1
+# Events that say something went wrong and was dealt with (a retry, a fallback, a skipped check).
+_WARNINGS = frozenset({EventKind.THROTTLED, EventKind.RETRYING, EventKind.INTERRUPTED, EventKind.QUOTA_UNCHECKED, EventKind.FAILED_OVER, EventKind.SKIPPED})
+
+
+def level_of(kind: EventKind) -> str:
+    """An event's `@level`: `warn` for what went wrong and was dealt with, else `info`."""
+    return "warn" if kind in _WARNINGS else "info"
 
 
 # How each event reads to a person; an event not listed here reads as its name and fields.
@@ -88,7 +100,8 @@ def reporter(json_lines: bool) -> Iterator[Report]:
     if json_lines:
 
         def as_json(kind: EventKind, **fields: Any) -> None:
-            line = json.dumps({"event": kind, **fields})
+            stamp = datetime.now(UTC).isoformat(timespec="milliseconds")
+            line = json.dumps({"@version": EVENT_SCHEMA_VERSION, "@timestamp": stamp, "@level": level_of(kind), "event": kind, **fields})
             with lock:
                 print(line, file=stdout, flush=True)
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import sys
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
@@ -56,6 +57,13 @@ def plan(out: Console, planned: Plan, catalog: Catalog) -> None:
         "instance",
         f"{offer.instance_type}{nodes}: {offer.gpu_count}x {offer.gpu} {gpu_memory_gib(offer):.1f} GiB, tensor parallel {planned.layout.tensor_parallel}",
     )
+    runner_up = planned.runner_up
+    if runner_up is not None:
+        grid.add_row(
+            "runner-up",
+            f"{runner_up.instance_type} ({plural(runner_up.gpus_per_replica, 'GPU')}): {money(runner_up.value)}{runner_up.measure.removeprefix('$')}, "
+            f"{runner_up.dearer_by:.0%} more than {money(runner_up.chosen)}",
+        )
     contract = planned.contract
     grid.add_row(
         "replicas", f"{scaling.min_replicas} to {scaling.max_replicas}, aiming at {deployment.target_concurrent_requests} requests in flight per replica"
@@ -206,10 +214,23 @@ def status(out: Console, rows: list[StatusRow]) -> None:
             state,
             replicas,
             (live.instance_type or "") if live else "",
-            row.record.updated_at,
+            ago(row.record.updated_at),
             f"[red]{notes}[/]" if row.drift or row.error else notes,
         )
     out.print(table)
+
+
+def ago(timestamp: str, now: datetime | None = None) -> str:
+    """An ISO timestamp as a table shows it: `12 min ago`, `3 h ago`, `2 d ago` (JSON keeps the ISO form)."""
+    try:
+        then = datetime.fromisoformat(timestamp)
+    except ValueError:
+        return timestamp
+    seconds = max(0.0, ((now or datetime.now(UTC)) - then).total_seconds())
+    for unit, size in (("d", 86400), ("h", 3600), ("min", 60)):
+        if seconds >= size:
+            return f"{int(seconds // size)} {unit} ago"
+    return "just now"
 
 
 def providers(out: Console, listed: list[dict[str, Any]]) -> None:
