@@ -271,3 +271,15 @@ def test_status_tables_say_how_long_ago() -> None:
         "3 h ago",
         "3 d ago",
     ]
+
+
+def test_every_problem_of_a_stack_is_reported_in_one_pass(run, write_stack: Write) -> None:
+    """Field errors, rules across fields and placement regions together, not in three rounds."""
+    stack = write_stack(
+        "name: Chat_Bad\nmodel: llama3.1-8b-instruct\nmax_context: -5\nconcurency: 8\nquantization: fp4\n"
+        "autoscaling: {min_replicas: 5, max_replicas: 2}\ntags: {team: 7}\nplacement:\n  aws: {region: mars-1}\n"
+    )
+    code, _, err = run("plan", str(stack), "--cloud", "aws")
+    assert code == 1 and "problems in the stack file" in err, err
+    for line, field in ((1, "name"), (3, "max_context"), (4, "concurency"), (5, "quantization"), (6, "autoscaling.min_replicas"), (9, "placement.aws.region")):
+        assert f"stack.yaml:{line}: {field}:" in err, (field, err)

@@ -25,7 +25,7 @@ def export(ctx: click.Context, stack: str, cloud: str | None, to_dir: str, regio
     from orchestrator.iac.export import render_project
     from orchestrator.planning.planner import plan_stack
 
-    plans = plan_stack(load_stack(stack), cloud, ctx.obj.catalog(), region, only)
+    plans = plan_stack(load_stack(stack, ctx.obj.catalog()), cloud, ctx.obj.catalog(), region, only)
     project = render_project(plans, plans[0].cloud, stack_name or Path(stack).stem)
     written = project.write(Path(to_dir))
     if out.json:

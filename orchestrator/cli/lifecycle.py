@@ -54,7 +54,7 @@ def up(
     from orchestrator.lifecycle.parallel import for_each
 
     catalog = ctx.obj.catalog()
-    loaded = load_stack(stack)
+    loaded = load_stack(stack, catalog)
     chosen = [loaded.get(only)] if only else list(loaded.deployments)
     if rollback:
         from orchestrator.lifecycle.record import Phase
@@ -105,7 +105,7 @@ def _pulumi_up(ctx: click.Context, stack: str, cloud: str | None, region: str | 
     pulumi_engine.require_pulumi()
     if cloud == "auto":
         raise UsageError("--cloud auto tries clouds one after another, which only the native engine does; name one cloud with --engine pulumi")
-    loaded = load_stack(stack)
+    loaded = load_stack(stack, ctx.obj.catalog())
     plans = plan_stack(loaded, cloud, ctx.obj.catalog(), region, only)
     for planned in plans:
         verdict, cannot_start = startup_of(planned)

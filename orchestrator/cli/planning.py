@@ -35,7 +35,7 @@ def plan(ctx: click.Context, stack: str, cloud: str | None, region: str | None, 
     from orchestrator.planning.planner import plan_stack
 
     catalog = ctx.obj.catalog()
-    plans = plan_stack(load_stack(stack), cloud, catalog, region, only)
+    plans = plan_stack(load_stack(stack, catalog), cloud, catalog, region, only)
     # Only read the state: planning never creates a state file.
     recorded = ctx.obj.state().get if ctx.obj.state_location().exists() else lambda _: None
     records = {p.deployment.name: recorded(p.deployment.name) for p in plans}
@@ -138,7 +138,7 @@ def cost(ctx: click.Context, stack: str, clouds: str | None, only: str | None, o
     catalog = ctx.obj.catalog()
     chosen = [c.strip() for c in clouds.split(",") if c.strip()] if clouds else None
     with paused_gc(freeze=True):  # one command, then exit: nothing built here needs the collector
-        built = cost_report(compare_stack(load_stack(stack), chosen, catalog, only), catalog)
+        built = cost_report(compare_stack(load_stack(stack, catalog), chosen, catalog, only), catalog)
     if output == "table":
         from orchestrator.reports import render
 

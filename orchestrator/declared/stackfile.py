@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import difflib
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ValidationError
 
@@ -18,14 +18,19 @@ from orchestrator.declared.source import FieldPath, SourceMap, format_path, load
 from orchestrator.declared.spec import FORMATS, PRECISION, Deployment, Stack
 from orchestrator.errors import NoCheckpointError, Problem, SpecError, UsageError
 
+if TYPE_CHECKING:
+    from orchestrator.pricing.catalog import Catalog
 
-def load_stack(path: str | Path) -> Stack:
-    """Read and validate a stack file; raise SpecError listing every problem in it."""
+
+def load_stack(path: str | Path, catalog: Catalog | None = None) -> Stack:
+    """Read and validate a stack file; raise SpecError listing every problem in it, in one pass:
+    field errors, rules across fields, and (given the price catalog) placement regions that have
+    no offers, so a user fixes them all at once."""
     with paused_gc():
-        return _load_stack(Path(path))
+        return _load_stack(Path(path), catalog)
 
 
-def _load_stack(path: Path) -> Stack:
+def _load_stack(path: Path, catalog: Catalog | None = None) -> Stack:
     data, source = load_yaml(path)
     if not isinstance(data, dict):
         raise SpecError([source.problem((), "a stack file must be a mapping: one deployment, or `deployments:` with a list")])
@@ -44,10 +49,12 @@ def _load_stack(path: Path) -> Stack:
     deployments: list[Deployment] = []
     seen: set[str] = set()
     for raw, prefix in zip(items, prefixes, strict=True):
+        problems.extend(source.problem(prefix + loc, message) for loc, message in _region_problems(raw, catalog))
         try:
             deployment = Deployment.model_validate(raw)
         except ValidationError as exc:
             problems.extend(_problems(exc, prefix, source))
+            problems.extend(source.problem(prefix + loc, message) for loc, message in _raw_cross_field_problems(raw, exc))
             continue
         deployment, wrong = _placed(deployment)
         if wrong:
@@ -101,6 +108,37 @@ def _placed(deployment: Deployment) -> tuple[Deployment, list[tuple[FieldPath, s
     if wrong:
         return deployment, wrong
     return deployment.model_copy(update={"placement": deployment.placement.model_copy(update=validated)}), []
+
+
+def _region_problems(raw: Any, catalog: Catalog | None) -> list[tuple[FieldPath, str]]:
+    """Placement regions the price catalog has no offers in (for clouds it prices at all)."""
+    placement = raw.get("placement") if isinstance(raw, dict) else None
+    if catalog is None or not isinstance(placement, dict):
+        return []
+    found = []
+    for cloud, entry in placement.items():
+        region = entry.get("region") if isinstance(entry, dict) else None
+        known = catalog.regions(cloud) if isinstance(region, str) else []
+        if known and region not in known:
+            found.append(
+                (("placement", cloud, "region"), f"{cloud} has no offers in region {region!r} in the price catalog; regions with offers: {', '.join(known)}")
+            )
+    return found
+
+
+def _raw_cross_field_problems(raw: Any, exc: ValidationError) -> list[tuple[FieldPath, str]]:
+    """The rules across fields that can still be judged when other fields are invalid: replica
+    bounds the wrong way round (unless either bound is itself one of the field errors)."""
+    scaling = raw.get("autoscaling") if isinstance(raw, dict) else None
+    if not isinstance(scaling, dict):
+        return []
+    low, high = scaling.get("min_replicas"), scaling.get("max_replicas")
+    flagged = {tuple(e["loc"][:2]) for e in exc.errors()}
+    if not (isinstance(low, int) and isinstance(high, int)) or {("autoscaling", "min_replicas"), ("autoscaling", "max_replicas")} & flagged:
+        return []
+    if low > high:
+        return [(("autoscaling", "min_replicas"), f"min_replicas ({low}) is above max_replicas ({high}); lower it or raise max_replicas")]
+    return []
 
 
 def _cross_field_problems(deployment: Deployment) -> list[tuple[FieldPath, str]]:
