@@ -283,3 +283,11 @@ def test_every_problem_of_a_stack_is_reported_in_one_pass(run, write_stack: Writ
     assert code == 1 and "problems in the stack file" in err, err
     for line, field in ((1, "name"), (3, "max_context"), (4, "concurency"), (5, "quantization"), (6, "autoscaling.min_replicas"), (9, "placement.aws.region")):
         assert f"stack.yaml:{line}: {field}:" in err, (field, err)
+
+
+def test_the_demo_runs_the_whole_lifecycle_without_a_cloud_account() -> None:
+    """`python -m tests.demo`, as the README tells a newcomer to run it."""
+    done = subprocess.run([sys.executable, "-m", "tests.demo"], cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    for said in ("$ llamadeploy up", "answered by meta-llama/Llama-3.2-1B-Instruct", "chat moved from aws to gcp", "nothing tagged with it remains"):
+        assert said in done.stdout, (said, done.stdout[-2000:])
