@@ -291,3 +291,26 @@ def test_the_demo_runs_the_whole_lifecycle_without_a_cloud_account() -> None:
     assert done.returncode == 0, done.stderr[-2000:]
     for said in ("$ llamadeploy up", "answered by meta-llama/Llama-3.2-1B-Instruct", "chat moved from aws to gcp", "nothing tagged with it remains"):
         assert said in done.stdout, (said, done.stdout[-2000:])
+
+
+@pytest.mark.parametrize("width", [80, 200])
+def test_tables_fit_the_terminal_and_never_cut_a_cell(run, width: int, monkeypatch: pytest.MonkeyPatch, fake_plugin: Path, fake_stand_in) -> None:
+    """cost, gpus, models and status at 80 and 200 columns: fewer columns when narrow (named), never `…`."""
+    monkeypatch.setenv("COLUMNS", str(width))
+    stack = str(REPO / "stacks" / "llama-3.1-70b.yaml")
+    code, out, _ = run("cost", stack, "--output", "json", catalog=False)
+    months = [c["load"]["usd_per_month"] for c in json.loads(out)["deployments"][0]["clouds"] if c["feasible"]]
+    outputs = {}
+    for command in (("cost", stack), ("gpus",), ("gpus", "--gpu", "H100"), ("models",)):
+        code, out, err = run(*command, catalog=False)
+        assert code == 0, err
+        outputs[command[0] + " ".join(command[1:2])] = out
+    placed = "name: chat\nmodel: llama3.2-1b-instruct\nmax_context: 2048\nconcurrency: 4\nplacement:\n  fake: {region: moon-1, zone: crater-7}\n"
+    (fake_plugin / "stack.yaml").write_text(placed)  # a deployment on the test plugin's cloud, for `status`
+    assert run("up", str(fake_plugin / "stack.yaml"), "--cloud", "fake", "--yes", catalog=False)[0] == 0
+    outputs["status"] = run("status", catalog=False)[1]
+    for name, out in outputs.items():
+        assert "…" not in out and all(len(line) <= width for line in out.splitlines()), (name, out)
+    assert all(f"${month:,.2f}" in outputs["cost" + stack] for month in months), outputs["cost" + stack]
+    assert ("Left out to fit 80 columns" in outputs["cost" + stack]) == (width == 80)
+    assert run("down", "chat", "--yes", catalog=False)[0] == 0

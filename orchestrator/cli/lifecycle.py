@@ -172,9 +172,10 @@ def _failover(ctx: click.Context, loaded, chosen, cheapest: bool, catalog, yes: 
 
 @click.command()
 @click.argument("name", required=False)
+@click.option("--wide", is_flag=True, help="Show every column, however narrow the terminal (it may wrap).")
 @output_option()
 @click.pass_context
-def status(ctx: click.Context, name: str | None, out: Output) -> None:
+def status(ctx: click.Context, name: str | None, wide: bool, out: Output) -> None:
     """Show each deployment as its cloud reports it now, and any drift from what was deployed."""
     from orchestrator.lifecycle import engine
 
@@ -187,7 +188,7 @@ def status(ctx: click.Context, name: str | None, out: Output) -> None:
     from orchestrator.reports import render
     from orchestrator.reports.report import status_dict
 
-    out.show(lambda: {"deployments": [status_dict(row) for row in rows]}, lambda console: render.status(console, rows))
+    out.show(lambda: {"deployments": [status_dict(row) for row in rows]}, lambda console: render.status(console, rows, wide=wide))
 
 
 @click.command()

@@ -124,8 +124,9 @@ def _quotas(plans: list) -> list:
 @click.option("--deployment", "only", metavar="NAME", help="Compare only this deployment of the stack.")
 @click.option("--output", type=click.Choice(["table", "json", "csv", "markdown", "html"]), default="table", show_default=True)
 @click.option("--to", "to_file", type=click.Path(dir_okay=False), help="Write the report to this file instead of stdout (html needs it).")
+@click.option("--wide", is_flag=True, help="Show every column, however narrow the terminal (it may wrap).")
 @click.pass_context
-def cost(ctx: click.Context, stack: str, clouds: str | None, only: str | None, output: str, to_file: str | None) -> None:
+def cost(ctx: click.Context, stack: str, clouds: str | None, only: str | None, output: str, to_file: str | None, wide: bool) -> None:
     """Price the same deployment on every cloud side by side, cheapest first: $/h, $/month, $ per million tokens."""
     from orchestrator.bulk import paused_gc
     from orchestrator.declared.stackfile import load_stack
@@ -142,7 +143,7 @@ def cost(ctx: click.Context, stack: str, clouds: str | None, only: str | None, o
     if output == "table":
         from orchestrator.reports import render
 
-        render.cost(render.console(), built)
+        render.cost(render.console(), built, wide=wide)
         _nowhere(built)
         return
     if output == "html":
@@ -197,32 +198,37 @@ def _write_file(path: Path, text: str) -> None:
 @click.option("--cloud", help="Only this cloud's offers.", callback=cloud_names)
 @click.option("--gpu", help="Only offers of this GPU type (e.g. H100).")
 @click.option("--region", help="Only offers in this region.")
+@click.option("--all", "every", is_flag=True, help="List every offer rather than one line per GPU.")
+@click.option("--wide", is_flag=True, help="Show every column, however narrow the terminal (it may wrap).")
 @output_option()
 @click.pass_context
-def gpus(ctx: click.Context, cloud: str | None, gpu: str | None, region: str | None, out: Output) -> None:
-    """List the GPU offers in the price catalog, cheapest first."""
+def gpus(ctx: click.Context, cloud: str | None, gpu: str | None, region: str | None, every: bool, wide: bool, out: Output) -> None:
+    """The GPUs in the price catalog: one line per GPU type (clouds, cheapest $/GPU-hour); with a
+    filter (--gpu, --cloud, --region) or --all, the offers themselves, cheapest first."""
     from orchestrator.pricing.catalog import list_offers
 
     catalog = ctx.obj.catalog()
     listed = list_offers(catalog, cloud, gpu, region)
     from orchestrator.reports import render, report
 
+    detail = every or any((cloud, gpu, region))
     out.show(
         lambda: {"catalog": report.catalog_dict(catalog), "offers": [report.offer_dict(o) for o in listed]},
-        lambda console: render.offers(console, listed, catalog),
+        lambda console: render.offers(console, listed, catalog, wide=wide) if detail else render.gpu_summary(console, listed, catalog),
     )
 
 
 @click.command()
+@click.option("--wide", is_flag=True, help="Show every column, however narrow the terminal (it may wrap).")
 @output_option()
-def models(out: Output) -> None:
+def models(wide: bool, out: Output) -> None:
     """List the Llama models llamadeploy can size and serve."""
     from orchestrator.reports import render
     from orchestrator.sizing.models import known_models
 
     listed = known_models()
     fields = ("name", "hf_repo", "parameters", "max_context", "n_layers", "n_heads", "n_kv_heads", "dim")
-    out.show(lambda: {"models": [{f: getattr(m, f) for f in fields} for m in listed]}, lambda console: render.models(console, listed))
+    out.show(lambda: {"models": [{f: getattr(m, f) for f in fields} for m in listed]}, lambda console: render.models(console, listed, wide=wide))
 
 
 @click.command("providers")

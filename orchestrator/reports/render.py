@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import sys
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
@@ -110,7 +111,89 @@ def plan(out: Console, planned: Plan, catalog: Catalog) -> None:
 MAX_TABLES = 50
 
 
-def cost(out: Console, report: CostReport) -> None:
+@dataclass(frozen=True)
+class Column:
+    """A column of a terminal table: its header, its alignment, how much it is needed (a narrow
+    terminal drops the least needed first), and whether its text may wrap between words. A column
+    that may not wrap (a price, a name) is never cut: it is shown whole or not at all."""
+
+    header: str
+    keep: int  # higher is kept longer; ESSENTIAL columns are never dropped
+    right: bool = False
+    wraps: bool = False
+
+
+ESSENTIAL = 100
+
+
+def fitted(out: Console, columns: list[Column], rows: list[list[str]], title: str | None = None, wide: bool = False) -> None:
+    """Print `rows` as a table that fits the terminal with no cell cut short: the least needed
+    columns are left out until it fits, and named below it (`--wide` keeps them all); when even the
+    essential ones do not fit, each row is printed as a block of `header: value` lines."""
+    shown = list(range(len(columns)))
+    while not wide and sum(_widths(columns, rows, shown)[0]) + 3 * len(shown) + 1 > out.width:
+        droppable = [index for index in shown if columns[index].keep < ESSENTIAL]
+        if not droppable:
+            _blocks(out, columns, rows, title)
+            return
+        shown.remove(min(droppable, key=lambda index: columns[index].keep))
+    least, natural = _widths(columns, rows, shown)
+    first = [not columns[index].wraps for index in shown]  # headers of whole-cell columns unwrap first, then the text columns widen
+    widths = None if wide else _spread(least, natural, out.width - 3 * len(shown) - 1, first)
+    table = Table(title=title, title_justify="left")
+    for position, index in enumerate(shown):
+        column = columns[index]
+        # Widths are set here, each at least its widest unbreakable cell: rich never narrows a column
+        # below them (it would cut a price), and headers wrap between words.
+        table.add_column(column.header, justify="right" if column.right else "left", width=widths[position] if widths else None, overflow="fold")
+    for row in rows:
+        table.add_row(*(row[index] for index in shown))
+    out.print(table)
+    left_out = [column.header for index, column in enumerate(columns) if index not in shown]
+    if left_out:
+        out.print(f"[dim]Left out to fit {out.width} columns: {', '.join(left_out)} (--wide shows them; --output json has every field).[/]")
+
+
+def _widths(columns: list[Column], rows: list[list[str]], shown: list[int]) -> tuple[list[int], list[int]]:
+    """Each shown column's least width (its widest cell if it may not wrap, else its longest word;
+    a header wraps between words) and its natural width (its widest line)."""
+    least, natural = [], []
+    for index in shown:
+        column = columns[index]
+        texts = [Text.from_markup(row[index]).plain for row in rows]
+        widest = max((Text(text).cell_len for text in texts), default=0)
+        words = max((Text(word).cell_len for text in [column.header, *texts] for word in text.split()), default=1)
+        least.append(words if column.wraps else max(words, widest))
+        natural.append(max(widest, Text(column.header).cell_len, words))
+    return least, natural
+
+
+def _spread(least: list[int], natural: list[int], room: int, first: list[bool]) -> list[int]:
+    """Widths from `least` toward `natural`, sharing out the room there is one cell at a time, to
+    the `first` columns before the others."""
+    widths = list(least)
+    spare = room - sum(widths)
+    for turn in (True, False):
+        while spare > 0 and any(f is turn and w < n for f, w, n in zip(first, widths, natural, strict=True)):
+            for position, (ahead, width, wanted) in enumerate(zip(first, widths, natural, strict=True)):
+                if spare > 0 and ahead is turn and width < wanted:
+                    widths[position] += 1
+                    spare -= 1
+    return widths
+
+
+def _blocks(out: Console, columns: list[Column], rows: list[list[str]], title: str | None) -> None:
+    """One record per block, for a terminal too narrow for even the essential columns."""
+    if title:
+        out.print(title)
+    for row in rows:
+        for column, cell in zip(columns, row, strict=True):
+            if cell:
+                out.print(f"  {column.header}: {cell}")
+        out.print("")
+
+
+def cost(out: Console, report: CostReport, wide: bool = False) -> None:
     """Each deployment's clouds side by side, cheapest first, then the stack's total per cloud.
 
     A stack of more than MAX_TABLES deployments gets its totals only: thousands of tables help
@@ -120,33 +203,32 @@ def cost(out: Console, report: CostReport) -> None:
     shown = report.deployments if len(report.deployments) <= MAX_TABLES else {}
     if not shown:
         out.print(f"{len(report.deployments)} deployments: the total per cloud below; every deployment's rows with --output csv, json, markdown or html.")
+    columns = [
+        Column("#", 5, right=True),
+        Column("cloud", ESSENTIAL),
+        Column("region", 40, wraps=True),
+        Column("instance", ESSENTIAL),
+        Column("GPUs/replica", ESSENTIAL, right=True),
+        Column("$/h at min", 30, right=True),
+        Column("$/h at max", 20, right=True),
+        Column(month, ESSENTIAL, right=True),
+        Column("out tok/s", 50, right=True),
+        Column("$/1M out tok", ESSENTIAL, right=True),
+        Column("price basis / why not", 60, wraps=True),
+    ]
     for name, rows in shown.items():
-        table = Table(title=f"{name}: cheapest first", title_justify="left")
-        for column in (
-            "#",
-            "cloud",
-            "region",
-            "instance",
-            "GPUs/replica",
-            "$/h at min",
-            "$/h at max",
-            month,
-            "out tok/s",
-            "$/1M out tok",
-            "price basis / why not",
-        ):
-            table.add_column(column, justify="right" if column.startswith(("$", "#", "GPUs", "out")) else "left")
+        cells = []
         for rank, row in enumerate(rows, start=1):
             result = row.result
             if isinstance(result, Infeasible):
-                table.add_row("–", result.cloud, result.region or "–", "[red]cannot host[/]", "", "", "", "", "", "", result.reason)
+                cells.append(["–", result.cloud, result.region or "–", "[red]cannot host[/]", "", "", "", "", "", "", result.reason])
                 continue
             region = result.region + (" (cheapest)" if result.region_source == "cheapest" else "")
-            table.add_row(str(rank), result.cloud, region, *row_cells(row))
+            cells.append([str(rank), result.cloud, region, *row_cells(row)])
             if row.projection and row.projection.unmet_hours:
                 hours = ", ".join(f"{h:02d}h" for h in row.projection.unmet_hours)
-                table.add_row("", "", "", f"[yellow]max_replicas cannot serve the load at {hours} UTC[/]", *[""] * 7)
-        out.print(table)
+                cells.append(["", "", "", f"[yellow]max_replicas cannot serve the load at {hours} UTC[/]", *[""] * 7])
+        fitted(out, columns, cells, title=f"{name}: cheapest first", wide=wide)
     if len(report.deployments) > 1:
         totals = Table(title=f"Total per cloud ({len(report.deployments)} deployments)", title_justify="left")
         for column in ("cloud", "$/h at min", "$/h at max", total_month_label(report), "can host"):
@@ -162,12 +244,20 @@ def cost(out: Console, report: CostReport) -> None:
     )
 
 
-def offers(out: Console, listed: list[Offer], catalog: Catalog) -> None:
-    table = Table()
-    for column in ("cloud", "region", "instance", "GPUs", "GPU GiB", "$/h", "spot $/h", "price basis", "as of"):
-        table.add_column(column, justify="right" if column.startswith(("$", "spot", "GPU")) else "left")
-    for offer in listed:
-        table.add_row(
+def offers(out: Console, listed: list[Offer], catalog: Catalog, wide: bool = False) -> None:
+    columns = [
+        Column("cloud", ESSENTIAL),
+        Column("region", ESSENTIAL),
+        Column("instance", ESSENTIAL),
+        Column("GPUs", ESSENTIAL, right=True),
+        Column("GPU GiB", 40, right=True),
+        Column("$/h", ESSENTIAL, right=True),
+        Column("spot $/h", 30, right=True),
+        Column("price basis", 20, wraps=True),
+        Column("as of", 10),
+    ]
+    rows = [
+        [
             offer.cloud,
             offer.region,
             offer.instance_type,
@@ -177,47 +267,98 @@ def offers(out: Console, listed: list[Offer], catalog: Catalog) -> None:
             "" if offer.spot_usd_per_hour is None else money(offer.spot_usd_per_hour),
             offer.basis_label,
             offer.as_of or "undated",
-        )
-    out.print(table)
+        ]
+        for offer in listed
+    ]
+    fitted(out, columns, rows, wide=wide)
     out.print(f"[dim]{len(listed)} offers. Price catalog: {catalog.dated}.[/]")
 
 
-def models(out: Console, listed: list[LlamaModel]) -> None:
-    table = Table()
-    for column in ("model", "Hugging Face repo", "parameters", "max context", "layers", "heads", "KV heads"):
-        table.add_column(column, justify="left" if column in ("model", "Hugging Face repo") else "right")
-    for model in listed:
-        table.add_row(
-            model.name, model.hf_repo, f"{model.parameters / 1e9:.2f} B", str(model.max_context), str(model.n_layers), str(model.n_heads), str(model.n_kv_heads)
+def gpu_summary(out: Console, listed: list[Offer], catalog: Catalog) -> None:
+    """Per GPU type: the clouds that offer it and the cheapest $/GPU-hour, as `sky show-gpus` and
+    `dstack offer` start; `gpus --gpu X` (or --cloud, --region) lists the offers themselves."""
+    by_gpu: dict[str, list[Offer]] = {}
+    for offer in listed:
+        by_gpu.setdefault(offer.gpu, []).append(offer)
+    rows = []
+    for gpu, offers_of in sorted(by_gpu.items(), key=lambda item: -max(gpu_memory_gib(o) for o in item[1])):
+        priced = [o for o in offers_of if o.usd_per_hour is not None]
+        cheapest = min(priced, key=lambda o: o.usd_per_hour / o.gpu_count) if priced else None  # type: ignore[operator]
+        per_gpu = money(cheapest.usd_per_hour / cheapest.gpu_count, cheapest.price_is_lower_bound) if cheapest and cheapest.usd_per_hour else "price unknown"
+        rows.append(
+            [
+                gpu,
+                f"{gpu_memory_gib(offers_of[0]):.1f}",
+                ", ".join(sorted({o.cloud for o in offers_of})),
+                per_gpu,
+                f"{cheapest.cloud} {cheapest.instance_type}" if cheapest else "",
+                str(len(offers_of)),
+            ]
         )
-    out.print(table)
+    columns = [
+        Column("GPU", ESSENTIAL),
+        Column("GiB", ESSENTIAL, right=True),
+        Column("clouds", ESSENTIAL, wraps=True),
+        Column("cheapest $/GPU-h", ESSENTIAL, right=True),
+        Column("on", 50),
+        Column("offers", 40, right=True),
+    ]
+    fitted(out, columns, rows, title=f"{len(listed)} offers by GPU; `llamadeploy gpus --gpu H100` lists one GPU's offers")
+    out.print(f"[dim]Price catalog: {catalog.dated}. ≥: a VM price under a service that adds an unpublished markup.[/]")
 
 
-def status(out: Console, rows: list[StatusRow]) -> None:
+def models(out: Console, listed: list[LlamaModel], wide: bool = False) -> None:
+    columns = [
+        Column("model", ESSENTIAL),
+        Column("Hugging Face repo", 60),
+        Column("parameters", ESSENTIAL, right=True),
+        Column("max context", ESSENTIAL, right=True),
+        Column("layers", 30, right=True),
+        Column("heads", 20, right=True),
+        Column("KV heads", 25, right=True),
+    ]
+    rows = [
+        [model.name, model.hf_repo, f"{model.parameters / 1e9:.2f} B", str(model.max_context), str(model.n_layers), str(model.n_heads), str(model.n_kv_heads)]
+        for model in listed
+    ]
+    fitted(out, columns, rows, wide=wide)
+
+
+def status(out: Console, rows: list[StatusRow], wide: bool = False) -> None:
     if not rows:
         out.print("No deployments recorded in this state file.")
         return
-    table = Table()
-    for column in ("deployment", "cloud", "region", "state", "replicas", "instance", "since", "drift / notes"):
-        table.add_column(column)
+    columns = [
+        Column("deployment", ESSENTIAL),
+        Column("cloud", ESSENTIAL),
+        Column("region", 40),
+        Column("state", ESSENTIAL),
+        Column("replicas", 50),
+        Column("instance", 30),
+        Column("since", 20),
+        Column("drift / notes", 60, wraps=True),
+    ]
+    cells = []
     for row in rows:
         live = row.live
         replicas = "" if live is None or live.replicas is None else f"{live.replicas} ({live.min_replicas}-{live.max_replicas})"
         moves = row.record.moves
-        moved = f"; moved from {moves[-1].source_cloud} at {moves[-1].at}" if moves else ""
+        moved = f"; moved from {moves[-1].source_cloud} {ago(moves[-1].at)}" if moves else ""
         notes = ("; ".join(row.drift) or row.error or "as deployed") + moved
         state = row.record.phase.value if live is None else live.state.value
-        table.add_row(
-            row.record.name,
-            row.record.cloud,
-            row.record.region,
-            state,
-            replicas,
-            (live.instance_type or "") if live else "",
-            ago(row.record.updated_at),
-            f"[red]{notes}[/]" if row.drift or row.error else notes,
+        cells.append(
+            [
+                row.record.name,
+                row.record.cloud,
+                row.record.region,
+                state,
+                replicas,
+                (live.instance_type or "") if live else "",
+                ago(row.record.updated_at),
+                f"[red]{escape(notes)}[/]" if row.drift or row.error else escape(notes),
+            ]
         )
-    out.print(table)
+    fitted(out, columns, cells, wide=wide)
 
 
 def ago(timestamp: str, now: datetime | None = None) -> str:
