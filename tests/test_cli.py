@@ -314,3 +314,13 @@ def test_tables_fit_the_terminal_and_never_cut_a_cell(run, width: int, monkeypat
     assert all(f"${month:,.2f}" in outputs["cost" + stack] for month in months), outputs["cost" + stack]
     assert ("Left out to fit 80 columns" in outputs["cost" + stack]) == (width == 80)
     assert run("down", "chat", "--yes", catalog=False)[0] == 0
+
+
+def test_the_groups_options_may_come_after_the_command(write_stack: Write, mini_catalog_path: Path, tmp_path: Path) -> None:
+    stack = str(write_stack("name: chat\nmodel: llama3.1-8b-instruct\n"))
+    before = CliRunner().invoke(cli, ["--catalog", str(mini_catalog_path), "plan", stack, "--cloud", "aws", "--output", "json"])
+    for after in (["--catalog", str(mini_catalog_path)], [f"--catalog={mini_catalog_path}"]):
+        result = CliRunner().invoke(cli, ["plan", stack, "--cloud", "aws", "--output", "json", *after])
+        assert result.exit_code == 0 and json.loads(result.stdout)["catalog"] == json.loads(before.stdout)["catalog"], result.output
+    result = CliRunner().invoke(cli, ["status", "--output", "json", "--state", str(tmp_path / "elsewhere.db")])
+    assert result.exit_code == 0 and json.loads(result.stdout) == {"deployments": []}

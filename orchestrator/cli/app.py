@@ -34,8 +34,35 @@ def _message(error: LlamadeployError) -> str:
     return str(error)
 
 
+# The group's own options, which a user may also write after the command (`plan x.yaml --catalog c.csv`).
+_GLOBAL_OPTIONS = ("--catalog", "--state")
+
+
+def _globals_first(args: list[str], commands: set[str]) -> list[str]:
+    """`args` with the group's options moved before the command wherever they were written."""
+    at = next((i for i, arg in enumerate(args) if arg in commands), None)
+    if at is None:
+        return args
+    moved, rest, index = [], args[: at + 1], at + 1
+    while index < len(args):
+        arg = args[index]
+        if arg in _GLOBAL_OPTIONS and index + 1 < len(args):
+            moved += args[index : index + 2]
+            index += 2
+            continue
+        if arg.split("=", 1)[0] in _GLOBAL_OPTIONS and "=" in arg:
+            moved.append(arg)
+        else:
+            rest.append(arg)
+        index += 1
+    return moved + rest
+
+
 class _Cli(click.Group):
     """Turns known errors into one line on stderr and an exit code, in one place."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        return super().parse_args(ctx, _globals_first(args, set(self.commands)))
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
