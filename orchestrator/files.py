@@ -2,17 +2,21 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from pathlib import Path
 
 
-def write_whole(path: Path, content: bytes) -> None:
-    """Write beside `path`, then rename over it, so a reader never sees half a file.
+def write_whole(path: Path, content: bytes | Iterable[bytes]) -> None:
+    """Write beside `path` (all at once, or chunk by chunk as `content` yields them), then rename
+    over it, so a reader never sees half a file.
 
     An OSError (a missing folder, no permission) leaves no staging file behind.
     """
     staging = path.with_name(path.name + ".llamadeploy-tmp")
     try:
-        staging.write_bytes(content)
+        with staging.open("wb") as handle:
+            for chunk in [content] if isinstance(content, bytes) else content:
+                handle.write(chunk)
         staging.replace(path)
     except OSError:
         staging.unlink(missing_ok=True)

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-import json
+import sys
+from collections.abc import Iterable
 from pathlib import Path
 
 import click
@@ -149,16 +150,17 @@ def cost(ctx: click.Context, stack: str, clouds: str | None, only: str | None, o
     if output == "html":
         from orchestrator.reports.html_report import html_page
 
-        text = html_page(built, title=Path(stack).stem)
-    elif output == "json":
-        text = json.dumps(report.cost_dict(built), indent=2) + "\n"
+        chunks: Iterable[str] = [html_page(built, title=Path(stack).stem)]
+    elif output == "json":  # indented for a person at a terminal, compact for a pipeline
+        chunks = report.cost_json(built, indent=2 if not to_file and sys.stdout.isatty() else None)
     else:
-        text = report.cost_csv(built) if output == "csv" else report.cost_markdown(built)
+        chunks = [report.cost_csv(built) if output == "csv" else report.cost_markdown(built)]
     if to_file:
-        _write_file(Path(to_file), text)
+        _write_file(Path(to_file), chunks)
         click.echo(f"Wrote the {output} cost report to {to_file}", err=True)
     else:
-        click.echo(text, nl=False)
+        for chunk in chunks:
+            click.echo(chunk, nl=False)
     _nowhere(built)
 
 
@@ -185,11 +187,11 @@ def _nowhere(built) -> None:
     raise LlamadeployError("\n".join(lines))
 
 
-def _write_file(path: Path, text: str) -> None:
+def _write_file(path: Path, chunks: Iterable[str]) -> None:
     from orchestrator.files import write_whole
 
     try:
-        write_whole(path, text.encode("utf-8"))
+        write_whole(path, (chunk.encode("utf-8") for chunk in chunks))
     except OSError as exc:
         raise LlamadeployError(f"cannot write {path}: {exc.strerror or exc}; choose another path with --to") from exc
 

@@ -9,6 +9,9 @@ from __future__ import annotations
 
 import csv
 import io
+import json
+from collections.abc import Iterator
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from orchestrator.planning.plan import Plan
@@ -136,7 +139,7 @@ def plan_dict(plan: Plan, projection: Projection | None = None) -> dict[str, Any
             "value": _rounded(plan.runner_up.value, 4),
             "chosen": _rounded(plan.runner_up.chosen, 4),
         },
-        "resources": [{"type": r.type, "name": r.name} for r in plan.resources],
+        "resources": [{"type": r.type, "name": r.name} for r in plan.described_by.resources(plan)],  # not plan.resources: not kept per plan
         "serving": serving_dict(plan),
         "throughput": throughput_dict(projection.throughput),
         "usd_per_million_output_tokens": _rounded(projection.usd_per_million_tokens, 4),
@@ -207,12 +210,16 @@ def total_dict(total: CloudTotal) -> dict[str, Any]:
     }
 
 
-def cost_dict(report: CostReport) -> dict[str, Any]:
-    return {
-        "catalog": catalog_dict(report.catalog),
-        "deployments": [{"name": name, "clouds": [row_dict(r) for r in rows]} for name, rows in report.deployments.items()],
-        "totals": [total_dict(t) for t in report.totals],
-    }
+def cost_json(report: CostReport, indent: int | None = None) -> Iterator[str]:
+    """`cost --output json`, one deployment at a time: a stack of 10,000 deployments is written as it
+    is encoded, never held whole as one document (nor as the dicts that make it). Compact unless
+    `indent` is given (a person reading it in a terminal)."""
+    dump = partial(json.dumps, indent=indent, separators=None if indent else (",", ":"))
+    pad = "\n" if indent else ""
+    yield f'{{"catalog":{dump(catalog_dict(report.catalog))},{pad}"deployments":['
+    for position, (name, rows) in enumerate(report.deployments.items()):
+        yield ("," if position else "") + pad + dump({"name": name, "clouds": [row_dict(r) for r in rows]})
+    yield f'{pad}],{pad}"totals":{dump([total_dict(t) for t in report.totals])}}}\n'
 
 
 CSV_COLUMNS = (
