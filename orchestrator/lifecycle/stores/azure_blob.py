@@ -14,7 +14,7 @@ import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from orchestrator.lifecycle.state import Location, StateError
+from orchestrator.lifecycle.stores.base import Location, StateError
 from orchestrator.lifecycle.stores.objects import ObjectStore
 
 

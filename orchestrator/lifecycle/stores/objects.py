@@ -26,7 +26,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Protocol
 
 from orchestrator.lifecycle.record import Record, RecordError, from_json, to_json
-from orchestrator.lifecycle.state import (
+from orchestrator.lifecycle.stores.base import (
     Claim,
     Location,
     Operation,

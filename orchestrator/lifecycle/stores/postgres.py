@@ -19,7 +19,7 @@ from contextlib import contextmanager
 from typing import Any
 from urllib.parse import SplitResult, urlunsplit
 
-from orchestrator.lifecycle.state import Location, StateError
+from orchestrator.lifecycle.stores.base import Location, StateError
 from orchestrator.lifecycle.stores.sql import Row, SqlStore, statements
 
 SCHEMA_VERSION = 1

@@ -14,7 +14,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from orchestrator.lifecycle.state import Location, StateError
+from orchestrator.lifecycle.stores.base import Location, StateError
 from orchestrator.lifecycle.stores.objects import ObjectStore
 
 # A lost conditional write: 412 Precondition Failed, or 409 when another conditional write to the key is in flight.

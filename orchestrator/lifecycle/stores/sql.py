@@ -18,7 +18,7 @@ from contextlib import AbstractContextManager
 from typing import Any
 
 from orchestrator.lifecycle.record import Record, RecordError, from_json, to_json
-from orchestrator.lifecycle.state import (
+from orchestrator.lifecycle.stores.base import (
     Claim,
     Location,
     Operation,

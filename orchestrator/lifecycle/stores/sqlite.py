@@ -18,7 +18,7 @@ from contextlib import contextmanager
 from typing import Any
 
 from orchestrator.lifecycle.record import LegacyRow, Record, RecordError, from_json, migrate_v1
-from orchestrator.lifecycle.state import Location, OperationKind, OperationStatus, StateError
+from orchestrator.lifecycle.stores.base import Location, OperationKind, OperationStatus, StateError
 from orchestrator.lifecycle.stores.sql import Row, SqlStore, statements
 
 # The file's format: 2 added typed records (record.SCHEMA_VERSION), 3 the journal's `waiting`
