@@ -260,3 +260,17 @@ def test_under_a_load_profile_the_planner_chooses_by_the_month_and_names_the_run
         "--no-refresh",
     )
     assert re.search(r"runner-up +ml\.g6e\.xlarge \(1 GPU\): \$[\d,.]+/month under load, \d+% more than \$[\d,.]+", out), out
+
+
+def test_the_html_report_answers_which_cloud_and_why_first(tmp_path: Path) -> None:
+    page = tmp_path / "report.html"
+    code, _, err = cli_run("cost", str(REPO / "stacks" / "llama-3.1-70b.yaml"), "--output", "html", "--to", str(page))
+    assert code == 0, err
+    text = page.read_text()
+    first = re.search(r'<p class="headline"><strong>(.*?)</strong></p>', text)
+    assert first is not None and text.index(first.group(0)) < text.index("<h2"), text[:2000]
+    # The cheapest billed month, how far below the next cloud, and the machines each needs.
+    assert re.fullmatch(r"Azure eastus is cheapest at \$[\d,.]+/month, \d+% below OCI; it needs 4×A100-80GB where OCI needs 8×A100-40GB\.", first.group(1)), (
+        first.group(1)
+    )
+    assert "<title>llama-3.1-70b: cost on every cloud</title>" in text

@@ -14,7 +14,7 @@ from markupsafe import Markup
 from orchestrator.declared.spec import HOURS_PER_DAY
 from orchestrator.iac.templating import environment
 from orchestrator.planning.plan import Plan
-from orchestrator.reports.report import money, month_label, row_cells, total_month_label
+from orchestrator.reports.report import headline, money, month_label, row_cells, total_month_label
 from orchestrator.sizing.gpus import gpu_memory_gib, gpu_specs
 from orchestrator.sizing.throughput import (
     DEFAULT_OUTPUT_TOKENS,
@@ -47,6 +47,7 @@ def html_page(report: CostReport, title: str) -> str:
         .get_template("report/cost.html.j2")
         .render(
             title=title,
+            headline=headline(report),
             report=report,
             deployments=deployments,
             totals=report.totals,

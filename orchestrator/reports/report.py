@@ -210,6 +210,30 @@ def total_dict(total: CloudTotal) -> dict[str, Any]:
     }
 
 
+def headline(report: CostReport) -> str:
+    """Which cloud, and why, in one sentence: the cheapest billed month of the stack, how much below
+    the next cloud, and the machines each needs (a lower bound is said to be one)."""
+    priced = [t for t in report.totals if t.complete]
+    if not priced:
+        return "No cloud compared can host every deployment at a known price; the tables say why."
+    best, rest = priced[0], priced[1:]
+    where = ""
+    if len(report.deployments) == 1:
+        rows = {row.result.cloud: row.result for row in next(iter(report.deployments.values())) if isinstance(row.result, Plan)}
+        plan = rows[best.cloud]
+        where = f" {plan.region}"
+    sentence = f"{best.cloud.upper() if best.cloud in ('aws', 'gcp', 'oci') else best.cloud.capitalize()}{where} is cheapest at {money(best.usd_per_month, best.price_is_lower_bound)}/month"
+    if rest:
+        other = rest[0]
+        below = 1 - best.usd_per_month / other.usd_per_month if other.usd_per_month else 0.0
+        name = other.cloud.upper() if other.cloud in ("aws", "gcp", "oci") else other.cloud.capitalize()
+        sentence += f", {below:.0%} below {name}" + (" (whose price is a lower bound)" if other.price_is_lower_bound else "")
+        if len(report.deployments) == 1:
+            mine, theirs = rows[best.cloud], rows[other.cloud]
+            sentence += f"; it needs {mine.gpus_per_replica}×{mine.offer.gpu} where {name} needs {theirs.gpus_per_replica}×{theirs.offer.gpu}"
+    return sentence + "."
+
+
 def cost_json(report: CostReport, indent: int | None = None) -> Iterator[str]:
     """`cost --output json`, one deployment at a time: a stack of 10,000 deployments is written as it
     is encoded, never held whole as one document (nor as the dicts that make it). Compact unless
