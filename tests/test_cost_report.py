@@ -274,3 +274,4 @@ def test_the_html_report_answers_which_cloud_and_why_first(tmp_path: Path) -> No
         first.group(1)
     )
     assert "<title>llama-3.1-70b: cost on every cloud</title>" in text
+    assert "≥ $" not in text and "≥\u00a0$" in text  # a lower bound's sign never wraps away from its number

@@ -51,7 +51,7 @@ def html_page(report: CostReport, title: str) -> str:
             report=report,
             deployments=deployments,
             totals=report.totals,
-            money=money,
+            money=lambda value, low=False: _unbroken(money(value, low)),
             month_label=month_label(report),
             total_month_label=total_month_label(report),
             cost_chart=_cost_chart(complete, report.has_load) if complete else None,
@@ -69,7 +69,18 @@ def _row(row: Row) -> dict[str, Any]:
     if not isinstance(result, Plan):
         return {"feasible": False, "cloud": result.cloud, "region": result.region or "–", "reason": result.reason}
     unmet = row.projection.unmet_hours if row.projection else ()
-    return {"feasible": True, "cloud": result.cloud, "region": result.region, "cells": row_cells(row), "unmet": [f"{h:02d}h" for h in unmet]}
+    return {
+        "feasible": True,
+        "cloud": result.cloud,
+        "region": result.region,
+        "cells": [_unbroken(c) for c in row_cells(row)],
+        "unmet": [f"{h:02d}h" for h in unmet],
+    }
+
+
+def _unbroken(text: str) -> str:
+    """A lower bound's `≥` held to its number: a table cell never wraps between them."""
+    return text.replace("≥ ", "≥\u00a0")
 
 
 def _sizing(rows: list[Row]) -> list[dict[str, Any]]:
