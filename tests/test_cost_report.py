@@ -160,7 +160,7 @@ def test_the_html_report_is_self_contained_and_shows_the_table(write_stack: Any,
     assert "@import" not in page and "url(http" not in page
     feasible = [c for c in data["deployments"][0]["clouds"] if c["feasible"]]
     for cloud in feasible:
-        low = "≥ " if cloud["price"]["price_is_lower_bound"] else ""
+        low = "≥\u00a0" if cloud["price"]["price_is_lower_bound"] else ""
         assert f"{low}${cloud['load']['usd_per_month']:,.2f}" in page
         assert f"{cloud['throughput']['output_tokens_per_s']:,.0f}" in page and cloud["instance_type"] in page
         assert cloud["price"]["source"][:40].replace("'", "&#39;") in page
