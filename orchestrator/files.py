@@ -10,7 +10,8 @@ def write_whole(path: Path, content: bytes | Iterable[bytes]) -> None:
     """Write beside `path` (all at once, or chunk by chunk as `content` yields them), then rename
     over it, so a reader never sees half a file.
 
-    An OSError (a missing folder, no permission) leaves no staging file behind.
+    A failure (a missing folder, no permission, an error while the chunks are made) leaves no
+    staging file behind.
     """
     staging = path.with_name(path.name + ".llamadeploy-tmp")
     try:
@@ -18,6 +19,6 @@ def write_whole(path: Path, content: bytes | Iterable[bytes]) -> None:
             for chunk in [content] if isinstance(content, bytes) else content:
                 handle.write(chunk)
         staging.replace(path)
-    except OSError:
+    except BaseException:
         staging.unlink(missing_ok=True)
         raise

@@ -10,8 +10,10 @@ start their own here. A server that cannot start fails its tests with why, never
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import json
 import os
+import pwd
 import shlex
 import shutil
 import signal
@@ -114,6 +116,11 @@ def start_postgres() -> Postgres:
     (root / "password").write_text(password)
     as_user: tuple[str, ...] = ()
     if os.geteuid() == 0:
+        try:
+            pwd.getpwnam("postgres")
+        except KeyError as exc:
+            shutil.rmtree(root, ignore_errors=True)
+            raise ServiceFailed("running as root, PostgreSQL needs the `postgres` user to run as (apt-get install postgresql makes it)") from exc
         shutil.chown(root, "postgres")
         (root / "password").chmod(0o644)
         as_user = ("runuser", "-u", "postgres", "--")
@@ -154,6 +161,7 @@ def start_postgres() -> Postgres:
 class Azurite:
     port: int
     pid: int | None = None  # a server the tests started
+    log_dir: str | None = None  # its log's folder, removed when it stops
 
     @property
     def connection_string(self) -> str:
@@ -165,6 +173,8 @@ class Azurite:
         if self.pid is not None:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(self.pid, signal.SIGTERM)
+        if self.log_dir is not None:
+            shutil.rmtree(self.log_dir, ignore_errors=True)
 
 
 def install_azurite() -> Path:
@@ -175,9 +185,17 @@ def install_azurite() -> Path:
     if shutil.which("npm") is None:
         raise ServiceFailed("Azurite needs Node.js and npm (apt-get install nodejs npm), or set LLAMADEPLOY_TEST_AZURITE to a running one's port")
     AZURITE_HOME.mkdir(parents=True, exist_ok=True)
-    result = subprocess.run(
-        ["npm", "install", "--no-audit", "--no-fund", "--silent", f"azurite@{AZURITE_VERSION}"], cwd=AZURITE_HOME, capture_output=True, text=True, timeout=600
-    )
+    with (AZURITE_HOME / ".install.lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # test workers starting at once install it once
+        if binary.exists():
+            return binary
+        result = subprocess.run(
+            ["npm", "install", "--no-audit", "--no-fund", "--silent", f"azurite@{AZURITE_VERSION}"],
+            cwd=AZURITE_HOME,
+            capture_output=True,
+            text=True,
+            timeout=600,
+        )
     if result.returncode != 0 or not binary.exists():
         raise ServiceFailed(f"npm install azurite@{AZURITE_VERSION} failed: {result.stderr[-1500:]}")
     return binary
@@ -207,7 +225,7 @@ def start_azurite() -> Azurite:
             stderr=subprocess.STDOUT,
         )
     _wait_for_port(port, "Azurite", process, log)
-    return Azurite(port, process.pid)
+    return Azurite(port, process.pid, str(log.parent))
 
 
 def main() -> None:

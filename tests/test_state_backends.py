@@ -286,3 +286,26 @@ def test_a_password_in_the_url_is_refused_and_one_from_the_environment_is_used(p
     state.put(_record())
     assert state.get("chat") is not None and postgres_server.password not in str(state.location)
     state.close()
+
+
+def test_a_postgres_lock_is_freed_when_its_holders_connection_ends_on_any_host(postgres_server: services.Postgres, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The holder claims to be on another host, so its dead pid proves nothing here: only the server
+    seeing its connection end frees the lock at once."""
+    monkeypatch.setenv(services.PASSWORD_ENV, postgres_server.password)
+    url = postgres_server.url(postgres_server.new_database())
+    child = _child(
+        url,
+        "import socket\nsocket.gethostname = lambda: 'another-host'\nlock = state.lock('chat')\nlock.__enter__()\nprint('locked', flush=True)\nimport time\ntime.sleep(600)\n",
+    )
+    try:
+        assert child.stdout is not None and child.stdout.readline().strip() == "locked"
+        with pytest.raises(LockedError, match="another-host"):
+            open_state(url).lock("chat").__enter__()
+    finally:
+        child.send_signal(signal.SIGKILL)
+        child.wait(timeout=30)
+    state = open_state(url)
+    deadline = time.monotonic() + 10
+    with state.lock("chat", wait_seconds=10) as holder:  # the server ends the dead client's backend within moments
+        assert holder == holder_name() and time.monotonic() < deadline
+    state.close()

@@ -38,14 +38,23 @@ def _message(error: LlamadeployError) -> str:
 _GLOBAL_OPTIONS = ("--catalog", "--state")
 
 
-def _globals_first(args: list[str], commands: set[str]) -> list[str]:
-    """`args` with the group's options moved before the command wherever they were written."""
+def _globals_first(args: list[str], commands: dict[str, click.Command]) -> list[str]:
+    """`args` with the group's options moved before the command wherever they were written; a
+    value of the command's own options (`--prompt --state`) and anything after `--` stay as they are."""
     at = next((i for i, arg in enumerate(args) if arg in commands), None)
     if at is None:
         return args
+    takes_value = {opt for param in commands[args[at]].params if isinstance(param, click.Option) and not param.is_flag for opt in param.opts}
     moved, rest, index = [], args[: at + 1], at + 1
     while index < len(args):
         arg = args[index]
+        if arg == "--":
+            rest += args[index:]
+            break
+        if arg in takes_value and index + 1 < len(args):
+            rest += args[index : index + 2]
+            index += 2
+            continue
         if arg in _GLOBAL_OPTIONS and index + 1 < len(args):
             moved += args[index : index + 2]
             index += 2
@@ -62,7 +71,7 @@ class _Cli(click.Group):
     """Turns known errors into one line on stderr and an exit code, in one place."""
 
     def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
-        return super().parse_args(ctx, _globals_first(args, set(self.commands)))
+        return super().parse_args(ctx, _globals_first(args, self.commands))
 
     def invoke(self, ctx: click.Context) -> Any:
         try:

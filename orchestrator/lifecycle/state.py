@@ -43,6 +43,14 @@ _SCHEME = re.compile(r"^(?P<scheme>[A-Za-z][A-Za-z0-9+.-]*)://(?P<rest>.*)$")
 _SCHEMES = {"sqlite": "sqlite", "postgresql": "postgresql", "postgres": "postgresql", "s3": "s3", "az": "az"}
 
 
+def _redacted(text: str) -> str:
+    """A URL as messages show it: a password written into it replaced by ***."""
+    parts = urlsplit(text)
+    if not parts.password or parts.password.startswith("env:"):
+        return text
+    return text.replace(f":{parts.password}@", ":***@", 1)
+
+
 def state_location(value: str | os.PathLike[str] | None = None) -> Location:
     """Where the state lives, from `--state`/`$LLAMADEPLOY_STATE`: a file path, `sqlite:///path`
     (SQLAlchemy's form: three slashes then the path, four for an absolute one), `postgresql://`,
@@ -54,7 +62,7 @@ def state_location(value: str | os.PathLike[str] | None = None) -> Location:
     scheme, rest = _SCHEMES.get(match["scheme"].lower()), match["rest"]
     if scheme is None:
         raise StateError(
-            f"state URL {text!r}: unknown scheme {match['scheme']!r}; use a file path, sqlite:///path, postgresql://, s3://bucket/prefix or az://container/prefix"
+            f"state URL {_redacted(text)!r}: unknown scheme {match['scheme']!r}; use a file path, sqlite:///path, postgresql://, s3://bucket/prefix or az://container/prefix"
         )
     if scheme == "sqlite":
         if not rest.startswith("/") or len(rest) == 1:

@@ -158,7 +158,7 @@ def _choose(
                 raise InfeasibleError(*_why_nothing_fits(deployment, req, offers, provider, catalog, region))
             ranked = sorted((_value(candidate), candidate) for candidate in (_candidate(deployment, provider, region, (o, f, req)) for o, f in fitting))
             (best, chosen), runner_up = ranked[0], None
-            if len(ranked) > 1 and best[0] == ranked[1][0][0] == 0:  # both priced: what the second would cost
+            if len(ranked) > 1 and best[0] == ranked[1][0][0] < 2:  # both priced, alike in meeting the load: what the second would cost
                 second = ranked[1][1]
                 runner_up = RunnerUp(second.offer.instance_type, second.gpus_per_replica, _measure(deployment), ranked[1][0][1], best[1])
             memo[key] = (chosen.offer, chosen.layout, req, runner_up)
@@ -207,9 +207,13 @@ def _value(candidate: Plan) -> tuple[int, float, int, str]:
     tie = (candidate.gpus_per_replica, candidate.offer.instance_type)
     price = candidate.usd_per_replica_hour
     if price is None:
-        return (1, 0.0, *tie)
-    month = project(candidate).usd_per_month if candidate.deployment.load else None
-    return (0, month if month is not None else price, *tie)
+        return (2, 0.0, *tie)
+    if candidate.deployment.load is None:
+        return (0, price, *tie)
+    projection = project(candidate)
+    # An offer whose max_replicas cannot serve every hour's load bills a capped month: it comes after
+    # every offer that can.
+    return (1 if projection.unmet_hours else 0, projection.usd_per_month or 0.0, *tie)
 
 
 def _requirements(deployment: Deployment, **changes: object) -> Requirements:

@@ -217,7 +217,8 @@ def cost(out: Console, report: CostReport, wide: bool = False) -> None:
         Column("price basis / why not", 60, wraps=True),
     ]
     for name, rows in shown.items():
-        cells = []
+        cells: list[list[str]] = []
+        unmet: list[str] = []
         for rank, row in enumerate(rows, start=1):
             result = row.result
             if isinstance(result, Infeasible):
@@ -227,8 +228,13 @@ def cost(out: Console, report: CostReport, wide: bool = False) -> None:
             cells.append([str(rank), result.cloud, region, *row_cells(row)])
             if row.projection and row.projection.unmet_hours:
                 hours = ", ".join(f"{h:02d}h" for h in row.projection.unmet_hours)
-                cells.append(["", "", "", f"[yellow]max_replicas cannot serve the load at {hours} UTC[/]", *[""] * 7])
-        fitted(out, columns, cells, title=f"{name}: cheapest first", wide=wide)
+                unmet.append(f"[yellow]{result.cloud}: max_replicas cannot serve the load at {hours} UTC[/]")
+        # A cloud that cannot host it says why in the last column: kept, however narrow the terminal.
+        infeasible = any(isinstance(row.result, Infeasible) for row in rows)
+        shown_columns = [*columns[:-1], Column(columns[-1].header, ESSENTIAL if infeasible else columns[-1].keep, wraps=True)]
+        fitted(out, shown_columns, cells, title=f"{name}: cheapest first", wide=wide)
+        for line in unmet:
+            out.print(line)
     if len(report.deployments) > 1:
         totals = Table(title=f"Total per cloud ({len(report.deployments)} deployments)", title_justify="left")
         for column in ("cloud", "$/h at min", "$/h at max", total_month_label(report), "can host"):

@@ -103,14 +103,17 @@ class AzureBlobContainer:
         self._versioned = bool(written.get("version_id"))
         return True
 
-    def delete(self, key: str) -> None:
-        from azure.core.exceptions import ResourceNotFoundError
+    def delete(self, key: str, etag: str | None = None) -> bool:
+        from azure.core import MatchConditions
+        from azure.core.exceptions import ResourceModifiedError, ResourceNotFoundError
 
+        condition = {"etag": etag, "match_condition": MatchConditions.IfNotModified} if etag else {}
         with self._translated():
             try:
-                self._container.delete_blob(self._prefix + key)
-            except ResourceNotFoundError:
-                return
+                self._container.delete_blob(self._prefix + key, **condition)
+            except (ResourceNotFoundError, ResourceModifiedError):
+                return False
+        return True
 
     def keys(self, prefix: str) -> list[str]:
         with self._translated():

@@ -58,8 +58,8 @@ class Bucket(Protocol):
     def replace(self, key: str, data: bytes, etag: str) -> bool:
         """Write the object only if it is still `etag` (If-Match); False if it changed or went."""
 
-    def delete(self, key: str) -> None:
-        """Remove the object; fine if it is gone."""
+    def delete(self, key: str, etag: str | None = None) -> bool:
+        """Remove the object (only if it is still `etag`, when given); True unless it changed meanwhile."""
 
     def keys(self, prefix: str) -> list[str]:
         """The keys under `prefix`."""
@@ -76,6 +76,9 @@ class ObjectStore(StateStore):
         self.bucket = bucket
         self._deployment_of: dict[int, str] = {}  # operation id -> its deployment, for the journal object to update
         self._ids_lock = threading.Lock()
+        # The ETag of each record as this command last read or wrote it: a write is made only over
+        # that, so a command whose lock was taken over cannot overwrite the new holder's record.
+        self._seen: dict[str, str | None] = {}
         found = bucket.read("format.json")
         if found is None:
             bucket.create("format.json", _dumps({"layout": LAYOUT}))
@@ -109,9 +112,9 @@ class ObjectStore(StateStore):
         return Claim(**json.loads(found[0])) if found else None
 
     def _release(self, deployment: str, claim: Claim) -> None:
-        held = self._claim(deployment)
-        if held is not None and held.token == claim.token:
-            self.bucket.delete(f"locks/{deployment}.json")
+        found = self.bucket.read(f"locks/{deployment}.json")
+        if found is not None and Claim(**json.loads(found[0])).token == claim.token:
+            self.bucket.delete(f"locks/{deployment}.json", found[1])  # only this claim: not one taken over meanwhile
 
     def held_locks(self) -> list[str]:
         names = [key.removeprefix("locks/").removesuffix(".json") for key in self.bucket.keys("locks/")]
@@ -121,6 +124,7 @@ class ObjectStore(StateStore):
 
     def get(self, name: str) -> Record | None:
         found = self.bucket.read(f"deployments/{name}.json")
+        self._seen[name] = None if found is None else found[1]
         return None if found is None else self._record(name, found[0])
 
     def _record(self, name: str, data: bytes) -> Record:
@@ -146,9 +150,15 @@ class ObjectStore(StateStore):
     def _write_record(self, record: Record, updated_at: str) -> None:
         key = f"deployments/{record.name}.json"
         data = _dumps({"updated_at": updated_at, "record": to_json(record)})
-        found = self.bucket.read(key)
-        written = self.bucket.create(key, data) if found is None else self.bucket.replace(key, data, found[1])
-        if not written:
+        if record.name not in self._seen:  # never read by this command: written over what is there now
+            found = self.bucket.read(key)
+            self._seen[record.name] = None if found is None else found[1]
+        etag = self._seen[record.name]
+        written = self.bucket.create(key, data) if etag is None else self.bucket.replace(key, data, etag)
+        if written:
+            found = self.bucket.read(key)
+            self._seen[record.name] = None if found is None else found[1]
+        else:
             raise StateError(
                 f"the record of {record.name!r} in {self.location} changed while this command wrote it: another command took its lock over "
                 "(this one's looked dead or expired); run `llamadeploy status` to see where it stands"
@@ -156,12 +166,14 @@ class ObjectStore(StateStore):
 
     def drop(self, name: str) -> None:
         self.bucket.delete(f"deployments/{name}.json")
+        self._seen[name] = None
 
     # Journal: one object per deployment, updated by conditional read-modify-write
 
     def begin(self, deployment: str, kind: OperationKind, cloud: str, holder: str) -> int:
-        # Ids order the journal and are unique across it: the time in microseconds, and a random tail.
-        operation = time.time_ns() // 1000 * 100 + random.randrange(100)
+        # Ids order the journal and are unique across it: the time in milliseconds, then 22 random bits
+        # (two commands beginning in the same millisecond collide once in four million; under 2^63).
+        operation = (time.time_ns() // 1_000_000) << 22 | random.getrandbits(22)
         entry = Operation(operation, deployment, kind, cloud, OperationStatus.RUNNING, holder, now(), None, [], "", {})
         self._update(deployment, lambda ops: ops.append(_entry(entry)))
         with self._ids_lock:

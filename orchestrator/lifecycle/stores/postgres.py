@@ -69,6 +69,8 @@ CREATE TABLE IF NOT EXISTS locks (
 def location(text: str, parts: SplitResult, options: Mapping[str, str]) -> Location:
     """A postgresql:// URL as a Location; a password written into it is refused."""
     password = parts.password or ""
+    if {"password", "sslpassword"} & set(options):
+        raise StateError("the state URL holds a password in its query; use postgresql://user:env:NAME@host/db, PGPASSWORD or ~/.pgpass")
     if password and not password.startswith("env:"):
         user = parts.username or "USER"
         raise StateError(
@@ -100,7 +102,18 @@ class PostgresStore(SqlStore):
         extra = {"password": self._password} if self._password is not None else {}
         try:
             return psycopg.connect(
-                self._conninfo, autocommit=True, row_factory=dict_row, connect_timeout=CONNECT_TIMEOUT_S, application_name="llamadeploy", **extra
+                self._conninfo,
+                autocommit=True,
+                row_factory=dict_row,
+                connect_timeout=CONNECT_TIMEOUT_S,
+                application_name="llamadeploy",
+                # A connection idle through a long wait on a cloud must not be dropped by a firewall:
+                # its end would free this command's lock for another to take.
+                keepalives=1,
+                keepalives_idle=60,
+                keepalives_interval=10,
+                keepalives_count=5,
+                **extra,
             )
         except psycopg.OperationalError as exc:
             raise StateError(
@@ -109,11 +122,13 @@ class PostgresStore(SqlStore):
             ) from exc
 
     @contextmanager
-    def _transaction(self) -> Iterator[Any]:
+    def _transaction(self, consistent: bool = False) -> Iterator[Any]:
         import psycopg
 
         try:
             with self._db.transaction():
+                if consistent:
+                    self._db.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
                 yield self._db
         except psycopg.Error as exc:
             raise StateError(f"the PostgreSQL state at {self.location} failed: {str(exc).strip().splitlines()[0]}") from exc

@@ -17,8 +17,9 @@ from typing import Any
 from orchestrator.lifecycle.stores.base import Location, StateError
 from orchestrator.lifecycle.stores.objects import ObjectStore
 
-# A lost conditional write: 412 Precondition Failed, or 409 when another conditional write to the key is in flight.
-_LOST = {"PreconditionFailed", "ConditionalRequestConflict"}
+# A lost conditional write: 412 Precondition Failed, 409 when another conditional write to the key is in
+# flight, or NoSuchKey when an If-Match write finds the object gone.
+_LOST = {"PreconditionFailed", "ConditionalRequestConflict", "NoSuchKey"}
 
 
 class S3Bucket:
@@ -85,9 +86,17 @@ class S3Bucket:
     def replace(self, key: str, data: bytes, etag: str) -> bool:
         return self._put(key, data, IfMatch=etag)
 
-    def delete(self, key: str) -> None:
+    def delete(self, key: str, etag: str | None = None) -> bool:
+        from botocore.exceptions import ClientError
+
         with self._translated():
-            self._s3.delete_object(Bucket=self._name, Key=self._prefix + key)
+            try:
+                self._s3.delete_object(Bucket=self._name, Key=self._prefix + key, **({"IfMatch": etag} if etag else {}))
+            except ClientError as exc:
+                if exc.response.get("Error", {}).get("Code") in (*_LOST, "NoSuchKey"):
+                    return False
+                raise
+        return True
 
     def keys(self, prefix: str) -> list[str]:
         with self._translated():

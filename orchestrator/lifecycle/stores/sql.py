@@ -50,8 +50,9 @@ class SqlStore(StateStore):
         """A new connection (autocommit: transactions are explicit), rows readable by column name."""
 
     @abstractmethod
-    def _transaction(self) -> AbstractContextManager[Any]:
-        """A block run as one transaction on this thread's connection, which it yields."""
+    def _transaction(self, consistent: bool = False) -> AbstractContextManager[Any]:
+        """A block run as one transaction on this thread's connection, which it yields; `consistent`:
+        every read in it sees the same moment (what a copy of the whole store needs)."""
 
     def _prepare_sql(self, statement: str) -> str:
         return statement
@@ -107,9 +108,11 @@ class SqlStore(StateStore):
             if self._run(db, f"{insert} ON CONFLICT (deployment) DO NOTHING", values).rowcount == 1:
                 return True
             row = self._run(db, f"SELECT * FROM locks WHERE deployment = ?{self.for_update}", (deployment,)).fetchone()
-            if row is not None and not self._stale_row(row):
+            if row is None or not self._stale_row(row):  # gone meanwhile (another taker may be inserting): try again
                 return False
-            self._run(db, "DELETE FROM locks WHERE deployment = ?", (deployment,))
+            # Only the stale claim read here is replaced: a taker that got in first has replaced it already.
+            if self._run(db, "DELETE FROM locks WHERE deployment = ? AND token = ?", (deployment, row["token"])).rowcount != 1:
+                return False
             self._run(db, insert, values)
             return True
 
@@ -201,7 +204,7 @@ class SqlStore(StateStore):
         return [_operation(row) for row in self._rows("SELECT * FROM operations ORDER BY id")]
 
     def snapshot(self) -> tuple[list[Record], list[Operation]]:
-        with self._transaction():
+        with self._transaction(consistent=True):
             return self.records(), self.journal()
 
     def copy_in(self, records: list[Record], journal: list[Operation]) -> None:

@@ -91,8 +91,8 @@ class SqliteStore(SqlStore):
         return connection
 
     @contextmanager
-    def _transaction(self) -> Iterator[sqlite3.Connection]:
-        self._db.execute("BEGIN IMMEDIATE")
+    def _transaction(self, consistent: bool = False) -> Iterator[sqlite3.Connection]:
+        self._db.execute("BEGIN IMMEDIATE")  # writers take turns: every transaction is consistent
         try:
             yield self._db
         except BaseException:
