@@ -7,6 +7,7 @@ stylesheet from anywhere: it can be mailed, attached to a ticket, or opened offl
 
 from __future__ import annotations
 
+import re
 from typing import TYPE_CHECKING, Any
 
 from markupsafe import Markup
@@ -52,6 +53,7 @@ def html_page(report: CostReport, title: str) -> str:
             deployments=deployments,
             totals=report.totals,
             money=lambda value, low=False: _unbroken(money(value, low)),
+            source_link=source_link,
             month_label=month_label(report),
             total_month_label=total_month_label(report),
             cost_chart=_cost_chart(complete, report.has_load) if complete else None,
@@ -114,7 +116,14 @@ def _cost_chart(totals: list[Any], under_load: bool) -> str:
     chart = pygal.Bar(_config(title="Monthly cost per cloud" + (" under the load profile" if under_load else " at min replicas"), y_title="US$ per month"))
     chart.value_formatter = lambda value: f"${value:,.0f}"
     for total in totals:
-        chart.add(total.cloud, [round(total.usd_per_month, 2)])
+        month = round(total.usd_per_month, 2)
+        if total.price_is_lower_bound:  # marked in the chart too: the bar is a floor, the real bill is higher
+            chart.add(
+                f"{total.cloud} (≥, a lower bound)",
+                [{"value": month, "formatter": lambda value: f"≥\u00a0${value:,.0f}", "label": "VM price; the service adds a markup"}],
+            )
+        else:
+            chart.add(total.cloud, [month])
     return Markup(chart.render(is_unicode=True))
 
 
@@ -126,9 +135,26 @@ def _replicas_chart(name: str, rows: list[Row]) -> str | None:
         return None
     chart = pygal.Line(_config(title=f"{name}: replicas over the day (UTC)", y_title="replicas"), print_values=False)
     chart.x_labels = [f"{hour:02d}" for hour in range(HOURS_PER_DAY)]
-    for cloud, hourly in series:
-        chart.add(cloud, list(hourly))
+    chart.y_labels = list(range(0, max(max(hourly) for _, hourly in series) + 1))  # replicas come whole
+    for position, (cloud, hourly) in enumerate(series):
+        # Clouds that need the same replicas draw the same line: each is drawn thinner and dashed
+        # differently than the one before it, so none hides another.
+        width = 2 + 2 * (len(series) - position)
+        chart.add(cloud, list(hourly), stroke_style={"width": width, "dasharray": "" if position == 0 else f"{2 + 3 * position}, {2 + position}"})
     return Markup(chart.render(is_unicode=True))
+
+
+def source_link(source: str) -> str | None:
+    """Where a price source can be read, as a link: a URL in it, or a GitHub file named
+    `owner/repo:path@commit` (the catalog's form for a file read at a commit)."""
+    found = re.search(r"https?://[^\s,;)]+", source)
+    if found:
+        return found.group(0)
+    pinned = re.fullmatch(r"([\w.-]+/[\w.-]+):([^@\s]+)@([0-9a-f]{7,40})", source.strip())
+    if pinned:
+        repo, path, commit = pinned.groups()
+        return f"https://github.com/{repo}/blob/{commit}/{path}"
+    return None
 
 
 def _config(title: str, y_title: str) -> Any:
