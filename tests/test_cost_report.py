@@ -220,6 +220,46 @@ def test_the_page_loads_in_headless_chromium_without_console_errors(write_stack:
     assert _console_errors(tmp_path / "report.html") == []
 
 
+SERIES_HUES = {"azure": 4, "oci": 231, "aws": 174, "gcp": 45}  # pygal's default colours, in the order the clouds are added
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason="Debian's chromium package is not installed")
+def test_a_screenshot_of_the_replicas_chart_shows_every_cloud_where_lines_coincide(tmp_path: Path) -> None:
+    """In the 70B stack Azure and GCP need the same replicas every hour, as do OCI and AWS: drawn
+    alike, the later line would hide the earlier. Chromium draws the chart and every cloud's colour
+    must cover far more than its legend swatch (144 pixels), i.e. a visible line."""
+    from PIL import Image
+
+    code, _, err = cli_run("cost", str(REPO / "stacks" / "llama-3.1-70b.yaml"), "--output", "html", "--to", str(tmp_path / "report.html"))
+    assert code == 0, err
+    figure = re.search(r'<figure class="replicas-chart".*?</figure>', (tmp_path / "report.html").read_text(), re.S)
+    assert figure, "the report has no replicas chart"
+    (tmp_path / "chart.html").write_text(f'<!DOCTYPE html><html><body style="margin:0">{figure.group(0)}</body></html>')
+    shot = tmp_path / "chart.png"
+    run = subprocess.run(
+        [
+            CHROMIUM,
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--hide-scrollbars",
+            "--window-size=800,360",
+            f"--screenshot={shot}",
+            (tmp_path / "chart.html").as_uri(),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert shot.exists(), run.stderr[-2000:]
+    pixels = dict.fromkeys(SERIES_HUES, 0)
+    for hue, saturation, _ in Image.open(shot).convert("HSV").get_flattened_data():
+        if saturation > 90:
+            for cloud, expected in SERIES_HUES.items():
+                pixels[cloud] += abs((hue * 360 / 255 - expected + 180) % 360 - 180) < 12
+    assert all(count > 500 for count in pixels.values()), pixels
+
+
 def test_the_shipped_70b_stack_ranks_billed_prices_before_lower_bounds() -> None:
     """A VM price under SageMaker or Vertex AI is only a lower bound: it may end up dearer than any
     billed price, so it is ranked after them (and marked), not by its number."""

@@ -133,15 +133,24 @@ def _replicas_chart(name: str, rows: list[Row]) -> str | None:
     series = [(r.result.cloud, r.projection.hourly_replicas) for r in rows if r.projection and r.projection.hourly_replicas is not None]
     if not series:
         return None
-    chart = pygal.Line(_config(title=f"{name}: replicas over the day (UTC)", y_title="replicas"), print_values=False)
+    # Clouds that need the same replicas draw the same line: each is drawn thinner and dashed
+    # differently than the one before it, so none hides another. pygal's own `.reactive` rule sets
+    # every line's width directly (its per-series stroke_style only reaches the group), hence the
+    # !important.
+    config = _config(title=f"{name}: replicas over the day (UTC)", y_title="replicas")
+    config.print_values = False
+    config.css = [*config.css, "inline:" + "".join(_line_style(position, len(series)) for position in range(len(series)))]
+    chart = pygal.Line(config)
     chart.x_labels = [f"{hour:02d}" for hour in range(HOURS_PER_DAY)]
     chart.y_labels = list(range(0, max(max(hourly) for _, hourly in series) + 1))  # replicas come whole
-    for position, (cloud, hourly) in enumerate(series):
-        # Clouds that need the same replicas draw the same line: each is drawn thinner and dashed
-        # differently than the one before it, so none hides another.
-        width = 2 + 2 * (len(series) - position)
-        chart.add(cloud, list(hourly), stroke_style={"width": width, "dasharray": "" if position == 0 else f"{2 + 3 * position}, {2 + position}"})
+    for cloud, hourly in series:
+        chart.add(cloud, list(hourly))
     return Markup(chart.render(is_unicode=True))
+
+
+def _line_style(position: int, count: int) -> str:
+    dashes = "none" if position == 0 else f"{2 + 3 * position},{2 + position}"
+    return f".serie-{position} .line{{stroke-width:{2 + 2 * (count - position)}px !important;stroke-dasharray:{dashes} !important}}"
 
 
 def source_link(source: str) -> str | None:
