@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import io
 import logging
 import math
 import os
@@ -833,14 +834,16 @@ def _environment_kept(variable: str) -> Iterator[None]:
 @contextlib.contextmanager
 def _quiet_stdout() -> Iterator[None]:
     """azure-ai-ml's AzureMLPolling prints progress dots to stdout from its poller thread
-    (azure/ai/ml/_utils/_azureml_polling.py); stdout belongs to llamadeploy's results and JSON.
-    Deployments brought up in parallel overlap here, so the first one in sends stdout to stderr
-    and the last one out restores it (nested redirect_stdout calls, unwound out of order, would
-    leave stdout on stderr); llamadeploy's own results go to the stdout bound when the command began."""
+    (azure/ai/ml/_utils/_azureml_polling.py): on stdout they break llamadeploy's results and JSON,
+    on stderr they run into its progress lines, so they are dropped; the waits say what the cloud
+    is doing instead. Deployments brought up in parallel overlap here, so the first one in swaps
+    stdout out and the last one out restores it (nested redirect_stdout calls, unwound out of
+    order, would leave it swapped); llamadeploy's own results go to the stdout bound when the
+    command began."""
     global _stdout_saved, _stdout_users
     with _stdout_lock:
         if _stdout_users == 0:
-            _stdout_saved, sys.stdout = sys.stdout, sys.stderr
+            _stdout_saved, sys.stdout = sys.stdout, io.StringIO()
         _stdout_users += 1
     try:
         yield

@@ -325,3 +325,24 @@ def test_the_groups_options_may_come_after_the_command(write_stack: Write, mini_
         assert result.exit_code == 0 and json.loads(result.stdout)["catalog"] == json.loads(before.stdout)["catalog"], result.output
     result = CliRunner().invoke(cli, ["status", "--output", "json", "--state", str(tmp_path / "elsewhere.db")])
     assert result.exit_code == 0 and json.loads(result.stdout) == {"deployments": []}
+
+
+def test_plan_of_a_large_stack_is_one_row_per_deployment(run, write_stack: Write, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """Past 50 deployments `plan` prints one table row each (30 lines each would bury a reader and
+    take minutes for thousands), the changed fields of each changed one, and each quota verdict once."""
+    monkeypatch.setenv("COLUMNS", "120")
+    monkeypatch.setenv("LLAMADEPLOY_STATE", str(tmp_path / "state.db"))
+    deployments = "".join(
+        f"  - name: svc{i}\n    model: llama3.2-1b-instruct\n    autoscaling: {{min_replicas: 1, max_replicas: {1 + i % 3}}}\n" for i in range(240)
+    )
+    stack = write_stack("deployments:\n" + deployments)
+    code, out, err = run("plan", str(stack), "--cloud", "aws", "--no-refresh")
+    assert code == 0, err
+    lines = out.splitlines()
+    assert lines[0] == "240 deployments; `--deployment NAME` shows one in full"
+    assert lines[1].split() == ["deployment", "cloud", "region", "instance", "GPUs/replica", "replicas", "$/month", "at", "min", "action"]
+    rows = [line.split() for line in lines[2:242]]
+    assert [row[0] for row in rows] == [f"svc{i}" for i in range(240)] and {row[-1] for row in rows} == {"create"}
+    assert rows[2][6] == "1-3" and rows[0][7].startswith("$")  # GPUs are two words: "1x L4"
+    assert "quota not read (--no-refresh): 240 deployments" in out and "Plan: 240 to add" in out
+    assert "team" not in out and "resources" not in out  # no per-deployment block

@@ -46,6 +46,7 @@ def test_up_status_down_leaves_nothing(cloud: Cloud, stack: Path, instance_type:
         assert HF_TOKEN not in received["deployment_request"]
         assert "azureml://connections/" in received["environment"]["HF_TOKEN"]
     assert re.search(r": (Creating|InProgress|running|IN_PROGRESS|CREATING) \(\d+ s\)", err)  # the cloud's own state, shown while waiting
+    assert not re.search(r"^\.|\.\.", out + err, re.M), err  # no SDK progress dots (azure-ai-ml prints them) in either stream
 
     code, out, _ = cli_run("status", "--output", "json")
     (row,) = json.loads(out)["deployments"]

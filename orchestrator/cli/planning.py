@@ -13,6 +13,26 @@ from orchestrator.cli.session import DETAILED_EXITCODE, EXIT_CHANGES, DetailedEx
 from orchestrator.errors import LlamadeployError, UsageError
 
 
+def _plan_summary(console, plans, changes, quotas, failed: dict[str, str], catalog) -> None:
+    """A large stack's plan: one table row per deployment, then only what needs a reader's eye: the
+    fields each changed deployment would change, and each distinct quota verdict once with its count."""
+    from collections import Counter
+
+    from orchestrator.reports import render
+    from orchestrator.reports.report import quota_words
+
+    render.plan_summary(console, plans, [change.action.value for change in changes], catalog)
+    for change in changes:
+        if change.fields or change.deployment in failed:
+            console.print(f"{change.deployment}: {change.detail}", markup=False)
+            if change.deployment in failed:
+                console.print(f"  not refreshed from the cloud ({failed[change.deployment]})", markup=False)
+            for field in change.fields:
+                console.print(f"  {field}", markup=False)
+    for words, count in Counter(quota_words(quota) for quota in quotas).items():
+        console.print(f"{words}: {count} deployment{'s' if count != 1 else ''}", markup=False)
+
+
 @click.command(cls=DetailedExitCommand)
 @click.argument("stack", type=click.Path())
 @click.option("--cloud", help="Cloud to plan on (aws, azure, gcp, oci); default: the one the placement names.", callback=cloud_names)
@@ -32,11 +52,13 @@ def plan(ctx: click.Context, stack: str, cloud: str | None, region: str | None, 
     from orchestrator.planning.changes import ChangeAction, pending, summary
 
     ctx.meta[DETAILED_EXITCODE] = detailed_exitcode
+    from orchestrator.bulk import paused_gc
     from orchestrator.declared.stackfile import load_stack
     from orchestrator.planning.planner import plan_stack
 
     catalog = ctx.obj.catalog()
-    plans = plan_stack(load_stack(stack, catalog), cloud, catalog, region, only)
+    with paused_gc(freeze=True):  # one command, then exit: nothing built here needs the collector
+        plans = plan_stack(load_stack(stack, catalog), cloud, catalog, region, only)
     # Only read the state: planning never creates a state file.
     recorded = ctx.obj.state().get if ctx.obj.state_location().exists() else lambda _: None
     records = {p.deployment.name: recorded(p.deployment.name) for p in plans}
@@ -67,14 +89,17 @@ def plan(ctx: click.Context, stack: str, cloud: str | None, region: str | None, 
         from orchestrator.reports.report import quota_words
 
         console = render.console()
-        for planned, change, quota in zip(plans, changes, quotas, strict=True):
-            render.plan(console, planned, catalog)
-            console.print(f"{change.deployment}: {quota_words(quota)}", markup=False)
-            if change.deployment in failed:
-                console.print(f"{change.deployment}: not refreshed from the cloud ({failed[change.deployment]})", markup=False)
-            console.print(f"{change.deployment}: {change.detail}", markup=False)
-            for field in change.fields:
-                console.print(f"  {field}", markup=False)
+        if len(plans) > render.MAX_TABLES:
+            _plan_summary(console, plans, changes, quotas, failed, catalog)
+        else:
+            for planned, change, quota in zip(plans, changes, quotas, strict=True):
+                render.plan(console, planned, catalog)
+                console.print(f"{change.deployment}: {quota_words(quota)}", markup=False)
+                if change.deployment in failed:
+                    console.print(f"{change.deployment}: not refreshed from the cloud ({failed[change.deployment]})", markup=False)
+                console.print(f"{change.deployment}: {change.detail}", markup=False)
+                for field in change.fields:
+                    console.print(f"  {field}", markup=False)
         console.print(summary(changes), markup=False)
     if detailed_exitcode and any(c.action is not ChangeAction.NONE for c in changes):
         ctx.exit(EXIT_CHANGES)

@@ -1,14 +1,14 @@
 """Read a YAML stack file into plain data while remembering the line of every field.
 
-Users fix errors by line number, and pydantic only knows field paths, so the loader keeps a
-map from each path (`("deployments", 1, "gpu")`) to the line where it was written.
-PyYAML's composer already records marks on every node; we construct the data ourselves from
-the node tree to keep them, and to reject duplicate keys, which PyYAML would silently merge.
+Users fix errors by line number, and pydantic only knows field paths, so the loader keeps
+PyYAML's node tree, whose composer records marks on every node, and finds a path
+(`("deployments", 1, "gpu")`) in it when a problem is reported. We construct the data ourselves
+from the node tree, to reject duplicate keys, which PyYAML would silently merge.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -28,22 +28,40 @@ MIN_EXPANSION = 100_000
 
 @dataclass(frozen=True)
 class SourceMap:
-    """Where each field path of a loaded file was written."""
+    """Where each field path of a loaded file was written: PyYAML's node tree, kept, and walked
+    only when a problem needs its line (a map of every path would cost a stack of thousands of
+    deployments a second it almost never needs)."""
 
     file: str
-    lines: dict[FieldPath, int] = field(default_factory=dict)
+    root: yaml.Node | None = None
 
     def line_of(self, path: FieldPath) -> int | None:
-        """The line of `path`, or of its nearest written parent (a missing field has none)."""
-        for end in range(len(path), -1, -1):
-            line = self.lines.get(tuple(path[:end]))
-            if line is not None:
-                return line
-        return None
+        """The line of `path` (a field's key, an item's first line), or of its nearest written parent
+        (a missing field has none)."""
+        node = self.root
+        if node is None:
+            return None
+        line = node.start_mark.line + 1
+        for part in path:
+            if isinstance(node, yaml.MappingNode):
+                pair = next((pair for pair in reversed(node.value) if _key_names(pair[0], part)), None)  # a merged key's own value last
+                if pair is None:
+                    break
+                line, node = pair[0].start_mark.line + 1, pair[1]
+            elif isinstance(node, yaml.SequenceNode) and isinstance(part, int) and 0 <= part < len(node.value):
+                node = node.value[part]
+                line = node.start_mark.line + 1
+            else:
+                break
+        return line
 
     def problem(self, path: FieldPath, message: str, shown_path: FieldPath | None = None) -> Problem:
         """A problem located at `path`; `shown_path` is how the field is named to the user."""
         return Problem(self.file, self.line_of(path), format_path(path if shown_path is None else shown_path), message)
+
+
+def _key_names(key: yaml.Node, part: str | int) -> bool:
+    return isinstance(key, yaml.ScalarNode) and key.value == str(part)
 
 
 def format_path(path: FieldPath) -> str:
@@ -69,13 +87,14 @@ def load_yaml(path: Path) -> tuple[Any, SourceMap]:
     except (OSError, UnicodeDecodeError) as exc:
         raise SpecError([Problem(name, None, "", f"cannot be read: {exc}")]) from exc
 
-    source = SourceMap(name)
     loader = _Loader(text)
     try:
         node = loader.get_single_node()
         if node is None:
             raise SpecError([Problem(name, None, "", "the file is empty; see stacks/ for examples of a deployment")])
-        budget = _Budget(max(MIN_EXPANSION, EXPANSION_FACTOR * _distinct_nodes(node)), name)
+        source = SourceMap(name, node)
+        # Only an anchor (`&`) lets an alias expand the file; without one every node is built once.
+        budget = _Budget(max(MIN_EXPANSION, EXPANSION_FACTOR * _distinct_nodes(node)) if "&" in text else None, name)
         data = _construct(loader, node, (), source, budget)
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
@@ -114,10 +133,12 @@ class _Loader(yaml.CSafeLoader if yaml.__with_libyaml__ else yaml.SafeLoader):  
 class _Budget:
     """How many more nodes the file may expand into through its aliases."""
 
-    def __init__(self, nodes: int, file: str) -> None:
+    def __init__(self, nodes: int | None, file: str) -> None:
         self.left, self.limit, self.file = nodes, nodes, file
 
     def spend(self) -> None:
+        if self.left is None:  # no anchors: the file cannot expand
+            return
         self.left -= 1
         if self.left < 0:
             raise SpecError(
@@ -150,7 +171,6 @@ def _distinct_nodes(root: yaml.Node) -> int:
 
 def _construct(loader: Any, node: yaml.Node, path: FieldPath, source: SourceMap, budget: _Budget) -> Any:
     budget.spend()
-    source.lines.setdefault(path, node.start_mark.line + 1)
     if isinstance(node, yaml.MappingNode):
         loader.flatten_mapping(node)
         result: dict[Any, Any] = {}
@@ -162,9 +182,7 @@ def _construct(loader: Any, node: yaml.Node, path: FieldPath, source: SourceMap,
             if key in result:
                 line = key_node.start_mark.line + 1
                 raise SpecError([Problem(source.file, line, format_path(path + (key,)), "duplicate key; each key may appear once")])
-            child = path + (key,)
-            source.lines[child] = key_node.start_mark.line + 1
-            result[key] = _construct(loader, value_node, child, source, budget)
+            result[key] = _construct(loader, value_node, path + (key,), source, budget)
         return result
     if isinstance(node, yaml.SequenceNode):
         return [_construct(loader, item, path + (index,), source, budget) for index, item in enumerate(node.value)]

@@ -52,11 +52,12 @@ class Infeasible:
     ideas: tuple[str, ...] = ()  # changes to the spec that would fit on this cloud
 
 
-def plan(stack: Stack, deployment: Deployment, cloud: str, catalog: Catalog, region: str | None = None) -> Plan:
-    """The plan for `deployment` on `cloud`; `region` (from --region) overrides the placement."""
+def plan(stack: Stack, deployment: Deployment, cloud: str, catalog: Catalog, region: str | None = None, memo: Memo | None = None) -> Plan:
+    """The plan for `deployment` on `cloud`; `region` (from --region) overrides the placement.
+    `memo` shares sizing and offer choices between deployments of the same shape."""
     provider = registry.get(cloud)
     chosen, source = _region(stack, deployment, provider, catalog, region)
-    return _plan_in_region(deployment, provider, catalog, chosen, source)
+    return _plan_in_region(deployment, provider, catalog, chosen, source, memo)
 
 
 def compare(stack: Stack, deployment: Deployment, clouds: list[str], catalog: Catalog, memo: Memo | None = None) -> list[Plan | Infeasible]:
@@ -86,7 +87,7 @@ def compare(stack: Stack, deployment: Deployment, clouds: list[str], catalog: Ca
 
 def _cheapest_region(deployment: Deployment, provider: CloudService, catalog: Catalog, memo: Memo) -> str | Infeasible:
     """The region where the deployment's shape is cheapest on this cloud, or why there is none."""
-    key = ("cheapest", *_shape(deployment), provider.name)
+    key = ("cheapest", *shape_of(deployment), provider.name)
     if key not in memo:
         regions = catalog.regions(provider.name)
         choices, failures = [], []
@@ -148,7 +149,7 @@ def _choose(
 ) -> tuple[Offer, GpuLayout, Requirements, RunnerUp | None]:
     """The offer that serves the deployment cheapest (`_value`) among those one replica fits on, and
     the runner-up; decided once per shape (what sizing and the month read) and region."""
-    key = (*_shape(deployment), provider.name, region)
+    key = (*shape_of(deployment), provider.name, region)
     if key not in memo:
         try:
             req = _requirements(deployment)
@@ -170,7 +171,7 @@ def _choose(
     return found  # type: ignore[return-value]
 
 
-def _shape(deployment: Deployment) -> tuple[object, ...]:
+def shape_of(deployment: Deployment) -> tuple[object, ...]:
     """What the choice of an offer depends on: what sizing reads, and what the month under load reads."""
     scaling = deployment.autoscaling
     return (
@@ -324,7 +325,8 @@ def plan_stack(stack: Stack, cloud: str | None, catalog: Catalog, region: str | 
     Without `cloud`, a deployment whose placement names a single cloud goes there.
     """
     deployments = [stack.get(only)] if only else list(stack.deployments)
-    return [plan(stack, d, default_cloud(d, cloud), catalog, region) for d in deployments]
+    memo: Memo = {}
+    return [plan(stack, d, default_cloud(d, cloud), catalog, region, memo) for d in deployments]
 
 
 def compare_stack(stack: Stack, clouds: list[str] | None, catalog: Catalog, only: str | None = None) -> dict[str, list[Plan | Infeasible]]:

@@ -15,7 +15,7 @@ import csv
 import difflib
 import os
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cached_property, lru_cache
 from pathlib import Path
 
 from orchestrator.errors import CatalogError, UsageError
@@ -86,7 +86,15 @@ class Catalog:
         return sorted({o.cloud for o in self.offers})
 
     def regions(self, cloud: str) -> list[str]:
-        return sorted({o.region for o in self.offers if o.cloud == cloud})
+        return list(self._regions.get(cloud, ()))
+
+    @cached_property
+    def _regions(self) -> dict[str, tuple[str, ...]]:
+        """Each cloud's regions, found once: planning asks for every deployment."""
+        by_cloud: dict[str, set[str]] = {}
+        for offer in self.offers:
+            by_cloud.setdefault(offer.cloud, set()).add(offer.region)
+        return {cloud: tuple(sorted(regions)) for cloud, regions in by_cloud.items()}
 
     def gpus(self) -> list[str]:
         return sorted({o.gpu for o in self.offers})

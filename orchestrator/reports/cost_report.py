@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from orchestrator.planning.plan import Plan
-from orchestrator.planning.planner import Infeasible
+from orchestrator.planning.planner import Infeasible, shape_of
 from orchestrator.planning.projection import Projection, project
 
 if TYPE_CHECKING:
@@ -29,10 +29,15 @@ class Row:
     usd_per_month: float | None
 
 
-def _row(result: Result) -> Row:
+def _row(result: Result, projections: dict[tuple[object, ...], Projection]) -> Row:
+    """The row of one result; `projections` shares the projection between deployments of the same
+    shape on the same machines (a stack of thousands repeats a few dozen shapes)."""
     if not isinstance(result, Plan):
         return Row(result, None, None)
-    projection = project(result)
+    key = (*shape_of(result.deployment), id(result.offer), id(result.layout), id(result.requirements))
+    projection = projections.get(key)
+    if projection is None:
+        projection = projections[key] = project(result)
     month = projection.usd_per_month if projection.hourly_replicas is not None else result.usd_per_month_min
     return Row(result, projection, month)
 
@@ -64,7 +69,8 @@ class CostReport:
 
 
 def cost_report(comparisons: dict[str, list[Result]], catalog: Catalog) -> CostReport:
-    deployments = {name: sorted((_row(r) for r in results), key=_cheapest_month) for name, results in comparisons.items()}
+    projections: dict[tuple[object, ...], Projection] = {}
+    deployments = {name: sorted((_row(r, projections) for r in results), key=_cheapest_month) for name, results in comparisons.items()}
     return CostReport(catalog, deployments, _totals(deployments))
 
 

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
+from rich.cells import cell_len
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
@@ -108,7 +109,38 @@ def plan(out: Console, planned: Plan, catalog: Catalog) -> None:
     out.print(f"[dim]Price catalog: {catalog.dated}.[/]")
 
 
+def plan_summary(out: Console, plans: list[Plan], actions: list[str], catalog: Catalog, wide: bool = False) -> None:
+    """One line per deployment, for a stack of more than MAX_TABLES: what each block of `plan`
+    says in thirty lines, a platform team reads across thousands as one table."""
+    columns = [
+        Column("deployment", ESSENTIAL),
+        Column("cloud", 40),
+        Column("region", 50),
+        Column("instance", ESSENTIAL),
+        Column("GPUs/replica", ESSENTIAL, right=True),
+        Column("replicas", 60, right=True),
+        Column("$/month at min", ESSENTIAL, right=True),
+        Column("action", ESSENTIAL),
+    ]
+    rows = [
+        [
+            p.deployment.name,
+            p.cloud,
+            p.region,
+            p.offer.instance_type + (f" x {p.layout.nodes}" if p.layout.nodes > 1 else ""),
+            f"{p.offer.gpu_count}x {p.offer.gpu}",
+            f"{p.deployment.autoscaling.min_replicas}-{p.deployment.autoscaling.max_replicas}",
+            money(p.usd_per_month_min, p.offer.price_is_lower_bound),
+            action,
+        ]
+        for p, action in zip(plans, actions, strict=True)
+    ]
+    fitted(out, columns, rows, title=f"{len(plans)} deployments; `--deployment NAME` shows one in full", wide=wide)
+    out.print(f"[dim]Price catalog: {catalog.dated}. ≥: a VM price under a service that adds an unpublished markup.[/]")
+
+
 MAX_TABLES = 50
+PLAIN_ROWS = 200  # a table longer than this whose cells fit on one line is written without rich's layout
 
 
 @dataclass(frozen=True)
@@ -138,6 +170,10 @@ def fitted(out: Console, columns: list[Column], rows: list[list[str]], title: st
             return
         shown.remove(min(droppable, key=lambda index: columns[index].keep))
     least, natural = _widths(columns, rows, shown)
+    if len(rows) > PLAIN_ROWS and (wide or sum(natural) + 2 * len(shown) <= out.width):
+        _plain_table(out, columns, rows, shown, natural, title)
+        _left_out(out, columns, shown)
+        return
     first = [not columns[index].wraps for index in shown]  # headers of whole-cell columns unwrap first, then the text columns widen
     widths = None if wide else _spread(least, natural, out.width - 3 * len(shown) - 1, first)
     table = Table(title=title, title_justify="left")
@@ -149,6 +185,10 @@ def fitted(out: Console, columns: list[Column], rows: list[list[str]], title: st
     for row in rows:
         table.add_row(*(row[index] for index in shown))
     out.print(table)
+    _left_out(out, columns, shown)
+
+
+def _left_out(out: Console, columns: list[Column], shown: list[int]) -> None:
     left_out = [column.header for index, column in enumerate(columns) if index not in shown]
     if left_out:
         out.print(f"[dim]Left out to fit {out.width} columns: {', '.join(left_out)} (--wide shows them; --output json has every field).[/]")
@@ -160,12 +200,37 @@ def _widths(columns: list[Column], rows: list[list[str]], shown: list[int]) -> t
     least, natural = [], []
     for index in shown:
         column = columns[index]
-        texts = [Text.from_markup(row[index]).plain for row in rows]
-        widest = max((Text(text).cell_len for text in texts), default=0)
-        words = max((Text(word).cell_len for text in [column.header, *texts] for word in text.split()), default=1)
+        texts = {_plain(row[index]) for row in rows}  # a long table repeats its cells: measure each once
+        widest = max((cell_len(text) for text in texts), default=0)
+        words = max((cell_len(word) for text in texts | {column.header} for word in text.split()), default=1)
         least.append(words if column.wraps else max(words, widest))
-        natural.append(max(widest, Text(column.header).cell_len, words))
+        natural.append(max(widest, cell_len(column.header), words))
     return least, natural
+
+
+def _plain(cell: str) -> str:
+    return Text.from_markup(cell).plain if "[" in cell else cell
+
+
+def _plain_table(out: Console, columns: list[Column], rows: list[list[str]], shown: list[int], widths: list[int], title: str | None) -> None:
+    """A long table whose cells all fit on one line, written a line at a time: rich measures and
+    lays out every cell of a table before printing any, seconds for thousands of rows."""
+    if title:
+        out.print(title, markup=False)
+
+    def line(cells: list[str]) -> str:
+        return "  ".join(_pad(cell, width, columns[index].right) for index, cell, width in zip(shown, cells, widths, strict=True)).rstrip()
+
+    out.print(line([columns[index].header for index in shown]), style="bold", markup=False)
+    write = out.file.write
+    for start in range(0, len(rows), 1000):
+        write("".join(line([_plain(row[index]) for index in shown]) + "\n" for row in rows[start : start + 1000]))
+    out.file.flush()
+
+
+def _pad(cell: str, width: int, right: bool) -> str:
+    spaces = " " * (width - cell_len(cell))
+    return spaces + cell if right else cell + spaces
 
 
 def _spread(least: list[int], natural: list[int], room: int, first: list[bool]) -> list[int]:

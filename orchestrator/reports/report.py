@@ -139,7 +139,6 @@ def plan_dict(plan: Plan, projection: Projection | None = None) -> dict[str, Any
             "value": _rounded(plan.runner_up.value, 4),
             "chosen": _rounded(plan.runner_up.chosen, 4),
         },
-        "resources": [{"type": r.type, "name": r.name} for r in plan.described_by.resources(plan)],  # not plan.resources: not kept per plan
         "serving": serving_dict(plan),
         "throughput": throughput_dict(projection.throughput),
         "usd_per_million_output_tokens": _rounded(projection.usd_per_million_tokens, 4),
@@ -151,6 +150,7 @@ def plan_dict(plan: Plan, projection: Projection | None = None) -> dict[str, Any
             "replica_capacity_rps": _rounded(projection.replica_capacity_rps, 4),
             "usd_per_month": _rounded(projection.usd_per_month, 2),
         },
+        "resources": [{"type": r.type, "name": r.name} for r in plan.described_by.resources(plan)],  # not plan.resources: not kept per plan
     }
 
 
@@ -241,9 +241,48 @@ def cost_json(report: CostReport, indent: int | None = None) -> Iterator[str]:
     dump = partial(json.dumps, indent=indent, separators=None if indent else (",", ":"))
     pad = "\n" if indent else ""
     yield f'{{"catalog":{dump(catalog_dict(report.catalog))},{pad}"deployments":['
+    rows_json = (lambda rows: dump([row_dict(r) for r in rows])) if indent else _CompactRows().encode
     for position, (name, rows) in enumerate(report.deployments.items()):
-        yield ("," if position else "") + pad + dump({"name": name, "clouds": [row_dict(r) for r in rows]})
+        yield ("," if position else "") + pad + f'{{"name":{dump(name)},"clouds":{rows_json(rows)}}}'
     yield f'{pad}],{pad}"totals":{dump([total_dict(t) for t in report.totals])}}}\n'
+
+
+class _CompactRows:
+    """Rows as compact JSON, each shape's part encoded once.
+
+    A platform team's stack repeats a few dozen shapes (model, sizes, scaling, serving) across
+    thousands of deployments; everything in a row but its name and resources follows from the
+    shape, the cloud, the region and the offer, so that part is built and encoded once per
+    shape and spliced into each row. The text is what `json.dumps(row_dict(row))` writes.
+    """
+
+    def __init__(self) -> None:
+        self._parts: dict[tuple[object, ...], str] = {}
+        self._shapes: dict[int, str] = {}
+
+    def encode(self, rows: list[Row]) -> str:
+        return "[" + ",".join(self._row(row) for row in rows) + "]"
+
+    def _row(self, row: Row) -> str:
+        result = row.result
+        if not isinstance(result, Plan):
+            return _compact(row_dict(row))
+        deployment = result.deployment
+        shape = self._shapes.get(id(deployment))
+        if shape is None:
+            shape = self._shapes[id(deployment)] = deployment.model_dump_json(exclude={"name", "tags"})
+        key = (shape, result.cloud, result.region, result.region_source, id(result.offer))
+        part = self._parts.get(key)
+        if part is None:
+            whole = plan_dict(result, row.projection)
+            del whole["deployment"], whole["resources"]
+            part = self._parts[key] = _compact(whole)[1:-1]
+        resources = [{"type": r.type, "name": r.name} for r in result.described_by.resources(result)]
+        return f'{{"deployment":{_compact(deployment.name)},{part},"resources":{_compact(resources)}}}'
+
+
+# One encoder for every row: json.dumps would build one per call.
+_compact = json.JSONEncoder(separators=(",", ":")).encode
 
 
 CSV_COLUMNS = (
