@@ -32,7 +32,7 @@ import shlex
 import sys
 import tempfile
 import threading
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import replace
 from functools import partial
 from pathlib import Path
@@ -90,6 +90,7 @@ from providers.base import (
 
 if TYPE_CHECKING:
     from orchestrator.planning.plan import Plan
+    from orchestrator.pricing.catalog import Offer
 
 _WORKSPACE = "Microsoft.MachineLearningServices/workspaces"
 ENVIRONMENT = f"{_WORKSPACE}/environments/versions"
@@ -223,6 +224,11 @@ class AzureProvider(Provider):
                 "tags": resource_tags(plan),
             },
         )
+
+    def read_prices(self, offers: Sequence[Offer], get_json: Callable[[str], Any]) -> list[Offer]:
+        from providers.azure_prices import read_prices
+
+        return read_prices(offers, get_json)
 
     def contract(self, plan: Plan) -> ServingContract:
         target = target_requests_per_minute(plan)

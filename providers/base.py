@@ -18,7 +18,7 @@ import enum
 import os
 import threading
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Hashable, Mapping
+from collections.abc import Callable, Hashable, Mapping, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -32,6 +32,7 @@ from orchestrator.planning.plan import ServingContract as ServingContract
 
 if TYPE_CHECKING:
     from orchestrator.planning.plan import Plan
+    from orchestrator.pricing.catalog import Offer
 
 T = TypeVar("T")
 DEPLOYMENT_TAG = "llamadeploy-deployment"
@@ -346,6 +347,13 @@ class CloudService(ABC):
 
     def contract(self, plan: Plan) -> ServingContract | None:
         """How this cloud starts, routes and scales vLLM for `plan`; None where not declared."""
+        return None
+
+    def read_prices(self, offers: Sequence[Offer], get_json: Callable[[str], Any]) -> list[Offer] | None:
+        """`offers` (this cloud's rows of the catalog) as the cloud's public price API prices them
+        today, each naming the URL it was read from and the date; an offer the API does not price
+        is left out. None where the cloud has no price API that needs no account (`catalog refresh`
+        keeps its rows). `get_json(url)` GETs and parses, raising CatalogError."""
         return None
 
 

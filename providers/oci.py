@@ -17,7 +17,7 @@ import io
 import math
 import os
 import zipfile
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import replace
 from functools import partial
 from typing import TYPE_CHECKING, Any
@@ -72,6 +72,7 @@ from providers.base import (
 
 if TYPE_CHECKING:
     from orchestrator.planning.plan import Plan
+    from orchestrator.pricing.catalog import Offer
 
 MODEL = "oci:DataScience/Model"
 MODEL_DEPLOYMENT = "oci:DataScience/ModelDeployment"
@@ -477,6 +478,11 @@ class OciProvider(Provider):
 
         signer = _signer(deployed.region, deployed.settings)
         return answer_of(lambda: requests.post(deployed.url, json=dict(request), auth=signer, timeout=300), f"OCI model deployment {deployed.deployment}")
+
+    def read_prices(self, offers: Sequence[Offer], get_json: Callable[[str], Any]) -> list[Offer]:
+        from providers.oci_prices import read_prices
+
+        return read_prices(offers, get_json)
 
     def contract(self, plan: Plan) -> ServingContract:
         placed = plan.deployment.placement.of("oci")

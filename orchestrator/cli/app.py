@@ -15,6 +15,7 @@ import click
 
 from orchestrator import __version__
 from orchestrator.cli import iac, lifecycle, planning
+from orchestrator.cli.catalog import catalog_group
 from orchestrator.cli.session import DETAILED_EXITCODE, Session
 from orchestrator.cli.state import state_group
 from orchestrator.errors import LlamadeployError, SpecError, UsageError
@@ -122,6 +123,7 @@ for command in (
     lifecycle.down,
     iac.export,
     state_group,
+    catalog_group,
 ):
     cli.add_command(command)
 

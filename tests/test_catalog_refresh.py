@@ -1,0 +1,132 @@
+"""`llamadeploy catalog refresh` against recorded answers of the clouds' public price APIs.
+
+The answers in tests/data/prices are in each API's own format (Azure Retail Prices: `Items`,
+`NextPageLink`; Oracle's price list: `items[].currencyCodeLocalizations[].prices[]`), served over
+loopback HTTP the way the real APIs answer the queries the providers send.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import threading
+import urllib.parse
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import pytest
+
+from orchestrator.pricing.catalog import load_catalog
+from tests.clouds import cli_run
+
+PRICES = Path(__file__).parent / "data" / "prices"
+
+
+class _PriceApis(BaseHTTPRequestHandler):
+    """Azure's Retail Prices API under /azure (two pages for eastus, empty elsewhere) and
+    Oracle's price list under /oci/ (the items of the part asked for)."""
+
+    asked: list[str]
+
+    def do_GET(self) -> None:
+        url = urllib.parse.urlsplit(self.path)
+        query = urllib.parse.parse_qs(url.query)
+        self.asked.append(self.path)
+        if url.path == "/azure":
+            region = re.search(r"armRegionName eq '([^']+)'", query["$filter"][0])
+            assert region, query
+            if region.group(1) != "eastus":
+                body = {"BillingCurrency": "USD", "Items": [], "NextPageLink": None, "Count": 0}
+            elif "$skip" in query:
+                body = json.loads((PRICES / "azure-retail-eastus-2.json").read_text())
+            else:
+                body = json.loads((PRICES / "azure-retail-eastus-1.json").read_text())
+                following = urllib.parse.urlencode({"$filter": query["$filter"][0], "$skip": "100"}, quote_via=urllib.parse.quote)
+                body["NextPageLink"] = f"http://{self.headers['Host']}/azure?{following}"
+        elif url.path == "/oci/":
+            recorded = json.loads((PRICES / "oci-products.json").read_text())
+            body = {**recorded, "items": [item for item in recorded["items"] if item["partNumber"] == query["partNumber"][0]]}
+            assert query["currencyCode"] == ["USD"]
+        else:
+            self.send_error(503, "Service Unavailable")
+            return
+        data = json.dumps(body).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def log_message(self, *_: object) -> None:
+        pass
+
+
+@pytest.fixture
+def price_apis(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[str]]:
+    """The recorded APIs on a loopback port; yields the paths asked for, in order."""
+    asked: list[str] = []
+    handler = type("Handler", (_PriceApis,), {"asked": asked})
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    base = f"http://127.0.0.1:{server.server_address[1]}"
+    monkeypatch.setenv("LLAMADEPLOY_AZURE_PRICES_URL", f"{base}/azure")
+    monkeypatch.setenv("LLAMADEPLOY_OCI_PRICES_URL", f"{base}/oci/")
+    monkeypatch.setenv("PRICE_APIS_BASE", base)
+    yield asked
+    server.shutdown()
+    server.server_close()
+
+
+def test_refresh_prices_azure_and_oci_from_their_apis_with_url_and_date(price_apis: list[str], tmp_path: Path) -> None:
+    shipped = load_catalog()
+    target = tmp_path / "offers.csv"
+    code, out, err = cli_run("catalog", "refresh", "--to", str(target))
+    assert code == 0, err
+    refreshed = {(o.cloud, o.region, o.instance_type): o for o in load_catalog(target).offers}
+    today = datetime.now(UTC).date().isoformat()
+
+    a100 = refreshed["azure", "eastus", "Standard_NC24ads_A100_v4"]
+    # the latest Linux pay-as-you-go meter; not the older one, the Windows one or the low-priority one
+    assert (a100.usd_per_hour, a100.spot_usd_per_hour, a100.as_of) == (3.5, 0.7346, today)
+    assert a100.source.startswith("Azure Retail Prices API, Linux pay-as-you-go meter: http://127.0.0.1:")
+    assert "armRegionName%20eq%20%27eastus%27" in a100.source and a100.price_basis == "VM list price (service bills VM price)"
+    h200 = refreshed["azure", "eastus", "Standard_ND96isr_H200_v5"]  # unpriced in the shipped catalog; on the API's second page
+    assert h200.usd_per_hour == 110.24 and h200.as_of == today
+    h100 = refreshed["oci", "eu-frankfurt-1", "BM.GPU.H100.8"]
+    assert (h100.usd_per_hour, h100.as_of) == (76.0, today) and "B98415 per GPU hour x 8 GPUs (list updated 2026-11-20T09:12:44.103Z)" in h100.source
+    assert refreshed["oci", "us-ashburn-1", "VM.GPU.A10.1"].usd_per_hour == 2.0
+
+    before = {(o.cloud, o.region, o.instance_type): o for o in shipped.offers}
+    assert refreshed.keys() == before.keys()  # no row lost or added
+    kept = [key for key in before if key[0] in ("aws", "gcp")] + [("oci", "us-ashburn-1", "BM.GPU4.8"), ("azure", "westus3", "Standard_NC24ads_A100_v4")]
+    assert all(refreshed[key] == before[key] for key in kept)  # no API read for them: as they were
+
+    regions = sorted({o.region for o in shipped.offers if o.cloud == "azure"})
+    azure_queries = [urllib.parse.unquote(path) for path in price_apis if path.startswith("/azure")]
+    assert len(azure_queries) == len(regions) + 1  # one query per region, and eastus's second page
+    assert all("serviceName eq 'Virtual Machines' and priceType eq 'Consumption'" in q for q in azure_queries)
+    assert sorted(p for p in price_apis if p.startswith("/oci/")) == sorted(
+        f"/oci/?partNumber={part}&currencyCode=USD" for part in ("B98415", "B110519", "B95907", "B93544", "B109479", "B95909")
+    )
+    assert "azure: " in out and "eastus Standard_NC24ads_A100_v4: $3.673 -> $3.5/h" in out
+    assert "aws: kept; aws has no public price API llamadeploy reads" in out and f"--catalog {target} cost STACK" in out
+
+    code, out, err = cli_run("--catalog", str(target), "cost", str(Path(__file__).parent.parent / "stacks" / "llama-3.1-70b.yaml"), "--output", "json")
+    assert code == 0, err
+    assert f"prices dated 2025-08-15 to {today}" in json.loads(out)["catalog"]["dated"]
+
+
+def test_an_unreachable_price_api_is_one_clear_error_and_writes_nothing(price_apis: list[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("LLAMADEPLOY_AZURE_PRICES_URL", "http://127.0.0.1:9/azure")  # nothing listens on the discard port
+    target = tmp_path / "offers.csv"
+    code, _, err = cli_run("catalog", "refresh", "--to", str(target), "--cloud", "Azure")
+    assert code == 1 and "cannot reach the price API at http://127.0.0.1:9/azure?" in err and "Traceback" not in err
+    assert not target.exists() and list(tmp_path.iterdir()) == []
+    monkeypatch.setenv("LLAMADEPLOY_OCI_PRICES_URL", os.environ["PRICE_APIS_BASE"] + "/down")
+    code, _, err = cli_run("catalog", "refresh", "--to", str(target), "--cloud", "oci")
+    assert code == 1 and "the price API answered 503 Service Unavailable for http://127.0.0.1:" in err and not target.exists()
+    code, _, err = cli_run("catalog", "refresh", "--to", str(target), "--cloud", "mars")
+    assert code == 2 and "no offers for mars; choose from aws, azure, gcp, oci" in err
