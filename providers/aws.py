@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import os
 import re
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from functools import partial
 from typing import TYPE_CHECKING, Any
@@ -54,6 +54,7 @@ from providers.base import (
 
 if TYPE_CHECKING:
     from orchestrator.planning.plan import Plan
+    from orchestrator.pricing.catalog import Offer
 
 MODEL = "AWS::SageMaker::Model"
 CONFIG = "AWS::SageMaker::EndpointConfig"
@@ -516,6 +517,11 @@ class AwsProvider(Provider):
             return json.loads(body)
         except ValueError as exc:
             raise ProviderError(f"SageMaker endpoint {name} answered with something other than JSON: {body[:200]!r}") from exc
+
+    def read_prices(self, offers: Sequence[Offer], get_json: Callable[[str], Any]) -> list[Offer]:
+        from providers.aws_prices import read_prices
+
+        return read_prices(offers, get_json)
 
     def contract(self, plan: Plan) -> ServingContract:
         return ServingContract(

@@ -1,8 +1,9 @@
 """`llamadeploy catalog refresh` against recorded answers of the clouds' public price APIs.
 
 The answers in tests/data/prices are in each API's own format (Azure Retail Prices: `Items`,
-`NextPageLink`; Oracle's price list: `items[].currencyCodeLocalizations[].prices[]`), served over
-loopback HTTP the way the real APIs answer the queries the providers send.
+`NextPageLink`; Oracle's price list: `items[].currencyCodeLocalizations[].prices[]`; the AWS
+Price List bulk API: a region index, then `products` and `terms.OnDemand`), served over loopback
+HTTP the way the real APIs answer the queries the providers send.
 """
 
 from __future__ import annotations
@@ -26,8 +27,9 @@ PRICES = Path(__file__).parent / "data" / "prices"
 
 
 class _PriceApis(BaseHTTPRequestHandler):
-    """Azure's Retail Prices API under /azure (two pages for eastus, empty elsewhere) and
-    Oracle's price list under /oci/ (the items of the part asked for)."""
+    """Azure's Retail Prices API under /azure (two pages for eastus, empty elsewhere), Oracle's
+    price list under /oci/ (the items of the part asked for) and the AWS Price List's SageMaker
+    files under /offers/ (a region index naming us-east-1 only)."""
 
     asked: list[str]
 
@@ -50,6 +52,10 @@ class _PriceApis(BaseHTTPRequestHandler):
             recorded = json.loads((PRICES / "oci-products.json").read_text())
             body = {**recorded, "items": [item for item in recorded["items"] if item["partNumber"] == query["partNumber"][0]]}
             assert query["currencyCode"] == ["USD"]
+        elif url.path == "/offers/v1.0/aws/AmazonSageMaker/current/region_index.json":
+            body = json.loads((PRICES / "aws-sagemaker-region-index.json").read_text())
+        elif url.path == "/offers/v1.0/aws/AmazonSageMaker/20261120180513/us-east-1/index.json":
+            body = json.loads((PRICES / "aws-sagemaker-us-east-1.json").read_text())
         else:
             self.send_error(503, "Service Unavailable")
             return
@@ -74,6 +80,7 @@ def price_apis(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[str]]:
     base = f"http://127.0.0.1:{server.server_address[1]}"
     monkeypatch.setenv("LLAMADEPLOY_AZURE_PRICES_URL", f"{base}/azure")
     monkeypatch.setenv("LLAMADEPLOY_OCI_PRICES_URL", f"{base}/oci/")
+    monkeypatch.setenv("LLAMADEPLOY_AWS_PRICES_URL", base)
     monkeypatch.setenv("PRICE_APIS_BASE", base)
     yield asked
     server.shutdown()
@@ -99,9 +106,16 @@ def test_refresh_prices_azure_and_oci_from_their_apis_with_url_and_date(price_ap
     assert (h100.usd_per_hour, h100.as_of) == (76.0, today) and "B98415 per GPU hour x 8 GPUs (list updated 2026-11-20T09:12:44.103Z)" in h100.source
     assert refreshed["oci", "us-ashburn-1", "VM.GPU.A10.1"].usd_per_hour == 2.0
 
+    g5 = refreshed["aws", "us-east-1", "ml.g5.xlarge"]  # the Hosting component's price, not Training's
+    assert (g5.usd_per_hour, g5.price_basis, g5.as_of) == (1.408, "managed-service list price", today)
+    assert g5.source.startswith("AWS Price List, AmazonSageMaker offer file, Hosting on demand (published 2026-11-20T18:05:13Z): http://127.0.0.1:")
+    p5e = refreshed["aws", "us-east-1", "ml.p5e.48xlarge"]  # unpriced in the shipped catalog
+    assert (p5e.usd_per_hour, p5e.price_is_lower_bound) == (72.296, False)
+
     before = {(o.cloud, o.region, o.instance_type): o for o in shipped.offers}
     assert refreshed.keys() == before.keys()  # no row lost or added
-    kept = [key for key in before if key[0] in ("aws", "gcp")] + [("oci", "us-ashburn-1", "BM.GPU4.8"), ("azure", "westus3", "Standard_NC24ads_A100_v4")]
+    kept = [key for key in before if key[0] == "gcp" or key[:2] == ("aws", "us-west-2")]
+    kept += [("oci", "us-ashburn-1", "BM.GPU4.8"), ("azure", "westus3", "Standard_NC24ads_A100_v4"), ("aws", "us-east-1", "ml.g6.xlarge")]
     assert all(refreshed[key] == before[key] for key in kept)  # no API read for them: as they were
 
     regions = sorted({o.region for o in shipped.offers if o.cloud == "azure"})
@@ -112,7 +126,8 @@ def test_refresh_prices_azure_and_oci_from_their_apis_with_url_and_date(price_ap
         f"/oci/?partNumber={part}&currencyCode=USD" for part in ("B98415", "B110519", "B95907", "B93544", "B109479", "B95909")
     )
     assert "azure: " in out and "eastus Standard_NC24ads_A100_v4: $3.673 -> $3.5/h" in out
-    assert "aws: kept; aws has no public price API llamadeploy reads" in out and f"--catalog {target} cost STACK" in out
+    assert "gcp: kept; gcp has no public price API llamadeploy reads" in out and f"--catalog {target} cost STACK" in out
+    assert "aws: 2 offers priced, 2 changed" in out and "us-east-1 ml.p5e.48xlarge: unpriced -> $72.3/h" in out
 
     code, out, err = cli_run("--catalog", str(target), "cost", str(Path(__file__).parent.parent / "stacks" / "llama-3.1-70b.yaml"), "--output", "json")
     assert code == 0, err
