@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -99,3 +100,26 @@ def test_catalog_bad_number_names_the_line(tmp_path: Path, mini_catalog_path: Pa
 def test_catalog_missing_file(tmp_path: Path) -> None:
     with pytest.raises(CatalogError, match="cannot read the price catalog"):
         load_catalog(tmp_path / "none.csv")
+
+
+# SkyPilot's catalog snapshots carry no date and their commits' dates cannot be read offline;
+# `llamadeploy catalog refresh` replaces these rows with dated ones. This list only shrinks.
+UNDATED_SNAPSHOTS = (
+    "https://github.com/skypilot-org/skypilot-catalog/blob/00148f2af3672e2229b4f7bf8157d5a3f36e3c35/catalogs/v8/aws/vms.csv",
+    "https://github.com/skypilot-org/skypilot-catalog/blob/098741e70562f65d7af1cceb81e33b284f742604/catalogs/v6/azure/vms.csv",
+    "https://github.com/skypilot-org/skypilot-catalog/blob/006059e0f18acb1341e22a27751e9f80df6ba92f/catalogs/v8/gcp/vms.csv",
+)
+
+
+def test_every_price_names_a_url_a_reader_can_open_and_a_date() -> None:
+    """A price a finance lead takes to a meeting can be checked: its source is a URL (the vendor's
+    price page or API, or a public file at a commit) and it is dated; an offer without a price says
+    why. Not an opaque index id, not 'found somewhere'."""
+    for offer in load_catalog().offers:
+        where = f"{offer.cloud} {offer.region} {offer.instance_type}"
+        if offer.usd_per_hour is None:
+            assert offer.source.startswith("no "), (where, offer.source)  # why there is no price
+            continue
+        assert re.search(r"https://\S+", offer.source), (where, offer.source)
+        assert "index id" not in offer.source and "not exposed" not in offer.source, (where, offer.source)
+        assert re.fullmatch(r"\d{4}-\d{2}-\d{2}", offer.as_of) or offer.source.startswith(UNDATED_SNAPSHOTS), (where, offer.source, offer.as_of)
