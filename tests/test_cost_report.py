@@ -325,3 +325,45 @@ def test_the_html_report_answers_which_cloud_and_why_first(tmp_path: Path) -> No
     replicas = text[text.index('class="replicas-chart"') :]
     assert not re.search(r">\d+\.\d+</text>", replicas)  # whole replicas on the axis
     assert '<a href="https://github.com/skypilot-org/skypilot-catalog/blob/' in text  # a source a reader can open
+
+
+def test_break_even_is_where_the_months_meet_or_never() -> None:
+    from orchestrator.pricing.hosted import break_even_rps
+
+    # $2.61/h per replica against $0.005 a request ($18/h per request/s): equal months at 0.145 req/s
+    assert break_even_rps(2.61, replica_capacity_rps=2.0, min_replicas=1, api_usd_per_request=0.005) == pytest.approx(2.61 / 18)
+    assert break_even_rps(2.61, 2.0, 3, 0.005) == pytest.approx(3 * 2.61 / 18)  # three replicas billed from the first request
+    # at 0.1 req/s per replica a full replica costs $0.0725 a request, more than the API's $0.005: never
+    assert break_even_rps(2.61, 0.1, 1, 0.005) is None
+
+
+def test_every_report_compares_hosted_apis_with_sources_dates_and_break_even(write_stack: Any, tmp_path: Path) -> None:
+    """The seed's claim made checkable: each hosted API's price for this workload next to the
+    deployment's cheapest cloud, and the load from which self-hosting costs less."""
+    from orchestrator.pricing.hosted import load_hosted
+
+    stack = write_stack(EIGHT_B_ON_L40S.replace("gpu: L40S\n", "") + "load: {requests_per_second: 1, prompt_tokens: 800, output_tokens: 400}\n")
+    code, out, err = cli_run("cost", str(stack), "--output", "json")
+    assert code == 0, err
+    (deployment,) = json.loads(out)["deployments"]
+    hosted = deployment["hosted_apis"]
+    cheapest = next(c for c in deployment["clouds"] if c["feasible"])
+    assert hosted["against"]["cloud"] == cheapest["cloud"] and (hosted["prompt_tokens"], hosted["output_tokens"]) == (800, 400)
+    prices = load_hosted()
+    assert [a["model"] for a in hosted["apis"]] == [p.model for p in prices] and all(a["source"].startswith("https://") and a["as_of"] for a in hosted["apis"])
+    per_hour = cheapest["price"]["usd_per_hour_min"] / cheapest["replicas"]["min"]
+    for api in hosted["apis"]:
+        per_request = (800 * api["usd_per_million_input"] + 400 * api["usd_per_million_output"]) / 1e6
+        assert api["usd_per_million_output_tokens_this_workload"] == pytest.approx(per_request / 400 * 1e6, abs=1e-4)
+        if api["break_even_requests_per_s"] is not None:  # the deployment's month equals the API's there
+            assert api["break_even_requests_per_s"] * 3600 * per_request == pytest.approx(cheapest["replicas"]["min"] * per_hour, rel=1e-3)
+    assert any(a["break_even_requests_per_s"] is None for a in hosted["apis"]) and any(a["break_even_requests_per_s"] for a in hosted["apis"])
+
+    code, markdown, _ = cli_run("cost", str(stack), "--output", "markdown")
+    assert "Hosted APIs, price only (the models differ), at 800 prompt + 400 output tokens per request" in markdown
+    assert "| OpenAI GPT-4o | $2.50 | $10.00 | $15.00 |" in markdown and "never: a replica at full load costs more per request" in markdown
+    assert "Hosted API prices: OpenAI GPT-4o: https://platform.openai.com/docs/pricing" in markdown
+    page, _ = _html_report(write_stack, tmp_path)
+    assert "<h3>Against hosted APIs</h3>" in page and '<a href="https://docs.anthropic.com/en/docs/about-claude/pricing' in page
+    code, table, _ = cli_run("cost", str(stack))
+    assert "OpenAI GPT-4o mini" in table and "self-hosting is cheaper from" in table

@@ -33,10 +33,10 @@ def refresh_command(ctx: click.Context, to_file: str, clouds: str | None) -> Non
     unknown = [c for c in chosen if c not in catalog.clouds()]
     if unknown:
         raise UsageError(f"the price catalog has no offers for {', '.join(unknown)}; choose from {', '.join(catalog.clouds())}")
-    result = refresh(catalog, [registry.get(cloud) for cloud in chosen])
     target = Path(to_file)
     if target.resolve() == Path(catalog.path).resolve():
         raise UsageError(f"--to {to_file} is the catalog being read; write the refreshed one elsewhere and pass it with --catalog")
+    result = refresh(catalog, [registry.get(cloud) for cloud in chosen])
     from orchestrator.files import write_whole
 
     try:

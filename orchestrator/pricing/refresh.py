@@ -98,8 +98,8 @@ def catalog_csv(offers: tuple[Offer, ...]) -> Iterator[str]:
     writer.writeheader()
     for offer in sorted(offers, key=lambda o: (o.cloud, o.instance_type, o.region)):
         row = asdict(offer)
-        row["usd_per_hour"] = _number(offer.usd_per_hour)
-        row["spot_usd_per_hour"] = _number(offer.spot_usd_per_hour)
+        for column in ("gpu_memory_gib", "memory_gib", "usd_per_hour", "spot_usd_per_hour"):
+            row[column] = _number(row[column])
         writer.writerow(row)
     yield buffer.getvalue()
 

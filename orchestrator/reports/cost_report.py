@@ -14,6 +14,8 @@ from typing import TYPE_CHECKING
 from orchestrator.planning.plan import Plan
 from orchestrator.planning.planner import Infeasible, shape_of
 from orchestrator.planning.projection import Projection, project
+from orchestrator.pricing.hosted import HostedPrice, break_even_rps
+from orchestrator.sizing.throughput import DEFAULT_OUTPUT_TOKENS, DEFAULT_PROMPT_TOKENS, target_requests_per_minute
 
 if TYPE_CHECKING:
     from orchestrator.pricing.catalog import Catalog
@@ -103,3 +105,47 @@ def _totals(deployments: dict[str, list[Row]]) -> list[CloudTotal]:
             total.usd_per_month += month
             total.price_is_lower_bound |= result.offer.price_is_lower_bound
     return sorted(totals.values(), key=lambda t: (not t.complete, t.price_is_lower_bound, t.usd_per_month, t.cloud))
+
+
+@dataclass(frozen=True)
+class HostedAlternative:
+    """A hosted API's price for a deployment's workload, and from which load the deployment costs less."""
+
+    price: HostedPrice
+    usd_per_million_output_tokens: float  # the request's input and output tokens, per 1M output tokens
+    break_even_rps: float | None  # None: a replica at full load costs more per request than the API
+
+
+@dataclass(frozen=True)
+class HostedComparison:
+    against: Plan  # the deployment's cheapest priced cloud
+    prompt_tokens: int
+    output_tokens: int
+    alternatives: tuple[HostedAlternative, ...]
+
+    @property
+    def lower_bound(self) -> bool:
+        """The cloud's price is a lower bound, so is the break-even load."""
+        return self.against.offer.price_is_lower_bound
+
+
+def hosted_comparison(rows: list[Row], hosted: tuple[HostedPrice, ...]) -> HostedComparison | None:
+    """The hosted APIs against the deployment's first priced row (the cheapest), at its workload's
+    tokens per request (the load profile's, or the throughput model's defaults)."""
+    chosen = next((row.result for row in rows if isinstance(row.result, Plan) and row.result.usd_per_replica_hour is not None), None)
+    if chosen is None or not hosted:
+        return None
+    load = chosen.deployment.load
+    prompt, output = (load.prompt_tokens, load.output_tokens) if load else (DEFAULT_PROMPT_TOKENS, DEFAULT_OUTPUT_TOKENS)
+    capacity = target_requests_per_minute(chosen) / 60
+    price = chosen.usd_per_replica_hour
+    assert price is not None
+    alternatives = tuple(
+        HostedAlternative(
+            api,
+            api.usd_per_million_output_tokens(prompt, output),
+            break_even_rps(price, capacity, chosen.deployment.autoscaling.min_replicas, api.usd_per_request(prompt, output)),
+        )
+        for api in hosted
+    )
+    return HostedComparison(chosen, prompt, output, alternatives)

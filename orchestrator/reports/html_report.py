@@ -15,7 +15,9 @@ from markupsafe import Markup
 from orchestrator.declared.spec import HOURS_PER_DAY
 from orchestrator.iac.templating import environment
 from orchestrator.planning.plan import Plan
-from orchestrator.reports.report import headline, money, month_label, row_cells, total_month_label
+from orchestrator.pricing.hosted import load_hosted
+from orchestrator.reports.cost_report import hosted_comparison
+from orchestrator.reports.report import HOSTED_HEADERS, headline, hosted_caption, hosted_cells, money, month_label, row_cells, total_month_label
 from orchestrator.sizing.gpus import gpu_memory_gib, gpu_specs
 from orchestrator.sizing.throughput import (
     DEFAULT_OUTPUT_TOKENS,
@@ -32,7 +34,13 @@ CHART_SIZE = {"width": 760, "height": 340}
 def html_page(report: CostReport, title: str) -> str:
     complete = [t for t in report.totals if t.complete]
     deployments = [
-        {"name": name, "rows": [_row(row) for row in rows], "replicas_chart": _replicas_chart(name, rows), "sizing": _sizing(rows)}
+        {
+            "name": name,
+            "rows": [_row(row) for row in rows],
+            "replicas_chart": _replicas_chart(name, rows),
+            "sizing": _sizing(rows),
+            "hosted": hosted_comparison(rows, load_hosted()),
+        }
         for name, rows in report.deployments.items()
     ]
     sources = sorted(
@@ -54,6 +62,10 @@ def html_page(report: CostReport, title: str) -> str:
             totals=report.totals,
             money=lambda value, low=False: _unbroken(money(value, low)),
             source_link=source_link,
+            hosted_caption=hosted_caption,
+            hosted_cells=lambda comparison: [[_unbroken(cell) for cell in cells] for cells in hosted_cells(comparison)],
+            hosted_headers=HOSTED_HEADERS,
+            hosted_prices=load_hosted(),
             month_label=month_label(report),
             total_month_label=total_month_label(report),
             cost_chart=_cost_chart(complete, report.has_load) if complete else None,

@@ -21,8 +21,9 @@ from orchestrator.planning.plan import HOURS_PER_MONTH, Plan
 from orchestrator.planning.planner import Infeasible
 from orchestrator.planning.serving import startup_of
 from orchestrator.pricing.catalog import Catalog, Offer
-from orchestrator.reports.cost_report import CostReport
-from orchestrator.reports.report import money, month_label, plural, row_cells, total_month_label
+from orchestrator.pricing.hosted import load_hosted
+from orchestrator.reports.cost_report import CostReport, hosted_comparison
+from orchestrator.reports.report import HOSTED_HEADERS, hosted_caption, hosted_cells, money, month_label, plural, row_cells, total_month_label
 from orchestrator.sizing.gpus import gpu_memory_gib
 from orchestrator.sizing.memory import (
     AWQ_BYTES_PER_LINEAR_PARAMETER,
@@ -300,6 +301,17 @@ def cost(out: Console, report: CostReport, wide: bool = False) -> None:
         fitted(out, shown_columns, cells, title=f"{name}: cheapest first", wide=wide)
         for line in unmet:
             out.print(line)
+        comparison = hosted_comparison(rows, load_hosted())
+        if comparison:
+            hosted_columns = [
+                Column(HOSTED_HEADERS[0], ESSENTIAL),
+                Column(HOSTED_HEADERS[1], 30, right=True),
+                Column(HOSTED_HEADERS[2], 30, right=True),
+                Column(HOSTED_HEADERS[3], ESSENTIAL, right=True, wraps=True),
+                Column(HOSTED_HEADERS[4], ESSENTIAL, wraps=True),
+                Column(HOSTED_HEADERS[5], 20),
+            ]
+            fitted(out, hosted_columns, hosted_cells(comparison), title=hosted_caption(comparison), wide=wide)
     if len(report.deployments) > 1:
         totals = Table(title=f"Total per cloud ({len(report.deployments)} deployments)", title_justify="left")
         for column in ("cloud", "$/h at min", "$/h at max", total_month_label(report), "can host"):

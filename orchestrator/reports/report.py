@@ -10,16 +10,17 @@ from __future__ import annotations
 import csv
 import io
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from orchestrator.planning.plan import Plan
-from orchestrator.planning.planner import Infeasible
+from orchestrator.planning.planner import Infeasible, shape_of
 from orchestrator.planning.projection import Projection, project
 from orchestrator.planning.serving import startup_of
 from orchestrator.pricing.catalog import Catalog, Offer
-from orchestrator.reports.cost_report import CloudTotal, CostReport, Row
+from orchestrator.pricing.hosted import load_hosted
+from orchestrator.reports.cost_report import CloudTotal, CostReport, HostedComparison, Row, hosted_comparison
 from orchestrator.sizing.gpus import gpu_memory_gib
 from orchestrator.sizing.memory import (
     GPU_MEMORY_UTILIZATION,
@@ -242,8 +243,9 @@ def cost_json(report: CostReport, indent: int | None = None) -> Iterator[str]:
     pad = "\n" if indent else ""
     yield f'{{"catalog":{dump(catalog_dict(report.catalog))},{pad}"deployments":['
     rows_json = (lambda rows: dump([row_dict(r) for r in rows])) if indent else _CompactRows().encode
+    hosted_json = _HostedJson(dump)
     for position, (name, rows) in enumerate(report.deployments.items()):
-        yield ("," if position else "") + pad + f'{{"name":{dump(name)},"clouds":{rows_json(rows)}}}'
+        yield ("," if position else "") + pad + f'{{"name":{dump(name)},"clouds":{rows_json(rows)},"hosted_apis":{hosted_json.encode(rows)}}}'
     yield f'{pad}],{pad}"totals":{dump([total_dict(t) for t in report.totals])}}}\n'
 
 
@@ -279,6 +281,24 @@ class _CompactRows:
             part = self._parts[key] = _compact(whole)[1:-1]
         resources = [{"type": r.type, "name": r.name} for r in result.described_by.resources(result)]
         return f'{{"deployment":{_compact(deployment.name)},{part},"resources":{_compact(resources)}}}'
+
+
+class _HostedJson:
+    """A deployment's hosted-API comparison as JSON, encoded once per shape on the same machines."""
+
+    def __init__(self, dump: Callable[[Any], str]) -> None:
+        self._dump = dump
+        self._encoded: dict[tuple[object, ...], str] = {}
+
+    def encode(self, rows: list[Row]) -> str:
+        chosen = next((row.result for row in rows if isinstance(row.result, Plan) and row.result.usd_per_replica_hour is not None), None)
+        if chosen is None:
+            return "null"
+        key = (*shape_of(chosen.deployment), chosen.cloud, chosen.region, id(chosen.offer), id(chosen.layout))
+        if key not in self._encoded:
+            comparison = hosted_comparison(rows, load_hosted())
+            self._encoded[key] = self._dump(hosted_dict(comparison) if comparison else None)
+        return self._encoded[key]
 
 
 # One encoder for every row: json.dumps would build one per call.
@@ -386,6 +406,11 @@ def cost_markdown(report: CostReport) -> str:
             cells = row_cells(row)
             lines.append(f"| {rank} | {result.cloud} | {result.region} | {' | '.join(cells)} |")
         lines.append("")
+        comparison = hosted_comparison(rows, load_hosted())
+        if comparison:
+            lines += [hosted_caption(comparison) + ":", "", "| " + " | ".join(HOSTED_HEADERS) + " |", "|---|---|---|---|---|---|"]
+            lines += ["| " + " | ".join(_md(cell) for cell in cells) + " |" for cells in hosted_cells(comparison)]
+            lines.append("")
     if len(report.deployments) > 1:
         lines += [
             f"### Total per cloud ({len(report.deployments)} deployments)",
@@ -403,7 +428,63 @@ def cost_markdown(report: CostReport) -> str:
     lines.append(
         f"Price catalog: {report.catalog.dated}. A price marked ≥ is a VM price under a service that adds an unpublished markup: a lower bound. Tokens/s from the roofline model in `orchestrator/sizing/throughput.py`."
     )
+    lines.append("Hosted API prices: " + "; ".join(f"{p.vendor} {p.model}: {p.source}, {p.as_of}" for p in load_hosted()) + ".")
     return "\n".join(lines) + "\n"
+
+
+HOSTED_HEADERS = ("hosted API", "$/1M in", "$/1M out", "$/1M out tokens, this workload", "self-hosting is cheaper from", "price as of")
+
+
+def hosted_caption(comparison: HostedComparison) -> str:
+    plan = comparison.against
+    return (
+        f"Hosted APIs, price only (the models differ), at {comparison.prompt_tokens:,} prompt + {comparison.output_tokens:,} output tokens per request, "
+        f"against {plan.cloud} {plan.offer.instance_type} at {money(plan.usd_per_replica_hour, comparison.lower_bound)}/h per replica"
+    )
+
+
+def hosted_cells(comparison: HostedComparison) -> list[list[str]]:
+    """Each hosted API as a table row: its list prices, this workload's cost per 1M output tokens,
+    and the load from which the deployment's cheapest cloud costs less (≥ where its price is a lower bound)."""
+    return [
+        [
+            f"{alternative.price.vendor} {alternative.price.model}",
+            money(alternative.price.usd_per_million_input),
+            money(alternative.price.usd_per_million_output),
+            money(alternative.usd_per_million_output_tokens),
+            break_even_words(alternative.break_even_rps, comparison.lower_bound),
+            alternative.price.as_of,
+        ]
+        for alternative in comparison.alternatives
+    ]
+
+
+def break_even_words(rps: float | None, lower_bound: bool) -> str:
+    if rps is None:
+        return "never: a replica at full load costs more per request"
+    return f"{'≥ ' if lower_bound else ''}{rps:,.2f} req/s ({rps * 86400:,.0f} requests/day)"
+
+
+def hosted_dict(comparison: HostedComparison) -> dict[str, Any]:
+    plan = comparison.against
+    return {
+        "against": {"cloud": plan.cloud, "region": plan.region, "instance_type": plan.offer.instance_type, "price_is_lower_bound": comparison.lower_bound},
+        "prompt_tokens": comparison.prompt_tokens,
+        "output_tokens": comparison.output_tokens,
+        "apis": [
+            {
+                "vendor": a.price.vendor,
+                "model": a.price.model,
+                "usd_per_million_input": a.price.usd_per_million_input,
+                "usd_per_million_output": a.price.usd_per_million_output,
+                "usd_per_million_output_tokens_this_workload": round(a.usd_per_million_output_tokens, 4),
+                "break_even_requests_per_s": _rounded(a.break_even_rps, 4),
+                "source": a.price.source,
+                "as_of": a.price.as_of,
+            }
+            for a in comparison.alternatives
+        ],
+    }
 
 
 def row_cells(row: Row) -> list[str]:
