@@ -146,13 +146,28 @@ class AwsProvider(Provider):
     sdk_modules = ("boto3",)
     # A new model and endpoint configuration, then UpdateEndpoint: SageMaker's own blue/green.
     supports = frozenset({Feature.REPLACE_LIVE})
+    # CreateModel's ModelDataSource: an uncompressed S3 prefix whose objects SageMaker copies under
+    # /opt/ml/model, keys trimmed by the prefix (botocore's sagemaker service model, S3ModelDataSource).
+    weights_scheme = "s3://"
+    weights_mount = "/opt/ml/model"
+
+    def weights_problem(self, uri: str) -> str | None:
+        problem = super().weights_problem(uri)
+        if problem is None and not uri.endswith("/"):
+            # "A valid key name prefix identified by S3Uri always ends with a forward slash (/)" (S3ModelDataSource.S3DataType)
+            return f"must end with / : SageMaker reads a key name prefix (S3Prefix) of uncompressed files, e.g. {uri}/"
+        return problem
 
     def resources(self, plan: Plan) -> list[Resource]:
         name = plan.deployment.name
         scaling = plan.deployment.autoscaling
         tags = resource_tags(plan)
         return [
-            Resource(MODEL, plan.named(f"{name}-model"), {"hf_model_id": plan.hf_repo, "tensor_parallel_degree": plan.layout.tensor_parallel, "tags": tags}),
+            Resource(
+                MODEL,
+                plan.named(f"{name}-model"),
+                {"hf_model_id": plan.model_path, "model_data": plan.weights, "tensor_parallel_degree": plan.layout.tensor_parallel, "tags": tags},
+            ),
             Resource(
                 CONFIG,
                 plan.named(f"{name}-config"),
@@ -198,6 +213,23 @@ class AwsProvider(Provider):
                 "tags": resource_tags(plan),
             },
         )
+
+    def checkpoint_listing(self, uri: str, placement: Any) -> tuple[dict[str, int], Callable[[str], bytes]]:
+        """The objects under the S3 prefix (ListObjectsV2, every page), as SageMaker copies them under
+        /opt/ml/model: keys trimmed by the prefix. S3 is reached at its own endpoint (or botocore's
+        AWS_ENDPOINT_URL_S3), not the placement's SageMaker endpoint_url."""
+        bucket, _, prefix = uri.removeprefix("s3://").partition("/")
+        s3 = self.client(("s3", placement.region if placement else None), lambda: _s3_client(placement.region if placement else None))
+        sizes: dict[str, int] = {}
+        with _translated():
+            for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
+                sizes.update({item["Key"][len(prefix) :]: item["Size"] for item in page.get("Contents", [])})
+
+        def read(name: str) -> bytes:
+            with _translated():
+                return s3.get_object(Bucket=bucket, Key=prefix + name)["Body"].read()
+
+        return sizes, read
 
     def settings(self, plan: Plan) -> dict[str, Any]:
         placed = plan.deployment.placement.of("aws")
@@ -293,7 +325,7 @@ class AwsProvider(Provider):
             sagemaker.create_model(
                 ModelName=model.name,
                 ExecutionRoleArn=placed.execution_role_arn,
-                PrimaryContainer={"Image": _image(plan), "Environment": {**_environment(plan), **secrets}},
+                PrimaryContainer={"Image": _image(plan), "Environment": {**_environment(plan), **secrets}, **_model_data(plan)},
                 Tags=tags,
             )
 
@@ -543,6 +575,14 @@ class AwsProvider(Provider):
         )
 
 
+def _model_data(plan: Plan) -> dict[str, Any]:
+    """The user's own weights: their S3 prefix, uncompressed, copied under /opt/ml/model before
+    the container starts (so LMI loads them from there and no hub token is needed)."""
+    if not plan.weights:
+        return {}
+    return {"ModelDataSource": {"S3DataSource": {"S3Uri": plan.weights, "S3DataType": "S3Prefix", "CompressionType": "None"}}}
+
+
 def _image(plan: Plan) -> str:
     region = plan.region
     return plan.deployment.serving.image or LMI_IMAGE.format(account=LMI_ACCOUNTS.get(region, LMI_ACCOUNT), region=region)
@@ -552,7 +592,7 @@ def _environment(plan: Plan) -> dict[str, str]:
     """LMI's settings: vLLM's options under LMI's names, the served model's name (so answers name
     it), the loading timeout; the user's `serving.env` wins where they overlap."""
     env = {LMI_NAMES.get(option) or "OPTION_" + option[2:].upper().replace("-", "_"): value for option, value in _options(vllm_arguments(plan))}
-    env["OPTION_SERVED_MODEL_NAME"] = plan.hf_repo
+    env["OPTION_SERVED_MODEL_NAME"] = plan.served_model
     # djl-serving's own limit on loading (download included) is 1200 s in the LMI image
     # (serving/docker/lmi.Dockerfile, MODEL_LOADING_TIMEOUT); give it the endpoint's.
     env["OPTION_MODEL_LOADING_TIMEOUT"] = str(startup(plan).timeout(MAX_STARTUP_SECONDS))
@@ -585,6 +625,16 @@ def _quotas_client(region: str, endpoint_url: str | None) -> Any:
 
     config = Config(retries={"mode": "standard", "total_max_attempts": 1}, user_agent_extra="llamadeploy")  # the engine retries
     return boto3.session.Session(region_name=region).client("service-quotas", endpoint_url=endpoint_url, config=config)
+
+
+def _s3_client(region: str | None) -> Any:
+    """An S3 client for reading the user's weights (its endpoint from the environment's usual chain)."""
+    import boto3
+    from botocore.config import Config
+
+    return boto3.session.Session(region_name=region).client(
+        "s3", config=Config(retries={"mode": "standard", "total_max_attempts": 3}, user_agent_extra="llamadeploy")
+    )
 
 
 def _control_clients(region: str, endpoint_url: str | None) -> tuple[Any, Any]:

@@ -331,6 +331,19 @@ class CloudService(ABC):
     lacks: ClassVar[Mapping[Feature, str]] = {}
     # With MULTI_NODE: the GPUs whose instances have the interconnect to split a replica.
     multi_node_gpus: ClassVar[frozenset[str]] = frozenset()
+    # Serving the user's own weights from object storage: the URI scheme the service reads
+    # (`weights.<cloud>` in the spec) and where the container finds the files; None where
+    # llamadeploy cannot serve them on this cloud yet.
+    weights_scheme: ClassVar[str | None] = None
+    weights_mount: ClassVar[str | None] = None
+
+    def weights_problem(self, uri: str) -> str | None:
+        """What is wrong with `weights.<cloud>: uri` for this service, or None."""
+        if self.weights_scheme is None:
+            return f"llamadeploy cannot serve weights from object storage on {self.name} yet; deploy this deployment to a cloud that can, or remove weights.{self.name}"
+        if not uri.startswith(self.weights_scheme):
+            return f"must be a {self.weights_scheme} location of a Hugging Face-format checkpoint, e.g. {self.weights_scheme}bucket/llama-ft/"
+        return None
 
     def unsupported(self, needed: set[Feature]) -> list[str]:
         """The reasons this cloud cannot provide the `needed` features (empty when it can)."""
@@ -385,6 +398,12 @@ class Provider(CloudService):
             with self._clients_lock:
                 self._client_cache[key] = found
         return found
+
+    def checkpoint_listing(self, uri: str, placement: Any) -> tuple[dict[str, int], Callable[[str], bytes]]:
+        """The files under `uri` in this cloud's object storage (name relative to it -> bytes) and
+        a reader of one of them by name; with the credentials `up` uses. Only a provider with a
+        `weights_scheme` is asked."""
+        raise NotImplementedError(f"{self.name} reads no object storage")
 
     def settings(self, plan: Plan) -> dict[str, Any]:
         """What `describe` and `destroy` need later to reach the cloud again, kept in state."""

@@ -280,6 +280,10 @@ class Cloud(Protocol):
     def received(self) -> dict[str, Any]: ...
     def answers(self, url: str) -> bool: ...
     def from_program(self, declared: dict[str, list[dict[str, Any]]]) -> dict[str, Any]: ...
+    # A checkpoint put in the cloud's object storage, file by file: where the stack's `weights:`
+    # points at it; None where llamadeploy cannot serve the user's own weights on this cloud yet.
+    def store_weights(self, files: dict[str, bytes]) -> str | None: ...
+    def weights_received(self) -> str | None: ...  # the object-storage location the cloud was told to load the model from
 
 
 class _Common:
@@ -292,6 +296,12 @@ class _Common:
     def placement(self) -> str:
         """Stack lines placing a deployment on this cloud."""
         return "placement:\n" + self.block()
+
+    def store_weights(self, files: dict[str, bytes]) -> str | None:
+        return None
+
+    def weights_received(self) -> str | None:
+        return None
 
     def inventory(self) -> dict[str, list[str]]:
         return self.stand_in.inventory()
@@ -408,7 +418,8 @@ class AwsCloud(_Common):
         return f"  aws:\n    region: us-east-1\n    execution_role_arn: {ROLE}\n    endpoint_url: {self.stand_in.url}\n"
 
     def environment(self) -> dict[str, str]:
-        return {}
+        # botocore's service-specific endpoint variable: the user's buckets are moto's S3
+        return {"AWS_ENDPOINT_URL_S3": f"http://{self.stand_in.moto_host}:{self.stand_in.moto_port}"}
 
     def ready_after_polls(self, polls: int) -> None:
         self.stand_in.faults.ready_after_polls = self.stand_in.faults.deleting_polls = polls
@@ -521,6 +532,17 @@ class AwsCloud(_Common):
             "tags": {t["Key"]: t["Value"] for t in model["Tags"]},
             "deployment_request": json.dumps(config),
         }
+
+    def store_weights(self, files: dict[str, bytes]) -> str | None:
+        s3 = self.stand_in.client("s3")
+        s3.create_bucket(Bucket="my-models")
+        for name, body in files.items():
+            s3.put_object(Bucket="my-models", Key=f"llama-ft/{name}", Body=body)
+        return "s3://my-models/llama-ft/"
+
+    def weights_received(self) -> str | None:
+        (model,) = self.stand_in.calls("CreateModel")
+        return model["PrimaryContainer"].get("ModelDataSource", {}).get("S3DataSource", {}).get("S3Uri")
 
 
 @dataclass

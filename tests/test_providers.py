@@ -16,6 +16,7 @@ import time
 from collections.abc import Callable
 from contextlib import closing
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -601,3 +602,103 @@ def test_aws_endpoint_url_from_the_environment(cloud: AwsCloud, tmp_path: Path, 
     ]
     assert cli_run("down", "envchat", "--yes")[0] == 0
     assert cloud.empty()
+
+
+def _checkpoint(config: dict[str, Any] | None = None, shards: int = 2) -> dict[str, bytes]:
+    """A Hugging Face-format checkpoint of Llama 3.2 1B's architecture, as a fine-tune leaves it:
+    config, tokenizer, a safetensors index and its shards (a few bytes each: nothing here reads tensors)."""
+    config = config or {
+        "architectures": ["LlamaForCausalLM"],
+        "hidden_size": 2048,
+        "intermediate_size": 8192,
+        "num_hidden_layers": 16,
+        "num_attention_heads": 32,
+        "num_key_value_heads": 8,
+        "vocab_size": 128256,
+        "max_position_embeddings": 131072,
+        "tie_word_embeddings": True,
+        "torch_dtype": "bfloat16",
+    }
+    names = [f"model-{i:05d}-of-{shards:05d}.safetensors" for i in range(1, shards + 1)]
+    index = {"metadata": {"total_size": 2471645184}, "weight_map": {f"model.layers.{i}.mlp.up_proj.weight": names[i % shards] for i in range(16)}}
+    return {
+        "config.json": json.dumps(config).encode(),
+        "tokenizer.json": b"{}",
+        "tokenizer_config.json": b"{}",
+        "model.safetensors.index.json": json.dumps(index).encode(),
+        **dict.fromkeys(names, b"shard"),
+    }
+
+
+def test_own_weights_from_object_storage_are_served_with_no_hub_token(cloud: Cloud, stack: Path) -> None:
+    """A fine-tune in the cloud's own object storage: the service is told to load it from there,
+    vLLM loads it from where the service puts it, `call` answers as it, and no create request
+    carries a Hugging Face token. A cloud llamadeploy cannot do this on yet says so and makes nothing."""
+    uri = cloud.store_weights(_checkpoint())
+    if uri is None:
+        stack.write_text(stack.read_text() + f"weights:\n  {cloud.name}: s3://my-models/llama-ft/\n")
+        code, _, err = cli_run("up", str(stack), "--cloud", cloud.name, "--yes")
+        assert code != 0 and f"llamadeploy cannot serve weights from object storage on {cloud.name} yet" in err and "weights." in err
+        assert cloud.empty() and cloud.creates() == 0
+        return
+    stack.write_text(stack.read_text() + f"weights:\n  {cloud.name}: {uri}\n")
+    code, out, err = cli_run("up", str(stack), "--cloud", cloud.name, "--yes")
+    assert code == 0, err
+    assert cloud.weights_received() == uri and f"chat answers as {uri}" in err
+    received = cloud.received()
+    assert HF_TOKEN not in json.dumps(received) and "HF_TOKEN" not in received["environment"]
+    code, out, err = cli_run("call", "chat", "--output", "json")
+    answer = json.loads(out)
+    assert code == 0 and (answer["model"], answer["matches_declared"]) == (uri, True), err
+    assert cli_run("down", "chat", "--yes")[0] == 0
+    assert cloud.empty(), cloud.inventory()
+
+
+def test_an_incomplete_checkpoint_fails_the_start_and_leaves_nothing(cloud: Cloud, stack: Path) -> None:
+    files = _checkpoint()
+    del files["model-00002-of-00002.safetensors"]  # an upload cut short
+    uri = cloud.store_weights(files)
+    if uri is None:
+        return  # the refusal is the test above's
+    stack.write_text(stack.read_text() + f"weights:\n  {cloud.name}: {uri}\n")
+    code, _, err = cli_run("up", str(stack), "--cloud", cloud.name, "--yes")
+    assert code == 1 and "is not a complete Hugging Face checkpoint: missing model-00002-of-00002.safetensors" in err, err
+    assert cloud.creates() == 0 and cloud.empty(), cloud.inventory()  # found before the service made (and billed) anything
+
+
+def test_a_fine_tune_is_sized_from_its_own_config_and_index(cloud: Cloud, stack: Path) -> None:
+    """A fine-tune of the 1B with a larger vocabulary, untied embeddings and float32 tensors: plan
+    reads its config.json and safetensors index from the cloud's storage (with the cloud's
+    credentials) and sizes what is really there, not the catalog's 1B."""
+    config = {
+        "hidden_size": 2048,
+        "intermediate_size": 8192,
+        "num_hidden_layers": 16,
+        "num_attention_heads": 32,
+        "num_key_value_heads": 8,
+        "vocab_size": 200064,  # a tokenizer extended for the user's domain
+        "max_position_embeddings": 131072,
+        "tie_word_embeddings": False,
+        "torch_dtype": "float32",
+    }
+    files = _checkpoint(config)
+    total = 6_580_000_000  # float32: 4 bytes a parameter
+    index = json.loads(files["model.safetensors.index.json"])
+    files["model.safetensors.index.json"] = json.dumps({**index, "metadata": {"total_size": total}}).encode()
+    uri = cloud.store_weights(files)
+    if uri is None:
+        return  # the refusal is test_own_weights_from_object_storage_are_served_with_no_hub_token's
+    stack.write_text(stack.read_text() + f"weights:\n  {cloud.name}: {uri}\n")
+    code, out, err = cli_run("plan", str(stack), "--cloud", cloud.name, "--output", "json")
+    assert code == 0, err
+    sizing = json.loads(out)["plans"][0]["sizing"]
+    assert sizing["sized_from"] == f"{uri} (config.json, model.safetensors.index.json)"
+    assert sizing["weights_gib"] == round(total / 2**30, 2)  # as stored, not 1.24 B x 2 bytes
+    # KV cache from its config: 16 layers x 8 KV heads x 64 per head x 2 (K and V) x 2 bytes = 32 KiB a token
+    assert sizing["kv_cache_bytes_per_token"] == 16 * 8 * 64 * 2 * 2
+    # untied embeddings of a 200,064-token vocabulary: the catalog's 1.24 B grows by 2 x 71,808 x 2048 + 200,064 x 2048
+    assert sizing["parameters"] > 1.6e9
+    code, out, err = cli_run("plan", str(stack), "--cloud", cloud.name)
+    assert f"as stored in {uri}" in out, out
+    offline = json.loads(cli_run("plan", str(stack), "--cloud", cloud.name, "--output", "json", "--no-refresh")[1])["plans"][0]["sizing"]
+    assert offline["sized_from"] == f"the catalog's llama3.2-1b-instruct: {uri} not read (--no-refresh plans offline)"

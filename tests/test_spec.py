@@ -184,3 +184,23 @@ def test_shared_anchors_and_merge_keys_still_load(write_stack: Write) -> None:
     with pytest.raises(SpecError) as caught:  # `defaults` is not a stack key: the file loaded, and only that is wrong
         load_stack(write_stack(text))
     assert all("defaults" in str(problem) for problem in caught.value.problems)
+
+
+def test_weights_are_checked_by_each_clouds_provider_with_their_lines(write_stack: Write) -> None:
+    """`weights.<cloud>` is a location in that cloud's object storage, in the form its service reads;
+    a default hub token is not asked for once the stack serves its own weights."""
+    stack = write_stack(
+        "name: ft\nmodel: llama3.1-8b-instruct\nweights:\n  aws: s3://my-models/llama-ft\n  gcp: gs://my-models/llama-ft/\n  mars: s3://x/y/\n  oci: not a uri\n"
+    )
+    with pytest.raises(SpecError) as caught:
+        load_stack(stack)
+    message = str(caught.value)
+    assert ":4: weights.aws: must end with / : SageMaker reads a key name prefix (S3Prefix) of uncompressed files, e.g. s3://my-models/llama-ft/" in message
+    assert ":5: weights.gcp: llamadeploy cannot serve weights from object storage on gcp yet" in message
+    assert ":6: weights.mars: unknown cloud 'mars'" in message and ":7: weights.oci: " in message
+    (deployment,) = load_stack(write_stack("name: ft\nmodel: llama3.1-8b-instruct\nweights: {aws: s3://my-models/llama-ft/}\n")).deployments
+    assert deployment.serving.secrets == {}  # no hub token asked for
+    (kept,) = load_stack(
+        write_stack("name: ft\nmodel: llama3.1-8b-instruct\nweights: {aws: s3://m/ft/}\nserving: {secrets: {HF_TOKEN: env:HF_TOKEN}}\n")
+    ).deployments
+    assert kept.serving.secrets == {"HF_TOKEN": "env:HF_TOKEN"}  # one the stack names is sent

@@ -44,7 +44,7 @@ def _plan_summary(console, plans, changes, quotas, failed: dict[str, str], catal
     "--refresh/--no-refresh",
     default=True,
     show_default=True,
-    help="Where the cloud's credentials are configured, read its quota for the planned machines; --no-refresh plans offline.",
+    help="Where the cloud's credentials are configured, read its quota for the planned machines and the deployments' own weights (weights:); --no-refresh plans offline.",
 )
 @click.pass_context
 def plan(ctx: click.Context, stack: str, cloud: str | None, region: str | None, only: str | None, out: Output, detailed_exitcode: bool, refresh: bool) -> None:
@@ -58,7 +58,7 @@ def plan(ctx: click.Context, stack: str, cloud: str | None, region: str | None, 
 
     catalog = ctx.obj.catalog()
     with paused_gc(freeze=True):  # one command, then exit: nothing built here needs the collector
-        plans = plan_stack(load_stack(stack, catalog), cloud, catalog, region, only)
+        plans = plan_stack(load_stack(stack, catalog), cloud, catalog, region, only, offline=not refresh)
     # Only read the state: planning never creates a state file.
     recorded = ctx.obj.state().get if ctx.obj.state_location().exists() else lambda _: None
     records = {p.deployment.name: recorded(p.deployment.name) for p in plans}

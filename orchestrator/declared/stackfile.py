@@ -50,6 +50,7 @@ def _load_stack(path: Path, catalog: Catalog | None = None) -> Stack:
     seen: set[str] = set()
     for raw, prefix in zip(items, prefixes, strict=True):
         problems.extend(source.problem(prefix + loc, message) for loc, message in _region_problems(raw, catalog))
+        problems.extend(source.problem(prefix + loc, message) for loc, message in _weights_problems(raw))
         try:
             deployment = Deployment.model_validate(raw)
         except ValidationError as exc:
@@ -108,6 +109,25 @@ def _placed(deployment: Deployment) -> tuple[Deployment, list[tuple[FieldPath, s
     if wrong:
         return deployment, wrong
     return deployment.model_copy(update={"placement": deployment.placement.model_copy(update=validated)}), []
+
+
+def _weights_problems(raw: Any) -> list[tuple[FieldPath, str]]:
+    """Each `weights.<cloud>` checked by that cloud's provider (an unknown cloud names the known
+    ones), whatever else is wrong with the deployment: every problem in one pass."""
+    from providers import registry
+
+    weights = raw.get("weights") if isinstance(raw, dict) else None
+    found: list[tuple[FieldPath, str]] = []
+    for cloud, uri in weights.items() if isinstance(weights, dict) else ():
+        if not isinstance(uri, str):
+            continue  # the spec's own type error says so
+        try:
+            problem = registry.get(cloud).weights_problem(uri)
+        except UsageError as exc:
+            problem = str(exc)
+        if problem:
+            found.append((("weights", cloud), problem))
+    return found
 
 
 def _region_problems(raw: Any, catalog: Catalog | None) -> list[tuple[FieldPath, str]]:

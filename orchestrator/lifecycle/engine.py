@@ -31,6 +31,7 @@ from orchestrator.planning.plan import Plan
 from orchestrator.planning.planner import compare, plan
 from orchestrator.planning.serving import EXAMPLE_PROMPT, Answer, chat_request, read_answer, startup_of
 from orchestrator.pricing.catalog import Catalog
+from orchestrator.sizing.checkpoint_files import check_checkpoint, read_checkpoint
 from providers import registry
 from providers.base import (
     AuthError,
@@ -195,9 +196,9 @@ def _verify(ctx: Context, planned: Plan, provider: Provider, deployed: Deployed)
             delay = next(delays)
             report(EventKind.RETRYING, what=f"the call to {deployed.deployment}", reason=str(exc).splitlines()[0], retry_in_s=round(delay, 2))
             time.sleep(delay)
-    if answer.model != planned.hf_repo:
+    if answer.model != planned.served_model:
         raise DeployError(
-            f"the endpoint answers as model {answer.model!r}, not the declared {planned.hf_repo!r}: the container did not load the declared model"
+            f"the endpoint answers as model {answer.model!r}, not the declared {planned.served_model!r}: the container did not load the declared model"
         )
     report(EventKind.VERIFIED, deployment=planned.deployment.name, model=answer.model)
     return answer
@@ -264,6 +265,7 @@ def up(ctx: Context, planned: Plan, provider: Provider, verify: bool = True) -> 
                         f"a replace stays on the same endpoint; `llamadeploy down {name}`, then `up`, or keep the placement"
                     )
                 resolve_secrets(planned.deployment)  # checked before anything is journaled or made
+                _check_weights(planned, provider)
                 _check_quota(ctx, planned, provider)  # the new machines run next to the old ones until traffic moves
                 variant = replace(planned, variant=digest[:VARIANT_LENGTH])
                 report(EventKind.REPLACING, deployment=name, fields="; ".join(str(f) for f in change.fields), variant=variant.variant)
@@ -286,6 +288,7 @@ def up(ctx: Context, planned: Plan, provider: Provider, verify: bool = True) -> 
                 return UpResult(planned, deployed, provider.endpoint(deployed), changed=True)
             # Deleted by hand (CREATE): apply below makes what is missing and adopts the rest.
         resolve_secrets(planned.deployment)  # a secret not set stops `up` here: nothing journaled, nothing made
+        _check_weights(planned, provider)  # so does a checkpoint vLLM could not load
         if record is None:  # a re-run's own machines would count against the quota it reads
             _check_quota(ctx, planned, provider)
         operation = state.begin(name, OperationKind.UP, planned.cloud, holder)
@@ -360,6 +363,14 @@ class _Offline:
 
     backoff: Backoff = field(default_factory=Backoff)
     report: Report = quiet
+
+
+def _check_weights(planned: Plan, provider: Provider) -> None:
+    """The declared weights, listed in the cloud's storage: a checkpoint vLLM could not load stops
+    `up` before the service makes (and bills) an endpoint whose container would fail its start."""
+    if planned.weights:
+        listing, read = provider.checkpoint_listing(planned.weights, planned.deployment.placement.of(planned.cloud))
+        check_checkpoint(read_checkpoint(planned.weights, listing, read), f"weights.{planned.cloud}")
 
 
 def _check_quota(ctx: Context, planned: Plan, provider: Provider) -> None:

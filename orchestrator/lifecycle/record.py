@@ -58,7 +58,7 @@ class PlanSnapshot:
     def of(cls, plan: Plan) -> PlanSnapshot:
         scaling = plan.deployment.autoscaling
         return cls(
-            plan.hf_repo,
+            plan.served_model,
             plan.offer.instance_type,
             scaling.min_replicas,
             scaling.max_replicas,

@@ -58,6 +58,9 @@ class Describes(Protocol):
 
     def contract(self, plan: Plan) -> ServingContract | None: ...
 
+    @property
+    def weights_mount(self) -> str | None: ...
+
 
 HOURS_PER_MONTH = 730
 
@@ -121,6 +124,22 @@ class Plan:
     @property
     def hf_repo(self) -> str:
         return self.checkpoint.repo
+
+    @property
+    def weights(self) -> str | None:
+        """The user's own checkpoint in this cloud's object storage, where the spec names one."""
+        return self.deployment.weights.get(self.cloud)
+
+    @property
+    def served_model(self) -> str:
+        """The name the endpoint answers as: the hub repository, or the user's checkpoint's location."""
+        return self.weights or self.hf_repo
+
+    @property
+    def model_path(self) -> str:
+        """What vLLM loads: the hub repository, or where the service puts the user's weights."""
+        mount = self.described_by.weights_mount
+        return mount if self.weights and mount else self.hf_repo
 
     @property
     def instances_per_replica(self) -> int:

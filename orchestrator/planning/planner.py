@@ -16,12 +16,14 @@ from orchestrator.declared.spec import QUANTIZATIONS, Deployment, Stack
 from orchestrator.errors import (
     GpuNotOfferedError,
     InfeasibleError,
+    LlamadeployError,
     NoCheckpointError,
     SpecError,
     UsageError,
 )
 from orchestrator.planning.plan import Plan, RunnerUp
 from orchestrator.pricing.catalog import Catalog, Offer
+from orchestrator.sizing.checkpoint_files import CONFIG, INDEX, SINGLE, CheckpointFiles, read_checkpoint
 from orchestrator.sizing.gpus import gpu_memory_gib
 from orchestrator.sizing.memory import (
     GPUS_PER_NODE,
@@ -35,10 +37,11 @@ from orchestrator.sizing.memory import (
     weight_format,
 )
 from providers import registry
-from providers.base import CloudService, Feature
+from providers.base import CloudService, Feature, Provider
 
 # Sizing and offer choices already made, by deployment shape, cloud and region.
 Memo = dict[tuple[object, ...], object]
+OFFLINE = ("offline",)  # in a memo: read nothing from a cloud (`plan --no-refresh`)
 
 
 @dataclass(frozen=True)
@@ -152,7 +155,7 @@ def _choose(
     key = (*shape_of(deployment), provider.name, region)
     if key not in memo:
         try:
-            req = _requirements(deployment)
+            req = _requirements(deployment, _checkpoint(deployment, provider, memo))
             offers = _offers(deployment, provider, catalog, region)
             fitting = _fitting(req, offers, provider)
             if not fitting:
@@ -182,6 +185,7 @@ def shape_of(deployment: Deployment) -> tuple[object, ...]:
         deployment.gpu,
         deployment.serving.engine,
         deployment.load.model_dump_json() if deployment.load else None,
+        tuple(sorted(deployment.weights.items())),
         scaling.min_replicas,
         scaling.max_replicas,
         scaling.target_concurrent_requests,
@@ -217,15 +221,44 @@ def _value(candidate: Plan) -> tuple[int, float, int, str]:
     return (1 if projection.unmet_hours else 0, projection.usd_per_month or 0.0, *tie)
 
 
-def _requirements(deployment: Deployment, **changes: object) -> Requirements:
-    """What a replica of `deployment` (with `changes`) needs, its weights as the checkpoint served holds them."""
+def _checkpoint(deployment: Deployment, provider: CloudService, memo: Memo) -> CheckpointFiles | str | None:
+    """The user's own checkpoint on this cloud, read once per command where the cloud's credentials
+    are configured; a string says why it was not read (sizing then uses the catalog's architecture)."""
+    uri = deployment.weights.get(provider.name)
+    if not uri:
+        return None
+    key = ("checkpoint", provider.name, uri)
+    if key not in memo:
+        if memo.get(OFFLINE):
+            memo[key] = f"the catalog's {deployment.model}: {uri} not read (--no-refresh plans offline)"
+        elif not isinstance(provider, Provider) or not provider.credentials_configured():
+            memo[key] = f"the catalog's {deployment.model}: {uri} not read (no {provider.name} credentials configured)"
+        else:
+            try:
+                listing, read = provider.checkpoint_listing(uri, deployment.placement.of(provider.name))
+                memo[key] = read_checkpoint(uri, listing, read)
+            except LlamadeployError as exc:
+                memo[key] = f"the catalog's {deployment.model}: {uri} could not be read ({str(exc).splitlines()[0]})"
+    return memo[key]  # type: ignore[return-value]
+
+
+def _requirements(deployment: Deployment, files: CheckpointFiles | str | None = None, **changes: object) -> Requirements:
+    """What a replica of `deployment` (with `changes`) needs, its weights as the checkpoint served
+    holds them: the user's own checkpoint as its config and index describe it, where it was read."""
     values: dict[str, Any] = {"quantization": deployment.quantization, "max_context": deployment.max_context, "concurrency": deployment.concurrency, **changes}
+    if isinstance(files, CheckpointFiles) and files.config is not None:
+        model = files.architecture(f"{deployment.model} (fine-tuned)")
+        sized = requirements(model, values["quantization"], values["max_context"], values["concurrency"])
+        # A bf16 checkpoint served as fp8 is quantized at load time; otherwise vLLM holds the tensors as stored.
+        held = sized.weights_bytes if values["quantization"] == "fp8" and not files.quantized else float(files.weights_bytes)
+        return replace(sized, weights_bytes=held, sized_from=f"{files.uri} ({CONFIG}, {INDEX if files.index is not None else SINGLE})")
     try:
         checkpoint = deployment.model_ref.checkpoint(values["quantization"])
         values["weights"] = weight_format(checkpoint.stored_as, checkpoint.load_quantization)
     except NoCheckpointError:
         pass  # no checkpoint serves it: sized as if one did, and `checkpoint` says why not where it matters
-    return requirements(deployment.model_ref.model, **values)
+    sized = requirements(deployment.model_ref.model, **values)
+    return replace(sized, sized_from=files) if isinstance(files, str) else sized
 
 
 def _offers(deployment: Deployment, provider: CloudService, catalog: Catalog, region: str) -> list[Offer]:
@@ -319,13 +352,14 @@ def _round_down(tokens: float) -> int:
     return int(tokens // 1024) * 1024
 
 
-def plan_stack(stack: Stack, cloud: str | None, catalog: Catalog, region: str | None = None, only: str | None = None) -> list[Plan]:
+def plan_stack(stack: Stack, cloud: str | None, catalog: Catalog, region: str | None = None, only: str | None = None, offline: bool = False) -> list[Plan]:
     """Plans for every deployment of the stack (or the one named `only`) on one cloud.
 
-    Without `cloud`, a deployment whose placement names a single cloud goes there.
+    Without `cloud`, a deployment whose placement names a single cloud goes there. `offline`
+    reads nothing from a cloud: a deployment's own weights are then sized as the catalog's model.
     """
     deployments = [stack.get(only)] if only else list(stack.deployments)
-    memo: Memo = {}
+    memo: Memo = {OFFLINE: offline}
     return [plan(stack, d, default_cloud(d, cloud), catalog, region, memo) for d in deployments]
 
 

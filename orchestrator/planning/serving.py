@@ -42,7 +42,7 @@ def vllm_arguments(plan: Plan) -> list[str]:
     deployment, checkpoint = plan.deployment, plan.checkpoint
     arguments = [
         "--model",
-        checkpoint.repo,
+        plan.model_path,
         "--tensor-parallel-size",
         str(plan.layout.tensor_parallel),
         "--max-model-len",
@@ -52,6 +52,8 @@ def vllm_arguments(plan: Plan) -> list[str]:
     ]
     if checkpoint.load_quantization:
         arguments += ["--quantization", checkpoint.load_quantization]
+    if plan.weights:  # vLLM would answer as the mount path
+        arguments += ["--served-model-name", plan.served_model]
     return arguments
 
 

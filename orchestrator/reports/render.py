@@ -93,7 +93,11 @@ def plan(out: Console, planned: Plan, catalog: Catalog) -> None:
         weights = f"{linear:.2f} B linear parameters x {AWQ_BYTES_PER_LINEAR_PARAMETER:.3f} B (int4 AWQ) + {rest:.2f} B x 2 B (embeddings, norms in bf16)"
     else:
         weights = f"{req.model.parameters / 1e9:.2f} B parameters x {BYTES_PER_PARAMETER[deployment.quantization]:g} B ({deployment.quantization})"
-    grid.add_row("weights", f"{req.weights_gib:8.1f} GiB  {weights}")
+    if req.sized_from.startswith(planned.weights or "\0"):
+        weights = f"as stored in {req.sized_from}"
+    elif req.sized_from:
+        weights += f"; sized as {req.sized_from}"
+    grid.add_row("weights", escape(f"{req.weights_gib:8.1f} GiB  {weights}"))
     grid.add_row(
         "KV cache",
         f"{req.kv_cache_gib:8.1f} GiB  {req.model.kv_bytes_per_token(2) / 1024:g} KiB/token x {deployment.max_context} tokens x {deployment.concurrency} sequences",

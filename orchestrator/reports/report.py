@@ -130,6 +130,7 @@ def plan_dict(plan: Plan, projection: Projection | None = None) -> dict[str, Any
             "per_gpu_gib": round(req.per_gpu_gib(gpus), 2),
             "usable_per_gpu_gib": round(usable_gib(gpu_memory_gib(offer)), 2),
             "gpu_memory_utilization": GPU_MEMORY_UTILIZATION,
+            "sized_from": req.sized_from or None,
         },
         "runner_up": None
         if plan.runner_up is None

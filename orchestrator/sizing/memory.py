@@ -48,6 +48,9 @@ class Requirements:
     concurrency: int
     weights_bytes: float
     kv_cache_bytes: float
+    # Where the sizes come from: "" for the catalog's architecture and the declared quantization,
+    # else the user's checkpoint (or why it could not be read).
+    sized_from: str = ""
 
     @property
     def weights_gib(self) -> float:

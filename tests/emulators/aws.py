@@ -42,6 +42,7 @@ from tests.emulators.vllm import ContainerFailed
 REGION = "us-east-1"
 SERVICE_QUOTAS_TARGET = "ServiceQuotasV20190624."
 DEFAULT_ENDPOINT_QUOTA = 4  # instances per GPU type in the stand-in's account (new real accounts often have 0)
+MODEL_DIR = "/opt/ml/model"  # where SageMaker puts a model's data in its container
 SAGEMAKER_PORT = 8080  # "Containers need to implement a web server that responds to /invocations and /ping on port 8080"
 PING_FAILED = "The primary container for production variant AllTraffic did not pass the ping health check. Please check CloudWatch logs for this endpoint."
 _RUNTIME_HOST = re.compile(r"^runtime\.sagemaker\.[a-z0-9-]+\.amazonaws\.com$")
@@ -101,6 +102,7 @@ class AwsStandIn:
         self._failed_updates: dict[str, str] = {}  # endpoint -> why its last update failed (its FailureReason)
         self._failing: dict[str, str] = {}  # endpoint -> why its fleet fails to come up (created while failure_reason was set)
         self.containers: dict[str, containers.Container | ContainerFailed] = {}
+        self._model_data: dict[str, str] = {}  # model -> the S3 prefix SageMaker copies under /opt/ml/model (moto keeps no ModelDataSource)
         self._lock = threading.Lock()
         self._proxy, self.url = loopback_server(_handler(self))
 
@@ -122,6 +124,7 @@ class AwsStandIn:
         self._failed_updates.clear()
         self._failing.clear()
         self.containers.clear()
+        self._model_data.clear()
 
     def calls(self, action: str) -> list[dict[str, Any]]:
         return [r.body for r in self.requests if r.action == action]
@@ -218,8 +221,10 @@ class AwsStandIn:
         sagemaker = self.client("sagemaker")
         variant = sagemaker.describe_endpoint_config(EndpointConfigName=config_name)["ProductionVariants"][0]
         container = sagemaker.describe_model(ModelName=variant["ModelName"])["PrimaryContainer"]
+        prefix = self._model_data.get(variant["ModelName"])
+        mounts = {MODEL_DIR: self.s3_files(prefix)} if prefix else {}
         try:
-            started = containers.start(container["Image"], dict(container.get("Environment", {})), variant["InstanceType"])
+            started = containers.start(container["Image"], dict(container.get("Environment", {})), variant["InstanceType"], mounts=mounts)
             if started.port != SAGEMAKER_PORT:
                 raise ContainerFailed(0, f"the server listens on port {started.port}; SageMaker pings port {SAGEMAKER_PORT}")
             return started
@@ -347,7 +352,37 @@ class AwsStandIn:
                 containers.lookup(image)
             except containers.UnknownImage:
                 return 400, {"__type": "ValidationException", "message": f"Requested image {image} not found."}
+            source = body.get("PrimaryContainer", {}).get("ModelDataSource", {}).get("S3DataSource")
+            if source is not None:
+                return self._check_model_data(source)
         return None
+
+    def _check_model_data(self, source: dict[str, Any]) -> tuple[int, dict[str, Any]] | None:
+        """An uncompressed S3 prefix, as S3ModelDataSource documents it (a prefix ends with /), that
+        holds objects: SageMaker checks model data at CreateModel ("Could not find model data at ...",
+        its wording for ModelDataUrl; the wording for a prefix is unconfirmed offline)."""
+        uri = source.get("S3Uri", "")
+        if (source.get("S3DataType"), source.get("CompressionType")) != ("S3Prefix", "None"):
+            return 400, {"__type": "ValidationException", "message": "this stand-in serves uncompressed S3Prefix model data only"}
+        if not uri.endswith("/"):
+            return 400, {"__type": "ValidationException", "message": f"S3Uri {uri} is not a valid key name prefix: it must end with a forward slash (/)."}
+        if not self.s3_files(uri):
+            return 400, {"__type": "ValidationException", "message": f"Could not find model data at {uri}."}
+        return None
+
+    def s3_files(self, prefix: str) -> dict[str, bytes]:
+        """The objects under an S3 prefix, by key relative to it: what SageMaker copies under /opt/ml/model."""
+        bucket, _, key_prefix = prefix.removeprefix("s3://").partition("/")
+        s3 = self.client("s3")
+        files: dict[str, bytes] = {}
+        try:
+            pages = s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=key_prefix)
+            for page in pages:
+                for item in page.get("Contents", []):
+                    files[item["Key"][len(key_prefix) :]] = s3.get_object(Bucket=bucket, Key=item["Key"])["Body"].read()
+        except s3.exceptions.NoSuchBucket:
+            return {}
+        return files
 
     def _rewrite(self, action: str, body: dict[str, Any], answer: dict[str, Any]) -> dict[str, Any]:
         with self._lock:
@@ -356,6 +391,10 @@ class AwsStandIn:
                 self.containers.pop(body["EndpointName"], None)
                 self._failed_updates.pop(body["EndpointName"], None)
                 self._failing.pop(body["EndpointName"], None)
+            if action == "CreateModel":
+                source = body.get("PrimaryContainer", {}).get("ModelDataSource", {}).get("S3DataSource")
+                if source is not None:
+                    self._model_data[body["ModelName"]] = source["S3Uri"]
             if action == "CreateEndpoint":
                 self._start_container(body["EndpointName"], body["EndpointConfigName"])
                 self._polls_left[body["EndpointName"]] = self.faults.ready_after_polls

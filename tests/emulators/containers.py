@@ -20,6 +20,7 @@ from __future__ import annotations
 import csv
 import re
 import shlex
+from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from functools import cache
 from pathlib import Path
@@ -28,6 +29,7 @@ from typing import Any
 from tests.emulators import vllm
 
 CATALOG = Path(__file__).parent.parent.parent / "orchestrator" / "data" / "gpu-offers.csv"
+MODEL_DIR = "/opt/ml/model"  # SageMaker's model data directory, which LMI loads by default
 
 
 @dataclass(frozen=True)
@@ -181,22 +183,25 @@ def start(
     files: frozenset[str] = frozenset(),
     hosts: int = 1,
     gpus: int | None = None,
+    mounts: Mapping[str, Mapping[str, bytes]] | None = None,
 ) -> Container:
     """Start a container as the service would; raise ContainerFailed (or UnknownImage) as it would fail.
 
     `hosts` is how many hosts one replica spans; only the image's Ray launcher joins their GPUs.
     `gpus` is for a service whose instance types the shipped catalog does not list.
+    `mounts` are the directories the service puts in the container (model data), file by file.
     """
     image = reference if isinstance(reference, Image) else lookup(reference)
     environment = {**dict(image.env), **env}
     gpus = gpus_per_instance().get(instance_type, 0) if gpus is None else gpus
+    mounted = dict(mounts or {})
     if image.program == "lmi":
-        server = _lmi(environment, gpus)
+        server = _lmi(environment, gpus, mounted)
         return Container(image, compose(image), environment, server, port=8080)
     argv = _shell(compose(image, entrypoint, args), environment)
     if image.ray_launcher and argv[:1] == [image.ray_launcher]:
         argv, gpus = argv[1:], gpus * hosts
-    server = vllm.start(argv, environment, gpus)
+    server = vllm.start(argv, environment, gpus, mounted)
     return Container(image, argv, environment, server, port=server.port)
 
 
@@ -215,17 +220,18 @@ _LMI_ALIASES = {
 _LMI_OWN = {"OPTION_ASYNC_MODE", "OPTION_ROLLING_BATCH", "OPTION_ENTRYPOINT", "OPTION_MODEL_LOADING_TIMEOUT"}
 
 
-def _lmi(env: dict[str, str], gpus: int) -> vllm.Server:
+def _lmi(env: dict[str, str], gpus: int, mounts: Mapping[str, Mapping[str, bytes]]) -> vllm.Server:
     """djl-serving's start: vLLM's engine arguments from the environment, then vLLM.
 
     Options LMI does not know are dropped silently, as LMI does. In async mode (vllm_async_service.py)
     answers are vLLM's own, naming the served model ("lmi" unless OPTION_SERVED_MODEL_NAME); the
     rolling-batch formatter (output_formatter.py, _json_chat_output_formatter) names no model.
     """
-    if "HF_MODEL_ID" not in env:
+    model = env.get("HF_MODEL_ID") or (MODEL_DIR if mounts.get(MODEL_DIR) else None)  # LMI loads /opt/ml/model when it holds model data
+    if model is None:
         raise vllm.ContainerFailed(1, "djl-serving: no model: set HF_MODEL_ID (or provide model data in /opt/ml/model)")
     tensor_parallel = env.get("TENSOR_PARALLEL_DEGREE", env.get("OPTION_TENSOR_PARALLEL_DEGREE", "max"))
-    argv = ["--model", env["HF_MODEL_ID"], "--tensor-parallel-size", str(gpus) if tensor_parallel == "max" else tensor_parallel]
+    argv = ["--model", model, "--tensor-parallel-size", str(gpus) if tensor_parallel == "max" else tensor_parallel]
     for key, value in sorted(env.items()):
         passthrough = "--" + key.removeprefix("OPTION_").lower().replace("_", "-") if key.startswith("OPTION_") and key not in _LMI_OWN else None
         option = _LMI_ALIASES.get(key) or (passthrough if passthrough in vllm.options() else None)
@@ -237,7 +243,7 @@ def _lmi(env: dict[str, str], gpus: int) -> vllm.Server:
             argv += [option, value]
     if "--served-model-name" not in argv:
         argv += ["--served-model-name", "lmi"]
-    server = vllm.start(["python3", *vllm.OPENAI_SERVER, *argv], env, gpus)
+    server = vllm.start(["python3", *vllm.OPENAI_SERVER, *argv], env, gpus, mounts)
     server.port = 8080
     server.names_model = env.get("OPTION_ROLLING_BATCH", "disable") == "disable"
     return server

@@ -15,7 +15,9 @@ Without `--model` vLLM 0.11.0 loads its default model, `Qwen/Qwen3-0.6B` (vllm/c
 from __future__ import annotations
 
 import itertools
+import json
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
@@ -194,11 +196,36 @@ class Server:
         }
 
 
+def _local(folder: str, mounts: Mapping[str, Mapping[str, bytes]]) -> Checkpoint:
+    """A Hugging Face-format checkpoint in a mounted folder, loaded as transformers and vLLM load
+    one: config.json, a tokenizer, and every safetensors shard its index names (or one
+    model.safetensors); anything missing fails the start with their errors."""
+    files = next((found for mount, found in mounts.items() if folder.rstrip("/") == mount.rstrip("/")), None)
+    if files is None:
+        raise ContainerFailed(
+            1, f"OSError: Incorrect path_or_model_id: '{folder}'. Please provide either the path to a local folder or the repo_id of a model on the Hub."
+        )
+    if "config.json" not in files:
+        raise ContainerFailed(1, f"OSError: {folder} does not appear to have a file named config.json.")
+    config = json.loads(files["config.json"])
+    if not {"tokenizer.json", "tokenizer.model"} & set(files):
+        raise ContainerFailed(
+            1, f"OSError: Can't load tokenizer for '{folder}'. Make sure '{folder}' is the correct path to a directory containing all relevant files."
+        )
+    index = files.get("model.safetensors.index.json")
+    shards = set(json.loads(index)["weight_map"].values()) if index else {"model.safetensors"}
+    missing = sorted(shard for shard in shards if shard not in files)
+    if missing:
+        raise ContainerFailed(1, f"FileNotFoundError: [Errno 2] No such file or directory: '{folder}/{missing[0]}'")
+    quantization = (config.get("quantization_config") or {}).get("quant_method")
+    return Checkpoint(gated=False, quantization=quantization, max_position_embeddings=int(config.get("max_position_embeddings", 2048)))
+
+
 def _error(message: str, code: int, kind: str = "BadRequestError") -> dict[str, Any]:
     return {"error": {"message": message, "type": kind, "param": None, "code": code}}
 
 
-def start(argv: list[str], env: dict[str, str], gpus: int) -> Server:
+def start(argv: list[str], env: dict[str, str], gpus: int, mounts: Mapping[str, Mapping[str, bytes]] | None = None) -> Server:
     """Start the process `argv` as a container would; a vLLM server, or ContainerFailed.
 
     Recognised: vLLM's OpenAI server module (`python3 -m vllm.entrypoints.openai.api_server`, which
@@ -219,7 +246,7 @@ def start(argv: list[str], env: dict[str, str], gpus: int) -> Server:
     if len(positional) > 1:
         _usage(f"unrecognized arguments: {' '.join(positional[1:])}")
     model = parsed.get("--model") or (positional[0] if serve_command and positional else DEFAULT_MODEL)
-    checkpoint = _load(model, env)
+    checkpoint = _load(model, env, mounts or {})
     quantization = parsed.get("--quantization")
     if quantization is not None and checkpoint.quantization is None and quantization not in RUNTIME_QUANTIZATIONS:
         raise ContainerFailed(1, f"ValueError: Cannot find the config file for {quantization}")
@@ -245,8 +272,10 @@ def start(argv: list[str], env: dict[str, str], gpus: int) -> Server:
     return Server(model=model, served_names=list(names), port=int(parsed.get("--port", DEFAULT_PORT)), max_model_len=max_len)
 
 
-def _load(model: str, env: dict[str, str]) -> Checkpoint:
-    """The checkpoint `--model` names on the hub (no container here mounts weights of its own)."""
+def _load(model: str, env: dict[str, str], mounts: Mapping[str, Mapping[str, bytes]]) -> Checkpoint:
+    """The checkpoint `--model` names: a folder the service mounted, or a repository on the hub."""
+    if model.startswith("/"):
+        return _local(model, mounts)
     if env.get("HF_HUB_OFFLINE") == "1":
         raise ContainerFailed(
             1,
