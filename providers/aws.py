@@ -199,6 +199,7 @@ class AwsProvider(Provider):
                 "policy": policy.name,
                 "image": _image(plan),
                 "environment": _environment(plan),
+                "model_data": plan.weights,
                 "variant": VARIANT,
                 "instance_type": config.properties["instance_type"],
                 "initial_instance_count": config.properties["initial_instance_count"],
@@ -230,6 +231,12 @@ class AwsProvider(Provider):
                 return s3.get_object(Bucket=bucket, Key=prefix + name)["Body"].read()
 
         return sizes, read
+
+    def weights_store(self, uri: str, placement: Any) -> Any:
+        from providers.aws_weights import S3WeightsStore
+
+        region = placement.region if placement else None
+        return S3WeightsStore(uri, self.client(("s3", region), lambda: _s3_client(region)))
 
     def settings(self, plan: Plan) -> dict[str, Any]:
         placed = plan.deployment.placement.of("aws")
@@ -567,7 +574,12 @@ class AwsProvider(Provider):
                 "Application Auto Scaling target tracking on the spec's target_concurrent_requests",
             ),
             startup_limit_s=MAX_STARTUP_SECONDS,
-            startup_setting="ContainerStartupHealthCheckTimeoutInSeconds (at most 3600 s; the Hugging Face download counts against it)",
+            startup_setting=(
+                "ContainerStartupHealthCheckTimeoutInSeconds (at most 3600 s, from the container's start: SageMaker copies the model data first)"
+                if plan.weights
+                else "ContainerStartupHealthCheckTimeoutInSeconds (at most 3600 s; the Hugging Face download counts against it)"
+            ),
+            weights_copy_counts=False,
             needs=(
                 "an IAM execution role SageMaker can assume (placement.aws.execution_role_arn)",
                 "the Hugging Face token travels in the model's container environment: SageMaker has no secret reference there",

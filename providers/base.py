@@ -405,6 +405,11 @@ class Provider(CloudService):
         `weights_scheme` is asked."""
         raise NotImplementedError(f"{self.name} reads no object storage")
 
+    def weights_store(self, uri: str, placement: Any) -> Any:
+        """The location `uri` in this cloud's object storage, to stage a checkpoint into (a
+        `orchestrator.lifecycle.staging.WeightsStore`); only a provider with a `weights_scheme` is asked."""
+        raise NotImplementedError(f"{self.name} stages no weights")
+
     def settings(self, plan: Plan) -> dict[str, Any]:
         """What `describe` and `destroy` need later to reach the cloud again, kept in state."""
         return {}

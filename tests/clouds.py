@@ -284,6 +284,7 @@ class Cloud(Protocol):
     # points at it; None where llamadeploy cannot serve the user's own weights on this cloud yet.
     def store_weights(self, files: dict[str, bytes]) -> str | None: ...
     def weights_received(self) -> str | None: ...  # the object-storage location the cloud was told to load the model from
+    def stored_weights(self) -> dict[str, int]: ...  # what lies where store_weights puts a checkpoint, by name (size)
 
 
 class _Common:
@@ -302,6 +303,9 @@ class _Common:
 
     def weights_received(self) -> str | None:
         return None
+
+    def stored_weights(self) -> dict[str, int]:
+        return {}
 
     def inventory(self) -> dict[str, list[str]]:
         return self.stand_in.inventory()
@@ -539,6 +543,11 @@ class AwsCloud(_Common):
         for name, body in files.items():
             s3.put_object(Bucket="my-models", Key=f"llama-ft/{name}", Body=body)
         return "s3://my-models/llama-ft/"
+
+    def stored_weights(self) -> dict[str, int]:
+        """The objects under the staged prefix, by name: what a staging run has landed so far."""
+        pages = self.stand_in.client("s3").get_paginator("list_objects_v2").paginate(Bucket="my-models", Prefix="llama-ft/")
+        return {item["Key"].removeprefix("llama-ft/"): item["Size"] for page in pages for item in page.get("Contents", [])}
 
     def weights_received(self) -> str | None:
         (model,) = self.stand_in.calls("CreateModel")

@@ -194,3 +194,19 @@ deployments:
     serving: {secrets: {HF_TOKEN: env:HF_TOKEN}}
     placement: {aws: {region: us-east-1}, azure: {region: eastus}, gcp: {region: us-central1}, oci: {region: us-ashburn-1, image: iad.ocir.io/llamadeploy/vllm:0.11}}
 """
+
+
+def test_an_exported_program_serves_the_same_own_weights_with_no_token(cloud: Cloud, stack: Path, tmp_path: Path, mocks: Recorder) -> None:
+    """`weights:` reaches the exported program as it reaches the cloud under `up`: the model reads the
+    same storage location, and no hub token is declared."""
+    from tests.test_providers import _checkpoint
+
+    uri = cloud.store_weights(_checkpoint())
+    if uri is None:
+        return  # refused at load, as `up` refuses it (test_providers)
+    stack.write_text(stack.read_text() + f"weights:\n  {cloud.name}: {uri}\n")
+    code, _, err = export(stack, cloud.name, tmp_path / "program")
+    assert code == 0, err
+    run_program(tmp_path / "program")
+    declared = json.dumps(mocks.declared())
+    assert uri in declared and "S3Prefix" in declared and HF_TOKEN not in declared and "HF_TOKEN" not in declared

@@ -702,3 +702,40 @@ def test_a_fine_tune_is_sized_from_its_own_config_and_index(cloud: Cloud, stack:
     assert f"as stored in {uri}" in out, out
     offline = json.loads(cli_run("plan", str(stack), "--cloud", cloud.name, "--output", "json", "--no-refresh")[1])["plans"][0]["sizing"]
     assert offline["sized_from"] == f"the catalog's llama3.2-1b-instruct: {uri} not read (--no-refresh plans offline)"
+
+
+def test_weights_stage_resumes_after_a_kill_and_verifies_every_file(cloud: Cloud, stack: Path, tmp_path: Path) -> None:
+    """`weights stage` copies a checkpoint folder into the cloud's storage: killed halfway, the next
+    run sends only what is missing (config last, so a cut-short copy is refused by `up`), and a file
+    changed in the store is sent again; what lands is then served."""
+    folder = tmp_path / "llama-ft"
+    folder.mkdir()
+    files = _checkpoint(shards=40)
+    for number, name in enumerate(files):
+        (folder / name).write_bytes(files[name] if not name.endswith(".safetensors") else bytes([number % 251]) * 2_000_000)
+    probe = cloud.store_weights({})
+    if probe is None:
+        code, _, err = cli_run("weights", "stage", str(stack), "--cloud", cloud.name, "--from", str(folder), "--to", "s3://my-models/llama-ft/")
+        assert code == 2 and f"llamadeploy cannot serve weights from object storage on {cloud.name} yet" in err
+        return
+    stored = cloud.stored_weights
+    broken = tmp_path / "broken"
+    broken.mkdir()
+    (broken / "model.safetensors").write_bytes(b"x")
+    code, _, err = cli_run("weights", "stage", str(stack), "--cloud", cloud.name, "--from", str(broken), "--to", probe)
+    assert code == 1 and "--from" in err and "no config.json; no tokenizer" in err and stored() == {}, err  # checked before anything is sent
+    child = CliProcess("weights", "stage", str(stack), "--cloud", cloud.name, "--from", str(folder), "--to", probe)
+    child.kill_once(lambda: len(stored()) >= 3, settle=0)
+    partial = stored()
+    assert 3 <= len(partial) < len(files) and "config.json" not in partial, sorted(partial)  # the config goes last
+
+    code, out, err = cli_run("weights", "stage", str(stack), "--cloud", cloud.name, "--from", str(folder), "--to", probe)
+    assert code == 0, err
+    assert err.count("already there") >= len(partial) - 1  # the file being sent at the kill may be sent again
+    assert err.count("uploaded and verified") == len(files) - err.count("already there")
+    assert f"{len(files) - err.count('already there')} files uploaded" in out and f"weights:\n    {cloud.name}: {probe}" in out
+    assert sorted(stored()) == sorted(files)
+
+    (folder / "tokenizer.json").write_bytes(b'{"version": "2.0"}')  # changed since: sent again, nothing else
+    code, out, err = cli_run("weights", "stage", str(stack), "--cloud", cloud.name, "--from", str(folder), "--to", probe)
+    assert code == 0 and "1 file uploaded" in out and "tokenizer.json: uploaded and verified" in err, err

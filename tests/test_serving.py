@@ -88,6 +88,16 @@ def test_a_405b_hub_download_sagemaker_cannot_wait_for_is_said_at_plan_and_refus
     assert cloud.creates() == 0 and cloud.empty()
     code, out, _ = cli_run("plan", str(stack), "--cloud", "azure", "--output", "json")
     assert json.loads(out)["plans"][0]["serving"]["startup"]["can_start"] is True  # Azure ML sets no such limit
+    assert "the weights staged in aws's object storage (`llamadeploy weights stage`, then weights.aws)" in p["serving"]["startup"]["verdict"]
+    # Staged in S3, the copy comes from the same region's storage, before the container's timer starts.
+    stack.write_text(stack.read_text() + "weights: {aws: s3://my-models/llama-405b-fp8/}\n")
+    code, out, err = cli_run("plan", str(stack), "--cloud", "aws", "--output", "json", "--no-refresh")
+    startup = json.loads(out)["plans"][0]["serving"]["startup"]
+    assert code == 0 and startup["can_start"] is True, err
+    assert (
+        "GiB from your object storage at ~500 MiB/s" in startup["verdict"]
+        and "from the container's start: SageMaker copies the model data first" in startup["verdict"]
+    )
 
 
 # The stand-in vLLM: vLLM 0.11.0's real options, its failures.

@@ -18,6 +18,7 @@ from orchestrator.cli import iac, lifecycle, planning
 from orchestrator.cli.catalog import catalog_group
 from orchestrator.cli.session import DETAILED_EXITCODE, Session
 from orchestrator.cli.state import state_group
+from orchestrator.cli.weights import weights_group
 from orchestrator.errors import LlamadeployError, SpecError, UsageError
 
 # Exit codes as terraform's: 1 for any error, 2 for a usage error; `plan --detailed-exitcode`
@@ -124,6 +125,7 @@ for command in (
     iac.export,
     state_group,
     catalog_group,
+    weights_group,
 ):
     cli.add_command(command)
 

@@ -49,6 +49,9 @@ class ServingContract:
     startup_limit_s: int | None  # how long the service lets a replica start, None if unbounded
     startup_setting: str  # the setting (or rule) that sets that limit
     needs: tuple[str, ...] = ()  # what the user must provide on this cloud (empty: nothing)
+    # Whether copying the user's own weights from object storage counts against the startup limit
+    # (SageMaker copies ModelDataSource before the container, and its limit, start).
+    weights_copy_counts: bool = True
 
 
 class Describes(Protocol):

@@ -32,6 +32,9 @@ CHAT_ROUTE = "/v1/chat/completions"
 # advise staging weights in object storage above ~40 GB for the same reason). Loading onto the GPUs and vLLM's own start
 # (CUDA graphs, the KV cache) come on top.
 HUB_MIB_PER_SECOND = 100
+# The user's own weights come from the cloud's object storage in the same region; also a planning
+# assumption, and on SageMaker that copy runs before the container's own startup limit starts.
+STORAGE_MIB_PER_SECOND = 500
 LOAD_SECONDS_PER_GIB = 5
 ENGINE_START_SECONDS = 180
 
@@ -63,13 +66,12 @@ class Startup:
 
     download_gib: float
     seconds: int
+    source: str = "the Hugging Face Hub"
+    mib_per_second: int = HUB_MIB_PER_SECOND
 
     @property
     def download_seconds(self) -> int:
-        return math.ceil(self.download_gib * 1024 / HUB_MIB_PER_SECOND)
-
-    def fits(self, limit_s: int | None) -> bool:
-        return limit_s is None or self.seconds <= limit_s
+        return math.ceil(self.download_gib * 1024 / self.mib_per_second)
 
     def timeout(self, limit_s: int | None, margin: float = 1.5) -> int:
         """A startup timeout to configure: the estimate with a margin, at most the service's limit."""
@@ -78,11 +80,18 @@ class Startup:
 
 
 def startup(plan: Plan) -> Startup:
-    """The hub download (the checkpoint's stored bytes: fp8 served from bf16 downloads bf16), the
-    load of the served weights, and the engine's start."""
-    download = weight_bytes(plan.requirements.model, weight_format(plan.checkpoint.stored_as, None)) / GIB
-    seconds = math.ceil(download * 1024 / HUB_MIB_PER_SECOND + plan.requirements.weights_gib * LOAD_SECONDS_PER_GIB + ENGINE_START_SECONDS)
-    return Startup(download, seconds)
+    """The download (the checkpoint's stored bytes: fp8 served from bf16 downloads bf16; the user's
+    own weights from the cloud's storage), the load of the served weights, and the engine's start."""
+    if plan.weights:
+        download, source, rate = plan.requirements.weights_gib, "your object storage", STORAGE_MIB_PER_SECOND
+    else:
+        download, source, rate = (
+            weight_bytes(plan.requirements.model, weight_format(plan.checkpoint.stored_as, None)) / GIB,
+            "the Hugging Face Hub",
+            HUB_MIB_PER_SECOND,
+        )
+    seconds = math.ceil(download * 1024 / rate + plan.requirements.weights_gib * LOAD_SECONDS_PER_GIB + ENGINE_START_SECONDS)
+    return Startup(download, seconds, source, rate)
 
 
 EXAMPLE_PROMPT = "What is the capital of France?"
@@ -94,19 +103,27 @@ SCALE_IN_SHARE = 0.5
 def startup_of(plan: Plan) -> tuple[str, bool]:
     """What starting a replica of `plan` takes against its service's limit, and whether it cannot start in time."""
     contract = plan.contract
-    return startup_verdict(plan, contract.startup_limit_s if contract else None, contract.startup_setting if contract else "")
+    counted = contract is None or contract.weights_copy_counts or not plan.weights
+    return startup_verdict(plan, contract.startup_limit_s if contract else None, contract.startup_setting if contract else "", counted)
 
 
-def startup_verdict(plan: Plan, limit_s: int | None, setting: str) -> tuple[str, bool]:
+def startup_verdict(plan: Plan, limit_s: int | None, setting: str, download_counts: bool = True) -> tuple[str, bool]:
     """What `plan` says about starting a replica within the service's limit, and whether it cannot:
-    when the download alone outlasts the limit, `up` refuses before creating anything."""
+    when the download alone outlasts the limit, `up` refuses before creating anything. A download
+    the service makes before the container starts (`download_counts` False) is outside the limit."""
     estimate = startup(plan)
-    minutes = f"~{math.ceil(estimate.seconds / 60)} min: {estimate.download_gib:.0f} GiB from the Hugging Face Hub at ~{HUB_MIB_PER_SECOND} MiB/s, then loading"
-    if estimate.fits(limit_s):
+    counted = estimate.seconds if download_counts else estimate.seconds - estimate.download_seconds
+    minutes = (
+        f"~{math.ceil(estimate.seconds / 60)} min: {estimate.download_gib:.0f} GiB from {estimate.source} at ~{estimate.mib_per_second} MiB/s, then loading"
+    )
+    if limit_s is None or counted <= limit_s:
         return (f"{minutes}; {setting} allows {limit_s // 60} min" if limit_s else minutes), False
-    fatal = estimate.download_seconds > (limit_s or 0)
+    fatal = download_counts and estimate.download_seconds > limit_s
     smaller = [name for name in ("int4", "fp8") if _downloads_less(plan, name)]
-    ideas = [f"quantization: {name} (a smaller checkpoint)" for name in smaller] + ["a cloud with a longer startup limit (`llamadeploy cost` compares them)"]
+    ideas = [f"quantization: {name} (a smaller checkpoint)" for name in smaller]
+    if not plan.weights and plan.described_by.weights_mount:
+        ideas.append(f"the weights staged in {plan.cloud}'s object storage (`llamadeploy weights stage`, then weights.{plan.cloud})")
+    ideas.append("a cloud with a longer startup limit (`llamadeploy cost` compares them)")
     verdict = "cannot start in time" if fatal else "will likely not start in time"
     return f"{minutes}; {verdict}: {setting} allows {limit_s // 60} min; try {'; '.join(ideas)}", fatal
 

@@ -1,0 +1,51 @@
+"""`llamadeploy weights stage`: copy a checkpoint folder into a cloud's object storage for `weights:`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from orchestrator.cli.session import cloud_names
+from orchestrator.errors import UsageError
+
+
+@click.group("weights")
+def weights_group() -> None:
+    """Your own checkpoint in a cloud's object storage, for a stack's `weights:`."""
+
+
+@weights_group.command("stage")
+@click.argument("stack", type=click.Path())
+@click.option("--cloud", required=True, help="The cloud whose object storage receives it.", callback=cloud_names)
+@click.option("--from", "source", required=True, type=click.Path(), help="The checkpoint folder: config.json, tokenizer, *.safetensors (+ index).")
+@click.option("--to", "target", help="Where it goes (default: the deployment's weights.<cloud>), e.g. s3://bucket/llama-ft/.")
+@click.option("--deployment", "only", metavar="NAME", help="The stack's deployment it is for (needed when the stack has several).")
+@click.pass_context
+def stage_command(ctx: click.Context, stack: str, cloud: str, source: str, target: str | None, only: str | None) -> None:
+    """Copy a checkpoint folder into the cloud's object storage once, resumably: every file is
+    hashed (SHA-256), sent with its hash, and read back before the next; a run after a kill sends
+    only what is missing or different. The config goes last, so `up` refuses a copy cut short."""
+    from orchestrator.declared.stackfile import load_stack
+    from orchestrator.lifecycle.staging import stage
+    from orchestrator.reports.report import plural
+    from providers import registry
+
+    loaded = load_stack(stack, ctx.obj.catalog())
+    if only is None and len(loaded.deployments) > 1:
+        raise UsageError(f"{stack} has {len(loaded.deployments)} deployments; say which with --deployment ({', '.join(d.name for d in loaded.deployments)})")
+    deployment = loaded.get(only) if only else loaded.deployments[0]
+    provider = registry.provider(cloud)
+    uri = target or deployment.weights.get(cloud)
+    if uri is None:
+        raise UsageError(f"say where with --to (e.g. {provider.weights_scheme or '<scheme>://'}bucket/{deployment.name}/), or set weights.{cloud} in {stack}")
+    problem = provider.weights_problem(uri)
+    if problem:
+        raise UsageError(f"--to {uri}: {problem}")
+    store = provider.weights_store(uri, deployment.placement.of(cloud))
+    done = stage(Path(source), store, lambda line: click.echo(line, err=True))
+    click.echo(
+        f"Staged {source} at {uri}: {plural(len(done.uploaded), 'file')} uploaded ({done.bytes_sent:,} bytes), {len(done.kept)} already there; all verified."
+    )
+    if deployment.weights.get(cloud) != uri:
+        click.echo(f"Serve it with, in {stack}:\n  weights:\n    {cloud}: {uri}")

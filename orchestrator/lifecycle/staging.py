@@ -1,0 +1,107 @@
+"""`llamadeploy weights stage`: a checkpoint folder copied into a cloud's object storage once,
+resumably, every file verified by its SHA-256.
+
+A fine-tune's checkpoint is tens to hundreds of GiB; a copy that dies halfway must not start over,
+and a copy that finished must be provably whole before a deployment loads it. Each file is hashed
+here, uploaded with its hash (the store keeps it with the object and, where it can, checks the
+bytes against it in transit), and read back (size and hash) before the next; a second run skips
+every file already there with the same hash and size, and re-sends any other. The config goes
+last: a copy that stopped early has none, and `up` refuses it. Each provider writes to its own
+storage (`Provider.weights_store`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Protocol
+
+from orchestrator.errors import LlamadeployError
+from orchestrator.sizing.checkpoint_files import CONFIG, check_checkpoint, read_checkpoint
+
+CHUNK = 8 * 1024 * 1024
+
+
+class WeightsStore(Protocol):
+    """A location in a cloud's object storage, as staging needs it."""
+
+    uri: str
+
+    def existing(self) -> dict[str, tuple[int, str | None]]:
+        """Each object under the location: its size and the SHA-256 (hex) it was stored with, if any."""
+        ...
+
+    def stat(self, name: str) -> tuple[int, str | None] | None:
+        """One object's size and stored SHA-256, or None where there is none."""
+        ...
+
+    def upload(self, name: str, path: Path, sha256: str) -> None:
+        """Store the file under `name`, with its SHA-256 (hex)."""
+        ...
+
+    def discard_partial_uploads(self) -> int:
+        """Drop uploads a killed run left unfinished under the location; how many."""
+        ...
+
+    def read(self, name: str) -> bytes:
+        """A small object's bytes (the config and index, to check the staged checkpoint)."""
+        ...
+
+
+@dataclass
+class Staged:
+    uploaded: list[str] = field(default_factory=list)
+    kept: list[str] = field(default_factory=list)  # already there with the same size and hash
+    bytes_sent: int = 0
+
+
+class StagingError(LlamadeployError):
+    """A file did not arrive whole, or the folder is not a checkpoint."""
+
+
+def sha256_of(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        while chunk := handle.read(CHUNK):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def checkpoint_folder(folder: Path) -> list[Path]:
+    """The files to copy, config last; the folder must be a whole checkpoint before anything is sent."""
+    if not folder.is_dir():
+        raise StagingError(f"{folder} is not a directory; pass the folder holding config.json, the tokenizer and the safetensors shards")
+    files = sorted((path for path in folder.rglob("*") if path.is_file() and not path.name.startswith(".")), key=lambda p: (p.name == CONFIG, str(p)))
+    names = {str(path.relative_to(folder)): path for path in files}
+    check_checkpoint(
+        read_checkpoint(f"{folder}/", {name: path.stat().st_size for name, path in names.items()}, lambda name: names[name].read_bytes()), "--from"
+    )
+    return files
+
+
+def stage(folder: Path, store: WeightsStore, said: Callable[[str], None]) -> Staged:
+    files = checkpoint_folder(folder)
+    dropped = store.discard_partial_uploads()
+    if dropped:
+        said(f"dropped {dropped} unfinished upload(s) an earlier run left")
+    there = store.existing()
+    result = Staged()
+    for path in files:
+        name = str(path.relative_to(folder))
+        size, digest = path.stat().st_size, sha256_of(path)
+        if there.get(name) == (size, digest):
+            result.kept.append(name)
+            said(f"{name}: already there ({size:,} bytes, sha256 {digest[:12]}…)")
+            continue
+        store.upload(name, path, digest)
+        landed = store.stat(name)
+        if landed != (size, digest):
+            raise StagingError(f"{store.uri}{name} did not arrive whole (stored {landed}, sent {(size, digest)}); run `weights stage` again")
+        result.uploaded.append(name)
+        result.bytes_sent += size
+        said(f"{name}: uploaded and verified ({size:,} bytes, sha256 {digest[:12]}…)")
+    listing = {name: size for name, (size, _) in store.existing().items()}
+    check_checkpoint(read_checkpoint(store.uri, listing, store.read), store.uri)
+    return result
