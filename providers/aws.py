@@ -30,6 +30,7 @@ from providers.base import (
     ErrorWords,
     Events,
     Feature,
+    InvalidRequestError,
     LiveState,
     LiveStatus,
     Pace,
@@ -191,7 +192,7 @@ class AwsProvider(Provider):
             requirements=("pulumi-aws>=7.0,<8",),
             config={"aws:region": plan.region, **({"llamadeploy:execution_role_arn": role} if role else {})},
             required_config=("llamadeploy:execution_role_arn",),
-            secrets=tuple(plan.deployment.serving.secrets),
+            secrets=tuple(plan.secrets),
             values={
                 "model": model.name,
                 "endpoint_config": config.name,
@@ -215,14 +216,22 @@ class AwsProvider(Provider):
             },
         )
 
-    def checkpoint_listing(self, uri: str, placement: Any) -> tuple[dict[str, int], Callable[[str], bytes]]:
+    def checkpoint_listing(self, uri: str, placement: Any, region: str) -> tuple[dict[str, int], Callable[[str], bytes]]:
         """The objects under the S3 prefix (ListObjectsV2, every page), as SageMaker copies them under
         /opt/ml/model: keys trimmed by the prefix. S3 is reached at its own endpoint (or botocore's
-        AWS_ENDPOINT_URL_S3), not the placement's SageMaker endpoint_url."""
+        AWS_ENDPOINT_URL_S3), not the placement's SageMaker endpoint_url. The bucket must be in the
+        endpoint's region: SageMaker reads model data from its own region's S3 only (CreateModel:
+        "the S3 bucket ... must be in the same region as the model")."""
         bucket, _, prefix = uri.removeprefix("s3://").partition("/")
-        s3 = self.client(("s3", placement.region if placement else None), lambda: _s3_client(placement.region if placement else None))
+        s3 = self.client(("s3", region), lambda: _s3_client(region))
         sizes: dict[str, int] = {}
         with _translated():
+            location = s3.get_bucket_location(Bucket=bucket).get("LocationConstraint") or "us-east-1"  # us-east-1 answers null
+            if location != region:
+                raise InvalidRequestError(
+                    f"{uri} is in {location}, and SageMaker in {region} reads model data from a bucket in its own region only: "
+                    f"copy it to a bucket in {region} (llamadeploy weights stage --to), or deploy in {location}"
+                )
             for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
                 sizes.update({item["Key"][len(prefix) :]: item["Size"] for item in page.get("Contents", [])})
 
@@ -323,7 +332,7 @@ class AwsProvider(Provider):
         deployment = plan.deployment
         placed = deployment.placement.of("aws")
         assert placed is not None and placed.execution_role_arn  # checked by the engine before apply
-        secrets = resolve_secrets(deployment)
+        secrets = resolve_secrets(deployment, bool(plan.weights))
         by_type = {r.type: r for r in self.resources(plan)}
         tags = [{"Key": k, "Value": v} for k, v in resource_tags(plan).items()]
         model, config = by_type[MODEL], by_type[CONFIG]
@@ -582,7 +591,9 @@ class AwsProvider(Provider):
             weights_copy_counts=False,
             needs=(
                 "an IAM execution role SageMaker can assume (placement.aws.execution_role_arn)",
-                "the Hugging Face token travels in the model's container environment: SageMaker has no secret reference there",
+                f"that role must read {plan.weights} (s3:GetObject, s3:ListBucket)"
+                if plan.weights
+                else "the Hugging Face token travels in the model's container environment: SageMaker has no secret reference there",
             ),
         )
 

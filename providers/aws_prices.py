@@ -57,6 +57,9 @@ def _hosting_prices(offer_file: dict[str, Any], region: str) -> dict[str, float]
         for term in on_demand.get(sku, {}).values():
             for dimension in term.get("priceDimensions", {}).values():
                 usd = dimension.get("pricePerUnit", {}).get("USD")
-                if dimension.get("unit") == "Hrs" and usd is not None:
-                    prices[attributes["instanceName"]] = float(usd)
+                if dimension.get("unit") == "Hrs" and usd is not None and dimension.get("beginRange", "0") == "0":  # the first tier: the hourly list price
+                    price = float(usd)
+                    known = prices.setdefault(attributes["instanceName"], price)
+                    if known != price:
+                        raise ValueError(f"two Hosting prices for {attributes['instanceName']} in {region}: {known} and {price}")
     return prices

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from providers.aws import _translated
+from providers.base import ProviderError
 
 SHA256_KEY = "sha256"
 
@@ -46,8 +47,13 @@ class S3WeightsStore:
         return head["ContentLength"], head.get("Metadata", {}).get(SHA256_KEY)
 
     def upload(self, name: str, path: Path, sha256: str) -> None:
-        with _translated():
-            self._s3.upload_file(str(path), self._bucket, self._prefix + name, ExtraArgs={"Metadata": {SHA256_KEY: sha256}, "ChecksumAlgorithm": "SHA256"})
+        from boto3.exceptions import S3UploadFailedError
+
+        try:
+            with _translated():
+                self._s3.upload_file(str(path), self._bucket, self._prefix + name, ExtraArgs={"Metadata": {SHA256_KEY: sha256}, "ChecksumAlgorithm": "SHA256"})
+        except S3UploadFailedError as exc:  # the transfer manager's wrapper of a failed part or PUT: a ClientError inside
+            raise ProviderError(f"uploading {path} to {self.uri}{name} failed: {exc}") from exc
 
     def discard_partial_uploads(self) -> int:
         dropped = 0
@@ -57,6 +63,10 @@ class S3WeightsStore:
                     self._s3.abort_multipart_upload(Bucket=self._bucket, Key=upload["Key"], UploadId=upload["UploadId"])
                     dropped += 1
         return dropped
+
+    def delete(self, name: str) -> None:
+        with _translated():
+            self._s3.delete_object(Bucket=self._bucket, Key=self._prefix + name)
 
     def read(self, name: str) -> bytes:
         with _translated():

@@ -164,7 +164,7 @@ class AzureProvider(Provider):
         dockerfile = _dockerfile(plan)
         endpoint = endpoint_name(plan)
         return [
-            *(Resource(CONNECTION, _connection_name(name, secret), {"tags": tags}) for secret in plan.deployment.serving.secrets),
+            *(Resource(CONNECTION, _connection_name(name, secret), {"tags": tags}) for secret in plan.secrets),
             Resource(ENVIRONMENT, f"{name}-vllm:{_short_hash(dockerfile)}", {"dockerfile": dockerfile, "tags": tags}),
             Resource(ENDPOINT, endpoint, {"auth_mode": "key", "tags": tags}),
             Resource(
@@ -184,7 +184,7 @@ class AzureProvider(Provider):
     def program(self, plan: Plan) -> Program:
         by_type = {r.type: r for r in self.resources(plan)}
         environment, endpoint, online, autoscale = by_type[ENVIRONMENT], by_type[ENDPOINT], by_type[DEPLOYMENT], by_type[AUTOSCALE]
-        name, secrets = plan.deployment.name, tuple(plan.deployment.serving.secrets)
+        name, secrets = plan.deployment.name, tuple(plan.secrets)
         placed = plan.deployment.placement.of("azure")
         known = {key: getattr(placed, key) for key in ("subscription_id", "resource_group", "workspace")} if placed else {}
         env_name, env_version = environment.name.split(":")
@@ -304,7 +304,7 @@ class AzureProvider(Provider):
         by_type = {(r.type, r.name): r for r in self.resources(plan)}
         tags = resource_tags(plan)
         name = deployment.name
-        secrets = resolve_secrets(deployment)
+        secrets = resolve_secrets(deployment, bool(plan.weights))
         environment = next(r for (t, _), r in by_type.items() if t == ENVIRONMENT)
         env_name, env_version = environment.name.split(":")
         endpoint = next(r for (t, _), r in by_type.items() if t == ENDPOINT)

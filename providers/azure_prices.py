@@ -53,6 +53,8 @@ def _meters(url: str, get_json: Callable[[str], Any]) -> dict[str, list[dict[str
         for item in page.get("Items", []):
             by_size.setdefault(item.get("armSkuName", ""), []).append(item)
         next_url = page.get("NextPageLink")
+    if next_url:
+        raise ValueError(f"more than {MAX_PAGES} pages answer {url}; the filter matched more than the catalog's VM sizes")
     return by_size
 
 

@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol, TypeVar
 
 from orchestrator.declared.spec import PlacementBase
-from orchestrator.errors import LlamadeployError
+from orchestrator.errors import LlamadeployError, UsageError
 from orchestrator.planning.plan import Resource as Resource
 from orchestrator.planning.plan import ScalingSignal as ScalingSignal
 from orchestrator.planning.plan import ServingContract as ServingContract
@@ -373,8 +373,10 @@ class CloudService(ABC):
 class Provider(CloudService):
     """A cloud service llamadeploy can deploy to: the live operations behind `up`, `status`, `down`."""
 
-    # Placement fields `up` cannot do without on this cloud (checked before any cloud call).
+    # Placement fields `up` cannot do without on this cloud (checked before any cloud call), and
+    # those it needs besides when the deployment serves its own weights there.
     required_placement: ClassVar[tuple[str, ...]] = ()
+    weights_placement: ClassVar[tuple[str, ...]] = ()
     # The SDK modules the live operations import; checked, not imported, before any cloud call.
     sdk_modules: ClassVar[tuple[str, ...]] = ()
 
@@ -399,16 +401,16 @@ class Provider(CloudService):
                 self._client_cache[key] = found
         return found
 
-    def checkpoint_listing(self, uri: str, placement: Any) -> tuple[dict[str, int], Callable[[str], bytes]]:
+    def checkpoint_listing(self, uri: str, placement: Any, region: str) -> tuple[dict[str, int], Callable[[str], bytes]]:
         """The files under `uri` in this cloud's object storage (name relative to it -> bytes) and
-        a reader of one of them by name; with the credentials `up` uses. Only a provider with a
-        `weights_scheme` is asked."""
-        raise NotImplementedError(f"{self.name} reads no object storage")
+        a reader of one of them by name, for a deployment in `region`; with the credentials `up`
+        uses. Only a provider with a `weights_scheme` is asked."""
+        raise UsageError(f"llamadeploy cannot read weights from {self.name}'s object storage yet")
 
     def weights_store(self, uri: str, placement: Any) -> Any:
         """The location `uri` in this cloud's object storage, to stage a checkpoint into (a
         `orchestrator.lifecycle.staging.WeightsStore`); only a provider with a `weights_scheme` is asked."""
-        raise NotImplementedError(f"{self.name} stages no weights")
+        raise UsageError(f"llamadeploy cannot stage weights into {self.name}'s object storage yet; copy the checkpoint folder there with the cloud's own tools")
 
     def settings(self, plan: Plan) -> dict[str, Any]:
         """What `describe` and `destroy` need later to reach the cloud again, kept in state."""

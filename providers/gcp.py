@@ -31,8 +31,11 @@ from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from pydantic import Field
+
 from orchestrator.declared.secrets import resolve_secrets
 from orchestrator.declared.spec import PlacementBase
+from orchestrator.errors import UsageError
 from orchestrator.planning.serving import (
     CHAT_ROUTE,
     HEALTH_ROUTE,
@@ -114,6 +117,13 @@ _SCOPES = ["https://www.googleapis.com/auth/cloud-platform"]
 class GcpPlacement(PlacementBase):
     project: str | None = None
     endpoint: str | None = None
+    # The service account the serving container runs as (DeployedModel.service_account); it must
+    # read the deployment's own weights in Cloud Storage, which Vertex AI's default agent cannot.
+    service_account: str | None = Field(
+        default=None,
+        pattern=r"^[a-z][a-z0-9-]{4,28}[a-z0-9]@[a-z0-9.-]+\.gserviceaccount\.com$",
+        description="use a service account email such as llama-serving@my-project.iam.gserviceaccount.com",
+    )
 
 
 class GcpProvider(Provider):
@@ -129,6 +139,12 @@ class GcpProvider(Provider):
     multi_node_gpus = frozenset({"H100", "H200"})
     required_placement = ("project",)
     sdk_modules = ("google.cloud.aiplatform_v1beta1", "google.auth")
+    # The Model Garden vLLM image downloads a gs:// folder given as --model before loading it
+    # (Google's fine-tuning notebooks deploy the user's bucket that way: vertex-ai-samples
+    # notebooks/community/model_garden/model_garden_gemma2_finetuning_on_vertex.ipynb; the image's
+    # patched vLLM: community-content/vertex_model_garden/model_oss/vllm/vllm.patch, download_gcs_dir_to_local).
+    weights_scheme = "gs://"
+    weights_placement = ("service_account",)
 
     def resources(self, plan: Plan) -> list[Resource]:
         name = plan.deployment.name
@@ -152,13 +168,20 @@ class GcpProvider(Provider):
         ]
 
     def program(self, plan: Plan) -> Program:
+        if plan.weights:
+            # pulumi-gcp's AiEndpointWithModelGardenDeployment deploys a hub or Model Garden model
+            # (hugging_face_model_id / publisher_model_name); a gs:// checkpoint has no field there.
+            raise UsageError(
+                f"export cannot declare weights.gcp ({plan.weights}) yet: pulumi-gcp's Model Garden deployment serves hub models only; "
+                "deploy it with `llamadeploy up`, or export it to another cloud"
+            )
         model, endpoint, deployed = self.resources(plan)
         placed = plan.deployment.placement.of("gcp")
         return Program(
             requirements=("pulumi-gcp>=10.0,<11",),
             config={"gcp:region": plan.region, **({"gcp:project": placed.project} if placed and placed.project else {})},
             required_config=("gcp:project",),
-            secrets=tuple(plan.deployment.serving.secrets),
+            secrets=tuple(plan.secrets),
             values={
                 "endpoint": endpoint.name,
                 "model": model.name,
@@ -230,7 +253,7 @@ class GcpProvider(Provider):
         container = vertex.ModelContainerSpec(
             image_uri=shape["image"],
             args=shape["args"],
-            env=[vertex.EnvVar(name=k, value=v) for k, v in {**shape["env"], **resolve_secrets(deployment)}.items()],
+            env=[vertex.EnvVar(name=k, value=v) for k, v in {**shape["env"], **resolve_secrets(deployment, bool(plan.weights))}.items()],
             ports=[vertex.Port(container_port=shape["port"])],
             predict_route=shape["predict_route"],
             health_route=shape["health_route"],
@@ -281,7 +304,12 @@ class GcpProvider(Provider):
                 lambda: endpoints.deploy_model(
                     endpoint=endpoint_name,
                     traffic_split=traffic_split,
-                    deployed_model=vertex.DeployedModel(model=model_name, display_name=deployed.name.split("/")[-1], dedicated_resources=resources),
+                    deployed_model=vertex.DeployedModel(
+                        model=model_name,
+                        display_name=deployed.name.split("/")[-1],
+                        dedicated_resources=resources,
+                        service_account=_service_account(plan) or "",
+                    ),
                 ),
                 events,
                 lambda operation: self._wait(events, deployed, f"Vertex AI deployment of {model.name} to {endpoint.name}", operation, Pace.MINUTES),
@@ -520,8 +548,40 @@ class GcpProvider(Provider):
             ),
             startup_limit_s=MAX_DEPLOYMENT_SECONDS,
             startup_setting="ModelContainerSpec.deployment_timeout (at most 2 hours)",
-            needs=("the Hugging Face token travels in the model's container environment: Vertex AI has no secret reference there",),
+            needs=(
+                (f"placement.gcp.service_account, which the container runs as, must read {plan.weights} (roles/storage.objectViewer on the bucket)",)
+                if plan.weights
+                else ("the Hugging Face token travels in the model's container environment: Vertex AI has no secret reference there",)
+            ),
         )
+
+    def checkpoint_listing(self, uri: str, placement: Any, region: str) -> tuple[dict[str, int], Callable[[str], bytes]]:
+        """The objects under the gs:// prefix (Cloud Storage JSON API objects.list, every page), names
+        relative to it, as the image downloads the folder; with Application Default Credentials."""
+        bucket_name, _, prefix = uri.removeprefix("gs://").partition("/")
+        project = placement.project if placement else None
+        client = self.client(("storage", project), lambda: _storage_client(project))
+        with _translated():
+            bucket = client.bucket(bucket_name)
+            sizes = {blob.name[len(prefix) :]: int(blob.size or 0) for blob in client.list_blobs(bucket, prefix=prefix)}
+
+        def read(name: str) -> bytes:
+            with _translated():
+                return bucket.blob(prefix + name).download_as_bytes()
+
+        return sizes, read
+
+
+def _service_account(plan: Plan) -> str | None:
+    placed = plan.deployment.placement.of("gcp")
+    return placed.service_account if placed else None
+
+
+def _storage_client(project: str | None) -> Any:
+    """A Cloud Storage client, for reading the user's own weights."""
+    from google.cloud import storage
+
+    return storage.Client(project=project)
 
 
 def _container(plan: Plan) -> dict[str, Any]:

@@ -169,7 +169,7 @@ class OciProvider(Provider):
 
     def program(self, plan: Plan) -> Program:
         model, online = self.resources(plan)
-        placed, deployment = plan.deployment.placement.of("oci"), plan.deployment
+        placed = plan.deployment.placement.of("oci")
         if not (placed and placed.image):
             raise InvalidRequestError(_NEEDS_IMAGE.format(image=VLLM_IMAGE, region=plan.region))
         artifact = _empty_artifact()
@@ -178,7 +178,7 @@ class OciProvider(Provider):
             requirements=("pulumi-oci>=5.0,<6",),
             config={"oci:region": plan.region, **known},
             required_config=("llamadeploy:compartment_id", "llamadeploy:project_id", "llamadeploy:subnet_id"),
-            secrets=tuple(deployment.serving.secrets),
+            secrets=tuple(plan.secrets),
             values={
                 "model": model.name,
                 "model_deployment": online.name,
@@ -241,7 +241,7 @@ class OciProvider(Provider):
         deployment, settings = plan.deployment, self.settings(plan)
         placed = deployment.placement.of("oci")
         assert placed is not None and placed.image and placed.subnet_id  # required placement, checked before apply
-        secrets = resolve_secrets(deployment)
+        secrets = resolve_secrets(deployment, bool(plan.weights))
         client = self._client(plan.region, settings)
         model, online = self.resources(plan)
         tags = model.properties["freeform_tags"]
@@ -401,7 +401,11 @@ class OciProvider(Provider):
             instance_configuration=ds.InstanceConfiguration(instance_shape_name=plan.offer.instance_type, subnet_id=placed.subnet_id),
             scaling_policy=_scaling_policy(plan),
         )
-        wanted = {"image": placed.image, "cmd": _vllm_command(plan), "environment_variables": {**_environment(plan), **resolve_secrets(plan.deployment)}}
+        wanted = {
+            "image": placed.image,
+            "cmd": _vllm_command(plan),
+            "environment_variables": {**_environment(plan), **resolve_secrets(plan.deployment, bool(plan.weights))},
+        }
         steps = []
         if model.instance_configuration.instance_shape_name != plan.offer.instance_type:
             steps.append(

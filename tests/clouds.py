@@ -53,7 +53,10 @@ SUBNET = "ocid1.subnet.oc1.iad.llamadeploytest"
 OCIR_IMAGE = "iad.ocir.io/llamadeploy/vllm-openai:v0.11.0"
 containers.mirror(OCIR_IMAGE, of="vllm/vllm-openai:v0.11.0")
 HF_TOKEN = VALID_TOKEN  # the one token the stand-in hub accepts
-DECLARED = "meta-llama/Llama-3.2-1B-Instruct"  # the checkpoint the test stacks' model serves
+DECLARED = "meta-llama/Llama-3.2-1B-Instruct"
+SERVICE_ACCOUNT = (
+    "llama-serving@llm-prod.iam.gserviceaccount.com"  # what Vertex AI runs the test's containers as  # the checkpoint the test stacks' model serves
+)
 
 
 def stand_in_environment(state: Path, poll_seconds: float = 0.001) -> dict[str, str]:
@@ -241,6 +244,8 @@ class Cloud(Protocol):
     program_types: tuple[str, ...]  # the Pulumi type tokens an exported program declares
     quota_refused_at_first_create: bool  # quota is checked before anything exists (nothing to roll back)
     replacement_gpu: str  # a GPU the test stack can move to, so a change needs new machines
+    stages_weights: bool  # `weights stage` can copy a checkpoint into its storage
+    exports_weights: bool  # `export` declares a deployment's own weights
 
     def placement(self) -> str: ...
     def environment(self) -> dict[str, str]: ...
@@ -293,6 +298,8 @@ class _Common:
     stand_in: Any
     # The built-in services check quota on a later resource (the endpoint, the deployment), after the first exists.
     quota_refused_at_first_create: ClassVar[bool] = False
+    stages_weights: ClassVar[bool] = False
+    exports_weights: ClassVar[bool] = False
 
     def placement(self) -> str:
         """Stack lines placing a deployment on this cloud."""
@@ -403,6 +410,8 @@ class _RestStandInHarness(_Common):
 @dataclass
 class AwsCloud(_Common):
     stand_in: AwsStandIn
+    stages_weights: ClassVar[bool] = True
+    exports_weights: ClassVar[bool] = True
     name: str = "aws"
     replacement_gpu: str = "L40S"
     endpoint_type: str = "AWS::SageMaker::Endpoint"
@@ -715,7 +724,23 @@ class GcpCloud(_RestStandInHarness):
     program_types: tuple[str, ...] = ("gcp:vertex/aiEndpointWithModelGardenDeployment:AiEndpointWithModelGardenDeployment",)
 
     def block(self) -> str:
-        return f"  gcp:\n    region: us-central1\n    project: {PROJECT}\n    endpoint: {self.stand_in.url}\n"
+        return f"  gcp:\n    region: us-central1\n    project: {PROJECT}\n    endpoint: {self.stand_in.url}\n    service_account: {SERVICE_ACCOUNT}\n"
+
+    def store_weights(self, files: dict[str, bytes]) -> str | None:
+        with self.stand_in._lock:
+            bucket = self.stand_in.buckets.setdefault("my-models", {})
+            bucket.update({f"llama-ft/{name}": body for name, body in files.items()})
+        return "gs://my-models/llama-ft/"
+
+    def stored_weights(self) -> dict[str, int]:
+        return {name: len(data) for name, data in self.stand_in.gcs_folder("gs://my-models/llama-ft/").items()}
+
+    def weights_received(self) -> str | None:
+        (upload,) = self.stand_in.received("upload")
+        (deploy,) = self.stand_in.received("deploy")
+        assert deploy["deployedModel"].get("serviceAccount") == SERVICE_ACCOUNT  # the container must read the bucket as someone who may
+        model = flags(upload["model"]["containerSpec"]["args"])["model"]
+        return model if model.startswith("gs://") else None  # else the hub repository
 
     def environment(self) -> dict[str, str]:
         # Application Default Credentials: an authorized_user file whose token_uri is the stand-in.

@@ -357,13 +357,15 @@ def test_every_report_compares_hosted_apis_with_sources_dates_and_break_even(wri
         assert api["usd_per_million_output_tokens_this_workload"] == pytest.approx(per_request / 400 * 1e6, abs=1e-4)
         if api["break_even_requests_per_s"] is not None:  # the deployment's month equals the API's there
             assert api["break_even_requests_per_s"] * 3600 * per_request == pytest.approx(cheapest["replicas"]["min"] * per_hour, rel=1e-3)
+            assert api["break_even_requests_per_s"] <= api["break_even_up_to_requests_per_s"]  # cheaper only until the min replicas are full
+        assert (api["break_even_requests_per_s"] is None) == (api["cost_ratio_at_target"] > 1)  # never cheaper iff dearer per request at the target
     assert any(a["break_even_requests_per_s"] is None for a in hosted["apis"]) and any(a["break_even_requests_per_s"] for a in hosted["apis"])
 
     code, markdown, _ = cli_run("cost", str(stack), "--output", "markdown")
     assert "Hosted APIs, price only (the models differ), at 800 prompt + 400 output tokens per request" in markdown
-    assert "| OpenAI GPT-4o | $2.50 | $10.00 | $15.00 |" in markdown and "never: a replica at full load costs more per request" in markdown
+    assert "| OpenAI GPT-4o | $2.50 | $10.00 | $15.00 |" in markdown and "never: a replica at the autoscaling target costs more per request" in markdown
     assert "Hosted API prices: OpenAI GPT-4o: https://platform.openai.com/docs/pricing" in markdown
     page, _ = _html_report(write_stack, tmp_path)
     assert "<h3>Against hosted APIs</h3>" in page and '<a href="https://docs.anthropic.com/en/docs/about-claude/pricing' in page
     code, table, _ = cli_run("cost", str(stack))
-    assert "OpenAI GPT-4o mini" in table and "self-hosting is cheaper from" in table
+    assert "OpenAI GPT-4o mini" in table and "break-even on min replicas" in table

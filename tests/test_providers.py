@@ -693,7 +693,7 @@ def test_a_fine_tune_is_sized_from_its_own_config_and_index(cloud: Cloud, stack:
     assert code == 0, err
     sizing = json.loads(out)["plans"][0]["sizing"]
     assert sizing["sized_from"] == f"{uri} (config.json, model.safetensors.index.json)"
-    assert sizing["weights_gib"] == round(total / 2**30, 2)  # as stored, not 1.24 B x 2 bytes
+    assert sizing["weights_gib"] == round(total / 2 / 2**30, 2)  # float32 held at 16 bits (vLLM's dtype auto), not the catalog's 1.24 B x 2 bytes
     # KV cache from its config: 16 layers x 8 KV heads x 64 per head x 2 (K and V) x 2 bytes = 32 KiB a token
     assert sizing["kv_cache_bytes_per_token"] == 16 * 8 * 64 * 2 * 2
     # untied embeddings of a 200,064-token vocabulary: the catalog's 1.24 B grows by 2 x 71,808 x 2048 + 200,064 x 2048
@@ -702,6 +702,9 @@ def test_a_fine_tune_is_sized_from_its_own_config_and_index(cloud: Cloud, stack:
     assert f"as stored in {uri}" in out, out
     offline = json.loads(cli_run("plan", str(stack), "--cloud", cloud.name, "--output", "json", "--no-refresh")[1])["plans"][0]["sizing"]
     assert offline["sized_from"] == f"the catalog's llama3.2-1b-instruct: {uri} not read (--no-refresh plans offline)"
+    stack.write_text(stack.read_text().replace("name: chat\n", "name: chat\nquantization: int4\n"))
+    code, _, err = cli_run("plan", str(stack), "--cloud", cloud.name)
+    assert code == 1 and "is not quantized (its config has no quantization_config), so vLLM cannot serve it as int4" in err, err
 
 
 def test_weights_stage_resumes_after_a_kill_and_verifies_every_file(cloud: Cloud, stack: Path, tmp_path: Path) -> None:
@@ -714,9 +717,10 @@ def test_weights_stage_resumes_after_a_kill_and_verifies_every_file(cloud: Cloud
     for number, name in enumerate(files):
         (folder / name).write_bytes(files[name] if not name.endswith(".safetensors") else bytes([number % 251]) * 2_000_000)
     probe = cloud.store_weights({})
-    if probe is None:
-        code, _, err = cli_run("weights", "stage", str(stack), "--cloud", cloud.name, "--from", str(folder), "--to", "s3://my-models/llama-ft/")
-        assert code == 2 and f"llamadeploy cannot serve weights from object storage on {cloud.name} yet" in err
+    if probe is None or not cloud.stages_weights:
+        code, _, err = cli_run("weights", "stage", str(stack), "--cloud", cloud.name, "--from", str(folder), "--to", probe or "s3://my-models/llama-ft/")
+        assert code == 2 and "yet" in err and f"{cloud.name}" in err, err
+        assert not cloud.stored_weights()
         return
     stored = cloud.stored_weights
     broken = tmp_path / "broken"
@@ -736,6 +740,43 @@ def test_weights_stage_resumes_after_a_kill_and_verifies_every_file(cloud: Cloud
     assert f"{len(files) - err.count('already there')} files uploaded" in out and f"weights:\n    {cloud.name}: {probe}" in out
     assert sorted(stored()) == sorted(files)
 
-    (folder / "tokenizer.json").write_bytes(b'{"version": "2.0"}')  # changed since: sent again, nothing else
+    (folder / "tokenizer.json").write_bytes(b'{"version": "2.0"}')  # changed since: sent again, and the config after it
+    (folder / "model-00040-of-00040.safetensors").rename(folder / "extra.bin")  # a file gone from the folder (the index names it not), one new
     code, out, err = cli_run("weights", "stage", str(stack), "--cloud", cloud.name, "--from", str(folder), "--to", probe)
-    assert code == 0 and "1 file uploaded" in out and "tokenizer.json: uploaded and verified" in err, err
+    assert code == 0 and "3 files uploaded" in out, err  # extra.bin, the tokenizer and the config, last
+    assert "removed 1 file(s) the folder no longer has: model-00040-of-00040.safetensors" in err
+    assert err.strip().splitlines()[-1].startswith("config.json: uploaded and verified") and "model-00040-of-00040.safetensors" not in stored()
+
+
+def test_weights_declared_for_another_cloud_keep_the_hub_and_its_token_here(cloud: Cloud, stack: Path) -> None:
+    """`weights.<other cloud>` changes nothing here: the gated hub checkpoint is downloaded with the
+    default token, as without `weights:` (a deployment moved between clouds carries both)."""
+    other = "gcp: gs://my-models/llama-ft/" if cloud.name == "aws" else "aws: s3://my-models/llama-ft/"
+    stack.write_text(stack.read_text() + f"weights:\n  {other}\n")
+    code, _, err = cli_run("up", str(stack), "--cloud", cloud.name, "--yes")
+    assert code == 0 and f"chat answers as {DECLARED}" in err, err
+    assert cloud.weights_received() is None
+    assert cli_run("down", "chat", "--yes")[0] == 0
+    assert cloud.empty(), cloud.inventory()
+
+
+@pytest.mark.parametrize("cloud", ["aws"], indirect=True)
+def test_sagemaker_weights_in_another_regions_bucket_are_refused_before_anything_is_made(cloud: AwsCloud, stack: Path) -> None:
+    """SageMaker reads model data from its own region's S3 only: a bucket in us-west-2 for an
+    endpoint in us-east-1 is refused by `up` with both regions named, and by the stand-in too."""
+    s3 = cloud.stand_in.client("s3")
+    s3.create_bucket(Bucket="west-models", CreateBucketConfiguration={"LocationConstraint": "us-west-2"})
+    for name, body in _checkpoint().items():
+        s3.put_object(Bucket="west-models", Key=f"ft/{name}", Body=body)
+    stack.write_text(stack.read_text() + "weights:\n  aws: s3://west-models/ft/\n")
+    code, _, err = cli_run("up", str(stack), "--cloud", "aws", "--yes")
+    assert code == 1 and "s3://west-models/ft/ is in us-west-2, and SageMaker in us-east-1 reads model data from a bucket in its own region only" in err, err
+    assert cloud.creates() == 0 and cloud.empty()
+    import boto3
+    from botocore.exceptions import ClientError
+
+    sagemaker = boto3.client("sagemaker", region_name="us-east-1", endpoint_url=cloud.stand_in.url)
+    source = {"S3DataSource": {"S3Uri": "s3://west-models/ft/", "S3DataType": "S3Prefix", "CompressionType": "None"}}
+    image = "763104351884.dkr.ecr.us-east-1.amazonaws.com/djl-inference:0.35.0-lmi17.0.0-cu128"
+    with pytest.raises(ClientError, match="is in us-west-2"):
+        sagemaker.create_model(ModelName="m", ExecutionRoleArn=ROLE, PrimaryContainer={"Image": image, "ModelDataSource": source})

@@ -190,17 +190,24 @@ def test_weights_are_checked_by_each_clouds_provider_with_their_lines(write_stac
     """`weights.<cloud>` is a location in that cloud's object storage, in the form its service reads;
     a default hub token is not asked for once the stack serves its own weights."""
     stack = write_stack(
-        "name: ft\nmodel: llama3.1-8b-instruct\nweights:\n  aws: s3://my-models/llama-ft\n  gcp: gs://my-models/llama-ft/\n  mars: s3://x/y/\n  oci: not a uri\n"
+        "name: ft\nmodel: llama3.1-8b-instruct\nweights:\n  aws: s3://my-models/llama-ft\n  azure: azureml://x/y/\n  mars: s3://x/y/\n  gcp: not a uri\n"
     )
     with pytest.raises(SpecError) as caught:
         load_stack(stack)
     message = str(caught.value)
     assert ":4: weights.aws: must end with / : SageMaker reads a key name prefix (S3Prefix) of uncompressed files, e.g. s3://my-models/llama-ft/" in message
-    assert ":5: weights.gcp: llamadeploy cannot serve weights from object storage on gcp yet" in message
-    assert ":6: weights.mars: unknown cloud 'mars'" in message and ":7: weights.oci: " in message
+    assert ":5: weights.azure: llamadeploy cannot serve weights from object storage on azure yet" in message
+    assert ":6: weights.mars: unknown cloud 'mars'" in message and ":7: weights.gcp: must be a gs:// location" in message
+
+
+def test_own_weights_drop_the_default_hub_token_on_their_cloud_only(write_stack: Write) -> None:
+    """Weights in the user's own storage need no Hugging Face token there; the same deployment on a
+    cloud without `weights:` still downloads gated Llama weights from the hub, with the token."""
+    from orchestrator.declared.secrets import sent_secrets
+
     (deployment,) = load_stack(write_stack("name: ft\nmodel: llama3.1-8b-instruct\nweights: {aws: s3://my-models/llama-ft/}\n")).deployments
-    assert deployment.serving.secrets == {}  # no hub token asked for
+    assert sent_secrets(deployment, own_weights=True) == {} and sent_secrets(deployment, own_weights=False) == {"HF_TOKEN": "env:HF_TOKEN"}
     (kept,) = load_stack(
         write_stack("name: ft\nmodel: llama3.1-8b-instruct\nweights: {aws: s3://m/ft/}\nserving: {secrets: {HF_TOKEN: env:HF_TOKEN}}\n")
     ).deployments
-    assert kept.serving.secrets == {"HF_TOKEN": "env:HF_TOKEN"}  # one the stack names is sent
+    assert sent_secrets(kept, own_weights=True) == {"HF_TOKEN": "env:HF_TOKEN"}  # one the stack names is sent

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import click
@@ -36,6 +37,8 @@ def refresh_command(ctx: click.Context, to_file: str, clouds: str | None) -> Non
     target = Path(to_file)
     if target.resolve() == Path(catalog.path).resolve():
         raise UsageError(f"--to {to_file} is the catalog being read; write the refreshed one elsewhere and pass it with --catalog")
+    if not target.parent.is_dir() or not os.access(target.parent, os.W_OK):  # found before minutes of price files are read
+        raise UsageError(f"--to {to_file}: {target.parent} is not a folder this user can write to; choose another path")
     result = refresh(catalog, [registry.get(cloud) for cloud in chosen])
     from orchestrator.files import write_whole
 

@@ -16,10 +16,18 @@ class MissingSecretError(LlamadeployError):
     """A secret reference points at an environment variable that is not set."""
 
 
-def resolve_secrets(deployment: Deployment) -> dict[str, str]:
-    """The deployment's secrets, read from the environment; all missing ones named at once."""
+def sent_secrets(deployment: Deployment, own_weights: bool) -> dict[str, str]:
+    """The secrets a deployment sends on a cloud: those the stack names, or by default the Hugging
+    Face token, which weights from the user's own storage on that cloud do not need."""
+    if own_weights and "secrets" not in deployment.serving.model_fields_set:
+        return {}
+    return dict(deployment.serving.secrets)
+
+
+def resolve_secrets(deployment: Deployment, own_weights: bool = False) -> dict[str, str]:
+    """The secrets the deployment sends (`sent_secrets`), read from the environment; all missing ones named at once."""
     values, missing = {}, []
-    for name, reference in deployment.serving.secrets.items():
+    for name, reference in sent_secrets(deployment, own_weights).items():
         variable = reference.removeprefix("env:")
         value = os.environ.get(variable)
         if value is None:

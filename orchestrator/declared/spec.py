@@ -21,7 +21,6 @@ from pydantic import (
     Field,
     PositiveInt,
     field_validator,
-    model_validator,
 )
 
 from orchestrator.declared.source import FieldPath, SourceMap
@@ -185,14 +184,6 @@ class Deployment(_Strict):
     # The user's own checkpoint (Hugging Face format: config, tokenizer, safetensors) in each
     # cloud's object storage, by cloud; `model` names its architecture. Its provider checks the form.
     weights: dict[str, str] = Field(default_factory=dict)
-
-    @model_validator(mode="after")
-    def _no_hub_token_for_own_weights(self) -> Deployment:
-        """Weights from the user's own storage need no Hugging Face token: the default one is not
-        asked for (a stack that wants a token sent anyway names it in serving.secrets)."""
-        if self.weights and "secrets" not in self.serving.model_fields_set:
-            object.__setattr__(self, "serving", self.serving.model_copy(update={"secrets": {}}))
-        return self
 
     @field_validator("model")
     @classmethod

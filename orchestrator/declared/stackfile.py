@@ -197,7 +197,7 @@ def _cross_field_problems(deployment: Deployment) -> list[tuple[FieldPath, str]]
                 f"set quantization: {ref.checkpoint_quantization}, or use {ref.model.hf_repo}",
             )
         )
-    else:
+    elif not deployment.weights:  # the user's own checkpoint is checked against its config where it is read
         try:
             ref.checkpoint(deployment.quantization)
         except NoCheckpointError as exc:

@@ -52,7 +52,7 @@ def up(stack: Stack, plans: list[Plan], stack_name: str, base: Path, on_output: 
     cloud = plans[0].cloud
     project = render_project(plans, cloud, stack_name, virtualenv=sys.prefix)
     _check_required_config(stack, plans, project.missing_config)
-    secrets = {name: value for planned in plans for name, value in resolve_secrets(planned.deployment).items()}
+    secrets = {name: value for planned in plans for name, value in resolve_secrets(planned.deployment, bool(planned.weights)).items()}
     directory = base / stack_name
     project.write(directory)
     (directory / INDEX).write_text(json.dumps({"stack": stack_name, "cloud": cloud, "deployments": [p.deployment.name for p in plans]}))

@@ -208,7 +208,8 @@ def plan_up(stack: Stack, deployment: Deployment, cloud: str, catalog: Catalog, 
     """The plan `up` would apply and the provider to apply it; fails before any cloud call."""
     provider = registry.provider(cloud)
     planned = plan(stack, deployment, cloud, catalog, region)
-    missing = [f for f in provider.required_placement if not getattr(getattr(deployment.placement, cloud, None), f, None)]
+    required = provider.required_placement + (provider.weights_placement if planned.weights else ())
+    missing = [f for f in required if not getattr(getattr(deployment.placement, cloud, None), f, None)]
     if missing:
         raise SpecError(
             [
@@ -264,7 +265,7 @@ def up(ctx: Context, planned: Plan, provider: Provider, verify: bool = True) -> 
                         f"{name!r} serves on {record.cloud} in {dict(record.placed.settings)}, and the new placement puts it in {provider.settings(planned)}: "
                         f"a replace stays on the same endpoint; `llamadeploy down {name}`, then `up`, or keep the placement"
                     )
-                resolve_secrets(planned.deployment)  # checked before anything is journaled or made
+                resolve_secrets(planned.deployment, bool(planned.weights))  # checked before anything is journaled or made
                 _check_weights(planned, provider)
                 _check_quota(ctx, planned, provider)  # the new machines run next to the old ones until traffic moves
                 variant = replace(planned, variant=digest[:VARIANT_LENGTH])
@@ -287,7 +288,7 @@ def up(ctx: Context, planned: Plan, provider: Provider, verify: bool = True) -> 
                 _update_in_place(ctx, holder, record, provider, planned, OperationKind.UPDATE, declared, rescale=rescale, retag=retag)
                 return UpResult(planned, deployed, provider.endpoint(deployed), changed=True)
             # Deleted by hand (CREATE): apply below makes what is missing and adopts the rest.
-        resolve_secrets(planned.deployment)  # a secret not set stops `up` here: nothing journaled, nothing made
+        resolve_secrets(planned.deployment, bool(planned.weights))  # a secret not set stops `up` here: nothing journaled, nothing made
         _check_weights(planned, provider)  # so does a checkpoint vLLM could not load
         if record is None:  # a re-run's own machines would count against the quota it reads
             _check_quota(ctx, planned, provider)
@@ -369,7 +370,7 @@ def _check_weights(planned: Plan, provider: Provider) -> None:
     """The declared weights, listed in the cloud's storage: a checkpoint vLLM could not load stops
     `up` before the service makes (and bills) an endpoint whose container would fail its start."""
     if planned.weights:
-        listing, read = provider.checkpoint_listing(planned.weights, planned.deployment.placement.of(planned.cloud))
+        listing, read = provider.checkpoint_listing(planned.weights, planned.deployment.placement.of(planned.cloud), planned.region)
         check_checkpoint(read_checkpoint(planned.weights, listing, read), f"weights.{planned.cloud}")
 
 
@@ -439,6 +440,8 @@ def _move(ctx: Context, holder: str, record: Record, destination: Destination) -
     state, report = ctx.state, ctx.report
     name, source_deployed = record.name, _deployed(record)
     planned, target = _plan_destination(record, destination, ctx.prices())
+    resolve_secrets(planned.deployment, bool(planned.weights))  # as `up`: checked before anything is journaled or made
+    _check_weights(planned, target)
     operation = state.begin(name, OperationKind.MOVE, destination.cloud, holder)
     state.put(record.to(Phase.MOVING, moving_to=Destination(planned.cloud, planned.region)))  # the region as resolved now, not re-chosen later
     run = _Run(ctx, operation, name)

@@ -49,6 +49,10 @@ class WeightsStore(Protocol):
         """A small object's bytes (the config and index, to check the staged checkpoint)."""
         ...
 
+    def delete(self, name: str) -> None:
+        """Remove one object (a file the folder no longer has, or the old config before new files)."""
+        ...
+
 
 @dataclass
 class Staged:
@@ -88,9 +92,17 @@ def stage(folder: Path, store: WeightsStore, said: Callable[[str], None]) -> Sta
         said(f"dropped {dropped} unfinished upload(s) an earlier run left")
     there = store.existing()
     result = Staged()
-    for path in files:
-        name = str(path.relative_to(folder))
-        size, digest = path.stat().st_size, sha256_of(path)
+    hashed = [(str(path.relative_to(folder)), path, path.stat().st_size, sha256_of(path)) for path in files]
+    stale = sorted(set(there) - {name for name, *_ in hashed})
+    if stale or any(there.get(name) != (size, digest) for name, _, size, digest in hashed):
+        # Files of an earlier checkpoint would be copied into the container with the new ones, and its
+        # config would let `up` take a half-replaced checkpoint for a whole one: both go first.
+        for name in [*stale, *([CONFIG] if CONFIG in there else [])]:
+            store.delete(name)
+            there.pop(name, None)
+        if stale:
+            said(f"removed {len(stale)} file(s) the folder no longer has: {', '.join(stale[:5])}{' …' if len(stale) > 5 else ''}")
+    for name, path, size, digest in hashed:
         if there.get(name) == (size, digest):
             result.kept.append(name)
             said(f"{name}: already there ({size:,} bytes, sha256 {digest[:12]}…)")

@@ -154,10 +154,12 @@ def _drift(record: Record, planned: Plan, live: LiveStatus) -> tuple[FieldChange
 
 
 def _comparable(spec: Mapping[str, Any], cloud: str) -> dict[str, Any]:
-    """A spec as dotted fields, without what changes nothing in the cloud."""
+    """A spec as dotted fields, without what changes nothing in the cloud: the load profile, and
+    another cloud's placement or weights."""
     trimmed = {k: v for k, v in spec.items() if k not in _IGNORED}
-    placement = dict(trimmed.pop("placement", None) or {})
-    trimmed["placement"] = {cloud: placement.get(cloud)}
+    for per_cloud in ("placement", "weights"):
+        entries = dict(trimmed.pop(per_cloud, None) or {})
+        trimmed[per_cloud] = {cloud: entries.get(cloud)}
     return _flat(trimmed)
 
 

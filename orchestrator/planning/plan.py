@@ -134,6 +134,13 @@ class Plan:
         return self.deployment.weights.get(self.cloud)
 
     @property
+    def secrets(self) -> dict[str, str]:
+        """The secret references this plan sends (no default hub token with the user's own weights)."""
+        from orchestrator.declared.secrets import sent_secrets
+
+        return sent_secrets(self.deployment, bool(self.weights))
+
+    @property
     def served_model(self) -> str:
         """The name the endpoint answers as: the hub repository, or the user's checkpoint's location."""
         return self.weights or self.hf_repo
@@ -141,8 +148,9 @@ class Plan:
     @property
     def model_path(self) -> str:
         """What vLLM loads: the hub repository, or where the service puts the user's weights."""
-        mount = self.described_by.weights_mount
-        return mount if self.weights and mount else self.hf_repo
+        if not self.weights:
+            return self.hf_repo
+        return self.described_by.weights_mount or self.weights  # a service that mounts them, or an image that fetches them
 
     @property
     def instances_per_replica(self) -> int:

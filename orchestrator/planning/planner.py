@@ -23,7 +23,7 @@ from orchestrator.errors import (
 )
 from orchestrator.planning.plan import Plan, RunnerUp
 from orchestrator.pricing.catalog import Catalog, Offer
-from orchestrator.sizing.checkpoint_files import CONFIG, INDEX, SINGLE, CheckpointFiles, read_checkpoint
+from orchestrator.sizing.checkpoint_files import CONFIG, INDEX, QUANT_METHODS, SINGLE, CheckpointError, CheckpointFiles, read_checkpoint
 from orchestrator.sizing.gpus import gpu_memory_gib
 from orchestrator.sizing.memory import (
     GPUS_PER_NODE,
@@ -155,7 +155,7 @@ def _choose(
     key = (*shape_of(deployment), provider.name, region)
     if key not in memo:
         try:
-            req = _requirements(deployment, _checkpoint(deployment, provider, memo))
+            req = _requirements(deployment, _checkpoint(deployment, provider, region, memo))
             offers = _offers(deployment, provider, catalog, region)
             fitting = _fitting(req, offers, provider)
             if not fitting:
@@ -221,13 +221,14 @@ def _value(candidate: Plan) -> tuple[int, float, int, str]:
     return (1 if projection.unmet_hours else 0, projection.usd_per_month or 0.0, *tie)
 
 
-def _checkpoint(deployment: Deployment, provider: CloudService, memo: Memo) -> CheckpointFiles | str | None:
+def _checkpoint(deployment: Deployment, provider: CloudService, region: str, memo: Memo) -> CheckpointFiles | str | None:
     """The user's own checkpoint on this cloud, read once per command where the cloud's credentials
     are configured; a string says why it was not read (sizing then uses the catalog's architecture)."""
     uri = deployment.weights.get(provider.name)
     if not uri:
         return None
-    key = ("checkpoint", provider.name, uri)
+    placement = deployment.placement.of(provider.name)
+    key = ("checkpoint", provider.name, uri, region, placement)
     if key not in memo:
         if memo.get(OFFLINE):
             memo[key] = f"the catalog's {deployment.model}: {uri} not read (--no-refresh plans offline)"
@@ -235,7 +236,7 @@ def _checkpoint(deployment: Deployment, provider: CloudService, memo: Memo) -> C
             memo[key] = f"the catalog's {deployment.model}: {uri} not read (no {provider.name} credentials configured)"
         else:
             try:
-                listing, read = provider.checkpoint_listing(uri, deployment.placement.of(provider.name))
+                listing, read = provider.checkpoint_listing(uri, placement, region)
                 memo[key] = read_checkpoint(uri, listing, read)
             except LlamadeployError as exc:
                 memo[key] = f"the catalog's {deployment.model}: {uri} could not be read ({str(exc).splitlines()[0]})"
@@ -248,10 +249,18 @@ def _requirements(deployment: Deployment, files: CheckpointFiles | str | None = 
     values: dict[str, Any] = {"quantization": deployment.quantization, "max_context": deployment.max_context, "concurrency": deployment.concurrency, **changes}
     if isinstance(files, CheckpointFiles) and files.config is not None:
         model = files.architecture(f"{deployment.model} (fine-tuned)")
-        sized = requirements(model, values["quantization"], values["max_context"], values["concurrency"])
-        # A bf16 checkpoint served as fp8 is quantized at load time; otherwise vLLM holds the tensors as stored.
-        held = sized.weights_bytes if values["quantization"] == "fp8" and not files.quantized else float(files.weights_bytes)
-        return replace(sized, weights_bytes=held, sized_from=f"{files.uri} ({CONFIG}, {INDEX if files.index is not None else SINGLE})")
+        declared, method = values["quantization"], files.quant_method
+        if method is None and declared == "int4":
+            raise CheckpointError(
+                f"{files.uri} is not quantized (its config has no quantization_config), so vLLM cannot serve it as int4: quantize it ahead of time (AWQ or GPTQ), or declare bf16 or fp8"
+            )
+        if method is not None and method not in QUANT_METHODS.get(declared, ()):
+            raise CheckpointError(f"{files.uri} is quantized with {method}, which is not {declared}: declare the quantization the checkpoint holds")
+        sized = requirements(model, declared, values["max_context"], values["concurrency"])
+        # An unquantized checkpoint served as fp8 is quantized at load time; otherwise vLLM holds it as `held_bytes` says.
+        held = sized.weights_bytes if declared == "fp8" and method is None else files.held_bytes()
+        where = f"{files.uri} ({CONFIG}, {INDEX if files.index is not None else SINGLE})"
+        return replace(sized, weights_bytes=held, sized_from=where, stored_bytes=float(files.weights_bytes), checkpoint_quantized=method is not None)
     try:
         checkpoint = deployment.model_ref.checkpoint(values["quantization"])
         values["weights"] = weight_format(checkpoint.stored_as, checkpoint.load_quantization)

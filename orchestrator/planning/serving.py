@@ -42,7 +42,8 @@ ENGINE_START_SECONDS = 180
 def vllm_arguments(plan: Plan) -> list[str]:
     """vLLM's options for the plan, the same on every cloud: model, parallelism, context, batch,
     and a load-time quantization where the checkpoint needs one. Providers add host and port."""
-    deployment, checkpoint = plan.deployment, plan.checkpoint
+    deployment = plan.deployment
+    checkpoint = None if plan.weights else plan.checkpoint  # the hub's, which the user's own weights replace
     arguments = [
         "--model",
         plan.model_path,
@@ -53,8 +54,12 @@ def vllm_arguments(plan: Plan) -> list[str]:
         "--max-num-seqs",
         str(deployment.concurrency),
     ]
-    if checkpoint.load_quantization:
-        arguments += ["--quantization", checkpoint.load_quantization]
+    if checkpoint is None:
+        load = "fp8" if deployment.quantization == "fp8" and not plan.requirements.checkpoint_quantized else None
+    else:
+        load = checkpoint.load_quantization
+    if load:
+        arguments += ["--quantization", load]
     if plan.weights:  # vLLM would answer as the mount path
         arguments += ["--served-model-name", plan.served_model]
     return arguments
@@ -83,7 +88,8 @@ def startup(plan: Plan) -> Startup:
     """The download (the checkpoint's stored bytes: fp8 served from bf16 downloads bf16; the user's
     own weights from the cloud's storage), the load of the served weights, and the engine's start."""
     if plan.weights:
-        download, source, rate = plan.requirements.weights_gib, "your object storage", STORAGE_MIB_PER_SECOND
+        stored = plan.requirements.stored_bytes
+        download, source, rate = (stored / GIB if stored is not None else plan.requirements.weights_gib), "your object storage", STORAGE_MIB_PER_SECOND
     else:
         download, source, rate = (
             weight_bytes(plan.requirements.model, weight_format(plan.checkpoint.stored_as, None)) / GIB,
@@ -119,7 +125,7 @@ def startup_verdict(plan: Plan, limit_s: int | None, setting: str, download_coun
     if limit_s is None or counted <= limit_s:
         return (f"{minutes}; {setting} allows {limit_s // 60} min" if limit_s else minutes), False
     fatal = download_counts and estimate.download_seconds > limit_s
-    smaller = [name for name in ("int4", "fp8") if _downloads_less(plan, name)]
+    smaller = [] if plan.weights else [name for name in ("int4", "fp8") if _downloads_less(plan, name)]
     ideas = [f"quantization: {name} (a smaller checkpoint)" for name in smaller]
     if not plan.weights and plan.described_by.weights_mount:
         ideas.append(f"the weights staged in {plan.cloud}'s object storage (`llamadeploy weights stage`, then weights.{plan.cloud})")

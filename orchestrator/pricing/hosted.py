@@ -39,14 +39,14 @@ class HostedPrice:
 
 
 def break_even_rps(usd_per_replica_hour: float, replica_capacity_rps: float, min_replicas: int, api_usd_per_request: float) -> float | None:
-    """The requests per second from which the deployment's month is at most the API's, or None
-    when it never is: a replica at full load then costs more per request than the API.
+    """The requests per second at which the deployment's min replicas cost what the API does, or
+    None when they never do: a replica at its capacity (the autoscaling target) then costs more
+    per request than the API, and so does every added one.
 
     With n replicas serving L requests/s (n = max(min_replicas, ceil(L / capacity))), self-hosting
-    costs n x price per hour and the API L x 3600 x price per request. At the least load that
-    needs no more than min_replicas, the deployment wins from min_replicas x price / (3600 x
-    per request); if that load needs more replicas than min_replicas, one replica at full load
-    already costs more than the API and more replicas never catch up."""
+    costs n x price per hour and the API L x 3600 x price per request. On min replicas the
+    deployment costs less from min_replicas x price / (3600 x per request) up to min_replicas x
+    capacity; past that each added replica is a step up (see HostedAlternative)."""
     api_per_second_of_load = api_usd_per_request * SECONDS_PER_HOUR  # $/h per request/s
     if usd_per_replica_hour / api_per_second_of_load > replica_capacity_rps:
         return None

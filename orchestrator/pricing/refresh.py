@@ -70,7 +70,12 @@ def refresh(catalog: Catalog, providers: list[CloudService], fetch: GetJson = ge
         report = CloudRefresh(provider.name)
         reports.append(report)
         offers = [offer for offer in catalog.offers if offer.cloud == provider.name]
-        read = provider.read_prices(offers, fetch)
+        try:
+            read = provider.read_prices(offers, fetch)
+        except (KeyError, TypeError, ValueError, AttributeError, IndexError) as exc:  # an answer not in the API's documented form
+            raise CatalogError(
+                f"{provider.name}'s price API answered in a form llamadeploy does not read ({type(exc).__name__}: {exc}); nothing was written"
+            ) from exc
         if read is None:
             report.skipped = f"{provider.name} has no public price API llamadeploy reads; its rows are kept as they are"
             continue

@@ -109,11 +109,19 @@ def _totals(deployments: dict[str, list[Row]]) -> list[CloudTotal]:
 
 @dataclass(frozen=True)
 class HostedAlternative:
-    """A hosted API's price for a deployment's workload, and from which load the deployment costs less."""
+    """A hosted API's price for a deployment's workload, and where the deployment costs less.
+
+    Self-hosting is billed by the replica, so it is cheaper than the API from the break-even load
+    until its min replicas are full (`break_even_up_to_rps`); past that each added replica is a step
+    up, below which the API is cheaper again for a while. At the autoscaling target every replica
+    runs at `cost_ratio` of the API's price per request: the long-run comparison.
+    """
 
     price: HostedPrice
     usd_per_million_output_tokens: float  # the request's input and output tokens, per 1M output tokens
-    break_even_rps: float | None  # None: a replica at full load costs more per request than the API
+    break_even_rps: float | None  # at min replicas; None: at the autoscaling target a replica costs more per request
+    break_even_up_to_rps: float  # min replicas x a replica's requests/s at the autoscaling target
+    cost_ratio: float  # a request's cost on a replica at the autoscaling target / on the API
 
 
 @dataclass(frozen=True)
@@ -140,11 +148,15 @@ def hosted_comparison(rows: list[Row], hosted: tuple[HostedPrice, ...]) -> Hoste
     capacity = target_requests_per_minute(chosen) / 60
     price = chosen.usd_per_replica_hour
     assert price is not None
+    minimum = chosen.deployment.autoscaling.min_replicas
+    per_request_here = price / (capacity * 3600)
     alternatives = tuple(
         HostedAlternative(
             api,
             api.usd_per_million_output_tokens(prompt, output),
-            break_even_rps(price, capacity, chosen.deployment.autoscaling.min_replicas, api.usd_per_request(prompt, output)),
+            break_even_rps(price, capacity, minimum, api.usd_per_request(prompt, output)),
+            minimum * capacity,
+            per_request_here / api.usd_per_request(prompt, output),
         )
         for api in hosted
     )

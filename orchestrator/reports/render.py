@@ -133,7 +133,7 @@ def plan_summary(out: Console, plans: list[Plan], actions: list[str], catalog: C
             p.cloud,
             p.region,
             p.offer.instance_type + (f" x {p.layout.nodes}" if p.layout.nodes > 1 else ""),
-            f"{p.offer.gpu_count}x {p.offer.gpu}",
+            f"{p.gpus_per_replica}x {p.offer.gpu}",
             f"{p.deployment.autoscaling.min_replicas}-{p.deployment.autoscaling.max_replicas}",
             money(p.usd_per_month_min, p.offer.price_is_lower_bound),
             action,
@@ -313,7 +313,8 @@ def cost(out: Console, report: CostReport, wide: bool = False) -> None:
                 Column(HOSTED_HEADERS[2], 30, right=True),
                 Column(HOSTED_HEADERS[3], ESSENTIAL, right=True, wraps=True),
                 Column(HOSTED_HEADERS[4], ESSENTIAL, wraps=True),
-                Column(HOSTED_HEADERS[5], 20),
+                Column(HOSTED_HEADERS[5], ESSENTIAL, right=True, wraps=True),
+                Column(HOSTED_HEADERS[6], 20),
             ]
             fitted(out, hosted_columns, hosted_cells(comparison), title=hosted_caption(comparison), wide=wide)
     if len(report.deployments) > 1:

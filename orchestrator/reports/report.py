@@ -409,7 +409,7 @@ def cost_markdown(report: CostReport) -> str:
         lines.append("")
         comparison = hosted_comparison(rows, load_hosted())
         if comparison:
-            lines += [hosted_caption(comparison) + ":", "", "| " + " | ".join(HOSTED_HEADERS) + " |", "|---|---|---|---|---|---|"]
+            lines += [hosted_caption(comparison) + ":", "", "| " + " | ".join(HOSTED_HEADERS) + " |", "|" + "---|" * len(HOSTED_HEADERS)]
             lines += ["| " + " | ".join(_md(cell) for cell in cells) + " |" for cells in hosted_cells(comparison)]
             lines.append("")
     if len(report.deployments) > 1:
@@ -433,7 +433,15 @@ def cost_markdown(report: CostReport) -> str:
     return "\n".join(lines) + "\n"
 
 
-HOSTED_HEADERS = ("hosted API", "$/1M in", "$/1M out", "$/1M out tokens, this workload", "self-hosting is cheaper from", "price as of")
+HOSTED_HEADERS = (
+    "hosted API",
+    "$/1M in",
+    "$/1M out",
+    "$/1M out tokens, this workload",
+    "break-even on min replicas",
+    "per request at target, vs API",
+    "price as of",
+)
 
 
 def hosted_caption(comparison: HostedComparison) -> str:
@@ -453,17 +461,18 @@ def hosted_cells(comparison: HostedComparison) -> list[list[str]]:
             money(alternative.price.usd_per_million_input),
             money(alternative.price.usd_per_million_output),
             money(alternative.usd_per_million_output_tokens),
-            break_even_words(alternative.break_even_rps, comparison.lower_bound),
+            break_even_words(alternative.break_even_rps, alternative.break_even_up_to_rps, comparison.lower_bound),
+            f"{'≥ ' if comparison.lower_bound else ''}{alternative.cost_ratio:.0%}",
             alternative.price.as_of,
         ]
         for alternative in comparison.alternatives
     ]
 
 
-def break_even_words(rps: float | None, lower_bound: bool) -> str:
+def break_even_words(rps: float | None, up_to: float, lower_bound: bool) -> str:
     if rps is None:
-        return "never: a replica at full load costs more per request"
-    return f"{'≥ ' if lower_bound else ''}{rps:,.2f} req/s ({rps * 86400:,.0f} requests/day)"
+        return "never: a replica at the autoscaling target costs more per request"
+    return f"{'≥ ' if lower_bound else ''}{rps:,.2f} req/s ({rps * 86400:,.0f} requests/day), cheaper up to {up_to:,.2f} req/s"
 
 
 def hosted_dict(comparison: HostedComparison) -> dict[str, Any]:
@@ -480,6 +489,8 @@ def hosted_dict(comparison: HostedComparison) -> dict[str, Any]:
                 "usd_per_million_output": a.price.usd_per_million_output,
                 "usd_per_million_output_tokens_this_workload": round(a.usd_per_million_output_tokens, 4),
                 "break_even_requests_per_s": _rounded(a.break_even_rps, 4),
+                "break_even_up_to_requests_per_s": round(a.break_even_up_to_rps, 4),
+                "cost_ratio_at_target": round(a.cost_ratio, 4),
                 "source": a.price.source,
                 "as_of": a.price.as_of,
             }

@@ -22,6 +22,9 @@ CONFIG = "config.json"
 INDEX = "model.safetensors.index.json"
 SINGLE = "model.safetensors"
 TOKENIZERS = ("tokenizer.json", "tokenizer.model")
+DTYPE_BYTES = {"float32": 4, "float16": 2, "bfloat16": 2}
+# Quantization methods a config may name, by the spec's `quantization` that declares them.
+QUANT_METHODS = {"fp8": ("fp8", "fbgemm_fp8", "compressed-tensors"), "int4": ("awq", "gptq", "awq_marlin", "gptq_marlin", "compressed-tensors")}
 
 
 class CheckpointError(LlamadeployError):
@@ -51,15 +54,26 @@ class CheckpointFiles:
 
     @property
     def weights_bytes(self) -> int:
-        """Every tensor's bytes: the index's `metadata.total_size`, else the single file's size."""
+        """Every tensor's bytes as stored: the index's `metadata.total_size`, else the shards' sizes
+        (only the files the checkpoint loads: a trainer's `checkpoint-500/` beside them is not)."""
         if self.index is not None and isinstance(self.index.get("metadata", {}).get("total_size"), int):
             return int(self.index["metadata"]["total_size"])
-        return sum(size for name, size in self.sizes.items() if name.endswith(".safetensors"))
+        return sum(self.sizes[shard] for shard in self.shards if shard in self.sizes)
 
     @property
-    def quantized(self) -> bool:
-        """The checkpoint holds quantized weights (its config names a `quantization_config`)."""
-        return bool(self.config and self.config.get("quantization_config"))
+    def quant_method(self) -> str | None:
+        """How the checkpoint is quantized (its config's `quantization_config.quant_method`), or None."""
+        quantization = (self.config or {}).get("quantization_config")
+        return str(quantization.get("quant_method", "unknown")) if isinstance(quantization, dict) else None
+
+    def held_bytes(self) -> float:
+        """The weights as vLLM holds them: a quantized checkpoint as stored; an unquantized one at
+        16 bits, as vLLM's default `--dtype auto` loads float32 (float16 for float32 checkpoints,
+        vllm/config: _get_and_verify_dtype)."""
+        if self.quant_method is not None:
+            return float(self.weights_bytes)
+        stored = DTYPE_BYTES.get(str((self.config or {}).get("torch_dtype", "bfloat16")), 2)
+        return self.weights_bytes * 2 / stored
 
     def architecture(self, name: str) -> LlamaModel:
         """The model as this checkpoint's config.json describes it (a fine-tune may change the

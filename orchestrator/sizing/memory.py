@@ -51,6 +51,9 @@ class Requirements:
     # Where the sizes come from: "" for the catalog's architecture and the declared quantization,
     # else the user's checkpoint (or why it could not be read).
     sized_from: str = ""
+    # The user's own checkpoint: its stored bytes (what is copied at start) and whether it is quantized.
+    stored_bytes: float | None = None
+    checkpoint_quantized: bool = False
 
     @property
     def weights_gib(self) -> float:

@@ -368,6 +368,13 @@ class AwsStandIn:
             return 400, {"__type": "ValidationException", "message": f"S3Uri {uri} is not a valid key name prefix: it must end with a forward slash (/)."}
         if not self.s3_files(uri):
             return 400, {"__type": "ValidationException", "message": f"Could not find model data at {uri}."}
+        bucket = uri.removeprefix("s3://").split("/", 1)[0]
+        location = self.client("s3").get_bucket_location(Bucket=bucket).get("LocationConstraint") or "us-east-1"
+        if location != REGION:  # SageMaker reads model data from its own region's S3 only (the wording is unconfirmed offline)
+            return 400, {
+                "__type": "ValidationException",
+                "message": f"S3 bucket {bucket} is in {location}; model data must be in {REGION}, the model's region.",
+            }
         return None
 
     def s3_files(self, prefix: str) -> dict[str, bytes]:

@@ -44,6 +44,8 @@ class Image:
     source: str = ""
     # A launcher in the image that starts a Ray cluster over a replica's hosts, then runs its arguments.
     ray_launcher: str | None = None
+    # Schemes of folders the image downloads itself when --model names one (gs://, for Google's build).
+    fetches: tuple[str, ...] = ()
 
 
 # An LMI image starts djl-serving; it reads no argv of the service's (SageMaker passes none).
@@ -73,8 +75,11 @@ IMAGES: tuple[Image, ...] = (
         (),
         "vllm",
         ray_launcher="/vllm-workspace/ray_launcher.sh",
+        fetches=("gs://",),
         source="GoogleCloudPlatform/vertex-ai-samples notebooks/community/model_garden/model_garden_huggingface_vllm_deployment.ipynb "
-        "(args only) and model_garden_pytorch_deepseek_deployment.ipynb (ray_launcher.sh before the args)",
+        "(args only) and model_garden_pytorch_deepseek_deployment.ipynb (ray_launcher.sh before the args); a gs:// --model is "
+        "downloaded first (model_garden_gemma2_finetuning_on_vertex.ipynb deploys the user's bucket so; "
+        "community-content/vertex_model_garden/model_oss/vllm/vllm.patch, download_gcs_dir_to_local)",
     ),
 )
 _mirrors: dict[str, str] = {}
@@ -194,7 +199,8 @@ def start(
     image = reference if isinstance(reference, Image) else lookup(reference)
     environment = {**dict(image.env), **env}
     gpus = gpus_per_instance().get(instance_type, 0) if gpus is None else gpus
-    mounted = dict(mounts or {})
+    # The service's own mounts, and the remote folders the image itself downloads; no other.
+    mounted = {folder: files for folder, files in (mounts or {}).items() if folder.startswith("/") or (image.fetches and folder.startswith(image.fetches))}
     if image.program == "lmi":
         server = _lmi(environment, gpus, mounted)
         return Container(image, compose(image), environment, server, port=8080)

@@ -24,6 +24,7 @@ import itertools
 import json
 import re
 import tempfile
+import urllib.parse
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -56,6 +57,7 @@ ACCELERATOR_NUMBERS = {
     15: "NVIDIA_H200_141GB",
 }
 CLOUD_QUOTAS_HOST = "cloudquotas.googleapis.com"
+STORAGE_HOST = "storage.googleapis.com"
 _QUOTA_INFO = re.compile(r"^/v1/projects/(?P<project>[^/]+)/locations/global/services/aiplatform\.googleapis\.com/quotaInfos/(?P<id>[^/]+)$")
 # Custom model serving GPU quotas (gcloud's model_garden_utils.py): quota ID and metric per accelerator.
 SERVING_QUOTAS = {
@@ -120,6 +122,8 @@ class GcpStandIn(JsonStandIn):
     def __init__(self, internet: Internet) -> None:
         super().__init__()
         internet.serve(re.escape(CLOUD_QUOTAS_HOST), self.cloud_quotas)
+        internet.serve(re.escape(STORAGE_HOST), self.storage)
+        self.buckets: dict[str, dict[str, bytes]] = {}  # Cloud Storage: bucket -> object name -> bytes
         self.faults = Faults()
         self.requests: list[Request] = []
         self.models: dict[str, dict[str, Any]] = {}
@@ -157,6 +161,7 @@ class GcpStandIn(JsonStandIn):
             self.creations.clear()
             self.containers.clear()
             self._operations.clear()
+            self.buckets.clear()
 
     def inventory(self) -> dict[str, list[str]]:
         with self._lock:
@@ -217,6 +222,43 @@ class GcpStandIn(JsonStandIn):
                 return 403, _error(403, "PERMISSION_DENIED", f"Permission denied on project {groups.get('project')}"), {}
             parent = f"projects/{PROJECT_NUMBER}/locations/{groups['location']}"
             return getattr(self, f"_{kind}")(method, parent, query, body, groups.get("id"))
+
+    def storage(self, method: str, path: str, body: Any, headers: dict[str, str]) -> tuple[int, Any, dict[str, str]]:
+        """Cloud Storage's JSON API, as far as reading a checkpoint goes: objects.list (`items[]` with
+        `name` and `size` as a string, https://cloud.google.com/storage/docs/json_api/v1/objects/list)
+        and objects.get with alt=media (the bytes), under OAuth2."""
+        self.requests.append(Request(method, "storage", path, {}))
+        if not headers.get("authorization", "").startswith("Bearer "):
+            return 401, _error(401, "UNAUTHENTICATED", "Anonymous caller does not have storage.objects.list access."), {}
+        route, _, query = path.partition("?")
+        params = dict(pair.partition("=")[::2] for pair in query.split("&") if pair)
+        listing = re.fullmatch(r"/storage/v1/b/([^/]+)/o", route)
+        single = re.fullmatch(r"(?:/download)?/storage/v1/b/([^/]+)/o/(.+)", route)
+        bucket = (listing or single)[1] if (listing or single) else None
+        with self._lock:
+            objects = self.buckets.get(bucket or "")
+            if method != "GET" or objects is None:
+                return 404, _error(404, "NOT_FOUND", "The specified bucket does not exist."), {}
+            if listing:
+                prefix = urllib.parse.unquote(params.get("prefix", ""))
+                items = [
+                    {"kind": "storage#object", "name": name, "bucket": bucket, "size": str(len(data))}
+                    for name, data in sorted(objects.items())
+                    if name.startswith(prefix)
+                ]
+                return 200, {"kind": "storage#objects", "items": items}, {}
+            name = urllib.parse.unquote(single[2])  # type: ignore[index]
+            if name not in objects:
+                return 404, _error(404, "NOT_FOUND", f"No such object: {bucket}/{name}"), {}
+            if params.get("alt") == "media":
+                return 200, objects[name], {"content-type": "application/octet-stream"}
+            return 200, {"kind": "storage#object", "name": name, "bucket": bucket, "size": str(len(objects[name]))}, {}
+
+    def gcs_folder(self, uri: str) -> dict[str, bytes]:
+        """The objects under a gs:// prefix, by name relative to it: what the image downloads for --model."""
+        bucket, _, prefix = uri.removeprefix("gs://").partition("/")
+        with self._lock:
+            return {name[len(prefix) :]: data for name, data in self.buckets.get(bucket, {}).items() if name.startswith(prefix)}
 
     def cloud_quotas(self, method: str, path: str, body: Any, headers: dict[str, str]) -> tuple[int, Any, dict[str, str]]:
         """The Cloud Quotas API's quotaInfos for aiplatform.googleapis.com (google/api/cloudquotas/v1
@@ -379,6 +421,7 @@ class GcpStandIn(JsonStandIn):
                 "AIP_DEPLOYED_MODEL_ID": record["id"],
             }
         )
+        model_arg = _model_arg(spec.get("args") or [])
         try:
             container = containers.start(
                 spec.get("imageUri", ""),
@@ -387,6 +430,7 @@ class GcpStandIn(JsonStandIn):
                 entrypoint=spec.get("command") or None,
                 args=spec.get("args") or None,
                 hosts=max(1, int(machine.get("multihostGpuNodeCount") or 1)),
+                mounts={model_arg: self.gcs_folder(model_arg)} if model_arg and model_arg.startswith("gs://") else None,
             )
             health, _ = container.handle("GET", spec.get("healthRoute", "/"), None)
             if container.port != port or health != 200:
@@ -556,6 +600,16 @@ def _accelerator_problem(machine: str, accelerator: Any, count: int) -> str | No
         return f"Accelerator {name} is not supported for machine type {machine}; it carries {carried}"
     if counts.get(size) != count:
         return f"Machine type {machine} carries {counts.get(size)} {carried}, not {count}"
+    return None
+
+
+def _model_arg(args: list[str]) -> str | None:
+    """vLLM's --model in a container's args (`--model=X` or `--model X`)."""
+    for index, arg in enumerate(args):
+        if arg.startswith("--model="):
+            return arg.split("=", 1)[1]
+        if arg == "--model" and index + 1 < len(args):
+            return args[index + 1]
     return None
 
 

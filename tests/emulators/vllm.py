@@ -207,13 +207,16 @@ def _local(folder: str, mounts: Mapping[str, Mapping[str, bytes]]) -> Checkpoint
         )
     if "config.json" not in files:
         raise ContainerFailed(1, f"OSError: {folder} does not appear to have a file named config.json.")
-    config = json.loads(files["config.json"])
+    try:
+        config = json.loads(files["config.json"])
+        index = files.get("model.safetensors.index.json")
+        shards = set(json.loads(index)["weight_map"].values()) if index else {"model.safetensors"}
+    except (ValueError, KeyError, TypeError, AttributeError) as exc:  # transformers fails on a file it cannot parse
+        raise ContainerFailed(1, f"OSError: It looks like the config file at '{folder}/config.json' is not a valid JSON file ({exc}).") from exc
     if not {"tokenizer.json", "tokenizer.model"} & set(files):
         raise ContainerFailed(
             1, f"OSError: Can't load tokenizer for '{folder}'. Make sure '{folder}' is the correct path to a directory containing all relevant files."
         )
-    index = files.get("model.safetensors.index.json")
-    shards = set(json.loads(index)["weight_map"].values()) if index else {"model.safetensors"}
     missing = sorted(shard for shard in shards if shard not in files)
     if missing:
         raise ContainerFailed(1, f"FileNotFoundError: [Errno 2] No such file or directory: '{folder}/{missing[0]}'")
@@ -274,7 +277,7 @@ def start(argv: list[str], env: dict[str, str], gpus: int, mounts: Mapping[str, 
 
 def _load(model: str, env: dict[str, str], mounts: Mapping[str, Mapping[str, bytes]]) -> Checkpoint:
     """The checkpoint `--model` names: a folder the service mounted, or a repository on the hub."""
-    if model.startswith("/"):
+    if model.startswith("/") or any(model.rstrip("/") == folder.rstrip("/") for folder in mounts):
         return _local(model, mounts)
     if env.get("HF_HUB_OFFLINE") == "1":
         raise ContainerFailed(
