@@ -14,12 +14,12 @@ import re
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from functools import partial
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from orchestrator.declared.secrets import resolve_secrets
-from orchestrator.declared.spec import PlacementBase
+from orchestrator.declared.spec import Deployment, PlacementBase
 from orchestrator.planning.serving import example_body, startup, vllm_arguments
 from providers.base import (
     BUILTIN_TEMPLATES,
@@ -135,6 +135,17 @@ class AwsPlacement(PlacementBase):
         description="use an IAM role ARN such as arn:aws:iam::123456789012:role/SageMakerExecution",
     )
     endpoint_url: str | None = None
+    # Private networking, opt-in (CreateModel.VpcConfig and EnableNetworkIsolation): the container
+    # runs in your subnets, and with network isolation makes no network call at all.
+    subnets: list[Annotated[str, Field(pattern=r"^subnet-[0-9a-f]{8,17}$")]] = Field(default_factory=list, max_length=16)
+    security_groups: list[Annotated[str, Field(pattern=r"^sg-[0-9a-f]{8,17}$")]] = Field(default_factory=list, max_length=5)
+    network_isolation: bool = False
+
+    @model_validator(mode="after")
+    def _vpc_whole(self) -> AwsPlacement:
+        if bool(self.subnets) != bool(self.security_groups):
+            raise ValueError("subnets and security_groups go together (SageMaker's VpcConfig needs both): give both, or neither")
+        return self
 
 
 class AwsProvider(Provider):
@@ -151,6 +162,29 @@ class AwsProvider(Provider):
     # /opt/ml/model, keys trimmed by the prefix (botocore's sagemaker service model, S3ModelDataSource).
     weights_scheme = "s3://"
     weights_mount = "/opt/ml/model"
+
+    def reach(self, deployment: Deployment) -> str:
+        placed = deployment.placement.of("aws")
+        inbound = "the SageMaker runtime API (IAM-signed), public or through your VPC's interface endpoint for sagemaker.runtime"
+        if placed and placed.subnets:
+            outbound = f"the container runs in {', '.join(placed.subnets)} ({', '.join(placed.security_groups)})"
+            if placed.network_isolation:
+                outbound += " with network isolation: no call in or out of it"
+            return f"{inbound}; {outbound}"
+        if placed and placed.network_isolation:
+            return f"{inbound}; the container has network isolation: no call in or out of it"
+        return f"{inbound}; the container has internet access (placement.aws.subnets and network_isolation keep it private)"
+
+    def placement_problem(self, deployment: Deployment, own_weights: bool) -> tuple[str, str] | None:
+        placed = deployment.placement.of("aws")
+        if placed and placed.network_isolation and not own_weights:
+            # "the containers can't make any outbound network calls" (SageMaker, network isolation); model data
+            # is copied by SageMaker itself, outside the container.
+            return (
+                "network_isolation",
+                "a container with network isolation cannot download from the Hugging Face Hub: serve your own weights (weights.aws), or drop network_isolation",
+            )
+        return None
 
     def weights_problem(self, uri: str) -> str | None:
         problem = super().weights_problem(uri)
@@ -201,6 +235,9 @@ class AwsProvider(Provider):
                 "image": _image(plan),
                 "environment": _environment(plan),
                 "model_data": plan.weights,
+                "subnets": list(placed.subnets) if placed else [],
+                "security_groups": list(placed.security_groups) if placed else [],
+                "network_isolation": bool(placed and placed.network_isolation),
                 "variant": VARIANT,
                 "instance_type": config.properties["instance_type"],
                 "initial_instance_count": config.properties["initial_instance_count"],
@@ -342,6 +379,7 @@ class AwsProvider(Provider):
                 ModelName=model.name,
                 ExecutionRoleArn=placed.execution_role_arn,
                 PrimaryContainer={"Image": _image(plan), "Environment": {**_environment(plan), **secrets}, **_model_data(plan)},
+                **_network(placed),
                 Tags=tags,
             )
 
@@ -596,6 +634,16 @@ class AwsProvider(Provider):
                 else "the Hugging Face token travels in the model's container environment: SageMaker has no secret reference there",
             ),
         )
+
+
+def _network(placed: AwsPlacement) -> dict[str, Any]:
+    """CreateModel's private networking: the subnets the container runs in, and network isolation."""
+    found: dict[str, Any] = {}
+    if placed.subnets:
+        found["VpcConfig"] = {"Subnets": list(placed.subnets), "SecurityGroupIds": list(placed.security_groups)}
+    if placed.network_isolation:
+        found["EnableNetworkIsolation"] = True
+    return found
 
 
 def _model_data(plan: Plan) -> dict[str, Any]:

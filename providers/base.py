@@ -24,7 +24,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol, TypeVar
 
-from orchestrator.declared.spec import PlacementBase
+from orchestrator.declared.spec import Deployment, PlacementBase
 from orchestrator.errors import LlamadeployError, UsageError
 from orchestrator.planning.plan import Resource as Resource
 from orchestrator.planning.plan import ScalingSignal as ScalingSignal
@@ -336,6 +336,14 @@ class CloudService(ABC):
     # llamadeploy cannot serve them on this cloud yet.
     weights_scheme: ClassVar[str | None] = None
     weights_mount: ClassVar[str | None] = None
+
+    def reach(self, deployment: Deployment) -> str:
+        """How the deployment is reached, and what its container can reach, in words (`plan`, `status`)."""
+        return "a public endpoint, behind the cloud's authentication; the container has internet access"
+
+    def placement_problem(self, deployment: Deployment, own_weights: bool) -> tuple[str, str] | None:
+        """A placement that cannot work for this deployment (the field, and why), checked before `up`."""
+        return None
 
     def weights_problem(self, uri: str) -> str | None:
         """What is wrong with `weights.<cloud>: uri` for this service, or None."""

@@ -290,6 +290,10 @@ class Cloud(Protocol):
     def store_weights(self, files: dict[str, bytes]) -> str | None: ...
     def weights_received(self) -> str | None: ...  # the object-storage location the cloud was told to load the model from
     def stored_weights(self) -> dict[str, int]: ...  # what lies where store_weights puts a checkpoint, by name (size)
+    # Placement lines that keep the deployment private (its network made in the stand-in first); None
+    # where llamadeploy cannot declare private networking on this cloud yet.
+    def private_block(self) -> str | None: ...
+    def private_received(self) -> dict[str, Any]: ...  # the private networking the cloud was asked for
 
 
 class _Common:
@@ -312,6 +316,12 @@ class _Common:
         return None
 
     def stored_weights(self) -> dict[str, int]:
+        return {}
+
+    def private_block(self) -> str | None:
+        return None
+
+    def private_received(self) -> dict[str, Any]:
         return {}
 
     def inventory(self) -> dict[str, list[str]]:
@@ -552,6 +562,19 @@ class AwsCloud(_Common):
         for name, body in files.items():
             s3.put_object(Bucket="my-models", Key=f"llama-ft/{name}", Body=body)
         return "s3://my-models/llama-ft/"
+
+    def private_block(self) -> str | None:
+        ec2 = self.stand_in.client("ec2")
+        vpc = ec2.create_vpc(CidrBlock="10.8.0.0/16")["Vpc"]["VpcId"]
+        subnets = [
+            ec2.create_subnet(VpcId=vpc, CidrBlock=f"10.8.{i}.0/24", AvailabilityZone=f"us-east-1{z}")["Subnet"]["SubnetId"] for i, z in ((1, "a"), (2, "b"))
+        ]
+        group = ec2.create_security_group(GroupName="llama-serving", Description="SageMaker endpoint", VpcId=vpc)["GroupId"]
+        return f"    subnets: [{', '.join(subnets)}]\n    security_groups: [{group}]\n    network_isolation: true\n"
+
+    def private_received(self) -> dict[str, Any]:
+        (model,) = self.stand_in.calls("CreateModel")
+        return {"vpc": model.get("VpcConfig"), "isolated": model.get("EnableNetworkIsolation", False)}
 
     def stored_weights(self) -> dict[str, int]:
         """The objects under the staged prefix, by name: what a staging run has landed so far."""

@@ -266,7 +266,9 @@ def test_a_wait_past_its_timeout_keeps_the_record_and_down_deletes_it(cloud: Clo
     assert code == 1 and "LLAMADEPLOY_WAIT_TIMEOUT allows 0.4 s" in err and "Traceback" not in err, err
     assert "the cloud is still working on it: run `up` again to go on waiting, or `down` to delete it" in err
     monkeypatch.delenv("LLAMADEPLOY_WAIT_TIMEOUT")
-    (row,) = json.loads(cli_run("status", "--output", "json")[1])["deployments"]
+    code, out, err = cli_run("status", "--output", "json")
+    assert code == 0, err
+    (row,) = json.loads(out)["deployments"]
     assert row["recorded_status"] == "creating" and row["history"][-1]["status"] == "failed"  # recorded, nothing deleted under the cloud's feet
     cloud.make_ready()
     assert cli_run("down", "chat", "--yes")[0] == 0
@@ -336,7 +338,9 @@ def test_a_changed_replica_bound_is_planned_and_applied_in_place(cloud: Cloud, s
     assert cloud.autoscaling_target() != aimed  # the service aims at the new target
     tagged = cloud.tags()
     assert tagged and all(tags == {"owner": "platform", "costcenter": "c42", "llamadeploy-deployment": "chat"} for tags in tagged.values()), tagged
-    (row,) = json.loads(cli_run("status", "--output", "json")[1])["deployments"]
+    code, out, err = cli_run("status", "--output", "json")
+    assert code == 0, err
+    (row,) = json.loads(out)["deployments"]
     assert (row["live"]["min_replicas"], row["live"]["max_replicas"], row["drift"]) == (1, 5, [])  # as the cloud reports it
     assert row["history"][-1]["operation"] == "update"
     assert cli_run("plan", str(stack), "--cloud", cloud.name, "--detailed-exitcode")[0] == 0
@@ -371,7 +375,9 @@ def test_a_change_that_needs_new_machines_is_replaced_blue_green_without_a_faile
     assert cloud.endpoint_creates() == endpoints  # the same endpoint: the URL users call did not change
     assert _counts(cloud) == counts, cloud.inventory()  # one variant, as after a first `up`: the old one is gone
     assert cloud.inventory() != first or cloud.name in ("oci", "fake")  # new resources, where the service stages them under new names
-    (row,) = json.loads(cli_run("status", "--output", "json")[1])["deployments"]
+    code, out, err = cli_run("status", "--output", "json")
+    assert code == 0, err
+    (row,) = json.loads(out)["deployments"]
     assert (row["live"]["state"], row["live"]["instance_type"], row["drift"]) == ("serving", new_type, []), row
     assert row["history"][-1]["operation"] == "replace" and row["history"][-1]["status"] == "succeeded"
     assert json.loads(cli_run("call", "chat", "--output", "json")[1])["model"] == DECLARED
@@ -401,7 +407,9 @@ def test_a_replacement_that_fails_leaves_the_old_variant_serving(cloud: Cloud, s
     assert code == 1 and "replacing 'chat'" in err and cloud.capacity_text in err and "the variant that served before serves" in err, err
     assert caller.failures == [], caller.failures[:3]
     assert cloud.inventory() == first  # the new variant's resources deleted, the old ones untouched
-    (row,) = json.loads(cli_run("status", "--output", "json")[1])["deployments"]
+    code, out, err = cli_run("status", "--output", "json")
+    assert code == 0, err
+    (row,) = json.loads(out)["deployments"]
     assert (row["recorded_status"], row["live"]["state"]) == ("serving", "serving") and row["history"][-1]["status"] == "rolled_back", row
     assert cli_run("down", "chat", "--yes")[0] == 0
     assert cloud.empty(), cloud.inventory()
@@ -421,19 +429,25 @@ def test_killed_mid_replace_is_undone_by_rollback_and_finished_by_up(cloud: Clou
         cloud.finish_in_polls(3)
 
     kill_mid_replace()
-    (row,) = json.loads(cli_run("status", "--output", "json")[1])["deployments"]
+    code, out, err = cli_run("status", "--output", "json")
+    assert code == 0, err
+    (row,) = json.loads(out)["deployments"]
     assert any("unfinished replace" in d for d in row["drift"]), row
     assert cli_run("down", "chat", "--yes")[0] == 1  # not with a replace half done
     code, out, err = cli_run("up", str(stack), "--cloud", cloud.name, "--rollback", "--yes")
     assert code == 0 and "the variant that served before serves" in out, err
     assert cloud.inventory() == first, cloud.inventory()
-    (row,) = json.loads(cli_run("status", "--output", "json")[1])["deployments"]
+    code, out, err = cli_run("status", "--output", "json")
+    assert code == 0, err
+    (row,) = json.loads(out)["deployments"]
     assert (row["recorded_status"], row["live"]["instance_type"], row["drift"]) == ("serving", old_type, []), row
 
     kill_mid_replace()
     code, _, err = cli_run("up", str(stack), "--cloud", cloud.name, "--yes")
     assert code == 0, err
-    (row,) = json.loads(cli_run("status", "--output", "json")[1])["deployments"]
+    code, out, err = cli_run("status", "--output", "json")
+    assert code == 0, err
+    (row,) = json.loads(out)["deployments"]
     assert (row["recorded_status"], row["live"]["instance_type"], row["drift"]) == ("serving", new_type, []), row
     assert _counts(cloud) == {kind: len(names) for kind, names in first.items()}, cloud.inventory()
     state.close()
@@ -780,3 +794,32 @@ def test_sagemaker_weights_in_another_regions_bucket_are_refused_before_anything
     image = "763104351884.dkr.ecr.us-east-1.amazonaws.com/djl-inference:0.35.0-lmi17.0.0-cu128"
     with pytest.raises(ClientError, match="is in us-west-2"):
         sagemaker.create_model(ModelName="m", ExecutionRoleArn=ROLE, PrimaryContainer={"Image": image, "ModelDataSource": source})
+
+
+def test_private_networking_is_declared_sent_and_shown(cloud: Cloud, stack: Path) -> None:
+    """Opt-in private networking in the cloud's placement: sent as the cloud's own fields, shown by
+    `plan` and `status`; network isolation without the user's own weights is refused (the container
+    could not reach the hub). A cloud llamadeploy cannot do this on yet refuses the fields."""
+    block = cloud.private_block()
+    if block is None:
+        stack.write_text(stack.read_text().replace(f"  {cloud.name}:\n", f"  {cloud.name}:\n    network_isolation: true\n", 1))
+        code, _, err = cli_run("up", str(stack), "--cloud", cloud.name, "--yes")
+        assert code == 1 and f"placement.{cloud.name}.network_isolation: unknown key" in err and cloud.empty(), err
+        return
+    uri = cloud.store_weights(_checkpoint())
+    stack.write_text(stack.read_text().replace(f"  {cloud.name}:\n", f"  {cloud.name}:\n{block}", 1))
+    code, _, err = cli_run("up", str(stack), "--cloud", cloud.name, "--yes")
+    assert code == 1 and "network isolation cannot download from the Hugging Face Hub" in err and cloud.creates() == 0, err
+    stack.write_text(stack.read_text() + f"weights:\n  {cloud.name}: {uri}\n")
+    code, out, err = cli_run("plan", str(stack), "--cloud", cloud.name, "--output", "json")
+    assert code == 0 and "network isolation" in json.loads(out)["plans"][0]["serving"]["reached"], err
+    code, _, err = cli_run("up", str(stack), "--cloud", cloud.name, "--yes")
+    assert code == 0, err
+    sent = cloud.private_received()
+    assert sent["isolated"] is True and len(sent["vpc"]["Subnets"]) == 2 and sent["vpc"]["SecurityGroupIds"]
+    code, out, err = cli_run("status", "--output", "json")
+    assert code == 0, err
+    (row,) = json.loads(out)["deployments"]
+    assert "network isolation: no call in or out of it" in row["reached"] and all(s in row["reached"] for s in sent["vpc"]["Subnets"])
+    assert cli_run("down", "chat", "--yes")[0] == 0
+    assert cloud.empty(), cloud.inventory()

@@ -200,6 +200,7 @@ def status(ctx: click.Context, name: str | None, wide: bool, out: Output) -> Non
 def call(ctx: click.Context, name: str, prompt: str, max_tokens: int, out: Output) -> None:
     """Send one chat completion to a deployment through its cloud's own authentication."""
     from orchestrator.lifecycle import engine
+    from orchestrator.reports.report import reach_of
 
     result = engine.call(ctx.obj.lifecycle(), name, prompt, max_tokens)
     answer, matches = result.answer, result.answer.model == result.declared
@@ -209,6 +210,7 @@ def call(ctx: click.Context, name: str, prompt: str, max_tokens: int, out: Outpu
                 "deployment": name,
                 "cloud": result.record.cloud,
                 "url": result.endpoint.url,
+                "reached": reach_of(result.record),
                 "model": answer.model,
                 "declared_model": result.declared,
                 "matches_declared": matches,

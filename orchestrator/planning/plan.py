@@ -64,6 +64,8 @@ class Describes(Protocol):
     @property
     def weights_mount(self) -> str | None: ...
 
+    def reach(self, deployment: Deployment) -> str: ...
+
 
 HOURS_PER_MONTH = 730
 

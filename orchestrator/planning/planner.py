@@ -228,7 +228,7 @@ def _checkpoint(deployment: Deployment, provider: CloudService, region: str, mem
     if not uri:
         return None
     placement = deployment.placement.of(provider.name)
-    key = ("checkpoint", provider.name, uri, region, placement)
+    key = ("checkpoint", provider.name, uri, region, placement.model_dump_json() if placement is not None else None)
     if key not in memo:
         if memo.get(OFFLINE):
             memo[key] = f"the catalog's {deployment.model}: {uri} not read (--no-refresh plans offline)"

@@ -77,6 +77,7 @@ def plan(out: Console, planned: Plan, catalog: Catalog) -> None:
         grid.add_row("serves", escape(f"{planned.hf_repo} with vLLM; {contract.image}"))
         grid.add_row("started", escape(contract.started))
         grid.add_row("route", escape(contract.route))
+        grid.add_row("reached", escape(planned.described_by.reach(deployment)))
         verdict, cannot = startup_of(planned)
         grid.add_row("startup", f"[red]{escape(verdict)}[/]" if cannot else escape(verdict))
         for index, need in enumerate(contract.needs):

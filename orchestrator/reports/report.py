@@ -14,6 +14,7 @@ from collections.abc import Callable, Iterator
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
+from orchestrator.errors import LlamadeployError
 from orchestrator.planning.plan import Plan
 from orchestrator.planning.planner import Infeasible, shape_of
 from orchestrator.planning.projection import Projection, project
@@ -168,6 +169,7 @@ def serving_dict(plan: Plan) -> dict[str, Any] | None:
         "image": contract.image,
         "started": contract.started,
         "route": contract.route,
+        "reached": plan.described_by.reach(plan.deployment),
         "scaling": {"metric": scaling.metric, "target": scaling.target, "unit": scaling.unit, "why": scaling.why},
         "startup": {"limit_s": contract.startup_limit_s, "setting": contract.startup_setting, "verdict": verdict, "can_start": not cannot_start},
         "needs": list(contract.needs),
@@ -544,6 +546,16 @@ def _md(text: str) -> str:
     return text.replace("|", "\\|")
 
 
+def reach_of(record: Any) -> str | None:
+    """How a recorded deployment is reached, from its recorded spec and its cloud's provider."""
+    from providers import registry
+
+    try:
+        return registry.get(record.cloud).reach(record.declared())
+    except LlamadeployError:  # a plugin no longer installed, or a spec this version no longer reads
+        return None
+
+
 def status_dict(row: StatusRow) -> dict[str, Any]:
     record, live = row.record, row.live
     return {
@@ -553,6 +565,7 @@ def status_dict(row: StatusRow) -> dict[str, Any]:
         "recorded_status": record.phase.value,
         "since": record.updated_at,
         "url": None if record.deployed is None else record.deployed.url,
+        "reached": reach_of(record),
         "live": None
         if live is None
         else {

@@ -103,6 +103,7 @@ class AwsStandIn:
         self._failing: dict[str, str] = {}  # endpoint -> why its fleet fails to come up (created while failure_reason was set)
         self.containers: dict[str, containers.Container | ContainerFailed] = {}
         self._model_data: dict[str, str] = {}  # model -> the S3 prefix SageMaker copies under /opt/ml/model (moto keeps no ModelDataSource)
+        self._isolated: set[str] = set()  # models whose containers have network isolation
         self._lock = threading.Lock()
         self._proxy, self.url = loopback_server(_handler(self))
 
@@ -125,6 +126,7 @@ class AwsStandIn:
         self._failing.clear()
         self.containers.clear()
         self._model_data.clear()
+        self._isolated.clear()
 
     def calls(self, action: str) -> list[dict[str, Any]]:
         return [r.body for r in self.requests if r.action == action]
@@ -224,7 +226,13 @@ class AwsStandIn:
         prefix = self._model_data.get(variant["ModelName"])
         mounts = {MODEL_DIR: self.s3_files(prefix)} if prefix else {}
         try:
-            started = containers.start(container["Image"], dict(container.get("Environment", {})), variant["InstanceType"], mounts=mounts)
+            started = containers.start(
+                container["Image"],
+                dict(container.get("Environment", {})),
+                variant["InstanceType"],
+                mounts=mounts,
+                network=variant["ModelName"] not in self._isolated,
+            )
             if started.port != SAGEMAKER_PORT:
                 raise ContainerFailed(0, f"the server listens on port {started.port}; SageMaker pings port {SAGEMAKER_PORT}")
             return started
@@ -352,9 +360,25 @@ class AwsStandIn:
                 containers.lookup(image)
             except containers.UnknownImage:
                 return 400, {"__type": "ValidationException", "message": f"Requested image {image} not found."}
+            vpc = body.get("VpcConfig")
+            if vpc is not None:
+                refused = self._check_vpc(vpc)
+                if refused:
+                    return refused
             source = body.get("PrimaryContainer", {}).get("ModelDataSource", {}).get("S3DataSource")
             if source is not None:
                 return self._check_model_data(source)
+        return None
+
+    def _check_vpc(self, vpc: dict[str, Any]) -> tuple[int, dict[str, Any]] | None:
+        """Subnets and security groups that exist in the account (moto's EC2), as SageMaker checks them
+        at CreateModel (the wording is unconfirmed offline)."""
+        ec2 = self.client("ec2")
+        subnets = {s["SubnetId"] for s in ec2.describe_subnets()["Subnets"]}
+        groups = {g["GroupId"] for g in ec2.describe_security_groups()["SecurityGroups"]}
+        unknown = [s for s in vpc.get("Subnets", []) if s not in subnets] + [g for g in vpc.get("SecurityGroupIds", []) if g not in groups]
+        if unknown:
+            return 400, {"__type": "ValidationException", "message": f"The VPC configuration is invalid: {', '.join(unknown)} not found."}
         return None
 
     def _check_model_data(self, source: dict[str, Any]) -> tuple[int, dict[str, Any]] | None:
@@ -402,6 +426,8 @@ class AwsStandIn:
                 source = body.get("PrimaryContainer", {}).get("ModelDataSource", {}).get("S3DataSource")
                 if source is not None:
                     self._model_data[body["ModelName"]] = source["S3Uri"]
+                if body.get("EnableNetworkIsolation"):
+                    self._isolated.add(body["ModelName"])
             if action == "CreateEndpoint":
                 self._start_container(body["EndpointName"], body["EndpointConfigName"])
                 self._polls_left[body["EndpointName"]] = self.faults.ready_after_polls

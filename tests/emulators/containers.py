@@ -189,25 +189,28 @@ def start(
     hosts: int = 1,
     gpus: int | None = None,
     mounts: Mapping[str, Mapping[str, bytes]] | None = None,
+    network: bool = True,
 ) -> Container:
     """Start a container as the service would; raise ContainerFailed (or UnknownImage) as it would fail.
 
     `hosts` is how many hosts one replica spans; only the image's Ray launcher joins their GPUs.
     `gpus` is for a service whose instance types the shipped catalog does not list.
-    `mounts` are the directories the service puts in the container (model data), file by file.
+    `mounts` are the directories the service puts in the container (model data), file by file;
+    without `network` the container can reach nothing (network isolation), the hub included.
     """
+
     image = reference if isinstance(reference, Image) else lookup(reference)
     environment = {**dict(image.env), **env}
     gpus = gpus_per_instance().get(instance_type, 0) if gpus is None else gpus
     # The service's own mounts, and the remote folders the image itself downloads; no other.
     mounted = {folder: files for folder, files in (mounts or {}).items() if folder.startswith("/") or (image.fetches and folder.startswith(image.fetches))}
     if image.program == "lmi":
-        server = _lmi(environment, gpus, mounted)
+        server = _lmi(environment, gpus, mounted, network)
         return Container(image, compose(image), environment, server, port=8080)
     argv = _shell(compose(image, entrypoint, args), environment)
     if image.ray_launcher and argv[:1] == [image.ray_launcher]:
         argv, gpus = argv[1:], gpus * hosts
-    server = vllm.start(argv, environment, gpus, mounted)
+    server = vllm.start(argv, environment, gpus, mounted, network)
     return Container(image, argv, environment, server, port=server.port)
 
 
@@ -226,7 +229,7 @@ _LMI_ALIASES = {
 _LMI_OWN = {"OPTION_ASYNC_MODE", "OPTION_ROLLING_BATCH", "OPTION_ENTRYPOINT", "OPTION_MODEL_LOADING_TIMEOUT"}
 
 
-def _lmi(env: dict[str, str], gpus: int, mounts: Mapping[str, Mapping[str, bytes]]) -> vllm.Server:
+def _lmi(env: dict[str, str], gpus: int, mounts: Mapping[str, Mapping[str, bytes]], network: bool = True) -> vllm.Server:
     """djl-serving's start: vLLM's engine arguments from the environment, then vLLM.
 
     Options LMI does not know are dropped silently, as LMI does. In async mode (vllm_async_service.py)
@@ -249,7 +252,7 @@ def _lmi(env: dict[str, str], gpus: int, mounts: Mapping[str, Mapping[str, bytes
             argv += [option, value]
     if "--served-model-name" not in argv:
         argv += ["--served-model-name", "lmi"]
-    server = vllm.start(["python3", *vllm.OPENAI_SERVER, *argv], env, gpus, mounts)
+    server = vllm.start(["python3", *vllm.OPENAI_SERVER, *argv], env, gpus, mounts, network)
     server.port = 8080
     server.names_model = env.get("OPTION_ROLLING_BATCH", "disable") == "disable"
     return server

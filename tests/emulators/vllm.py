@@ -228,7 +228,7 @@ def _error(message: str, code: int, kind: str = "BadRequestError") -> dict[str, 
     return {"error": {"message": message, "type": kind, "param": None, "code": code}}
 
 
-def start(argv: list[str], env: dict[str, str], gpus: int, mounts: Mapping[str, Mapping[str, bytes]] | None = None) -> Server:
+def start(argv: list[str], env: dict[str, str], gpus: int, mounts: Mapping[str, Mapping[str, bytes]] | None = None, network: bool = True) -> Server:
     """Start the process `argv` as a container would; a vLLM server, or ContainerFailed.
 
     Recognised: vLLM's OpenAI server module (`python3 -m vllm.entrypoints.openai.api_server`, which
@@ -249,7 +249,7 @@ def start(argv: list[str], env: dict[str, str], gpus: int, mounts: Mapping[str, 
     if len(positional) > 1:
         _usage(f"unrecognized arguments: {' '.join(positional[1:])}")
     model = parsed.get("--model") or (positional[0] if serve_command and positional else DEFAULT_MODEL)
-    checkpoint = _load(model, env, mounts or {})
+    checkpoint = _load(model, env, mounts or {}, network)
     quantization = parsed.get("--quantization")
     if quantization is not None and checkpoint.quantization is None and quantization not in RUNTIME_QUANTIZATIONS:
         raise ContainerFailed(1, f"ValueError: Cannot find the config file for {quantization}")
@@ -275,11 +275,11 @@ def start(argv: list[str], env: dict[str, str], gpus: int, mounts: Mapping[str, 
     return Server(model=model, served_names=list(names), port=int(parsed.get("--port", DEFAULT_PORT)), max_model_len=max_len)
 
 
-def _load(model: str, env: dict[str, str], mounts: Mapping[str, Mapping[str, bytes]]) -> Checkpoint:
+def _load(model: str, env: dict[str, str], mounts: Mapping[str, Mapping[str, bytes]], network: bool = True) -> Checkpoint:
     """The checkpoint `--model` names: a folder the service mounted, or a repository on the hub."""
     if model.startswith("/") or any(model.rstrip("/") == folder.rstrip("/") for folder in mounts):
         return _local(model, mounts)
-    if env.get("HF_HUB_OFFLINE") == "1":
+    if env.get("HF_HUB_OFFLINE") == "1" or not network:
         raise ContainerFailed(
             1,
             f"OSError: We couldn't connect to 'https://huggingface.co' to load the files, and couldn't find them in the cached files "
