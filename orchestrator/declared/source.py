@@ -8,6 +8,7 @@ from the node tree, to reject duplicate keys, which PyYAML would silently merge.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
@@ -88,6 +89,7 @@ def load_yaml(path: Path) -> tuple[Any, SourceMap]:
         raise SpecError([Problem(name, None, "", f"cannot be read: {exc}")]) from exc
 
     loader = _Loader(text)
+    loader.merges = "<<" in text
     try:
         node = loader.get_single_node()
         if node is None:
@@ -169,10 +171,15 @@ def _distinct_nodes(root: yaml.Node) -> int:
     return len(seen)
 
 
+_INT = "tag:yaml.org,2002:int"
+_PLAIN_INT = re.compile(r"[-+]?(?:0|[1-9][0-9]*)")  # YAML 1.1's other forms (0x, 0o, 1_000, 1:30) go the long way
+
+
 def _construct(loader: Any, node: yaml.Node, path: FieldPath, source: SourceMap, budget: _Budget) -> Any:
     budget.spend()
     if isinstance(node, yaml.MappingNode):
-        loader.flatten_mapping(node)
+        if loader.merges:  # only a file with `<<` has merge keys to fold in
+            loader.flatten_mapping(node)
         result: dict[Any, Any] = {}
         for key_node, value_node in node.value:
             key = key_node.value if key_node.tag == _STR else loader.construct_object(key_node, deep=True)
@@ -188,4 +195,6 @@ def _construct(loader: Any, node: yaml.Node, path: FieldPath, source: SourceMap,
         return [_construct(loader, item, path + (index,), source, budget) for index, item in enumerate(node.value)]
     if node.tag == _STR:  # most values: skip the constructor's generic dispatch
         return node.value
+    if node.tag == _INT and _PLAIN_INT.fullmatch(node.value):  # the next most: a plain decimal
+        return int(node.value)
     return loader.construct_object(node, deep=True)
