@@ -169,13 +169,14 @@ def fitted(out: Console, columns: list[Column], rows: list[list[str]], title: st
     columns are left out until it fits, and named below it (`--wide` keeps them all); when even the
     essential ones do not fit, each row is printed as a block of `header: value` lines."""
     shown = list(range(len(columns)))
-    while not wide and sum(_widths(columns, rows, shown)[0]) + 3 * len(shown) + 1 > out.width:
+    measured = {index: _column_widths(column, {_plain(row[index]) for row in rows}) for index, column in enumerate(columns)}
+    while not wide and sum(measured[index][0] for index in shown) + 3 * len(shown) + 1 > out.width:
         droppable = [index for index in shown if columns[index].keep < ESSENTIAL]
         if not droppable:
             _blocks(out, columns, rows, title)
             return
         shown.remove(min(droppable, key=lambda index: columns[index].keep))
-    least, natural = _widths(columns, rows, shown)
+    least, natural = [measured[index][0] for index in shown], [measured[index][1] for index in shown]
     if len(rows) > PLAIN_ROWS and (wide or sum(natural) + 2 * len(shown) <= out.width):
         _plain_table(out, columns, rows, shown, natural, title)
         _left_out(out, columns, shown)
@@ -200,18 +201,13 @@ def _left_out(out: Console, columns: list[Column], shown: list[int]) -> None:
         out.print(f"[dim]Left out to fit {out.width} columns: {', '.join(left_out)} (--wide shows them; --output json has every field).[/]")
 
 
-def _widths(columns: list[Column], rows: list[list[str]], shown: list[int]) -> tuple[list[int], list[int]]:
-    """Each shown column's least width (its widest cell if it may not wrap, else its longest word;
-    a header wraps between words) and its natural width (its widest line)."""
-    least, natural = [], []
-    for index in shown:
-        column = columns[index]
-        texts = {_plain(row[index]) for row in rows}  # a long table repeats its cells: measure each once
-        widest = max((cell_len(text) for text in texts), default=0)
-        words = max((cell_len(word) for text in texts | {column.header} for word in text.split()), default=1)
-        least.append(words if column.wraps else max(words, widest))
-        natural.append(max(widest, cell_len(column.header), words))
-    return least, natural
+def _column_widths(column: Column, texts: set[str]) -> tuple[int, int]:
+    """A column's least width (its widest cell if it may not wrap, else its longest word; a header
+    wraps between words) and its natural width (its widest line), from its distinct cells (a long
+    table repeats its cells: each is measured once)."""
+    widest = max((cell_len(text) for text in texts), default=0)
+    words = max((cell_len(word) for text in texts | {column.header} for word in text.split()), default=1)
+    return (words if column.wraps else max(words, widest)), max(widest, cell_len(column.header), words)
 
 
 def _plain(cell: str) -> str:
@@ -235,7 +231,7 @@ def _plain_table(out: Console, columns: list[Column], rows: list[list[str]], sho
 
 
 def _pad(cell: str, width: int, right: bool) -> str:
-    spaces = " " * (width - cell_len(cell))
+    spaces = " " * (width - (len(cell) if cell.isascii() else cell_len(cell)))
     return spaces + cell if right else cell + spaces
 
 
