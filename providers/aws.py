@@ -169,19 +169,21 @@ class AwsProvider(Provider):
         if placed and placed.subnets:
             outbound = f"the container runs in {', '.join(placed.subnets)} ({', '.join(placed.security_groups)})"
             if placed.network_isolation:
-                outbound += " with network isolation: no call in or out of it"
+                outbound += " with network isolation: it makes no outbound call"
+            else:
+                outbound += ", reaching out only as their routes allow (a NAT gateway, an S3 gateway endpoint)"
             return f"{inbound}; {outbound}"
         if placed and placed.network_isolation:
-            return f"{inbound}; the container has network isolation: no call in or out of it"
+            return f"{inbound}; the container has network isolation: it makes no outbound call"
         return f"{inbound}; the container has internet access (placement.aws.subnets and network_isolation keep it private)"
 
-    def placement_problem(self, deployment: Deployment, own_weights: bool) -> tuple[str, str] | None:
+    def deployment_problem(self, deployment: Deployment, own_weights: bool) -> tuple[tuple[str, ...], str] | None:
         placed = deployment.placement.of("aws")
         if placed and placed.network_isolation and not own_weights:
             # "the containers can't make any outbound network calls" (SageMaker, network isolation); model data
             # is copied by SageMaker itself, outside the container.
             return (
-                "network_isolation",
+                ("placement", "aws", "network_isolation"),
                 "a container with network isolation cannot download from the Hugging Face Hub: serve your own weights (weights.aws), or drop network_isolation",
             )
         return None
@@ -263,7 +265,10 @@ class AwsProvider(Provider):
         s3 = self.client(("s3", region), lambda: _s3_client(region))
         sizes: dict[str, int] = {}
         with _translated():
-            location = s3.get_bucket_location(Bucket=bucket).get("LocationConstraint") or "us-east-1"  # us-east-1 answers null
+            # HeadBucket's BucketRegion (x-amz-bucket-region), which s3:ListBucket covers; GetBucketLocation
+            # would need its own permission and answers "EU" for old eu-west-1 buckets.
+            head = s3.head_bucket(Bucket=bucket)
+            location = head.get("BucketRegion") or head["ResponseMetadata"]["HTTPHeaders"].get("x-amz-bucket-region", region)
             if location != region:
                 raise InvalidRequestError(
                     f"{uri} is in {location}, and SageMaker in {region} reads model data from a bucket in its own region only: "

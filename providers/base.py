@@ -341,8 +341,9 @@ class CloudService(ABC):
         """How the deployment is reached, and what its container can reach, in words (`plan`, `status`)."""
         return "a public endpoint, behind the cloud's authentication; the container has internet access"
 
-    def placement_problem(self, deployment: Deployment, own_weights: bool) -> tuple[str, str] | None:
-        """A placement that cannot work for this deployment (the field, and why), checked before `up`."""
+    def deployment_problem(self, deployment: Deployment, own_weights: bool) -> tuple[tuple[str, ...], str] | None:
+        """A spec that cannot work on this cloud (the field's path, and why), checked by `plan`,
+        `up` and `export` before anything is made."""
         return None
 
     def weights_problem(self, uri: str) -> str | None:

@@ -34,7 +34,7 @@ from typing import TYPE_CHECKING, Any
 from pydantic import Field
 
 from orchestrator.declared.secrets import resolve_secrets
-from orchestrator.declared.spec import PlacementBase
+from orchestrator.declared.spec import Deployment, PlacementBase
 from orchestrator.errors import UsageError
 from orchestrator.planning.serving import (
     CHAT_ROUTE,
@@ -121,7 +121,7 @@ class GcpPlacement(PlacementBase):
     # read the deployment's own weights in Cloud Storage, which Vertex AI's default agent cannot.
     service_account: str | None = Field(
         default=None,
-        pattern=r"^[a-z][a-z0-9-]{4,28}[a-z0-9]@[a-z0-9.-]+\.gserviceaccount\.com$",
+        pattern=r"^([a-z][a-z0-9-]{4,28}[a-z0-9]@[a-z0-9.-]+|[0-9]+-compute@developer)\.gserviceaccount\.com$",
         description="use a service account email such as llama-serving@my-project.iam.gserviceaccount.com",
     )
 
@@ -145,6 +145,24 @@ class GcpProvider(Provider):
     # patched vLLM: community-content/vertex_model_garden/model_oss/vllm/vllm.patch, download_gcs_dir_to_local).
     weights_scheme = "gs://"
     weights_placement = ("service_account",)
+
+    def weights_problem(self, uri: str) -> str | None:
+        problem = super().weights_problem(uri)
+        bucket, _, prefix = uri.removeprefix("gs://").partition("/")
+        if problem is None and (not prefix.strip("/") or not uri.endswith("/")):
+            # The image downloads the objects under `<prefix>/` (download_gcs_dir_to_local strips the
+            # prefix's slashes and adds one); a bucket root or a prefix without its slash reads differently.
+            return f"must be a folder in the bucket, ending in /, e.g. gs://{bucket or 'bucket'}/llama-ft/"
+        return problem
+
+    def deployment_problem(self, deployment: Deployment, own_weights: bool) -> tuple[tuple[str, ...], str] | None:
+        if own_weights and deployment.serving.image and deployment.serving.image != MODEL_GARDEN_VLLM_IMAGE:
+            # Only Google's Model Garden build downloads a gs:// --model; stock vLLM takes it for a hub id.
+            return (
+                ("serving", "image"),
+                f"weights.gcp needs the Model Garden vLLM image, which downloads a gs:// folder; {deployment.serving.image} would not: drop serving.image",
+            )
+        return None
 
     def resources(self, plan: Plan) -> list[Resource]:
         name = plan.deployment.name
@@ -560,10 +578,12 @@ class GcpProvider(Provider):
         relative to it, as the image downloads the folder; with Application Default Credentials."""
         bucket_name, _, prefix = uri.removeprefix("gs://").partition("/")
         project = placement.project if placement else None
-        client = self.client(("storage", project), lambda: _storage_client(project))
         with _translated():
+            client = self.client(("storage", project), lambda: _storage_client(project))
             bucket = client.bucket(bucket_name)
-            sizes = {blob.name[len(prefix) :]: int(blob.size or 0) for blob in client.list_blobs(bucket, prefix=prefix)}
+            # as the image lists it: the names under the folder, placeholder "directories" skipped
+            blobs = client.list_blobs(bucket, prefix=prefix)
+            sizes = {blob.name[len(prefix) :]: int(blob.size or 0) for blob in blobs if not blob.name.endswith("/")}
 
         def read(name: str) -> bytes:
             with _translated():

@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 from pydantic import Field
 
 from orchestrator.declared.secrets import resolve_secrets
-from orchestrator.declared.spec import PlacementBase
+from orchestrator.declared.spec import Deployment, PlacementBase
 from orchestrator.planning.serving import (
     CHAT_ROUTE,
     SCALE_IN_SHARE,
@@ -487,6 +487,11 @@ class OciProvider(Provider):
         from providers.oci_prices import read_prices
 
         return read_prices(offers, get_json)
+
+    def reach(self, deployment: Deployment) -> str:
+        placed = deployment.placement.of("oci")
+        subnet = placed.subnet_id if placed and placed.subnet_id else "placement.oci.subnet_id"
+        return f"a public predict URL (OCI request signing); the container runs in {subnet} and reaches out only through its routes (a NAT gateway)"
 
     def contract(self, plan: Plan) -> ServingContract:
         placed = plan.deployment.placement.of("oci")

@@ -115,3 +115,23 @@ def test_compare_says_why_a_cloud_cannot_host(write_stack: Write, mini_catalog: 
     assert all(isinstance(r, Infeasible) for r in results)
     azure = next(r for r in results if r.cloud == "azure")
     assert azure.region == "eastus" and "gives 72 GiB usable" in azure.reason
+
+
+def test_a_record_written_before_a_field_was_added_is_no_change(write_stack: Write, mini_catalog: Catalog) -> None:
+    """A spec recorded by an earlier version lacks fields added since (AWS's subnets, security_groups
+    and network_isolation, `weights`): their defaults are no change, and certainly no replace."""
+    from types import SimpleNamespace
+
+    from orchestrator.planning.changes import declared_changes
+
+    stack = load_stack(write_stack("name: chat\nmodel: llama3.2-1b-instruct\nplacement:\n  aws: {region: us-east-1}\n"))
+    (deployment,) = stack.deployments
+    planned = plan(stack, deployment, "aws", mini_catalog)
+    older = deployment.model_dump(mode="json")
+    del older["weights"]
+    for key in ("subnets", "security_groups", "network_isolation"):
+        del older["placement"]["aws"][key]
+    record = SimpleNamespace(
+        spec=older, cloud="aws", region=planned.region, placed=SimpleNamespace(plan=SimpleNamespace(instance_type=planned.offer.instance_type))
+    )
+    assert declared_changes(record, planned) == ()  # type: ignore[arg-type]

@@ -757,6 +757,9 @@ def test_weights_stage_resumes_after_a_kill_and_verifies_every_file(cloud: Cloud
     (folder / "tokenizer.json").write_bytes(b'{"version": "2.0"}')  # changed since: sent again, and the config after it
     (folder / "model-00040-of-00040.safetensors").rename(folder / "extra.bin")  # a file gone from the folder (the index names it not), one new
     code, out, err = cli_run("weights", "stage", str(stack), "--cloud", cloud.name, "--from", str(folder), "--to", probe)
+    assert code == 1 and "holds 1 file(s) the folder does not have (model-00040-of-00040.safetensors); stage to a new location" in err, err
+    assert "model-00040-of-00040.safetensors" in stored()  # nothing deleted unasked
+    code, out, err = cli_run("weights", "stage", str(stack), "--cloud", cloud.name, "--from", str(folder), "--to", probe, "--replace")
     assert code == 0 and "3 files uploaded" in out, err  # extra.bin, the tokenizer and the config, last
     assert "removed 1 file(s) the folder no longer has: model-00040-of-00040.safetensors" in err
     assert err.strip().splitlines()[-1].startswith("config.json: uploaded and verified") and "model-00040-of-00040.safetensors" not in stored()
@@ -820,6 +823,6 @@ def test_private_networking_is_declared_sent_and_shown(cloud: Cloud, stack: Path
     code, out, err = cli_run("status", "--output", "json")
     assert code == 0, err
     (row,) = json.loads(out)["deployments"]
-    assert "network isolation: no call in or out of it" in row["reached"] and all(s in row["reached"] for s in sent["vpc"]["Subnets"])
+    assert "network isolation: it makes no outbound call" in row["reached"] and all(s in row["reached"] for s in sent["vpc"]["Subnets"])
     assert cli_run("down", "chat", "--yes")[0] == 0
     assert cloud.empty(), cloud.inventory()

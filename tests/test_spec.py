@@ -208,6 +208,11 @@ def test_own_weights_drop_the_default_hub_token_on_their_cloud_only(write_stack:
     (deployment,) = load_stack(write_stack("name: ft\nmodel: llama3.1-8b-instruct\nweights: {aws: s3://my-models/llama-ft/}\n")).deployments
     assert sent_secrets(deployment, own_weights=True) == {} and sent_secrets(deployment, own_weights=False) == {"HF_TOKEN": "env:HF_TOKEN"}
     (kept,) = load_stack(
-        write_stack("name: ft\nmodel: llama3.1-8b-instruct\nweights: {aws: s3://m/ft/}\nserving: {secrets: {HF_TOKEN: env:HF_TOKEN}}\n")
+        write_stack("name: ft\nmodel: llama3.1-8b-instruct\nweights: {aws: s3://m/ft/}\nserving: {secrets: {HUGGING_FACE_HUB_TOKEN: env:HF_TOKEN}}\n")
     ).deployments
-    assert sent_secrets(kept, own_weights=True) == {"HF_TOKEN": "env:HF_TOKEN"}  # one the stack names is sent
+    assert sent_secrets(kept, own_weights=True) == {"HUGGING_FACE_HUB_TOKEN": "env:HF_TOKEN"}  # one the stack names otherwise is sent
+    from orchestrator.lifecycle.record import Record
+
+    recorded = Record.__new__(Record)
+    object.__setattr__(recorded, "spec", deployment.model_dump(mode="json"))
+    assert sent_secrets(recorded.declared(), own_weights=True) == {}  # read back from a record (move, resume): still none

@@ -21,8 +21,9 @@ def weights_group() -> None:
 @click.option("--from", "source", required=True, type=click.Path(), help="The checkpoint folder: config.json, tokenizer, *.safetensors (+ index).")
 @click.option("--to", "target", help="Where it goes (default: the deployment's weights.<cloud>), e.g. s3://bucket/llama-ft/.")
 @click.option("--deployment", "only", metavar="NAME", help="The stack's deployment it is for (needed when the stack has several).")
+@click.option("--replace", is_flag=True, help="Delete another checkpoint's files at the location first (default: refuse).")
 @click.pass_context
-def stage_command(ctx: click.Context, stack: str, cloud: str, source: str, target: str | None, only: str | None) -> None:
+def stage_command(ctx: click.Context, stack: str, cloud: str, source: str, target: str | None, only: str | None, replace: bool) -> None:
     """Copy a checkpoint folder into the cloud's object storage once, resumably: every file is
     hashed (SHA-256), sent with its hash, and read back before the next; a run after a kill sends
     only what is missing or different. The config goes last, so `up` refuses a copy cut short."""
@@ -43,7 +44,7 @@ def stage_command(ctx: click.Context, stack: str, cloud: str, source: str, targe
     if problem:
         raise UsageError(f"--to {uri}: {problem}")
     store = provider.weights_store(uri, deployment.placement.of(cloud))
-    done = stage(Path(source), store, lambda line: click.echo(line, err=True))
+    done = stage(Path(source), store, lambda line: click.echo(line, err=True), replace=replace)
     click.echo(
         f"Staged {source} at {uri}: {plural(len(done.uploaded), 'file')} uploaded ({done.bytes_sent:,} bytes), {len(done.kept)} already there; all verified."
     )

@@ -16,12 +16,19 @@ class MissingSecretError(LlamadeployError):
     """A secret reference points at an environment variable that is not set."""
 
 
+# The default secret: Llama's gated weights on the Hugging Face hub need a token.
+HUB_TOKEN = {"HF_TOKEN": "env:HF_TOKEN"}
+
+
 def sent_secrets(deployment: Deployment, own_weights: bool) -> dict[str, str]:
-    """The secrets a deployment sends on a cloud: those the stack names, or by default the Hugging
-    Face token, which weights from the user's own storage on that cloud do not need."""
-    if own_weights and "secrets" not in deployment.serving.model_fields_set:
-        return {}
-    return dict(deployment.serving.secrets)
+    """The secrets a deployment sends on a cloud: those it names, less the hub token where the
+    weights come from the user's own storage. The default `HF_TOKEN: env:HF_TOKEN` is dropped there
+    whether written or defaulted, as a recorded spec cannot tell them apart (a token wanted anyway
+    goes under another name, e.g. `HUGGING_FACE_HUB_TOKEN: env:HF_TOKEN`)."""
+    secrets = dict(deployment.serving.secrets)
+    if own_weights and secrets.get("HF_TOKEN") == HUB_TOKEN["HF_TOKEN"]:
+        del secrets["HF_TOKEN"]
+    return secrets
 
 
 def resolve_secrets(deployment: Deployment, own_weights: bool = False) -> dict[str, str]:

@@ -210,9 +210,9 @@ def plan_up(stack: Stack, deployment: Deployment, cloud: str, catalog: Catalog, 
     planned = plan(stack, deployment, cloud, catalog, region)
     required = provider.required_placement + (provider.weights_placement if planned.weights else ())
     missing = [f for f in required if not getattr(getattr(deployment.placement, cloud, None), f, None)]
-    unworkable = provider.placement_problem(deployment, bool(planned.weights))
+    unworkable = provider.deployment_problem(deployment, bool(planned.weights))
     if unworkable:
-        raise SpecError([stack.locate(deployment, ("placement", cloud, unworkable[0]), unworkable[1])])
+        raise SpecError([stack.locate(deployment, unworkable[0], unworkable[1])])
     if missing:
         raise SpecError(
             [

@@ -85,7 +85,7 @@ def checkpoint_folder(folder: Path) -> list[Path]:
     return files
 
 
-def stage(folder: Path, store: WeightsStore, said: Callable[[str], None]) -> Staged:
+def stage(folder: Path, store: WeightsStore, said: Callable[[str], None], replace: bool = False) -> Staged:
     files = checkpoint_folder(folder)
     dropped = store.discard_partial_uploads()
     if dropped:
@@ -94,7 +94,15 @@ def stage(folder: Path, store: WeightsStore, said: Callable[[str], None]) -> Sta
     result = Staged()
     hashed = [(str(path.relative_to(folder)), path, path.stat().st_size, sha256_of(path)) for path in files]
     stale = sorted(set(there) - {name for name, *_ in hashed})
-    if stale or any(there.get(name) != (size, digest) for name, _, size, digest in hashed):
+    changing = any(there.get(name) != (size, digest) for name, _, size, digest in hashed)
+    older = stale or (changing and CONFIG in there)  # another checkpoint lies there, not a copy cut short
+    if older and not replace:
+        what = f"{len(stale)} file(s) the folder does not have ({', '.join(stale[:3])}{' …' if len(stale) > 3 else ''})" if stale else "a different checkpoint"
+        raise StagingError(
+            f"{store.uri} holds {what}; stage to a new location (then point weights: at it and `up` replaces the deployment "
+            "blue/green), or pass --replace to delete them first (a deployment serving from there would load a half-copied checkpoint meanwhile)"
+        )
+    if older:
         # Files of an earlier checkpoint would be copied into the container with the new ones, and its
         # config would let `up` take a half-replaced checkpoint for a whole one: both go first.
         for name in [*stale, *([CONFIG] if CONFIG in there else [])]:

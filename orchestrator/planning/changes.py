@@ -124,7 +124,7 @@ def change_of(record: Record | None, planned: Plan, live: LiveStatus | None = No
 def declared_changes(record: Record, planned: Plan) -> tuple[FieldChange, ...]:
     """The declared fields that differ between the record and the plan, the machine chosen included;
     placement is compared for the recorded cloud only (another cloud's placement changes nothing here)."""
-    before, after = _comparable(record.spec, record.cloud), _comparable(planned.deployment.model_dump(mode="json"), planned.cloud)
+    before, after = _comparable(_current_form(record.spec), record.cloud), _comparable(planned.deployment.model_dump(mode="json"), planned.cloud)
     before["instance_type"], after["instance_type"] = record.placed.plan.instance_type, planned.offer.instance_type
     before["region"], after["region"] = record.region, planned.region
     keys = sorted(before.keys() | after.keys())
@@ -151,6 +151,18 @@ def _drift(record: Record, planned: Plan, live: LiveStatus) -> tuple[FieldChange
         if in_cloud is not None and in_cloud != was and in_cloud != declared:
             found.append(FieldChange(f"autoscaling.{field} (in the cloud)", in_cloud, declared))
     return tuple(found)
+
+
+def _current_form(spec: Mapping[str, Any]) -> Mapping[str, Any]:
+    """A recorded spec as this version writes it: a field added since (with its default) is no
+    change of the deployment's, only of the record's form."""
+    from orchestrator.declared.stackfile import parse_deployment
+    from orchestrator.errors import SpecError
+
+    try:
+        return parse_deployment(spec).model_dump(mode="json")
+    except SpecError:  # a spec this version no longer reads: compared as written
+        return spec
 
 
 def _comparable(spec: Mapping[str, Any], cloud: str) -> dict[str, Any]:

@@ -66,6 +66,8 @@ class Describes(Protocol):
 
     def reach(self, deployment: Deployment) -> str: ...
 
+    def deployment_problem(self, deployment: Deployment, own_weights: bool) -> tuple[tuple[str, ...], str] | None: ...
+
 
 HOURS_PER_MONTH = 730
 
@@ -123,11 +125,19 @@ class Plan:
 
     @cached_property
     def checkpoint(self) -> Checkpoint:
-        """The checkpoint vLLM loads (the spec checked that one exists)."""
-        return self.deployment.model_ref.checkpoint(self.deployment.quantization)
+        """The checkpoint vLLM loads (the spec checked that one exists): the hub's, or the user's own
+        (`weights:`), stored quantized where its config says so, else in 16 bits (quantized to fp8 at
+        load when fp8 is declared)."""
+        declared = self.deployment.quantization
+        if self.weights:
+            if self.requirements.checkpoint_quantized:
+                return Checkpoint(self.weights, declared, None)
+            return Checkpoint(self.weights, "bf16", "fp8" if declared == "fp8" else None)
+        return self.deployment.model_ref.checkpoint(declared)
 
     @property
     def hf_repo(self) -> str:
+        """The checkpoint's repository: the hub's, or the user's own location."""
         return self.checkpoint.repo
 
     @property
@@ -144,14 +154,14 @@ class Plan:
 
     @property
     def served_model(self) -> str:
-        """The name the endpoint answers as: the hub repository, or the user's checkpoint's location."""
-        return self.weights or self.hf_repo
+        """The name the endpoint answers as: the checkpoint's repository, or the user's checkpoint's location."""
+        return self.checkpoint.repo
 
     @property
     def model_path(self) -> str:
         """What vLLM loads: the hub repository, or where the service puts the user's weights."""
         if not self.weights:
-            return self.hf_repo
+            return self.checkpoint.repo
         return self.described_by.weights_mount or self.weights  # a service that mounts them, or an image that fetches them
 
     @property

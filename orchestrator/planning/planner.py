@@ -369,7 +369,13 @@ def plan_stack(stack: Stack, cloud: str | None, catalog: Catalog, region: str | 
     """
     deployments = [stack.get(only)] if only else list(stack.deployments)
     memo: Memo = {OFFLINE: offline}
-    return [plan(stack, d, default_cloud(d, cloud), catalog, region, memo) for d in deployments]
+    plans = [plan(stack, d, default_cloud(d, cloud), catalog, region, memo) for d in deployments]
+    # A spec its cloud cannot run (network isolation with a hub download, say), named before `up`
+    # or `export` makes or declares anything.
+    problems = [(p, problem) for p in plans if (problem := p.described_by.deployment_problem(p.deployment, bool(p.weights)))]
+    if problems:
+        raise SpecError([stack.locate(p.deployment, path, message) for p, (path, message) in problems])
+    return plans
 
 
 def compare_stack(stack: Stack, clouds: list[str] | None, catalog: Catalog, only: str | None = None) -> dict[str, list[Plan | Infeasible]]:

@@ -42,8 +42,7 @@ ENGINE_START_SECONDS = 180
 def vllm_arguments(plan: Plan) -> list[str]:
     """vLLM's options for the plan, the same on every cloud: model, parallelism, context, batch,
     and a load-time quantization where the checkpoint needs one. Providers add host and port."""
-    deployment = plan.deployment
-    checkpoint = None if plan.weights else plan.checkpoint  # the hub's, which the user's own weights replace
+    deployment, checkpoint = plan.deployment, plan.checkpoint
     arguments = [
         "--model",
         plan.model_path,
@@ -54,12 +53,8 @@ def vllm_arguments(plan: Plan) -> list[str]:
         "--max-num-seqs",
         str(deployment.concurrency),
     ]
-    if checkpoint is None:
-        load = "fp8" if deployment.quantization == "fp8" and not plan.requirements.checkpoint_quantized else None
-    else:
-        load = checkpoint.load_quantization
-    if load:
-        arguments += ["--quantization", load]
+    if checkpoint.load_quantization:
+        arguments += ["--quantization", checkpoint.load_quantization]
     if plan.weights:  # vLLM would answer as the mount path
         arguments += ["--served-model-name", plan.served_model]
     return arguments

@@ -72,7 +72,8 @@ class CheckpointFiles:
         vllm/config: _get_and_verify_dtype)."""
         if self.quant_method is not None:
             return float(self.weights_bytes)
-        stored = DTYPE_BYTES.get(str((self.config or {}).get("torch_dtype", "bfloat16")), 2)
+        config = self.config or {}
+        stored = DTYPE_BYTES.get(str(config.get("dtype") or config.get("torch_dtype") or "bfloat16"), 2)  # newer transformers write `dtype`
         return self.weights_bytes * 2 / stored
 
     def architecture(self, name: str) -> LlamaModel:

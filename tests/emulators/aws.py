@@ -393,7 +393,7 @@ class AwsStandIn:
         if not self.s3_files(uri):
             return 400, {"__type": "ValidationException", "message": f"Could not find model data at {uri}."}
         bucket = uri.removeprefix("s3://").split("/", 1)[0]
-        location = self.client("s3").get_bucket_location(Bucket=bucket).get("LocationConstraint") or "us-east-1"
+        location = self.client("s3").head_bucket(Bucket=bucket).get("BucketRegion", REGION)
         if location != REGION:  # SageMaker reads model data from its own region's S3 only (the wording is unconfirmed offline)
             return 400, {
                 "__type": "ValidationException",

@@ -255,10 +255,14 @@ class GcpStandIn(JsonStandIn):
             return 200, {"kind": "storage#object", "name": name, "bucket": bucket, "size": str(len(objects[name]))}, {}
 
     def gcs_folder(self, uri: str) -> dict[str, bytes]:
-        """The objects under a gs:// prefix, by name relative to it: what the image downloads for --model."""
+        """What the Model Garden image downloads for a gs:// --model: the objects under the folder
+        (its prefix stripped of slashes, one added), placeholder "directories" skipped
+        (vertex-ai-samples community-content/vertex_model_garden/model_oss/util, download_gcs_dir_to_local)."""
         bucket, _, prefix = uri.removeprefix("gs://").partition("/")
+        folder = prefix.strip("/") + "/"
         with self._lock:
-            return {name[len(prefix) :]: data for name, data in self.buckets.get(bucket, {}).items() if name.startswith(prefix)}
+            objects = self.buckets.get(bucket, {})
+            return {name[len(folder) :]: data for name, data in objects.items() if name.startswith(folder) and not name.endswith("/")}
 
     def cloud_quotas(self, method: str, path: str, body: Any, headers: dict[str, str]) -> tuple[int, Any, dict[str, str]]:
         """The Cloud Quotas API's quotaInfos for aiplatform.googleapis.com (google/api/cloudquotas/v1
