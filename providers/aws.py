@@ -287,7 +287,7 @@ class AwsProvider(Provider):
         from providers.aws_weights import S3WeightsStore
 
         region = placement.region if placement else None
-        return S3WeightsStore(uri, self.client(("s3", region), lambda: _s3_client(region)))
+        return S3WeightsStore(uri, self.client(("s3", region), lambda: _s3_client(region)), _translated)
 
     def settings(self, plan: Plan) -> dict[str, Any]:
         placed = plan.deployment.placement.of("aws")

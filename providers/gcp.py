@@ -573,6 +573,14 @@ class GcpProvider(Provider):
             ),
         )
 
+    def weights_store(self, uri: str, placement: Any) -> Any:
+        from providers.gcp_weights import GcsWeightsStore
+
+        project = placement.project if placement else None
+        with _translated():
+            client = self.client(("storage", project), lambda: _storage_client(project))
+        return GcsWeightsStore(uri, client, _translated)
+
     def checkpoint_listing(self, uri: str, placement: Any, region: str) -> tuple[dict[str, int], Callable[[str], bytes]]:
         """The objects under the gs:// prefix (Cloud Storage JSON API objects.list, every page), names
         relative to it, as the image downloads the folder; with Application Default Credentials."""

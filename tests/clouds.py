@@ -749,6 +749,8 @@ class GcpCloud(_RestStandInHarness):
     def block(self) -> str:
         return f"  gcp:\n    region: us-central1\n    project: {PROJECT}\n    endpoint: {self.stand_in.url}\n    service_account: {SERVICE_ACCOUNT}\n"
 
+    stages_weights: ClassVar[bool] = True
+
     def store_weights(self, files: dict[str, bytes]) -> str | None:
         with self.stand_in._lock:
             bucket = self.stand_in.buckets.setdefault("my-models", {})

@@ -20,6 +20,8 @@ by a split that takes it off, and never so as to leave other deployed models wit
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import itertools
 import json
 import re
@@ -124,6 +126,7 @@ class GcpStandIn(JsonStandIn):
         internet.serve(re.escape(CLOUD_QUOTAS_HOST), self.cloud_quotas)
         internet.serve(re.escape(STORAGE_HOST), self.storage)
         self.buckets: dict[str, dict[str, bytes]] = {}  # Cloud Storage: bucket -> object name -> bytes
+        self.object_metadata: dict[tuple[str, str], dict[str, str]] = {}  # (bucket, name) -> its custom metadata
         self.faults = Faults()
         self.requests: list[Request] = []
         self.models: dict[str, dict[str, Any]] = {}
@@ -162,6 +165,7 @@ class GcpStandIn(JsonStandIn):
             self.containers.clear()
             self._operations.clear()
             self.buckets.clear()
+            self.object_metadata.clear()
 
     def inventory(self) -> dict[str, list[str]]:
         with self._lock:
@@ -224,35 +228,77 @@ class GcpStandIn(JsonStandIn):
             return getattr(self, f"_{kind}")(method, parent, query, body, groups.get("id"))
 
     def storage(self, method: str, path: str, body: Any, headers: dict[str, str]) -> tuple[int, Any, dict[str, str]]:
-        """Cloud Storage's JSON API, as far as reading a checkpoint goes: objects.list (`items[]` with
-        `name` and `size` as a string, https://cloud.google.com/storage/docs/json_api/v1/objects/list)
-        and objects.get with alt=media (the bytes), under OAuth2."""
+        """Cloud Storage's JSON API, as far as a checkpoint goes (https://cloud.google.com/storage/docs/json_api/v1/objects):
+        objects.list (`items[]`, `size` as a string, custom `metadata`), objects.get (the resource, or
+        the bytes with alt=media), objects.delete, and objects.insert as a multipart upload (a JSON
+        part, then the media), whose crc32c or md5Hash the service checks against the bytes."""
         self.requests.append(Request(method, "storage", path, {}))
         if not headers.get("authorization", "").startswith("Bearer "):
             return 401, _error(401, "UNAUTHENTICATED", "Anonymous caller does not have storage.objects.list access."), {}
         route, _, query = path.partition("?")
         params = dict(pair.partition("=")[::2] for pair in query.split("&") if pair)
+        upload = re.fullmatch(r"/upload/storage/v1/b/([^/]+)/o", route)
         listing = re.fullmatch(r"/storage/v1/b/([^/]+)/o", route)
         single = re.fullmatch(r"(?:/download)?/storage/v1/b/([^/]+)/o/(.+)", route)
-        bucket = (listing or single)[1] if (listing or single) else None
+        bucket = next((m[1] for m in (upload, listing, single) if m), None)
         with self._lock:
             objects = self.buckets.get(bucket or "")
-            if method != "GET" or objects is None:
+            if objects is None:
                 return 404, _error(404, "NOT_FOUND", "The specified bucket does not exist."), {}
-            if listing:
+            if upload and method == "POST":
+                return self._insert(bucket, objects, body, headers, params)  # type: ignore[arg-type]
+            if listing and method == "GET":
                 prefix = urllib.parse.unquote(params.get("prefix", ""))
-                items = [
-                    {"kind": "storage#object", "name": name, "bucket": bucket, "size": str(len(data))}
-                    for name, data in sorted(objects.items())
-                    if name.startswith(prefix)
-                ]
+                items = [self._resource(bucket, name, data) for name, data in sorted(objects.items()) if name.startswith(prefix)]  # type: ignore[arg-type]
                 return 200, {"kind": "storage#objects", "items": items}, {}
-            name = urllib.parse.unquote(single[2])  # type: ignore[index]
+            if not single:
+                return 404, _error(404, "NOT_FOUND", f"no route {method} {route}"), {}
+            name = urllib.parse.unquote(single[2])
             if name not in objects:
                 return 404, _error(404, "NOT_FOUND", f"No such object: {bucket}/{name}"), {}
-            if params.get("alt") == "media":
+            if method == "DELETE":
+                del objects[name]
+                self.object_metadata.pop((bucket, name), None)  # type: ignore[arg-type]
+                return 204, None, {}
+            if method == "GET" and params.get("alt") == "media":
                 return 200, objects[name], {"content-type": "application/octet-stream"}
-            return 200, {"kind": "storage#object", "name": name, "bucket": bucket, "size": str(len(objects[name]))}, {}
+            if method == "GET":
+                return 200, self._resource(bucket, name, objects[name]), {}  # type: ignore[arg-type]
+            return 405, _error(405, "METHOD_NOT_ALLOWED", f"{method} is not allowed here"), {}
+
+    def _resource(self, bucket: str, name: str, data: bytes) -> dict[str, Any]:
+        found = {
+            "kind": "storage#object",
+            "name": name,
+            "bucket": bucket,
+            "size": str(len(data)),
+            "md5Hash": base64.b64encode(hashlib.md5(data).digest()).decode(),
+        }
+        metadata = self.object_metadata.get((bucket, name))
+        return {**found, "metadata": metadata} if metadata else found
+
+    def _insert(self, bucket: str, objects: dict[str, bytes], body: Any, headers: dict[str, str], params: dict[str, str]) -> tuple[int, Any, dict[str, str]]:
+        if params.get("uploadType") != "multipart":
+            return 400, _error(400, "INVALID_ARGUMENT", "this stand-in takes multipart uploads only (files under the client's 8 MiB multipart limit)"), {}
+        boundary = re.search(r'boundary="?([^";]+)"?', headers.get("content-type", ""))
+        raw = body if isinstance(body, bytes) else json.dumps(body).encode()
+        parts = [part for part in raw.split(b"--" + boundary[1].encode()) if part.strip(b"-\r\n")] if boundary else []
+        if len(parts) != 2:
+            return 400, _error(400, "INVALID_ARGUMENT", "a multipart upload is a metadata part and a media part"), {}
+        metadata = json.loads(parts[0].split(b"\r\n\r\n", 1)[1])
+        data = parts[1].split(b"\r\n\r\n", 1)[1].removesuffix(b"\r\n")
+        if "md5Hash" in metadata and metadata["md5Hash"] != base64.b64encode(hashlib.md5(data).digest()).decode():
+            return 400, _error(400, "INVALID_ARGUMENT", "Provided MD5 hash does not match calculated MD5 hash."), {}
+        if "crc32c" in metadata:
+            import google_crc32c
+
+            if metadata["crc32c"] != base64.b64encode(google_crc32c.value(data).to_bytes(4, "big")).decode():
+                return 400, _error(400, "INVALID_ARGUMENT", "Provided CRC32C does not match calculated CRC32C."), {}
+        name = metadata["name"]
+        objects[name] = data
+        if metadata.get("metadata"):
+            self.object_metadata[(bucket, name)] = dict(metadata["metadata"])
+        return 200, self._resource(bucket, name, data), {}
 
     def gcs_folder(self, uri: str) -> dict[str, bytes]:
         """What the Model Garden image downloads for a gs:// --model: the objects under the folder
