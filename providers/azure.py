@@ -97,6 +97,16 @@ ENVIRONMENT = f"{_WORKSPACE}/environments/versions"
 CONNECTION = f"{_WORKSPACE}/connections"
 ENDPOINT = f"{_WORKSPACE}/onlineEndpoints"
 DEPLOYMENT = f"{_WORKSPACE}/onlineEndpoints/deployments"
+MODEL = f"{_WORKSPACE}/models/versions"
+# The user's own weights: a folder on a workspace datastore, registered as a custom model asset
+# (azureml://datastores/<datastore>/paths/<folder>/ is a model path Azure ML takes: "Supported
+# paths" in how-to-manage-models; a plain blob URL is not one). The deployment names the asset;
+# Azure ML mounts it read-only at AZUREML_MODEL_DIR = /var/azureml-app/azureml-models/<name>/<version>,
+# a registered folder under its own name there (concept-online-deployment-model-specification;
+# how-to-deploy-custom-container's TF Serving example serves .../tfserving-mounted/1/half_plus_two).
+MODEL_DIR = "/var/azureml-app/azureml-models"
+MODEL_VERSION = "1"  # one asset per location: a new location is a new asset name
+_DATASTORE_PATH = re.compile(r"^azureml://datastores/(?P<datastore>[A-Za-z0-9_]+)/paths/(?P<folder>(?:[^/]+/)+)$")
 AUTOSCALE = "Microsoft.Insights/autoscaleSettings"
 DEPLOYMENT_NAME = "vllm"
 PUBLIC_RESOURCE_MANAGER = "https://management.azure.com"
@@ -106,7 +116,7 @@ ROUTES = {"liveness_route": HEALTH_ROUTE, "readiness_route": HEALTH_ROUTE, "scor
 DOCKERFILE = "FROM {image}\nENTRYPOINT python3 -m vllm.entrypoints.openai.api_server --model $MODEL_NAME $VLLM_ARGS\n"
 # Weights download and load before the probes may fail: the startup estimate, with a margin.
 PROBE = {"period_s": 10, "timeout_s": 5, "failure_threshold": 30}
-ENVIRONMENT_API_VERSION = "2023-04-01"
+ASSET_API_VERSION = "2023-04-01"
 DEPLOYMENT_API_VERSION = "2024-04-01"  # a GA version of Microsoft.MachineLearningServices with OnlineDeployments_Update (PATCH)
 # An online endpoint's name is 3-32 letters, digits and single dashes, starting with a letter, and
 # unique within the Azure region (its scoring host is <name>.<region>.inference.ml.azure.com):
@@ -156,6 +166,19 @@ class AzureProvider(Provider):
     # A second deployment on the endpoint, called alone, then the endpoint's traffic moved to it
     # (learn.microsoft.com/azure/machine-learning/how-to-safely-rollout-online-endpoints).
     supports = frozenset({Feature.REPLACE_LIVE})
+    weights_scheme = "azureml://datastores/"
+
+    def weights_problem(self, uri: str) -> str | None:
+        if not _DATASTORE_PATH.match(uri):
+            return "must be a folder on a workspace datastore, as azureml://datastores/<datastore>/paths/<folder>/ (ending in /), e.g. azureml://datastores/workspaceblobstore/paths/llama-ft/"
+        return None
+
+    def weights_path(self, plan: Plan) -> str | None:
+        """The registered folder, under its own name in the model asset's mount."""
+        if not plan.weights:
+            return None
+        folder = plan.weights.rstrip("/").rsplit("/", 1)[1]
+        return f"{MODEL_DIR}/{_model_name(plan)}/{MODEL_VERSION}/{folder}"
 
     def resources(self, plan: Plan) -> list[Resource]:
         name = plan.deployment.name
@@ -166,6 +189,7 @@ class AzureProvider(Provider):
         return [
             *(Resource(CONNECTION, _connection_name(name, secret), {"tags": tags}) for secret in plan.secrets),
             Resource(ENVIRONMENT, f"{name}-vllm:{_short_hash(dockerfile)}", {"dockerfile": dockerfile, "tags": tags}),
+            *([Resource(MODEL, f"{_model_name(plan)}:{MODEL_VERSION}", {"path": plan.weights, "tags": tags})] if plan.weights else []),
             Resource(ENDPOINT, endpoint, {"auth_mode": "key", "tags": tags}),
             Resource(
                 DEPLOYMENT,
@@ -203,6 +227,7 @@ class AzureProvider(Provider):
                 "environment": env_name,
                 "environment_version": env_version,
                 "dockerfile": environment.properties["dockerfile"],
+                "model": _model_values(by_type.get(MODEL)),
                 "port": VLLM_PORT,
                 "routes": ROUTES,
                 "connections": {secret: _connection_name(name, secret) for secret in secrets},
@@ -245,13 +270,58 @@ class AzureProvider(Provider):
             ),
             startup_limit_s=None,
             startup_setting="readiness probe initial delay (Azure ML documents no maximum)",
+            # The endpoint's system-assigned identity mounts the model asset: Azure ML grants it Storage
+            # Blob Data Reader on the workspace's default storage only (concept-endpoints-online-auth,
+            # "Automatic role assignment for endpoint identity").
+            needs=(
+                (
+                    f"the endpoint's identity must read {plan.weights}: Azure ML grants it Storage Blob Data Reader on the workspace's "
+                    "default storage (workspaceblobstore); a datastore on another storage account needs that role granted there",
+                )
+                if plan.weights
+                else ()
+            ),
         )
 
     def settings(self, plan: Plan) -> dict[str, Any]:
         placed = plan.deployment.placement.of("azure")
         assert placed is not None
-        chosen = {"subscription_id": placed.subscription_id, "resource_group": placed.resource_group, "workspace": placed.workspace}
-        return {**chosen, "endpoint": placed.endpoint} if placed.endpoint else chosen
+        return _settings_of(placed)
+
+    def checkpoint_listing(self, uri: str, placement: Any, region: str) -> tuple[dict[str, int], Callable[[str], bytes]]:
+        """The blobs under the datastore folder (names relative to it), as the model asset mounts it."""
+        folder, container = self._datastore_folder(uri, placement)
+        with _translated():
+            sizes = {blob.name[len(folder) :]: int(blob.size) for blob in container.list_blobs(name_starts_with=folder)}
+
+        def read(name: str) -> bytes:
+            with _translated():
+                return bytes(container.download_blob(folder + name).readall())
+
+        return sizes, read
+
+    def weights_store(self, uri: str, placement: Any) -> Any:
+        from providers.azure_weights import BlobWeightsStore
+
+        folder, container = self._datastore_folder(uri, placement)
+        return BlobWeightsStore(uri, container, folder, _translated)
+
+    def _datastore_folder(self, uri: str, placement: Any) -> tuple[str, Any]:
+        """The folder's blob name prefix and a client of the datastore's blob container: with the
+        datastore's account key where it keeps one (what azure-ai-ml itself uploads with), else
+        with the caller's own Azure credential (an identity-based datastore)."""
+        from azure.ai.ml.entities import AzureBlobDatastore
+
+        match = _DATASTORE_PATH.match(uri)
+        if match is None or placement is None or not all(getattr(placement, key) for key in self.required_placement):
+            raise ProviderError(f"weights.azure {uri}: placement.azure needs subscription_id, resource_group and workspace to read the datastore")
+        settings = _settings_of(placement)
+        ml, _, _ = self._clients(settings)
+        with _translated(), _quiet_stdout():
+            datastore = ml.datastores.get(match["datastore"], include_secrets=True)
+        if not isinstance(datastore, AzureBlobDatastore):
+            raise ProviderError(f"weights.azure {uri}: datastore {match['datastore']} is not on Azure Blob storage; put the checkpoint on a blob datastore")
+        return match["folder"], self.client(("blob", repr(sorted(settings.items())), match["datastore"]), lambda: _container_client(datastore))
 
     def _clients(self, settings: Mapping[str, Any]) -> tuple[Any, Any, Any]:
         """The workspace's MLClient, MonitorManagementClient and ARM client."""
@@ -294,6 +364,7 @@ class AzureProvider(Provider):
             IdentityConfiguration,
             ManagedOnlineDeployment,
             ManagedOnlineEndpoint,
+            Model,
             OnlineRequestSettings,
             ProbeSettings,
             WorkspaceConnection,
@@ -342,6 +413,17 @@ class AzureProvider(Provider):
                 ),
                 events,
             )
+            model = next((r for (t, _), r in by_type.items() if t == MODEL), None)
+            if model is not None:
+                model_name, model_version = model.name.split(":")
+                create_or_adopt(
+                    model,
+                    lambda: _exists(lambda: ml.models.get(model_name, version=model_version)),
+                    lambda: ml.models.create_or_update(
+                        Model(name=model_name, version=model_version, path=model.properties["path"], type="custom_model", tags=tags)
+                    ),
+                    events,
+                )
             self._create_and_wait(
                 endpoint,
                 events,
@@ -365,6 +447,7 @@ class AzureProvider(Provider):
                         name=deployment_name,
                         endpoint_name=endpoint.name,
                         environment=f"azureml:{env_name}:{env_version}",
+                        model=f"azureml:{model.name}" if model else None,
                         instance_type=plan.offer.instance_type,
                         instance_count=deployment.autoscaling.min_replicas,
                         environment_variables={**_environment(plan), **{s: _secret_reference(name, s) for s in secrets}},
@@ -465,9 +548,10 @@ class AzureProvider(Provider):
 
     def _exists(self, ml: Any, monitor: Any, deployed: Deployed, kind: str, name: str) -> bool:
         with _translated(), _quiet_stdout():
-            if kind == ENVIRONMENT:
-                env_name, version = name.split(":")
-                return _exists(lambda: ml.environments.get(env_name, version=version))
+            if kind in (ENVIRONMENT, MODEL):
+                asset, version = name.split(":")
+                assets = ml.environments if kind == ENVIRONMENT else ml.models
+                return _exists(lambda: assets.get(asset, version=version))
             check = {
                 CONNECTION: lambda: ml.connections.get(name),
                 ENDPOINT: lambda: ml.online_endpoints.get(name),
@@ -532,8 +616,8 @@ class AzureProvider(Provider):
                 elif found is Presence.DELETING:  # an earlier `down` began it: wait, do not delete twice
                     gone_after_delete(Resource(ENDPOINT, endpoint), lambda g=get: _presence(g()), events)
             for resource in deployed.resources:
-                if resource.type == ENVIRONMENT:
-                    _delete_environment_version(arm, deployed.settings, resource.name)
+                if resource.type in (ENVIRONMENT, MODEL):
+                    _delete_asset_version(arm, deployed.settings, resource)
                 elif resource.type == CONNECTION:
                     _optional(lambda r=resource: ml.connections.delete(r.name))
 
@@ -595,6 +679,38 @@ class AzureProvider(Provider):
             lambda: requests.post(deployed.url, json=dict(request), headers=headers, timeout=REQUEST_TIMEOUT_MS / 1000),
             f"Azure ML endpoint {name}",
         )
+
+
+def _settings_of(placed: AzurePlacement) -> dict[str, Any]:
+    """Where the workspace is: what `describe` and `destroy` need later, kept in state."""
+    chosen = {"subscription_id": placed.subscription_id, "resource_group": placed.resource_group, "workspace": placed.workspace}
+    return {**chosen, "endpoint": placed.endpoint} if placed.endpoint else chosen
+
+
+def _model_values(model: Resource | None) -> dict[str, str] | None:
+    """The exported program's model asset: its name, version, datastore and folder."""
+    if model is None:
+        return None
+    located = _DATASTORE_PATH.match(model.properties["path"])
+    assert located is not None  # checked when the stack was read
+    name, version = model.name.split(":")
+    return {"name": name, "version": version, "datastore": located["datastore"], "folder": located["folder"]}
+
+
+def _model_name(plan: Plan) -> str:
+    """The model asset registering the plan's own weights: one per deployment and location."""
+    return f"{plan.deployment.name}-weights-{_short_hash(plan.weights or '')[:8]}"
+
+
+def _container_client(datastore: Any) -> Any:
+    """A client of a blob datastore's container, at the datastore's own endpoint and protocol."""
+    from azure.identity import DefaultAzureCredential
+    from azure.storage.blob import ContainerClient
+
+    key = getattr(datastore.credentials, "account_key", None)
+    account_url = f"{datastore.protocol}://{datastore.account_name}.blob.{datastore.endpoint}"
+    credential = {"account_name": datastore.account_name, "account_key": key} if key else DefaultAzureCredential()
+    return ContainerClient(account_url, datastore.container_name, credential=credential, retry_total=0)  # the engine retries
 
 
 def _deployment_of(deployed: Deployed) -> str:
@@ -689,12 +805,14 @@ def _workspace_path(settings: Mapping[str, Any]) -> str:
     return f"/subscriptions/{settings['subscription_id']}/resourceGroups/{settings['resource_group']}/providers/{_WORKSPACE}/{settings['workspace']}"
 
 
-def _delete_environment_version(arm: Any, settings: dict[str, Any], name: str) -> None:
-    """azure-ai-ml can only archive environments; ARM's REST API deletes a version."""
+def _delete_asset_version(arm: Any, settings: dict[str, Any], asset: Resource) -> None:
+    """azure-ai-ml can only archive environments and models; ARM's REST API deletes a version
+    (Environment Versions - Delete, Model Versions - Delete)."""
     from azure.core.rest import HttpRequest
 
-    env_name, version = name.split(":")
-    path = f"{_workspace_path(settings)}/environments/{env_name}/versions/{version}?api-version={ENVIRONMENT_API_VERSION}"
+    name, version = asset.name.split(":")
+    kind = "environments" if asset.type == ENVIRONMENT else "models"
+    path = f"{_workspace_path(settings)}/{kind}/{name}/versions/{version}?api-version={ASSET_API_VERSION}"
     response = arm.send_request(HttpRequest("DELETE", arm.format_url(path)))
     if response.status_code not in (200, 202, 204, 404):
         response.raise_for_status()

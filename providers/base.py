@@ -337,6 +337,11 @@ class CloudService(ABC):
     weights_scheme: ClassVar[str | None] = None
     weights_mount: ClassVar[str | None] = None
 
+    def weights_path(self, plan: Plan) -> str | None:
+        """Where the container finds the plan's own weights: the service's mount; None where the
+        image fetches them from their location itself."""
+        return self.weights_mount
+
     def reach(self, deployment: Deployment) -> str:
         """How the deployment is reached, and what its container can reach, in words (`plan`, `status`)."""
         return "a public endpoint, behind the cloud's authentication; the container has internet access"

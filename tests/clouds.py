@@ -12,6 +12,7 @@ import itertools
 import json
 import logging
 import os
+import re
 import shlex
 import signal
 import subprocess
@@ -39,7 +40,7 @@ from providers import registry
 from tests import fake_provider
 from tests.emulators import containers, fake, gcp, oci
 from tests.emulators.aws import CREDENTIALS, AwsStandIn
-from tests.emulators.azure import FAMILIES, RESOURCE_GROUP, SUBSCRIPTION, WORKSPACE, AzureStandIn, vcpus
+from tests.emulators.azure import BLOB_CONTAINER, FAMILIES, RESOURCE_GROUP, SUBSCRIPTION, WORKSPACE, AzureStandIn, vcpus
 from tests.emulators.fake import FakeStandIn
 from tests.emulators.gcp import PROJECT, GcpStandIn
 from tests.emulators.internet import Internet
@@ -289,6 +290,7 @@ class Cloud(Protocol):
     # points at it; None where llamadeploy cannot serve the user's own weights on this cloud yet.
     def store_weights(self, files: dict[str, bytes]) -> str | None: ...
     def weights_received(self) -> str | None: ...  # the object-storage location the cloud was told to load the model from
+    def weights_declared(self, declared: dict[str, list[dict[str, Any]]]) -> str | None: ...  # the same, in an exported program
     def stored_weights(self) -> dict[str, int]: ...  # what lies where store_weights puts a checkpoint, by name (size)
     # Placement lines that keep the deployment private (its network made in the stand-in first); None
     # where llamadeploy cannot declare private networking on this cloud yet.
@@ -313,6 +315,9 @@ class _Common:
         return None
 
     def weights_received(self) -> str | None:
+        return None
+
+    def weights_declared(self, declared: dict[str, list[dict[str, Any]]]) -> str | None:
         return None
 
     def stored_weights(self) -> dict[str, int]:
@@ -585,6 +590,11 @@ class AwsCloud(_Common):
         (model,) = self.stand_in.calls("CreateModel")
         return model["PrimaryContainer"].get("ModelDataSource", {}).get("S3DataSource", {}).get("S3Uri")
 
+    def weights_declared(self, declared: dict[str, list[dict[str, Any]]]) -> str | None:
+        (model,) = declared["aws:sagemaker/model:Model"]
+        sources = model["primaryContainer"].get("modelDataSource", {}).get("s3DataSources", [])
+        return sources[0]["s3Uri"] if sources else None
+
 
 @dataclass
 class AzureCloud(_RestStandInHarness):
@@ -601,8 +611,40 @@ class AzureCloud(_RestStandInHarness):
     serving_request: ClassVar[tuple[str, str]] = ("PUT", "deployment")
     delete_request: ClassVar[tuple[str, str]] = ("DELETE", "endpoint")
 
+    stages_weights: ClassVar[bool] = True
+    exports_weights: ClassVar[bool] = True
+
     def hold_serving(self) -> None:
         self.stand_in.faults.deployment_polls = 10**6
+
+    def store_weights(self, files: dict[str, bytes]) -> str | None:
+        with self.stand_in._lock:
+            self.stand_in.blobs.update({f"{BLOB_CONTAINER}/llama-ft/{name}": (body, {}) for name, body in files.items()})
+        return "azureml://datastores/workspaceblobstore/paths/llama-ft/"
+
+    def stored_weights(self) -> dict[str, int]:
+        prefix = f"{BLOB_CONTAINER}/llama-ft/"
+        with self.stand_in._lock:
+            return {name[len(prefix) :]: len(data) for name, (data, _) in self.stand_in.blobs.items() if name.startswith(prefix)}
+
+    def weights_received(self) -> str | None:
+        """The datastore folder of the model asset the deployment names, in the short form."""
+        (deployment,) = self.stand_in.received("PUT", "deployment")
+        model_id = deployment["properties"].get("model")
+        if not model_id:
+            return None
+        name, version = model_id.rsplit("/models/", 1)[1].split("/versions/")
+        return _short_datastore_path(self.stand_in.models[(name, version)]["properties"]["modelUri"])
+
+    def weights_declared(self, declared: dict[str, list[dict[str, Any]]]) -> str | None:
+        """The datastore folder of the model asset the program declares, which its deployment names."""
+        models = declared.get("azure-native:machinelearningservices:ModelVersion", [])
+        if not models:
+            return None
+        (model,), (deployment,) = models, declared["azure-native:machinelearningservices:OnlineDeployment"]
+        assert deployment["properties"].get("model")  # the deployment mounts the asset
+        assert re.match(r"azureml://subscriptions/[^/]+/resourcegroups/[^/]+/workspaces/[^/]+/datastores/", model["properties"]["modelUri"])  # the long form
+        return _short_datastore_path(model["properties"]["modelUri"])
 
     def set_quota(self, instance_type: str, available: int) -> None:
         self.stand_in.faults.family_cores[FAMILIES[instance_type].replace(" ", "")] = available * vcpus(instance_type)
@@ -1006,3 +1048,8 @@ def start_stand_in(name: str, internet: Internet) -> Any:
     if name == "fake":
         return FakeStandIn()
     return {"azure": AzureStandIn, "gcp": GcpStandIn, "oci": OciStandIn}[name](internet)
+
+
+def _short_datastore_path(uri: str) -> str:
+    """An azureml:// datastore path in azure-ai-ml's short form (it sends the long one)."""
+    return "azureml://" + uri[uri.index("datastores/") :]

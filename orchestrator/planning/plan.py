@@ -62,7 +62,9 @@ class Describes(Protocol):
     def contract(self, plan: Plan) -> ServingContract | None: ...
 
     @property
-    def weights_mount(self) -> str | None: ...
+    def weights_scheme(self) -> str | None: ...
+
+    def weights_path(self, plan: Plan) -> str | None: ...
 
     def reach(self, deployment: Deployment) -> str: ...
 
@@ -162,7 +164,7 @@ class Plan:
         """What vLLM loads: the hub repository, or where the service puts the user's weights."""
         if not self.weights:
             return self.checkpoint.repo
-        return self.described_by.weights_mount or self.weights  # a service that mounts them, or an image that fetches them
+        return self.described_by.weights_path(self) or self.weights  # where the service puts them, or an image that fetches them
 
     @property
     def instances_per_replica(self) -> int:

@@ -122,7 +122,7 @@ def startup_verdict(plan: Plan, limit_s: int | None, setting: str, download_coun
     fatal = download_counts and estimate.download_seconds > limit_s
     smaller = [] if plan.weights else [name for name in ("int4", "fp8") if _downloads_less(plan, name)]
     ideas = [f"quantization: {name} (a smaller checkpoint)" for name in smaller]
-    if not plan.weights and plan.described_by.weights_mount:
+    if not plan.weights and plan.described_by.weights_scheme:
         ideas.append(f"the weights staged in {plan.cloud}'s object storage (`llamadeploy weights stage`, then weights.{plan.cloud})")
     ideas.append("a cloud with a longer startup limit (`llamadeploy cost` compares them)")
     verdict = "cannot start in time" if fatal else "will likely not start in time"

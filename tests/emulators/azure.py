@@ -28,13 +28,16 @@ still has traffic is not deleted (the same page; the wording of both refusals is
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import itertools
 import json
 import re
 import time
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import unquote, urlsplit
+from urllib.parse import parse_qs, unquote, urlsplit
+from xml.sax.saxutils import escape
 
 from tests.emulators import containers
 from tests.emulators.http import DROP, Answer, Call, JsonStandIn
@@ -54,6 +57,11 @@ PRIMARY_KEY = "primary-key"
 # Endpoint names are unique per region across every customer; these are already taken in eastus.
 TAKEN_ENDPOINT_NAMES = {"chat", "llama", "test", "demo"}
 _ENDPOINT_NAME = re.compile(r"^[a-zA-Z](?!.*--)[a-zA-Z0-9-]{1,30}[a-zA-Z0-9]$")
+# A model asset's path on a datastore, in azure-ai-ml's short or long form (constants/_common.py,
+# SHORT_URI_FORMAT and LONG_URI_FORMAT).
+_MODEL_URI = re.compile(r"^azureml://(?:subscriptions/[^/]+/resourcegroups/[^/]+/workspaces/[^/]+/)?datastores/(?P<datastore>[^/]+)/paths/(?P<path>.+)$")
+DATASTORE = "workspaceblobstore"
+MODEL_DIR = "/var/azureml-app/azureml-models"  # AZUREML_MODEL_DIR is <this>/<model name>/<version>
 _SECRET_REFERENCE = re.compile(r"^\$\{\{azureml://connections/(?P<name>[^/]+)/credentials/(?P<key>[^}]+)\}\}$")
 INSTANCE_TYPES = {
     "eastus": {
@@ -91,6 +99,8 @@ _ROUTES = [
     ("keys", re.compile(_WS + r"/onlineEndpoints/(?P<endpoint>[^/]+)/listKeys$")),
     ("endpoint", re.compile(_WS + r"/onlineEndpoints/(?P<endpoint>[^/]+)$")),
     ("environment", re.compile(_WS + r"/environments/(?P<name>[^/]+)/versions/(?P<version>[^/]+)$")),
+    ("model_version", re.compile(_WS + r"/models/(?P<name>[^/]+)/versions/(?P<version>[^/]+)$")),
+    ("model", re.compile(_WS + r"/models/(?P<name>[^/]+)$")),
     ("connection", re.compile(_WS + r"/connections/(?P<name>[^/]+)$")),
     ("secrets", re.compile(_WS + r"/datastores/(?P<name>[^/]+)/listSecrets$")),
     ("datastore", re.compile(_WS + r"/datastores/(?P<name>[^/]+)$")),
@@ -147,6 +157,7 @@ class AzureStandIn(JsonStandIn):
         self.endpoints: dict[str, dict[str, Any]] = {}
         self.deployments: dict[tuple[str, str], dict[str, Any]] = {}
         self.environments: dict[tuple[str, str], dict[str, Any]] = {}
+        self.models: dict[tuple[str, str], dict[str, Any]] = {}
         self.connections: dict[str, dict[str, Any]] = {}
         self.autoscale: dict[str, dict[str, Any]] = {}
         self.creations: list[tuple[str, str]] = []  # (kind, name) each time a resource came into being
@@ -159,7 +170,17 @@ class AzureStandIn(JsonStandIn):
         with self._lock:
             self.faults = Faults()
             self.requests.clear()
-            for store in (self.endpoints, self.deployments, self.environments, self.connections, self.autoscale, self._operations, self.blobs, self.containers):
+            for store in (
+                self.endpoints,
+                self.deployments,
+                self.environments,
+                self.models,
+                self.connections,
+                self.autoscale,
+                self._operations,
+                self.blobs,
+                self.containers,
+            ):
                 store.clear()
             self.creations.clear()
 
@@ -187,6 +208,7 @@ class AzureStandIn(JsonStandIn):
                 "endpoints": sorted(self.endpoints),
                 "deployments": sorted(f"{e}/{d}" for e, d in self.deployments),
                 "environments": sorted(f"{n}:{v}" for n, v in self.environments),
+                "models": sorted(f"{n}:{v}" for n, v in self.models),
                 "connections": sorted(self.connections),
                 "autoscale_settings": sorted(self.autoscale),
             }
@@ -227,12 +249,25 @@ class AzureStandIn(JsonStandIn):
         return status, answer, {}
 
     def blob(self, method: str, path: str, body: Any, headers: dict[str, str]) -> tuple[int, Any, dict[str, str]]:
-        """Blob storage for the workspace's account: put, properties, metadata (SharedKey auth)."""
+        """Blob storage for the workspace's account (SharedKey auth): put (checking a Content-MD5
+        sent with it), properties, metadata, a ranged get, delete, and the container's listing
+        (List Blobs: learn.microsoft.com/rest/api/storageservices/list-blobs)."""
         if not headers.get("authorization", "").startswith(f"SharedKey {STORAGE_ACCOUNT}:"):
             return 403, {"message": "AuthenticationFailed"}, {"x-ms-error-code": "AuthenticationFailed"}
         url = urlsplit(path)
         name = unquote(url.path).lstrip("/")
+        query = parse_qs(url.query)
         with self._lock:
+            if method == "GET" and query.get("comp") == ["list"] and query.get("restype") == ["container"]:
+                return 200, self._blob_listing(name, query.get("prefix", [""])[0]), {"Content-Type": "application/xml"}
+            if method == "DELETE":
+                if self.blobs.pop(name, None) is None:
+                    return 404, None, {"x-ms-error-code": "BlobNotFound"}
+                return 202, None, {}
+            if method == "PUT" and "content-md5" in headers and "comp=" not in url.query:
+                sent = body if isinstance(body, bytes) else b""
+                if base64.b64encode(hashlib.md5(sent).digest()).decode() != headers["content-md5"]:
+                    return 400, None, {"x-ms-error-code": "Md5Mismatch"}
             if method == "PUT" and "comp=metadata" in url.query:
                 if name not in self.blobs:
                     return 404, None, {"x-ms-error-code": "BlobNotFound"}
@@ -245,12 +280,32 @@ class AzureStandIn(JsonStandIn):
             if method in ("HEAD", "GET") and name in self.blobs:
                 content, metadata = self.blobs[name]
                 meta_headers = {f"x-ms-meta-{k}": v for k, v in metadata.items()}
-                return (
-                    200,
-                    None if method == "HEAD" else content,
-                    {"x-ms-blob-type": "BlockBlob", "ETag": '"1"', "x-ms-content-length": str(len(content)), **meta_headers},
-                )
+                described = {"x-ms-blob-type": "BlockBlob", "ETag": '"1"', "Last-Modified": "Tue, 01 Dec 2026 00:00:00 GMT", **meta_headers}
+                ranged = re.fullmatch(r"bytes=(\d+)-(\d*)", headers.get("x-ms-range") or headers.get("range") or "")
+                if method == "GET" and ranged and content:
+                    start, end = int(ranged[1]), min(int(ranged[2] or len(content) - 1), len(content) - 1)
+                    return 206, content[start : end + 1], {**described, "Content-Range": f"bytes {start}-{end}/{len(content)}"}
+                return 200, None if method == "HEAD" else content, {**described, "Content-Length": str(len(content))} if method == "HEAD" else described
             return 404, None, {"x-ms-error-code": "BlobNotFound"}
+
+    def _blob_listing(self, container: str, prefix: str) -> bytes:
+        """List Blobs' EnumerationResults for the blobs of `container` under `prefix`, in one page."""
+        entries = []
+        for full, (content, metadata) in sorted(self.blobs.items()):
+            held_in, _, blob = full.partition("/")
+            if held_in != container or not blob.startswith(prefix):
+                continue
+            meta = "".join(f"<{k}>{escape(v)}</{k}>" for k, v in metadata.items())
+            entries.append(
+                f"<Blob><Name>{escape(blob)}</Name><Properties><Last-Modified>Tue, 01 Dec 2026 00:00:00 GMT</Last-Modified><Etag>0x1</Etag>"
+                f"<Content-Length>{len(content)}</Content-Length><Content-Type>application/octet-stream</Content-Type>"
+                f"<BlobType>BlockBlob</BlobType></Properties><Metadata>{meta}</Metadata></Blob>"
+            )
+        service = f"https://{STORAGE_ACCOUNT}.blob.core.windows.net/"
+        return (
+            f'<?xml version="1.0" encoding="utf-8"?><EnumerationResults ServiceEndpoint="{service}" ContainerName="{escape(container)}">'
+            f"<Prefix>{escape(prefix)}</Prefix><Blobs>{''.join(entries)}</Blobs><NextMarker /></EnumerationResults>"
+        ).encode()
 
     def _environment_of(self, endpoint: str, deployment: str) -> dict[str, Any] | None:
         reference = self.deployments[(endpoint, deployment)]["properties"].get("environmentId", "")
@@ -270,9 +325,21 @@ class AzureStandIn(JsonStandIn):
         except containers.UnknownImage as exc:
             return {"code": "ImageBuildFailure", "message": f"the environment image failed to build: {exc}"}
         env = {key: self._resolved(value) for key, value in (properties.get("environmentVariables") or {}).items()}
+        mounts: dict[str, dict[str, bytes]] = {}
+        if properties.get("model"):
+            located = self.model_files(properties["model"])
+            if located is None:
+                return {"code": "UserError", "message": f"model {properties['model']} was deleted"}
+            model_dir, files = located
+            env["AZUREML_MODEL_DIR"] = model_dir
+            folders: dict[str, dict[str, bytes]] = {}
+            for relative, data in files.items():
+                folder, _, rest = relative.partition("/")
+                folders.setdefault(f"{model_dir}/{folder}", {})[rest] = data
+            mounts.update(folders)
         readiness = environment["properties"].get("inferenceConfig", {}).get("readinessRoute", {})
         try:
-            container = containers.start(image, env, properties.get("instanceType", ""))
+            container = containers.start(image, env, properties.get("instanceType", ""), mounts=mounts)
             status, _ = container.handle("GET", readiness.get("path", "/"), None)
             if container.port != readiness.get("port") or status != 200:
                 raise ContainerFailed(
@@ -332,7 +399,7 @@ class AzureStandIn(JsonStandIn):
             if match is None:
                 return 404, _error("NotFound", f"no route for {method} {path}"), {}
             groups = match.groupdict()
-            if kind in ("workspace", "endpoints", "deployments", "deployment", "keys", "endpoint", "environment", "connection") and (
+            if kind in ("workspace", "endpoints", "deployments", "deployment", "keys", "endpoint", "environment", "model", "model_version", "connection") and (
                 groups["sub"],
                 groups["rg"],
                 groups["ws"],
@@ -505,6 +572,9 @@ class AzureStandIn(JsonStandIn):
                 ),
                 {},
             )
+        model = properties.get("model")
+        if model and self.model_files(model) is None:
+            return 400, _error("BadArgument", f"Model {model} was not found in workspace {WORKSPACE}"), {}
         instance = properties.get("instanceType")
         if instance not in INSTANCE_TYPES.get(LOCATION, set()):
             return 400, _error("BadArgument", f"Instance type {instance} is not supported in region {LOCATION}"), {}
@@ -576,6 +646,43 @@ class AzureStandIn(JsonStandIn):
 
     def _environment(self, method: str, path: str, body: dict[str, Any], name: str, version: str, **_: str) -> tuple[int, Any, dict[str, str]]:
         return self._simple(self.environments, (name, version), method, path, body, name, "environment")
+
+    def _model(self, method: str, path: str, body: dict[str, Any], name: str, **_: str) -> tuple[int, Any, dict[str, str]]:
+        """A model container: its latest version (what azure-ai-ml reads before registering a version)."""
+        versions = sorted(v for n, v in self.models if n == name)
+        if not versions:
+            return 404, _error("UserError", f"model container {name} not found"), {}
+        return 200, {"id": path, "name": name, "properties": {"latestVersion": versions[-1]}}, {}
+
+    def _model_version(self, method: str, path: str, body: dict[str, Any], name: str, version: str, **_: str) -> tuple[int, Any, dict[str, str]]:
+        """A model asset version. Its path must be a folder on a datastore of the workspace (or a
+        storage URL); the service does not look inside it when it registers it. A version's path
+        never changes ("changed asset path" is azure-ai-ml's ASSET_PATH_ERROR)."""
+        if method == "PUT":
+            uri = (body.get("properties") or {}).get("modelUri", "")
+            located = _MODEL_URI.match(uri)
+            if located is None or located["datastore"] != DATASTORE:
+                return 400, _error("UserError", f"modelUri {uri!r} is not a path on a datastore of workspace {WORKSPACE}"), {}
+            known = self.models.get((name, version))
+            if known is not None and known["properties"].get("modelUri") != uri:
+                return 409, _error("UserError", "Could not update the asset path: the path of a registered asset version cannot change"), {}
+            # The service answers with its defaults filled in; azure-ai-ml reads `flavors` as a mapping.
+            body = {**body, "properties": {"flavors": {}, "isArchived": False, **body["properties"]}}
+        return self._simple(self.models, (name, version), method, path, body, f"{name}:{version}", "model")
+
+    def model_files(self, model_id: str) -> tuple[str, dict[str, bytes]] | None:
+        """What a deployment of the model `model_id` (an ARM id) mounts: the model's directory
+        under /var/azureml-app/azureml-models and the registered folder's blobs under its own name."""
+        match = re.search(r"/models/(?P<name>[^/]+)/versions/(?P<version>[^/]+)$", model_id)
+        model = self.models.get((match["name"], match["version"])) if match else None
+        if model is None:
+            return None
+        located = _MODEL_URI.match(model["properties"]["modelUri"])
+        assert located is not None and match is not None  # checked when it was registered
+        folder = located["path"].rstrip("/")
+        prefix = f"{BLOB_CONTAINER}/{folder}/"
+        mounted = f"{MODEL_DIR}/{match['name']}/{match['version']}"
+        return mounted, {f"{folder.rsplit('/', 1)[-1]}/{name[len(prefix) :]}": data for name, (data, _) in self.blobs.items() if name.startswith(prefix)}
 
     def _connection(self, method: str, path: str, body: dict[str, Any], name: str, **_: str) -> tuple[int, Any, dict[str, str]]:
         status, answer, headers = self._simple(self.connections, name, method, path, body, name, "connection")

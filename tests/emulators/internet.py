@@ -114,8 +114,9 @@ def _handler(internet: Internet) -> type[BaseHTTPRequestHandler]:
             if route is None:
                 status, answer, headers = 502, {"message": "only HTTPS through CONNECT reaches the stand-ins"}, {}
             else:
-                try:
-                    body: Any = json.loads(raw) if raw.strip() else None
+                try:  # a file's bytes stay bytes, whatever they hold (a config.json uploaded to blob storage)
+                    octets = self.headers.get("Content-Type", "").startswith("application/octet-stream")
+                    body: Any = raw if octets else json.loads(raw) if raw.strip() else None
                 except (UnicodeDecodeError, json.JSONDecodeError):
                     body = raw
                 status, answer, headers = route(self.command, self.path, body, {k.lower(): v for k, v in self.headers.items()})
@@ -125,7 +126,8 @@ def _handler(internet: Internet) -> type[BaseHTTPRequestHandler]:
                 self.send_header("Content-Type", "application/json")
             for key, value in headers.items():
                 self.send_header(key, value)
-            self.send_header("Content-Length", str(len(data)))
+            if self.command != "HEAD" or not any(k.lower() == "content-length" for k in headers):  # HEAD may say the length of what GET would send
+                self.send_header("Content-Length", str(len(data)))
             self.end_headers()
             if self.command != "HEAD":
                 self.wfile.write(data)
