@@ -13,9 +13,12 @@ endpoint.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import io
+import json
 import math
 import os
+import re
 import zipfile
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import replace
@@ -26,6 +29,7 @@ from pydantic import Field
 
 from orchestrator.declared.secrets import resolve_secrets
 from orchestrator.declared.spec import Deployment, PlacementBase
+from orchestrator.errors import UsageError
 from orchestrator.planning.serving import (
     CHAT_ROUTE,
     SCALE_IN_SHARE,
@@ -107,6 +111,16 @@ _NEEDS_SUBNET = (
 )
 COOL_DOWN_S = 600
 ARTIFACT = "artifact.zip"
+# The user's own weights, by reference: a model whose custom metadata says `modelDescription: true`
+# and whose artifact is a JSON description of the Object Storage objects (each at a version, so the
+# bucket must be versioned), which the service copies under /opt/ds/model/deployed_model/<object
+# name> (Oracle's ADS: ads/model/datascience_model.py, `model_by_reference` and
+# _prepare_file_description_artifact; oracle-samples oci-data-science-ai-samples LLM/deploy-llm-byoc.md,
+# which starts vLLM with `--model /opt/ds/model/deployed_model/<prefix>`). The location is
+# oci://<bucket>@<namespace>/<prefix>/, as ADS writes it.
+DEPLOYED_MODEL_DIR = "/opt/ds/model/deployed_model"
+DESCRIPTION = "modelDescription.json"
+_WEIGHTS_URI = re.compile(r"^oci://(?P<bucket>[A-Za-z0-9_.-]+)@(?P<namespace>[A-Za-z0-9_-]+)/(?P<prefix>(?:[^/]+/)+)$")
 _STATES: dict[str, LiveState] = {
     "ACTIVE": LiveState.SERVING,
     "CREATING": LiveState.PROVISIONING,
@@ -148,13 +162,25 @@ class OciProvider(Provider):
     sdk_modules = ("oci",)
     # The model deployment updated in place, which OCI does with zero downtime (see `switch`).
     supports = frozenset({Feature.REPLACE_LIVE})
+    weights_scheme = "oci://"
+
+    def weights_problem(self, uri: str) -> str | None:
+        if not _WEIGHTS_URI.match(uri):
+            return "must be a folder in Object Storage, as oci://<bucket>@<namespace>/<prefix>/ (ending in /), e.g. oci://my-models@mytenancy/llama-ft/"
+        return None
+
+    def weights_path(self, plan: Plan) -> str | None:
+        """Where the service copies the referenced objects: under their own names."""
+        located = _WEIGHTS_URI.match(plan.weights or "")
+        return f"{DEPLOYED_MODEL_DIR}/{located['prefix'].rstrip('/')}" if located else None
 
     def resources(self, plan: Plan) -> list[Resource]:
         name = plan.deployment.name
         scaling = plan.deployment.autoscaling
         tags = resource_tags(plan)
+        model_name = f"{name}-weights-{hashlib.sha256(plan.weights.encode()).hexdigest()[:8]}" if plan.weights else f"{name}-model"
         return [
-            Resource(MODEL, f"{name}-model", {"freeform_tags": tags}),
+            Resource(MODEL, model_name, {"freeform_tags": tags, **({"weights": plan.weights} if plan.weights else {})}),
             Resource(
                 MODEL_DEPLOYMENT,
                 name,
@@ -168,6 +194,12 @@ class OciProvider(Provider):
         ]
 
     def program(self, plan: Plan) -> Program:
+        if plan.weights:
+            # A model by reference names each object's version, which only a read of the bucket at `up` knows.
+            raise UsageError(
+                f"export cannot declare weights.oci ({plan.weights}) yet: a model by reference lists every object's version, "
+                "read from the bucket when it is made; deploy it with `llamadeploy up`, or export it to another cloud"
+            )
         model, online = self.resources(plan)
         placed = plan.deployment.placement.of("oci")
         if not (placed and placed.image):
@@ -205,6 +237,34 @@ class OciProvider(Provider):
         """The region's DataScienceClient; how credentials are found (the environment) is part of the key."""
         key = (region, repr(sorted(settings.items())), os.environ.get("OCI_RESOURCE_PRINCIPAL_VERSION", ""), os.environ.get("OCI_CONFIG_FILE", ""))
         return self.client(key, lambda: _make_client(region, settings))
+
+    def checkpoint_listing(self, uri: str, placement: Any, region: str) -> tuple[dict[str, int], Callable[[str], bytes]]:
+        """The objects under the prefix (names relative to it), as the model by reference copies them;
+        the bucket must keep versions, since the reference names each object's."""
+        store = self._bucket(uri, placement, region)
+        return store.sizes(), store.read
+
+    def weights_store(self, uri: str, placement: Any) -> Any:
+        return self._bucket(uri, placement, placement.region if placement and placement.region else self.default_region)
+
+    def _bucket(self, uri: str, placement: Any, region: str) -> Any:
+        from providers.oci_weights import ObjectStorageWeightsStore
+
+        located = _WEIGHTS_URI.match(uri)
+        if located is None:
+            raise UsageError(f"weights.oci {uri}: {self.weights_problem(uri)}")
+        settings = {"profile": placement.profile} if placement is not None and placement.profile else {}
+        key = (
+            "objectstorage",
+            region,
+            repr(sorted(settings.items())),
+            os.environ.get("OCI_RESOURCE_PRINCIPAL_VERSION", ""),
+            os.environ.get("OCI_CONFIG_FILE", ""),
+        )
+        client = self.client(key, lambda: _make_object_storage_client(region, settings))
+        store = ObjectStorageWeightsStore(uri, client, located["namespace"], located["bucket"], located["prefix"], _translated)
+        store.require_versioning()
+        return store
 
     def credentials_configured(self) -> bool:
         """Resource principals inside OCI, else the SDK config file (`oci setup config`)."""
@@ -245,6 +305,9 @@ class OciProvider(Provider):
         client = self._client(plan.region, settings)
         model, online = self.resources(plan)
         tags = model.properties["freeform_tags"]
+        # A model by reference describes the objects as they are now, before anything is made.
+        artifact, filename = (self._description(plan), DESCRIPTION) if plan.weights else (_empty_artifact(), ARTIFACT)
+        by_reference = [ds.Metadata(key="modelDescription", value="true", category="Other", description="model by reference flag")] if plan.weights else None
         with _translated():
             model_id = _find(client.list_models, settings, model.name)
             if model_id is None:
@@ -254,6 +317,7 @@ class OciProvider(Provider):
                         project_id=settings["project_id"],
                         display_name=model.name,
                         freeform_tags=tags,
+                        custom_metadata_list=by_reference,
                     )
                 ).data.id
                 events.created(_with_id(model, model_id))  # journaled at once: the artifact upload may still fail
@@ -262,7 +326,7 @@ class OciProvider(Provider):
             # A bring-your-own-container deployment still needs a model with an artifact; a model an
             # earlier run made may have lost its upload, so an adopted one is finished, not trusted.
             if not _exists(lambda: client.head_model_artifact(model_id)):
-                client.create_model_artifact(model_id, _empty_artifact(), content_disposition=f"attachment; filename={ARTIFACT}")
+                client.create_model_artifact(model_id, artifact, content_disposition=f'attachment; filename="{filename}"')
             for going in (i for i in _named(client.list_model_deployments, settings, online.name) if i.lifecycle_state == "DELETING"):
                 # An earlier `down` is deleting it: wait it out rather than bill a second one beside it. Done here,
                 # not through create_or_adopt's DELETING case: display names are not unique in OCI, so
@@ -303,6 +367,12 @@ class OciProvider(Provider):
             events.wait(f"OCI model deployment {online.name}", lambda: _active(client, deployment_id), Pace.MINUTES)
             url = client.get_model_deployment(deployment_id).data.model_deployment_url
         return Deployed(deployment.name, self.name, plan.region, (_with_id(model, model_id), _with_id(online, deployment_id)), f"{url}/predict", settings)
+
+    def _description(self, plan: Plan) -> bytes:
+        """The model-by-reference artifact: each object under the prefix at its current version."""
+        placement = plan.deployment.placement.of("oci")
+        store = self._bucket(plan.weights or "", placement, plan.region)
+        return json.dumps({"version": "1.0", "type": "modelOSSReferenceDescription", "models": [store.description()]}).encode()
 
     def describe(self, deployed: Deployed) -> LiveStatus:
         client = self._client(deployed.region, deployed.settings)
@@ -373,6 +443,14 @@ class OciProvider(Provider):
         and container in place with zero downtime (docs.oracle.com/en-us/iaas/data-science/using/
         model-dep-edit.htm), so the new variant is the same deployment, updated by `switch`."""
         ids = {r.type: r.properties.get("id") for r in deployed.resources}
+        model = next(r for r in self.resources(plan) if r.type == MODEL)
+        if all(r.name != model.name for r in deployed.resources if r.type == MODEL):
+            # An update names the deployed model again (UpdateModelConfigurationDetails.model_id); whether
+            # OCI lets an update serve another model could not be confirmed offline.
+            raise ProviderError(
+                f"OCI model deployment {plan.deployment.name} serves another model than {model.name} (its weights changed); "
+                "llamadeploy does not swap an OCI deployment's model in place yet: `down` then `up`, or deploy it under a new name"
+            )
         return Staged(replace(deployed, resources=tuple(_with_id(r, ids[r.type]) if ids.get(r.type) else r for r in self.resources(plan))))
 
     def switch(self, deployed: Deployed, plan: Plan, events: Events) -> None:
@@ -513,7 +591,14 @@ class OciProvider(Provider):
             ),
             startup_limit_s=MAX_DEPLOYMENT_MINUTES * 60,
             startup_setting="DEPLOYMENT_TIMEOUT_IN_MINUTES (at most 240)",
-            needs=(*needs, "the Hugging Face token travels in the deployment's environment: OCI has no secret reference there"),
+            needs=(
+                *needs,
+                # A model by reference is copied by the service as the deployment's resource principal (oracle-samples
+                # oci-data-science-ai-samples ai-quick-actions/policies/README.md grants its dynamic group the bucket).
+                f"the model deployment's resource principal (a dynamic group of resource.type='datasciencemodeldeployment') must read the objects in {plan.weights}"
+                if plan.weights
+                else "the Hugging Face token travels in the deployment's environment: OCI has no secret reference there",
+            ),
         )
 
 
@@ -669,6 +754,14 @@ def _make_client(region: str, settings: Mapping[str, Any]) -> Any:
         kwargs["service_endpoint"] = settings["endpoint"]
     config, signer = _credentials(region, settings)
     return oci.data_science.DataScienceClient(config, **({"signer": signer} if signer else {}), **kwargs)
+
+
+def _make_object_storage_client(region: str, settings: Mapping[str, Any]) -> Any:
+    """The region's ObjectStorageClient (https://objectstorage.<region>.oraclecloud.com), with the same credentials."""
+    import oci
+
+    config, signer = _credentials(region, dict(settings))
+    return oci.object_storage.ObjectStorageClient(config, **({"signer": signer} if signer else {}), retry_strategy=oci.retry.NoneRetryStrategy())
 
 
 def _make_limits_client(region: str, settings: Mapping[str, Any]) -> Any:

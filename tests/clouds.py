@@ -44,7 +44,7 @@ from tests.emulators.azure import BLOB_CONTAINER, FAMILIES, RESOURCE_GROUP, SUBS
 from tests.emulators.fake import FakeStandIn
 from tests.emulators.gcp import PROJECT, GcpStandIn
 from tests.emulators.internet import Internet
-from tests.emulators.oci import COMPARTMENT, OciStandIn
+from tests.emulators.oci import COMPARTMENT, NAMESPACE, OciStandIn
 from tests.emulators.oci import PROJECT as OCI_PROJECT
 from tests.emulators.vllm import VALID_TOKEN
 
@@ -888,6 +888,28 @@ class OciCloud(_RestStandInHarness):
     def environment(self) -> dict[str, str]:
         config = str(self.stand_in.write_config())
         return {"OCI_CONFIG_FILE": config, "OCI_CLI_CONFIG_FILE": config}  # the SDK's variable, and the CLI's
+
+    stages_weights: ClassVar[bool] = True
+
+    def store_weights(self, files: dict[str, bytes]) -> str | None:
+        self.stand_in.make_bucket("my-models")
+        with self.stand_in._lock:
+            for name, body in files.items():
+                self.stand_in.put_object("my-models", f"llama-ft/{name}", body)
+        return f"oci://my-models@{NAMESPACE}/llama-ft/"
+
+    def stored_weights(self) -> dict[str, int]:
+        return {name.removeprefix("llama-ft/"): len(data) for name, data in self.stand_in.objects_under("my-models", "llama-ft/").items()}
+
+    def weights_received(self) -> str | None:
+        """The Object Storage folder the deployed model references (its description artifact)."""
+        (deployment,) = self.stand_in.received("POST", "deployments")
+        model = self.stand_in.models[deployment["modelDeploymentConfigurationDetails"]["modelConfigurationDetails"]["modelId"]]
+        description = model.get("artifact")
+        if not isinstance(description, dict) or description.get("type") != "modelOSSReferenceDescription":
+            return None  # a zip artifact: the hub's model
+        (described,) = description["models"]
+        return f"oci://{described['bucketName']}@{described['namespace']}/{described['prefix']}"
 
     def throttle(self) -> None:
         self.stand_in.faults.throttle_next = 4  # the SDK's retries are off; the engine retries

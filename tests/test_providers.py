@@ -26,7 +26,8 @@ from orchestrator.lifecycle.context import Context
 from orchestrator.lifecycle.state import LockedError, open_state
 from orchestrator.pricing.catalog import load_catalog
 from providers import registry
-from tests.clouds import DECLARED, HF_TOKEN, ROLE, AwsCloud, Caller, CliProcess, Cloud, cli_process, cli_run, run_example
+from tests.clouds import DECLARED, HF_TOKEN, ROLE, AwsCloud, Caller, CliProcess, Cloud, OciCloud, cli_process, cli_run, run_example
+from tests.emulators.oci import NAMESPACE
 
 REPO = Path(__file__).parent.parent
 
@@ -775,6 +776,22 @@ def test_weights_declared_for_another_cloud_keep_the_hub_and_its_token_here(clou
     assert cloud.weights_received() is None
     assert cli_run("down", "chat", "--yes")[0] == 0
     assert cloud.empty(), cloud.inventory()
+
+
+@pytest.mark.parametrize("cloud", ["oci"], indirect=True)
+def test_oci_weights_in_a_bucket_without_versions_are_refused_before_anything_is_made(cloud: OciCloud, stack: Path) -> None:
+    """An OCI model by reference names each object's version: a bucket that keeps none is refused
+    by `up` with how to turn versioning on, before a model or deployment exists; with versioning,
+    the description sent names the objects at their versions."""
+    cloud.stand_in.make_bucket("plain", versioning=False)
+    for name, body in _checkpoint().items():
+        cloud.stand_in.put_object("plain", f"ft/{name}", body)
+    stack.write_text(stack.read_text() + f"weights:\n  oci: oci://plain@{NAMESPACE}/ft/\n")
+    code, _, err = cli_run("up", str(stack), "--cloud", "oci", "--yes")
+    assert code == 1 and "bucket plain does not keep object versions" in err and "--versioning Enabled" in err, err
+    assert cloud.creates() == 0 and cloud.empty()
+    code, out, _ = cli_run("plan", str(stack), "--cloud", "oci", "--output", "json")
+    assert "does not keep object versions" in json.loads(out)["plans"][0]["sizing"]["sized_from"]  # plan says why it sized the catalog's model
 
 
 @pytest.mark.parametrize("cloud", ["aws"], indirect=True)

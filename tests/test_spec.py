@@ -190,14 +190,14 @@ def test_weights_are_checked_by_each_clouds_provider_with_their_lines(write_stac
     """`weights.<cloud>` is a location in that cloud's object storage, in the form its service reads;
     a default hub token is not asked for once the stack serves its own weights."""
     stack = write_stack(
-        "name: ft\nmodel: llama3.1-8b-instruct\nweights:\n  aws: s3://my-models/llama-ft\n  azure: azureml://x/y/\n  mars: s3://x/y/\n  gcp: not a uri\n  oci: oci://models@ns/ft/\n"
+        "name: ft\nmodel: llama3.1-8b-instruct\nweights:\n  aws: s3://my-models/llama-ft\n  azure: azureml://x/y/\n  mars: s3://x/y/\n  gcp: not a uri\n  oci: oci://models/ft/\n"
     )
     with pytest.raises(SpecError) as caught:
         load_stack(stack)
     message = str(caught.value)
     assert ":4: weights.aws: must end with / : SageMaker reads a key name prefix (S3Prefix) of uncompressed files, e.g. s3://my-models/llama-ft/" in message
     assert ":5: weights.azure: must be a folder on a workspace datastore, as azureml://datastores/<datastore>/paths/<folder>/ (ending in /)" in message
-    assert ":8: weights.oci: llamadeploy cannot serve weights from object storage on oci yet" in message
+    assert ":8: weights.oci: must be a folder in Object Storage, as oci://<bucket>@<namespace>/<prefix>/" in message
     assert ":6: weights.mars: unknown cloud 'mars'" in message and ":7: weights.gcp: must be a gs:// location" in message
 
 

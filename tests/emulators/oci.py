@@ -23,6 +23,8 @@ takes signed requests to `/<ocid>/predict` and forwards them to MODEL_DEPLOY_PRE
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import itertools
 import json
 import re
@@ -42,6 +44,14 @@ PROJECT = "ocid1.datascienceproject.oc1.iad.llamadeploytest"
 SHAPES = {"VM.GPU.A10.1", "VM.GPU.A10.2", "BM.GPU.A10.4", "BM.GPU4.8", "BM.GPU.A100-v2.8", "BM.GPU.L40S.4", "BM.GPU.H100.8", "BM.GPU.H200.8"}
 DEPLOYMENT_HOST = "modeldeployment.us-ashburn-1.oci.customer-oci.com"
 LIMITS_HOST = "limits.us-ashburn-1.oci.oraclecloud.com"
+OBJECT_STORAGE_HOST = "objectstorage.us-ashburn-1.oraclecloud.com"
+NAMESPACE = "llamadeploytest"
+# Object Storage API (20160918): a bucket, its objects, its object versions, one object.
+_BUCKET = re.compile(r"^/n/(?P<namespace>[^/]+)/b/(?P<bucket>[^/]+)(?P<rest>/o|/o/(?P<name>.+)|/objectversions)?$")
+# Where a model deployment finds a model's artifact; a model by reference is copied there object by
+# object under each object's own name (oracle-samples oci-data-science-ai-samples LLM/deploy-llm-byoc.md:
+# `--model /opt/ds/model/deployed_model/<prefix>`).
+DEPLOYED_MODEL_DIR = "/opt/ds/model/deployed_model"
 _AVAILABILITY = re.compile(r"^/20190729/services/(?P<service>[^/]+)/limits/(?P<limit>[^/]+)/resourceAvailability$")
 # Data Science GPU limits by shape prefix, as Oracle's ADS names them (ads/aqua/ui.py); they count GPUs.
 GPU_LIMITS = {"VM.GPU.A10.": "ds-gpu-a10-count", "BM.GPU.A10.": "ds-gpu-a10-count", "BM.GPU4.": "ds-gpu4-count"}
@@ -107,6 +117,9 @@ class OciStandIn(JsonStandIn):
         super().__init__()
         internet.serve(re.escape(DEPLOYMENT_HOST), self.predict)
         internet.serve(re.escape(LIMITS_HOST), self.limits)
+        internet.serve(re.escape(OBJECT_STORAGE_HOST), self.object_storage)
+        # (namespace, bucket) -> versioning ("Enabled" or "Disabled") and each object's versions, oldest first
+        self.buckets: dict[tuple[str, str], dict[str, Any]] = {}
         self.faults = Faults()
         self.requests: list[Request] = []
         self.models: dict[str, dict[str, Any]] = {}
@@ -144,6 +157,7 @@ class OciStandIn(JsonStandIn):
             self.requests.clear()
             self.models.clear()
             self.deployments.clear()
+            self.buckets.clear()
             self.creations.clear()
             self.containers.clear()
             self._work.clear()
@@ -194,6 +208,104 @@ class OciStandIn(JsonStandIn):
             limit = self.faults.gpu_limit.get(match["limit"], DEFAULT_GPU_LIMIT)
         available = max(0, limit - used)
         return 200, {"used": used, "available": available, "fractionalUsage": float(used), "fractionalAvailability": float(available)}, {}
+
+    def make_bucket(self, bucket: str, versioning: bool = True) -> None:
+        with self._lock:
+            self.buckets.setdefault((NAMESPACE, bucket), {"versioning": "Enabled" if versioning else "Disabled", "objects": {}})
+
+    def put_object(self, bucket: str, name: str, data: bytes, metadata: dict[str, str] | None = None) -> str:
+        """Store an object (a new version of it in a versioned bucket); its version id."""
+        held = self.buckets[(NAMESPACE, bucket)]
+        version = {"versionId": f"v{next(self._ids)}", "data": data, "etag": f"etag-{next(self._ids)}", "metadata": dict(metadata or {}), "time": _now()}
+        versions = held["objects"].setdefault(name, [])
+        if held["versioning"] != "Enabled":
+            versions.clear()
+        versions.append(version)
+        return str(version["versionId"])
+
+    def objects_under(self, bucket: str, prefix: str) -> dict[str, bytes]:
+        """The latest version of each object under `prefix`, by full name."""
+        with self._lock:
+            held = self.buckets.get((NAMESPACE, bucket), {"objects": {}})
+            return {name: versions[-1]["data"] for name, versions in held["objects"].items() if versions and name.startswith(prefix)}
+
+    def object_storage(self, method: str, path: str, body: Any, headers: dict[str, str]) -> tuple[int, Any, dict[str, str]]:
+        """Object Storage (docs.oracle.com/iaas/api/#/en/objectstorage/20160918/): GetBucket (with
+        its versioning), ListObjects and ListObjectVersions (one page, `fields` honoured loosely),
+        and PutObject (checking a Content-MD5 sent with it; opc-meta-* kept), HeadObject, GetObject
+        and DeleteObject of the latest version; signed requests only."""
+        from urllib.parse import parse_qs, unquote, urlsplit
+
+        self.requests.append(Request(method, "object_storage", {}))
+        if not headers.get("authorization", "").startswith("Signature "):
+            return 401, _error("NotAuthenticated", "The required information to complete authentication was not provided."), {}
+        url = urlsplit(path)
+        match = _BUCKET.match(unquote(url.path))
+        query = {k: v[0] for k, v in parse_qs(url.query).items()}
+        with self._lock:
+            held = self.buckets.get((match["namespace"], match["bucket"])) if match else None
+            if match is None or held is None:
+                return (
+                    404,
+                    _error(
+                        "BucketNotFound",
+                        f"Either the bucket named '{match['bucket'] if match else path}' does not exist in the namespace or you are not authorized to access it",
+                    ),
+                    {},
+                )
+            objects: dict[str, list[dict[str, Any]]] = held["objects"]
+            prefix = query.get("prefix", "")
+            if match["rest"] is None:
+                return (
+                    200,
+                    {"namespace": match["namespace"], "name": match["bucket"], "compartmentId": COMPARTMENT, "versioning": held["versioning"], "etag": "b1"},
+                    {"etag": "b1"},
+                )
+            if match["rest"] == "/o":
+                listed = [
+                    {"name": n, "size": len(v[-1]["data"]), "etag": v[-1]["etag"], "timeModified": v[-1]["time"]}
+                    for n, v in sorted(objects.items())
+                    if v and n.startswith(prefix)
+                ]
+                return 200, {"objects": listed, "prefixes": []}, {}
+            if match["rest"] == "/objectversions":
+                items = [
+                    {
+                        "name": n,
+                        "size": len(one["data"]),
+                        "etag": one["etag"],
+                        "versionId": one["versionId"],
+                        "isDeleteMarker": False,
+                        "timeModified": one["time"],
+                    }
+                    for n, versions in sorted(objects.items())
+                    if n.startswith(prefix)
+                    for one in reversed(versions)
+                ]
+                return 200, {"items": items, "prefixes": []}, {}
+            name = match["name"]
+            if method == "PUT":
+                data = body if isinstance(body, bytes) else b"" if body is None else json.dumps(body).encode()
+                if "content-md5" in headers and base64.b64encode(hashlib.md5(data).digest()).decode() != headers["content-md5"]:
+                    return 400, _error("InvalidContentMD5", "The computed MD5 of the request body does not match the Content-MD5 header"), {}
+                version = self.put_object(match["bucket"], name, data, {k[len("opc-meta-") :]: v for k, v in headers.items() if k.startswith("opc-meta-")})
+                return 200, None, {"etag": objects[name][-1]["etag"], "version-id": version}
+            latest = objects.get(name, [])
+            if not latest:
+                return 404, _error("ObjectNotFound", f"The object '{name}' was not found in the bucket '{match['bucket']}'"), {}
+            if method == "DELETE":
+                del objects[name]
+                return 204, None, {}
+            one = latest[-1]
+            described = {
+                "etag": one["etag"],
+                "version-id": one["versionId"],
+                "content-type": "application/octet-stream",
+                **{f"opc-meta-{k}": v for k, v in one["metadata"].items()},
+            }
+            if method == "HEAD":
+                return 200, None, {**described, "Content-Length": str(len(one["data"]))}
+            return 200, one["data"], described
 
     def predict(self, method: str, path: str, body: Any, headers: dict[str, str]) -> tuple[int, Any, dict[str, str]]:
         """The deployment host: a signed POST to /<ocid>/predict reaches the container's predict route."""
@@ -256,6 +368,7 @@ class OciStandIn(JsonStandIn):
             self.faults.artifact_failures -= 1
             return 503, _error("ServiceUnavailable", "the artifact upload failed; retry"), {}
         self.models[id]["hasArtifact"] = True
+        self.models[id]["artifact"] = body
         return 200, None, {}
 
     def _artifact_content(self, method: str, query: dict[str, list[str]], body: Any, id: str) -> tuple[int, Any, dict[str, str]]:
@@ -329,13 +442,21 @@ class OciStandIn(JsonStandIn):
         environment = configuration["environmentConfigurationDetails"]
         instance = configuration["modelConfigurationDetails"]["instanceConfiguration"]
         env = dict(environment.get("environmentVariables") or {})
+        mounts = self._referenced(configuration["modelConfigurationDetails"]["modelId"])
+        if isinstance(mounts, str):
+            return mounts
         if not instance.get("subnetId"):
             # Default networking gives the container no internet: the Hugging Face Hub is out of reach.
             env = {**env, "HF_HUB_OFFLINE": "1"}
         try:
             image = containers.lookup(environment.get("image", ""))
             container = containers.start(
-                image, env, instance["instanceShapeName"], entrypoint=environment.get("entrypoint") or None, args=environment.get("cmd") or None
+                image,
+                env,
+                instance["instanceShapeName"],
+                entrypoint=environment.get("entrypoint") or None,
+                args=environment.get("cmd") or None,
+                mounts=mounts,
             )
             health, _ = container.handle("GET", env.get("MODEL_DEPLOY_HEALTH_ENDPOINT", "/health"), None)
             if container.port != environment.get("serverPort") or container.port != environment.get("healthCheckPort") or health != 200:
@@ -350,6 +471,34 @@ class OciStandIn(JsonStandIn):
             return f"Errors occurred while bootstrapping the Model Deployment: the container exited or failed its health check ({failed.log})"
         self.containers[deployment_id] = container
         return None
+
+    def _referenced(self, model_id: str) -> dict[str, dict[str, bytes]] | str:
+        """What a model by reference puts under /opt/ds/model/deployed_model: each object its
+        artifact describes (a `modelOSSReferenceDescription`, flagged by the custom metadata
+        `modelDescription: true`, as Oracle's ADS writes them: ads/model/datascience_model.py,
+        _prepare_file_description_artifact), at the version named, under its own name; or the work
+        request's error when one is missing. A model with a zip artifact mounts nothing here."""
+        model = self.models.get(model_id, {})
+        flagged = any(m.get("key") == "modelDescription" and m.get("value") == "true" for m in model.get("customMetadataList") or [])
+        if not flagged:
+            return {}
+        description = model.get("artifact")
+        if not isinstance(description, dict) or description.get("type") != "modelOSSReferenceDescription":
+            return "Failed to download the model artifact: a model by reference needs a modelOSSReferenceDescription JSON artifact"
+        mounts: dict[str, dict[str, bytes]] = {}
+        for described in description.get("models", []):
+            held = self.buckets.get((described["namespace"], described["bucketName"]))
+            prefix = described.get("prefix", "")
+            folder = mounts.setdefault(f"{DEPLOYED_MODEL_DIR}/{prefix}".rstrip("/"), {})
+            for item in described.get("objects", []):
+                versions = held["objects"].get(item["name"], []) if held else []
+                found = next((v for v in versions if v["versionId"] == item["version"]), None)
+                if found is None:
+                    return (
+                        f"Failed to download the model artifact: object {item['name']} version {item['version']} not found in bucket {described['bucketName']}"
+                    )
+                folder[item["name"][len(prefix) :].lstrip("/")] = found["data"]
+        return mounts
 
     def _deployment(self, method: str, query: dict[str, list[str]], body: Any, id: str) -> tuple[int, Any, dict[str, str]]:
         deployment = self.deployments.get(id)
