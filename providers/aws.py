@@ -163,6 +163,12 @@ class AwsProvider(Provider):
     weights_scheme = "s3://"
     weights_mount = "/opt/ml/model"
 
+    private_advice = (
+        "SageMaker's runtime API answers any IAM principal allowed to invoke the endpoint from anywhere; keep calls private to your VPC "
+        "with an interface endpoint for sagemaker.runtime and an aws:SourceVpce condition in the callers' IAM policies "
+        "(docs.aws.amazon.com/sagemaker/latest/dg/infrastructure-give-access.html)"
+    )
+
     def reach(self, deployment: Deployment) -> str:
         placed = deployment.placement.of("aws")
         inbound = "the SageMaker runtime API (IAM-signed), public or through your VPC's interface endpoint for sagemaker.runtime"

@@ -36,13 +36,13 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import replace
 from functools import partial
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 from urllib.parse import urlsplit
 
 from pydantic import Field
 
 from orchestrator.declared.secrets import resolve_secrets
-from orchestrator.declared.spec import PlacementBase
+from orchestrator.declared.spec import Deployment, PlacementBase
 from orchestrator.planning.serving import (
     CHAT_ROUTE,
     HEALTH_ROUTE,
@@ -153,6 +153,9 @@ class AzurePlacement(PlacementBase):
     resource_group: str | None = None
     workspace: str | None = None
     endpoint: str | None = None
+    # "disabled": the endpoint answers only through the workspace's private endpoint
+    # (ManagedOnlineEndpoint.public_network_access; concept-secure-online-endpoint, "Secure inbound scoring requests").
+    public_network_access: Literal["enabled", "disabled"] | None = None
 
 
 class AzureProvider(Provider):
@@ -167,6 +170,23 @@ class AzureProvider(Provider):
     # (learn.microsoft.com/azure/machine-learning/how-to-safely-rollout-online-endpoints).
     supports = frozenset({Feature.REPLACE_LIVE})
     weights_scheme = "azureml://datastores/"
+    private_advice = (
+        "placement.azure.public_network_access: disabled makes it answer only through the workspace's private endpoint "
+        "(learn.microsoft.com/azure/machine-learning/concept-secure-online-endpoint)"
+    )
+
+    def reach(self, deployment: Deployment) -> str:
+        if self.private_only(deployment):
+            return "only through the workspace's private endpoint (public_network_access disabled), with the endpoint key; the container has internet access"
+        return super().reach(deployment)
+
+    def private_only(self, deployment: Deployment) -> str | None:
+        placed = deployment.placement.of("azure")
+        disabled = placed is not None and placed.public_network_access == "disabled"
+        return "public_network_access is disabled: it answers only through the workspace's private endpoint" if disabled else None
+
+    def public_warning(self, deployment: Deployment) -> str | None:
+        return None if self.private_only(deployment) else super().public_warning(deployment)
 
     def weights_problem(self, uri: str) -> str | None:
         if not _DATASTORE_PATH.match(uri):
@@ -233,6 +253,7 @@ class AzureProvider(Provider):
                 "connections": {secret: _connection_name(name, secret) for secret in secrets},
                 "secret_target": SECRET_TARGET,
                 "endpoint_properties": SECRET_STORE_ACCESS if secrets else {},
+                "public_network_access": "Disabled" if self.private_only(plan.deployment) else None,
                 "instance_type": online.properties["instance_type"],
                 "instance_count": online.properties["instance_count"],
                 "environment_variables": {**_environment(plan), **{s: _secret_reference(name, s) for s in secrets}},
@@ -435,6 +456,7 @@ class AzureProvider(Provider):
                         tags=tags,
                         identity=IdentityConfiguration(type="system_assigned"),
                         properties=SECRET_STORE_ACCESS if secrets else None,
+                        public_network_access=deployment.placement.of("azure").public_network_access,  # type: ignore[union-attr]
                     )
                 ),
             )

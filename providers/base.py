@@ -342,6 +342,19 @@ class CloudService(ABC):
         image fetches them from their location itself."""
         return self.weights_mount
 
+    # What keeps an endpoint off the internet on this cloud: `plan` warns with it that an endpoint will be public.
+    private_advice: ClassVar[str] = "llamadeploy cannot declare a private endpoint on this cloud yet"
+
+    def public_warning(self, deployment: Deployment) -> str | None:
+        """`plan`'s warning that the deployment's endpoint will answer on the internet (behind the
+        cloud's authentication), with what keeps it private; None where it will not."""
+        return f"its endpoint will be public, behind {self.service}'s authentication: {self.private_advice}"
+
+    def private_only(self, deployment: Deployment) -> str | None:
+        """Why the deployment's endpoint answers only inside its own network (so `up` cannot call it
+        from here to verify it); None where it answers from anywhere."""
+        return None
+
     def reach(self, deployment: Deployment) -> str:
         """How the deployment is reached, and what its container can reach, in words (`plan`, `status`)."""
         return "a public endpoint, behind the cloud's authentication; the container has internet access"

@@ -124,6 +124,9 @@ class GcpPlacement(PlacementBase):
         pattern=r"^([a-z][a-z0-9-]{4,28}[a-z0-9]@[a-z0-9.-]+|[0-9]+-compute@developer)\.gserviceaccount\.com$",
         description="use a service account email such as llama-serving@my-project.iam.gserviceaccount.com",
     )
+    # The projects whose VPCs may reach the endpoint through Private Service Connect; the endpoint then
+    # answers only there (Endpoint.private_service_connect_config: enable_private_service_connect, project_allowlist).
+    private_service_connect: list[str] | None = Field(default=None, min_length=1)
 
 
 class GcpProvider(Provider):
@@ -144,6 +147,29 @@ class GcpProvider(Provider):
     # notebooks/community/model_garden/model_garden_gemma2_finetuning_on_vertex.ipynb; the image's
     # patched vLLM: community-content/vertex_model_garden/model_oss/vllm/vllm.patch, download_gcs_dir_to_local).
     weights_scheme = "gs://"
+    private_advice = (
+        "placement.gcp.private_service_connect: [<project>] makes it a Private Service Connect endpoint that answers only "
+        "inside those projects' VPCs (Endpoint.private_service_connect_config)"
+    )
+
+    def reach(self, deployment: Deployment) -> str:
+        placed = deployment.placement.of("gcp")
+        if placed and placed.private_service_connect:
+            return (
+                f"only through Private Service Connect from {', '.join(placed.private_service_connect)} (a forwarding rule in your VPC to the "
+                "endpoint's service attachment), with a Google OAuth2 token; the container has internet access"
+            )
+        return super().reach(deployment)
+
+    def private_only(self, deployment: Deployment) -> str | None:
+        placed = deployment.placement.of("gcp")
+        if placed and placed.private_service_connect:
+            return f"it is a Private Service Connect endpoint, reached only from {', '.join(placed.private_service_connect)}"
+        return None
+
+    def public_warning(self, deployment: Deployment) -> str | None:
+        return None if self.private_only(deployment) else super().public_warning(deployment)
+
     weights_placement = ("service_account",)
 
     def weights_problem(self, uri: str) -> str | None:
@@ -215,6 +241,7 @@ class GcpProvider(Provider):
                 "metric": REQUESTS_METRIC,
                 "target": _requests_target(plan),
                 "labels": model.properties["labels"],
+                "private_service_connect": placed.private_service_connect if placed else None,
             },
         )
 
@@ -296,7 +323,9 @@ class GcpProvider(Provider):
                 endpoint,
                 lambda: _exists(lambda: endpoints.get_endpoint(name=endpoint_name)),
                 lambda: endpoints.create_endpoint(
-                    parent=parent, endpoint_id=endpoint.name, endpoint=vertex.Endpoint(display_name=endpoint.name, labels=labels)
+                    parent=parent,
+                    endpoint_id=endpoint.name,
+                    endpoint=vertex.Endpoint(display_name=endpoint.name, labels=labels, private_service_connect_config=_private_service_connect(plan)),
                 ),
                 events,
                 lambda operation: self._wait(events, endpoint, f"Vertex AI endpoint {endpoint.name}", operation),
@@ -610,6 +639,16 @@ def _storage_client(project: str | None) -> Any:
     from google.cloud import storage
 
     return storage.Client(project=project)
+
+
+def _private_service_connect(plan: Plan) -> Any:
+    """The endpoint's Private Service Connect configuration, where the placement asks for one."""
+    from google.cloud import aiplatform_v1beta1 as vertex
+
+    placed = plan.deployment.placement.of("gcp")
+    if not (placed and placed.private_service_connect):
+        return None
+    return vertex.PrivateServiceConnectConfig(enable_private_service_connect=True, project_allowlist=list(placed.private_service_connect))
 
 
 def _container(plan: Plan) -> dict[str, Any]:

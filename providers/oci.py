@@ -142,6 +142,13 @@ class OciPlacement(PlacementBase):
     )
     # A subnet whose VCN has a NAT gateway: a model deployment reaches the internet only through one.
     subnet_id: str | None = Field(default=None, pattern=r"^ocid1\.subnet\.", description="use the subnet's OCID, which starts with ocid1.subnet.")
+    # A Data Science private endpoint the deployment answers through, inside its VCN only
+    # (InstanceConfiguration.private_endpoint_id in the oci SDK).
+    private_endpoint_id: str | None = Field(
+        default=None,
+        pattern=r"^ocid1\.datascienceprivateendpoint\.",
+        description="use the Data Science private endpoint's OCID, which starts with ocid1.datascienceprivateendpoint.",
+    )
     # The vLLM image in OCIR: OCI Data Science runs images from the OCI Registry only.
     image: str | None = Field(
         default=None, pattern=r"^[a-z0-9-]+\.ocir\.io/.+", description="use an image in the OCI Registry, such as iad.ocir.io/<namespace>/vllm-openai:v0.11.0"
@@ -163,6 +170,10 @@ class OciProvider(Provider):
     # The model deployment updated in place, which OCI does with zero downtime (see `switch`).
     supports = frozenset({Feature.REPLACE_LIVE})
     weights_scheme = "oci://"
+    private_advice = (
+        "placement.oci.private_endpoint_id, a Data Science private endpoint, makes it answer only inside your VCN "
+        "(oci.data_science.models.InstanceConfiguration.private_endpoint_id)"
+    )
 
     def weights_problem(self, uri: str) -> str | None:
         if not _WEIGHTS_URI.match(uri):
@@ -219,6 +230,7 @@ class OciProvider(Provider):
                 "shape": online.properties["shape"],
                 "scaling": _scaling(plan),
                 "image": placed.image,
+                "private_endpoint_id": placed.private_endpoint_id,
                 "cmd": _vllm_command(plan),
                 "port": SERVING_PORT,
                 "environment": _environment(plan),
@@ -344,7 +356,7 @@ class OciProvider(Provider):
                             deployment_type="SINGLE_MODEL",
                             model_configuration_details=ds.ModelConfigurationDetails(
                                 model_id=model_id,
-                                instance_configuration=ds.InstanceConfiguration(instance_shape_name=plan.offer.instance_type, subnet_id=placed.subnet_id),
+                                instance_configuration=_instance_configuration(plan, placed),
                                 scaling_policy=_scaling_policy(plan),
                             ),
                             environment_configuration_details=ds.OcirModelDeploymentEnvironmentConfigurationDetails(
@@ -476,7 +488,7 @@ class OciProvider(Provider):
         model, container = current.model_configuration_details, current.environment_configuration_details
         compute = ds.UpdateModelConfigurationDetails(
             model_id=model.model_id,
-            instance_configuration=ds.InstanceConfiguration(instance_shape_name=plan.offer.instance_type, subnet_id=placed.subnet_id),
+            instance_configuration=_instance_configuration(plan, placed),
             scaling_policy=_scaling_policy(plan),
         )
         wanted = {
@@ -569,7 +581,17 @@ class OciProvider(Provider):
     def reach(self, deployment: Deployment) -> str:
         placed = deployment.placement.of("oci")
         subnet = placed.subnet_id if placed and placed.subnet_id else "placement.oci.subnet_id"
-        return f"a public predict URL (OCI request signing); the container runs in {subnet} and reaches out only through its routes (a NAT gateway)"
+        outbound = f"the container runs in {subnet} and reaches out only through its routes (a NAT gateway)"
+        if placed and placed.private_endpoint_id:
+            return f"only through Data Science private endpoint {placed.private_endpoint_id}, inside its VCN (OCI request signing); {outbound}"
+        return f"a public predict URL (OCI request signing); {outbound}"
+
+    def private_only(self, deployment: Deployment) -> str | None:
+        placed = deployment.placement.of("oci")
+        return f"it answers only through private endpoint {placed.private_endpoint_id}" if placed and placed.private_endpoint_id else None
+
+    def public_warning(self, deployment: Deployment) -> str | None:
+        return None if self.private_only(deployment) else super().public_warning(deployment)
 
     def contract(self, plan: Plan) -> ServingContract:
         placed = plan.deployment.placement.of("oci")
@@ -600,6 +622,13 @@ class OciProvider(Provider):
                 else "the Hugging Face token travels in the deployment's environment: OCI has no secret reference there",
             ),
         )
+
+
+def _instance_configuration(plan: Plan, placed: OciPlacement) -> Any:
+    """The shape, the subnet the container runs in, and the private endpoint it answers through, if any."""
+    from oci.data_science import models as ds
+
+    return ds.InstanceConfiguration(instance_shape_name=plan.offer.instance_type, subnet_id=placed.subnet_id, private_endpoint_id=placed.private_endpoint_id)
 
 
 def _gpus(shape: str) -> int:

@@ -293,9 +293,17 @@ class Cloud(Protocol):
     def weights_declared(self, declared: dict[str, list[dict[str, Any]]]) -> str | None: ...  # the same, in an exported program
     def stored_weights(self) -> dict[str, int]: ...  # what lies where store_weights puts a checkpoint, by name (size)
     # Placement lines that keep the deployment private (its network made in the stand-in first); None
-    # where llamadeploy cannot declare private networking on this cloud yet.
+    # where llamadeploy cannot declare private networking on this cloud yet. It sets `private_ids`
+    # (what the cloud must be sent, as private_received and private_declared return it) and
+    # `private_words` (what `reached` must say).
     def private_block(self) -> str | None: ...
-    def private_received(self) -> dict[str, Any]: ...  # the private networking the cloud was asked for
+    def private_received(self) -> list[str]: ...  # the private networking the cloud was asked for
+    def private_declared(self, declared: dict[str, list[dict[str, Any]]]) -> list[str]: ...  # the same, in an exported program
+
+    private_ids: list[str]
+    private_words: list[str]
+    private_needs_weights: bool  # the container then reaches nothing, the Hugging Face Hub included
+    private_inbound: bool  # the endpoint then answers only inside its network (`up` does not call it)
 
 
 class _Common:
@@ -323,11 +331,17 @@ class _Common:
     def stored_weights(self) -> dict[str, int]:
         return {}
 
+    private_needs_weights: ClassVar[bool] = False
+    private_inbound: ClassVar[bool] = True
+
     def private_block(self) -> str | None:
         return None
 
-    def private_received(self) -> dict[str, Any]:
-        return {}
+    def private_received(self) -> list[str]:
+        return []
+
+    def private_declared(self, declared: dict[str, list[dict[str, Any]]]) -> list[str]:
+        return []
 
     def inventory(self) -> dict[str, list[str]]:
         return self.stand_in.inventory()
@@ -575,11 +589,23 @@ class AwsCloud(_Common):
             ec2.create_subnet(VpcId=vpc, CidrBlock=f"10.8.{i}.0/24", AvailabilityZone=f"us-east-1{z}")["Subnet"]["SubnetId"] for i, z in ((1, "a"), (2, "b"))
         ]
         group = ec2.create_security_group(GroupName="llama-serving", Description="SageMaker endpoint", VpcId=vpc)["GroupId"]
+        self.private_ids = [*subnets, group, "EnableNetworkIsolation"]
+        self.private_words = [*subnets, group, "network isolation: it makes no outbound call"]
         return f"    subnets: [{', '.join(subnets)}]\n    security_groups: [{group}]\n    network_isolation: true\n"
 
-    def private_received(self) -> dict[str, Any]:
+    # Network isolation: the container reaches nothing; calls still go through the public runtime API.
+    private_needs_weights: ClassVar[bool] = True
+    private_inbound: ClassVar[bool] = False
+
+    def private_received(self) -> list[str]:
         (model,) = self.stand_in.calls("CreateModel")
-        return {"vpc": model.get("VpcConfig"), "isolated": model.get("EnableNetworkIsolation", False)}
+        vpc = model.get("VpcConfig") or {}
+        return [*vpc.get("Subnets", []), *vpc.get("SecurityGroupIds", []), *(["EnableNetworkIsolation"] if model.get("EnableNetworkIsolation") else [])]
+
+    def private_declared(self, declared: dict[str, list[dict[str, Any]]]) -> list[str]:
+        (model,) = declared["aws:sagemaker/model:Model"]
+        vpc = model.get("vpcConfig") or {}
+        return [*vpc.get("subnets", []), *vpc.get("securityGroupIds", []), *(["EnableNetworkIsolation"] if model.get("enableNetworkIsolation") else [])]
 
     def stored_weights(self) -> dict[str, int]:
         """The objects under the staged prefix, by name: what a staging run has landed so far."""
@@ -613,6 +639,21 @@ class AzureCloud(_RestStandInHarness):
 
     stages_weights: ClassVar[bool] = True
     exports_weights: ClassVar[bool] = True
+
+    def private_block(self) -> str | None:
+        self.private_ids = ["disabled"]
+        self.private_words = ["only through the workspace's private endpoint (public_network_access disabled)"]
+        return "    public_network_access: disabled\n"
+
+    def private_received(self) -> list[str]:
+        endpoint = self.stand_in.received("PUT", "endpoint")[0]  # the create; later PUTs move traffic
+        access = endpoint["properties"].get("publicNetworkAccess")
+        return [access.lower()] if access else []
+
+    def private_declared(self, declared: dict[str, list[dict[str, Any]]]) -> list[str]:
+        (endpoint,) = declared["azure-native:machinelearningservices:OnlineEndpoint"]
+        access = endpoint["properties"].get("publicNetworkAccess")
+        return [access.lower()] if access else []
 
     def hold_serving(self) -> None:
         self.stand_in.faults.deployment_polls = 10**6
@@ -793,6 +834,21 @@ class GcpCloud(_RestStandInHarness):
 
     stages_weights: ClassVar[bool] = True
 
+    def private_block(self) -> str | None:
+        self.private_ids = [PROJECT]
+        self.private_words = [f"only through Private Service Connect from {PROJECT}"]
+        return f"    private_service_connect: [{PROJECT}]\n"
+
+    def private_received(self) -> list[str]:
+        (endpoint,) = [body for body in self.stand_in.received("endpoints") if body and body.get("displayName")]  # the create (a list sends no body)
+        config = endpoint.get("privateServiceConnectConfig") or {}
+        return list(config.get("projectAllowlist", [])) if config.get("enablePrivateServiceConnect") else []
+
+    def private_declared(self, declared: dict[str, list[dict[str, Any]]]) -> list[str]:
+        (endpoint,) = declared["gcp:vertex/aiEndpointWithModelGardenDeployment:AiEndpointWithModelGardenDeployment"]
+        config = endpoint["endpointConfig"].get("privateServiceConnectConfig") or {}
+        return list(config.get("projectAllowlists", [])) if config.get("enablePrivateServiceConnect") else []
+
     def store_weights(self, files: dict[str, bytes]) -> str | None:
         with self.stand_in._lock:
             bucket = self.stand_in.buckets.setdefault("my-models", {})
@@ -890,6 +946,22 @@ class OciCloud(_RestStandInHarness):
         return {"OCI_CONFIG_FILE": config, "OCI_CLI_CONFIG_FILE": config}  # the SDK's variable, and the CLI's
 
     stages_weights: ClassVar[bool] = True
+
+    def private_block(self) -> str | None:
+        endpoint = self.stand_in.make_private_endpoint()
+        self.private_ids = [endpoint]
+        self.private_words = [f"only through Data Science private endpoint {endpoint}"]
+        return f"    private_endpoint_id: {endpoint}\n"
+
+    def private_received(self) -> list[str]:
+        (deployment,) = self.stand_in.received("POST", "deployments")
+        private = deployment["modelDeploymentConfigurationDetails"]["modelConfigurationDetails"]["instanceConfiguration"].get("privateEndpointId")
+        return [private] if private else []
+
+    def private_declared(self, declared: dict[str, list[dict[str, Any]]]) -> list[str]:
+        (deployment,) = declared["oci:DataScience/modelDeployment:ModelDeployment"]
+        private = deployment["modelDeploymentConfigurationDetails"]["modelConfigurationDetails"]["instanceConfiguration"].get("privateEndpointId")
+        return [private] if private else []
 
     def store_weights(self, files: dict[str, bytes]) -> str | None:
         self.stand_in.make_bucket("my-models")

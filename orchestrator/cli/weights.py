@@ -43,6 +43,12 @@ def stage_command(ctx: click.Context, stack: str, cloud: str, source: str, targe
     problem = provider.weights_problem(uri)
     if problem:
         raise UsageError(f"--to {uri}: {problem}")
+    for name in _served_from(ctx, cloud, uri):
+        click.echo(
+            f"warning: {name} serves from {uri} on {cloud}; a replica that starts while files change loads a half-copied checkpoint "
+            "(stage a new fine-tune to a new location, then point weights: at it: `up` replaces the deployment blue/green)",
+            err=True,
+        )
     store = provider.weights_store(uri, deployment.placement.of(cloud))
     done = stage(Path(source), store, lambda line: click.echo(line, err=True), replace=replace)
     click.echo(
@@ -50,3 +56,10 @@ def stage_command(ctx: click.Context, stack: str, cloud: str, source: str, targe
     )
     if deployment.weights.get(cloud) != uri:
         click.echo(f"Serve it with, in {stack}:\n  weights:\n    {cloud}: {uri}")
+
+
+def _served_from(ctx: click.Context, cloud: str, uri: str) -> list[str]:
+    """The recorded deployments on `cloud` that load their weights from `uri` (none where no state exists: a read never writes)."""
+    if not ctx.obj.state_location().exists():
+        return []
+    return sorted(r.name for r in ctx.obj.state().records() if r.cloud == cloud and r.deployed is not None and (r.spec.get("weights") or {}).get(cloud) == uri)

@@ -181,9 +181,15 @@ def ask(ctx: Context, provider: Provider, deployed: Deployed, prompt: str, max_t
         raise DeployError(f"{deployed.deployment} on {deployed.cloud} answered, but {exc}") from exc
 
 
-def _verify(ctx: Context, planned: Plan, provider: Provider, deployed: Deployed) -> Answer:
-    """Call the deployment: done means the declared model answers, not that the cloud says ready."""
+def _verify(ctx: Context, planned: Plan, provider: Provider, deployed: Deployed) -> Answer | None:
+    """Call the deployment: done means the declared model answers, not that the cloud says ready.
+    An endpoint that answers only inside its own network cannot be called from here: that is said
+    (the service's own readiness probe passed), and None returned."""
     delays, report = ctx.backoff.delays(), ctx.report
+    private = provider.private_only(planned.deployment)
+    if private:
+        report(EventKind.UNVERIFIED, deployment=planned.deployment.name, reason=private)
+        return None
     for attempt in range(1, VERIFY_ATTEMPTS + 1):
         try:
             answer = ask(ctx, provider, deployed, EXAMPLE_PROMPT, VERIFY_MAX_TOKENS)
@@ -970,5 +976,11 @@ def call(ctx: Context, name: str, prompt: str, max_tokens: int) -> CallResult:
     record = _serving_record(ctx.state, name)
     deployed = _deployed(record)
     provider = registry.provider(record.cloud)
-    answer = ask(ctx, provider, deployed, prompt, max_tokens)
+    try:
+        answer = ask(ctx, provider, deployed, prompt, max_tokens)
+    except ProviderError as exc:
+        private = provider.private_only(record.declared())
+        if private is None:
+            raise
+        raise DeployError(f"{exc}\n  {name}: {private}; call it from inside that network") from exc
     return CallResult(record, provider.endpoint(deployed), answer, record.placed.plan.model)

@@ -35,6 +35,7 @@ class EventKind(StrEnum):
     SHIFTING = "shifting"  # the endpoint's traffic moving to the variant named
     RETIRING = "retiring"  # the new variant serves; the old one is being deleted
     VERIFIED = "verified"
+    UNVERIFIED = "unverified"  # the endpoint answers only inside its network: not called from here
     MOVING = "moving"
     SWITCHED = "switched"
     SKIPPED = "skipped"
@@ -49,7 +50,9 @@ Report = Callable[..., None]  # report(kind: EventKind, **fields)
 # field changes meaning or goes away (adding a field or an event kind does not raise it).
 EVENT_SCHEMA_VERSION = 1
 # Events that say something went wrong and was dealt with (a retry, a fallback, a skipped check).
-_WARNINGS = frozenset({EventKind.THROTTLED, EventKind.RETRYING, EventKind.INTERRUPTED, EventKind.QUOTA_UNCHECKED, EventKind.FAILED_OVER, EventKind.SKIPPED})
+_WARNINGS = frozenset(
+    {EventKind.THROTTLED, EventKind.RETRYING, EventKind.INTERRUPTED, EventKind.QUOTA_UNCHECKED, EventKind.FAILED_OVER, EventKind.SKIPPED, EventKind.UNVERIFIED}
+)
 
 
 def level_of(kind: EventKind) -> str:
@@ -77,6 +80,7 @@ _SENTENCES = {
     EventKind.RETIRING: "{deployment}: variant {variant} serves; deleting the old one",
     EventKind.UNCHANGED: "{deployment} is already serving as declared; nothing to change",
     EventKind.VERIFIED: "{deployment} answers as {model}",
+    EventKind.UNVERIFIED: "{deployment} not called from here: {reason}; `llamadeploy call {deployment}` from inside that network checks it",
     EventKind.RETRYING: "{what} failed ({reason}); retry in {retry_in_s} s",
     EventKind.PULUMI: "pulumi: {line}",
 }

@@ -78,6 +78,9 @@ def plan(out: Console, planned: Plan, catalog: Catalog) -> None:
         grid.add_row("started", escape(contract.started))
         grid.add_row("route", escape(contract.route))
         grid.add_row("reached", escape(planned.described_by.reach(deployment)))
+        warning = planned.described_by.public_warning(deployment)
+        if warning:
+            grid.add_row("warning", f"[yellow]{escape(warning)}[/]")
         verdict, cannot = startup_of(planned)
         grid.add_row("startup", f"[red]{escape(verdict)}[/]" if cannot else escape(verdict))
         for index, need in enumerate(contract.needs):

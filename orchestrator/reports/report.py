@@ -170,6 +170,7 @@ def serving_dict(plan: Plan) -> dict[str, Any] | None:
         "started": contract.started,
         "route": contract.route,
         "reached": plan.described_by.reach(plan.deployment),
+        "public_warning": plan.described_by.public_warning(plan.deployment),
         "scaling": {"metric": scaling.metric, "target": scaling.target, "unit": scaling.unit, "why": scaling.why},
         "startup": {"limit_s": contract.startup_limit_s, "setting": contract.startup_setting, "verdict": verdict, "can_start": not cannot_start},
         "needs": list(contract.needs),

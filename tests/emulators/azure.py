@@ -237,6 +237,8 @@ class AzureStandIn(JsonStandIn):
                 return 404, {"message": f"endpoint {endpoint_name} not found"}, {}
             if headers.get("authorization") != f"Bearer {PRIMARY_KEY}":
                 return 401, {"message": "key_auth_access_denied"}, {}
+            if str(endpoint["properties"].get("publicNetworkAccess", "")).lower() == "disabled":  # the test calls from outside the workspace's network
+                return 403, {"message": "Public network access is disabled for this endpoint; call it through the workspace's private endpoint"}, {}
             pinned = headers.get("azureml-model-deployment")
             serving = [pinned] if pinned else [name for name, share in (endpoint["properties"].get("traffic") or {}).items() if share]
             container = next((self.containers[(endpoint_name, name)] for name in serving if (endpoint_name, name) in self.containers), None)

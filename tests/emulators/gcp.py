@@ -559,6 +559,14 @@ class GcpStandIn(JsonStandIn):
         endpoint = self.endpoints.get(endpoint_id)
         if endpoint is None:
             return 404, _error(404, "NOT_FOUND", f"Endpoint {parent}/endpoints/{endpoint_id} is not found."), {}
+        if (endpoint.get("privateServiceConnectConfig") or {}).get("enablePrivateServiceConnect"):  # the test calls the public host (wording not published)
+            return (
+                400,
+                _error(
+                    400, "FAILED_PRECONDITION", f"Endpoint {parent}/endpoints/{endpoint_id} is a Private Service Connect endpoint: call it from an allowed VPC"
+                ),
+                {},
+            )
         serving = [deployed for deployed, share in endpoint["trafficSplit"].items() if share > 0 and deployed in self.containers]
         if not serving:
             return 400, _error(400, "FAILED_PRECONDITION", f"Endpoint {parent}/endpoints/{endpoint_id} has no deployed model serving traffic."), {}

@@ -120,6 +120,7 @@ class OciStandIn(JsonStandIn):
         internet.serve(re.escape(OBJECT_STORAGE_HOST), self.object_storage)
         # (namespace, bucket) -> versioning ("Enabled" or "Disabled") and each object's versions, oldest first
         self.buckets: dict[tuple[str, str], dict[str, Any]] = {}
+        self.private_endpoints: set[str] = set()  # Data Science private endpoints that exist (ACTIVE)
         self.faults = Faults()
         self.requests: list[Request] = []
         self.models: dict[str, dict[str, Any]] = {}
@@ -158,6 +159,7 @@ class OciStandIn(JsonStandIn):
             self.models.clear()
             self.deployments.clear()
             self.buckets.clear()
+            self.private_endpoints.clear()
             self.creations.clear()
             self.containers.clear()
             self._work.clear()
@@ -208,6 +210,13 @@ class OciStandIn(JsonStandIn):
             limit = self.faults.gpu_limit.get(match["limit"], DEFAULT_GPU_LIMIT)
         available = max(0, limit - used)
         return 200, {"used": used, "available": available, "fractionalUsage": float(used), "fractionalAvailability": float(available)}, {}
+
+    def make_private_endpoint(self) -> str:
+        """A Data Science private endpoint for model deployments, as a user makes one beforehand."""
+        with self._lock:
+            endpoint = f"ocid1.datascienceprivateendpoint.oc1.iad.{next(self._ids)}"
+            self.private_endpoints.add(endpoint)
+            return endpoint
 
     def make_bucket(self, bucket: str, versioning: bool = True) -> None:
         with self._lock:
@@ -319,6 +328,8 @@ class OciStandIn(JsonStandIn):
             container = self.containers.get(match["id"])
         if deployment is None or deployment["lifecycleState"] not in ("ACTIVE", "UPDATING") or container is None:
             return 404, _error("NotAuthorizedOrNotFound", f"model deployment {match['id']} not found or not active"), {}
+        if _instance(deployment).get("privateEndpointId"):  # the test's calls come from outside its VCN (the refusal's wording is not published)
+            return 404, _error("NotAuthorizedOrNotFound", f"model deployment {match['id']} is reached only through its private endpoint"), {}
         environment = deployment["modelDeploymentConfigurationDetails"]["environmentConfigurationDetails"].get("environmentVariables") or {}
         status, answer = container.handle("POST", environment.get("MODEL_DEPLOY_PREDICT_ENDPOINT", "/predict"), body)
         return status, answer, {}
@@ -405,6 +416,9 @@ class OciStandIn(JsonStandIn):
         if not model.get("hasArtifact"):  # bring-your-own-container too: a deployment serves a model with an artifact
             return 400, _error("InvalidParameter", f"model {configuration['modelId']} has no model artifact; upload one before deploying it"), {}
         shape = configuration["instanceConfiguration"]["instanceShapeName"]
+        private = configuration["instanceConfiguration"].get("privateEndpointId")
+        if private and private not in self.private_endpoints:
+            return 400, _error("InvalidParameter", f"Data Science private endpoint {private} does not exist or is not ACTIVE"), {}
         if shape not in SHAPES:
             return 400, _error("InvalidParameter", f"Invalid shape {shape} for model deployment"), {}
         problem = _environment_problem(body["modelDeploymentConfigurationDetails"].get("environmentConfigurationDetails") or {})
@@ -622,6 +636,10 @@ class OciStandIn(JsonStandIn):
 
 def gpu_limit_of(shape: str) -> str | None:
     return next((name for prefix, name in GPU_LIMITS.items() if shape.startswith(prefix)), None)
+
+
+def _instance(deployment: dict[str, Any]) -> dict[str, Any]:
+    return deployment["modelDeploymentConfigurationDetails"]["modelConfigurationDetails"]["instanceConfiguration"]
 
 
 def _shape_of(deployment: dict[str, Any]) -> str:
