@@ -20,6 +20,7 @@ from tests.emulators.aws import AwsStandIn
 from tests.emulators.azure import AzureStandIn
 from tests.emulators.fake import FakeStandIn
 from tests.emulators.gcp import GcpStandIn
+from tests.emulators.hub import HubStandIn
 from tests.emulators.internet import Internet
 from tests.emulators.oci import OciStandIn
 
@@ -101,6 +102,20 @@ def internet() -> Iterator[Internet]:
     proxy = Internet()
     yield proxy
     proxy.stop()
+
+
+@pytest.fixture(scope="session")
+def hub_stand_in(internet: Internet) -> HubStandIn:
+    return HubStandIn(internet)
+
+
+@pytest.fixture
+def hub(hub_stand_in: HubStandIn, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> HubStandIn:
+    """The Hugging Face Hub on the test internet (emptied), with downloads cached under the test's folder."""
+    hub_stand_in.reset()
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    monkeypatch.setenv("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+    return hub_stand_in
 
 
 def _stand_in(name: str, internet: Internet) -> Iterator[Any]:

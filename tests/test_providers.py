@@ -27,6 +27,7 @@ from orchestrator.lifecycle.state import LockedError, open_state
 from orchestrator.pricing.catalog import load_catalog
 from providers import registry
 from tests.clouds import DECLARED, HF_TOKEN, ROLE, AwsCloud, Caller, CliProcess, Cloud, OciCloud, cli_process, cli_run, run_example
+from tests.emulators.hub import HubStandIn
 from tests.emulators.oci import NAMESPACE
 
 REPO = Path(__file__).parent.parent
@@ -771,6 +772,32 @@ def test_weights_stage_resumes_after_a_kill_and_verifies_every_file(cloud: Cloud
     assert code == 0 and "3 files uploaded" in out, err  # extra.bin, the tokenizer and the config, last
     assert "removed 1 file(s) the folder no longer has: model-00040-of-00040.safetensors" in err
     assert err.strip().splitlines()[-1].startswith("config.json: uploaded and verified") and "model-00040-of-00040.safetensors" not in stored()
+
+
+def test_weights_stage_fetches_the_hub_checkpoint_first(cloud: Cloud, stack: Path, hub: HubStandIn, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Without --from, `weights stage` fetches the deployment's checkpoint from the Hugging Face Hub
+    (what vLLM loads, not Meta's original/ folder) with the deployment's token, then copies it; a
+    second run fetches nothing again. A gated repository without a granted token is refused before
+    anything is sent, saying how to get access."""
+    probe = cloud.store_weights({})
+    if probe is None or not cloud.stages_weights:
+        return  # refused: test_weights_stage_resumes_after_a_kill_and_verifies_every_file
+    files = _checkpoint()
+    hub.publish(DECLARED, {**files, "original/consolidated.00.pth": b"meta" * 1000, "README.md": b"# Llama"})
+    monkeypatch.setenv("HF_TOKEN", "hf_not_granted")
+    code, _, err = cli_run("weights", "stage", str(stack), "--cloud", cloud.name, "--to", probe)
+    assert code == 1 and f"the Hugging Face Hub refused {DECLARED}: it is gated, and the token sent has not been granted access" in err, err
+    assert cloud.stored_weights() == {}
+    monkeypatch.setenv("HF_TOKEN", HF_TOKEN)
+    code, out, err = cli_run("weights", "stage", str(stack), "--cloud", cloud.name, "--to", probe)
+    assert code == 0, err
+    assert f"fetching {DECLARED} from the Hugging Face Hub" in err and f"{len(files)} files uploaded" in out
+    assert sorted(cloud.stored_weights()) == sorted(files)  # neither original/ nor the README
+    fetched = dict(hub.served)
+    assert sorted(name.removeprefix(f"{DECLARED}/") for name in fetched) == sorted(files)
+    code, out, err = cli_run("weights", "stage", str(stack), "--cloud", cloud.name, "--from", f"hf://{DECLARED}", "--to", probe)
+    assert code == 0 and "0 files uploaded" in out, err
+    assert dict(hub.served) == fetched  # nothing fetched twice
 
 
 def test_weights_declared_for_another_cloud_keep_the_hub_and_its_token_here(cloud: Cloud, stack: Path) -> None:

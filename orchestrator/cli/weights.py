@@ -2,12 +2,19 @@
 
 from __future__ import annotations
 
+import os
+from collections.abc import Callable
+from functools import partial
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
 from orchestrator.cli.session import cloud_names
 from orchestrator.errors import UsageError
+
+if TYPE_CHECKING:
+    from orchestrator.declared.spec import Deployment
 
 
 @click.group("weights")
@@ -18,15 +25,21 @@ def weights_group() -> None:
 @weights_group.command("stage")
 @click.argument("stack", type=click.Path())
 @click.option("--cloud", required=True, help="The cloud whose object storage receives it.", callback=cloud_names)
-@click.option("--from", "source", required=True, type=click.Path(), help="The checkpoint folder: config.json, tokenizer, *.safetensors (+ index).")
+@click.option(
+    "--from",
+    "source",
+    help="The checkpoint: a folder (config.json, tokenizer, *.safetensors + index), or hf://<org>/<repo>[@<revision>] "
+    "(default: the deployment's checkpoint on the Hugging Face Hub, fetched first).",
+)
 @click.option("--to", "target", help="Where it goes (default: the deployment's weights.<cloud>), e.g. s3://bucket/llama-ft/.")
 @click.option("--deployment", "only", metavar="NAME", help="The stack's deployment it is for (needed when the stack has several).")
 @click.option("--replace", is_flag=True, help="Delete another checkpoint's files at the location first (default: refuse).")
 @click.pass_context
-def stage_command(ctx: click.Context, stack: str, cloud: str, source: str, target: str | None, only: str | None, replace: bool) -> None:
-    """Copy a checkpoint folder into the cloud's object storage once, resumably: every file is
-    hashed (SHA-256), sent with its hash, and read back before the next; a run after a kill sends
-    only what is missing or different. The config goes last, so `up` refuses a copy cut short."""
+def stage_command(ctx: click.Context, stack: str, cloud: str, source: str | None, target: str | None, only: str | None, replace: bool) -> None:
+    """Copy a checkpoint into the cloud's object storage once, resumably: every file is hashed
+    (SHA-256), sent with its hash, and read back before the next; a run after a kill sends only
+    what is missing or different. The config goes last, so `up` refuses a copy cut short. A Hub
+    checkpoint is fetched into the user's cache first (resumably too), with HF_TOKEN for a gated one."""
     from orchestrator.declared.stackfile import load_stack
     from orchestrator.lifecycle.staging import stage
     from orchestrator.reports.report import plural
@@ -49,10 +62,12 @@ def stage_command(ctx: click.Context, stack: str, cloud: str, source: str, targe
             "(stage a new fine-tune to a new location, then point weights: at it: `up` replaces the deployment blue/green)",
             err=True,
         )
+    said = partial(click.echo, err=True)
+    folder = _checkpoint_folder(source, deployment, said)
     store = provider.weights_store(uri, deployment.placement.of(cloud))
-    done = stage(Path(source), store, lambda line: click.echo(line, err=True), replace=replace)
+    done = stage(folder, store, said, replace=replace)
     click.echo(
-        f"Staged {source} at {uri}: {plural(len(done.uploaded), 'file')} uploaded ({done.bytes_sent:,} bytes), {len(done.kept)} already there; all verified."
+        f"Staged {source or folder} at {uri}: {plural(len(done.uploaded), 'file')} uploaded ({done.bytes_sent:,} bytes), {len(done.kept)} already there; all verified."
     )
     if deployment.weights.get(cloud) != uri:
         click.echo(f"Serve it with, in {stack}:\n  weights:\n    {cloud}: {uri}")
@@ -63,3 +78,16 @@ def _served_from(ctx: click.Context, cloud: str, uri: str) -> list[str]:
     if not ctx.obj.state_location().exists():
         return []
     return sorted(r.name for r in ctx.obj.state().records() if r.cloud == cloud and r.deployed is not None and (r.spec.get("weights") or {}).get(cloud) == uri)
+
+
+def _checkpoint_folder(source: str | None, deployment: Deployment, said: Callable[[str], None]) -> Path:
+    """The folder to stage: `--from` as given, or a Hub repository fetched into the user's cache
+    (the deployment's own checkpoint when `--from` is left out), with the deployment's HF_TOKEN."""
+    from orchestrator.lifecycle import hub
+
+    if source is not None and not source.startswith(hub.HUB_PREFIX):
+        return Path(source)
+    repo, revision = hub.hub_source(source) if source else (deployment.model_ref.checkpoint(deployment.quantization).repo, None)
+    reference = deployment.serving.secrets.get("HF_TOKEN", "env:HF_TOKEN")
+    token = os.environ.get(reference.removeprefix("env:")) or None
+    return hub.download(repo, revision, hub.download_dir(repo, revision), token, said)

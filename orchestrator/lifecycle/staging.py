@@ -77,12 +77,17 @@ def checkpoint_folder(folder: Path) -> list[Path]:
     """The files to copy, config last; the folder must be a whole checkpoint before anything is sent."""
     if not folder.is_dir():
         raise StagingError(f"{folder} is not a directory; pass the folder holding config.json, the tokenizer and the safetensors shards")
-    files = sorted((path for path in folder.rglob("*") if path.is_file() and not path.name.startswith(".")), key=lambda p: (p.name == CONFIG, str(p)))
+    files = sorted((path for path in folder.rglob("*") if path.is_file() and not _hidden(path, folder)), key=lambda p: (p.name == CONFIG, str(p)))
     names = {str(path.relative_to(folder)): path for path in files}
     check_checkpoint(
         read_checkpoint(f"{folder}/", {name: path.stat().st_size for name, path in names.items()}, lambda name: names[name].read_bytes()), "--from"
     )
     return files
+
+
+def _hidden(path: Path, folder: Path) -> bool:
+    """A hidden file, or one in a hidden folder: not the checkpoint's (huggingface_hub keeps its download records under .cache/)."""
+    return any(part.startswith(".") for part in path.relative_to(folder).parts)
 
 
 def stage(folder: Path, store: WeightsStore, said: Callable[[str], None], replace: bool = False) -> Staged:

@@ -1,0 +1,86 @@
+"""The Hugging Face Hub as huggingface_hub's downloads see it, at https://huggingface.co on the test internet.
+
+Enough for `snapshot_download` to run unmodified over real HTTPS: a model's revision
+(GET /api/models/<repo>/revision/<rev>: its commit sha), its file tree (GET
+/api/models/<repo>/tree/<sha>?recursive=true: each file's path, size and blob id, in one page),
+and each file (HEAD and GET /<repo>/resolve/<rev>/<path>, with the X-Repo-Commit, ETag and
+Content-Length headers huggingface_hub reads: file_download.get_hf_file_metadata). A gated repo
+answers 401 without a bearer token and 403 with one that was not granted access, as the Hub
+does (huggingface_hub.errors.GatedRepoError). Served files are counted, so a test can see what
+was downloaded again.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import threading
+from collections import Counter
+from typing import Any
+from urllib.parse import unquote, urlsplit
+
+from tests.emulators.internet import Internet
+from tests.emulators.vllm import VALID_TOKEN
+
+HOST = "huggingface.co"
+TOKEN = VALID_TOKEN  # the one token the stand-in's gated repos grant access to, as the vLLM stand-in's hub
+_REVISION = re.compile(r"^/api/models/(?P<repo>[^/]+/[^/]+)/revision/(?P<rev>[^/]+)$")
+_TREE = re.compile(r"^/api/models/(?P<repo>[^/]+/[^/]+)/tree/(?P<rev>[^/]+)(?:/.*)?$")
+_RESOLVE = re.compile(r"^/(?P<repo>[^/]+/[^/]+)/resolve/(?P<rev>[^/]+)/(?P<path>.+)$")
+
+
+class HubStandIn:
+    def __init__(self, internet: Internet) -> None:
+        internet.serve(re.escape(HOST), self.answer)
+        self._lock = threading.Lock()
+        self.repos: dict[str, dict[str, bytes]] = {}
+        self.gated: set[str] = set()
+        self.served: Counter[str] = Counter()  # "<repo>/<path>" -> GETs of it
+
+    def reset(self) -> None:
+        with self._lock:
+            self.repos.clear()
+            self.gated.clear()
+            self.served.clear()
+
+    def publish(self, repo: str, files: dict[str, bytes], gated: bool = True) -> None:
+        with self._lock:
+            self.repos[repo] = dict(files)
+            if gated:
+                self.gated.add(repo)
+
+    def answer(self, method: str, path: str, body: Any, headers: dict[str, str]) -> tuple[int, Any, dict[str, str]]:
+        url = urlsplit(path)
+        route = unquote(url.path)
+        with self._lock:
+            match = _REVISION.match(route) or _TREE.match(route) or _RESOLVE.match(route)
+            files = self.repos.get(match["repo"]) if match else None
+            if match is None or files is None:
+                return 404, {"error": "Repository Not Found"}, {"X-Error-Code": "RepoNotFound"}
+            if match["repo"] in self.gated:
+                token = headers.get("authorization", "").removeprefix("Bearer ")
+                if not token:
+                    return 401, {"error": "Access to this model is restricted; you must be authenticated"}, {"X-Error-Code": "GatedRepo"}
+                if token != TOKEN:
+                    return 403, {"error": "Access to this model is restricted and you are not in the authorized list"}, {"X-Error-Code": "GatedRepo"}
+            sha = _commit(files)
+            if route.startswith("/api/") and _REVISION.match(route):
+                return 200, {"id": match["repo"], "modelId": match["repo"], "sha": sha, "siblings": [{"rfilename": n} for n in sorted(files)]}, {}
+            if _TREE.match(route):
+                return 200, [{"type": "file", "path": n, "size": len(d), "oid": _blob(d)} for n, d in sorted(files.items())], {}
+            data = files.get(match["path"])
+            if data is None:
+                return 404, {"error": "Entry not found"}, {"X-Error-Code": "EntryNotFound", "X-Repo-Commit": sha}
+            described = {"X-Repo-Commit": sha, "ETag": f'"{_blob(data)}"', "Content-Type": "application/octet-stream"}
+            if method == "HEAD":
+                return 200, None, {**described, "Content-Length": str(len(data))}
+            self.served[f"{match['repo']}/{match['path']}"] += 1
+            return 200, data, described
+
+
+def _blob(data: bytes) -> str:
+    return hashlib.sha1(data).hexdigest()
+
+
+def _commit(files: dict[str, bytes]) -> str:
+    return hashlib.sha1("".join(f"{n}:{_blob(d)}" for n, d in sorted(files.items())).encode()).hexdigest()
