@@ -15,9 +15,8 @@ from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Any
 
+from orchestrator.lifecycle.staging import SHA256_KEY
 from providers.base import ProviderError
-
-SHA256_KEY = "sha256"
 
 
 class S3WeightsStore:

@@ -185,9 +185,6 @@ class AzureProvider(Provider):
         disabled = placed is not None and placed.public_network_access == "disabled"
         return "public_network_access is disabled: it answers only through the workspace's private endpoint" if disabled else None
 
-    def public_warning(self, deployment: Deployment) -> str | None:
-        return None if self.private_only(deployment) else super().public_warning(deployment)
-
     def weights_problem(self, uri: str) -> str | None:
         if not _DATASTORE_PATH.match(uri):
             return "must be a folder on a workspace datastore, as azureml://datastores/<datastore>/paths/<folder>/ (ending in /), e.g. azureml://datastores/workspaceblobstore/paths/llama-ft/"
@@ -311,15 +308,8 @@ class AzureProvider(Provider):
 
     def checkpoint_listing(self, uri: str, placement: Any, region: str) -> tuple[dict[str, int], Callable[[str], bytes]]:
         """The blobs under the datastore folder (names relative to it), as the model asset mounts it."""
-        folder, container = self._datastore_folder(uri, placement)
-        with _translated():
-            sizes = {blob.name[len(folder) :]: int(blob.size) for blob in container.list_blobs(name_starts_with=folder)}
-
-        def read(name: str) -> bytes:
-            with _translated():
-                return bytes(container.download_blob(folder + name).readall())
-
-        return sizes, read
+        store = self.weights_store(uri, placement)
+        return {name: size for name, (size, _) in store.existing().items()}, store.read
 
     def weights_store(self, uri: str, placement: Any) -> Any:
         from providers.azure_weights import BlobWeightsStore
@@ -393,6 +383,8 @@ class AzureProvider(Provider):
 
         deployment, settings = plan.deployment, self.settings(plan)
         ml, monitor, _arm = self._clients(settings)
+        placed = deployment.placement.of("azure")
+        access = placed.public_network_access if placed else None
         by_type = {(r.type, r.name): r for r in self.resources(plan)}
         tags = resource_tags(plan)
         name = deployment.name
@@ -456,10 +448,16 @@ class AzureProvider(Provider):
                         tags=tags,
                         identity=IdentityConfiguration(type="system_assigned"),
                         properties=SECRET_STORE_ACCESS if secrets else None,
-                        public_network_access=deployment.placement.of("azure").public_network_access,  # type: ignore[union-attr]
+                        public_network_access=access,
                     )
                 ),
             )
+            live = ml.online_endpoints.get(endpoint.name)
+            if (live.public_network_access or "enabled").lower() != (access or "enabled"):
+                # An adopted endpoint (a replace, or a change of the setting alone): Azure ML toggles it on a
+                # live endpoint (concept-secure-online-endpoint, "Secure inbound scoring requests").
+                live.public_network_access = access or "enabled"
+                events.wait(f"Azure ML public network access of {endpoint.name}", _poller_check(ml.online_endpoints.begin_create_or_update(live)))
             self._create_and_wait(
                 online,
                 events,

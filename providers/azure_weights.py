@@ -15,10 +15,10 @@ from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Any
 
-SHA256_KEY = "sha256"
+from orchestrator.lifecycle.staging import SHA256_KEY, DiscardsNothing
 
 
-class BlobWeightsStore:
+class BlobWeightsStore(DiscardsNothing):
     def __init__(self, uri: str, container: Any, folder: str, translated: Callable[[], AbstractContextManager[None]]) -> None:
         """`container` is the datastore's ContainerClient and `folder` the blob name prefix;
         `translated` turns the SDK's errors into the provider's (passed in so this module does
@@ -48,9 +48,6 @@ class BlobWeightsStore:
     def upload(self, name: str, path: Path, sha256: str) -> None:
         with self._translated(), path.open("rb") as data:
             self._container.upload_blob(self._folder + name, data, overwrite=True, metadata={SHA256_KEY: sha256}, validate_content=True)
-
-    def discard_partial_uploads(self) -> int:
-        return 0  # see the module's docstring
 
     def delete(self, name: str) -> None:
         with self._translated():

@@ -348,7 +348,15 @@ class CloudService(ABC):
     def public_warning(self, deployment: Deployment) -> str | None:
         """`plan`'s warning that the deployment's endpoint will answer on the internet (behind the
         cloud's authentication), with what keeps it private; None where it will not."""
+        if self.private_only(deployment):
+            return None
         return f"its endpoint will be public, behind {self.service}'s authentication: {self.private_advice}"
+
+    def replace_problem(self, live: Deployment, plan: Plan) -> str | None:
+        """Why this service cannot replace the serving deployment (`live`, as recorded) with `plan`
+        on the same endpoint, with what to do instead; None where it can. Asked before a replace
+        is journaled or anything is made."""
+        return None
 
     def private_only(self, deployment: Deployment) -> str | None:
         """Why the deployment's endpoint answers only inside its own network (so `up` cannot call it

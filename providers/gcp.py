@@ -161,14 +161,20 @@ class GcpProvider(Provider):
             )
         return super().reach(deployment)
 
+    def replace_problem(self, live: Deployment, plan: Plan) -> str | None:
+        before, after = live.placement.of("gcp"), plan.deployment.placement.of("gcp")
+        if (before.private_service_connect if before else None) != (after.private_service_connect if after else None):
+            return (
+                "its Private Service Connect projects changed, which Vertex AI sets only when it makes an endpoint; "
+                f"`llamadeploy down {plan.deployment.name}` then `up`"
+            )
+        return None
+
     def private_only(self, deployment: Deployment) -> str | None:
         placed = deployment.placement.of("gcp")
         if placed and placed.private_service_connect:
             return f"it is a Private Service Connect endpoint, reached only from {', '.join(placed.private_service_connect)}"
         return None
-
-    def public_warning(self, deployment: Deployment) -> str | None:
-        return None if self.private_only(deployment) else super().public_warning(deployment)
 
     weights_placement = ("service_account",)
 
@@ -613,20 +619,8 @@ class GcpProvider(Provider):
     def checkpoint_listing(self, uri: str, placement: Any, region: str) -> tuple[dict[str, int], Callable[[str], bytes]]:
         """The objects under the gs:// prefix (Cloud Storage JSON API objects.list, every page), names
         relative to it, as the image downloads the folder; with Application Default Credentials."""
-        bucket_name, _, prefix = uri.removeprefix("gs://").partition("/")
-        project = placement.project if placement else None
-        with _translated():
-            client = self.client(("storage", project), lambda: _storage_client(project))
-            bucket = client.bucket(bucket_name)
-            # as the image lists it: the names under the folder, placeholder "directories" skipped
-            blobs = client.list_blobs(bucket, prefix=prefix)
-            sizes = {blob.name[len(prefix) :]: int(blob.size or 0) for blob in blobs if not blob.name.endswith("/")}
-
-        def read(name: str) -> bytes:
-            with _translated():
-                return bucket.blob(prefix + name).download_as_bytes()
-
-        return sizes, read
+        store = self.weights_store(uri, placement)
+        return {name: size for name, (size, _) in store.existing().items()}, store.read
 
 
 def _service_account(plan: Plan) -> str | None:

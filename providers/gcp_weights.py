@@ -15,10 +15,10 @@ from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Any
 
-SHA256_KEY = "sha256"
+from orchestrator.lifecycle.staging import SHA256_KEY, DiscardsNothing
 
 
-class GcsWeightsStore:
+class GcsWeightsStore(DiscardsNothing):
     def __init__(self, uri: str, client: Any, translated: Callable[[], AbstractContextManager[None]]) -> None:
         """`translated` turns the SDK's errors into the provider's (the provider's own, passed in so
         this module does not import the provider's)."""
@@ -47,9 +47,6 @@ class GcsWeightsStore:
             blob = self._bucket.blob(self._prefix + name)
             blob.metadata = {SHA256_KEY: sha256}
             blob.upload_from_filename(str(path), checksum="auto")
-
-    def discard_partial_uploads(self) -> int:
-        return 0  # see the module's docstring
 
     def delete(self, name: str) -> None:
         with self._translated():

@@ -275,7 +275,7 @@ class OciProvider(Provider):
         )
         client = self.client(key, lambda: _make_object_storage_client(region, settings))
         store = ObjectStorageWeightsStore(uri, client, located["namespace"], located["bucket"], located["prefix"], _translated)
-        store.require_versioning()
+        store.require_versioning(region)
         return store
 
     def credentials_configured(self) -> bool:
@@ -455,14 +455,6 @@ class OciProvider(Provider):
         and container in place with zero downtime (docs.oracle.com/en-us/iaas/data-science/using/
         model-dep-edit.htm), so the new variant is the same deployment, updated by `switch`."""
         ids = {r.type: r.properties.get("id") for r in deployed.resources}
-        model = next(r for r in self.resources(plan) if r.type == MODEL)
-        if all(r.name != model.name for r in deployed.resources if r.type == MODEL):
-            # An update names the deployed model again (UpdateModelConfigurationDetails.model_id); whether
-            # OCI lets an update serve another model could not be confirmed offline.
-            raise ProviderError(
-                f"OCI model deployment {plan.deployment.name} serves another model than {model.name} (its weights changed); "
-                "llamadeploy does not swap an OCI deployment's model in place yet: `down` then `up`, or deploy it under a new name"
-            )
         return Staged(replace(deployed, resources=tuple(_with_id(r, ids[r.type]) if ids.get(r.type) else r for r in self.resources(plan))))
 
     def switch(self, deployed: Deployed, plan: Plan, events: Events) -> None:
@@ -586,12 +578,19 @@ class OciProvider(Provider):
             return f"only through Data Science private endpoint {placed.private_endpoint_id}, inside its VCN (OCI request signing); {outbound}"
         return f"a public predict URL (OCI request signing); {outbound}"
 
+    def replace_problem(self, live: Deployment, plan: Plan) -> str | None:
+        # An update names the deployed model again (UpdateModelConfigurationDetails.model_id); whether
+        # OCI lets an update serve another model could not be confirmed offline.
+        if live.weights.get("oci") != plan.weights:
+            return (
+                "its weights changed: llamadeploy does not swap the model an OCI model deployment serves in place yet; "
+                f"`llamadeploy down {plan.deployment.name}` then `up`, or deploy it under a new name"
+            )
+        return None
+
     def private_only(self, deployment: Deployment) -> str | None:
         placed = deployment.placement.of("oci")
         return f"it answers only through private endpoint {placed.private_endpoint_id}" if placed and placed.private_endpoint_id else None
-
-    def public_warning(self, deployment: Deployment) -> str | None:
-        return None if self.private_only(deployment) else super().public_warning(deployment)
 
     def contract(self, plan: Plan) -> ServingContract:
         placed = plan.deployment.placement.of("oci")

@@ -19,12 +19,11 @@ from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Any
 
-from providers.base import ProviderError
+from orchestrator.lifecycle.staging import SHA256_KEY, DiscardsNothing
+from providers.base import NotFoundError, ProviderError
 
-SHA256_KEY = "sha256"
 
-
-class ObjectStorageWeightsStore:
+class ObjectStorageWeightsStore(DiscardsNothing):
     def __init__(self, uri: str, client: Any, namespace: str, bucket: str, prefix: str, translated: Callable[[], AbstractContextManager[None]]) -> None:
         """`translated` turns the SDK's errors into the provider's (passed in so this module does
         not import the provider's)."""
@@ -32,9 +31,12 @@ class ObjectStorageWeightsStore:
         self._client, self._namespace, self._bucket, self._prefix = client, namespace, bucket, prefix
         self._translated = translated
 
-    def require_versioning(self) -> None:
-        with self._translated():
-            versioning = self._client.get_bucket(self._namespace, self._bucket).data.versioning
+    def require_versioning(self, region: str) -> None:
+        try:
+            with self._translated():
+                versioning = self._client.get_bucket(self._namespace, self._bucket).data.versioning
+        except NotFoundError as exc:  # buckets are regional: one elsewhere is not found here
+            raise NotFoundError(f"{self.uri}: no bucket {self._bucket} in namespace {self._namespace} in {region} ({exc})") from exc
         if versioning != "Enabled":
             raise ProviderError(
                 f"{self.uri}: bucket {self._bucket} does not keep object versions, which an OCI model by reference names; "
@@ -64,7 +66,11 @@ class ObjectStorageWeightsStore:
                 page = response.next_page
                 if not page:
                     break
-        objects = [{"name": o.name, "version": versions[o.etag], "sizeInBytes": o.size} for o in self._listed() if o.etag in versions]
+        listed = self._listed()
+        unversioned = [o.name for o in listed if o.etag not in versions]
+        if unversioned:  # written between the two listings, or by a writer that keeps no version: a model missing it would not load
+            raise ProviderError(f"{self.uri}: no version of {', '.join(unversioned[:3])} could be found; run the command again once nothing writes there")
+        objects = [{"name": o.name, "version": versions[o.etag], "sizeInBytes": o.size} for o in listed]
         return {"namespace": self._namespace, "bucketName": self._bucket, "prefix": self._prefix, "objects": objects}
 
     def sizes(self) -> dict[str, int]:
@@ -93,11 +99,14 @@ class ObjectStorageWeightsStore:
                 md5.update(block)
         with self._translated(), path.open("rb") as data:
             self._client.put_object(
-                self._namespace, self._bucket, self._prefix + name, data, content_md5=base64.b64encode(md5.digest()).decode(), opc_meta={SHA256_KEY: sha256}
+                self._namespace,
+                self._bucket,
+                self._prefix + name,
+                data,
+                content_md5=base64.b64encode(md5.digest()).decode(),
+                content_type="application/octet-stream",
+                opc_meta={SHA256_KEY: sha256},
             )
-
-    def discard_partial_uploads(self) -> int:
-        return 0  # see the module's docstring
 
     def delete(self, name: str) -> None:
         with self._translated():

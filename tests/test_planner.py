@@ -77,6 +77,31 @@ def test_nothing_fits_says_what_is_needed_and_what_would_fit(write_stack: Write,
     assert "gpu: H200 (on ml.p5e.48xlarge)" in message
 
 
+def test_what_would_fit_an_own_checkpoint_is_what_it_can_be_served_as(write_stack: Write, mini_catalog: Catalog) -> None:
+    """A user's own 16-bit checkpoint of 405B's architecture, too big for 8 H100s: fp8 (quantized
+    when vLLM loads it) would fit and is offered; int4 is not, though the hub has an AWQ checkpoint of
+    the catalog's model: this checkpoint is not quantized ahead of time, which int4 needs."""
+    import json
+
+    from orchestrator.sizing.checkpoint_files import read_checkpoint
+
+    config = {"hidden_size": 16384, "intermediate_size": 53248, "num_hidden_layers": 126, "num_attention_heads": 128, "num_key_value_heads": 8}
+    config |= {"vocab_size": 128256, "max_position_embeddings": 131072, "tie_word_embeddings": False, "torch_dtype": "bfloat16"}
+    files = {"config.json": json.dumps(config).encode(), "model.safetensors.index.json": json.dumps({"metadata": {"total_size": 811_700_000_000}}).encode()}
+    checkpoint = read_checkpoint("s3://m/ft/", {n: len(b) for n, b in files.items()}, files.__getitem__)
+    text = "name: a\nmodel: llama3.1-405b-instruct\nmax_context: 16384\nconcurrency: 8\ngpu: H100\nweights: {aws: 's3://m/ft/'}\n"
+    stack = load_stack(write_stack(text))
+    memo: dict[object, object] = {("checkpoint", "aws", "s3://m/ft/", "us-east-1", None): checkpoint}  # as `plan` reads it with credentials
+    with pytest.raises(InfeasibleError) as caught:
+        plan(stack, stack.deployments[0], "aws", mini_catalog, "us-east-1", memo)
+    message = str(caught.value)
+    assert "quantization: fp8 (on ml.p5.48xlarge)" in message, message
+    assert "int4" not in message.split("what would fit:")[1]
+    with pytest.raises(InfeasibleError) as caught:  # the catalog's model (no checkpoint of the user's read) would be offered int4
+        planned(write_stack, text.replace("weights: {aws: 's3://m/ft/'}\n", ""), "aws", mini_catalog, "us-east-1")
+    assert "quantization: int4" in str(caught.value)
+
+
 def test_multi_node_only_where_the_service_supports_it(write_stack: Write, mini_catalog: Catalog) -> None:
     text = "name: a\nmodel: llama3.1-405b-instruct\nmax_context: 16384\nconcurrency: 8\ngpu: H100\n"
     p = planned(write_stack, text, "gcp", mini_catalog)

@@ -671,8 +671,9 @@ def test_own_weights_from_object_storage_are_served_with_no_hub_token(cloud: Clo
     if cloud.stages_weights:  # staging over the location a deployment serves from is said, before anything is sent
         for name, body in _checkpoint().items():
             (tmp_path / name).write_bytes(body)
-        _, _, err = cli_run("weights", "stage", str(stack), "--cloud", cloud.name, "--from", str(tmp_path))
+        code, _, err = cli_run("weights", "stage", str(stack), "--cloud", cloud.name, "--from", str(tmp_path))
         assert f"warning: chat serves from {uri} on {cloud.name}" in err, err
+        assert code == 1 and "holds a different checkpoint" in err, err  # what lies there was not staged (no hashes): refused unless --replace
     assert cli_run("down", "chat", "--yes")[0] == 0
     assert cloud.empty(), cloud.inventory()
 
@@ -837,6 +838,19 @@ def test_oci_weights_in_a_bucket_without_versions_are_refused_before_anything_is
     assert cloud.creates() == 0 and cloud.empty()
     code, out, _ = cli_run("plan", str(stack), "--cloud", "oci", "--output", "json")
     assert "does not keep object versions" in json.loads(out)["plans"][0]["sizing"]["sized_from"]  # plan says why it sized the catalog's model
+    cloud.stand_in.make_bucket("kept")
+    for name, body in _checkpoint().items():
+        cloud.stand_in.put_object("kept", f"ft/{name}", b"an older upload")
+        cloud.stand_in.put_object("kept", f"ft/{name}", body)
+    stack.write_text(stack.read_text().replace("oci://plain@", "oci://kept@"))
+    code, _, err = cli_run("up", str(stack), "--cloud", "oci", "--yes")
+    assert code == 0, err
+    (deployment,) = cloud.stand_in.received("POST", "deployments")
+    (described,) = cloud.stand_in.models[deployment["modelDeploymentConfigurationDetails"]["modelConfigurationDetails"]["modelId"]]["artifact"]["models"]
+    latest = {name: versions[-1]["versionId"] for name, versions in cloud.stand_in.buckets[(NAMESPACE, "kept")]["objects"].items()}
+    assert {o["name"]: o["version"] for o in described["objects"]} == latest  # each object at its current version, not the older one
+    assert cli_run("down", "chat", "--yes")[0] == 0
+    assert cloud.empty(), cloud.inventory()
 
 
 @pytest.mark.parametrize("cloud", ["aws"], indirect=True)
@@ -887,7 +901,7 @@ def test_private_networking_is_declared_sent_and_shown(cloud: Cloud, stack: Path
     assert code == 0, err
     assert cloud.private_received() == cloud.private_ids
     if cloud.private_inbound:  # not called from outside its network: said, not failed
-        assert "chat not called from here: " in err and "`llamadeploy call chat` from inside that network checks it" in err, err
+        assert "chat could not be called from here: " in err and "`llamadeploy call chat` from inside that network checks it" in err, err
         code, _, err = cli_run("call", "chat")  # the stand-in, like the cloud, does not answer from outside
         assert code == 1 and "call it from inside that network" in err, err
     code, out, err = cli_run("status", "--output", "json")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable
 from functools import partial
 from pathlib import Path
@@ -83,11 +82,10 @@ def _served_from(ctx: click.Context, cloud: str, uri: str) -> list[str]:
 def _checkpoint_folder(source: str | None, deployment: Deployment, said: Callable[[str], None]) -> Path:
     """The folder to stage: `--from` as given, or a Hub repository fetched into the user's cache
     (the deployment's own checkpoint when `--from` is left out), with the deployment's HF_TOKEN."""
+    from orchestrator.declared.secrets import hub_token
     from orchestrator.lifecycle import hub
 
     if source is not None and not source.startswith(hub.HUB_PREFIX):
         return Path(source)
     repo, revision = hub.hub_source(source) if source else (deployment.model_ref.checkpoint(deployment.quantization).repo, None)
-    reference = deployment.serving.secrets.get("HF_TOKEN", "env:HF_TOKEN")
-    token = os.environ.get(reference.removeprefix("env:")) or None
-    return hub.download(repo, revision, hub.download_dir(repo, revision), token, said)
+    return hub.download(repo, revision, hub.download_dir(repo, revision), hub_token(deployment), said)

@@ -20,6 +20,13 @@ class MissingSecretError(LlamadeployError):
 HUB_TOKEN = {"HF_TOKEN": "env:HF_TOKEN"}
 
 
+def hub_token(deployment: Deployment) -> str | None:
+    """The Hugging Face token this machine fetches the deployment's checkpoint with: the value its
+    `HF_TOKEN` reference names (by default the HF_TOKEN variable), or None where it is unset."""
+    reference = deployment.serving.secrets.get("HF_TOKEN", HUB_TOKEN["HF_TOKEN"])
+    return os.environ.get(reference.removeprefix("env:")) or None
+
+
 def sent_secrets(deployment: Deployment, own_weights: bool) -> dict[str, str]:
     """The secrets a deployment sends on a cloud: those it names, less the hub token where the
     weights come from the user's own storage. The default `HF_TOKEN: env:HF_TOKEN` is dropped there

@@ -181,15 +181,26 @@ def ask(ctx: Context, provider: Provider, deployed: Deployed, prompt: str, max_t
         raise DeployError(f"{deployed.deployment} on {deployed.cloud} answered, but {exc}") from exc
 
 
-def _verify(ctx: Context, planned: Plan, provider: Provider, deployed: Deployed) -> Answer | None:
+def _verify(ctx: Context, planned: Plan, provider: Provider, deployed: Deployed, replacing: bool = False) -> Answer | None:
     """Call the deployment: done means the declared model answers, not that the cloud says ready.
-    An endpoint that answers only inside its own network cannot be called from here: that is said
-    (the service's own readiness probe passed), and None returned."""
+
+    An endpoint that answers only inside its own network is called once: from inside that network
+    it answers and is checked as any other. From outside, a first deployment is said to be
+    unchecked (the service's own readiness probe passed) and None returned; but what would
+    delete a serving deployment on the strength of the call (`replacing`: a move's source, a
+    replaced variant) stops instead, so nothing serving is lost unchecked."""
     delays, report = ctx.backoff.delays(), ctx.report
     private = provider.private_only(planned.deployment)
     if private:
-        report(EventKind.UNVERIFIED, deployment=planned.deployment.name, reason=private)
-        return None
+        try:
+            answer = ask(ctx, provider, deployed, EXAMPLE_PROMPT, VERIFY_MAX_TOKENS)
+        except ProviderError as exc:
+            unreached = f"{private} ({str(exc).splitlines()[0]})"
+            if replacing:
+                raise DeployError(f"{planned.deployment.name} could not be called from here: {unreached}; run the command from inside that network") from exc
+            report(EventKind.UNVERIFIED, deployment=planned.deployment.name, reason=unreached)
+            return None
+        return _answered_as_declared(ctx, planned, answer)
     for attempt in range(1, VERIFY_ATTEMPTS + 1):
         try:
             answer = ask(ctx, provider, deployed, EXAMPLE_PROMPT, VERIFY_MAX_TOKENS)
@@ -202,11 +213,15 @@ def _verify(ctx: Context, planned: Plan, provider: Provider, deployed: Deployed)
             delay = next(delays)
             report(EventKind.RETRYING, what=f"the call to {deployed.deployment}", reason=str(exc).splitlines()[0], retry_in_s=round(delay, 2))
             time.sleep(delay)
+    return _answered_as_declared(ctx, planned, answer)
+
+
+def _answered_as_declared(ctx: Context, planned: Plan, answer: Answer) -> Answer:
     if answer.model != planned.served_model:
         raise DeployError(
             f"the endpoint answers as model {answer.model!r}, not the declared {planned.served_model!r}: the container did not load the declared model"
         )
-    report(EventKind.VERIFIED, deployment=planned.deployment.name, model=answer.model)
+    ctx.report(EventKind.VERIFIED, deployment=planned.deployment.name, model=answer.model)
     return answer
 
 
@@ -274,6 +289,9 @@ def up(ctx: Context, planned: Plan, provider: Provider, verify: bool = True) -> 
                         f"{name!r} serves on {record.cloud} in {dict(record.placed.settings)}, and the new placement puts it in {provider.settings(planned)}: "
                         f"a replace stays on the same endpoint; `llamadeploy down {name}`, then `up`, or keep the placement"
                     )
+                problem = provider.replace_problem(record.declared(), planned)
+                if problem:
+                    raise DeployError(f"{name!r} serves on {record.cloud}, and {problem}")
                 resolve_secrets(planned.deployment, bool(planned.weights))  # checked before anything is journaled or made
                 _check_weights(planned, provider)
                 _check_quota(ctx, planned, provider)  # the new machines run next to the old ones until traffic moves
@@ -457,7 +475,7 @@ def _move(ctx: Context, holder: str, record: Record, destination: Destination) -
     report(EventKind.MOVING, deployment=name, source=record.cloud, target=destination.cloud, region=planned.region)
     try:
         deployed = _retrying(lambda: target.apply(planned, run), ctx)
-        _verify(ctx, planned, target, deployed)
+        _verify(ctx, planned, target, deployed, replacing=True)
     except WaitTimeoutError as exc:  # the target is still being made: left as it is, as `up` leaves it
         state.finish(operation, OperationStatus.FAILED, str(exc))
         raise DeployError(
@@ -654,12 +672,12 @@ def _replace(ctx: Context, holder: str, record: Record, provider: Provider, plan
         replacing = replace(replacing, staged=replace(side, deployed=staged.deployed))
         state.put(replacing)
         if verify and staged.probe is not None:
-            _verify(ctx, planned, provider, staged.probe)  # the new variant alone, before any traffic reaches it
+            _verify(ctx, planned, provider, staged.probe, replacing=True)  # the new variant alone, before any traffic reaches it
         replacing = replace(replacing, switching=True)  # from here an undo moves the traffic back first
         state.put(replacing)
         report(EventKind.SHIFTING, deployment=name, variant=planned.variant)
         _retrying(lambda: provider.switch(staged.deployed, planned, run), ctx)
-        answer = _verify(ctx, planned, provider, staged.deployed) if verify else None
+        answer = _verify(ctx, planned, provider, staged.deployed, replacing=True) if verify else None
         # Tags the two variants share (the endpoint's) were adopted as they were: set the declared ones.
         _retrying(lambda: provider.retag(staged.deployed, planned, run), ctx)
     except WaitTimeoutError as exc:  # the cloud is still working on it: left as it is, for `up` or `up --rollback`

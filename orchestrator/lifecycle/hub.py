@@ -42,13 +42,17 @@ def download_dir(repo: str, revision: str | None) -> Path:
 
 
 def download(repo: str, revision: str | None, folder: Path, token: str | None, said: Callable[[str], None]) -> Path:
-    """The repository's loadable files in `folder`, fetched where missing or changed."""
-    from huggingface_hub import snapshot_download
+    """The repository's loadable files in `folder`, fetched where missing or changed. The token
+    is the one given, or none (False): never a login stored on this machine, so a refusal says
+    truly whether a token was sent. The repository is asked for first: snapshot_download answers
+    a refusal with whatever an earlier run left in the folder."""
+    from huggingface_hub import HfApi, snapshot_download
     from huggingface_hub.errors import GatedRepoError, HfHubHTTPError, LocalEntryNotFoundError, RepositoryNotFoundError, RevisionNotFoundError
 
     said(f"fetching {repo}{'@' + revision if revision else ''} from the Hugging Face Hub into {folder} (files already there are kept)")
     try:
-        return Path(snapshot_download(repo, revision=revision, local_dir=folder, token=token, allow_patterns=LOADED, ignore_patterns=SKIPPED))
+        commit = HfApi(token=token or False).repo_info(repo, revision=revision).sha
+        return Path(snapshot_download(repo, revision=commit, local_dir=folder, token=token or False, allow_patterns=LOADED, ignore_patterns=SKIPPED))
     except GatedRepoError as exc:
         raise HubError(
             f"the Hugging Face Hub refused {repo}: it is gated, and {'the token sent has not been granted access' if token else 'no token was sent'}; "
@@ -60,3 +64,12 @@ def download(repo: str, revision: str | None, folder: Path, token: str | None, s
         raise HubError(f"{repo} is not a repository on the Hugging Face Hub (or is private to another account)") from exc
     except (HfHubHTTPError, LocalEntryNotFoundError, OSError) as exc:
         raise HubError(f"fetching {repo} from the Hugging Face Hub failed: {str(exc).splitlines()[0]}; run the command again to go on") from exc
+    except Exception as exc:
+        if type(exc).__module__.split(".")[0] not in _TRANSPORTS:
+            raise
+        raise HubError(f"cannot reach the Hugging Face Hub ({type(exc).__name__}: {exc}); run the command again to go on") from exc
+
+
+# The HTTP libraries huggingface_hub's releases fetch with: a dropped connection or a timeout
+# surfaces as one of their exceptions after huggingface_hub's own retries.
+_TRANSPORTS = frozenset({"httpx", "httpx2", "httpcore", "httpcore2", "requests", "urllib3"})

@@ -54,6 +54,18 @@ class WeightsStore(Protocol):
         ...
 
 
+# The object metadata key each store keeps a staged file's SHA-256 under.
+SHA256_KEY = "sha256"
+
+
+class DiscardsNothing:
+    """For a store whose unfinished uploads hold nothing a listing shows and cost nothing for long
+    (the service drops them itself); S3's multipart parts are the exception, and S3's store aborts them."""
+
+    def discard_partial_uploads(self) -> int:
+        return 0
+
+
 @dataclass
 class Staged:
     uploaded: list[str] = field(default_factory=list)

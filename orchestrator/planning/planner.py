@@ -155,11 +155,12 @@ def _choose(
     key = (*shape_of(deployment), provider.name, region)
     if key not in memo:
         try:
-            req = _requirements(deployment, _checkpoint(deployment, provider, region, memo))
+            files = _checkpoint(deployment, provider, region, memo)
+            req = _requirements(deployment, files)
             offers = _offers(deployment, provider, catalog, region)
             fitting = _fitting(req, offers, provider)
             if not fitting:
-                raise InfeasibleError(*_why_nothing_fits(deployment, req, offers, provider, catalog, region))
+                raise InfeasibleError(*_why_nothing_fits(deployment, req, offers, provider, catalog, region, files))
             ranked = sorted((_value(candidate), candidate) for candidate in (_candidate(deployment, provider, region, (o, f, req)) for o, f in fitting))
             (best, chosen), runner_up = ranked[0], None
             if len(ranked) > 1 and best[0] == ranked[1][0][0] < 2:  # both priced, alike in meeting the load: what the second would cost
@@ -296,7 +297,13 @@ def _price_key(offer: Offer, gpu_layout: GpuLayout) -> tuple[bool, float, int, s
 
 
 def _why_nothing_fits(
-    deployment: Deployment, req: Requirements, offers: list[Offer], provider: CloudService, catalog: Catalog, region: str
+    deployment: Deployment,
+    req: Requirements,
+    offers: list[Offer],
+    provider: CloudService,
+    catalog: Catalog,
+    region: str,
+    files: CheckpointFiles | str | None = None,
 ) -> tuple[str, tuple[str, ...]]:
     """What one replica needs, the most the region's biggest offer gives, and what would fit (in
     words, and as the changes to the spec that would fit here)."""
@@ -314,7 +321,7 @@ def _why_nothing_fits(
     ]
     if layout(req, gpu_memory_gib(biggest), biggest.gpu_count) is not None:
         lines += provider.unsupported({Feature.MULTI_NODE})
-    ideas = _what_would_fit(deployment, req, offers, provider, catalog, region, biggest, degree)
+    ideas = _what_would_fit(deployment, req, offers, provider, catalog, region, biggest, degree, files)
     others = [name for name in registry.names() if name != provider.name]
     elsewhere = not ideas or (biggest.gpu_count == GPUS_PER_NODE and layout(req, gpu_memory_gib(biggest), GPUS_PER_NODE))
     shown = [*ideas, f"another cloud (`llamadeploy cost` compares {', '.join(others)})"] if elsewhere else ideas
@@ -331,10 +338,17 @@ def _what_would_fit(
     region: str,
     biggest: Offer,
     degree: int,
+    files: CheckpointFiles | str | None = None,
 ) -> list[str]:
+    """Changes to the spec that would fit, each sized as it would be served: a user's own
+    checkpoint (`files`) as read, so one stored in 16 bits suggests fp8 (quantized at load) but
+    not int4, which needs a checkpoint quantized ahead of time."""
     ideas = []
     for quantization in QUANTIZATIONS[QUANTIZATIONS.index(deployment.quantization) + 1 :]:
-        smaller = _requirements(deployment, quantization=quantization)
+        try:
+            smaller = _requirements(deployment, files, quantization=quantization)
+        except CheckpointError:
+            continue
         fit = _fitting(smaller, offers, provider)
         if fit:
             ideas.append(f"quantization: {quantization} (on {min(fit, key=lambda f: _price_key(*f))[0].instance_type})")

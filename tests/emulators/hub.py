@@ -1,12 +1,13 @@
 """The Hugging Face Hub as huggingface_hub's downloads see it, at https://huggingface.co on the test internet.
 
-Enough for `snapshot_download` to run unmodified over real HTTPS: a model's revision
-(GET /api/models/<repo>/revision/<rev>: its commit sha), its file tree (GET
+Enough for `HfApi.repo_info` and `snapshot_download` to run unmodified over real HTTPS: a model's
+revision (GET /api/models/<repo>[/revision/<rev>]: its commit sha), its file tree (GET
 /api/models/<repo>/tree/<sha>?recursive=true: each file's path, size and blob id, in one page),
 and each file (HEAD and GET /<repo>/resolve/<rev>/<path>, with the X-Repo-Commit, ETag and
-Content-Length headers huggingface_hub reads: file_download.get_hf_file_metadata). A gated repo
-answers 401 without a bearer token and 403 with one that was not granted access, as the Hub
-does (huggingface_hub.errors.GatedRepoError). Served files are counted, so a test can see what
+Content-Length headers huggingface_hub reads: file_download.get_hf_file_metadata). A gated
+repository shows its revision and files to anyone, and answers a file's request with 401 without
+a bearer token and 403 with one that was not granted access, both with `X-Error-Code: GatedRepo`
+(which huggingface_hub's hf_raise_for_status turns into GatedRepoError). Served files are counted, so a test can see what
 was downloaded again.
 """
 
@@ -24,7 +25,7 @@ from tests.emulators.vllm import VALID_TOKEN
 
 HOST = "huggingface.co"
 TOKEN = VALID_TOKEN  # the one token the stand-in's gated repos grant access to, as the vLLM stand-in's hub
-_REVISION = re.compile(r"^/api/models/(?P<repo>[^/]+/[^/]+)/revision/(?P<rev>[^/]+)$")
+_REVISION = re.compile(r"^/api/models/(?P<repo>[^/]+/[^/]+)(?:/revision/(?P<rev>[^/]+))?$")  # model_info, at a revision or main
 _TREE = re.compile(r"^/api/models/(?P<repo>[^/]+/[^/]+)/tree/(?P<rev>[^/]+)(?:/.*)?$")
 _RESOLVE = re.compile(r"^/(?P<repo>[^/]+/[^/]+)/resolve/(?P<rev>[^/]+)/(?P<path>.+)$")
 
@@ -57,7 +58,7 @@ class HubStandIn:
             files = self.repos.get(match["repo"]) if match else None
             if match is None or files is None:
                 return 404, {"error": "Repository Not Found"}, {"X-Error-Code": "RepoNotFound"}
-            if match["repo"] in self.gated:
+            if match["repo"] in self.gated and _RESOLVE.match(route):  # a gated repository's card and file list are public; its files are not
                 token = headers.get("authorization", "").removeprefix("Bearer ")
                 if not token:
                     return 401, {"error": "Access to this model is restricted; you must be authenticated"}, {"X-Error-Code": "GatedRepo"}

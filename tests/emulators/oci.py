@@ -236,7 +236,7 @@ class OciStandIn(JsonStandIn):
         """The latest version of each object under `prefix`, by full name."""
         with self._lock:
             held = self.buckets.get((NAMESPACE, bucket), {"objects": {}})
-            return {name: versions[-1]["data"] for name, versions in held["objects"].items() if versions and name.startswith(prefix)}
+            return {name: v[-1]["data"] for name, v in held["objects"].items() if v and not v[-1].get("deleteMarker") and name.startswith(prefix)}
 
     def object_storage(self, method: str, path: str, body: Any, headers: dict[str, str]) -> tuple[int, Any, dict[str, str]]:
         """Object Storage (docs.oracle.com/iaas/api/#/en/objectstorage/20160918/): GetBucket (with
@@ -274,7 +274,7 @@ class OciStandIn(JsonStandIn):
                 listed = [
                     {"name": n, "size": len(v[-1]["data"]), "etag": v[-1]["etag"], "timeModified": v[-1]["time"]}
                     for n, v in sorted(objects.items())
-                    if v and n.startswith(prefix)
+                    if v and not v[-1].get("deleteMarker") and n.startswith(prefix)
                 ]
                 return 200, {"objects": listed, "prefixes": []}, {}
             if match["rest"] == "/objectversions":
@@ -284,7 +284,7 @@ class OciStandIn(JsonStandIn):
                         "size": len(one["data"]),
                         "etag": one["etag"],
                         "versionId": one["versionId"],
-                        "isDeleteMarker": False,
+                        "isDeleteMarker": bool(one.get("deleteMarker")),
                         "timeModified": one["time"],
                     }
                     for n, versions in sorted(objects.items())
@@ -300,10 +300,13 @@ class OciStandIn(JsonStandIn):
                 version = self.put_object(match["bucket"], name, data, {k[len("opc-meta-") :]: v for k, v in headers.items() if k.startswith("opc-meta-")})
                 return 200, None, {"etag": objects[name][-1]["etag"], "version-id": version}
             latest = objects.get(name, [])
-            if not latest:
+            if not latest or latest[-1].get("deleteMarker"):
                 return 404, _error("ObjectNotFound", f"The object '{name}' was not found in the bucket '{match['bucket']}'"), {}
-            if method == "DELETE":
-                del objects[name]
+            if method == "DELETE":  # a versioned bucket keeps the earlier versions behind a delete marker (Object Storage versioning)
+                if held["versioning"] == "Enabled":
+                    latest.append({"versionId": f"v{next(self._ids)}", "data": b"", "etag": "", "metadata": {}, "time": _now(), "deleteMarker": True})
+                else:
+                    del objects[name]
                 return 204, None, {}
             one = latest[-1]
             described = {
@@ -506,7 +509,7 @@ class OciStandIn(JsonStandIn):
             folder = mounts.setdefault(f"{DEPLOYED_MODEL_DIR}/{prefix}".rstrip("/"), {})
             for item in described.get("objects", []):
                 versions = held["objects"].get(item["name"], []) if held else []
-                found = next((v for v in versions if v["versionId"] == item["version"]), None)
+                found = next((v for v in versions if v["versionId"] == item["version"] and not v.get("deleteMarker")), None)
                 if found is None:
                     return (
                         f"Failed to download the model artifact: object {item['name']} version {item['version']} not found in bucket {described['bucketName']}"
