@@ -84,6 +84,19 @@ def test_a_replica_over_two_hosts_without_the_ray_launcher_does_not_start(cloud:
     assert "rolled back" in err and cloud.empty(), cloud.inventory()
 
 
+def test_own_weights_need_a_service_account_that_reads_the_bucket(cloud: GcpCloud, stack: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Without DeployedModel.service_account the container runs as Vertex AI's own agent, which cannot
+    read the user's bucket: the deployment fails, as Vertex's would, and nothing is left."""
+    from tests.test_providers import _checkpoint
+
+    uri = cloud.store_weights(_checkpoint())
+    stack.write_text(stack.read_text() + f"weights:\n  gcp: {uri}\n")
+    monkeypatch.setattr(providers.gcp, "_service_account", lambda plan: None)  # as if up forgot to send it
+    code, _, err = cli_run("up", str(stack), "--cloud", "gcp", "--yes")
+    assert code == 1 and "does not have storage.objects.list access" in err, err
+    assert "rolled back" in err and cloud.empty(), cloud.inventory()
+
+
 def test_vertex_names_the_project_by_number_and_a_rerun_deploys_nothing_twice(cloud: GcpCloud, stack: Path) -> None:
     assert cli_run("up", str(stack), "--cloud", "gcp", "--yes")[0] == 0
     assert all("/projects/llm-prod/" in r.path for r in cloud.stand_in.requests if r.kind in ("upload", "deploy"))  # asked by project id

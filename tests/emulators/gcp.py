@@ -472,6 +472,15 @@ class GcpStandIn(JsonStandIn):
             }
         )
         model_arg = _model_arg(spec.get("args") or [])
+        if model_arg and model_arg.startswith("gs://") and not record.get("serviceAccount"):
+            # Without DeployedModel.service_account the container runs as Vertex AI's own agent, which
+            # cannot read the user's bucket (aiplatform_v1 DeployedModel.service_account); the wording is not published.
+            bucket = model_arg.removeprefix("gs://").split("/")[0]
+            return {
+                "code": 9,
+                "message": f"Model server exited unexpectedly. Model server logs: 403 GET https://storage.googleapis.com/storage/v1/b/{bucket}/o: "
+                f"custom-online-prediction@{PROJECT_NUMBER}.iam.gserviceaccount.com does not have storage.objects.list access to the Google Cloud Storage bucket.",
+            }
         try:
             container = containers.start(
                 spec.get("imageUri", ""),
