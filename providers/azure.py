@@ -355,14 +355,21 @@ class AzureProvider(Provider):
 
     def switch(self, deployed: Deployed, plan: Plan, events: Events) -> None:
         """All of the endpoint's traffic to the deployment `deployed` holds (the endpoint PUT with
-        `traffic: {name: 100}`, as the walkthrough's `endpoint.traffic = {"green": 100}`)."""
+        `traffic: {name: 100}`, as the walkthrough's `endpoint.traffic = {"green": 100}`), and the
+        endpoint's public network access as `plan` declares it: Azure ML toggles it on a live
+        endpoint (concept-secure-online-endpoint, "Secure inbound scoring requests"). Set here, with
+        the traffic, so a replace changes it only once its new variant answered, and going back
+        (`switch` to the old variant with the old plan) sets it back."""
         ml, _, _ = self._clients(deployed.settings)
         endpoint, name = next(r.name for r in deployed.resources if r.type == ENDPOINT), _deployment_of(deployed)
+        placed = plan.deployment.placement.of("azure")
+        access = (placed.public_network_access if placed else None) or "enabled"
         events.wait(f"Azure ML endpoint {endpoint} to settle", lambda: _provisioned(ml.online_endpoints.get(endpoint)))  # an update a dead run began
         with _translated(), _quiet_stdout():
             live = ml.online_endpoints.get(endpoint)
-            if {k: v for k, v in (live.traffic or {}).items() if v} != {name: 100}:
-                live.traffic = {name: 100}
+            routed = {k: v for k, v in (live.traffic or {}).items() if v} == {name: 100}
+            if not routed or (live.public_network_access or "enabled").lower() != access:
+                live.traffic, live.public_network_access = {name: 100}, access
                 events.wait(f"Azure ML traffic to {endpoint}/{name}", _poller_check(ml.online_endpoints.begin_create_or_update(live)))
 
     def _made(self, plan: Plan, events: Events) -> Deployed:
@@ -452,12 +459,6 @@ class AzureProvider(Provider):
                     )
                 ),
             )
-            live = ml.online_endpoints.get(endpoint.name)
-            if (live.public_network_access or "enabled").lower() != (access or "enabled"):
-                # An adopted endpoint (a replace, or a change of the setting alone): Azure ML toggles it on a
-                # live endpoint (concept-secure-online-endpoint, "Secure inbound scoring requests").
-                live.public_network_access = access or "enabled"
-                events.wait(f"Azure ML public network access of {endpoint.name}", _poller_check(ml.online_endpoints.begin_create_or_update(live)))
             self._create_and_wait(
                 online,
                 events,

@@ -163,7 +163,7 @@ class GcpProvider(Provider):
 
     def replace_problem(self, live: Deployment, plan: Plan) -> str | None:
         before, after = live.placement.of("gcp"), plan.deployment.placement.of("gcp")
-        if (before.private_service_connect if before else None) != (after.private_service_connect if after else None):
+        if set((before.private_service_connect if before else None) or ()) != set((after.private_service_connect if after else None) or ()):
             return (
                 "its Private Service Connect projects changed, which Vertex AI sets only when it makes an endpoint; "
                 f"`llamadeploy down {plan.deployment.name}` then `up`"

@@ -10,7 +10,7 @@ import pytest
 
 import providers.gcp
 from tests.clouds import GcpCloud, cli_run, flags
-from tests.emulators.gcp import PROJECT_NUMBER
+from tests.emulators.gcp import PROJECT, PROJECT_NUMBER
 
 pytestmark = pytest.mark.parametrize("cloud", ["gcp"], indirect=True)
 
@@ -121,3 +121,18 @@ def test_status_maps_vertex_traffic_and_replicas_into_live_states(cloud: GcpClou
     endpoint["trafficSplit"] = {}  # traffic moved away by hand
     (row,) = json.loads(cli_run("status", "chat", "--output", "json")[1])["deployments"]
     assert (row["live"]["state"], row["drift"]) == ("inactive", ["the endpoint is inactive"])
+
+
+def test_private_service_connect_is_not_changed_on_a_live_endpoint(cloud: GcpCloud, stack: Path) -> None:
+    """Vertex AI sets an endpoint's Private Service Connect when it makes it: turning it on for a live
+    deployment is refused by `plan` and `up`, saying what to do, with nothing made or journaled."""
+    assert cli_run("up", str(stack), "--cloud", "gcp", "--yes")[0] == 0
+    stack.write_text(stack.read_text().replace("  gcp:\n", f"  gcp:\n    private_service_connect: [{PROJECT}]\n", 1))
+    before = (cloud.creates(), cloud.inventory())
+    code, out, _ = cli_run("plan", str(stack), "--cloud", "gcp")
+    assert "Private Service Connect projects changed" in " ".join(out.split()), out
+    code, _, err = cli_run("up", str(stack), "--cloud", "gcp", "--yes")
+    assert code == 1 and "which Vertex AI sets only when it makes an endpoint" in err, err
+    assert (cloud.creates(), cloud.inventory()) == before
+    assert cli_run("down", "chat", "--yes")[0] == 0
+    assert cloud.empty(), cloud.inventory()

@@ -122,3 +122,27 @@ def test_a_model_whose_artifact_upload_failed_is_finished_not_adopted_as_complet
     assert model["hasArtifact"] and cloud.creates() == 2  # one model, one deployment
     assert cli_run("down", "chat", "--yes")[0] == 0
     assert cloud.empty(), cloud.inventory()
+
+
+def test_new_weights_on_a_live_deployment_are_refused_before_anything_is_made(cloud: OciCloud, stack: Path) -> None:
+    """An OCI update names the model the deployment serves again: a new weights.oci location is refused
+    by `plan` and `up` with what to do, nothing journaled or made, the old one serving as it was."""
+    from tests.test_providers import _checkpoint
+
+    uri = cloud.store_weights(_checkpoint())
+    stack.write_text(stack.read_text() + f"weights:\n  oci: {uri}\n")
+    assert cli_run("up", str(stack), "--cloud", "oci", "--yes")[0] == 0
+    for name, body in _checkpoint().items():
+        cloud.stand_in.put_object("my-models", f"llama-ft-2/{name}", body)
+    stack.write_text(stack.read_text().replace(uri, uri.replace("llama-ft/", "llama-ft-2/")))
+    before = (cloud.creates(), cloud.inventory())
+    code, out, _ = cli_run("plan", str(stack), "--cloud", "oci")
+    assert "llamadeploy does not swap the model an OCI model deployment serves in place yet" in " ".join(out.split()), out
+    code, _, err = cli_run("up", str(stack), "--cloud", "oci", "--yes")
+    assert code == 1 and "its weights changed" in err and "`llamadeploy down chat` then `up`" in err, err
+    assert (cloud.creates(), cloud.inventory()) == before
+    code, out, _ = cli_run("status", "--output", "json")
+    (row,) = json.loads(out)["deployments"]
+    assert [h["operation"] for h in row["history"]] == ["up"]  # nothing journaled for the refused replace
+    assert cli_run("down", "chat", "--yes")[0] == 0
+    assert cloud.empty(), cloud.inventory()

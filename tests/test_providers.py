@@ -792,13 +792,15 @@ def test_weights_stage_fetches_the_hub_checkpoint_first(cloud: Cloud, stack: Pat
     monkeypatch.setenv("HF_TOKEN", HF_TOKEN)
     code, out, err = cli_run("weights", "stage", str(stack), "--cloud", cloud.name, "--to", probe)
     assert code == 0, err
-    assert f"fetching {DECLARED} from the Hugging Face Hub" in err and f"{len(files)} files uploaded" in out
+    assert f"fetching {DECLARED}@" in err and f"{len(files)} files uploaded" in out
     assert sorted(cloud.stored_weights()) == sorted(files)  # neither original/ nor the README
     fetched = dict(hub.served)
     assert sorted(name.removeprefix(f"{DECLARED}/") for name in fetched) == sorted(files)
     code, out, err = cli_run("weights", "stage", str(stack), "--cloud", cloud.name, "--from", f"hf://{DECLARED}", "--to", probe)
     assert code == 0 and "0 files uploaded" in out, err
     assert dict(hub.served) == fetched  # nothing fetched twice
+    code, _, err = cli_run("weights", "stage", str(stack), "--cloud", cloud.name, "--from", "hf://meta llama/x", "--to", probe)
+    assert code == 1 and "name a Hub repository as hf://<org>/<repo>" in err and "Traceback" not in err, err
 
 
 def test_weights_declared_for_another_cloud_keep_the_hub_and_its_token_here(cloud: Cloud, stack: Path) -> None:

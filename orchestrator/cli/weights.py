@@ -88,4 +88,4 @@ def _checkpoint_folder(source: str | None, deployment: Deployment, said: Callabl
     if source is not None and not source.startswith(hub.HUB_PREFIX):
         return Path(source)
     repo, revision = hub.hub_source(source) if source else (deployment.model_ref.checkpoint(deployment.quantization).repo, None)
-    return hub.download(repo, revision, hub.download_dir(repo, revision), hub_token(deployment), said)
+    return hub.download(repo, revision, hub_token(deployment), said)

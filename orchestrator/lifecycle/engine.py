@@ -26,7 +26,7 @@ from orchestrator.lifecycle.pacing import WAIT_TIMEOUT_ENV, Backoff
 from orchestrator.lifecycle.progress import EventKind, Report
 from orchestrator.lifecycle.record import Destination, Move, Phase, Placed, PlanSnapshot, Record
 from orchestrator.lifecycle.state import Operation, OperationKind, OperationStatus, StateStore, now
-from orchestrator.planning.changes import ChangeAction, change_of, in_place, is_tags
+from orchestrator.planning.changes import ChangeAction, change_of, in_place, is_tags, replace_problem
 from orchestrator.planning.plan import Plan
 from orchestrator.planning.planner import compare, plan
 from orchestrator.planning.serving import EXAMPLE_PROMPT, Answer, chat_request, read_answer, startup_of
@@ -192,9 +192,9 @@ def _verify(ctx: Context, planned: Plan, provider: Provider, deployed: Deployed,
     delays, report = ctx.backoff.delays(), ctx.report
     private = provider.private_only(planned.deployment)
     if private:
-        try:
-            answer = ask(ctx, provider, deployed, EXAMPLE_PROMPT, VERIFY_MAX_TOKENS)
-        except ProviderError as exc:
+        try:  # once, unretried: from outside the network no retry would reach it
+            answer = read_answer(provider.invoke(deployed, chat_request(EXAMPLE_PROMPT, VERIFY_MAX_TOKENS)))
+        except (ProviderError, ValueError) as exc:
             unreached = f"{private} ({str(exc).splitlines()[0]})"
             if replacing:
                 raise DeployError(f"{planned.deployment.name} could not be called from here: {unreached}; run the command from inside that network") from exc
@@ -289,7 +289,7 @@ def up(ctx: Context, planned: Plan, provider: Provider, verify: bool = True) -> 
                         f"{name!r} serves on {record.cloud} in {dict(record.placed.settings)}, and the new placement puts it in {provider.settings(planned)}: "
                         f"a replace stays on the same endpoint; `llamadeploy down {name}`, then `up`, or keep the placement"
                     )
-                problem = provider.replace_problem(record.declared(), planned)
+                problem = replace_problem(record, planned)
                 if problem:
                     raise DeployError(f"{name!r} serves on {record.cloud}, and {problem}")
                 resolve_secrets(planned.deployment, bool(planned.weights))  # checked before anything is journaled or made

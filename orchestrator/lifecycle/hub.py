@@ -29,19 +29,26 @@ class HubError(LlamadeployError):
 
 def hub_source(source: str) -> tuple[str, str | None]:
     """`hf://org/repo[@revision]` as (repository, revision)."""
+    from huggingface_hub.utils import HFValidationError, validate_repo_id
+
     repo, _, revision = source.removeprefix(HUB_PREFIX).partition("@")
-    if repo.count("/") != 1 or not all(repo.split("/")):
+    try:
+        validate_repo_id(repo)
+    except HFValidationError as exc:
+        raise HubError(f"--from {source}: name a Hub repository as hf://<org>/<repo>[@<revision>], e.g. hf://meta-llama/Llama-3.1-8B-Instruct ({exc})") from exc
+    if repo.count("/") != 1:
         raise HubError(f"--from {source}: name a Hub repository as hf://<org>/<repo>[@<revision>], e.g. hf://meta-llama/Llama-3.1-8B-Instruct")
     return repo, revision or None
 
 
-def download_dir(repo: str, revision: str | None) -> Path:
-    """Where a repository's files are fetched to: under the user's cache, one folder per repository and revision."""
+def download_dir(repo: str, commit: str) -> Path:
+    """Where a repository's files are fetched to: under the user's cache, one folder per repository
+    and commit, so a later commit's folder never holds shards an earlier one had."""
     cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
-    return cache / "llamadeploy" / "hub" / f"{repo.replace('/', '--')}@{revision or 'main'}"
+    return cache / "llamadeploy" / "hub" / f"{repo.replace('/', '--')}@{commit}"
 
 
-def download(repo: str, revision: str | None, folder: Path, token: str | None, said: Callable[[str], None]) -> Path:
+def download(repo: str, revision: str | None, token: str | None, said: Callable[[str], None]) -> Path:
     """The repository's loadable files in `folder`, fetched where missing or changed. The token
     is the one given, or none (False): never a login stored on this machine, so a refusal says
     truly whether a token was sent. The repository is asked for first: snapshot_download answers
@@ -49,9 +56,10 @@ def download(repo: str, revision: str | None, folder: Path, token: str | None, s
     from huggingface_hub import HfApi, snapshot_download
     from huggingface_hub.errors import GatedRepoError, HfHubHTTPError, LocalEntryNotFoundError, RepositoryNotFoundError, RevisionNotFoundError
 
-    said(f"fetching {repo}{'@' + revision if revision else ''} from the Hugging Face Hub into {folder} (files already there are kept)")
     try:
-        commit = HfApi(token=token or False).repo_info(repo, revision=revision).sha
+        commit = str(HfApi(token=token or False).repo_info(repo, revision=revision).sha)
+        folder = download_dir(repo, commit)
+        said(f"fetching {repo}@{commit[:12]} from the Hugging Face Hub into {folder} (files already there are kept)")
         return Path(snapshot_download(repo, revision=commit, local_dir=folder, token=token or False, allow_patterns=LOADED, ignore_patterns=SKIPPED))
     except GatedRepoError as exc:
         raise HubError(

@@ -105,6 +105,8 @@ def change_of(record: Record | None, planned: Plan, live: LiveStatus | None = No
             detail = (
                 f"was deleted outside llamadeploy ({gone}), and its spec needs new machines ({needs}): `llamadeploy down {name}` clears what is left, then `up`"
             )
+        elif problem := replace_problem(record, planned):
+            detail = f"needs new machines ({needs}), and {problem}"
         else:
             detail = f"needs new machines ({needs}): `up` replaces it blue/green on the same endpoint (the new variant serves before the old one goes)"
         return Change(name, ChangeAction.REPLACE, **where, detail=detail, fields=fields)
@@ -119,6 +121,19 @@ def change_of(record: Record | None, planned: Plan, live: LiveStatus | None = No
         said = "; ".join(str(f) for f in (*fields, *drift))
         return Change(name, ChangeAction.UPDATE, **where, detail=f"will be updated in place ({said})", fields=(*fields, *drift))
     return Change(name, ChangeAction.NONE, **where, detail=f"no changes: serving on {planned.cloud} as declared")
+
+
+def replace_problem(record: Record, planned: Plan) -> str | None:
+    """Why the cloud cannot replace the recorded deployment with `planned` on its endpoint, or None.
+    A record an earlier version wrote in a form this one no longer reads is not asked about: the
+    replace then goes as it did before the check existed."""
+    from orchestrator.errors import SpecError
+
+    try:
+        live = record.declared()
+    except SpecError:
+        return None
+    return planned.described_by.replace_problem(live, planned)
 
 
 def declared_changes(record: Record, planned: Plan) -> tuple[FieldChange, ...]:
