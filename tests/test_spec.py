@@ -217,3 +217,17 @@ def test_own_weights_drop_the_default_hub_token_on_their_cloud_only(write_stack:
     recorded = Record.__new__(Record)
     object.__setattr__(recorded, "spec", deployment.model_dump(mode="json"))
     assert sent_secrets(recorded.declared(), own_weights=True) == {}  # read back from a record (move, resume): still none
+
+
+def test_the_hub_token_weights_stage_fetches_with_is_the_declared_one(monkeypatch: pytest.MonkeyPatch) -> None:
+    """`weights stage` fetches with the deployment's own HF_TOKEN reference: the default variable, another
+    one named, or none when the stack turns the default off (`secrets: {}`)."""
+    from orchestrator.declared.secrets import hub_token
+    from orchestrator.declared.stackfile import parse_deployment
+
+    monkeypatch.setenv("HF_TOKEN", "default-token")
+    monkeypatch.setenv("TEAM_HF", "team-token")
+    base = {"name": "a", "model": "llama3.1-8b-instruct"}
+    assert hub_token(parse_deployment(base)) == "default-token"
+    assert hub_token(parse_deployment({**base, "serving": {"secrets": {"HF_TOKEN": "env:TEAM_HF"}}})) == "team-token"
+    assert hub_token(parse_deployment({**base, "serving": {"secrets": {}}})) is None

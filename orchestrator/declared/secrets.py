@@ -22,9 +22,11 @@ HUB_TOKEN = {"HF_TOKEN": "env:HF_TOKEN"}
 
 def hub_token(deployment: Deployment) -> str | None:
     """The Hugging Face token this machine fetches the deployment's checkpoint with: the value its
-    `HF_TOKEN` reference names (by default the HF_TOKEN variable), or None where it is unset."""
-    reference = deployment.serving.secrets.get("HF_TOKEN", HUB_TOKEN["HF_TOKEN"])
-    return os.environ.get(reference.removeprefix("env:")) or None
+    `HF_TOKEN` reference names (by default the HF_TOKEN variable), or None where it is unset or
+    the stack declares no such secret."""
+    declared = deployment.serving.secrets if "secrets" in deployment.serving.model_fields_set else HUB_TOKEN  # `secrets: {}` turns the default off
+    reference = declared.get("HF_TOKEN")
+    return (os.environ.get(reference.removeprefix("env:")) or None) if reference else None
 
 
 def sent_secrets(deployment: Deployment, own_weights: bool) -> dict[str, str]:
