@@ -412,6 +412,8 @@ class Provider(CloudService):
     # those it needs besides when the deployment serves its own weights there.
     required_placement: ClassVar[tuple[str, ...]] = ()
     weights_placement: ClassVar[tuple[str, ...]] = ()
+    # Those it needs besides when the weights come from the Hugging Face Hub (a route out, say).
+    hub_placement: ClassVar[tuple[str, ...]] = ()
     # The SDK modules the live operations import; checked, not imported, before any cloud call.
     sdk_modules: ClassVar[tuple[str, ...]] = ()
 

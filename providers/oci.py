@@ -164,8 +164,10 @@ class OciProvider(Provider):
     service = "OCI Data Science model deployment"
     default_region = "us-ashburn-1"
     # image: OCI runs images from OCIR only (_NEEDS_IMAGE); subnet_id: the Hugging Face download at
-    # start needs custom networking (_NEEDS_SUBNET).
-    required_placement = ("compartment_id", "project_id", "subnet_id", "image")
+    # start needs custom networking (_NEEDS_SUBNET). Own weights need no route out: the service copies
+    # a model by reference itself, so default networking (no internet) serves them.
+    required_placement = ("compartment_id", "project_id", "image")
+    hub_placement = ("subnet_id",)
     sdk_modules = ("oci",)
     # The model deployment updated in place, which OCI does with zero downtime (see `switch`).
     supports = frozenset({Feature.REPLACE_LIVE})
@@ -312,7 +314,7 @@ class OciProvider(Provider):
 
         deployment, settings = plan.deployment, self.settings(plan)
         placed = deployment.placement.of("oci")
-        assert placed is not None and placed.image and placed.subnet_id  # required placement, checked before apply
+        assert placed is not None and placed.image and (placed.subnet_id or plan.weights)  # required placement, checked before apply
         secrets = resolve_secrets(deployment, bool(plan.weights))
         client = self._client(plan.region, settings)
         model, online = self.resources(plan)
@@ -466,7 +468,7 @@ class OciProvider(Provider):
         from oci.data_science import models as ds
 
         placed = plan.deployment.placement.of("oci")
-        assert placed is not None and placed.image and placed.subnet_id  # required placement, checked before apply
+        assert placed is not None and placed.image and (placed.subnet_id or plan.weights)  # required placement, checked before apply
         client = self._client(deployed.region, deployed.settings)
         (resource,) = [r for r in deployed.resources if r.type == MODEL_DEPLOYMENT]
         with _translated():
@@ -572,8 +574,12 @@ class OciProvider(Provider):
 
     def reach(self, deployment: Deployment) -> str:
         placed = deployment.placement.of("oci")
-        subnet = placed.subnet_id if placed and placed.subnet_id else "placement.oci.subnet_id"
-        outbound = f"the container runs in {subnet} and reaches out only through its routes (a NAT gateway)"
+        if placed and placed.subnet_id:
+            outbound = f"the container runs in {placed.subnet_id} and reaches out only through its routes (a NAT gateway)"
+        elif deployment.weights.get("oci"):
+            outbound = "the container has default networking, with no internet access (placement.oci.subnet_id gives it a route out)"
+        else:
+            outbound = "the container runs in placement.oci.subnet_id and reaches out only through its routes (a NAT gateway)"
         if placed and placed.private_endpoint_id:
             return f"only through Data Science private endpoint {placed.private_endpoint_id}, inside its VCN (OCI request signing); {outbound}"
         return f"a public predict URL (OCI request signing); {outbound}"
@@ -597,7 +603,7 @@ class OciProvider(Provider):
         image = placed.image if placed else None
         target = target_requests_per_minute(plan)
         needs = [] if image else [_NEEDS_IMAGE.format(image=VLLM_IMAGE, region=plan.region)]
-        if not (placed and placed.subnet_id):
+        if not (placed and placed.subnet_id) and not plan.weights:
             needs.append(_NEEDS_SUBNET)
         return ServingContract(
             image=image or f"your OCIR copy of {VLLM_IMAGE}",

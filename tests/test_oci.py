@@ -72,7 +72,7 @@ def test_an_ocir_image_and_a_subnet_are_required_before_anything_is_created(clou
     code, out, _ = cli_run("plan", str(stack), "--cloud", "oci")
     assert code == 0 and "OCI Data Science runs containers from OCIR only" in out and "placement.oci.subnet_id" in out  # said at plan
     code, _, err = cli_run("up", str(stack), "--cloud", "oci", "--yes")
-    assert code == 1 and "`up` on oci needs placement.oci.subnet_id, image" in err
+    assert code == 1 and "`up` on oci needs placement.oci.image, subnet_id" in err
     assert cloud.creates() == 0
     stack.write_text(text.replace(OCIR_IMAGE, "docker.io/vllm/vllm-openai:v0.11.0"))
     code, _, err = cli_run("up", str(stack), "--cloud", "oci", "--yes")
@@ -145,4 +145,26 @@ def test_new_weights_on_a_live_deployment_are_refused_before_anything_is_made(cl
     (row,) = json.loads(out)["deployments"]
     assert [h["operation"] for h in row["history"]] == ["up"]  # nothing journaled for the refused replace
     assert cli_run("down", "chat", "--yes")[0] == 0
+    assert cloud.empty(), cloud.inventory()
+
+
+def test_own_weights_need_no_subnet_and_run_without_internet(cloud: OciCloud, stack: Path) -> None:
+    """A model by reference is copied by the service itself: with weights.oci, up needs no subnet, the
+    container runs in default networking (no internet) and still loads and serves the checkpoint."""
+    from tests.test_providers import _checkpoint
+
+    uri = cloud.store_weights(_checkpoint())
+    stack.write_text(stack.read_text().replace(f"    subnet_id: {SUBNET}\n", "") + f"weights:\n  oci: {uri}\n")
+    code, out, err = cli_run("plan", str(stack), "--cloud", "oci", "--output", "json")
+    serving = json.loads(out)["plans"][0]["serving"]
+    assert "default networking, with no internet access" in serving["reached"] and not any("subnet" in need for need in serving["needs"]), serving
+    code, _, err = cli_run("up", str(stack), "--cloud", "oci", "--yes")
+    assert code == 0 and f"chat answers as {uri}" in err, err
+    (deployment,) = cloud.stand_in.received("POST", "deployments")
+    assert "subnetId" not in deployment["modelDeploymentConfigurationDetails"]["modelConfigurationDetails"]["instanceConfiguration"]
+    assert cli_run("down", "chat", "--yes")[0] == 0
+    stack.write_text(stack.read_text().replace(f"weights:\n  oci: {uri}\n", ""))
+    before = cloud.creates()
+    code, _, err = cli_run("up", str(stack), "--cloud", "oci", "--yes")  # the hub's checkpoint needs the route out
+    assert code == 1 and "needs placement.oci.subnet_id" in err and cloud.creates() == before, err
     assert cloud.empty(), cloud.inventory()

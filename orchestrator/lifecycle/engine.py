@@ -229,7 +229,7 @@ def plan_up(stack: Stack, deployment: Deployment, cloud: str, catalog: Catalog, 
     """The plan `up` would apply and the provider to apply it; fails before any cloud call."""
     provider = registry.provider(cloud)
     planned = plan(stack, deployment, cloud, catalog, region)
-    required = provider.required_placement + (provider.weights_placement if planned.weights else ())
+    required = provider.required_placement + (provider.weights_placement if planned.weights else provider.hub_placement)
     missing = [f for f in required if not getattr(getattr(deployment.placement, cloud, None), f, None)]
     unworkable = provider.deployment_problem(deployment, bool(planned.weights))
     if unworkable:
