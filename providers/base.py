@@ -354,8 +354,8 @@ class CloudService(ABC):
 
     def replace_problem(self, live: Deployment, plan: Plan) -> str | None:
         """Why this service cannot replace the serving deployment (`live`, as recorded) with `plan`
-        on the same endpoint, with what to do instead; None where it can. Asked before a replace
-        is journaled or anything is made."""
+        on the same endpoint; None where it can. Asked before a replace is journaled or anything is
+        made; the core says what to do instead (`down`, then `up`)."""
         return None
 
     def private_only(self, deployment: Deployment) -> str | None:

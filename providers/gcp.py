@@ -162,12 +162,12 @@ class GcpProvider(Provider):
         return super().reach(deployment)
 
     def replace_problem(self, live: Deployment, plan: Plan) -> str | None:
+        # A blue/green replace keeps the endpoint, and its Private Service Connect configuration is given
+        # at CreateEndpoint (Endpoint.private_service_connect_config); that UpdateEndpoint may change it is
+        # documented nowhere read offline, so llamadeploy does not try.
         before, after = live.placement.of("gcp"), plan.deployment.placement.of("gcp")
         if set((before.private_service_connect if before else None) or ()) != set((after.private_service_connect if after else None) or ()):
-            return (
-                "its Private Service Connect projects changed, which Vertex AI sets only when it makes an endpoint; "
-                f"`llamadeploy down {plan.deployment.name}` then `up`"
-            )
+            return "its Private Service Connect projects changed, which llamadeploy sets only when Vertex AI makes the endpoint"
         return None
 
     def private_only(self, deployment: Deployment) -> str | None:

@@ -119,6 +119,9 @@ ARTIFACT = "artifact.zip"
 # which starts vLLM with `--model /opt/ds/model/deployed_model/<prefix>`). The location is
 # oci://<bucket>@<namespace>/<prefix>/, as ADS writes it.
 DEPLOYED_MODEL_DIR = "/opt/ds/model/deployed_model"
+# The artifact's file name as Oracle's model-by-reference sample uploads it (oracle-samples
+# oci-data-science-ai-samples, model_description tool: create_model_artifact(..., content_disposition=
+# 'attachment; filename="modelDescription.json"')); ADS names its copy model_description.json.
 DESCRIPTION = "modelDescription.json"
 _WEIGHTS_URI = re.compile(r"^oci://(?P<bucket>[A-Za-z0-9_.-]+)@(?P<namespace>[A-Za-z0-9_-]+)/(?P<prefix>(?:[^/]+/)+)$")
 _STATES: dict[str, LiveState] = {
@@ -588,10 +591,7 @@ class OciProvider(Provider):
         # An update names the deployed model again (UpdateModelConfigurationDetails.model_id); whether
         # OCI lets an update serve another model could not be confirmed offline.
         if live.weights.get("oci") != plan.weights:
-            return (
-                "its weights changed: llamadeploy does not swap the model an OCI model deployment serves in place yet; "
-                f"`llamadeploy down {plan.deployment.name}` then `up`, or deploy it under a new name"
-            )
+            return "its weights changed: llamadeploy does not swap the model an OCI model deployment serves in place yet"
         return None
 
     def private_only(self, deployment: Deployment) -> str | None:

@@ -54,10 +54,8 @@ SUBNET = "ocid1.subnet.oc1.iad.llamadeploytest"
 OCIR_IMAGE = "iad.ocir.io/llamadeploy/vllm-openai:v0.11.0"
 containers.mirror(OCIR_IMAGE, of="vllm/vllm-openai:v0.11.0")
 HF_TOKEN = VALID_TOKEN  # the one token the stand-in hub accepts
-DECLARED = "meta-llama/Llama-3.2-1B-Instruct"
-SERVICE_ACCOUNT = (
-    "llama-serving@llm-prod.iam.gserviceaccount.com"  # what Vertex AI runs the test's containers as  # the checkpoint the test stacks' model serves
-)
+DECLARED = "meta-llama/Llama-3.2-1B-Instruct"  # the checkpoint the test stacks' model serves
+SERVICE_ACCOUNT = "llama-serving@llm-prod.iam.gserviceaccount.com"  # what Vertex AI runs the test's containers as
 
 
 def stand_in_environment(state: Path, poll_seconds: float = 0.001) -> dict[str, str]:

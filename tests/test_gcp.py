@@ -132,7 +132,7 @@ def test_private_service_connect_is_not_changed_on_a_live_endpoint(cloud: GcpClo
     code, out, _ = cli_run("plan", str(stack), "--cloud", "gcp")
     assert "Private Service Connect projects changed" in " ".join(out.split()), out
     code, _, err = cli_run("up", str(stack), "--cloud", "gcp", "--yes")
-    assert code == 1 and "which Vertex AI sets only when it makes an endpoint" in err, err
+    assert code == 1 and "which llamadeploy sets only when Vertex AI makes the endpoint: `llamadeploy down chat` then `up`" in err, err
     assert (cloud.creates(), cloud.inventory()) == before
     assert cli_run("down", "chat", "--yes")[0] == 0
     assert cloud.empty(), cloud.inventory()

@@ -91,7 +91,7 @@ def test_what_would_fit_an_own_checkpoint_is_what_it_can_be_served_as(write_stac
     checkpoint = read_checkpoint("s3://m/ft/", {n: len(b) for n, b in files.items()}, files.__getitem__)
     text = "name: a\nmodel: llama3.1-405b-instruct\nmax_context: 16384\nconcurrency: 8\ngpu: H100\nweights: {aws: 's3://m/ft/'}\n"
     stack = load_stack(write_stack(text))
-    memo: dict[object, object] = {("checkpoint", "aws", "s3://m/ft/", "us-east-1", None): checkpoint}  # as `plan` reads it with credentials
+    memo: dict[object, object] = {("checkpoint", "aws", "s3://m/ft/", None): checkpoint}  # as `plan` reads it with credentials
     with pytest.raises(InfeasibleError) as caught:
         plan(stack, stack.deployments[0], "aws", mini_catalog, "us-east-1", memo)
     message = str(caught.value)

@@ -733,8 +733,8 @@ def test_a_fine_tune_is_sized_from_its_own_config_and_index(cloud: Cloud, stack:
 
 def test_weights_stage_resumes_after_a_kill_and_verifies_every_file(cloud: Cloud, stack: Path, tmp_path: Path) -> None:
     """`weights stage` copies a checkpoint folder into the cloud's storage: killed halfway, the next
-    run sends only what is missing (config last, so a cut-short copy is refused by `up`), and a file
-    changed in the store is sent again; what lands is then served."""
+    run sends only what is missing (config last, so a cut-short copy is refused by `up`); a file
+    changed in the folder is sent again, and one gone from it is removed only with --replace."""
     folder = tmp_path / "llama-ft"
     folder.mkdir()
     files = _checkpoint(shards=40)

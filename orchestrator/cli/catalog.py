@@ -7,8 +7,9 @@ from pathlib import Path
 
 import click
 
-from orchestrator.cli.session import cloud_names
-from orchestrator.errors import LlamadeployError, UsageError
+from orchestrator.cli.output import write_file
+from orchestrator.cli.session import cloud_list, cloud_names
+from orchestrator.errors import UsageError
 
 SHOWN_CHANGES = 20
 
@@ -30,7 +31,7 @@ def refresh_command(ctx: click.Context, to_file: str, clouds: str | None) -> Non
     from providers import registry
 
     catalog = ctx.obj.catalog()
-    chosen = [c.strip() for c in clouds.split(",") if c.strip()] if clouds else catalog.clouds()
+    chosen = cloud_list(clouds) or catalog.clouds()
     unknown = [c for c in chosen if c not in catalog.clouds()]
     if unknown:
         raise UsageError(f"the price catalog has no offers for {', '.join(unknown)}; choose from {', '.join(catalog.clouds())}")
@@ -40,12 +41,7 @@ def refresh_command(ctx: click.Context, to_file: str, clouds: str | None) -> Non
     if not target.parent.is_dir() or not os.access(target.parent, os.W_OK):  # found before minutes of price files are read
         raise UsageError(f"--to {to_file}: {target.parent} is not a folder this user can write to; choose another path")
     result = refresh(catalog, [registry.get(cloud) for cloud in chosen])
-    from orchestrator.files import write_whole
-
-    try:
-        write_whole(target, (chunk.encode("utf-8") for chunk in catalog_csv(result.offers)))
-    except OSError as exc:
-        raise LlamadeployError(f"cannot write {to_file}: {exc.strerror or exc}; choose another path with --to") from exc
+    write_file(target, catalog_csv(result.offers))
     for cloud in result.clouds:
         if cloud.skipped:
             click.echo(f"{cloud.cloud}: kept; {cloud.skipped}")

@@ -8,12 +8,15 @@ from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
 import click
+
+from orchestrator.errors import LlamadeployError
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -74,3 +77,13 @@ class Output:
 def output_option(help: str | None = None) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     """`--output table|json`, handed to the command as an `Output` named `out`."""
     return click.option("--output", "out", type=OUTPUTS, default="table", show_default=True, callback=lambda _ctx, _param, value: Output(value), help=help)
+
+
+def write_file(path: Path, chunks: Iterable[str]) -> None:
+    """Write `--to`'s file whole or not at all, as its chunks come."""
+    from orchestrator.files import write_whole
+
+    try:
+        write_whole(path, (chunk.encode("utf-8") for chunk in chunks))
+    except OSError as exc:
+        raise LlamadeployError(f"cannot write {path}: {exc.strerror or exc}; choose another path with --to") from exc

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import click
 
-from orchestrator.cli.output import Output, emit_json, output_option
-from orchestrator.cli.session import DETAILED_EXITCODE, EXIT_CHANGES, DetailedExitCommand, cloud_names
+from orchestrator.cli.output import Output, emit_json, output_option, write_file
+from orchestrator.cli.session import DETAILED_EXITCODE, EXIT_CHANGES, DetailedExitCommand, cloud_list, cloud_names
 from orchestrator.errors import LlamadeployError, UsageError
 
 
@@ -163,7 +163,7 @@ def cost(ctx: click.Context, stack: str, clouds: str | None, only: str | None, o
     if output == "html" and not to_file:
         raise UsageError("--output html writes a page: say where with --to report.html")
     catalog = ctx.obj.catalog()
-    chosen = [c.strip() for c in clouds.split(",") if c.strip()] if clouds else None
+    chosen = cloud_list(clouds)
     with paused_gc(freeze=True):  # one command, then exit: nothing built here needs the collector
         built = cost_report(compare_stack(load_stack(stack, catalog), chosen, catalog, only), catalog)
     if output == "table":
@@ -181,7 +181,7 @@ def cost(ctx: click.Context, stack: str, clouds: str | None, only: str | None, o
     else:
         chunks = [report.cost_csv(built) if output == "csv" else report.cost_markdown(built)]
     if to_file:
-        _write_file(Path(to_file), chunks)
+        write_file(Path(to_file), chunks)
         click.echo(f"Wrote the {output} cost report to {to_file}", err=True)
     else:
         for chunk in chunks:
@@ -210,15 +210,6 @@ def _nowhere(built) -> None:
             "  a smaller model, or a price catalog with bigger GPUs (--catalog)"
         ]
     raise LlamadeployError("\n".join(lines))
-
-
-def _write_file(path: Path, chunks: Iterable[str]) -> None:
-    from orchestrator.files import write_whole
-
-    try:
-        write_whole(path, (chunk.encode("utf-8") for chunk in chunks))
-    except OSError as exc:
-        raise LlamadeployError(f"cannot write {path}: {exc.strerror or exc}; choose another path with --to") from exc
 
 
 @click.command()

@@ -27,6 +27,11 @@ def cloud_names(_ctx: click.Context, _param: click.Parameter, value: str | None)
     return value.lower() if value else value
 
 
+def cloud_list(value: str | None) -> list[str] | None:
+    """`--clouds aws,gcp` as its names (None when not given)."""
+    return [c.strip() for c in value.split(",") if c.strip()] if value else None
+
+
 class DetailedExitCommand(click.Command):
     """`plan`: under --detailed-exitcode a mistyped option exits 1 too, never the 2 of "changes"."""
 

@@ -24,8 +24,7 @@ def hub_token(deployment: Deployment) -> str | None:
     """The Hugging Face token this machine fetches the deployment's checkpoint with: the value its
     `HF_TOKEN` reference names (by default the HF_TOKEN variable), or None where it is unset or
     the stack declares no such secret."""
-    declared = deployment.serving.secrets if "secrets" in deployment.serving.model_fields_set else HUB_TOKEN  # `secrets: {}` turns the default off
-    reference = declared.get("HF_TOKEN")
+    reference = deployment.serving.secrets.get("HF_TOKEN")  # the spec's default holds HUB_TOKEN; `secrets: {}` turns it off
     return (os.environ.get(reference.removeprefix("env:")) or None) if reference else None
 
 

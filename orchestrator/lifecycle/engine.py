@@ -31,7 +31,7 @@ from orchestrator.planning.plan import Plan
 from orchestrator.planning.planner import compare, plan
 from orchestrator.planning.serving import EXAMPLE_PROMPT, Answer, chat_request, read_answer, startup_of
 from orchestrator.pricing.catalog import Catalog
-from orchestrator.sizing.checkpoint_files import check_checkpoint, read_checkpoint
+from orchestrator.sizing.checkpoint_files import CheckpointFiles, check_checkpoint, read_checkpoint
 from providers import registry
 from providers.base import (
     AuthError,
@@ -293,7 +293,7 @@ def up(ctx: Context, planned: Plan, provider: Provider, verify: bool = True) -> 
                 if problem:
                     raise DeployError(f"{name!r} serves on {record.cloud}, and {problem}")
                 resolve_secrets(planned.deployment, bool(planned.weights))  # checked before anything is journaled or made
-                _check_weights(planned, provider)
+                _check_weights(ctx, planned, provider)
                 _check_quota(ctx, planned, provider)  # the new machines run next to the old ones until traffic moves
                 variant = replace(planned, variant=digest[:VARIANT_LENGTH])
                 report(EventKind.REPLACING, deployment=name, fields="; ".join(str(f) for f in change.fields), variant=variant.variant)
@@ -316,7 +316,7 @@ def up(ctx: Context, planned: Plan, provider: Provider, verify: bool = True) -> 
                 return UpResult(planned, deployed, provider.endpoint(deployed), changed=True)
             # Deleted by hand (CREATE): apply below makes what is missing and adopts the rest.
         resolve_secrets(planned.deployment, bool(planned.weights))  # a secret not set stops `up` here: nothing journaled, nothing made
-        _check_weights(planned, provider)  # so does a checkpoint vLLM could not load
+        _check_weights(ctx, planned, provider)  # so does a checkpoint vLLM could not load
         if record is None:  # a re-run's own machines would count against the quota it reads
             _check_quota(ctx, planned, provider)
         operation = state.begin(name, OperationKind.UP, planned.cloud, holder)
@@ -393,12 +393,18 @@ class _Offline:
     report: Report = quiet
 
 
-def _check_weights(planned: Plan, provider: Provider) -> None:
-    """The declared weights, listed in the cloud's storage: a checkpoint vLLM could not load stops
-    `up` before the service makes (and bills) an endpoint whose container would fail its start."""
+def _check_weights(ctx: Context, planned: Plan, provider: Provider) -> None:
+    """The declared weights, listed in the cloud's storage (with the engine's retries, as every
+    cloud call): a checkpoint vLLM could not load stops `up` before the service makes (and bills)
+    an endpoint whose container would fail its start."""
     if planned.weights:
-        listing, read = provider.checkpoint_listing(planned.weights, planned.deployment.placement.of(planned.cloud), planned.region)
-        check_checkpoint(read_checkpoint(planned.weights, listing, read), f"weights.{planned.cloud}")
+        uri, placement = planned.weights, planned.deployment.placement.of(planned.cloud)
+
+        def read_it() -> CheckpointFiles:
+            listing, read = provider.checkpoint_listing(uri, placement, planned.region)
+            return read_checkpoint(uri, listing, read)
+
+        check_checkpoint(_retrying(read_it, ctx), f"weights.{planned.cloud}")
 
 
 def _check_quota(ctx: Context, planned: Plan, provider: Provider) -> None:
@@ -468,7 +474,7 @@ def _move(ctx: Context, holder: str, record: Record, destination: Destination) -
     name, source_deployed = record.name, _deployed(record)
     planned, target = _plan_destination(record, destination, ctx.prices())
     resolve_secrets(planned.deployment, bool(planned.weights))  # as `up`: checked before anything is journaled or made
-    _check_weights(planned, target)
+    _check_weights(ctx, planned, target)
     operation = state.begin(name, OperationKind.MOVE, destination.cloud, holder)
     state.put(record.to(Phase.MOVING, moving_to=Destination(planned.cloud, planned.region)))  # the region as resolved now, not re-chosen later
     run = _Run(ctx, operation, name)

@@ -124,16 +124,18 @@ def change_of(record: Record | None, planned: Plan, live: LiveStatus | None = No
 
 
 def replace_problem(record: Record, planned: Plan) -> str | None:
-    """Why the cloud cannot replace the recorded deployment with `planned` on its endpoint, or None.
-    A record an earlier version wrote in a form this one no longer reads is not asked about: the
-    replace then goes as it did before the check existed."""
+    """Why the cloud cannot replace the recorded deployment with `planned` on its endpoint, and
+    what to do instead, or None. A record an earlier version wrote in a form this one no longer
+    reads is not asked about: the replace then goes as it did before the check existed."""
     from orchestrator.errors import SpecError
 
     try:
         live = record.declared()
     except SpecError:
         return None
-    return planned.described_by.replace_problem(live, planned)
+    problem = planned.described_by.replace_problem(live, planned)
+    name = planned.deployment.name
+    return f"{problem}: `llamadeploy down {name}` then `up`, or deploy it under a new name" if problem else None
 
 
 def declared_changes(record: Record, planned: Plan) -> tuple[FieldChange, ...]:

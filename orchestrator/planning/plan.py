@@ -161,7 +161,7 @@ class Plan:
     @property
     def served_model(self) -> str:
         """The name the endpoint answers as: the checkpoint's repository, or the user's checkpoint's location."""
-        return self.checkpoint.repo
+        return self.hf_repo
 
     @property
     def model_path(self) -> str:

@@ -224,12 +224,16 @@ def _value(candidate: Plan) -> tuple[int, float, int, str]:
 
 def _checkpoint(deployment: Deployment, provider: CloudService, region: str, memo: Memo) -> CheckpointFiles | str | None:
     """The user's own checkpoint on this cloud, read once per command where the cloud's credentials
-    are configured; a string says why it was not read (sizing then uses the catalog's architecture)."""
+    are configured; a string says why it was not read (sizing then uses the catalog's architecture).
+    It is read as from the region the deployment is placed in, once: `cost` weighing every region
+    of a cloud sizes them all from that one read (whether the service there may read the bucket is
+    `up`'s check, in the region it deploys to)."""
     uri = deployment.weights.get(provider.name)
     if not uri:
         return None
     placement = deployment.placement.of(provider.name)
-    key = ("checkpoint", provider.name, uri, region, placement.model_dump_json() if placement is not None else None)
+    region = placement.region if placement is not None and placement.region else provider.default_region
+    key = ("checkpoint", provider.name, uri, placement.model_dump_json() if placement is not None else None)
     if key not in memo:
         if memo.get(OFFLINE):
             memo[key] = f"the catalog's {deployment.model}: {uri} not read (--no-refresh plans offline)"

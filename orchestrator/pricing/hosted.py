@@ -16,8 +16,7 @@ from functools import lru_cache
 from pathlib import Path
 
 from orchestrator.errors import CatalogError
-
-SECONDS_PER_HOUR = 3600
+from orchestrator.sizing.throughput import SECONDS_PER_HOUR
 
 
 @dataclass(frozen=True)

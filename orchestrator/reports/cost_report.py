@@ -15,7 +15,7 @@ from orchestrator.planning.plan import Plan
 from orchestrator.planning.planner import Infeasible, shape_of
 from orchestrator.planning.projection import Projection, project
 from orchestrator.pricing.hosted import HostedPrice, break_even_rps
-from orchestrator.sizing.throughput import DEFAULT_OUTPUT_TOKENS, DEFAULT_PROMPT_TOKENS, target_requests_per_minute
+from orchestrator.sizing.throughput import DEFAULT_OUTPUT_TOKENS, DEFAULT_PROMPT_TOKENS, SECONDS_PER_HOUR, target_requests_per_minute
 
 if TYPE_CHECKING:
     from orchestrator.pricing.catalog import Catalog
@@ -149,7 +149,7 @@ def hosted_comparison(rows: list[Row], hosted: tuple[HostedPrice, ...]) -> Hoste
     price = chosen.usd_per_replica_hour
     assert price is not None
     minimum = chosen.deployment.autoscaling.min_replicas
-    per_request_here = price / (capacity * 3600)
+    per_request_here = price / (capacity * SECONDS_PER_HOUR)
     alternatives = tuple(
         HostedAlternative(
             api,

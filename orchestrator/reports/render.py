@@ -118,7 +118,7 @@ def plan(out: Console, planned: Plan, catalog: Catalog) -> None:
     out.print(f"[dim]Price catalog: {catalog.dated}.[/]")
 
 
-def plan_summary(out: Console, plans: list[Plan], actions: list[str], catalog: Catalog, wide: bool = False) -> None:
+def plan_summary(out: Console, plans: list[Plan], actions: list[str], catalog: Catalog) -> None:
     """One line per deployment, for a stack of more than MAX_TABLES: what each block of `plan`
     says in thirty lines, a platform team reads across thousands as one table."""
     columns = [
@@ -144,7 +144,7 @@ def plan_summary(out: Console, plans: list[Plan], actions: list[str], catalog: C
         ]
         for p, action in zip(plans, actions, strict=True)
     ]
-    fitted(out, columns, rows, title=f"{len(plans)} deployments; `--deployment NAME` shows one in full", wide=wide)
+    fitted(out, columns, rows, title=f"{len(plans)} deployments; `--deployment NAME` shows one in full")
     out.print(f"[dim]Price catalog: {catalog.dated}. ≥: a VM price under a service that adds an unpublished markup.[/]")
 
 

@@ -79,18 +79,18 @@ class AzureBlobContainer:
                 return None
             return download.readall(), download.properties.etag
 
-    def create(self, key: str, data: bytes) -> bool:
+    def create(self, key: str, data: bytes) -> str | None:
         from azure.core.exceptions import ResourceExistsError
 
         with self._translated():
             try:
                 written = self._container.get_blob_client(self._prefix + key).upload_blob(data, overwrite=False)
             except ResourceExistsError:
-                return False
+                return None
         self._versioned = bool(written.get("version_id"))
-        return True
+        return str(written["etag"])
 
-    def replace(self, key: str, data: bytes, etag: str) -> bool:
+    def replace(self, key: str, data: bytes, etag: str) -> str | None:
         from azure.core import MatchConditions
         from azure.core.exceptions import ResourceModifiedError, ResourceNotFoundError
 
@@ -99,9 +99,9 @@ class AzureBlobContainer:
                 blob = self._container.get_blob_client(self._prefix + key)
                 written = blob.upload_blob(data, overwrite=True, etag=etag, match_condition=MatchConditions.IfNotModified)
             except (ResourceModifiedError, ResourceNotFoundError):
-                return False
+                return None
         self._versioned = bool(written.get("version_id"))
-        return True
+        return str(written["etag"])
 
     def delete(self, key: str, etag: str | None = None) -> bool:
         from azure.core import MatchConditions

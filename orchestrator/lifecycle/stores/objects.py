@@ -52,11 +52,11 @@ class Bucket(Protocol):
     def read(self, key: str) -> tuple[bytes, str] | None:
         """The object and its ETag, or None if there is none."""
 
-    def create(self, key: str, data: bytes) -> bool:
-        """Write the object only if none exists (If-None-Match: *); False if one does."""
+    def create(self, key: str, data: bytes) -> str | None:
+        """Write the object only if none exists (If-None-Match: *): its new ETag, or None if one does."""
 
-    def replace(self, key: str, data: bytes, etag: str) -> bool:
-        """Write the object only if it is still `etag` (If-Match); False if it changed or went."""
+    def replace(self, key: str, data: bytes, etag: str) -> str | None:
+        """Write the object only if it is still `etag` (If-Match): its new ETag, or None if it changed or went."""
 
     def delete(self, key: str, etag: str | None = None) -> bool:
         """Remove the object (only if it is still `etag`, when given); True unless it changed meanwhile."""
@@ -101,11 +101,11 @@ class ObjectStore(StateStore):
             return True
         found = self.bucket.read(key)
         if found is None:  # released meanwhile: try again at once
-            return self.bucket.create(key, _dumps(vars(claim)))
+            return self.bucket.create(key, _dumps(vars(claim))) is not None
         data, etag = found
         if not self._stale(Claim(**json.loads(data))):
             return False
-        return self.bucket.replace(key, _dumps(vars(claim)), etag)  # only one taker of a stale lock wins
+        return self.bucket.replace(key, _dumps(vars(claim)), etag) is not None  # only one taker of a stale lock wins
 
     def _claim(self, deployment: str) -> Claim | None:
         found = self.bucket.read(f"locks/{deployment}.json")
@@ -155,9 +155,8 @@ class ObjectStore(StateStore):
             self._seen[record.name] = None if found is None else found[1]
         etag = self._seen[record.name]
         written = self.bucket.create(key, data) if etag is None else self.bucket.replace(key, data, etag)
-        if written:
-            found = self.bucket.read(key)
-            self._seen[record.name] = None if found is None else found[1]
+        if written:  # the ETag the write returned: another writer's, read back later, could never pass for ours
+            self._seen[record.name] = written
         else:
             raise StateError(
                 f"the record of {record.name!r} in {self.location} changed while this command wrote it: another command took its lock over "
@@ -165,7 +164,7 @@ class ObjectStore(StateStore):
             )
 
     def drop(self, name: str) -> None:
-        self.bucket.delete(f"deployments/{name}.json")
+        self.bucket.delete(f"deployments/{name}.json", self._seen.get(name))
         self._seen[name] = None
 
     # Journal: one object per deployment, updated by conditional read-modify-write

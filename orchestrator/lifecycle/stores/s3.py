@@ -68,22 +68,22 @@ class S3Bucket:
                 raise
             return found["Body"].read(), found["ETag"]
 
-    def _put(self, key: str, data: bytes, **condition: Any) -> bool:
+    def _put(self, key: str, data: bytes, **condition: Any) -> str | None:
         from botocore.exceptions import ClientError
 
         with self._translated():
             try:
-                self._s3.put_object(Bucket=self._name, Key=self._prefix + key, Body=data, ContentType="application/json", **condition)
+                written = self._s3.put_object(Bucket=self._name, Key=self._prefix + key, Body=data, ContentType="application/json", **condition)
             except ClientError as exc:
                 if exc.response.get("Error", {}).get("Code") in _LOST:
-                    return False
+                    return None
                 raise
-        return True
+        return str(written["ETag"])
 
-    def create(self, key: str, data: bytes) -> bool:
+    def create(self, key: str, data: bytes) -> str | None:
         return self._put(key, data, IfNoneMatch="*")
 
-    def replace(self, key: str, data: bytes, etag: str) -> bool:
+    def replace(self, key: str, data: bytes, etag: str) -> str | None:
         return self._put(key, data, IfMatch=etag)
 
     def delete(self, key: str, etag: str | None = None) -> bool:
@@ -93,7 +93,7 @@ class S3Bucket:
             try:
                 self._s3.delete_object(Bucket=self._name, Key=self._prefix + key, **({"IfMatch": etag} if etag else {}))
             except ClientError as exc:
-                if exc.response.get("Error", {}).get("Code") in (*_LOST, "NoSuchKey"):
+                if exc.response.get("Error", {}).get("Code") in _LOST:
                     return False
                 raise
         return True
