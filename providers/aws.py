@@ -56,6 +56,7 @@ from providers.base import (
 if TYPE_CHECKING:
     from orchestrator.planning.plan import Plan
     from orchestrator.pricing.catalog import Offer
+    from orchestrator.pricing.refresh import GetJson
 
 MODEL = "AWS::SageMaker::Model"
 CONFIG = "AWS::SageMaker::EndpointConfig"
@@ -615,7 +616,7 @@ class AwsProvider(Provider):
         except ValueError as exc:
             raise ProviderError(f"SageMaker endpoint {name} answered with something other than JSON: {body[:200]!r}") from exc
 
-    def read_prices(self, offers: Sequence[Offer], get_json: Callable[[str], Any]) -> list[Offer]:
+    def read_prices(self, offers: Sequence[Offer], get_json: GetJson) -> list[Offer]:
         from providers.aws_prices import read_prices
 
         return read_prices(offers, get_json)

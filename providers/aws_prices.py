@@ -12,19 +12,19 @@ jq filter on `.value.attributes.component == "Hosting"` over this same file).
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import replace
 from typing import Any
 
 from orchestrator.pricing.catalog import MANAGED_PRICE, Offer
-from orchestrator.pricing.refresh import today
+from orchestrator.pricing.refresh import GetJson, today
 
 PRICE_LIST_HOST = "https://pricing.us-east-1.amazonaws.com"
 REGION_INDEX = "/offers/v1.0/aws/AmazonSageMaker/current/region_index.json"
 URL_ENV = "LLAMADEPLOY_AWS_PRICES_URL"  # the tests' recorded answers
 
 
-def read_prices(offers: Sequence[Offer], get_json: Callable[[str], Any]) -> list[Offer]:
+def read_prices(offers: Sequence[Offer], get_json: GetJson) -> list[Offer]:
     host = os.environ.get(URL_ENV, PRICE_LIST_HOST)
     regions = get_json(host + REGION_INDEX).get("regions", {})
     read = []

@@ -91,6 +91,7 @@ from providers.base import (
 if TYPE_CHECKING:
     from orchestrator.planning.plan import Plan
     from orchestrator.pricing.catalog import Offer
+    from orchestrator.pricing.refresh import GetJson
 
 _WORKSPACE = "Microsoft.MachineLearningServices/workspaces"
 ENVIRONMENT = f"{_WORKSPACE}/environments/versions"
@@ -268,7 +269,7 @@ class AzureProvider(Provider):
             },
         )
 
-    def read_prices(self, offers: Sequence[Offer], get_json: Callable[[str], Any]) -> list[Offer]:
+    def read_prices(self, offers: Sequence[Offer], get_json: GetJson) -> list[Offer]:
         from providers.azure_prices import read_prices
 
         return read_prices(offers, get_json)

@@ -13,19 +13,19 @@ from __future__ import annotations
 
 import os
 import urllib.parse
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import replace
 from typing import Any
 
 from orchestrator.pricing.catalog import Offer
-from orchestrator.pricing.refresh import today
+from orchestrator.pricing.refresh import GetJson, today
 
 RETAIL_PRICES_URL = "https://prices.azure.com/api/retail/prices"
 URL_ENV = "LLAMADEPLOY_AZURE_PRICES_URL"  # the tests' recorded answers
 MAX_PAGES = 50  # a region's GPU sizes fit in one page of 100; more means a filter went wrong
 
 
-def read_prices(offers: Sequence[Offer], get_json: Callable[[str], Any]) -> list[Offer]:
+def read_prices(offers: Sequence[Offer], get_json: GetJson) -> list[Offer]:
     base = os.environ.get(URL_ENV, RETAIL_PRICES_URL)
     read = []
     for region in sorted({offer.region for offer in offers}):
@@ -42,7 +42,7 @@ def read_prices(offers: Sequence[Offer], get_json: Callable[[str], Any]) -> list
     return read
 
 
-def _meters(url: str, get_json: Callable[[str], Any]) -> dict[str, list[dict[str, Any]]]:
+def _meters(url: str, get_json: GetJson) -> dict[str, list[dict[str, Any]]]:
     """Every item of every page, by VM size."""
     by_size: dict[str, list[dict[str, Any]]] = {}
     next_url: str | None = url

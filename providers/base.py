@@ -33,6 +33,7 @@ from orchestrator.planning.plan import ServingContract as ServingContract
 if TYPE_CHECKING:
     from orchestrator.planning.plan import Plan
     from orchestrator.pricing.catalog import Offer
+    from orchestrator.pricing.refresh import GetJson
 
 T = TypeVar("T")
 DEPLOYMENT_TAG = "llamadeploy-deployment"
@@ -397,11 +398,12 @@ class CloudService(ABC):
         """How this cloud starts, routes and scales vLLM for `plan`; None where not declared."""
         return None
 
-    def read_prices(self, offers: Sequence[Offer], get_json: Callable[[str], Any]) -> list[Offer] | None:
+    def read_prices(self, offers: Sequence[Offer], get_json: GetJson) -> list[Offer] | None:
         """`offers` (this cloud's rows of the catalog) as the cloud's public price API prices them
         today, each naming the URL it was read from and the date; an offer the API does not price
         is left out. None where the cloud has no price API that needs no account (`catalog refresh`
-        keeps its rows). `get_json(url)` GETs and parses, raising CatalogError."""
+        keeps its rows); PriceApiUnavailable where it has one that cannot be read as things are.
+        `get_json(url)` GETs and parses, raising CatalogError."""
         return None
 
 

@@ -26,7 +26,7 @@ import datetime
 import json
 import os
 import re
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -79,6 +79,8 @@ from providers.base import (
 
 if TYPE_CHECKING:
     from orchestrator.planning.plan import Plan
+    from orchestrator.pricing.catalog import Offer
+    from orchestrator.pricing.refresh import GetJson
 
 MODEL = "aiplatform.googleapis.com/Model"
 ENDPOINT = "aiplatform.googleapis.com/Endpoint"
@@ -408,6 +410,11 @@ class GcpProvider(Provider):
             return True, "ended" if operation is not None else "gone"
 
         events.wait(f"Vertex AI operation {name.rsplit('/', 1)[-1]} on {resource.name}, started by an earlier command", check, pace)
+
+    def read_prices(self, offers: Sequence[Offer], get_json: GetJson) -> list[Offer]:
+        from providers.gcp_prices import read_prices
+
+        return read_prices(offers, get_json)
 
     def credentials_configured(self) -> bool:
         """Application Default Credentials: the file GOOGLE_APPLICATION_CREDENTIALS names, or the one

@@ -77,6 +77,7 @@ from providers.base import (
 if TYPE_CHECKING:
     from orchestrator.planning.plan import Plan
     from orchestrator.pricing.catalog import Offer
+    from orchestrator.pricing.refresh import GetJson
 
 MODEL = "oci:DataScience/Model"
 MODEL_DEPLOYMENT = "oci:DataScience/ModelDeployment"
@@ -570,7 +571,7 @@ class OciProvider(Provider):
         signer = _signer(deployed.region, deployed.settings)
         return answer_of(lambda: requests.post(deployed.url, json=dict(request), auth=signer, timeout=300), f"OCI model deployment {deployed.deployment}")
 
-    def read_prices(self, offers: Sequence[Offer], get_json: Callable[[str], Any]) -> list[Offer]:
+    def read_prices(self, offers: Sequence[Offer], get_json: GetJson) -> list[Offer]:
         from providers.oci_prices import read_prices
 
         return read_prices(offers, get_json)

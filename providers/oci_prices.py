@@ -14,12 +14,12 @@ from __future__ import annotations
 
 import os
 import urllib.parse
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import replace
 from typing import Any
 
 from orchestrator.pricing.catalog import Offer
-from orchestrator.pricing.refresh import today
+from orchestrator.pricing.refresh import GetJson, today
 
 PRODUCTS_URL = "https://apexapps.oracle.com/pls/apex/cetools/api/v1/products/"
 URL_ENV = "LLAMADEPLOY_OCI_PRICES_URL"  # the tests' recorded answers
@@ -33,7 +33,7 @@ GPU_PARTS = {
 }
 
 
-def read_prices(offers: Sequence[Offer], get_json: Callable[[str], Any]) -> list[Offer]:
+def read_prices(offers: Sequence[Offer], get_json: GetJson) -> list[Offer]:
     base = os.environ.get(URL_ENV, PRODUCTS_URL)
     per_gpu: dict[str, tuple[float, str, str]] = {}  # GPU -> (USD per GPU-hour, URL, lastUpdated)
     for gpu in sorted({offer.gpu for offer in offers if offer.gpu in GPU_PARTS}):

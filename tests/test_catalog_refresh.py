@@ -28,8 +28,9 @@ PRICES = Path(__file__).parent / "data" / "prices"
 
 class _PriceApis(BaseHTTPRequestHandler):
     """Azure's Retail Prices API under /azure (two pages for eastus, empty elsewhere), Oracle's
-    price list under /oci/ (the items of the part asked for) and the AWS Price List's SageMaker
-    files under /offers/ (a region index naming us-east-1 only)."""
+    price list under /oci/ (the items of the part asked for), the AWS Price List's SageMaker
+    files under /offers/ (a region index naming us-east-1 only) and the Cloud Billing Catalog's
+    Compute Engine SKUs under /gcp/ (two pages, for the API key test-api-key only)."""
 
     asked: list[str]
 
@@ -52,6 +53,12 @@ class _PriceApis(BaseHTTPRequestHandler):
             recorded = json.loads((PRICES / "oci-products.json").read_text())
             body = {**recorded, "items": [item for item in recorded["items"] if item["partNumber"] == query["partNumber"][0]]}
             assert query["currencyCode"] == ["USD"]
+        elif url.path == "/gcp/v1/services/6F81-5844-456A/skus":
+            if self.headers.get("X-Goog-Api-Key") != "test-api-key":
+                self.send_error(403, "Forbidden")
+                return
+            body = json.loads((PRICES / f"gcp-compute-skus-{2 if 'pageToken' in query else 1}.json").read_text())
+            assert query.get("pageToken", [body.get("nextPageToken") or "CAEQ4x4aBmEyLTEyOQ"]) == ["CAEQ4x4aBmEyLTEyOQ"]
         elif url.path == "/offers/v1.0/aws/AmazonSageMaker/current/region_index.json":
             body = json.loads((PRICES / "aws-sagemaker-region-index.json").read_text())
         elif url.path == "/offers/v1.0/aws/AmazonSageMaker/20261120180513/us-east-1/index.json":
@@ -81,6 +88,8 @@ def price_apis(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[str]]:
     monkeypatch.setenv("LLAMADEPLOY_AZURE_PRICES_URL", f"{base}/azure")
     monkeypatch.setenv("LLAMADEPLOY_OCI_PRICES_URL", f"{base}/oci/")
     monkeypatch.setenv("LLAMADEPLOY_AWS_PRICES_URL", base)
+    monkeypatch.setenv("LLAMADEPLOY_GCP_PRICES_URL", f"{base}/gcp")
+    monkeypatch.delenv("LLAMADEPLOY_GCP_API_KEY", raising=False)
     monkeypatch.setenv("PRICE_APIS_BASE", base)
     yield asked
     server.shutdown()
@@ -126,12 +135,56 @@ def test_refresh_prices_azure_and_oci_from_their_apis_with_url_and_date(price_ap
         f"/oci/?partNumber={part}&currencyCode=USD" for part in ("B98415", "B110519", "B95907", "B93544", "B109479", "B95909")
     )
     assert "azure: " in out and "eastus Standard_NC24ads_A100_v4: $3.673 -> $3.5/h" in out
-    assert "gcp: kept; gcp has no public price API llamadeploy reads" in out and f"--catalog {target} cost STACK" in out
+    assert "gcp: kept; Google's price API (the Cloud Billing Catalog API) needs an API key" in out and "LLAMADEPLOY_GCP_API_KEY" in out
+    assert f"--catalog {target} cost STACK" in out
     assert "aws: 2 offers priced, 2 changed" in out and "us-east-1 ml.p5e.48xlarge: unpriced -> $72.3/h" in out
 
     code, out, err = cli_run("--catalog", str(target), "cost", str(Path(__file__).parent.parent / "stacks" / "llama-3.1-70b.yaml"), "--output", "json")
     assert code == 0, err
     assert f"prices dated 2025-08-15 to {today}" in json.loads(out)["catalog"]["dated"]
+
+
+def test_refresh_prices_gcp_from_compute_engine_skus_with_an_api_key(price_apis: list[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A machine's price is vCPUs x its series' core SKU + GiB x its RAM SKU + GPUs x its GPU SKU in
+    its region: the recorded SKUs give a2-highgpu-1g in us-central1 12 x $0.031611 + 85 x $0.004237
+    + 1 x $2.933908 = $3.673385, the shipped catalog's price to the cent-thousandth."""
+    shipped = load_catalog()
+    monkeypatch.setenv("LLAMADEPLOY_GCP_API_KEY", "test-api-key")
+    target = tmp_path / "offers.csv"
+    code, out, err = cli_run("catalog", "refresh", "--to", str(target), "--cloud", "gcp")
+    assert code == 0, err
+    offers = load_catalog(target).offers
+    today = datetime.now(UTC).date().isoformat()
+    vm = {(o.region, o.instance_type): o for o in offers if o.cloud == "gcp" and o.price_is_lower_bound}
+    before = {(o.region, o.instance_type): o for o in shipped.offers if o.cloud == "gcp" and o.price_is_lower_bound}
+
+    a2 = vm["us-central1", "a2-highgpu-1g"]
+    assert (a2.usd_per_hour, a2.as_of) == (3.673385, today)
+    assert a2.spot_usd_per_hour == round(12 * 0.0065 + 85 * 0.00087 + 1.173, 6)  # the Spot Preemptible SKUs
+    assert a2.source.startswith(
+        "Cloud Billing Catalog API, Compute Engine SKUs 1B86-EB73-1A2A + 2A8D-5F2C-3B5E + 039F-D0DA-4055 (12 vCPUs, 85 GiB, 1 GPUs): http://127.0.0.1:"
+    )
+    assert "test-api-key" not in target.read_text() and "test-api-key" not in out  # the key travels in a header only
+    assert (
+        vm["us-central1", "a2-highgpu-8g"].usd_per_hour
+        == round(96 * 0.031611 + 680 * 0.004237 + 8 * 2.933908, 6)
+        == before["us-central1", "a2-highgpu-8g"].usd_per_hour
+    )
+    assert vm["europe-west4", "a2-highgpu-1g"].usd_per_hour == round(12 * 0.034806 + 85 * 0.004666 + 2.93661, 6)
+    assert vm["us-central1", "a3-highgpu-2g"].usd_per_hour == round(52 * 0.034061 + 468 * 0.004557 + 2 * 9.796093, 6)
+    assert vm["us-central1", "g2-standard-4"].usd_per_hour == round(4 * 0.024988 + 16 * 0.002927 + 0.56, 6)
+    assert vm["us-central1", "a2-ultragpu-1g"].usd_per_hour == round(12 * 0.031611 + 170 * 0.004237 + 3.92764, 6)
+    for kept in (("us-east4", "a2-highgpu-1g"), ("us-central1", "a3-ultragpu-8g"), ("europe-west4", "a3-highgpu-1g")):
+        assert vm[kept] == before[kept]  # no SKU for that region, an A3 Ultra, a GPU priced nowhere here: as they were
+    managed = [o for o in offers if o.cloud == "gcp" and not o.price_is_lower_bound and o.usd_per_hour is not None]
+    assert managed == [o for o in shipped.offers if o.cloud == "gcp" and not o.price_is_lower_bound and o.usd_per_hour is not None]  # Vertex's own price kept
+    assert ("us-central1", "a3-highgpu-1g") not in vm  # ... where the catalog has one, over the VM's
+    assert [p.split("?")[0] for p in price_apis] == ["/gcp/v1/services/6F81-5844-456A/skus"] * 2  # both pages, once
+    assert "gcp: 21 offers priced, 21 changed, 36 not priced by the API (kept as they were)" in out
+
+    monkeypatch.setenv("LLAMADEPLOY_GCP_API_KEY", "revoked")
+    code, _, err = cli_run("catalog", "refresh", "--to", str(target), "--cloud", "gcp")
+    assert code == 1 and "the price API answered 403 Forbidden for http://127.0.0.1:" in err and "revoked" not in err
 
 
 def test_an_unreachable_price_api_is_one_clear_error_and_writes_nothing(price_apis: list[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

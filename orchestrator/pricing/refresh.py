@@ -1,7 +1,7 @@
 """`llamadeploy catalog refresh`: current list prices from the clouds' public price APIs.
 
-Each cloud's provider knows its own price API (one that needs no account) and reads the prices
-of the catalog's offers from it (`CloudService.read_prices`); this module
+Each cloud's provider knows its own price API (one that needs no account, or only an API key)
+and reads the prices of the catalog's offers from it (`CloudService.read_prices`); this module
 asks every provider that has one, merges what came back into the catalog, and writes a dated
 catalog the user passes with `--catalog`. A refreshed row names the URL it was read from and the
 day it was read, so a reader can check every price; a row no API priced is kept as it was.
@@ -15,10 +15,10 @@ import json
 import os
 import urllib.error
 import urllib.request
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from orchestrator.errors import CatalogError
 from orchestrator.pricing.catalog import COLUMNS, Catalog, Offer
@@ -26,13 +26,24 @@ from orchestrator.pricing.catalog import COLUMNS, Catalog, Offer
 if TYPE_CHECKING:
     from providers.base import CloudService
 
-GetJson = Callable[[str], Any]
 TIMEOUT_S = float(os.environ.get("LLAMADEPLOY_PRICE_API_TIMEOUT", "60"))
 
 
-def get_json(url: str) -> Any:
+class GetJson(Protocol):
+    """GETs a price API's URL and parses its JSON, raising CatalogError; `headers` carry what an
+    API takes besides the URL (a key that must not appear in a URL a message or a row shows)."""
+
+    def __call__(self, url: str, headers: Mapping[str, str] | None = None) -> Any: ...
+
+
+class PriceApiUnavailable(Exception):
+    """A cloud's price API cannot be read from here as things are (it needs a key that is not
+    configured, say): its rows are kept, and the message says how to read it."""
+
+
+def get_json(url: str, headers: Mapping[str, str] | None = None) -> Any:
     """GET `url` and parse its JSON; a network or HTTP failure says which URL and why."""
-    request = urllib.request.Request(url, headers={"Accept": "application/json", "User-Agent": "llamadeploy catalog refresh"})
+    request = urllib.request.Request(url, headers={"Accept": "application/json", "User-Agent": "llamadeploy catalog refresh", **(headers or {})})
     try:
         with urllib.request.urlopen(request, timeout=TIMEOUT_S) as response:
             return json.load(response)
@@ -72,6 +83,9 @@ def refresh(catalog: Catalog, providers: list[CloudService], fetch: GetJson = ge
         offers = [offer for offer in catalog.offers if offer.cloud == provider.name]
         try:
             read = provider.read_prices(offers, fetch)
+        except PriceApiUnavailable as exc:
+            report.skipped = str(exc)
+            continue
         except (KeyError, TypeError, ValueError, AttributeError, IndexError) as exc:  # an answer not in the API's documented form
             raise CatalogError(
                 f"{provider.name}'s price API answered in a form llamadeploy does not read ({type(exc).__name__}: {exc}); nothing was written"
