@@ -93,6 +93,12 @@ class TransientError(ProviderError):
     (the engine's) decides how often and how long, on every cloud."""
 
 
+class UnreachableError(TransientError):
+    """A call that did not reach the service at all (a refused connection, a name that does not
+    resolve, a timeout): passing for a public endpoint, but all a caller outside a private
+    endpoint's network ever gets, which is why the engine tells it from an answer."""
+
+
 @dataclass(frozen=True)
 class ErrorWords:
     """How one cloud words its failures: the codes and phrases `classify` reads, and the advice the
@@ -587,7 +593,7 @@ def answer_of(send: Callable[[], Any], what: str) -> Any:
     try:
         response = send()
     except requests.RequestException as exc:
-        raise TransientError(f"cannot reach {what}: {exc}") from exc
+        raise UnreachableError(f"cannot reach {what}: {exc}") from exc
     if response.status_code >= 400:
         # An inference call's error text is the model server's, not the control plane's: no quota or capacity words apply.
         words = ErrorWords(what, quota_words=(), capacity_words=())

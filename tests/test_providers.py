@@ -912,3 +912,29 @@ def test_private_networking_is_declared_sent_and_shown(cloud: Cloud, stack: Path
     assert all(word in row["reached"] for word in cloud.private_words), row["reached"]
     assert cli_run("down", "chat", "--yes")[0] == 0
     assert cloud.empty(), cloud.inventory()
+
+
+def test_a_private_endpoint_is_verified_from_inside_its_network_through_a_passing_failure(cloud: Cloud, stack: Path) -> None:
+    """From inside its network a private endpoint answers. A 503 from a replica not yet taking
+    requests says the call got there, so it is retried as any call, on a first `up` and on a
+    replace, and the model is verified; one failure used to be read as "not reached", which left
+    the `up` unchecked and undid the replace."""
+    block = cloud.private_block()
+    if block is None or not cloud.private_inbound:
+        pytest.skip(f"{cloud.name}'s endpoints answer from anywhere (or it has no private networking): the other scenarios verify them")
+    stack.write_text(stack.read_text().replace(f"  {cloud.name}:\n", f"  {cloud.name}:\n{block}", 1))
+    cloud.stand_in.faults.inside_network = True
+    cloud.stand_in.faults.serving_error_next = 1
+    code, _, err = cli_run("up", str(stack), "--cloud", cloud.name, "--yes")
+    assert code == 0 and "could not be called from here" not in err, err
+    assert "503" in err and "retry in" in err and "chat answers as" in err and cloud.stand_in.faults.serving_error_next == 0, err
+    _replacing_stack(stack, cloud)
+    cloud.stand_in.faults.serving_error_next = 2
+    code, _, err = cli_run("up", str(stack), "--cloud", cloud.name, "--yes")
+    assert code == 0 and "deleting the old one" in err and cloud.stand_in.faults.serving_error_next == 0, err
+    assert json.loads(cli_run("call", "chat", "--output", "json")[1])["model"] == DECLARED
+    cloud.stand_in.faults.inside_network = False
+    code, _, err = cli_run("call", "chat")
+    assert code == 1 and "call it from inside that network" in err, err  # from outside: refused, not retried
+    assert cli_run("down", "chat", "--yes")[0] == 0
+    assert cloud.empty(), cloud.inventory()

@@ -42,6 +42,7 @@ from providers.base import (
     InvalidRequestError,
     LiveState,
     LiveStatus,
+    NotFoundError,
     Pace,
     Provider,
     ProviderError,
@@ -50,6 +51,7 @@ from providers.base import (
     Resource,
     ThrottledError,
     TransientError,
+    UnreachableError,
 )
 
 RETRY_ATTEMPTS = 6
@@ -122,16 +124,16 @@ class _Paced(Protocol):
     def report(self) -> Report: ...
 
 
-def _retrying(call: Callable[[], T], ctx: _Paced) -> T:
+def _retrying(call: Callable[[], T], ctx: _Paced, reached_only: bool = False) -> T:
     """Run `call`, retrying when the cloud throttles (after its Retry-After, else a backoff delay) or
-    fails transiently (a 5xx, a dropped connection). This is the one retry policy: the providers'
-    SDKs are configured not to retry on their own."""
+    fails transiently (a 5xx, a dropped connection; with `reached_only`, only once the call got
+    there). This is the one retry policy: the providers' SDKs are configured not to retry on their own."""
     delays, report = ctx.backoff.delays(), ctx.report
     for attempt in range(1, RETRY_ATTEMPTS + 1):
         try:
             return call()
         except (ThrottledError, TransientError) as exc:
-            if attempt == RETRY_ATTEMPTS:
+            if attempt == RETRY_ATTEMPTS or (reached_only and isinstance(exc, UnreachableError)):
                 raise
             throttled = isinstance(exc, ThrottledError)
             delay = exc.retry_after if throttled and exc.retry_after is not None else next(delays)
@@ -184,23 +186,26 @@ def ask(ctx: Context, provider: Provider, deployed: Deployed, prompt: str, max_t
 def _verify(ctx: Context, planned: Plan, provider: Provider, deployed: Deployed, replacing: bool = False) -> Answer | None:
     """Call the deployment: done means the declared model answers, not that the cloud says ready.
 
-    An endpoint that answers only inside its own network is called once: from inside that network
-    it answers and is checked as any other. From outside, a first deployment is said to be
-    unchecked (the service's own readiness probe passed) and None returned; but what would
-    delete a serving deployment on the strength of the call (`replacing`: a move's source, a
-    replaced variant) stops instead, so nothing serving is lost unchecked."""
-    delays, report = ctx.backoff.delays(), ctx.report
+    An endpoint that answers only inside its own network is checked as any other from inside that
+    network, where it answers: an answer of any kind, a 503 from a replica not yet taking requests
+    included, means the call got there, so it is retried as every call is. A call that does not
+    get there (no route, no name) or is refused as from outside is not retried: from outside, a
+    first deployment is said to be unchecked (the service's own readiness probe passed) and None
+    returned; but what would delete a serving deployment on the strength of the call
+    (`replacing`: a move's source, a replaced variant) stops instead, so nothing serving is lost
+    unchecked."""
     private = provider.private_only(planned.deployment)
     if private:
-        try:  # once, unretried: from outside the network no retry would reach it
-            answer = read_answer(provider.invoke(deployed, chat_request(EXAMPLE_PROMPT, VERIFY_MAX_TOKENS)))
-        except (ProviderError, ValueError) as exc:
+        try:
+            answer = read_answer(_retrying(lambda: provider.invoke(deployed, chat_request(EXAMPLE_PROMPT, VERIFY_MAX_TOKENS)), ctx, reached_only=True))
+        except (UnreachableError, AuthError, NotFoundError, InvalidRequestError, ValueError) as exc:
             unreached = f"{private} ({str(exc).splitlines()[0]})"
             if replacing:
                 raise DeployError(f"{planned.deployment.name} could not be called from here: {unreached}; run the command from inside that network") from exc
-            report(EventKind.UNVERIFIED, deployment=planned.deployment.name, reason=unreached)
+            ctx.report(EventKind.UNVERIFIED, deployment=planned.deployment.name, reason=unreached)
             return None
         return _answered_as_declared(ctx, planned, answer)
+    delays, report = ctx.backoff.delays(), ctx.report
     for attempt in range(1, VERIFY_ATTEMPTS + 1):
         try:
             answer = ask(ctx, provider, deployed, EXAMPLE_PROMPT, VERIFY_MAX_TOKENS)

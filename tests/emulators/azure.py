@@ -135,6 +135,8 @@ class Faults:
     retry_after: int = 1
     server_error_next: int = 0
     token_refused: bool = False
+    inside_network: bool = False  # calls come from inside the endpoint's network (a private endpoint answers them)
+    serving_error_next: int = 0  # scoring calls answered 503, as a replica that is not yet taking requests
 
 
 @dataclass
@@ -237,8 +239,11 @@ class AzureStandIn(JsonStandIn):
                 return 404, {"message": f"endpoint {endpoint_name} not found"}, {}
             if headers.get("authorization") != f"Bearer {PRIMARY_KEY}":
                 return 401, {"message": "key_auth_access_denied"}, {}
-            if str(endpoint["properties"].get("publicNetworkAccess", "")).lower() == "disabled":  # the test calls from outside the workspace's network
+            if str(endpoint["properties"].get("publicNetworkAccess", "")).lower() == "disabled" and not self.faults.inside_network:
                 return 403, {"message": "Public network access is disabled for this endpoint; call it through the workspace's private endpoint"}, {}
+            if self.faults.serving_error_next:
+                self.faults.serving_error_next -= 1
+                return 503, {"message": "upstream request timeout"}, {}
             pinned = headers.get("azureml-model-deployment")
             serving = [pinned] if pinned else [name for name, share in (endpoint["properties"].get("traffic") or {}).items() if share]
             container = next((self.containers[(endpoint_name, name)] for name in serving if (endpoint_name, name) in self.containers), None)

@@ -107,6 +107,8 @@ class Faults:
     throttle_next: int = 0
     drop_next: int = 0  # connections closed without an answer
     server_error_next: int = 0
+    inside_network: bool = False  # calls come from an allowed VPC (a Private Service Connect endpoint answers them)
+    serving_error_next: int = 0  # rawPredict calls answered 503, as a replica that is not yet taking requests
 
 
 @dataclass
@@ -568,7 +570,8 @@ class GcpStandIn(JsonStandIn):
         endpoint = self.endpoints.get(endpoint_id)
         if endpoint is None:
             return 404, _error(404, "NOT_FOUND", f"Endpoint {parent}/endpoints/{endpoint_id} is not found."), {}
-        if (endpoint.get("privateServiceConnectConfig") or {}).get("enablePrivateServiceConnect"):  # the test calls the public host (wording not published)
+        psc = (endpoint.get("privateServiceConnectConfig") or {}).get("enablePrivateServiceConnect")
+        if psc and not self.faults.inside_network:  # the test calls the public host (wording not published)
             return (
                 400,
                 _error(
@@ -576,6 +579,9 @@ class GcpStandIn(JsonStandIn):
                 ),
                 {},
             )
+        if self.faults.serving_error_next:
+            self.faults.serving_error_next -= 1
+            return 503, _error(503, "UNAVAILABLE", "The service is currently unavailable."), {}
         serving = [deployed for deployed, share in endpoint["trafficSplit"].items() if share > 0 and deployed in self.containers]
         if not serving:
             return 400, _error(400, "FAILED_PRECONDITION", f"Endpoint {parent}/endpoints/{endpoint_id} has no deployed model serving traffic."), {}

@@ -93,6 +93,8 @@ class Faults:
     drop_next: int = 0  # connections closed without an answer
     server_error_next: int = 0
     artifact_failures: int = 0  # model artifact uploads that fail after the model was created
+    inside_network: bool = False  # calls come from inside the VCN (a private endpoint answers them)
+    serving_error_next: int = 0  # predict calls answered 503, as a replica that is not yet taking requests
 
 
 @dataclass
@@ -331,8 +333,11 @@ class OciStandIn(JsonStandIn):
             container = self.containers.get(match["id"])
         if deployment is None or deployment["lifecycleState"] not in ("ACTIVE", "UPDATING") or container is None:
             return 404, _error("NotAuthorizedOrNotFound", f"model deployment {match['id']} not found or not active"), {}
-        if _instance(deployment).get("privateEndpointId"):  # the test's calls come from outside its VCN (the refusal's wording is not published)
+        if _instance(deployment).get("privateEndpointId") and not self.faults.inside_network:  # the refusal's wording is not published
             return 404, _error("NotAuthorizedOrNotFound", f"model deployment {match['id']} is reached only through its private endpoint"), {}
+        if self.faults.serving_error_next:
+            self.faults.serving_error_next -= 1
+            return 503, _error("ServiceUnavailable", "The model deployment is not yet taking requests."), {}
         environment = deployment["modelDeploymentConfigurationDetails"]["environmentConfigurationDetails"].get("environmentVariables") or {}
         status, answer = container.handle("POST", environment.get("MODEL_DEPLOY_PREDICT_ENDPOINT", "/predict"), body)
         return status, answer, {}
