@@ -52,6 +52,11 @@ class CatalogError(LlamadeployError):
     """The price catalog file is missing or malformed."""
 
 
+class PriceApiUnavailable(LlamadeployError):
+    """A cloud's price API cannot be read from here as things are (it needs a key that is not
+    configured, say): `catalog refresh` keeps its rows, and the message says how to read it."""
+
+
 class InfeasibleError(LlamadeployError):
     """No offer on the chosen cloud and region can host the deployment; `ideas` are the changes to
     the spec that would fit there (another quantization, GPU, context or concurrency)."""

@@ -30,6 +30,7 @@ from providers.base import (
     ErrorWords,
     Events,
     Feature,
+    GetJson,
     InvalidRequestError,
     LiveState,
     LiveStatus,
@@ -56,7 +57,6 @@ from providers.base import (
 if TYPE_CHECKING:
     from orchestrator.planning.plan import Plan
     from orchestrator.pricing.catalog import Offer
-    from orchestrator.pricing.refresh import GetJson
 
 MODEL = "AWS::SageMaker::Model"
 CONFIG = "AWS::SageMaker::EndpointConfig"

@@ -17,7 +17,8 @@ from dataclasses import replace
 from typing import Any
 
 from orchestrator.pricing.catalog import MANAGED_PRICE, Offer
-from orchestrator.pricing.refresh import GetJson, today
+from orchestrator.pricing.refresh import today
+from providers.base import GetJson
 
 PRICE_LIST_HOST = "https://pricing.us-east-1.amazonaws.com"
 REGION_INDEX = "/offers/v1.0/aws/AmazonSageMaker/current/region_index.json"

@@ -63,6 +63,7 @@ from providers.base import (
     ErrorWords,
     Events,
     Feature,
+    GetJson,
     InvalidRequestError,
     LiveState,
     LiveStatus,
@@ -91,7 +92,6 @@ from providers.base import (
 if TYPE_CHECKING:
     from orchestrator.planning.plan import Plan
     from orchestrator.pricing.catalog import Offer
-    from orchestrator.pricing.refresh import GetJson
 
 _WORKSPACE = "Microsoft.MachineLearningServices/workspaces"
 ENVIRONMENT = f"{_WORKSPACE}/environments/versions"
@@ -306,11 +306,6 @@ class AzureProvider(Provider):
         placed = plan.deployment.placement.of("azure")
         assert placed is not None
         return _settings_of(placed)
-
-    def checkpoint_listing(self, uri: str, placement: Any, region: str) -> tuple[dict[str, int], Callable[[str], bytes]]:
-        """The blobs under the datastore folder (names relative to it), as the model asset mounts it."""
-        store = self.weights_store(uri, placement)
-        return {name: size for name, (size, _) in store.existing().items()}, store.read
 
     def weights_store(self, uri: str, placement: Any) -> Any:
         from providers.azure_weights import BlobWeightsStore

@@ -18,7 +18,8 @@ from dataclasses import replace
 from typing import Any
 
 from orchestrator.pricing.catalog import Offer
-from orchestrator.pricing.refresh import GetJson, today
+from orchestrator.pricing.refresh import today
+from providers.base import GetJson
 
 RETAIL_PRICES_URL = "https://prices.azure.com/api/retail/prices"
 URL_ENV = "LLAMADEPLOY_AZURE_PRICES_URL"  # the tests' recorded answers

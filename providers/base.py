@@ -33,12 +33,18 @@ from orchestrator.planning.plan import ServingContract as ServingContract
 if TYPE_CHECKING:
     from orchestrator.planning.plan import Plan
     from orchestrator.pricing.catalog import Offer
-    from orchestrator.pricing.refresh import GetJson
 
 T = TypeVar("T")
 DEPLOYMENT_TAG = "llamadeploy-deployment"
 # The built-in providers' Pulumi templates (a plugin names a file of its own package).
 BUILTIN_TEMPLATES = Path(__file__).resolve().parent.parent / "templates" / "pulumi"
+
+
+class GetJson(Protocol):
+    """GETs a price API's URL and parses its JSON, raising CatalogError; `headers` carry what an
+    API takes besides the URL (a key that must not appear in a URL that a message or a row shows)."""
+
+    def __call__(self, url: str, headers: Mapping[str, str] | None = None) -> Any: ...
 
 
 class Feature(enum.Enum):
@@ -449,8 +455,10 @@ class Provider(CloudService):
     def checkpoint_listing(self, uri: str, placement: Any, region: str) -> tuple[dict[str, int], Callable[[str], bytes]]:
         """The files under `uri` in this cloud's object storage (name relative to it -> bytes) and
         a reader of one of them by name, for a deployment in `region`; with the credentials `up`
-        uses. Only a provider with a `weights_scheme` is asked."""
-        raise UsageError(f"llamadeploy cannot read weights from {self.name}'s object storage yet")
+        uses. Only a provider with a `weights_scheme` is asked. By default what `weights_store`
+        finds there, for a cloud whose storage is read the same from every region."""
+        store = self.weights_store(uri, placement)
+        return {name: size for name, (size, _) in store.existing().items()}, store.read
 
     def weights_store(self, uri: str, placement: Any) -> Any:
         """The location `uri` in this cloud's object storage, to stage a checkpoint into (a

@@ -54,6 +54,7 @@ from providers.base import (
     ErrorWords,
     Events,
     Feature,
+    GetJson,
     LiveState,
     LiveStatus,
     NotFoundError,
@@ -80,7 +81,6 @@ from providers.base import (
 if TYPE_CHECKING:
     from orchestrator.planning.plan import Plan
     from orchestrator.pricing.catalog import Offer
-    from orchestrator.pricing.refresh import GetJson
 
 MODEL = "aiplatform.googleapis.com/Model"
 ENDPOINT = "aiplatform.googleapis.com/Endpoint"
@@ -622,12 +622,6 @@ class GcpProvider(Provider):
         with _translated():
             client = self.client(("storage", project), lambda: _storage_client(project))
         return GcsWeightsStore(uri, client, _translated)
-
-    def checkpoint_listing(self, uri: str, placement: Any, region: str) -> tuple[dict[str, int], Callable[[str], bytes]]:
-        """The objects under the gs:// prefix (Cloud Storage JSON API objects.list, every page), names
-        relative to it, as the image downloads the folder; with Application Default Credentials."""
-        store = self.weights_store(uri, placement)
-        return {name: size for name, (size, _) in store.existing().items()}, store.read
 
 
 def _service_account(plan: Plan) -> str | None:

@@ -26,8 +26,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
+from orchestrator.errors import PriceApiUnavailable
 from orchestrator.pricing.catalog import VM_PRICE_LOWER_BOUND, Offer
-from orchestrator.pricing.refresh import GetJson, PriceApiUnavailable, today
+from orchestrator.pricing.refresh import today
+from providers.base import GetJson
 
 BILLING_API = "https://cloudbilling.googleapis.com"
 COMPUTE_ENGINE = "6F81-5844-456A"  # Compute Engine's service id (cloud.google.com/skus)

@@ -49,6 +49,7 @@ from providers.base import (
     ErrorWords,
     Events,
     Feature,
+    GetJson,
     InvalidRequestError,
     LiveState,
     LiveStatus,
@@ -77,7 +78,6 @@ from providers.base import (
 if TYPE_CHECKING:
     from orchestrator.planning.plan import Plan
     from orchestrator.pricing.catalog import Offer
-    from orchestrator.pricing.refresh import GetJson
 
 MODEL = "oci:DataScience/Model"
 MODEL_DEPLOYMENT = "oci:DataScience/ModelDeployment"

@@ -19,7 +19,8 @@ from dataclasses import replace
 from typing import Any
 
 from orchestrator.pricing.catalog import Offer
-from orchestrator.pricing.refresh import GetJson, today
+from orchestrator.pricing.refresh import today
+from providers.base import GetJson
 
 PRODUCTS_URL = "https://apexapps.oracle.com/pls/apex/cetools/api/v1/products/"
 URL_ENV = "LLAMADEPLOY_OCI_PRICES_URL"  # the tests' recorded answers

@@ -40,7 +40,8 @@ def stage_command(ctx: click.Context, stack: str, cloud: str, source: str | None
     what is missing or different. The config goes last, so `up` refuses a copy cut short. A Hub
     checkpoint is fetched into the user's cache first (resumably too), with HF_TOKEN for a gated one."""
     from orchestrator.declared.stackfile import load_stack
-    from orchestrator.lifecycle.staging import stage
+    from orchestrator.lifecycle.pacing import retrying
+    from orchestrator.lifecycle.staging import said_pace, stage
     from orchestrator.reports.report import plural
     from providers import registry
 
@@ -63,7 +64,7 @@ def stage_command(ctx: click.Context, stack: str, cloud: str, source: str | None
         )
     said = partial(click.echo, err=True)
     folder = _checkpoint_folder(source, deployment, said)
-    store = provider.weights_store(uri, deployment.placement.of(cloud))
+    store = retrying(lambda: provider.weights_store(uri, deployment.placement.of(cloud)), said_pace(said))
     done = stage(folder, store, said, replace=replace)
     click.echo(
         f"Staged {source or folder} at {uri}: {plural(len(done.uploaded), 'file')} uploaded ({done.bytes_sent:,} bytes), {len(done.kept)} already there; all verified."

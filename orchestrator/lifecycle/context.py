@@ -8,19 +8,16 @@ builds one `Context` and every operation takes it first.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from orchestrator.errors import UsageError
 from orchestrator.lifecycle.pacing import Backoff
+from orchestrator.lifecycle.progress import quiet
 
 if TYPE_CHECKING:
     from orchestrator.lifecycle.progress import Report
     from orchestrator.lifecycle.state import StateStore
     from orchestrator.pricing.catalog import Catalog
-
-
-def quiet(*_: Any, **__: Any) -> None:
-    """A report that shows nothing."""
 
 
 @dataclass(frozen=True)

@@ -15,15 +15,15 @@ import json
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
-from typing import Any, Protocol, TypeVar
+from typing import Any
 
 from orchestrator.declared.secrets import resolve_secrets
 from orchestrator.declared.source import SourceMap
 from orchestrator.declared.spec import Deployment, Stack
 from orchestrator.errors import LlamadeployError, SpecError, UsageError
-from orchestrator.lifecycle.context import Context, quiet
-from orchestrator.lifecycle.pacing import WAIT_TIMEOUT_ENV, Backoff
-from orchestrator.lifecycle.progress import EventKind, Report
+from orchestrator.lifecycle.context import Context
+from orchestrator.lifecycle.pacing import WAIT_TIMEOUT_ENV, Unattended, retrying
+from orchestrator.lifecycle.progress import EventKind
 from orchestrator.lifecycle.record import Destination, Move, Phase, Placed, PlanSnapshot, Record
 from orchestrator.lifecycle.state import Operation, OperationKind, OperationStatus, StateStore, now
 from orchestrator.planning.changes import ChangeAction, change_of, in_place, is_tags, replace_problem
@@ -31,7 +31,7 @@ from orchestrator.planning.plan import Plan
 from orchestrator.planning.planner import compare, plan
 from orchestrator.planning.serving import EXAMPLE_PROMPT, Answer, chat_request, read_answer, startup_of
 from orchestrator.pricing.catalog import Catalog
-from orchestrator.sizing.checkpoint_files import CheckpointFiles, check_checkpoint, read_checkpoint
+from orchestrator.sizing.checkpoint_files import check_checkpoint, read_checkpoint
 from providers import registry
 from providers.base import (
     AuthError,
@@ -49,13 +49,8 @@ from providers.base import (
     QuotaError,
     QuotaView,
     Resource,
-    ThrottledError,
-    TransientError,
     UnreachableError,
 )
-
-RETRY_ATTEMPTS = 6
-T = TypeVar("T")
 
 
 class WaitTimeoutError(ProviderError):
@@ -98,7 +93,7 @@ class _Run:
     def wait(self, what: str, check: Callable[[], tuple[bool, str]], pace: Pace = Pace.SECONDS) -> None:
         start, backoff = time.monotonic(), self.ctx.backoff
         while True:
-            done, status = _retrying(check, self.ctx)
+            done, status = retrying(check, self.ctx)
             elapsed = time.monotonic() - start
             self.ctx.report(EventKind.WAITING, what=what, status=status, elapsed_s=round(elapsed, 1), done=done)
             if done:
@@ -112,37 +107,6 @@ class _Run:
 def _key(resource: Resource) -> str:
     """A resource as the journal names it; resource types name their cloud, so keys never clash in a move."""
     return f"{resource.type} {resource.name}"
-
-
-class _Paced(Protocol):
-    """What a retried call needs: how to pace itself and where to say so (a Context has both)."""
-
-    @property
-    def backoff(self) -> Backoff: ...
-
-    @property
-    def report(self) -> Report: ...
-
-
-def _retrying(call: Callable[[], T], ctx: _Paced, reached_only: bool = False) -> T:
-    """Run `call`, retrying when the cloud throttles (after its Retry-After, else a backoff delay) or
-    fails transiently (a 5xx, a dropped connection; with `reached_only`, only once the call got
-    there). This is the one retry policy: the providers' SDKs are configured not to retry on their own."""
-    delays, report = ctx.backoff.delays(), ctx.report
-    for attempt in range(1, RETRY_ATTEMPTS + 1):
-        try:
-            return call()
-        except (ThrottledError, TransientError) as exc:
-            if attempt == RETRY_ATTEMPTS or (reached_only and isinstance(exc, UnreachableError)):
-                raise
-            throttled = isinstance(exc, ThrottledError)
-            delay = exc.retry_after if throttled and exc.retry_after is not None else next(delays)
-            if throttled:
-                report(EventKind.THROTTLED, attempt=attempt, retry_in_s=round(delay, 2))
-            else:
-                report(EventKind.RETRYING, what="a call to the cloud", reason=str(exc).splitlines()[0], retry_in_s=round(delay, 2))
-            time.sleep(delay)
-    raise AssertionError("unreachable")
 
 
 def spec_hash(planned: Plan) -> str:
@@ -176,7 +140,7 @@ VERIFY_ATTEMPTS = 5
 
 def ask(ctx: Context, provider: Provider, deployed: Deployed, prompt: str, max_tokens: int) -> Answer:
     """One chat completion through the cloud's own route and authentication, read as an Answer."""
-    response = _retrying(lambda: provider.invoke(deployed, chat_request(prompt, max_tokens)), ctx)
+    response = retrying(lambda: provider.invoke(deployed, chat_request(prompt, max_tokens)), ctx)
     try:
         return read_answer(response)
     except ValueError as exc:
@@ -197,7 +161,7 @@ def _verify(ctx: Context, planned: Plan, provider: Provider, deployed: Deployed,
     private = provider.private_only(planned.deployment)
     if private:
         try:
-            answer = read_answer(_retrying(lambda: provider.invoke(deployed, chat_request(EXAMPLE_PROMPT, VERIFY_MAX_TOKENS)), ctx, reached_only=True))
+            answer = read_answer(retrying(lambda: provider.invoke(deployed, chat_request(EXAMPLE_PROMPT, VERIFY_MAX_TOKENS)), ctx, reached_only=True))
         except (UnreachableError, AuthError, NotFoundError, InvalidRequestError, ValueError) as exc:
             unreached = f"{private} ({str(exc).splitlines()[0]})"
             if replacing:
@@ -278,7 +242,7 @@ def up(ctx: Context, planned: Plan, provider: Provider, verify: bool = True) -> 
             raise DeployError(f"a `down` of {name!r} did not finish; run `llamadeploy down {name}` to finish it before deploying a different spec")
         if record is not None and record.phase is Phase.SERVING and record.deployed is not None:
             deployed = record.deployed
-            live = _retrying(lambda: provider.describe(deployed), ctx)
+            live = retrying(lambda: provider.describe(deployed), ctx)
             change = change_of(record, planned, live)
             if change.action is ChangeAction.MOVE or (change.action is ChangeAction.REPLACE and live.missing):
                 raise DeployError(f"{name!r} {change.detail}")
@@ -331,7 +295,7 @@ def up(ctx: Context, planned: Plan, provider: Provider, verify: bool = True) -> 
         state.put(creating)
         run = _Run(ctx, operation, name)
         try:
-            deployed = _retrying(lambda: provider.apply(planned, run), ctx)
+            deployed = retrying(lambda: provider.apply(planned, run), ctx)
             answer = _verify(ctx, planned, provider, deployed) if verify else None
         except WaitTimeoutError as exc:
             # The cloud is still making it: deleting now is refused by some services (a Creating
@@ -361,7 +325,7 @@ def read_quota(planned: Plan) -> QuotaView:
         return QuotaView(None, f"no {planned.cloud} credentials configured")
     try:
         provider = registry.provider(planned.cloud)
-        return QuotaView(_retrying(lambda: provider.quota(planned), _Offline()))
+        return QuotaView(retrying(lambda: provider.quota(planned), Unattended()))
     except LlamadeployError as exc:
         return QuotaView(None, str(exc).splitlines()[0])
 
@@ -385,17 +349,9 @@ def refreshed(record: Record) -> Refreshed:
         return Refreshed(None, unasked=f"no {record.cloud} credentials configured")
     try:
         provider = registry.provider(record.cloud)
-        return Refreshed(_retrying(lambda: provider.describe(deployed), _Offline()))
+        return Refreshed(retrying(lambda: provider.describe(deployed), Unattended()))
     except LlamadeployError as exc:
         return Refreshed(None, failed=str(exc).splitlines()[0])
-
-
-@dataclass(frozen=True)
-class _Offline:
-    """The pace of a call made outside any deployment's operation (`plan` reading a quota)."""
-
-    backoff: Backoff = field(default_factory=Backoff)
-    report: Report = quiet
 
 
 def _check_weights(ctx: Context, planned: Plan, provider: Provider) -> None:
@@ -405,11 +361,7 @@ def _check_weights(ctx: Context, planned: Plan, provider: Provider) -> None:
     if planned.weights:
         uri, placement = planned.weights, planned.deployment.placement.of(planned.cloud)
 
-        def read_it() -> CheckpointFiles:
-            listing, read = provider.checkpoint_listing(uri, placement, planned.region)
-            return read_checkpoint(uri, listing, read)
-
-        check_checkpoint(_retrying(read_it, ctx), f"weights.{planned.cloud}")
+        check_checkpoint(retrying(lambda: read_checkpoint(uri, *provider.checkpoint_listing(uri, placement, planned.region)), ctx), f"weights.{planned.cloud}")
 
 
 def _check_quota(ctx: Context, planned: Plan, provider: Provider) -> None:
@@ -418,7 +370,7 @@ def _check_quota(ctx: Context, planned: Plan, provider: Provider) -> None:
     quotas, say) is reported and does not stop the run: the service still has the last word."""
     where = {"cloud": planned.cloud, "region": planned.region}
     try:
-        quota = _retrying(lambda: provider.quota(planned), ctx)
+        quota = retrying(lambda: provider.quota(planned), ctx)
     except ProviderError as exc:
         ctx.report(EventKind.QUOTA_UNCHECKED, **where, reason=str(exc).splitlines()[0])
         return
@@ -485,7 +437,7 @@ def _move(ctx: Context, holder: str, record: Record, destination: Destination) -
     run = _Run(ctx, operation, name)
     report(EventKind.MOVING, deployment=name, source=record.cloud, target=destination.cloud, region=planned.region)
     try:
-        deployed = _retrying(lambda: target.apply(planned, run), ctx)
+        deployed = retrying(lambda: target.apply(planned, run), ctx)
         _verify(ctx, planned, target, deployed, replacing=True)
     except WaitTimeoutError as exc:  # the target is still being made: left as it is, as `up` leaves it
         state.finish(operation, OperationStatus.FAILED, str(exc))
@@ -539,8 +491,8 @@ def _drain(run: _Run, record: Record) -> None:
     source = registry.provider(cloud)
     source_deployed = record.draining.target(name)
     try:
-        _retrying(lambda: source.destroy(source_deployed, run), run.ctx)
-        left = _retrying(lambda: source.remaining(source_deployed), run.ctx)
+        retrying(lambda: source.destroy(source_deployed, run), run.ctx)
+        left = retrying(lambda: source.remaining(source_deployed), run.ctx)
     except Exception as exc:
         state.finish(operation, OperationStatus.FAILED, f"source not drained: {exc}")
         raise DeployError(f"{name!r} serves on its new cloud, but deleting it from {cloud} failed: {exc}; run `llamadeploy move {name} --resume`") from exc
@@ -587,11 +539,11 @@ def rollback_move(ctx: Context, name: str, region: str | None = None) -> str:
         run = _Run(ctx, operation, name)
         if restore:  # the drain had begun: bring the source back, adopting what is left of it
             planned_source, source = plan_move(source_record, source_record.cloud, catalog, source_record.region)
-            restored = _retrying(lambda: source.apply(planned_source, run), ctx)
+            restored = retrying(lambda: source.apply(planned_source, run), ctx)
             source_record = replace(source_record, placed=replace(source_record.placed, deployed=restored))
         target_provider = registry.provider(target_deployed.cloud)
-        _retrying(lambda: target_provider.destroy(target_deployed, run), ctx)
-        left = _retrying(lambda: target_provider.remaining(target_deployed), ctx)
+        retrying(lambda: target_provider.destroy(target_deployed, run), ctx)
+        left = retrying(lambda: target_provider.remaining(target_deployed), ctx)
         if left:
             state.finish(operation, OperationStatus.FAILED, "target not deleted")
             raise DeployError(
@@ -641,9 +593,9 @@ def _update_in_place(
     try:
         run = _Run(ctx, operation, record.name)
         if rescale:
-            _retrying(lambda: provider.scale(deployed, planned, run), ctx)
+            retrying(lambda: provider.scale(deployed, planned, run), ctx)
         if retag:
-            _retrying(lambda: provider.retag(deployed, planned, run), ctx)
+            retrying(lambda: provider.retag(deployed, planned, run), ctx)
     except Exception as exc:
         state.finish(operation, OperationStatus.FAILED, str(exc))
         raise DeployError(
@@ -679,7 +631,7 @@ def _replace(ctx: Context, holder: str, record: Record, provider: Provider, plan
     state.put(replacing)
     run = _Run(ctx, operation, name)
     try:
-        staged = _retrying(lambda: provider.stage(old, planned, run), ctx)
+        staged = retrying(lambda: provider.stage(old, planned, run), ctx)
         replacing = replace(replacing, staged=replace(side, deployed=staged.deployed))
         state.put(replacing)
         if verify and staged.probe is not None:
@@ -687,10 +639,10 @@ def _replace(ctx: Context, holder: str, record: Record, provider: Provider, plan
         replacing = replace(replacing, switching=True)  # from here an undo moves the traffic back first
         state.put(replacing)
         report(EventKind.SHIFTING, deployment=name, variant=planned.variant)
-        _retrying(lambda: provider.switch(staged.deployed, planned, run), ctx)
+        retrying(lambda: provider.switch(staged.deployed, planned, run), ctx)
         answer = _verify(ctx, planned, provider, staged.deployed, replacing=True) if verify else None
         # Tags the two variants share (the endpoint's) were adopted as they were: set the declared ones.
-        _retrying(lambda: provider.retag(staged.deployed, planned, run), ctx)
+        retrying(lambda: provider.retag(staged.deployed, planned, run), ctx)
     except WaitTimeoutError as exc:  # the cloud is still working on it: left as it is, for `up` or `up --rollback`
         state.finish(operation, OperationStatus.FAILED, str(exc))
         raise DeployError(
@@ -745,8 +697,8 @@ def _undo_replace(ctx: Context, run: _Run, record: Record, provider: Provider) -
                     "pass the catalog it was deployed with (--catalog)"
                 )
             before = replace(before, variant=record.placed.plan.variant)
-            _retrying(lambda: provider.switch(old, before, run), ctx)
-        _retrying(lambda: provider.destroy(_without_shared(staged, old), run), ctx)
+            retrying(lambda: provider.switch(old, before, run), ctx)
+        retrying(lambda: provider.destroy(_without_shared(staged, old), run), ctx)
     except Exception as exc:
         return f"undoing it failed too ({exc}); run `llamadeploy up STACK --rollback` to finish going back", False
     ctx.state.put(record.to(Phase.SERVING))
@@ -762,7 +714,7 @@ def _retire(run: _Run, provider: Provider, record: Record) -> None:
     new, old = _deployed(record), record.draining.target(name)
     run.ctx.report(EventKind.RETIRING, deployment=name, variant=record.placed.plan.variant)
     try:
-        _retrying(lambda: provider.destroy(_without_shared(old, new), run), run.ctx)
+        retrying(lambda: provider.destroy(_without_shared(old, new), run), run.ctx)
     except Exception as exc:
         state.finish(run.operation, OperationStatus.FAILED, f"old variant not deleted: {exc}")
         raise DeployError(f"{name!r} serves its new variant, but deleting the old one failed: {exc}; run `up` again to finish") from exc
@@ -846,7 +798,7 @@ def _roll_back(planned: Plan, provider: Provider, run: _Run, existed: bool, movi
         return "nothing was created, nothing to clean up", True
     partial = Deployed(planned.deployment.name, planned.cloud, planned.region, tuple(run.made), "", provider.settings(planned))
     try:
-        _retrying(lambda: provider.destroy(partial, run), run.ctx)
+        retrying(lambda: provider.destroy(partial, run), run.ctx)
     except Exception as exc:
         names = ", ".join(f"{r.type} {r.name}" for r in run.made)
         then = f"delete them in {planned.cloud} ({planned.region})" if moving else f"run `llamadeploy down {planned.deployment.name}`"
@@ -930,7 +882,7 @@ def status(ctx: Context, name: str | None = None) -> list[StatusRow]:
         deployed = record.deployed
         provider = registry.provider(record.cloud)
         try:
-            live = _retrying(lambda p=provider, d=deployed: p.describe(d), ctx)
+            live = retrying(lambda p=provider, d=deployed: p.describe(d), ctx)
         except ProviderError as exc:
             rows.append(StatusRow(record, None, (), history, error=str(exc)))
             continue
@@ -978,8 +930,8 @@ def down(ctx: Context, name: str) -> Deployed:
         state.put(record.to(Phase.DELETING))
         run = _Run(ctx, operation, name)
         try:
-            _retrying(lambda: provider.destroy(deployed, run), ctx)
-            left = _retrying(lambda: provider.remaining(deployed), ctx)
+            retrying(lambda: provider.destroy(deployed, run), ctx)
+            left = retrying(lambda: provider.remaining(deployed), ctx)
         except Exception as exc:
             state.finish(operation, OperationStatus.FAILED, str(exc))
             raise DeployError(f"down of {name!r} on {record.cloud} failed: {exc}; run `down` again to retry") from exc

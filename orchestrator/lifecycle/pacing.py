@@ -1,14 +1,18 @@
-"""How the engine paces itself: the delays between polls of a slow cloud and between retries."""
+"""How the engine paces itself: the delays between polls of a slow cloud, and the one retry policy
+every cloud call goes through (an operation's, and `plan`'s and `cost`'s reads)."""
 
 from __future__ import annotations
 
 import os
 import random
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from typing import Protocol, TypeVar
 
 from orchestrator.errors import LlamadeployError
-from providers.base import Pace
+from orchestrator.lifecycle.progress import EventKind, Report, quiet
+from providers.base import Pace, ThrottledError, TransientError, UnreachableError
 
 POLL_ENV = "LLAMADEPLOY_POLL_SECONDS"
 WAIT_TIMEOUT_ENV = "LLAMADEPLOY_WAIT_TIMEOUT"
@@ -48,6 +52,50 @@ class Backoff:
         while True:
             yield delay * random.uniform(1 - self.jitter, 1)
             delay = min(delay * 2, self.maximum)
+
+
+RETRY_ATTEMPTS = 6
+T = TypeVar("T")
+
+
+class Paced(Protocol):
+    """What a retried call needs: how to pace itself and where to say so (a Context has both)."""
+
+    @property
+    def backoff(self) -> Backoff: ...
+
+    @property
+    def report(self) -> Report: ...
+
+
+@dataclass(frozen=True)
+class Unattended:
+    """The pace of a call made outside any deployment's operation (`plan` reading a quota or the
+    user's checkpoint): the usual backoff, reported nowhere."""
+
+    backoff: Backoff = field(default_factory=Backoff)
+    report: Report = quiet
+
+
+def retrying(call: Callable[[], T], ctx: Paced, reached_only: bool = False) -> T:
+    """Run `call`, retrying when the cloud throttles (after its Retry-After, else a backoff delay) or
+    fails transiently (a 5xx, a dropped connection; with `reached_only`, only once the call got
+    there). This is the one retry policy: the providers' SDKs are configured not to retry on their own."""
+    delays, report = ctx.backoff.delays(), ctx.report
+    for attempt in range(1, RETRY_ATTEMPTS + 1):
+        try:
+            return call()
+        except (ThrottledError, TransientError) as exc:
+            if attempt == RETRY_ATTEMPTS or (reached_only and isinstance(exc, UnreachableError)):
+                raise
+            throttled = isinstance(exc, ThrottledError)
+            delay = exc.retry_after if throttled and exc.retry_after is not None else next(delays)
+            if throttled:
+                report(EventKind.THROTTLED, attempt=attempt, retry_in_s=round(delay, 2))
+            else:
+                report(EventKind.RETRYING, what="a call to the cloud", reason=str(exc).splitlines()[0], retry_in_s=round(delay, 2))
+            time.sleep(delay)
+    raise AssertionError("unreachable")
 
 
 def _seconds_from_env(variable: str, default: float) -> float:

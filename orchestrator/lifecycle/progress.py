@@ -46,6 +46,11 @@ class EventKind(StrEnum):
 
 Report = Callable[..., None]  # report(kind: EventKind, **fields)
 
+
+def quiet(*_: Any, **__: Any) -> None:
+    """A report that shows nothing."""
+
+
 # The shape of `--output json` event lines, as Terraform's `-json` carries `@version`: raised when a
 # field changes meaning or goes away (adding a field or an event kind does not raise it).
 EVENT_SCHEMA_VERSION = 1

@@ -7,7 +7,8 @@ here, uploaded with its hash (the store keeps it with the object and, where it c
 bytes against it in transit), and read back (size and hash) before the next; a second run skips
 every file already there with the same hash and size, and re-sends any other. The config goes
 last: a copy that stopped early has none, and `up` refuses it. Each provider writes to its own
-storage (`Provider.weights_store`).
+storage (`Provider.weights_store`); every call to it goes through the engine's retries, so a 503
+or a dropped connection halfway through a large copy is retried, not the end of the run.
 """
 
 from __future__ import annotations
@@ -15,13 +16,16 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
-from typing import Protocol
+from typing import Protocol, TypeVar
 
 from orchestrator.errors import LlamadeployError
+from orchestrator.lifecycle.pacing import Unattended, retrying
 from orchestrator.sizing.checkpoint_files import CONFIG, check_checkpoint, read_checkpoint
 
 CHUNK = 8 * 1024 * 1024
+T = TypeVar("T")
 
 
 class WeightsStore(Protocol):
@@ -102,12 +106,22 @@ def _hidden(path: Path, folder: Path) -> bool:
     return any(part.startswith(".") for part in path.relative_to(folder).parts)
 
 
+def said_pace(said: Callable[[str], None]) -> Unattended:
+    """The engine's retries, each said as a line of `weights stage`'s progress."""
+    return Unattended(report=lambda _kind, **fields: said(f"retrying in {fields['retry_in_s']} s: {fields.get('reason', 'the storage throttled')}"))
+
+
 def stage(folder: Path, store: WeightsStore, said: Callable[[str], None], replace: bool = False) -> Staged:
+    pace = said_pace(said)
+
+    def call(operation: Callable[[], T]) -> T:
+        return retrying(operation, pace)
+
     files = checkpoint_folder(folder)
-    dropped = store.discard_partial_uploads()
+    dropped = call(store.discard_partial_uploads)
     if dropped:
         said(f"dropped {dropped} unfinished upload(s) an earlier run left")
-    there = store.existing()
+    there = call(store.existing)
     result = Staged()
     hashed = [(str(path.relative_to(folder)), path, path.stat().st_size, sha256_of(path)) for path in files]
     stale = sorted(set(there) - {name for name, *_ in hashed})
@@ -123,7 +137,7 @@ def stage(folder: Path, store: WeightsStore, said: Callable[[str], None], replac
         # Files of an earlier checkpoint would be copied into the container with the new ones, and its
         # config would let `up` take a half-replaced checkpoint for a whole one: both go first.
         for name in [*stale, *([CONFIG] if CONFIG in there else [])]:
-            store.delete(name)
+            call(partial(store.delete, name))
             there.pop(name, None)
         if stale:
             said(f"removed {len(stale)} file(s) the folder no longer has: {', '.join(stale[:5])}{' …' if len(stale) > 5 else ''}")
@@ -132,13 +146,13 @@ def stage(folder: Path, store: WeightsStore, said: Callable[[str], None], replac
             result.kept.append(name)
             said(f"{name}: already there ({size:,} bytes, sha256 {digest[:12]}…)")
             continue
-        store.upload(name, path, digest)
-        landed = store.stat(name)
+        call(partial(store.upload, name, path, digest))
+        landed = call(partial(store.stat, name))
         if landed != (size, digest):
             raise StagingError(f"{store.uri}{name} did not arrive whole (stored {landed}, sent {(size, digest)}); run `weights stage` again")
         result.uploaded.append(name)
         result.bytes_sent += size
         said(f"{name}: uploaded and verified ({size:,} bytes, sha256 {digest[:12]}…)")
-    listing = {name: size for name, (size, _) in store.existing().items()}
-    check_checkpoint(read_checkpoint(store.uri, listing, store.read), store.uri)
+    listing = {name: size for name, (size, _) in call(store.existing).items()}
+    check_checkpoint(call(lambda: read_checkpoint(store.uri, listing, store.read)), store.uri)
     return result

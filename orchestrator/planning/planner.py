@@ -21,6 +21,7 @@ from orchestrator.errors import (
     SpecError,
     UsageError,
 )
+from orchestrator.lifecycle.pacing import Unattended, retrying
 from orchestrator.planning.plan import Plan, RunnerUp
 from orchestrator.pricing.catalog import Catalog, Offer
 from orchestrator.sizing.checkpoint_files import CONFIG, INDEX, QUANT_METHODS, SINGLE, CheckpointError, CheckpointFiles, read_checkpoint
@@ -223,8 +224,8 @@ def _value(candidate: Plan) -> tuple[int, float, int, str]:
 
 
 def _checkpoint(deployment: Deployment, provider: CloudService, region: str, memo: Memo) -> CheckpointFiles | str | None:
-    """The user's own checkpoint on this cloud, read once per command where the cloud's credentials
-    are configured; a string says why it was not read (sizing then uses the catalog's architecture).
+    """The user's own checkpoint on this cloud, read once per command (through the engine's retries)
+    where the cloud's credentials are configured; a string says why it was not read (sizing then uses the catalog's architecture).
     It is read as from the region the deployment is placed in, once: `cost` weighing every region
     of a cloud sizes them all from that one read (whether the service there may read the bucket is
     `up`'s check, in the region it deploys to)."""
@@ -241,8 +242,7 @@ def _checkpoint(deployment: Deployment, provider: CloudService, region: str, mem
             memo[key] = f"the catalog's {deployment.model}: {uri} not read (no {provider.name} credentials configured)"
         else:
             try:
-                listing, read = provider.checkpoint_listing(uri, placement, region)
-                memo[key] = read_checkpoint(uri, listing, read)
+                memo[key] = retrying(lambda: read_checkpoint(uri, *provider.checkpoint_listing(uri, placement, region)), Unattended())
             except LlamadeployError as exc:
                 memo[key] = f"the catalog's {deployment.model}: {uri} could not be read ({str(exc).splitlines()[0]})"
     return memo[key]  # type: ignore[return-value]

@@ -18,27 +18,15 @@ import urllib.request
 from collections.abc import Iterator, Mapping
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any
 
-from orchestrator.errors import CatalogError
+from orchestrator.errors import CatalogError, PriceApiUnavailable
 from orchestrator.pricing.catalog import COLUMNS, Catalog, Offer
 
 if TYPE_CHECKING:
-    from providers.base import CloudService
+    from providers.base import CloudService, GetJson
 
 TIMEOUT_S = float(os.environ.get("LLAMADEPLOY_PRICE_API_TIMEOUT", "60"))
-
-
-class GetJson(Protocol):
-    """GETs a price API's URL and parses its JSON, raising CatalogError; `headers` carry what an
-    API takes besides the URL (a key that must not appear in a URL a message or a row shows)."""
-
-    def __call__(self, url: str, headers: Mapping[str, str] | None = None) -> Any: ...
-
-
-class PriceApiUnavailable(Exception):
-    """A cloud's price API cannot be read from here as things are (it needs a key that is not
-    configured, say): its rows are kept, and the message says how to read it."""
 
 
 def get_json(url: str, headers: Mapping[str, str] | None = None) -> Any:

@@ -137,6 +137,7 @@ class Faults:
     token_refused: bool = False
     inside_network: bool = False  # calls come from inside the endpoint's network (a private endpoint answers them)
     serving_error_next: int = 0  # scoring calls answered 503, as a replica that is not yet taking requests
+    storage_error_next: int = 0  # blob calls answered 503 ServerBusy
 
 
 @dataclass
@@ -261,6 +262,10 @@ class AzureStandIn(JsonStandIn):
         (List Blobs: learn.microsoft.com/rest/api/storageservices/list-blobs)."""
         if not headers.get("authorization", "").startswith(f"SharedKey {STORAGE_ACCOUNT}:"):
             return 403, {"message": "AuthenticationFailed"}, {"x-ms-error-code": "AuthenticationFailed"}
+        with self._lock:
+            if self.faults.storage_error_next > 0:
+                self.faults.storage_error_next -= 1
+                return 503, {"message": "The server is busy."}, {"x-ms-error-code": "ServerBusy"}
         url = urlsplit(path)
         name = unquote(url.path).lstrip("/")
         query = parse_qs(url.query)

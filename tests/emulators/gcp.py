@@ -109,6 +109,7 @@ class Faults:
     server_error_next: int = 0
     inside_network: bool = False  # calls come from an allowed VPC (a Private Service Connect endpoint answers them)
     serving_error_next: int = 0  # rawPredict calls answered 503, as a replica that is not yet taking requests
+    storage_error_next: int = 0  # Cloud Storage calls answered 503
 
 
 @dataclass
@@ -237,6 +238,10 @@ class GcpStandIn(JsonStandIn):
         self.requests.append(Request(method, "storage", path, {}))
         if not headers.get("authorization", "").startswith("Bearer "):
             return 401, _error(401, "UNAUTHENTICATED", "Anonymous caller does not have storage.objects.list access."), {}
+        with self._lock:
+            if self.faults.storage_error_next > 0:
+                self.faults.storage_error_next -= 1
+                return 503, _error(503, "UNAVAILABLE", "We encountered an internal error. Please try again."), {}
         route, _, query = path.partition("?")
         params = dict(pair.partition("=")[::2] for pair in query.split("&") if pair)
         upload = re.fullmatch(r"/upload/storage/v1/b/([^/]+)/o", route)

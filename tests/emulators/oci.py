@@ -95,6 +95,7 @@ class Faults:
     artifact_failures: int = 0  # model artifact uploads that fail after the model was created
     inside_network: bool = False  # calls come from inside the VCN (a private endpoint answers them)
     serving_error_next: int = 0  # predict calls answered 503, as a replica that is not yet taking requests
+    storage_error_next: int = 0  # Object Storage calls answered 503
 
 
 @dataclass
@@ -254,6 +255,9 @@ class OciStandIn(JsonStandIn):
         match = _BUCKET.match(unquote(url.path))
         query = {k: v[0] for k, v in parse_qs(url.query).items()}
         with self._lock:
+            if self.faults.storage_error_next > 0:
+                self.faults.storage_error_next -= 1
+                return 503, _error("ServiceUnavailable", "The service is currently unavailable."), {}
             held = self.buckets.get((match["namespace"], match["bucket"])) if match else None
             if match is None or held is None:
                 return (
