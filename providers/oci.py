@@ -383,8 +383,19 @@ class OciProvider(Provider):
             else:
                 events.adopted(_with_id(online, deployment_id))
             events.wait(f"OCI model deployment {online.name}", lambda: _active(client, deployment_id), Pace.MINUTES)
-            url = client.get_model_deployment(deployment_id).data.model_deployment_url
+            url = self._url(client, deployment_id, placed)
         return Deployed(deployment.name, self.name, plan.region, (_with_id(model, model_id), _with_id(online, deployment_id)), f"{url}/predict", settings)
+
+    def _url(self, client: Any, deployment_id: str, placed: Any) -> str:
+        """Where the deployment is called: its model_deployment_url, or, made with a private endpoint,
+        that endpoint's FQDN, which is what a call from inside the VCN goes to ("the
+        model_deployment_url should be a FQDN ... defined in private endpoint information page",
+        oracle-samples/oci-data-science-ai-samples, the AI Quick Actions sample on model deployment
+        private endpoints)."""
+        if placed is not None and placed.private_endpoint_id:
+            fqdn = client.get_data_science_private_endpoint(placed.private_endpoint_id).data.fqdn
+            return f"https://{fqdn}/{deployment_id}"
+        return client.get_model_deployment(deployment_id).data.model_deployment_url
 
     def _description(self, plan: Plan) -> bytes:
         """The model-by-reference artifact: each object under the prefix at its current version."""

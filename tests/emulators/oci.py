@@ -73,7 +73,11 @@ _ROUTES = [
     ("deployment", re.compile(r"^/20190101/modelDeployments/(?P<id>[^/]+)$")),
     ("errors", re.compile(r"^/20190101/workRequests/(?P<id>[^/]+)/errors$")),
     ("work_request", re.compile(r"^/20190101/workRequests/(?P<id>[^/]+)$")),
+    ("private_endpoint", re.compile(r"^/20190101/dataSciencePrivateEndpoints/(?P<id>[^/]+)$")),
 ]
+# Where a Data Science private endpoint answers: its FQDN, on the private endpoint's information page
+# (oracle-samples model deployment private endpoints sample); the stand-in's naming is its own.
+PRIVATE_HOST = r"md-(?P<n>\d+)\.datascience\.us-ashburn-1\.oci\.private"
 
 
 @dataclass
@@ -121,9 +125,10 @@ class OciStandIn(JsonStandIn):
         internet.serve(re.escape(DEPLOYMENT_HOST), self.predict)
         internet.serve(re.escape(LIMITS_HOST), self.limits)
         internet.serve(re.escape(OBJECT_STORAGE_HOST), self.object_storage)
+        internet.serve(PRIVATE_HOST, self.predict)
         # (namespace, bucket) -> versioning ("Enabled" or "Disabled") and each object's versions, oldest first
         self.buckets: dict[tuple[str, str], dict[str, Any]] = {}
-        self.private_endpoints: set[str] = set()  # Data Science private endpoints that exist (ACTIVE)
+        self.private_endpoints: dict[str, str] = {}  # Data Science private endpoints that exist (ACTIVE) -> their FQDN
         self.faults = Faults()
         self.requests: list[Request] = []
         self.models: dict[str, dict[str, Any]] = {}
@@ -217,8 +222,9 @@ class OciStandIn(JsonStandIn):
     def make_private_endpoint(self) -> str:
         """A Data Science private endpoint for model deployments, as a user makes one beforehand."""
         with self._lock:
-            endpoint = f"ocid1.datascienceprivateendpoint.oc1.iad.{next(self._ids)}"
-            self.private_endpoints.add(endpoint)
+            number = next(self._ids)
+            endpoint = f"ocid1.datascienceprivateendpoint.oc1.iad.{number}"
+            self.private_endpoints[endpoint] = f"md-{number}.datascience.us-ashburn-1.oci.private"
             return endpoint
 
     def make_bucket(self, bucket: str, versioning: bool = True) -> None:
@@ -326,7 +332,10 @@ class OciStandIn(JsonStandIn):
             return 200, one["data"], described
 
     def predict(self, method: str, path: str, body: Any, headers: dict[str, str]) -> tuple[int, Any, dict[str, str]]:
-        """The deployment host: a signed POST to /<ocid>/predict reaches the container's predict route."""
+        """The deployment host, or a private endpoint's FQDN for a deployment made with it: a signed
+        POST to /<ocid>/predict reaches the container's predict route. A private deployment answers
+        on its private endpoint's FQDN only, and that only from inside the VCN."""
+        host = headers.get("host", "").split(":")[0]
         match = _PREDICT.match(path)
         if match is None or method != "POST":
             return 404, _error("NotFound", f"no route for {method} {path}"), {}
@@ -337,8 +346,10 @@ class OciStandIn(JsonStandIn):
             container = self.containers.get(match["id"])
         if deployment is None or deployment["lifecycleState"] not in ("ACTIVE", "UPDATING") or container is None:
             return 404, _error("NotAuthorizedOrNotFound", f"model deployment {match['id']} not found or not active"), {}
-        if _instance(deployment).get("privateEndpointId") and not self.faults.inside_network:  # the refusal's wording is not published
-            return 404, _error("NotAuthorizedOrNotFound", f"model deployment {match['id']} is reached only through its private endpoint"), {}
+        private = _instance(deployment).get("privateEndpointId")
+        if (self.private_endpoints.get(private) if private else DEPLOYMENT_HOST) != host or (private and not self.faults.inside_network):
+            # the refusal's wording is not published
+            return 404, _error("NotAuthorizedOrNotFound", f"model deployment {match['id']} is not reached at {host} from here"), {}
         if self.faults.serving_error_next:
             self.faults.serving_error_next -= 1
             return 503, _error("ServiceUnavailable", "The model deployment is not yet taking requests."), {}
@@ -374,6 +385,13 @@ class OciStandIn(JsonStandIn):
             if match is None:
                 return 404, _error("NotAuthorizedOrNotFound", f"no route for {method} {path}"), {}
             return getattr(self, f"_{kind}")(method, query, body, **match.groupdict())
+
+    def _private_endpoint(self, method: str, query: dict[str, list[str]], body: Any, id: str) -> tuple[int, Any, dict[str, str]]:
+        """GetDataSciencePrivateEndpoint, as far as a model deployment needs it: its FQDN."""
+        fqdn = self.private_endpoints.get(id)
+        if method != "GET" or fqdn is None:
+            return 404, _error("NotAuthorizedOrNotFound", f"Data Science private endpoint {id} not found"), {}
+        return 200, {"id": id, "fqdn": fqdn, "lifecycleState": "ACTIVE", "dataScienceResourceType": "MODEL_DEPLOYMENT", "compartmentId": "c"}, {}
 
     def _models(self, method: str, query: dict[str, list[str]], body: Any) -> tuple[int, Any, dict[str, str]]:
         if method == "GET":
