@@ -11,6 +11,7 @@ the safetensors shards; Meta's repositories also hold the original PyTorch check
 from __future__ import annotations
 
 import os
+import shutil
 from collections.abc import Callable
 from pathlib import Path
 
@@ -60,7 +61,7 @@ def download(repo: str, revision: str | None, token: str | None, said: Callable[
         commit = str(HfApi(token=token or False).repo_info(repo, revision=revision).sha)
         folder = download_dir(repo, commit)
         said(f"fetching {repo}@{commit[:12]} from the Hugging Face Hub into {folder} (files already there are kept)")
-        return Path(snapshot_download(repo, revision=commit, local_dir=folder, token=token or False, allow_patterns=LOADED, ignore_patterns=SKIPPED))
+        fetched = Path(snapshot_download(repo, revision=commit, local_dir=folder, token=token or False, allow_patterns=LOADED, ignore_patterns=SKIPPED))
     except GatedRepoError as exc:
         raise HubError(
             f"the Hugging Face Hub refused {repo}: it is gated, and {'the token sent has not been granted access' if token else 'no token was sent'}; "
@@ -76,6 +77,18 @@ def download(repo: str, revision: str | None, token: str | None, said: Callable[
         if type(exc).__module__.split(".")[0] not in _TRANSPORTS:
             raise
         raise HubError(f"cannot reach the Hugging Face Hub ({type(exc).__name__}: {exc}); run the command again to go on") from exc
+    _drop_earlier(repo, folder, said)
+    return fetched
+
+
+def _drop_earlier(repo: str, kept: Path, said: Callable[[str], None]) -> None:
+    """The folders earlier commits of `repo` were fetched into, removed once a later one is whole:
+    a checkpoint is tens to hundreds of GiB, and a commit staged before is fetched again if asked."""
+    for earlier in sorted(kept.parent.glob(f"{repo.replace('/', '--')}@*")):
+        if earlier != kept and earlier.is_dir():
+            size = sum(path.stat().st_size for path in earlier.rglob("*") if path.is_file())
+            shutil.rmtree(earlier, ignore_errors=True)
+            said(f"removed {earlier.name} ({size / 2**30:.1f} GiB), the download of an earlier commit")
 
 
 # The HTTP libraries huggingface_hub's releases fetch with: a dropped connection or a timeout
