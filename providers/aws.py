@@ -137,9 +137,12 @@ class AwsPlacement(PlacementBase):
     )
     endpoint_url: str | None = None
     # Private networking, opt-in (CreateModel.VpcConfig and EnableNetworkIsolation): the container
-    # runs in your subnets, and with network isolation makes no network call at all.
-    subnets: list[Annotated[str, Field(pattern=r"^subnet-[0-9a-f]{8,17}$")]] = Field(default_factory=list, max_length=16)
-    security_groups: list[Annotated[str, Field(pattern=r"^sg-[0-9a-f]{8,17}$")]] = Field(default_factory=list, max_length=5)
+    # runs in your subnets, and with network isolation makes no network call at all. VpcConfig takes
+    # 1-16 subnets and 1-5 security groups (botocore's sagemaker service model: Subnets,
+    # VpcSecurityGroupIds); their IDs are EC2's, a prefix and 8 or 17 hexadecimal characters
+    # (docs.aws.amazon.com/AWSEC2/latest/UserGuide/resource-ids.html).
+    subnets: list[Annotated[str, Field(pattern=r"^subnet-([0-9a-f]{8}|[0-9a-f]{17})$")]] = Field(default_factory=list, max_length=16)
+    security_groups: list[Annotated[str, Field(pattern=r"^sg-([0-9a-f]{8}|[0-9a-f]{17})$")]] = Field(default_factory=list, max_length=5)
     network_isolation: bool = False
 
     @model_validator(mode="after")

@@ -121,6 +121,9 @@ class GcpPlacement(PlacementBase):
     endpoint: str | None = None
     # The service account the serving container runs as (DeployedModel.service_account); it must
     # read the deployment's own weights in Cloud Storage, which Vertex AI's default agent cannot.
+    # A user-managed account is <id>@<project>.iam.gserviceaccount.com, its id 6-30 characters of
+    # [a-z]([-a-z0-9]*[a-z0-9]) (IAM CreateServiceAccountRequest.account_id); Compute Engine's
+    # default one is <project number>-compute@developer.gserviceaccount.com.
     service_account: str | None = Field(
         default=None,
         pattern=r"^([a-z][a-z0-9-]{4,28}[a-z0-9]@[a-z0-9.-]+|[0-9]+-compute@developer)\.gserviceaccount\.com$",

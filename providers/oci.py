@@ -147,7 +147,10 @@ class OciPlacement(PlacementBase):
     # A subnet whose VCN has a NAT gateway: a model deployment reaches the internet only through one.
     subnet_id: str | None = Field(default=None, pattern=r"^ocid1\.subnet\.", description="use the subnet's OCID, which starts with ocid1.subnet.")
     # A Data Science private endpoint the deployment answers through, inside its VCN only
-    # (InstanceConfiguration.private_endpoint_id in the oci SDK).
+    # (InstanceConfiguration.private_endpoint_id in the oci SDK). Its OCID's resource type, as in
+    # OCI's identifier format ocid1.<resource type>.<realm>.[region].<id>
+    # (docs.oracle.com/iaas/Content/General/Concepts/identifiers.htm), is the one Oracle's examples
+    # give: ocid1.datascienceprivateendpoint.oc1.iad.… (oracle-samples AI Quick Actions deployment docs).
     private_endpoint_id: str | None = Field(
         default=None,
         pattern=r"^ocid1\.datascienceprivateendpoint\.",
