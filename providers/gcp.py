@@ -26,12 +26,13 @@ import datetime
 import json
 import os
 import re
+import warnings
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from orchestrator.declared.secrets import resolve_secrets
 from orchestrator.declared.spec import Deployment, PlacementBase
@@ -132,6 +133,27 @@ class GcpPlacement(PlacementBase):
     # The projects whose VPCs may reach the endpoint through Private Service Connect; the endpoint then
     # answers only there (Endpoint.private_service_connect_config: enable_private_service_connect, project_allowlist).
     private_service_connect: list[str] | None = Field(default=None, min_length=1)
+    # The VPC network where Vertex AI makes the endpoint's forwarding rule itself (PSC automation,
+    # PrivateServiceConnectConfig.psc_automation_configs: project_id + network), so that its address
+    # is known: a client inside the network calls https://<that IP>/v1/<endpoint>:rawPredict
+    # (cloud.google.com/vertex-ai/docs/predictions/private-service-connect, "Get online inferences").
+    # The network needs a service connection policy for the service class gcp-vertexai; without one
+    # the automation fails with CONNECTION_POLICY_MISSING (same page).
+    private_service_connect_network: str | None = Field(
+        default=None,
+        pattern=r"^projects/[a-z0-9-]+/global/networks/[a-z0-9-]+$",
+        description="use the network's full name, projects/<project>/global/networks/<network>",
+    )
+
+    @model_validator(mode="after")
+    def _automation_allowed(self) -> GcpPlacement:
+        if self.private_service_connect_network:
+            project = self.private_service_connect_network.split("/")[1]
+            if project not in (self.private_service_connect or ()):
+                raise ValueError(
+                    f"private_service_connect_network's project {project!r} must be one of private_service_connect, the projects allowed to reach the endpoint"
+                )
+        return self
 
 
 class GcpProvider(Provider):
@@ -160,19 +182,28 @@ class GcpProvider(Provider):
     def reach(self, deployment: Deployment) -> str:
         placed = deployment.placement.of("gcp")
         if placed and placed.private_service_connect:
+            where = (
+                f"the forwarding rule Vertex AI makes in {placed.private_service_connect_network}"
+                if placed.private_service_connect_network
+                else "a forwarding rule you make in your VPC to the endpoint's service attachment (placement.gcp.private_service_connect_network "
+                "has Vertex AI make it, so that llamadeploy can call it)"
+            )
             return (
-                f"only through Private Service Connect from {', '.join(placed.private_service_connect)} (a forwarding rule in your VPC to the "
-                "endpoint's service attachment), with a Google OAuth2 token; the container has internet access"
+                f"only through Private Service Connect from {', '.join(placed.private_service_connect)}, at {where}, with a Google OAuth2 token; "
+                "the container has internet access"
             )
         return super().reach(deployment)
 
     def replace_problem(self, live: Deployment, plan: Plan) -> str | None:
         # A blue/green replace keeps the endpoint, and its Private Service Connect configuration is given
-        # at CreateEndpoint (Endpoint.private_service_connect_config); that UpdateEndpoint may change it is
-        # documented nowhere read offline, so llamadeploy does not try.
+        # at CreateEndpoint (Endpoint.private_service_connect_config).
+        # Google's page on Private Service Connect endpoints: the project allowlist cannot be changed
+        # once the endpoint exists (cloud.google.com/vertex-ai/docs/predictions/private-service-connect).
         before, after = live.placement.of("gcp"), plan.deployment.placement.of("gcp")
         if set((before.private_service_connect if before else None) or ()) != set((after.private_service_connect if after else None) or ()):
-            return "its Private Service Connect projects changed, which llamadeploy sets only when Vertex AI makes the endpoint"
+            return "its Private Service Connect projects changed, and Vertex AI takes them only when it makes the endpoint"
+        if (before.private_service_connect_network if before else None) != (after.private_service_connect_network if after else None):
+            return "its Private Service Connect network changed, which Vertex AI takes only when it makes the endpoint"
         return None
 
     def private_only(self, deployment: Deployment) -> str | None:
@@ -253,6 +284,7 @@ class GcpProvider(Provider):
                 "target": _requests_target(plan),
                 "labels": model.properties["labels"],
                 "private_service_connect": placed.private_service_connect if placed else None,
+                "private_service_connect_network": placed.private_service_connect_network if placed else None,
             },
         )
 
@@ -372,8 +404,32 @@ class GcpProvider(Provider):
                 events,
                 lambda operation: self._wait(events, deployed, f"Vertex AI deployment of {model.name} to {endpoint.name}", operation, Pace.MINUTES),
             )
-        host = settings.get("endpoint") or f"https://{plan.region}-aiplatform.googleapis.com"
-        return Deployed(deployment.name, self.name, plan.region, (model, endpoint, deployed), f"{host}/v1/{endpoint_name}:rawPredict", settings)
+            address = self._psc_address(events, endpoints, endpoint_name) if _psc_network(plan) else None
+        host = f"https://{address}" if address else settings.get("endpoint") or f"https://{plan.region}-aiplatform.googleapis.com"
+        called = {**settings, "psc_address": address} if address else settings
+        return Deployed(deployment.name, self.name, plan.region, (model, endpoint, deployed), f"{host}/v1/{endpoint_name}:rawPredict", called)
+
+    @staticmethod
+    def _psc_address(events: Events, endpoints: Any, endpoint_name: str) -> str:
+        """The IP of the forwarding rule Vertex AI made in the user's network (PSC automation), once it
+        has one: the automation runs as a model is deployed, and a failed one names why."""
+        found: dict[str, Any] = {}
+
+        def check() -> tuple[bool, str]:
+            configs = endpoints.get_endpoint(name=endpoint_name).private_service_connect_config.psc_automation_configs
+            found["config"] = config = configs[0] if configs else None
+            state = config.state.name if config is not None else "PSC_AUTOMATION_STATE_UNSPECIFIED"
+            return state != "PSC_AUTOMATION_STATE_UNSPECIFIED" or bool(config and config.ip_address), state
+
+        events.wait(f"Vertex AI's forwarding rule for {endpoint_name.rsplit('/', 1)[-1]}", check)
+        config = found["config"]
+        if not config.ip_address:
+            raise ProviderError(
+                f"Vertex AI could not make the endpoint's forwarding rule in {config.network} ({config.error_message or config.state.name}); "
+                "the network needs a service connection policy for the service class gcp-vertexai "
+                "(cloud.google.com/vertex-ai/docs/predictions/private-service-connect)"
+            )
+        return str(config.ip_address)
 
     @staticmethod
     def _wait(events: Events, resource: Resource, what: str, operation: Any, pace: Pace = Pace.SECONDS) -> None:
@@ -593,8 +649,18 @@ class GcpProvider(Provider):
         AuthorizedSession, since the GAPIC REST transport wraps both bodies in an HttpBody message."""
         _, _, session = self._clients(deployed.region, deployed.settings)
         body, headers = json.dumps(dict(request)), {"Content-Type": "application/json"}
-        with _translated():
-            return answer_of(lambda: session.post(deployed.url, data=body, headers=headers, timeout=600), f"Vertex AI endpoint {deployed.deployment}")
+        # A Private Service Connect address serves a self-signed certificate: the SDK's own
+        # PrivateEndpoint.raw_predict posts there with verify=False (aiplatform/models.py), and so
+        # does this, without urllib3's warning on every call.
+        verify = not deployed.settings.get("psc_address")
+        with _translated(), warnings.catch_warnings():
+            if not verify:
+                from urllib3.exceptions import InsecureRequestWarning
+
+                warnings.simplefilter("ignore", InsecureRequestWarning)
+            return answer_of(
+                lambda: session.post(deployed.url, data=body, headers=headers, timeout=600, verify=verify), f"Vertex AI endpoint {deployed.deployment}"
+            )
 
     def contract(self, plan: Plan) -> ServingContract:
         multi = " through the image's Ray launcher (one replica over several hosts)" if plan.layout.nodes > 1 else ""
@@ -639,6 +705,11 @@ def _storage_client(project: str | None) -> Any:
     return storage.Client(project=project)
 
 
+def _psc_network(plan: Plan) -> str | None:
+    placed = plan.deployment.placement.of("gcp")
+    return placed.private_service_connect_network if placed else None
+
+
 def _private_service_connect(plan: Plan) -> Any:
     """The endpoint's Private Service Connect configuration, where the placement asks for one."""
     from google.cloud import aiplatform_v1beta1 as vertex
@@ -646,7 +717,11 @@ def _private_service_connect(plan: Plan) -> Any:
     placed = plan.deployment.placement.of("gcp")
     if not (placed and placed.private_service_connect):
         return None
-    return vertex.PrivateServiceConnectConfig(enable_private_service_connect=True, project_allowlist=list(placed.private_service_connect))
+    network = placed.private_service_connect_network
+    automation = [vertex.PSCAutomationConfig(project_id=network.split("/")[1], network=network)] if network else []
+    return vertex.PrivateServiceConnectConfig(
+        enable_private_service_connect=True, project_allowlist=list(placed.private_service_connect), psc_automation_configs=automation
+    )
 
 
 def _container(plan: Plan) -> dict[str, Any]:

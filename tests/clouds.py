@@ -842,19 +842,22 @@ class GcpCloud(_RestStandInHarness):
     stages_weights: ClassVar[bool] = True
 
     def private_block(self) -> str | None:
-        self.private_ids = [PROJECT]
-        self.private_words = [f"only through Private Service Connect from {PROJECT}"]
-        return f"    private_service_connect: [{PROJECT}]\n"
+        network = f"projects/{PROJECT}/global/networks/serving"
+        self.private_ids = [PROJECT, network]
+        self.private_words = [f"only through Private Service Connect from {PROJECT}, at the forwarding rule Vertex AI makes in {network}"]
+        return f"    private_service_connect: [{PROJECT}]\n    private_service_connect_network: {network}\n"
 
     def private_received(self) -> list[str]:
         (endpoint,) = [body for body in self.stand_in.received("endpoints") if body and body.get("displayName")]  # the create (a list sends no body)
         config = endpoint.get("privateServiceConnectConfig") or {}
-        return list(config.get("projectAllowlist", [])) if config.get("enablePrivateServiceConnect") else []
+        networks = [automation["network"] for automation in config.get("pscAutomationConfigs", [])]
+        return [*config.get("projectAllowlist", []), *networks] if config.get("enablePrivateServiceConnect") else []
 
     def private_declared(self, declared: dict[str, list[dict[str, Any]]]) -> list[str]:
         (endpoint,) = declared["gcp:vertex/aiEndpointWithModelGardenDeployment:AiEndpointWithModelGardenDeployment"]
         config = endpoint["endpointConfig"].get("privateServiceConnectConfig") or {}
-        return list(config.get("projectAllowlists", [])) if config.get("enablePrivateServiceConnect") else []
+        automation = config.get("pscAutomationConfigs")
+        return [*config.get("projectAllowlists", []), *([automation["network"]] if automation else [])] if config.get("enablePrivateServiceConnect") else []
 
     def store_weights(self, files: dict[str, bytes]) -> str | None:
         with self.stand_in._lock:

@@ -124,7 +124,8 @@ def test_status_maps_vertex_traffic_and_replicas_into_live_states(cloud: GcpClou
 
 
 def test_private_service_connect_is_not_changed_on_a_live_endpoint(cloud: GcpCloud, stack: Path) -> None:
-    """Vertex AI sets an endpoint's Private Service Connect when it makes it: turning it on for a live
+    """Vertex AI takes an endpoint's Private Service Connect only when it makes it (its project
+    allowlist "cannot be changed" after, Google's page on PSC endpoints): turning it on for a live
     deployment is refused by `plan` and `up`, saying what to do, with nothing made or journaled."""
     assert cli_run("up", str(stack), "--cloud", "gcp", "--yes")[0] == 0
     stack.write_text(stack.read_text().replace("  gcp:\n", f"  gcp:\n    private_service_connect: [{PROJECT}]\n", 1))
@@ -132,7 +133,47 @@ def test_private_service_connect_is_not_changed_on_a_live_endpoint(cloud: GcpClo
     code, out, _ = cli_run("plan", str(stack), "--cloud", "gcp")
     assert "Private Service Connect projects changed" in " ".join(out.split()), out
     code, _, err = cli_run("up", str(stack), "--cloud", "gcp", "--yes")
-    assert code == 1 and "which llamadeploy sets only when Vertex AI makes the endpoint: `llamadeploy down chat` then `up`" in err, err
+    assert code == 1 and "Vertex AI takes them only when it makes the endpoint: `llamadeploy down chat` then `up`" in err, err
     assert (cloud.creates(), cloud.inventory()) == before
     assert cli_run("down", "chat", "--yes")[0] == 0
     assert cloud.empty(), cloud.inventory()
+
+
+def test_private_service_connect_is_called_at_the_forwarding_rule_vertex_ai_makes(cloud: GcpCloud, stack: Path) -> None:
+    """With placement.gcp.private_service_connect_network, Vertex AI makes the endpoint's forwarding
+    rule in that network as the model is deployed (PSC automation), and a client inside calls
+    https://<its IP>/v1/<endpoint>:rawPredict (Google's page on PSC endpoints): `up` reads the IP,
+    calls the model there and records it; a network without a service connection policy fails
+    the automation, which `up` reports with what to do, and rolls back."""
+    network = f"projects/{PROJECT}/global/networks/serving"
+    placed = f"  gcp:\n    private_service_connect: [{PROJECT}]\n    private_service_connect_network: {network}\n"
+    stack.write_text(stack.read_text().replace("  gcp:\n", placed, 1))
+    cloud.stand_in.faults.connection_policy_missing = True
+    code, _, err = cli_run("up", str(stack), "--cloud", "gcp", "--yes")
+    assert code == 1 and f"Vertex AI could not make the endpoint's forwarding rule in {network} (CONNECTION_POLICY_MISSING)" in err, err
+    assert "service connection policy for the service class gcp-vertexai" in err and cloud.empty(), cloud.inventory()
+
+    cloud.stand_in.faults.connection_policy_missing = False
+    cloud.stand_in.faults.inside_network = True
+    code, _, err = cli_run("up", str(stack), "--cloud", "gcp", "--yes")
+    assert code == 0 and "chat answers as" in err, err
+    create = [body for body in cloud.stand_in.received("endpoints") if body and body.get("displayName")][-1]  # this run's
+    assert create["privateServiceConnectConfig"]["pscAutomationConfigs"] == [{"projectId": PROJECT, "network": network}]
+    (row,) = json.loads(cli_run("status", "--output", "json")[1])["deployments"]
+    assert row["url"].startswith("https://10.128.0.") and row["url"].endswith("/endpoints/chat:rawPredict"), row["url"]
+    assert json.loads(cli_run("call", "chat", "--output", "json")[1])["model"]
+    cloud.stand_in.faults.inside_network = False  # from outside the network the address has no route
+    code, _, err = cli_run("call", "chat")
+    assert code == 1 and "call it from inside that network" in err, err
+    assert cli_run("down", "chat", "--yes")[0] == 0
+    assert cloud.empty(), cloud.inventory()
+
+
+def test_a_private_service_connect_network_must_be_in_an_allowed_project(stack: Path) -> None:
+    stack.write_text(
+        stack.read_text().replace(
+            "  gcp:\n", "  gcp:\n    private_service_connect: [llm-prod]\n    private_service_connect_network: projects/other/global/networks/x\n", 1
+        )
+    )
+    code, _, err = cli_run("plan", str(stack), "--cloud", "gcp")
+    assert code == 1 and "private_service_connect_network's project 'other' must be one of private_service_connect" in err, err

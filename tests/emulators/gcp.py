@@ -21,6 +21,7 @@ by a split that takes it off, and never so as to leave other deployed models wit
 from __future__ import annotations
 
 import base64
+import copy
 import hashlib
 import itertools
 import json
@@ -28,6 +29,7 @@ import re
 import tempfile
 import urllib.parse
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -72,6 +74,8 @@ DEFAULT_SERVING_GPUS = 16  # per accelerator in us-central1, in the stand-in's p
 # The REST transport polls operations under /ui/, the first of its HTTP rules for them.
 _LOC = r"/(?:v1|v1beta1|ui)/projects/(?P<project>[^/]+)/locations/(?P<location>[^/:]+)"
 _PREDICT = re.compile(_LOC + r"/endpoints/(?P<id>[^/:]+):(?:raw)?[pP]redict$")
+_PSC_PREDICT = re.compile(r"^(?P<parent>/v1/projects/[^/]+/locations/[^/:]+)/endpoints/(?P<id>[^/:]+):rawPredict$")
+REGION = "us-central1"
 _ROUTES = [
     ("upload", "POST", re.compile(_LOC + r"/models:upload$")),
     ("models", "GET", re.compile(_LOC + r"/models$")),
@@ -109,6 +113,7 @@ class Faults:
     server_error_next: int = 0
     inside_network: bool = False  # calls come from an allowed VPC (a Private Service Connect endpoint answers them)
     serving_error_next: int = 0  # rawPredict calls answered 503, as a replica that is not yet taking requests
+    connection_policy_missing: bool = False  # the network has no service connection policy: PSC automation fails
     storage_error_next: int = 0  # Cloud Storage calls answered 503
 
 
@@ -126,6 +131,8 @@ class GcpStandIn(JsonStandIn):
 
     def __init__(self, internet: Internet) -> None:
         super().__init__()
+        self._internet = internet
+        self._addresses = itertools.count(2)  # PSC automation's forwarding rule IPs: 10.128.0.2, .3, ...
         internet.serve(re.escape(CLOUD_QUOTAS_HOST), self.cloud_quotas)
         internet.serve(re.escape(STORAGE_HOST), self.storage)
         self.buckets: dict[str, dict[str, bytes]] = {}  # Cloud Storage: bucket -> object name -> bytes
@@ -381,7 +388,12 @@ class GcpStandIn(JsonStandIn):
         endpoint_id = (query.get("endpointId") or [str(next(self._ids))])[0]
         if endpoint_id in self.endpoints:
             return 409, _error(409, "ALREADY_EXISTS", f"Endpoint {endpoint_id} already exists"), {}
-        endpoint = {**body, "name": f"{parent}/endpoints/{endpoint_id}", "deployedModels": [], "trafficSplit": {}}
+        endpoint = {
+            **copy.deepcopy(body),
+            "name": f"{parent}/endpoints/{endpoint_id}",
+            "deployedModels": [],
+            "trafficSplit": {},
+        }  # the request as received stays
         self.endpoints[endpoint_id] = endpoint
         self.creations.append(("endpoint", endpoint_id))
         return self._start(f"{parent}/endpoints/{endpoint_id}", None, {"@type": f"{_TYPES}.Endpoint", **endpoint})
@@ -451,6 +463,7 @@ class GcpStandIn(JsonStandIn):
             if failure is not None:
                 return failure
             endpoint["deployedModels"].append(record)
+            self._automate(endpoint)
             if asked:
                 endpoint["trafficSplit"] = {(record["id"] if k == "0" else k): v for k, v in asked.items() if v}
             self.creations.append(("deployed_model", record["id"]))
@@ -566,17 +579,55 @@ class GcpStandIn(JsonStandIn):
             endpoint["deployedModels"] = [d for d in endpoint["deployedModels"] if d["id"] != wanted]
             endpoint["trafficSplit"] = {k: v for k, v in rest.items() if v and k in others}
             self.containers.pop(wanted, None)
+            if not endpoint["deployedModels"]:  # "purged when no model is deployed": the next deploy gets a new address
+                for config in (endpoint.get("privateServiceConnectConfig") or {}).get("pscAutomationConfigs", []):
+                    for field in ("ipAddress", "forwardingRule", "state", "errorMessage"):
+                        config.pop(field, None)
 
         return self._start(f"{parent}/endpoints/{endpoint_id}", done, {"@type": f"{_TYPES}.UndeployModelResponse"})
 
+    def _automate(self, endpoint: dict[str, Any]) -> None:
+        """PSC automation, as a model is deployed: a forwarding rule in each configured network, its IP
+        reached only from inside that network (cloud.google.com/vertex-ai/docs/predictions/private-service-connect)."""
+        for config in (endpoint.get("privateServiceConnectConfig") or {}).get("pscAutomationConfigs", []):
+            if config.get("state"):
+                continue
+            if self.faults.connection_policy_missing:
+                config.update(state="PSC_AUTOMATION_STATE_FAILED", errorMessage="CONNECTION_POLICY_MISSING")
+                continue
+            number = next(self._addresses)
+            address = f"10.128.0.{number}"
+            config.update(
+                ipAddress=address,
+                forwardingRule=f"projects/{config['projectId']}/regions/{REGION}/forwardingRules/sca-auto-fr-{number}",
+                state="PSC_AUTOMATION_STATE_SUCCESSFUL",
+            )
+            self._internet.serve(re.escape(address), partial(self._psc_call, address), reachable=lambda: self.faults.inside_network)
+
+    def _psc_call(self, address: str, method: str, path: str, body: Any, headers: dict[str, str]) -> tuple[int, Any, dict[str, str]]:
+        """rawPredict at a forwarding rule's address: the path is the public API's
+        (https://<IP>/v1/projects/P/locations/R/endpoints/ID:rawPredict), with a bearer token."""
+        match = _PSC_PREDICT.match(path)
+        if match is None or method != "POST":
+            return 404, _error(404, "NOT_FOUND", f"no route for {method} {path}"), {}
+        if not headers.get("authorization", "").startswith("Bearer "):
+            return 401, _error(401, "UNAUTHENTICATED", "Request is missing required authentication credential."), {}
+        with self._lock:
+            endpoint = self.endpoints.get(match["id"])
+            configs = ((endpoint or {}).get("privateServiceConnectConfig") or {}).get("pscAutomationConfigs", [])
+            if not any(config.get("ipAddress") == address for config in configs):
+                return 404, _error(404, "NOT_FOUND", f"Endpoint {match['id']} is not reached at {address}."), {}
+            return self._serve_predict(endpoint, f"{match['parent'].removeprefix('/v1/')}/endpoints/{match['id']}", body)
+
     def _raw_predict(self, method: str, parent: str, query: dict[str, list[str]], body: Any, endpoint_id: str) -> tuple[int, Any, dict[str, str]]:
-        """rawPredict: the body, as sent, to the container's predict route of the deployed model the
-        traffic split picks; its answer back as it is, with the deployed model in a header."""
+        """rawPredict on the public host: the body, as sent, to the container's predict route of the
+        deployed model the traffic split picks; its answer back as it is, with the deployed model in a
+        header. A Private Service Connect endpoint is called at its forwarding rule's address instead."""
         endpoint = self.endpoints.get(endpoint_id)
         if endpoint is None:
             return 404, _error(404, "NOT_FOUND", f"Endpoint {parent}/endpoints/{endpoint_id} is not found."), {}
         psc = (endpoint.get("privateServiceConnectConfig") or {}).get("enablePrivateServiceConnect")
-        if psc and not self.faults.inside_network:  # the test calls the public host (wording not published)
+        if psc:  # what the public host answers is not documented; the SDK never sends PSC calls there
             return (
                 400,
                 _error(
@@ -584,12 +635,15 @@ class GcpStandIn(JsonStandIn):
                 ),
                 {},
             )
+        return self._serve_predict(endpoint, f"{parent}/endpoints/{endpoint_id}", body)
+
+    def _serve_predict(self, endpoint: dict[str, Any], name: str, body: Any) -> tuple[int, Any, dict[str, str]]:
         if self.faults.serving_error_next:
             self.faults.serving_error_next -= 1
             return 503, _error(503, "UNAVAILABLE", "The service is currently unavailable."), {}
         serving = [deployed for deployed, share in endpoint["trafficSplit"].items() if share > 0 and deployed in self.containers]
         if not serving:
-            return 400, _error(400, "FAILED_PRECONDITION", f"Endpoint {parent}/endpoints/{endpoint_id} has no deployed model serving traffic."), {}
+            return 400, _error(400, "FAILED_PRECONDITION", f"Endpoint {name} has no deployed model serving traffic."), {}
         container, route = self.containers[serving[0]]
         status, answer = container.handle("POST", route, body)
         return status, answer, {"X-Vertex-AI-Deployed-Model-Id": serving[0]}

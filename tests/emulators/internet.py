@@ -34,6 +34,7 @@ Route = Callable[[str, str, Any, dict[str, str]], tuple[int, Any, dict[str, str]
 class _Site:
     host: re.Pattern[str]
     route: Route
+    reachable: Callable[[], bool] | None = None  # a private address: reached only while this says so
 
 
 class Internet:
@@ -52,10 +53,11 @@ class Internet:
         self._server.shutdown()
         self._dir.cleanup()
 
-    def serve(self, host: str, route: Route) -> None:
-        """Send requests for hosts matching the regular expression `host` to `route`."""
+    def serve(self, host: str, route: Route, reachable: Callable[[], bool] | None = None) -> None:
+        """Send requests for hosts matching the regular expression `host` to `route`; a host given
+        `reachable` (an address inside a private network) has no route from here while it says False."""
         with self._lock:
-            self._sites.append(_Site(re.compile(host), route))
+            self._sites.append(_Site(re.compile(host), route, reachable))
 
     def environment(self) -> dict[str, str]:
         """What a process needs to reach the stand-ins' public hosts, and only those, over TLS."""
@@ -72,7 +74,8 @@ class Internet:
 
     def route(self, host: str) -> Route | None:
         with self._lock:
-            return next((site.route for site in self._sites if site.host.fullmatch(host)), None)
+            site = next((site for site in self._sites if site.host.fullmatch(host)), None)
+        return site.route if site is not None and (site.reachable is None or site.reachable()) else None
 
     def context(self, host: str) -> ssl.SSLContext:
         """A server TLS context with a certificate for `host`, made once per host."""
