@@ -52,6 +52,7 @@ from providers.base import (
     failed_because,
     if_exists,
     resource_tags,
+    secrets_exposed,
 )
 
 if TYPE_CHECKING:
@@ -644,9 +645,8 @@ class AwsProvider(Provider):
             weights_copy_counts=False,
             needs=(
                 "an IAM execution role SageMaker can assume (placement.aws.execution_role_arn)",
-                f"that role must read {plan.weights} (s3:GetObject, s3:ListBucket)"
-                if plan.weights
-                else "the Hugging Face token travels in the model's container environment: SageMaker has no secret reference there",
+                *((f"that role must read {plan.weights} (s3:GetObject, s3:ListBucket)",) if plan.weights else ()),
+                *secrets_exposed(plan, "the model's container environment", " (SageMaker's container definition has no secret reference)"),
             ),
         )
 

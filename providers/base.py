@@ -588,6 +588,19 @@ def gone_after_delete(resource: Resource, exists: Callable[[], bool | Presence],
     events.wait(f"{resource.name} to finish deleting", check, pace)
 
 
+def secrets_exposed(plan: Plan, where: str, why: str = "") -> tuple[str, ...]:
+    """What `plan` tells the user of the secrets a cloud with no secret reference in its container
+    spec sends as plain environment (readable by whoever may describe the resource), with the way
+    to send no hub token at all: the checkpoint staged in the cloud's own storage."""
+    if not plan.secrets:
+        return ()
+    names = ", ".join(sorted(plan.secrets))
+    return (
+        f"{names} {'travels' if len(plan.secrets) == 1 else 'travel'} in {where}, readable by whoever may describe it{why}; "
+        f"`llamadeploy weights stage STACK --cloud {plan.cloud}` and weights.{plan.cloud} serve the checkpoint from your own storage, with no hub token",
+    )
+
+
 def resource_tags(plan: Plan) -> dict[str, str]:
     """The user's tags plus the deployment tag that lets a re-run find what it created."""
     return {**plan.deployment.tags, DEPLOYMENT_TAG: plan.deployment.name}

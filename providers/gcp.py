@@ -77,6 +77,7 @@ from providers.base import (
     failed_because,
     if_exists,
     resource_tags,
+    secrets_exposed,
 )
 
 if TYPE_CHECKING:
@@ -678,9 +679,20 @@ class GcpProvider(Provider):
             startup_limit_s=MAX_DEPLOYMENT_SECONDS,
             startup_setting="ModelContainerSpec.deployment_timeout (at most 2 hours)",
             needs=(
-                (f"placement.gcp.service_account, which the container runs as, must read {plan.weights} (roles/storage.objectViewer on the bucket)",)
-                if plan.weights
-                else ("the Hugging Face token travels in the model's container environment: Vertex AI has no secret reference there",)
+                *(
+                    (f"placement.gcp.service_account, which the container runs as, must read {plan.weights} (roles/storage.objectViewer on the bucket)",)
+                    if plan.weights
+                    else ()
+                ),
+                # Model Garden's Deploy API takes a Hugging Face token apart from the container
+                # (DeployRequest.ModelConfig.hugging_face_access_token), but every Deploy makes a new
+                # endpoint (its EndpointConfig has no existing endpoint to deploy to), which the
+                # blue/green replace on the same endpoint cannot use.
+                *secrets_exposed(
+                    plan,
+                    "the model's container environment",
+                    " (ModelContainerSpec has no secret reference; Model Garden's Deploy takes a token apart but makes a new endpoint each time)",
+                ),
             ),
         )
 

@@ -73,6 +73,7 @@ from providers.base import (
     gone_after_delete,
     if_exists,
     resource_tags,
+    secrets_exposed,
 )
 
 if TYPE_CHECKING:
@@ -637,9 +638,15 @@ class OciProvider(Provider):
                 *needs,
                 # A model by reference is copied by the service as the deployment's resource principal (oracle-samples
                 # oci-data-science-ai-samples ai-quick-actions/policies/README.md grants its dynamic group the bucket).
-                f"the model deployment's resource principal (a dynamic group of resource.type='datasciencemodeldeployment') must read the objects in {plan.weights}"
-                if plan.weights
-                else "the Hugging Face token travels in the deployment's environment: OCI has no secret reference there",
+                *(
+                    (
+                        f"the model deployment's resource principal (a dynamic group of resource.type='datasciencemodeldeployment') "
+                        f"must read the objects in {plan.weights}",
+                    )
+                    if plan.weights
+                    else ()
+                ),
+                *secrets_exposed(plan, "the deployment's environment", " (OCI's environment configuration has no secret reference)"),
             ),
         )
 

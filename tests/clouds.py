@@ -303,6 +303,7 @@ class Cloud(Protocol):
     private_words: list[str]
     private_needs_weights: bool  # the container then reaches nothing, the Hugging Face Hub included
     private_inbound: bool  # the endpoint then answers only inside its network (`up` does not call it)
+    secrets_in_environment: bool  # secrets reach the container as plain environment (`plan` says so)
 
 
 class _Common:
@@ -332,6 +333,8 @@ class _Common:
 
     private_needs_weights: ClassVar[bool] = False
     private_inbound: ClassVar[bool] = True
+    # Secrets reach the container as plain environment (no secret reference in the service's container spec).
+    secrets_in_environment: ClassVar[bool] = True
 
     def private_block(self) -> str | None:
         return None
@@ -631,6 +634,7 @@ class AwsCloud(_Common):
 
 @dataclass
 class AzureCloud(_RestStandInHarness):
+    secrets_in_environment: ClassVar[bool] = False  # workspace connections, referenced by the deployment
     stand_in: AzureStandIn
     name: str = "azure"
     replacement_gpu: str = "A100-80GB"
@@ -1057,6 +1061,7 @@ def _oci_values(created: dict[str, Any], cmd: str) -> dict[str, Any]:
 class FakeCloud(_RestStandInHarness):
     """The test plugin's cloud: the plugin is registered through its entry point (conftest's `fake_plugin`)."""
 
+    secrets_in_environment: ClassVar[bool] = False  # the plugin declares no serving contract, so plan says nothing of it
     stand_in: FakeStandIn
     name: str = "fake"
     replacement_gpu: str = "L40S"

@@ -824,6 +824,31 @@ def test_weights_declared_for_another_cloud_keep_the_hub_and_its_token_here(clou
     assert cloud.empty(), cloud.inventory()
 
 
+def test_plan_says_where_a_secret_travels_and_how_to_send_no_hub_token(cloud: Cloud, stack: Path) -> None:
+    """Where the service's container spec has no secret reference, the hub token reaches the
+    container as plain environment: `plan` says so, with how to send none (staged weights); where
+    the stack sends no secret, or serves its own weights, it says nothing of the kind."""
+
+    def needs() -> list[str]:
+        code, out, err = cli_run("plan", str(stack), "--cloud", cloud.name, "--output", "json")
+        assert code == 0, err
+        serving = json.loads(out)["plans"][0]["serving"]
+        return [need for need in (serving["needs"] if serving else []) if "travel" in need]
+
+    told = needs()
+    if not cloud.secrets_in_environment:
+        assert told == [], told
+        return
+    assert len(told) == 1 and told[0].startswith("HF_TOKEN travels in ") and f"llamadeploy weights stage STACK --cloud {cloud.name}" in told[0], told
+    declared = stack.read_text()
+    stack.write_text(declared.replace("serving:\n", "serving:\n  secrets: {}\n", 1))
+    assert needs() == []
+    uri = cloud.store_weights(_checkpoint())
+    if uri is not None:
+        stack.write_text(declared + f"weights:\n  {cloud.name}: {uri}\n")
+        assert needs() == []
+
+
 def test_plan_warns_that_an_endpoint_will_be_public(cloud: Cloud, stack: Path) -> None:
     """Every endpoint llamadeploy makes today answers on the internet, behind the cloud's
     authentication: `plan` says so, with what would keep it private on that cloud."""
