@@ -56,6 +56,7 @@ from orchestrator.planning.serving import (
 from orchestrator.sizing.throughput import target_requests_per_minute
 from providers.base import (
     BUILTIN_TEMPLATES,
+    CONNECT_TIMEOUT_S,
     DEPLOYMENT_TAG,
     AuthError,
     Deployed,
@@ -693,7 +694,7 @@ class AzureProvider(Provider):
         if deployed.settings.get("deployment"):  # one deployment alone, whatever the traffic (a staged variant's probe)
             headers["azureml-model-deployment"] = deployed.settings["deployment"]
         return answer_of(
-            lambda: requests.post(deployed.url, json=dict(request), headers=headers, timeout=REQUEST_TIMEOUT_MS / 1000),
+            lambda: requests.post(deployed.url, json=dict(request), headers=headers, timeout=(CONNECT_TIMEOUT_S, REQUEST_TIMEOUT_MS / 1000)),
             f"Azure ML endpoint {name}",
         )
 

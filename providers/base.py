@@ -606,6 +606,11 @@ def resource_tags(plan: Plan) -> dict[str, str]:
     return {**plan.deployment.tags, DEPLOYMENT_TAG: plan.deployment.name}
 
 
+# How long an inference call waits to connect: a call that cannot connect in that time will not,
+# and from outside a private network it would otherwise wait out the whole (minutes-long) read timeout.
+CONNECT_TIMEOUT_S = 10
+
+
 def answer_of(send: Callable[[], Any], what: str) -> Any:
     """The JSON answer of an inference call made with `requests` (`send` makes it), or its failure as
     the typed error the engine acts on."""

@@ -48,6 +48,7 @@ from orchestrator.planning.serving import (
 from orchestrator.sizing.throughput import target_requests_per_minute
 from providers.base import (
     BUILTIN_TEMPLATES,
+    CONNECT_TIMEOUT_S,
     DEPLOYMENT_TAG,
     AuthError,
     Deployed,
@@ -69,6 +70,7 @@ from providers.base import (
     ServingContract,
     Staged,
     TransientError,
+    UnreachableError,
     answer_of,
     any_configured,
     classify,
@@ -407,28 +409,38 @@ class GcpProvider(Provider):
             )
             address = self._psc_address(events, endpoints, endpoint_name) if _psc_network(plan) else None
         host = f"https://{address}" if address else settings.get("endpoint") or f"https://{plan.region}-aiplatform.googleapis.com"
-        called = {**settings, "psc_address": address} if address else settings
+        # A Private Service Connect endpoint is called at its forwarding rule's address, which is "" where
+        # llamadeploy does not know it (no automation): invoke then says so without a call.
+        called = {**settings, "psc_address": address or ""} if _private_service_connect(plan) is not None else settings
         return Deployed(deployment.name, self.name, plan.region, (model, endpoint, deployed), f"{host}/v1/{endpoint_name}:rawPredict", called)
 
     @staticmethod
     def _psc_address(events: Events, endpoints: Any, endpoint_name: str) -> str:
         """The IP of the forwarding rule Vertex AI made in the user's network (PSC automation), once it
-        has one: the automation runs as a model is deployed, and a failed one names why."""
+        has one: the automation runs as a model is deployed (its state is UNSPECIFIED until then),
+        and a failed one names why. An endpoint made without automation has no config to wait for."""
+        name = endpoint_name.rsplit("/", 1)[-1]
         found: dict[str, Any] = {}
 
         def check() -> tuple[bool, str]:
-            configs = endpoints.get_endpoint(name=endpoint_name).private_service_connect_config.psc_automation_configs
-            found["config"] = config = configs[0] if configs else None
-            state = config.state.name if config is not None else "PSC_AUTOMATION_STATE_UNSPECIFIED"
-            return state != "PSC_AUTOMATION_STATE_UNSPECIFIED" or bool(config and config.ip_address), state
+            with _translated():
+                configs = endpoints.get_endpoint(name=endpoint_name).private_service_connect_config.psc_automation_configs
+            if not configs:
+                raise ProviderError(
+                    f"Vertex AI endpoint {name} was made without Private Service Connect automation, so it has no forwarding rule llamadeploy "
+                    f"knows: `llamadeploy down {name}` then `up` makes it anew with placement.gcp.private_service_connect_network"
+                )
+            found["config"] = config = configs[0]
+            return config.state.name != "PSC_AUTOMATION_STATE_UNSPECIFIED", config.state.name
 
-        events.wait(f"Vertex AI's forwarding rule for {endpoint_name.rsplit('/', 1)[-1]}", check)
+        events.wait(f"Vertex AI's forwarding rule for {name}", check)
         config = found["config"]
-        if not config.ip_address:
+        if config.state.name != "PSC_AUTOMATION_STATE_SUCCESSFUL" or not config.ip_address:
             raise ProviderError(
                 f"Vertex AI could not make the endpoint's forwarding rule in {config.network} ({config.error_message or config.state.name}); "
                 "the network needs a service connection policy for the service class gcp-vertexai "
-                "(cloud.google.com/vertex-ai/docs/predictions/private-service-connect)"
+                "(cloud.google.com/vertex-ai/docs/predictions/private-service-connect); a failed automation does not recover: "
+                f"make the policy, then `llamadeploy down {name}` and `up`"
             )
         return str(config.ip_address)
 
@@ -653,6 +665,11 @@ class GcpProvider(Provider):
         # A Private Service Connect address serves a self-signed certificate: the SDK's own
         # PrivateEndpoint.raw_predict posts there with verify=False (aiplatform/models.py), and so
         # does this, without urllib3's warning on every call.
+        if "psc_address" in deployed.settings and not deployed.settings["psc_address"]:
+            raise UnreachableError(
+                f"Vertex AI endpoint {deployed.deployment} is reached only through a forwarding rule you made to its service attachment, at an address "
+                "llamadeploy does not know (placement.gcp.private_service_connect_network has Vertex AI make one whose address it reads)"
+            )
         verify = not deployed.settings.get("psc_address")
         with _translated(), warnings.catch_warnings():
             if not verify:
@@ -660,7 +677,8 @@ class GcpProvider(Provider):
 
                 warnings.simplefilter("ignore", InsecureRequestWarning)
             return answer_of(
-                lambda: session.post(deployed.url, data=body, headers=headers, timeout=600, verify=verify), f"Vertex AI endpoint {deployed.deployment}"
+                lambda: session.post(deployed.url, data=body, headers=headers, timeout=(CONNECT_TIMEOUT_S, 600), verify=verify),
+                f"Vertex AI endpoint {deployed.deployment}",
             )
 
     def contract(self, plan: Plan) -> ServingContract:

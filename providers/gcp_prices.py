@@ -37,11 +37,15 @@ URL_ENV = "LLAMADEPLOY_GCP_PRICES_URL"  # the tests' recorded answers
 KEY_ENV = "LLAMADEPLOY_GCP_API_KEY"
 MAX_PAGES = 40  # Compute Engine lists some tens of thousands of SKUs, 5,000 a page
 # Machine family -> the series name its core and RAM SKUs give it (fetch_gcp.py's
-# SERIES_TO_DESCRIPTION). A3 Mega and Ultra are left out: whether their cores bill as "A3 Instance"
-# could not be read offline, so their rows are kept.
-FAMILIES = {"a2-highgpu": "A2", "a2-ultragpu": "A2", "a3-highgpu": "A3", "g2-standard": "G2"}
-# The catalog's GPU -> the name its SKU gives it (fetch_gcp.py's get_gpu_price).
-GPUS = {"A100-40GB": "A100 GPU", "A100-80GB": "A100 80GB GPU", "H100": "H100 80GB GPU", "H200": "H200 141GB GPU", "L4": "L4 GPU"}
+# SERIES_TO_DESCRIPTION) and the GPU it carries, named as its SKU names it (fetch_gcp.py's
+# get_gpu_price). A3 Mega and Ultra are left out: whether their cores bill as "A3 Instance" could
+# not be read offline, so their rows are kept.
+FAMILIES = {
+    "a2-highgpu": ("A2", "A100-40GB", "A100 GPU"),
+    "a2-ultragpu": ("A2", "A100-80GB", "A100 80GB GPU"),
+    "a3-highgpu": ("A3", "H100", "H100 80GB GPU"),
+    "g2-standard": ("G2", "L4", "L4 GPU"),
+}
 PARTS_UNIT = {"CPU": "h", "RAM": "GiBy.h", "GPU": "h"}  # per vCPU hour, per GiB hour, per GPU hour
 ON_DEMAND, SPOT = "OnDemand", "Preemptible"
 
@@ -59,7 +63,7 @@ def read_prices(offers: Sequence[Offer], get_json: GetJson) -> list[Offer]:
             f"Google's price API (the Cloud Billing Catalog API) needs an API key: create one in a project with the Cloud Billing API "
             f"enabled and set {KEY_ENV} (cloud.google.com/billing/v1/how-tos/catalog-api)"
         )
-    wanted = [offer for offer in offers if offer.price_basis == VM_PRICE_LOWER_BOUND and _series(offer) and offer.gpu in GPUS]
+    wanted = [offer for offer in offers if offer.price_basis == VM_PRICE_LOWER_BOUND and _family(offer)]
     if not wanted:
         return []
     url = f"{os.environ.get(URL_ENV, BILLING_API)}/v1/services/{COMPUTE_ENGINE}/skus"
@@ -78,8 +82,11 @@ def read_prices(offers: Sequence[Offer], get_json: GetJson) -> list[Offer]:
     return read
 
 
-def _series(offer: Offer) -> str | None:
-    return FAMILIES.get(offer.instance_type.rsplit("-", 1)[0])
+def _family(offer: Offer) -> tuple[str, str] | None:
+    """The machine's core/RAM series and GPU SKU names, where its family is one priced here and
+    carries the GPU the catalog row says (a row that disagrees is left as it is)."""
+    family = FAMILIES.get(offer.instance_type.rsplit("-", 1)[0])
+    return (family[0], family[2]) if family is not None and family[1] == offer.gpu else None
 
 
 def _skus(url: str, key: str, get_json: GetJson) -> list[dict[str, Any]]:
@@ -98,8 +105,10 @@ def _skus(url: str, key: str, get_json: GetJson) -> list[dict[str, Any]]:
 def _parts(skus: list[dict[str, Any]], regions: set[str]) -> dict[tuple[str, str, str, str], _Sku]:
     """(region, usage type, resource group, name) -> the SKU, for the series and GPUs the catalog
     holds in its regions; two SKUs of one part at different prices are an error."""
-    core_ram = re.compile(rf"^(?:Spot Preemptible )?({'|'.join(sorted(set(FAMILIES.values())))}) Instance (?:Core|Ram) running in ")
-    gpu = re.compile(rf"^Nvidia (?:Tesla )?({'|'.join(map(re.escape, GPUS.values()))})(?: attached to Spot Preemptible VMs)? running in ")
+    core_ram = re.compile(rf"^(?:Spot Preemptible )?({'|'.join(sorted({series for series, _, _ in FAMILIES.values()}))}) Instance (?:Core|Ram) running in ")
+    gpu = re.compile(
+        rf"^Nvidia (?:Tesla )?({'|'.join(sorted({re.escape(name) for _, _, name in FAMILIES.values()}))})(?: attached to Spot Preemptible VMs)? running in "
+    )
     found: dict[tuple[str, str, str, str], _Sku] = {}
     for sku in skus:
         category = sku["category"]
@@ -131,8 +140,8 @@ def _hourly(sku: dict[str, Any], unit: str) -> float:
 
 def _machine(offer: Offer, parts: dict[tuple[str, str, str, str], _Sku], usage: str) -> tuple[float, list[str]] | None:
     """The machine's price per hour from its parts, and the SKUs it adds; None if one is missing."""
-    series = _series(offer)
-    core, ram, gpu = (parts.get((offer.region, usage, group, name)) for group, name in (("CPU", series), ("RAM", series), ("GPU", GPUS[offer.gpu])))
+    series, gpu_sku = _family(offer) or ("", "")
+    core, ram, gpu = (parts.get((offer.region, usage, group, name)) for group, name in (("CPU", series), ("RAM", series), ("GPU", gpu_sku)))
     if core is None or ram is None or gpu is None:
         return None
     price = core.usd_per_unit * offer.vcpus + ram.usd_per_unit * offer.memory_gib + gpu.usd_per_unit * offer.gpu_count

@@ -42,6 +42,7 @@ from orchestrator.sizing.memory import GIB
 from orchestrator.sizing.throughput import target_requests_per_minute
 from providers.base import (
     BUILTIN_TEMPLATES,
+    CONNECT_TIMEOUT_S,
     DEPLOYMENT_TAG,
     AuthError,
     Deployed,
@@ -398,6 +399,8 @@ class OciProvider(Provider):
         private endpoints)."""
         if placed is not None and placed.private_endpoint_id:
             fqdn = client.get_data_science_private_endpoint(placed.private_endpoint_id).data.fqdn
+            if not fqdn:
+                raise ProviderError(f"Data Science private endpoint {placed.private_endpoint_id} has no FQDN yet; run `up` again once it is ACTIVE")
             return f"https://{fqdn}/{deployment_id}"
         return client.get_model_deployment(deployment_id).data.model_deployment_url
 
@@ -584,7 +587,10 @@ class OciProvider(Provider):
         import requests
 
         signer = _signer(deployed.region, deployed.settings)
-        return answer_of(lambda: requests.post(deployed.url, json=dict(request), auth=signer, timeout=300), f"OCI model deployment {deployed.deployment}")
+        return answer_of(
+            lambda: requests.post(deployed.url, json=dict(request), auth=signer, timeout=(CONNECT_TIMEOUT_S, 300)),
+            f"OCI model deployment {deployed.deployment}",
+        )
 
     def read_prices(self, offers: Sequence[Offer], get_json: GetJson) -> list[Offer]:
         from providers.oci_prices import read_prices

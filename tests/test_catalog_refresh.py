@@ -30,7 +30,9 @@ class _PriceApis(BaseHTTPRequestHandler):
     """Azure's Retail Prices API under /azure (two pages for eastus, empty elsewhere), Oracle's
     price list under /oci/ (the items of the part asked for), the AWS Price List's SageMaker
     files under /offers/ (a region index naming us-east-1 only) and the Cloud Billing Catalog's
-    Compute Engine SKUs under /gcp/ (two pages, for the API key test-api-key only)."""
+    Compute Engine SKUs under /gcp/ (two pages, for the API key test-api-key only; written in the
+    API's documented format, not recorded, with the A2 prices that reproduce the shipped catalog's
+    and made-up ones for the others)."""
 
     asked: list[str]
 
@@ -146,8 +148,9 @@ def test_refresh_prices_azure_and_oci_from_their_apis_with_url_and_date(price_ap
 
 def test_refresh_prices_gcp_from_compute_engine_skus_with_an_api_key(price_apis: list[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """A machine's price is vCPUs x its series' core SKU + GiB x its RAM SKU + GPUs x its GPU SKU in
-    its region: the recorded SKUs give a2-highgpu-1g in us-central1 12 x $0.031611 + 85 x $0.004237
-    + 1 x $2.933908 = $3.673385, the shipped catalog's price to the cent-thousandth."""
+    its region: with A2 SKU prices of $0.031611, $0.004237 and $2.933908, a2-highgpu-1g in
+    us-central1 is 12 x $0.031611 + 85 x $0.004237 + 1 x $2.933908 = $3.673385, the shipped
+    catalog's price (read from a public calculator built on the same API) to the millionth."""
     shipped = load_catalog()
     monkeypatch.setenv("LLAMADEPLOY_GCP_API_KEY", "test-api-key")
     target = tmp_path / "offers.csv"

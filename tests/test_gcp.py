@@ -151,12 +151,14 @@ def test_private_service_connect_is_called_at_the_forwarding_rule_vertex_ai_make
     cloud.stand_in.faults.connection_policy_missing = True
     code, _, err = cli_run("up", str(stack), "--cloud", "gcp", "--yes")
     assert code == 1 and f"Vertex AI could not make the endpoint's forwarding rule in {network} (CONNECTION_POLICY_MISSING)" in err, err
-    assert "service connection policy for the service class gcp-vertexai" in err and cloud.empty(), cloud.inventory()
+    assert "service connection policy for the service class gcp-vertexai" in err and "`llamadeploy down chat` and `up`" in err
+    assert cloud.empty(), cloud.inventory()
 
     cloud.stand_in.faults.connection_policy_missing = False
     cloud.stand_in.faults.inside_network = True
+    cloud.stand_in.faults.psc_automation_polls = 3  # the forwarding rule comes a little after the model is deployed
     code, _, err = cli_run("up", str(stack), "--cloud", "gcp", "--yes")
-    assert code == 0 and "chat answers as" in err, err
+    assert code == 0 and "chat answers as" in err and "Vertex AI's forwarding rule for chat" in err, err
     create = [body for body in cloud.stand_in.received("endpoints") if body and body.get("displayName")][-1]  # this run's
     assert create["privateServiceConnectConfig"]["pscAutomationConfigs"] == [{"projectId": PROJECT, "network": network}]
     (row,) = json.loads(cli_run("status", "--output", "json")[1])["deployments"]

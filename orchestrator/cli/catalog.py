@@ -24,10 +24,10 @@ def catalog_group() -> None:
 @click.option("--cloud", "clouds", help="Only these clouds, comma-separated (default: every cloud in the catalog).", callback=cloud_names)
 @click.pass_context
 def refresh_command(ctx: click.Context, to_file: str, clouds: str | None) -> None:
-    """Read current list prices from the clouds' public price APIs (Google's with an API key in
-    LLAMADEPLOY_GCP_API_KEY; the output says which clouds were read) for every offer of the catalog,
-    and write a catalog whose every refreshed row names its URL and today's date. Rows no API
-    prices are kept as they are."""
+    """Read current list prices from the clouds' public price APIs (those that need no account, or
+    only a key; the output says which clouds were read, and how to read the others) for every
+    offer of the catalog, and write a catalog whose every refreshed row names its URL and today's
+    date. Rows no API prices are kept as they are."""
     from orchestrator.pricing.refresh import catalog_csv, refresh
     from providers import registry
 

@@ -77,7 +77,8 @@ class Session:
 
     def lifecycle(self, report: Any = None, catalog: Catalog | None = None) -> Context:
         """The engine's context for this command: the state store, and the catalog and event report it uses."""
-        from orchestrator.lifecycle.context import Context, quiet
+        from orchestrator.lifecycle.context import Context
+        from orchestrator.lifecycle.progress import quiet
 
         return Context(self.state(), catalog, report or quiet)
 

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -63,9 +64,9 @@ def stage_command(ctx: click.Context, stack: str, cloud: str, source: str | None
             err=True,
         )
     said = partial(click.echo, err=True)
-    folder = _checkpoint_folder(source, deployment, said)
-    store = retrying(lambda: provider.weights_store(uri, deployment.placement.of(cloud)), said_pace(said))
-    done = stage(folder, store, said, replace=replace)
+    with _checkpoint_folder(source, deployment, said) as folder:
+        store = retrying(lambda: provider.weights_store(uri, deployment.placement.of(cloud)), said_pace(said))
+        done = stage(folder, store, said, replace=replace)
     click.echo(
         f"Staged {source or folder} at {uri}: {plural(len(done.uploaded), 'file')} uploaded ({done.bytes_sent:,} bytes), {len(done.kept)} already there; all verified."
     )
@@ -80,13 +81,17 @@ def _served_from(ctx: click.Context, cloud: str, uri: str) -> list[str]:
     return sorted(r.name for r in ctx.obj.state().records() if r.cloud == cloud and r.deployed is not None and (r.spec.get("weights") or {}).get(cloud) == uri)
 
 
-def _checkpoint_folder(source: str | None, deployment: Deployment, said: Callable[[str], None]) -> Path:
+@contextmanager
+def _checkpoint_folder(source: str | None, deployment: Deployment, said: Callable[[str], None]) -> Iterator[Path]:
     """The folder to stage: `--from` as given, or a Hub repository fetched into the user's cache
-    (the deployment's own checkpoint when `--from` is left out), with the deployment's HF_TOKEN."""
+    (the deployment's own checkpoint when `--from` is left out), with the deployment's HF_TOKEN,
+    held in use (so no other run removes it) while it is staged."""
     from orchestrator.declared.secrets import hub_token
     from orchestrator.lifecycle import hub
 
     if source is not None and not source.startswith(hub.HUB_PREFIX):
-        return Path(source)
+        yield Path(source)
+        return
     repo, revision = hub.hub_source(source) if source else (deployment.model_ref.checkpoint(deployment.quantization).repo, None)
-    return hub.download(repo, revision, hub_token(deployment), said)
+    with hub.download(repo, revision, hub_token(deployment), said) as folder:
+        yield folder

@@ -42,7 +42,6 @@ from providers.base import (
     InvalidRequestError,
     LiveState,
     LiveStatus,
-    NotFoundError,
     Pace,
     Provider,
     ProviderError,
@@ -138,9 +137,11 @@ VARIANT_LENGTH = 8
 VERIFY_ATTEMPTS = 5
 
 
-def ask(ctx: Context, provider: Provider, deployed: Deployed, prompt: str, max_tokens: int) -> Answer:
-    """One chat completion through the cloud's own route and authentication, read as an Answer."""
-    response = retrying(lambda: provider.invoke(deployed, chat_request(prompt, max_tokens)), ctx)
+def ask(ctx: Context, provider: Provider, deployed: Deployed, prompt: str, max_tokens: int, private: bool = False) -> Answer:
+    """One chat completion through the cloud's own route and authentication, read as an Answer. A
+    `private` endpoint's call that does not get there is not retried: from outside its network
+    none would."""
+    response = retrying(lambda: provider.invoke(deployed, chat_request(prompt, max_tokens)), ctx, reached_only=private)
     try:
         return read_answer(response)
     except ValueError as exc:
@@ -151,33 +152,29 @@ def _verify(ctx: Context, planned: Plan, provider: Provider, deployed: Deployed,
     """Call the deployment: done means the declared model answers, not that the cloud says ready.
 
     An endpoint that answers only inside its own network is checked as any other from inside that
-    network, where it answers: an answer of any kind, a 503 from a replica not yet taking requests
-    included, means the call got there, so it is retried as every call is. A call that does not
-    get there (no route, no name) or is refused as from outside is not retried: from outside, a
-    first deployment is said to be unchecked (the service's own readiness probe passed) and None
-    returned; but what would delete a serving deployment on the strength of the call
-    (`replacing`: a move's source, a replaced variant) stops instead, so nothing serving is lost
-    unchecked."""
-    private = provider.private_only(planned.deployment)
-    if private:
-        try:
-            answer = read_answer(retrying(lambda: provider.invoke(deployed, chat_request(EXAMPLE_PROMPT, VERIFY_MAX_TOKENS)), ctx, reached_only=True))
-        except (UnreachableError, AuthError, NotFoundError, InvalidRequestError, ValueError) as exc:
-            unreached = f"{private} ({str(exc).splitlines()[0]})"
-            if replacing:
-                raise DeployError(f"{planned.deployment.name} could not be called from here: {unreached}; run the command from inside that network") from exc
-            ctx.report(EventKind.UNVERIFIED, deployment=planned.deployment.name, reason=unreached)
-            return None
-        return _answered_as_declared(ctx, planned, answer)
+    network, where it answers: an answer of any kind, a 503 or a 404 from a replica not yet taking
+    requests included, means the call got there, so it is retried as every call is. A call that
+    does not get there (no route, no name) or is refused as from outside (401/403) is not
+    retried: from outside, a first deployment is said to be unchecked (the service's own
+    readiness probe passed) and None returned; but what would delete a serving deployment on the
+    strength of the call (`replacing`: a move's source, a replaced variant) stops instead, so
+    nothing serving is lost unchecked."""
     delays, report = ctx.backoff.delays(), ctx.report
+    private = provider.private_only(planned.deployment)
     for attempt in range(1, VERIFY_ATTEMPTS + 1):
         try:
-            answer = ask(ctx, provider, deployed, EXAMPLE_PROMPT, VERIFY_MAX_TOKENS)
+            answer = ask(ctx, provider, deployed, EXAMPLE_PROMPT, VERIFY_MAX_TOKENS, private=private is not None)
             break
-        except (AuthError, InvalidRequestError):
-            raise
         except ProviderError as exc:
-            if attempt == VERIFY_ATTEMPTS:
+            if private and isinstance(exc, (UnreachableError, AuthError)):
+                unreached = f"{private} ({str(exc).splitlines()[0]})"
+                if replacing:
+                    raise DeployError(
+                        f"{planned.deployment.name} could not be called from here: {unreached}; run the command from inside that network"
+                    ) from exc
+                report(EventKind.UNVERIFIED, deployment=planned.deployment.name, reason=unreached)
+                return None
+            if isinstance(exc, (AuthError, InvalidRequestError)) or attempt == VERIFY_ATTEMPTS:
                 raise
             delay = next(delays)
             report(EventKind.RETRYING, what=f"the call to {deployed.deployment}", reason=str(exc).splitlines()[0], retry_in_s=round(delay, 2))
@@ -957,11 +954,11 @@ def call(ctx: Context, name: str, prompt: str, max_tokens: int) -> CallResult:
     record = _serving_record(ctx.state, name)
     deployed = _deployed(record)
     provider = registry.provider(record.cloud)
+    private = provider.private_only(record.declared())
     try:
-        answer = ask(ctx, provider, deployed, prompt, max_tokens)
+        answer = ask(ctx, provider, deployed, prompt, max_tokens, private=private is not None)
     except ProviderError as exc:
-        private = provider.private_only(record.declared())
-        if private is None:
+        if private is None or not isinstance(exc, (UnreachableError, AuthError)):
             raise
         raise DeployError(f"{exc}\n  {name}: {private}; call it from inside that network") from exc
     return CallResult(record, provider.endpoint(deployed), answer, record.placed.plan.model)

@@ -12,8 +12,10 @@ from __future__ import annotations
 
 import os
 import shutil
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, ExitStack, contextmanager, nullcontext
 from pathlib import Path
+from typing import Any
 
 from orchestrator.errors import LlamadeployError
 
@@ -49,46 +51,88 @@ def download_dir(repo: str, commit: str) -> Path:
     return cache / "llamadeploy" / "hub" / f"{repo.replace('/', '--')}@{commit}"
 
 
-def download(repo: str, revision: str | None, token: str | None, said: Callable[[str], None]) -> Path:
-    """The repository's loadable files in `folder`, fetched where missing or changed. The token
+@contextmanager
+def download(repo: str, revision: str | None, token: str | None, said: Callable[[str], None]) -> Iterator[Path]:
+    """The repository's loadable files in `folder`, fetched where missing or changed, and held in
+    use (a shared lock on `<folder>.lock`) until the caller is done with them. The token
     is the one given, or none (False): never a login stored on this machine, so a refusal says
     truly whether a token was sent. The repository is asked for first: snapshot_download answers
     a refusal with whatever an earlier run left in the folder."""
     from huggingface_hub import HfApi, snapshot_download
     from huggingface_hub.errors import GatedRepoError, HfHubHTTPError, LocalEntryNotFoundError, RepositoryNotFoundError, RevisionNotFoundError
 
+    with ExitStack() as in_use:  # the lock is let go however this ends
+        try:
+            commit = str(HfApi(token=token or False).repo_info(repo, revision=revision).sha)
+            folder = download_dir(repo, commit)
+            in_use.enter_context(_hold(folder))
+            said(f"fetching {repo}@{commit[:12]} from the Hugging Face Hub into {folder} (files already there are kept)")
+            fetched = Path(snapshot_download(repo, revision=commit, local_dir=folder, token=token or False, allow_patterns=LOADED, ignore_patterns=SKIPPED))
+        except GatedRepoError as exc:
+            raise HubError(
+                f"the Hugging Face Hub refused {repo}: it is gated, and {'the token sent has not been granted access' if token else 'no token was sent'}; "
+                f"accept its license on huggingface.co/{repo} and set HF_TOKEN to a token of that account"
+            ) from exc
+        except RevisionNotFoundError as exc:
+            raise HubError(f"{repo} has no revision {revision!r} on the Hugging Face Hub") from exc
+        except RepositoryNotFoundError as exc:
+            raise HubError(f"{repo} is not a repository on the Hugging Face Hub (or is private to another account)") from exc
+        except (HfHubHTTPError, LocalEntryNotFoundError, OSError) as exc:
+            raise HubError(f"fetching {repo} from the Hugging Face Hub failed: {str(exc).splitlines()[0]}; run the command again to go on") from exc
+        except Exception as exc:
+            if type(exc).__module__.split(".")[0] not in _TRANSPORTS:
+                raise
+            raise HubError(f"cannot reach the Hugging Face Hub ({type(exc).__name__}: {exc}); run the command again to go on") from exc
+        try:
+            _drop_earlier(repo, folder, said)
+        except OSError as exc:  # a folder changing under the scan: the download itself is whole
+            said(f"left earlier downloads of {repo} in {folder.parent} ({exc})")
+        yield fetched
+
+
+def _hold(folder: Path) -> AbstractContextManager[Any]:
+    """A shared lock on the download's lock file, for as long as this run uses it (fetching, then
+    copying it to a cloud): another run removes a download only where it takes the lock exclusively."""
     try:
-        commit = str(HfApi(token=token or False).repo_info(repo, revision=revision).sha)
-        folder = download_dir(repo, commit)
-        said(f"fetching {repo}@{commit[:12]} from the Hugging Face Hub into {folder} (files already there are kept)")
-        fetched = Path(snapshot_download(repo, revision=commit, local_dir=folder, token=token or False, allow_patterns=LOADED, ignore_patterns=SKIPPED))
-    except GatedRepoError as exc:
-        raise HubError(
-            f"the Hugging Face Hub refused {repo}: it is gated, and {'the token sent has not been granted access' if token else 'no token was sent'}; "
-            f"accept its license on huggingface.co/{repo} and set HF_TOKEN to a token of that account"
-        ) from exc
-    except RevisionNotFoundError as exc:
-        raise HubError(f"{repo} has no revision {revision!r} on the Hugging Face Hub") from exc
-    except RepositoryNotFoundError as exc:
-        raise HubError(f"{repo} is not a repository on the Hugging Face Hub (or is private to another account)") from exc
-    except (HfHubHTTPError, LocalEntryNotFoundError, OSError) as exc:
-        raise HubError(f"fetching {repo} from the Hugging Face Hub failed: {str(exc).splitlines()[0]}; run the command again to go on") from exc
-    except Exception as exc:
-        if type(exc).__module__.split(".")[0] not in _TRANSPORTS:
-            raise
-        raise HubError(f"cannot reach the Hugging Face Hub ({type(exc).__name__}: {exc}); run the command again to go on") from exc
-    _drop_earlier(repo, folder, said)
-    return fetched
+        import fcntl
+    except ImportError:  # no flock here: nothing is ever removed either (_drop_earlier)
+        return nullcontext()
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    handle = open(f"{folder}.lock", "a")  # noqa: SIM115 - closed (and so unlocked) when the caller is done
+    fcntl.flock(handle, fcntl.LOCK_SH)
+    return handle
 
 
 def _drop_earlier(repo: str, kept: Path, said: Callable[[str], None]) -> None:
-    """The folders earlier commits of `repo` were fetched into, removed once a later one is whole:
-    a checkpoint is tens to hundreds of GiB, and a commit staged before is fetched again if asked."""
+    """The folders of `repo` fetched before `kept` was (by their newest file), removed once `kept`
+    is whole: a checkpoint is tens to hundreds of GiB, and an older commit staged again is fetched
+    again. A folder another run is using (its lock file held) is left, and a removal that fails is
+    said, not fatal."""
+    try:
+        import fcntl
+    except ImportError:
+        return
+    fetched_at = _newest(kept)
     for earlier in sorted(kept.parent.glob(f"{repo.replace('/', '--')}@*")):
-        if earlier != kept and earlier.is_dir():
+        if earlier == kept or not earlier.is_dir() or _newest(earlier) >= fetched_at:
+            continue
+        with open(f"{earlier}.lock", "a") as lock:
+            try:
+                fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError:
+                continue  # another `weights stage` is using it
             size = sum(path.stat().st_size for path in earlier.rglob("*") if path.is_file())
-            shutil.rmtree(earlier, ignore_errors=True)
-            said(f"removed {earlier.name} ({size / 2**30:.1f} GiB), the download of an earlier commit")
+            try:
+                shutil.rmtree(earlier)
+            except OSError as exc:
+                said(f"could not remove {earlier} ({exc}); remove it by hand to free {size / 2**30:.1f} GiB")
+                continue
+        Path(f"{earlier}.lock").unlink(missing_ok=True)
+        said(f"removed {earlier.name} ({size / 2**30:.1f} GiB), an earlier download of {repo}")
+
+
+def _newest(folder: Path) -> float:
+    return max((path.stat().st_mtime for path in folder.rglob("*") if path.is_file()), default=0.0)
 
 
 # The HTTP libraries huggingface_hub's releases fetch with: a dropped connection or a timeout

@@ -114,6 +114,7 @@ class Faults:
     inside_network: bool = False  # calls come from an allowed VPC (a Private Service Connect endpoint answers them)
     serving_error_next: int = 0  # rawPredict calls answered 503, as a replica that is not yet taking requests
     connection_policy_missing: bool = False  # the network has no service connection policy: PSC automation fails
+    psc_automation_polls: int = 0  # GetEndpoint calls after a deploy before PSC automation has made its forwarding rule
     storage_error_next: int = 0  # Cloud Storage calls answered 503
 
 
@@ -133,6 +134,7 @@ class GcpStandIn(JsonStandIn):
         super().__init__()
         self._internet = internet
         self._addresses = itertools.count(2)  # PSC automation's forwarding rule IPs: 10.128.0.2, .3, ...
+        self._psc_pending: dict[str, int] = {}  # endpoint name -> reads before its forwarding rule is made
         internet.serve(re.escape(CLOUD_QUOTAS_HOST), self.cloud_quotas)
         internet.serve(re.escape(STORAGE_HOST), self.storage)
         self.buckets: dict[str, dict[str, bytes]] = {}  # Cloud Storage: bucket -> object name -> bytes
@@ -176,6 +178,7 @@ class GcpStandIn(JsonStandIn):
             self._operations.clear()
             self.buckets.clear()
             self.object_metadata.clear()
+            self._psc_pending.clear()
 
     def inventory(self) -> dict[str, list[str]]:
         with self._lock:
@@ -414,6 +417,13 @@ class GcpStandIn(JsonStandIn):
             if "labels" in paths:
                 self.endpoints[endpoint_id]["labels"] = body.get("labels", {})
             return 200, self.endpoints[endpoint_id], {}
+        if method == "GET" and self._psc_pending.get(self.endpoints[endpoint_id]["name"]):
+            name = self.endpoints[endpoint_id]["name"]
+            self._psc_pending[name] -= 1
+            if not self._psc_pending[name]:
+                del self._psc_pending[name]
+                self.faults.psc_automation_polls = 0
+                self._automate(self.endpoints[endpoint_id])
         if method == "DELETE":
             if self.endpoints[endpoint_id]["deployedModels"]:
                 return 400, _error(400, "FAILED_PRECONDITION", "The Endpoint has deployed models; undeploy them first"), {}
@@ -588,9 +598,13 @@ class GcpStandIn(JsonStandIn):
 
     def _automate(self, endpoint: dict[str, Any]) -> None:
         """PSC automation, as a model is deployed: a forwarding rule in each configured network, its IP
-        reached only from inside that network (cloud.google.com/vertex-ai/docs/predictions/private-service-connect)."""
+        reached only from inside that network (cloud.google.com/vertex-ai/docs/predictions/private-service-connect),
+        after `psc_automation_polls` reads of the endpoint."""
+        if self.faults.psc_automation_polls > 0:
+            self._psc_pending[endpoint["name"]] = self.faults.psc_automation_polls
+            return
         for config in (endpoint.get("privateServiceConnectConfig") or {}).get("pscAutomationConfigs", []):
-            if config.get("state"):
+            if config.get("state"):  # made already, or failed: "a failed automation does not recover" (same page)
                 continue
             if self.faults.connection_policy_missing:
                 config.update(state="PSC_AUTOMATION_STATE_FAILED", errorMessage="CONNECTION_POLICY_MISSING")
@@ -602,7 +616,13 @@ class GcpStandIn(JsonStandIn):
                 forwardingRule=f"projects/{config['projectId']}/regions/{REGION}/forwardingRules/sca-auto-fr-{number}",
                 state="PSC_AUTOMATION_STATE_SUCCESSFUL",
             )
-            self._internet.serve(re.escape(address), partial(self._psc_call, address), reachable=lambda: self.faults.inside_network)
+            self._internet.serve(re.escape(address), partial(self._psc_call, address), reachable=partial(self._psc_reachable, address))
+
+    def _psc_reachable(self, address: str) -> bool:
+        """A forwarding rule's address has a route from inside its network only, and only while it exists."""
+        with self._lock:
+            configs = [c for e in self.endpoints.values() for c in (e.get("privateServiceConnectConfig") or {}).get("pscAutomationConfigs", [])]
+            return self.faults.inside_network and any(config.get("ipAddress") == address for config in configs)
 
     def _psc_call(self, address: str, method: str, path: str, body: Any, headers: dict[str, str]) -> tuple[int, Any, dict[str, str]]:
         """rawPredict at a forwarding rule's address: the path is the public API's
@@ -610,6 +630,8 @@ class GcpStandIn(JsonStandIn):
         match = _PSC_PREDICT.match(path)
         if match is None or method != "POST":
             return 404, _error(404, "NOT_FOUND", f"no route for {method} {path}"), {}
+        if match["parent"].split("/")[3] not in (PROJECT, PROJECT_NUMBER):
+            return 403, _error(403, "PERMISSION_DENIED", f"Permission denied on resource project {match['parent'].split('/')[3]}."), {}
         if not headers.get("authorization", "").startswith("Bearer "):
             return 401, _error(401, "UNAUTHENTICATED", "Request is missing required authentication credential."), {}
         with self._lock:

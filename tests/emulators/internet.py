@@ -114,6 +114,9 @@ def _handler(internet: Internet) -> type[BaseHTTPRequestHandler]:
             length = int(self.headers.get("Content-Length") or 0)
             raw = self.rfile.read(length) if length else b""
             route = internet.route(self.tunnel_host or "") if self.tunnel_host else None
+            if route is None and self.tunnel_host:  # a private address left behind (the caller's network changed): no route, no answer
+                self.close_connection = True
+                return
             if route is None:
                 status, answer, headers = 502, {"message": "only HTTPS through CONNECT reaches the stand-ins"}, {}
             else:

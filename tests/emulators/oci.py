@@ -125,7 +125,7 @@ class OciStandIn(JsonStandIn):
         internet.serve(re.escape(DEPLOYMENT_HOST), self.predict)
         internet.serve(re.escape(LIMITS_HOST), self.limits)
         internet.serve(re.escape(OBJECT_STORAGE_HOST), self.object_storage)
-        internet.serve(PRIVATE_HOST, self.predict)
+        internet.serve(PRIVATE_HOST, self.predict, reachable=lambda: self.faults.inside_network)  # a VCN's name: none from outside
         # (namespace, bucket) -> versioning ("Enabled" or "Disabled") and each object's versions, oldest first
         self.buckets: dict[tuple[str, str], dict[str, Any]] = {}
         self.private_endpoints: dict[str, str] = {}  # Data Science private endpoints that exist (ACTIVE) -> their FQDN
@@ -347,12 +347,12 @@ class OciStandIn(JsonStandIn):
         if deployment is None or deployment["lifecycleState"] not in ("ACTIVE", "UPDATING") or container is None:
             return 404, _error("NotAuthorizedOrNotFound", f"model deployment {match['id']} not found or not active"), {}
         private = _instance(deployment).get("privateEndpointId")
-        if (self.private_endpoints.get(private) if private else DEPLOYMENT_HOST) != host or (private and not self.faults.inside_network):
-            # the refusal's wording is not published
-            return 404, _error("NotAuthorizedOrNotFound", f"model deployment {match['id']} is not reached at {host} from here"), {}
-        if self.faults.serving_error_next:
-            self.faults.serving_error_next -= 1
-            return 503, _error("ServiceUnavailable", "The model deployment is not yet taking requests."), {}
+        with self._lock:
+            if (self.private_endpoints.get(private) if private else DEPLOYMENT_HOST) != host:  # the refusal's wording is not published
+                return 404, _error("NotAuthorizedOrNotFound", f"model deployment {match['id']} is not reached at {host}"), {}
+            if self.faults.serving_error_next:
+                self.faults.serving_error_next -= 1
+                return 503, _error("ServiceUnavailable", "The model deployment is not yet taking requests."), {}
         environment = deployment["modelDeploymentConfigurationDetails"]["environmentConfigurationDetails"].get("environmentVariables") or {}
         status, answer = container.handle("POST", environment.get("MODEL_DEPLOY_PREDICT_ENDPOINT", "/predict"), body)
         return status, answer, {}
