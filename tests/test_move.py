@@ -189,3 +189,22 @@ def test_a_move_killed_while_the_target_provisions_is_rolled_back(pair: tuple[Cl
     assert source.endpoint_creates() == 1 and not source.empty()  # the source `up` made, untouched and not remade
     row = status()
     assert (row["cloud"], row["live"]["state"]) == (source.name, "serving") and not any("unfinished" in d for d in row["drift"])
+
+
+@pytest.mark.parametrize("pair", [("aws", "azure")], indirect=True)
+def test_a_move_to_a_private_endpoint_says_first_where_to_run_it(pair: tuple[Cloud, Cloud], two_cloud_stack: Path) -> None:
+    """A target that answers only inside its network is called before the source is deleted: the
+    move says so before anything is made, and from outside the target is built, its call fails,
+    and it is deleted again, the source serving throughout."""
+    source, target = pair
+    two_cloud_stack.write_text(two_cloud_stack.read_text().replace("  azure:\n", "  azure:\n    public_network_access: disabled\n", 1))
+    assert cli_run("up", str(two_cloud_stack), "--cloud", source.name, "--yes")[0] == 0
+    code, _, err = cli_run("move", "chat", "--to", target.name, "--yes")
+    warned = err.index("warning: on azure, public_network_access is disabled")
+    assert warned < err.index("creat"), err  # said before anything is made
+    assert code == 1 and "could not be called from here" in err and "run the command from inside that network" in err, err
+    assert target.empty(), target.inventory()
+    row = status()
+    assert (row["cloud"], row["live"]["state"]) == (source.name, "serving") and source.answers(row["url"])
+    assert cli_run("down", "chat", "--yes")[0] == 0
+    assert source.empty()

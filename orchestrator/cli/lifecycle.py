@@ -261,6 +261,13 @@ def move(ctx: click.Context, name: str, to_cloud: str | None, region: str | None
         f"{money(then_price, planned.offer.price_is_lower_bound)}/h{delta} at {plural(planned.deployment.autoscaling.min_replicas, 'replica')}",
         err=True,
     )
+    private = planned.described_by.private_only(planned.deployment)
+    if private:  # said before anything is made: from outside, the target would be built, fail its call and be deleted
+        click.echo(
+            f"warning: on {to_cloud}, {private}: the move calls it before deleting the source, so run it from inside that network "
+            "(from outside, the target is built, its call fails and it is deleted again, the source serving throughout)",
+            err=True,
+        )
     confirm(yes, f"Move {name} from {record.cloud} to {to_cloud} (up there, then down on {record.cloud})?")
     with out.events() as report:
         result = engine.move(ctx.obj.lifecycle(report, catalog), name, to_cloud, region)
