@@ -646,7 +646,12 @@ class AwsProvider(Provider):
             needs=(
                 "an IAM execution role SageMaker can assume (placement.aws.execution_role_arn)",
                 *((f"that role must read {plan.weights} (s3:GetObject, s3:ListBucket)",) if plan.weights else ()),
-                *secrets_exposed(plan, "the model's container environment", " (SageMaker's container definition has no secret reference)"),
+                *secrets_exposed(
+                    plan,
+                    "the model's container environment",
+                    "DescribeModel (PrimaryContainer.Environment)",
+                    " (a container definition has no secret reference)",
+                ),
             ),
         )
 

@@ -376,6 +376,13 @@ class CloudService(ABC):
         from here to verify it); None where it answers from anywhere."""
         return None
 
+    def unverifiable(self, deployment: Deployment) -> str | None:
+        """Why llamadeploy can call the deployment's endpoint from nowhere (it does not know the
+        address it answers at), or None. `up` then says it is unchecked without calling it, and what
+        would delete a serving deployment on the strength of a call (a move to it, a replace on it)
+        is refused before anything is made."""
+        return None
+
     def reach(self, deployment: Deployment) -> str:
         """How the deployment is reached, and what its container can reach, in words (`plan`, `status`)."""
         return "a public endpoint, behind the cloud's authentication; the container has internet access"
@@ -588,17 +595,20 @@ def gone_after_delete(resource: Resource, exists: Callable[[], bool | Presence],
     events.wait(f"{resource.name} to finish deleting", check, pace)
 
 
-def secrets_exposed(plan: Plan, where: str, why: str = "") -> tuple[str, ...]:
+def secrets_exposed(plan: Plan, where: str, shown_by: str, why: str) -> tuple[str, ...]:
     """What `plan` tells the user of the secrets a cloud with no secret reference in its container
-    spec sends as plain environment (readable by whoever may describe the resource), with the way
-    to send no hub token at all: the checkpoint staged in the cloud's own storage."""
+    spec sends as plain environment (`where`, which the read call `shown_by` returns to whoever may
+    make it), and, where the hub token is among them, the way to send none: the checkpoint staged
+    in the cloud's own storage."""
     if not plan.secrets:
         return ()
     names = ", ".join(sorted(plan.secrets))
-    return (
-        f"{names} {'travels' if len(plan.secrets) == 1 else 'travel'} in {where}, readable by whoever may describe it{why}; "
-        f"`llamadeploy weights stage STACK --cloud {plan.cloud}` and weights.{plan.cloud} serve the checkpoint from your own storage, with no hub token",
-    )
+    told = f"{names} {'travels' if len(plan.secrets) == 1 else 'travel'} in {where}, which {shown_by} shows to whoever may call it{why}"
+    if "HF_TOKEN" in plan.secrets and not plan.weights:
+        told += (
+            f"; `llamadeploy weights stage STACK --cloud {plan.cloud}` and weights.{plan.cloud} serve the checkpoint from your own storage, with no hub token"
+        )
+    return (told,)
 
 
 def resource_tags(plan: Plan) -> dict[str, str]:
@@ -618,8 +628,10 @@ def answer_of(send: Callable[[], Any], what: str) -> Any:
 
     try:
         response = send()
-    except requests.RequestException as exc:
+    except requests.ConnectionError as exc:  # no route, no name, refused, or no connection in CONNECT_TIMEOUT_S
         raise UnreachableError(f"cannot reach {what}: {exc}") from exc
+    except requests.RequestException as exc:  # it got there: a read timed out, an answer was cut short
+        raise TransientError(f"{what} did not answer whole: {exc}") from exc
     if response.status_code >= 400:
         # An inference call's error text is the model server's, not the control plane's: no quota or capacity words apply.
         words = ErrorWords(what, quota_words=(), capacity_words=())

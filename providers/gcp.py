@@ -209,6 +209,15 @@ class GcpProvider(Provider):
             return "its Private Service Connect network changed, which Vertex AI takes only when it makes the endpoint"
         return None
 
+    def unverifiable(self, deployment: Deployment) -> str | None:
+        placed = deployment.placement.of("gcp")
+        if placed and placed.private_service_connect and not placed.private_service_connect_network:
+            return (
+                "it is reached only through a forwarding rule you make to its service attachment, at an address llamadeploy does not know "
+                "(placement.gcp.private_service_connect_network has Vertex AI make one whose address llamadeploy reads)"
+            )
+        return None
+
     def private_only(self, deployment: Deployment) -> str | None:
         placed = deployment.placement.of("gcp")
         if placed and placed.private_service_connect:
@@ -709,6 +718,7 @@ class GcpProvider(Provider):
                 *secrets_exposed(
                     plan,
                     "the model's container environment",
+                    "GetModel (containerSpec.env)",
                     " (ModelContainerSpec has no secret reference; Model Garden's Deploy takes a token apart but makes a new endpoint each time)",
                 ),
             ),

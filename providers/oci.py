@@ -652,7 +652,12 @@ class OciProvider(Provider):
                     if plan.weights
                     else ()
                 ),
-                *secrets_exposed(plan, "the deployment's environment", " (OCI's environment configuration has no secret reference)"),
+                *secrets_exposed(
+                    plan,
+                    "the deployment's environment",
+                    "GetModelDeployment (environment_configuration_details.environment_variables)",
+                    " (the environment configuration has no secret reference)",
+                ),
             ),
         )
 

@@ -179,3 +179,23 @@ def test_a_private_service_connect_network_must_be_in_an_allowed_project(stack: 
     )
     code, _, err = cli_run("plan", str(stack), "--cloud", "gcp")
     assert code == 1 and "private_service_connect_network's project 'other' must be one of private_service_connect" in err, err
+
+
+def test_private_service_connect_without_a_network_is_never_called(cloud: GcpCloud, stack: Path) -> None:
+    """Without private_service_connect_network the endpoint answers at a forwarding rule the user
+    makes, whose address llamadeploy does not know: `up` says it is unchecked without sending the
+    token anywhere, `call` says why, and a replace (which must call the new variant before the old
+    one goes) is refused before anything is made."""
+    stack.write_text(stack.read_text().replace("  gcp:\n", f"  gcp:\n    private_service_connect: [{PROJECT}]\n", 1))
+    code, _, err = cli_run("up", str(stack), "--cloud", "gcp", "--yes")
+    assert code == 0 and "chat was not checked: it is reached only through a forwarding rule you make" in err and "from inside that network" not in err, err
+    assert cloud.stand_in.received("raw_predict") == []  # nothing called, no token sent
+    code, _, err = cli_run("call", "chat")
+    assert code == 1 and "chat cannot be called by llamadeploy: it is reached only through a forwarding rule you make" in err, err
+    before = (cloud.creates(), cloud.inventory())
+    stack.write_text(stack.read_text().replace("max_context: 8192\n", "max_context: 4096\n"))
+    code, _, err = cli_run("up", str(stack), "--cloud", "gcp", "--yes")
+    assert code == 1 and "so a new variant cannot be checked before the old one is deleted" in err, err
+    assert (cloud.creates(), cloud.inventory()) == before
+    assert cli_run("down", "chat", "--yes")[0] == 0
+    assert cloud.empty(), cloud.inventory()

@@ -202,9 +202,24 @@ def test_a_move_to_a_private_endpoint_says_first_where_to_run_it(pair: tuple[Clo
     code, _, err = cli_run("move", "chat", "--to", target.name, "--yes")
     warned = err.index("warning: on azure, public_network_access is disabled")
     assert warned < err.index("creat"), err  # said before anything is made
-    assert code == 1 and "could not be called from here" in err and "run the command from inside that network" in err, err
+    assert code == 1 and "was not checked: it could not be called from here" in err and "run the command from inside that network" in err, err
     assert target.empty(), target.inventory()
     row = status()
     assert (row["cloud"], row["live"]["state"]) == (source.name, "serving") and source.answers(row["url"])
+    assert cli_run("down", "chat", "--yes")[0] == 0
+    assert source.empty()
+
+
+@pytest.mark.parametrize("pair", [("aws", "gcp")], indirect=True)
+def test_a_move_to_an_endpoint_llamadeploy_cannot_call_is_refused_first(pair: tuple[Cloud, Cloud], two_cloud_stack: Path) -> None:
+    """A Private Service Connect target with no network for Vertex AI to make its forwarding rule in
+    answers at an address llamadeploy does not know; the move would build it and could never check
+    it before deleting the source, so it is refused before anything is made."""
+    source, target = pair
+    two_cloud_stack.write_text(two_cloud_stack.read_text().replace("  gcp:\n", "  gcp:\n    private_service_connect: [llm-prod]\n", 1))
+    assert cli_run("up", str(two_cloud_stack), "--cloud", source.name, "--yes")[0] == 0
+    code, _, err = cli_run("move", "chat", "--to", target.name, "--yes")
+    assert code == 1 and "cannot move chat to gcp: there it is reached only through a forwarding rule you make" in err, err
+    assert target.empty() and status()["cloud"] == source.name
     assert cli_run("down", "chat", "--yes")[0] == 0
     assert source.empty()

@@ -937,7 +937,7 @@ def test_private_networking_is_declared_sent_and_shown(cloud: Cloud, stack: Path
     assert code == 0, err
     assert cloud.private_received() == cloud.private_ids
     if cloud.private_inbound:  # not called from outside its network: said, not failed
-        assert "chat could not be called from here: " in err and "`llamadeploy call chat` from inside that network checks it" in err, err
+        assert "chat was not checked: it could not be called from here: " in err and "`llamadeploy call chat` from inside that network checks it" in err, err
         code, _, err = cli_run("call", "chat")  # the stand-in, like the cloud, does not answer from outside
         assert code == 1 and "call it from inside that network" in err, err
     code, out, err = cli_run("status", "--output", "json")
@@ -960,7 +960,7 @@ def test_a_private_endpoint_is_verified_from_inside_its_network_through_a_passin
     cloud.stand_in.faults.inside_network = True
     cloud.stand_in.faults.serving_error_next = 1
     code, _, err = cli_run("up", str(stack), "--cloud", cloud.name, "--yes")
-    assert code == 0 and "could not be called from here" not in err, err
+    assert code == 0 and "was not checked" not in err, err
     assert "503" in err and "retry in" in err and "chat answers as" in err and cloud.stand_in.faults.serving_error_next == 0, err
     _replacing_stack(stack, cloud)
     cloud.stand_in.faults.serving_error_next = 2

@@ -252,7 +252,8 @@ def move(ctx: click.Context, name: str, to_cloud: str | None, region: str | None
     record = state.get(name)
     if record is None:
         raise engine.DeployError(f"no deployment named {name!r} in the state at {state.path}; `llamadeploy status` lists them")
-    planned, _ = engine.plan_move(record, to_cloud, catalog, region)
+    planned, target = engine.plan_move(record, to_cloud, catalog, region)
+    engine.callable_target(planned, target)
     before = record.placed.plan
     now_price, then_price = before.usd_per_hour_min, planned.usd_per_hour(planned.deployment.autoscaling.min_replicas)
     delta = "" if now_price is None or then_price is None else f" ({'+' if then_price >= now_price else '-'}{money(abs(then_price - now_price))}/h)"

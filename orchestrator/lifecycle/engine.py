@@ -160,6 +160,10 @@ def _verify(ctx: Context, planned: Plan, provider: Provider, deployed: Deployed,
     strength of the call (`replacing`: a move's source, a replaced variant) stops instead, so
     nothing serving is lost unchecked."""
     delays, report = ctx.backoff.delays(), ctx.report
+    uncallable = provider.unverifiable(planned.deployment)
+    if uncallable:  # a replace or a move to it is refused before anything is made (replace_problem, plan_move)
+        report(EventKind.UNVERIFIED, deployment=planned.deployment.name, reason=uncallable)
+        return None
     private = provider.private_only(planned.deployment)
     for attempt in range(1, VERIFY_ATTEMPTS + 1):
         try:
@@ -167,12 +171,14 @@ def _verify(ctx: Context, planned: Plan, provider: Provider, deployed: Deployed,
             break
         except ProviderError as exc:
             if private and isinstance(exc, (UnreachableError, AuthError)):
-                unreached = f"{private} ({str(exc).splitlines()[0]})"
+                unreached = f"it could not be called from here: {private} ({str(exc).splitlines()[0]})"
                 if replacing:
-                    raise DeployError(
-                        f"{planned.deployment.name} could not be called from here: {unreached}; run the command from inside that network"
-                    ) from exc
-                report(EventKind.UNVERIFIED, deployment=planned.deployment.name, reason=unreached)
+                    raise DeployError(f"{planned.deployment.name} was not checked: {unreached}; run the command from inside that network") from exc
+                report(
+                    EventKind.UNVERIFIED,
+                    deployment=planned.deployment.name,
+                    reason=f"{unreached}; `llamadeploy call {planned.deployment.name}` from inside that network checks it",
+                )
                 return None
             if isinstance(exc, (AuthError, InvalidRequestError)) or attempt == VERIFY_ATTEMPTS:
                 raise
@@ -391,6 +397,16 @@ def plan_move(record: Record, to_cloud: str, catalog: Catalog, region: str | Non
     return _plan_recorded(record, record.declared(), to_cloud, catalog, region)
 
 
+def callable_target(planned: Plan, provider: Provider) -> None:
+    """Refuse, before anything is made, a move to a deployment llamadeploy could not call: a move
+    calls the target before it deletes the source."""
+    uncallable = provider.unverifiable(planned.deployment)
+    if uncallable:
+        raise DeployError(
+            f"cannot move {planned.deployment.name} to {planned.cloud}: there {uncallable}, and a move calls the target before it deletes the source"
+        )
+
+
 def _plan_recorded(record: Record, deployment: Deployment, cloud: str, catalog: Catalog, region: str | None) -> tuple[Plan, Provider]:
     """`deployment` (the record's spec, or it changed) planned as if from a stack holding only it."""
     where = f"the recorded spec of {record.name!r} (add placement.{cloud} to the stack and run `up` to record it)"
@@ -427,6 +443,7 @@ def _move(ctx: Context, holder: str, record: Record, destination: Destination) -
     state, report = ctx.state, ctx.report
     name, source_deployed = record.name, _deployed(record)
     planned, target = _plan_destination(record, destination, ctx.prices())
+    callable_target(planned, target)
     resolve_secrets(planned.deployment, bool(planned.weights))  # as `up`: checked before anything is journaled or made
     _check_weights(ctx, planned, target)
     operation = state.begin(name, OperationKind.MOVE, destination.cloud, holder)
@@ -954,6 +971,9 @@ def call(ctx: Context, name: str, prompt: str, max_tokens: int) -> CallResult:
     record = _serving_record(ctx.state, name)
     deployed = _deployed(record)
     provider = registry.provider(record.cloud)
+    uncallable = provider.unverifiable(record.declared())
+    if uncallable:
+        raise DeployError(f"{name} cannot be called by llamadeploy: {uncallable}")
     private = provider.private_only(record.declared())
     try:
         answer = ask(ctx, provider, deployed, prompt, max_tokens, private=private is not None)

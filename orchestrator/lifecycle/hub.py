@@ -99,7 +99,11 @@ def _hold(folder: Path) -> AbstractContextManager[Any]:
         return nullcontext()
     folder.parent.mkdir(parents=True, exist_ok=True)
     handle = open(f"{folder}.lock", "a")  # noqa: SIM115 - closed (and so unlocked) when the caller is done
-    fcntl.flock(handle, fcntl.LOCK_SH)
+    try:
+        fcntl.flock(handle, fcntl.LOCK_SH)
+    except OSError:
+        handle.close()
+        raise
     return handle
 
 
@@ -127,7 +131,8 @@ def _drop_earlier(repo: str, kept: Path, said: Callable[[str], None]) -> None:
             except OSError as exc:
                 said(f"could not remove {earlier} ({exc}); remove it by hand to free {size / 2**30:.1f} GiB")
                 continue
-        Path(f"{earlier}.lock").unlink(missing_ok=True)
+        # The lock file stays: a run waiting on it would otherwise hold a lock on a file no longer named,
+        # and a later removal could take a fresh one while that run uses the folder.
         said(f"removed {earlier.name} ({size / 2**30:.1f} GiB), an earlier download of {repo}")
 
 

@@ -35,7 +35,7 @@ class EventKind(StrEnum):
     SHIFTING = "shifting"  # the endpoint's traffic moving to the variant named
     RETIRING = "retiring"  # the new variant serves; the old one is being deleted
     VERIFIED = "verified"
-    UNVERIFIED = "unverified"  # the endpoint answers only inside its network, and did not answer from here
+    UNVERIFIED = "unverified"  # the endpoint answers only inside its network and did not answer from here, or llamadeploy cannot call it
     MOVING = "moving"
     SWITCHED = "switched"
     SKIPPED = "skipped"
@@ -85,7 +85,7 @@ _SENTENCES = {
     EventKind.RETIRING: "{deployment}: variant {variant} serves; deleting the old one",
     EventKind.UNCHANGED: "{deployment} is already serving as declared; nothing to change",
     EventKind.VERIFIED: "{deployment} answers as {model}",
-    EventKind.UNVERIFIED: "{deployment} could not be called from here: {reason}; `llamadeploy call {deployment}` from inside that network checks it",
+    EventKind.UNVERIFIED: "{deployment} was not checked: {reason}",
     EventKind.RETRYING: "{what} failed ({reason}); retry in {retry_in_s} s",
     EventKind.PULUMI: "pulumi: {line}",
 }

@@ -134,6 +134,9 @@ def replace_problem(record: Record, planned: Plan) -> str | None:
     except SpecError:
         return None
     problem = planned.described_by.replace_problem(live, planned)
+    uncallable = planned.described_by.unverifiable(planned.deployment)
+    if problem is None and uncallable:  # the new variant must answer before the old one goes
+        problem = f"{uncallable}, so a new variant cannot be checked before the old one is deleted"
     name = planned.deployment.name
     return f"{problem}: `llamadeploy down {name}` then `up`, or deploy it under a new name" if problem else None
 

@@ -75,9 +75,6 @@ _ROUTES = [
     ("work_request", re.compile(r"^/20190101/workRequests/(?P<id>[^/]+)$")),
     ("private_endpoint", re.compile(r"^/20190101/dataSciencePrivateEndpoints/(?P<id>[^/]+)$")),
 ]
-# Where a Data Science private endpoint answers: its FQDN, on the private endpoint's information page
-# (oracle-samples model deployment private endpoints sample); the stand-in's naming is its own.
-PRIVATE_HOST = r"md-(?P<n>\d+)\.datascience\.us-ashburn-1\.oci\.private"
 
 
 @dataclass
@@ -125,7 +122,7 @@ class OciStandIn(JsonStandIn):
         internet.serve(re.escape(DEPLOYMENT_HOST), self.predict)
         internet.serve(re.escape(LIMITS_HOST), self.limits)
         internet.serve(re.escape(OBJECT_STORAGE_HOST), self.object_storage)
-        internet.serve(PRIVATE_HOST, self.predict, reachable=lambda: self.faults.inside_network)  # a VCN's name: none from outside
+        self._internet = internet
         # (namespace, bucket) -> versioning ("Enabled" or "Disabled") and each object's versions, oldest first
         self.buckets: dict[tuple[str, str], dict[str, Any]] = {}
         self.private_endpoints: dict[str, str] = {}  # Data Science private endpoints that exist (ACTIVE) -> their FQDN
@@ -220,12 +217,16 @@ class OciStandIn(JsonStandIn):
         return 200, {"used": used, "available": available, "fractionalUsage": float(used), "fractionalAvailability": float(available)}, {}
 
     def make_private_endpoint(self) -> str:
-        """A Data Science private endpoint for model deployments, as a user makes one beforehand."""
+        """A Data Science private endpoint for model deployments, as a user makes one beforehand, with
+        the FQDN a private deployment is called at (Oracle's sample: on the private endpoint's page;
+        the stand-in's naming is its own)."""
         with self._lock:
             number = next(self._ids)
             endpoint = f"ocid1.datascienceprivateendpoint.oc1.iad.{number}"
-            self.private_endpoints[endpoint] = f"md-{number}.datascience.us-ashburn-1.oci.private"
-            return endpoint
+            fqdn = self.private_endpoints[endpoint] = f"md-{number}.datascience.us-ashburn-1.oci.private"
+        # A name inside the VCN: no route from outside, and none once the private endpoint is gone.
+        self._internet.serve(re.escape(fqdn), self.predict, reachable=lambda: self.faults.inside_network and endpoint in self.private_endpoints)
+        return endpoint
 
     def make_bucket(self, bucket: str, versioning: bool = True) -> None:
         with self._lock:
