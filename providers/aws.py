@@ -646,6 +646,7 @@ class AwsProvider(Provider):
             needs=(
                 "an IAM execution role SageMaker can assume (placement.aws.execution_role_arn)",
                 *((f"that role must read {plan.weights} (s3:GetObject, s3:ListBucket)",) if plan.weights else ()),
+                *_outbound_needs(plan),
                 *secrets_exposed(
                     plan,
                     "the model's container environment",
@@ -654,6 +655,18 @@ class AwsProvider(Provider):
                 ),
             ),
         )
+
+
+def _outbound_needs(plan: Plan) -> tuple[str, ...]:
+    """In the user's subnets the container reaches out only through their routes, and its network
+    interfaces have no public address: a Hugging Face download needs a NAT gateway."""
+    placed = plan.deployment.placement.of("aws")
+    if placed is None or not placed.subnets or placed.network_isolation or plan.weights:
+        return ()
+    return (
+        f"a route from each of {', '.join(placed.subnets)} to a NAT gateway (0.0.0.0/0), for the container to download the checkpoint from the "
+        "Hugging Face Hub (docs.aws.amazon.com/sagemaker/latest/dg/host-vpc.html); or stage the weights in S3 and add network_isolation",
+    )
 
 
 def _network(placed: AwsPlacement) -> dict[str, Any]:

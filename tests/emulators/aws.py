@@ -104,6 +104,7 @@ class AwsStandIn:
         self.containers: dict[str, containers.Container | ContainerFailed] = {}
         self._model_data: dict[str, str] = {}  # model -> the S3 prefix SageMaker copies under /opt/ml/model (moto keeps no ModelDataSource)
         self._isolated: set[str] = set()  # models whose containers have network isolation
+        self._vpc_subnets: dict[str, list[str]] = {}  # models whose containers run in these subnets (VpcConfig)
         self._lock = threading.Lock()
         self._proxy, self.url = loopback_server(_handler(self))
 
@@ -127,6 +128,7 @@ class AwsStandIn:
         self.containers.clear()
         self._model_data.clear()
         self._isolated.clear()
+        self._vpc_subnets.clear()
 
     def calls(self, action: str) -> list[dict[str, Any]]:
         return [r.body for r in self.requests if r.action == action]
@@ -219,6 +221,27 @@ class AwsStandIn:
         """Start the endpoint's container as SageMaker would: the model's image, entrypoint and environment."""
         self.containers[endpoint] = self._container_of(config_name)
 
+    def _outbound(self, model: str) -> bool:
+        """Whether the model's container reaches the internet: outside a VPC, yes; in one, only where
+        every subnet it runs in routes 0.0.0.0/0 to a NAT gateway (its network interfaces have no
+        public address, so an internet gateway alone does not do). The subnet's route table, else
+        its VPC's main one, as EC2 applies them."""
+        subnets = self._vpc_subnets.get(model)
+        if not subnets:
+            return True
+        ec2 = self.client("ec2")
+        for subnet in subnets:
+            tables = ec2.describe_route_tables(Filters=[{"Name": "association.subnet-id", "Values": [subnet]}])["RouteTables"]
+            if not tables:
+                vpc = ec2.describe_subnets(SubnetIds=[subnet])["Subnets"][0]["VpcId"]
+                tables = ec2.describe_route_tables(Filters=[{"Name": "vpc-id", "Values": [vpc]}, {"Name": "association.main", "Values": ["true"]}])[
+                    "RouteTables"
+                ]
+            routes = tables[0]["Routes"] if tables else []
+            if not any(route.get("DestinationCidrBlock") == "0.0.0.0/0" and route.get("NatGatewayId") for route in routes):
+                return False
+        return True
+
     def _container_of(self, config_name: str) -> containers.Container | ContainerFailed:
         sagemaker = self.client("sagemaker")
         variant = sagemaker.describe_endpoint_config(EndpointConfigName=config_name)["ProductionVariants"][0]
@@ -231,7 +254,7 @@ class AwsStandIn:
                 dict(container.get("Environment", {})),
                 variant["InstanceType"],
                 mounts=mounts,
-                network=variant["ModelName"] not in self._isolated,
+                network=variant["ModelName"] not in self._isolated and self._outbound(variant["ModelName"]),
             )
             if started.port != SAGEMAKER_PORT:
                 raise ContainerFailed(0, f"the server listens on port {started.port}; SageMaker pings port {SAGEMAKER_PORT}")
@@ -428,6 +451,8 @@ class AwsStandIn:
                     self._model_data[body["ModelName"]] = source["S3Uri"]
                 if body.get("EnableNetworkIsolation"):
                     self._isolated.add(body["ModelName"])
+                if body.get("VpcConfig"):
+                    self._vpc_subnets[body["ModelName"]] = list(body["VpcConfig"]["Subnets"])
             if action == "CreateEndpoint":
                 self._start_container(body["EndpointName"], body["EndpointConfigName"])
                 self._polls_left[body["EndpointName"]] = self.faults.ready_after_polls
