@@ -655,11 +655,12 @@ class GcpProvider(Provider):
         return left
 
     def endpoint(self, deployed: Deployed) -> Endpoint:
+        insecure = " -k" if deployed.settings.get("psc_address") else ""  # a forwarding rule's self-signed certificate
         return Endpoint(
             url=deployed.url,
             auth="Google OAuth2 access token with aiplatform.endpoints.predict (gcloud auth print-access-token)",
             example=(
-                f'curl -sS -X POST {deployed.url} -H "Authorization: Bearer $(gcloud auth print-access-token)" '
+                f'curl -sS{insecure} -X POST {deployed.url} -H "Authorization: Bearer $(gcloud auth print-access-token)" '
                 f"-H 'Content-Type: application/json' -d '{example_body()}'"
             ),
         )
@@ -695,7 +696,7 @@ class GcpProvider(Provider):
         return ServingContract(
             image=plan.deployment.serving.image or MODEL_GARDEN_VLLM_IMAGE,
             started=f"the image's entrypoint runs the command line given as the model's args{multi}: vLLM's OpenAI server on port {SERVING_PORT}",
-            route=f"POST https://{plan.region}-aiplatform.googleapis.com/v1/projects/<project>/locations/{plan.region}/endpoints/<id>:rawPredict "
+            route=f"POST {_route_host(plan)}/v1/projects/<project>/locations/{plan.region}/endpoints/<id>:rawPredict "
             f"(Google OAuth2) -> {CHAT_ROUTE} on port {SERVING_PORT}",
             scaling=ScalingSignal(
                 REQUESTS_METRIC,
@@ -743,6 +744,19 @@ def _storage_client(project: str | None) -> Any:
     from google.cloud import storage
 
     return storage.Client(project=project)
+
+
+def _route_host(plan: Plan) -> str:
+    """Where a call goes: the regional host, or a Private Service Connect endpoint's forwarding rule."""
+    placed = plan.deployment.placement.of("gcp")
+    if placed and placed.private_service_connect:
+        made = (
+            f"the forwarding rule Vertex AI makes in {placed.private_service_connect_network}"
+            if placed.private_service_connect_network
+            else "your forwarding rule"
+        )
+        return f"https://<{made}'s address>"
+    return f"https://{plan.region}-aiplatform.googleapis.com"
 
 
 def _psc_network(plan: Plan) -> str | None:

@@ -630,7 +630,12 @@ class OciProvider(Provider):
         return ServingContract(
             image=image or f"your OCIR copy of {VLLM_IMAGE}",
             started="the image's ENTRYPOINT with vLLM's options as its arguments (cmd), no entrypoint override",
-            route=f"POST https://modeldeployment.{plan.region}.oci.customer-oci.com/<ocid>/predict (OCI signature) -> {CHAT_ROUTE} on port {SERVING_PORT}",
+            route=(
+                f"POST https://<private endpoint {placed.private_endpoint_id}'s FQDN>/<ocid>/predict"
+                if placed and placed.private_endpoint_id
+                else f"POST https://modeldeployment.{plan.region}.oci.customer-oci.com/<ocid>/predict"
+            )
+            + f" (OCI signature) -> {CHAT_ROUTE} on port {SERVING_PORT}",
             scaling=ScalingSignal(
                 "PredictRequestCount (per instance, custom MQL rule)",
                 round(target, 1),

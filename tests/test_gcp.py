@@ -157,8 +157,11 @@ def test_private_service_connect_is_called_at_the_forwarding_rule_vertex_ai_make
     cloud.stand_in.faults.connection_policy_missing = False
     cloud.stand_in.faults.inside_network = True
     cloud.stand_in.faults.psc_automation_polls = 3  # the forwarding rule comes a little after the model is deployed
-    code, _, err = cli_run("up", str(stack), "--cloud", "gcp", "--yes")
+    route = json.loads(cli_run("plan", str(stack), "--cloud", "gcp", "--output", "json")[1])["plans"][0]["serving"]["route"]
+    assert route.startswith(f"POST https://<the forwarding rule Vertex AI makes in {network}'s address>/v1/projects/"), route
+    code, out, err = cli_run("up", str(stack), "--cloud", "gcp", "--yes")
     assert code == 0 and "chat answers as" in err and "Vertex AI's forwarding rule for chat" in err, err
+    assert "curl -sS -k -X POST https://10.128.0." in out, out  # the example works as printed: the certificate is self-signed
     create = [body for body in cloud.stand_in.received("endpoints") if body and body.get("displayName")][-1]  # this run's
     assert create["privateServiceConnectConfig"]["pscAutomationConfigs"] == [{"projectId": PROJECT, "network": network}]
     (row,) = json.loads(cli_run("status", "--output", "json")[1])["deployments"]
