@@ -41,18 +41,22 @@ class Recorder(pulumi.runtime.Mocks):
 
     def __init__(self) -> None:
         self.resources: list[tuple[str, str, dict[str, Any]]] = []
+        self.lookups: list[tuple[str, dict[str, Any]]] = []
 
     def new_resource(self, args: pulumi.runtime.MockResourceArgs) -> tuple[str, dict[str, Any]]:
         self.resources.append((args.typ, args.name, args.inputs))
         return f"{args.name}-id", dict(args.inputs)
 
     def call(self, args: pulumi.runtime.MockCallArgs) -> dict[str, Any]:
-        """What the lookups a program makes would find: an Azure ML workspace, with its storage account."""
+        """What the lookups a program makes would find: an Azure ML workspace, with its storage account;
+        an OCI Data Science private endpoint, with its FQDN."""
+        self.lookups.append((args.token, dict(args.args)))
         found = {
             "azure-native:machinelearningservices:getWorkspace": {
                 "storageAccount": "/subscriptions/s/resourceGroups/rg-storage/providers/Microsoft.Storage/storageAccounts/wsstore",
                 "workspaceId": "0000",
             },
+            "oci:DataScience/getPrivateEndpoint:getPrivateEndpoint": {"fqdn": "md-1.datascience.us-ashburn-1.oci.private"},
         }
         return found.get(args.token, {})
 
@@ -235,4 +239,6 @@ def test_an_exported_program_keeps_the_private_networking(cloud: Cloud, stack: P
     assert code == 0, err
     run_program(tmp_path / "program")
     assert cloud.private_declared(mocks.declared()) == cloud.private_ids
+    if cloud.name == "oci":  # its URL output is the private endpoint's FQDN, looked up, not the public URL
+        assert [args["dataSciencePrivateEndpointId"] for token, args in mocks.lookups if token.endswith(":getPrivateEndpoint")] == cloud.private_ids
     assert cli_run("down", "chat", "--yes")[0] == 0
