@@ -219,6 +219,12 @@ def test_an_exported_program_serves_the_same_own_weights_with_no_token(cloud: Cl
     assert cloud.weights_declared(mocks.declared()) == uri
     declared = json.dumps(mocks.declared())
     assert HF_TOKEN not in declared and "HF_TOKEN" not in declared
+    assert "warning" not in err  # the checkpoint was read: its config says how it is stored
+
+    unread = uri.replace("llama-ft", "missing-ft")  # a location holding no checkpoint: the export cannot read one
+    stack.write_text(stack.read_text().replace(uri, unread) + "quantization: fp8\n")
+    code, _, err = export(stack, cloud.name, tmp_path / "unread")
+    assert code == 0 and "warning: chat: " in err and unread in err and "so the program passes --quantization fp8" in err, err
 
 
 def test_an_exported_program_keeps_the_private_networking(cloud: Cloud, stack: Path, tmp_path: Path, mocks: Recorder) -> None:

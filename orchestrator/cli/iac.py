@@ -26,6 +26,14 @@ def export(ctx: click.Context, stack: str, cloud: str | None, to_dir: str, regio
     from orchestrator.planning.planner import plan_stack
 
     plans = plan_stack(load_stack(stack, ctx.obj.catalog()), cloud, ctx.obj.catalog(), region, only)
+    for unread in [p for p in plans if p.weights and p.checkpoint.load_quantization and not p.requirements.sized_from.startswith(p.weights)]:
+        click.echo(
+            f"warning: {unread.deployment.name}: {unread.requirements.sized_from or f'no checkpoint was read from {unread.weights}'}, "
+            f"so the program passes --quantization "
+            f"{unread.checkpoint.load_quantization}, which is right for a 16-bit checkpoint; one already stored quantized must not get it "
+            "(vLLM refuses a method that differs from its config): export where the cloud's credentials can read the checkpoint",
+            err=True,
+        )
     project = render_project(plans, plans[0].cloud, stack_name or Path(stack).stem)
     written = project.write(Path(to_dir))
     if out.json:
