@@ -799,6 +799,8 @@ def test_weights_stage_fetches_the_hub_checkpoint_first(cloud: Cloud, stack: Pat
     assert code == 0, err
     assert f"fetching {DECLARED}@" in err and f"{len(files)} files uploaded" in out
     assert sorted(cloud.stored_weights()) == sorted(files)  # neither original/ nor the README
+    cache = Path(os.environ["XDG_CACHE_HOME"]) / "llamadeploy" / "hub"
+    assert not list(cache.rglob("*.safetensors"))  # each shard removed once staged: the disk never held the checkpoint whole
     fetched = dict(hub.served)
     assert sorted(name.removeprefix(f"{DECLARED}/") for name in fetched) == sorted(files)
     code, out, err = cli_run("weights", "stage", str(stack), "--cloud", cloud.name, "--from", f"hf://{DECLARED}", "--to", probe)
@@ -807,7 +809,7 @@ def test_weights_stage_fetches_the_hub_checkpoint_first(cloud: Cloud, stack: Pat
     hub.publish(DECLARED, {**files, "tokenizer.json": b'{"version": "2.0"}'})  # a later commit: the earlier one's download goes
     code, out, err = cli_run("weights", "stage", str(stack), "--cloud", cloud.name, "--to", probe, "--replace")
     assert code == 0 and f"an earlier download of {DECLARED}" in err and "2 files uploaded" in out, err  # the tokenizer, then the config
-    assert len([p for p in (Path(os.environ["XDG_CACHE_HOME"]) / "llamadeploy" / "hub").iterdir() if p.is_dir()]) == 1
+    assert len([p for p in cache.iterdir() if p.is_dir()]) == 1
     code, _, err = cli_run("weights", "stage", str(stack), "--cloud", cloud.name, "--from", "hf://meta llama/x", "--to", probe)
     assert code == 1 and "name a Hub repository as hf://<org>/<repo>" in err and "Traceback" not in err, err
 

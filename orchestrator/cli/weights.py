@@ -15,6 +15,7 @@ from orchestrator.errors import UsageError
 
 if TYPE_CHECKING:
     from orchestrator.declared.spec import Deployment
+    from orchestrator.lifecycle.staging import SourceFile
 
 
 @click.group("weights")
@@ -64,11 +65,11 @@ def stage_command(ctx: click.Context, stack: str, cloud: str, source: str | None
             err=True,
         )
     said = partial(click.echo, err=True)
-    with _checkpoint_folder(source, deployment, said) as folder:
+    with _checkpoint_files(source, deployment, said) as files:
         store = retrying(lambda: provider.weights_store(uri, deployment.placement.of(cloud)), said_pace(said))
-        done = stage(folder, store, said, replace=replace)
+        done = stage(files, store, said, replace=replace)
     click.echo(
-        f"Staged {source or folder} at {uri}: {plural(len(done.uploaded), 'file')} uploaded ({done.bytes_sent:,} bytes), {len(done.kept)} already there; all verified."
+        f"Staged {source or 'the Hub checkpoint'} at {uri}: {plural(len(done.uploaded), 'file')} uploaded ({done.bytes_sent:,} bytes), {len(done.kept)} already there; all verified."
     )
     if deployment.weights.get(cloud) != uri:
         click.echo(f"Serve it with, in {stack}:\n  weights:\n    {cloud}: {uri}")
@@ -82,16 +83,17 @@ def _served_from(ctx: click.Context, cloud: str, uri: str) -> list[str]:
 
 
 @contextmanager
-def _checkpoint_folder(source: str | None, deployment: Deployment, said: Callable[[str], None]) -> Iterator[Path]:
-    """The folder to stage: `--from` as given, or a Hub repository fetched into the user's cache
-    (the deployment's own checkpoint when `--from` is left out), with the deployment's HF_TOKEN,
-    held in use (so no other run removes it) while it is staged."""
+def _checkpoint_files(source: str | None, deployment: Deployment, said: Callable[[str], None]) -> Iterator[list[SourceFile]]:
+    """The files to stage: `--from`'s folder, or a Hub repository's (the deployment's own checkpoint
+    when `--from` is left out) fetched a file at a time with the deployment's HF_TOKEN, held in use
+    (so no other run removes its folder) while they are staged; checked whole before anything is sent."""
     from orchestrator.declared.secrets import hub_token
     from orchestrator.lifecycle import hub
+    from orchestrator.lifecycle.staging import folder_files
 
     if source is not None and not source.startswith(hub.HUB_PREFIX):
-        yield Path(source)
+        yield folder_files(Path(source))
         return
     repo, revision = hub.hub_source(source) if source else (deployment.model_ref.checkpoint(deployment.quantization).repo, None)
-    with hub.download(repo, revision, hub_token(deployment), said) as folder:
-        yield folder
+    with hub.hub_files(repo, revision, hub_token(deployment), said) as files:
+        yield files

@@ -1,11 +1,14 @@
-"""A checkpoint fetched from the Hugging Face Hub for `weights stage`, to copy into a cloud's storage.
+"""A checkpoint on the Hugging Face Hub as a source for `weights stage`, fetched a file at a time.
 
-huggingface_hub's `snapshot_download` does the fetching (it is what vLLM and transformers load
-with): into a folder of its own, resumable (a file already there at the same commit is not
-fetched again; huggingface_hub's local_dir metadata under `.cache/huggingface` records that),
-gated repositories with a token. Only what vLLM loads is fetched: the configs, the tokenizer and
-the safetensors shards; Meta's repositories also hold the original PyTorch checkpoint under
-`original/`, as large again, which is left on the Hub.
+huggingface_hub does the fetching (it is what vLLM and transformers load with): its file listing
+(`list_repo_tree`) gives each file's size and, for a file stored in LFS (every safetensors shard),
+its SHA-256, so a shard already staged is not fetched at all; `hf_hub_download` fetches one file
+into a folder of this run's own, resumably (huggingface_hub's local_dir metadata under
+`.cache/huggingface` records a file already there), gated repositories with a token. A shard is
+removed once it is staged, so the disk holds at most one at a time; the small files (configs,
+tokenizer) stay, so a second run reads them from disk. Only what vLLM loads is fetched: the
+configs, the tokenizer and the safetensors shards; Meta's repositories also hold the original
+PyTorch checkpoint under `original/`, as large again, which is left on the Hub.
 """
 
 from __future__ import annotations
@@ -14,10 +17,13 @@ import os
 import shutil
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, ExitStack, contextmanager, nullcontext
+from fnmatch import fnmatch
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 from orchestrator.errors import LlamadeployError
+from orchestrator.lifecycle.staging import SourceFile, check_source
 
 # What vLLM reads from a Hugging Face-format checkpoint (transformers' config, generation config,
 # tokenizer files, safetensors shards and their index).
@@ -52,42 +58,72 @@ def download_dir(repo: str, commit: str) -> Path:
 
 
 @contextmanager
-def download(repo: str, revision: str | None, token: str | None, said: Callable[[str], None]) -> Iterator[Path]:
-    """The repository's loadable files in `folder`, fetched where missing or changed, and held in
-    use (a shared lock on `<folder>.lock`) until the caller is done with them. The token
-    is the one given, or none (False): never a login stored on this machine, so a refusal says
-    truly whether a token was sent. The repository is asked for first: snapshot_download answers
-    a refusal with whatever an earlier run left in the folder."""
-    from huggingface_hub import HfApi, snapshot_download
-    from huggingface_hub.errors import GatedRepoError, HfHubHTTPError, LocalEntryNotFoundError, RepositoryNotFoundError, RevisionNotFoundError
+def hub_files(repo: str, revision: str | None, token: str | None, said: Callable[[str], None]) -> Iterator[list[SourceFile]]:
+    """The repository's loadable files at `revision` as a staging source, its folder held in use (a
+    shared lock on `<folder>.lock`) until the caller is done. The token is the one given, or none
+    (False): never a login stored on this machine, so a refusal says truly whether a token was sent."""
+    from huggingface_hub import HfApi, hf_hub_download
+    from huggingface_hub.hf_api import RepoFile
 
     with ExitStack() as in_use:  # the lock is let go however this ends
-        try:
-            commit = str(HfApi(token=token or False).repo_info(repo, revision=revision).sha)
+        with _translated(repo, revision, token):
+            api = HfApi(token=token or False)
+            commit = str(api.repo_info(repo, revision=revision).sha)
             folder = download_dir(repo, commit)
             in_use.enter_context(_hold(folder))
-            said(f"fetching {repo}@{commit[:12]} from the Hugging Face Hub into {folder} (files already there are kept)")
-            fetched = Path(snapshot_download(repo, revision=commit, local_dir=folder, token=token or False, allow_patterns=LOADED, ignore_patterns=SKIPPED))
-        except GatedRepoError as exc:
-            raise HubError(
-                f"the Hugging Face Hub refused {repo}: it is gated, and {'the token sent has not been granted access' if token else 'no token was sent'}; "
-                f"accept its license on huggingface.co/{repo} and set HF_TOKEN to a token of that account"
-            ) from exc
-        except RevisionNotFoundError as exc:
-            raise HubError(f"{repo} has no revision {revision!r} on the Hugging Face Hub") from exc
-        except RepositoryNotFoundError as exc:
-            raise HubError(f"{repo} is not a repository on the Hugging Face Hub (or is private to another account)") from exc
-        except (HfHubHTTPError, LocalEntryNotFoundError, OSError) as exc:
-            raise HubError(f"fetching {repo} from the Hugging Face Hub failed: {str(exc).splitlines()[0]}; run the command again to go on") from exc
-        except Exception as exc:
-            if type(exc).__module__.split(".")[0] not in _TRANSPORTS:
-                raise
-            raise HubError(f"cannot reach the Hugging Face Hub ({type(exc).__name__}: {exc}); run the command again to go on") from exc
+            listed = [f for f in api.list_repo_tree(repo, revision=commit, recursive=True) if isinstance(f, RepoFile) and _loaded(f.path)]
+        said(f"fetching {repo}@{commit[:12]} from the Hugging Face Hub a file at a time, through {folder} (each shard removed once staged)")
+
+        def local(name: str) -> Path:
+            with _translated(repo, revision, token):
+                return Path(hf_hub_download(repo, name, revision=commit, local_dir=folder, token=token or False))
+
+        files = [
+            SourceFile(f.path, f.size, f.lfs.sha256 if f.lfs else None, partial(local, f.path), partial(_remove, folder / f.path) if f.lfs else _keep)
+            for f in listed
+        ]
+        check_source(f"hf://{repo}@{commit[:12]}/", files, "--from")
         try:
             _drop_earlier(repo, folder, said)
-        except OSError as exc:  # a folder changing under the scan: the download itself is whole
+        except OSError as exc:  # a folder changing under the scan: this run's is whole
             said(f"left earlier downloads of {repo} in {folder.parent} ({exc})")
-        yield fetched
+        yield files
+
+
+def _loaded(path: str) -> bool:
+    return any(fnmatch(path, pattern) for pattern in LOADED) and not any(fnmatch(path, pattern) for pattern in SKIPPED)
+
+
+def _remove(path: Path) -> None:
+    path.unlink(missing_ok=True)
+
+
+def _keep() -> None:
+    """A small file stays, so a later run reads it from disk."""
+
+
+@contextmanager
+def _translated(repo: str, revision: str | None, token: str | None) -> Iterator[None]:
+    """huggingface_hub's errors as one clear HubError each."""
+    from huggingface_hub.errors import GatedRepoError, HfHubHTTPError, LocalEntryNotFoundError, RepositoryNotFoundError, RevisionNotFoundError
+
+    try:
+        yield
+    except GatedRepoError as exc:
+        raise HubError(
+            f"the Hugging Face Hub refused {repo}: it is gated, and {'the token sent has not been granted access' if token else 'no token was sent'}; "
+            f"accept its license on huggingface.co/{repo} and set HF_TOKEN to a token of that account"
+        ) from exc
+    except RevisionNotFoundError as exc:
+        raise HubError(f"{repo} has no revision {revision!r} on the Hugging Face Hub") from exc
+    except RepositoryNotFoundError as exc:
+        raise HubError(f"{repo} is not a repository on the Hugging Face Hub (or is private to another account)") from exc
+    except (HfHubHTTPError, LocalEntryNotFoundError, OSError) as exc:
+        raise HubError(f"fetching {repo} from the Hugging Face Hub failed: {str(exc).splitlines()[0]}; run the command again to go on") from exc
+    except Exception as exc:
+        if type(exc).__module__.split(".")[0] not in _TRANSPORTS:
+            raise
+        raise HubError(f"cannot reach the Hugging Face Hub ({type(exc).__name__}: {exc}); run the command again to go on") from exc
 
 
 def _hold(folder: Path) -> AbstractContextManager[Any]:

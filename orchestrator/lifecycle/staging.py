@@ -9,6 +9,11 @@ every file already there with the same hash and size, and re-sends any other. Th
 last: a copy that stopped early has none, and `up` refuses it. Each provider writes to its own
 storage (`Provider.weights_store`); every call to it goes through the engine's retries, so a 503
 or a dropped connection halfway through a large copy is retried, not the end of the run.
+
+The files come from a source: a local folder, or the Hugging Face Hub a file at a time (`hub.py`),
+whose listing gives each large file's SHA-256, so a file already staged is neither fetched nor
+sent again, and a fetched shard is removed once it is staged: the local disk never holds more
+than one shard of a checkpoint of hundreds of GiB.
 """
 
 from __future__ import annotations
@@ -89,16 +94,34 @@ def sha256_of(path: Path) -> str:
     return digest.hexdigest()
 
 
-def checkpoint_folder(folder: Path) -> list[Path]:
-    """The files to copy, config last; the folder must be a whole checkpoint before anything is sent."""
+@dataclass(frozen=True)
+class SourceFile:
+    """One file of the checkpoint to stage: its name in the checkpoint, its size, its SHA-256 where
+    the source knows it without the file (a Hub file stored in LFS), how to have it on this disk
+    (a Hub file is fetched first), and what to do once it is staged (a fetched shard is removed)."""
+
+    name: str
+    size: int
+    sha256: str | None
+    local: Callable[[], Path]
+    staged: Callable[[], None] = lambda: None
+
+
+def folder_files(folder: Path) -> list[SourceFile]:
+    """A local folder's files; it must be a whole checkpoint before anything is sent."""
     if not folder.is_dir():
         raise StagingError(f"{folder} is not a directory; pass the folder holding config.json, the tokenizer and the safetensors shards")
-    files = sorted((path for path in folder.rglob("*") if path.is_file() and not _hidden(path, folder)), key=lambda p: (p.name == CONFIG, str(p)))
-    names = {str(path.relative_to(folder)): path for path in files}
-    check_checkpoint(
-        read_checkpoint(f"{folder}/", {name: path.stat().st_size for name, path in names.items()}, lambda name: names[name].read_bytes()), "--from"
-    )
+    paths = {str(path.relative_to(folder)): path for path in folder.rglob("*") if path.is_file() and not _hidden(path, folder)}
+    files = [SourceFile(name, path.stat().st_size, None, partial(lambda p: p, path)) for name, path in paths.items()]
+    check_source(f"{folder}/", files, "--from")
     return files
+
+
+def check_source(uri: str, files: list[SourceFile], field: str) -> None:
+    """The source is a checkpoint vLLM could load (config, tokenizer, every shard its index names),
+    read from its small files only."""
+    by_name = {f.name: f for f in files}
+    check_checkpoint(read_checkpoint(uri, {f.name: f.size for f in files}, lambda name: by_name[name].local().read_bytes()), field)
 
 
 def _hidden(path: Path, folder: Path) -> bool:
@@ -111,21 +134,22 @@ def said_pace(said: Callable[[str], None]) -> Unattended:
     return Unattended(report=lambda _kind, **fields: said(f"retrying in {fields['retry_in_s']} s: {fields.get('reason', 'the storage throttled')}"))
 
 
-def stage(folder: Path, store: WeightsStore, said: Callable[[str], None], replace: bool = False) -> Staged:
+def stage(files: list[SourceFile], store: WeightsStore, said: Callable[[str], None], replace: bool = False) -> Staged:
+    """Copy `files` (a checkpoint already checked whole) into `store`, config last."""
     pace = said_pace(said)
 
     def call(operation: Callable[[], T]) -> T:
         return retrying(operation, pace)
 
-    files = checkpoint_folder(folder)
+    files = sorted(files, key=lambda f: (f.name == CONFIG, f.name))
     dropped = call(store.discard_partial_uploads)
     if dropped:
         said(f"dropped {dropped} unfinished upload(s) an earlier run left")
     there = call(store.existing)
     result = Staged()
-    hashed = [(str(path.relative_to(folder)), path, path.stat().st_size, sha256_of(path)) for path in files]
-    stale = sorted(set(there) - {name for name, *_ in hashed})
-    changing = any(there.get(name) != (size, digest) for name, _, size, digest in hashed)
+    hashed = [(f, f.sha256 or sha256_of(f.local())) for f in files]
+    stale = sorted(set(there) - {f.name for f in files})
+    changing = any(there.get(f.name) != (f.size, digest) for f, digest in hashed)
     older = stale or (changing and CONFIG in there)  # another checkpoint lies there, not a copy cut short
     if older and not replace:
         what = f"{len(stale)} file(s) the folder does not have ({', '.join(stale[:3])}{' …' if len(stale) > 3 else ''})" if stale else "a different checkpoint"
@@ -141,15 +165,20 @@ def stage(folder: Path, store: WeightsStore, said: Callable[[str], None], replac
             there.pop(name, None)
         if stale:
             said(f"removed {len(stale)} file(s) the folder no longer has: {', '.join(stale[:5])}{' …' if len(stale) > 5 else ''}")
-    for name, path, size, digest in hashed:
+    for file, digest in hashed:
+        name, size = file.name, file.size
         if there.get(name) == (size, digest):
             result.kept.append(name)
             said(f"{name}: already there ({size:,} bytes, sha256 {digest[:12]}…)")
             continue
+        path = file.local()
+        if file.sha256 is not None and (path.stat().st_size, sha256_of(path)) != (size, digest):
+            raise StagingError(f"{name} did not arrive whole from its source (its listing says {size:,} bytes, sha256 {digest}); run `weights stage` again")
         call(partial(store.upload, name, path, digest))
         landed = call(partial(store.stat, name))
         if landed != (size, digest):
             raise StagingError(f"{store.uri}{name} did not arrive whole (stored {landed}, sent {(size, digest)}); run `weights stage` again")
+        file.staged()
         result.uploaded.append(name)
         result.bytes_sent += size
         said(f"{name}: uploaded and verified ({size:,} bytes, sha256 {digest[:12]}…)")

@@ -2,7 +2,8 @@
 
 Enough for `HfApi.repo_info` and `snapshot_download` to run unmodified over real HTTPS: a model's
 revision (GET /api/models/<repo>[/revision/<rev>]: its commit sha), its file tree (GET
-/api/models/<repo>/tree/<sha>?recursive=true: each file's path, size and blob id, in one page),
+/api/models/<repo>/tree/<sha>?recursive=true: each file's path, size and blob id, and for a
+safetensors shard, stored in LFS, its SHA-256 under `lfs.oid`, in one page),
 and each file (HEAD and GET /<repo>/resolve/<rev>/<path>, with the X-Repo-Commit, ETag and
 Content-Length headers huggingface_hub reads: file_download.get_hf_file_metadata). A gated
 repository shows its revision and files to anyone, and answers a file's request with 401 without
@@ -68,15 +69,30 @@ class HubStandIn:
             if route.startswith("/api/") and _REVISION.match(route):
                 return 200, {"id": match["repo"], "modelId": match["repo"], "sha": sha, "siblings": [{"rfilename": n} for n in sorted(files)]}, {}
             if _TREE.match(route):
-                return 200, [{"type": "file", "path": n, "size": len(d), "oid": _blob(d)} for n, d in sorted(files.items())], {}
+                return 200, [_entry(n, d) for n, d in sorted(files.items())], {}
             data = files.get(match["path"])
             if data is None:
                 return 404, {"error": "Entry not found"}, {"X-Error-Code": "EntryNotFound", "X-Repo-Commit": sha}
             described = {"X-Repo-Commit": sha, "ETag": f'"{_blob(data)}"', "Content-Type": "application/octet-stream"}
+            if _in_lfs(match["path"]):  # the Hub names an LFS file by its SHA-256 (file_download.get_hf_file_metadata reads it first)
+                described |= {"X-Linked-Etag": f'"{hashlib.sha256(data).hexdigest()}"', "X-Linked-Size": str(len(data))}
             if method == "HEAD":
                 return 200, None, {**described, "Content-Length": str(len(data))}
             self.served[f"{match['repo']}/{match['path']}"] += 1
             return 200, data, described
+
+
+def _in_lfs(path: str) -> bool:
+    """The files a model repository stores in LFS (the Hub's default .gitattributes tracks *.safetensors)."""
+    return path.endswith(".safetensors")
+
+
+def _entry(path: str, data: bytes) -> dict[str, Any]:
+    """A file of the tree listing: path, size, git blob id, and for an LFS file its SHA-256 (`lfs.oid`)."""
+    entry: dict[str, Any] = {"type": "file", "path": path, "size": len(data), "oid": _blob(data)}
+    if _in_lfs(path):
+        entry["lfs"] = {"oid": hashlib.sha256(data).hexdigest(), "size": len(data), "pointerSize": 134}
+    return entry
 
 
 def _blob(data: bytes) -> str:
