@@ -780,10 +780,11 @@ def test_weights_stage_resumes_after_a_kill_and_verifies_every_file(cloud: Cloud
     assert err.strip().splitlines()[-1].startswith("config.json: uploaded and verified") and "model-00040-of-00040.safetensors" not in stored()
 
 
-def test_weights_stage_fetches_the_hub_checkpoint_first(cloud: Cloud, stack: Path, hub: HubStandIn, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_weights_stage_streams_the_hub_checkpoint_a_file_at_a_time(cloud: Cloud, stack: Path, hub: HubStandIn, monkeypatch: pytest.MonkeyPatch) -> None:
     """Without --from, `weights stage` fetches the deployment's checkpoint from the Hugging Face Hub
-    (what vLLM loads, not Meta's original/ folder) with the deployment's token, then copies it; a
-    second run fetches nothing again. A gated repository without a granted token is refused before
+    a file at a time (what vLLM loads, not Meta's original/ folder) with the deployment's token,
+    checks each shard against the SHA-256 the Hub lists (a bad one is refused and fetched afresh
+    next time), and copies it, removing each shard once staged; a second run fetches nothing again. A gated repository without a granted token is refused before
     anything is sent, saying how to get access."""
     probe = cloud.store_weights({})
     if probe is None or not cloud.stages_weights:
@@ -795,9 +796,14 @@ def test_weights_stage_fetches_the_hub_checkpoint_first(cloud: Cloud, stack: Pat
     assert code == 1 and f"the Hugging Face Hub refused {DECLARED}: it is gated, and the token sent has not been granted access" in err, err
     assert cloud.stored_weights() == {}
     monkeypatch.setenv("HF_TOKEN", HF_TOKEN)
+    shard = next(name for name in files if name.endswith(".safetensors"))
+    hub.corrupt_next.add(f"{DECLARED}/{shard}")  # the bytes differ from the SHA-256 the listing gives: refused, and not kept
+    code, _, err = cli_run("weights", "stage", str(stack), "--cloud", cloud.name, "--to", probe)
+    assert code == 1 and f"{shard} did not arrive whole from its source" in err and "Traceback" not in err, err
+    assert shard not in cloud.stored_weights()
     code, out, err = cli_run("weights", "stage", str(stack), "--cloud", cloud.name, "--to", probe)
     assert code == 0, err
-    assert f"fetching {DECLARED}@" in err and f"{len(files)} files uploaded" in out
+    assert f"fetching {DECLARED}@" in err and "files uploaded" in out
     assert sorted(cloud.stored_weights()) == sorted(files)  # neither original/ nor the README
     cache = Path(os.environ["XDG_CACHE_HOME"]) / "llamadeploy" / "hub"
     assert not list(cache.rglob("*.safetensors"))  # each shard removed once staged: the disk never held the checkpoint whole

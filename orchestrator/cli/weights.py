@@ -30,7 +30,7 @@ def weights_group() -> None:
     "--from",
     "source",
     help="The checkpoint: a folder (config.json, tokenizer, *.safetensors + index), or hf://<org>/<repo>[@<revision>] "
-    "(default: the deployment's checkpoint on the Hugging Face Hub, fetched first).",
+    "(default: the deployment's checkpoint on the Hugging Face Hub, fetched a file at a time).",
 )
 @click.option("--to", "target", help="Where it goes (default: the deployment's weights.<cloud>), e.g. s3://bucket/llama-ft/.")
 @click.option("--deployment", "only", metavar="NAME", help="The stack's deployment it is for (needed when the stack has several).")
@@ -40,7 +40,8 @@ def stage_command(ctx: click.Context, stack: str, cloud: str, source: str | None
     """Copy a checkpoint into the cloud's object storage once, resumably: every file is hashed
     (SHA-256), sent with its hash, and read back before the next; a run after a kill sends only
     what is missing or different. The config goes last, so `up` refuses a copy cut short. A Hub
-    checkpoint is fetched into the user's cache first (resumably too), with HF_TOKEN for a gated one."""
+    checkpoint is fetched a file at a time (each shard removed once staged, so the disk holds one),
+    with HF_TOKEN for a gated one."""
     from orchestrator.declared.stackfile import load_stack
     from orchestrator.lifecycle.pacing import retrying
     from orchestrator.lifecycle.staging import said_pace, stage

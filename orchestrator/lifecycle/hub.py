@@ -3,18 +3,22 @@
 huggingface_hub does the fetching (it is what vLLM and transformers load with): its file listing
 (`list_repo_tree`) gives each file's size and, for a file stored in LFS (every safetensors shard),
 its SHA-256, so a shard already staged is not fetched at all; `hf_hub_download` fetches one file
-into a folder of this run's own, resumably (huggingface_hub's local_dir metadata under
-`.cache/huggingface` records a file already there), gated repositories with a token. A shard is
-removed once it is staged, so the disk holds at most one at a time; the small files (configs,
-tokenizer) stay, so a second run reads them from disk. Only what vLLM loads is fetched: the
+into the commit's folder (huggingface_hub's local_dir metadata under `.cache/huggingface` records
+a file already there; a file cut short by a kill is fetched again from its start), gated
+repositories with a token. A shard is removed once it is staged, so the disk holds at most one at
+a time; the files not stored in LFS (configs, most tokenizers) stay, checked against their git
+blob id, so a second run reads them from disk. Only what vLLM loads is fetched: the
 configs, the tokenizer and the safetensors shards; Meta's repositories also hold the original
 PyTorch checkpoint under `original/`, as large again, which is left on the Hub.
 """
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
 import os
 import shutil
+import time
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, ExitStack, contextmanager, nullcontext
 from fnmatch import fnmatch
@@ -74,12 +78,18 @@ def hub_files(repo: str, revision: str | None, token: str | None, said: Callable
             listed = [f for f in api.list_repo_tree(repo, revision=commit, recursive=True) if isinstance(f, RepoFile) and _loaded(f.path)]
         said(f"fetching {repo}@{commit[:12]} from the Hugging Face Hub a file at a time, through {folder} (each shard removed once staged)")
 
-        def local(name: str) -> Path:
+        _drop_cut_short(folder)
+
+        def local(file: RepoFile) -> Path:
             with _translated(repo, revision, token):
-                return Path(hf_hub_download(repo, name, revision=commit, local_dir=folder, token=token or False))
+                path = Path(hf_hub_download(repo, file.path, revision=commit, local_dir=folder, token=token or False))
+            if file.lfs is None and _git_blob_id(path) != file.blob_id:  # an LFS file's SHA-256 is checked as it is staged
+                path.unlink(missing_ok=True)
+                raise HubError(f"{file.path} from {repo}@{commit[:12]} is not the file the Hub lists (git blob {file.blob_id}); run the command again")
+            return path
 
         files = [
-            SourceFile(f.path, f.size, f.lfs.sha256 if f.lfs else None, partial(local, f.path), partial(_remove, folder / f.path) if f.lfs else _keep)
+            SourceFile(f.path, f.size, f.lfs.sha256 if f.lfs else None, partial(local, f), partial(_remove, folder / f.path) if f.lfs else _keep)
             for f in listed
         ]
         check_source(f"hf://{repo}@{commit[:12]}/", files, "--from")
@@ -98,8 +108,29 @@ def _remove(path: Path) -> None:
     path.unlink(missing_ok=True)
 
 
+def _git_blob_id(path: Path) -> str:
+    """A file's git blob id, as the Hub lists a file not stored in LFS (`oid`)."""
+    data = path.read_bytes()
+    return hashlib.sha1(b"blob %d\0" % len(data) + data).hexdigest()
+
+
+# huggingface_hub downloads into `<name>.<etag>.<random>.incomplete` and removes it when done or
+# failed, but a SIGKILL leaves it: one that has not grown for this long belongs to no live run.
+STALE_DOWNLOAD_S = 600
+
+
+def _drop_cut_short(folder: Path) -> None:
+    """The partial downloads killed runs left in the folder (each up to a shard), so the disk keeps
+    holding one shard at a time."""
+    now = time.time()
+    for partial_download in folder.glob(".cache/huggingface/download/**/*.incomplete"):
+        with contextlib.suppress(OSError):
+            if now - partial_download.stat().st_mtime > STALE_DOWNLOAD_S:
+                partial_download.unlink()
+
+
 def _keep() -> None:
-    """A small file stays, so a later run reads it from disk."""
+    """A file not stored in LFS (small) stays, so a later run reads it from disk."""
 
 
 @contextmanager

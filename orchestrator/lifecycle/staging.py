@@ -12,8 +12,8 @@ or a dropped connection halfway through a large copy is retried, not the end of 
 
 The files come from a source: a local folder, or the Hugging Face Hub a file at a time (`hub.py`),
 whose listing gives each large file's SHA-256, so a file already staged is neither fetched nor
-sent again, and a fetched shard is removed once it is staged: the local disk never holds more
-than one shard of a checkpoint of hundreds of GiB.
+sent again, and a fetched shard is removed once it is staged: the local disk holds one shard of
+a checkpoint of hundreds of GiB at a time (a shard cut short by a kill is fetched again).
 """
 
 from __future__ import annotations
@@ -98,13 +98,13 @@ def sha256_of(path: Path) -> str:
 class SourceFile:
     """One file of the checkpoint to stage: its name in the checkpoint, its size, its SHA-256 where
     the source knows it without the file (a Hub file stored in LFS), how to have it on this disk
-    (a Hub file is fetched first), and what to do once it is staged (a fetched shard is removed)."""
+    (a Hub file is fetched first), and how to drop that copy once it is staged, or found bad."""
 
     name: str
     size: int
     sha256: str | None
     local: Callable[[], Path]
-    staged: Callable[[], None] = lambda: None
+    drop: Callable[[], None] = lambda: None  # removes the local copy where the source made one (a fetched shard)
 
 
 def folder_files(folder: Path) -> list[SourceFile]:
@@ -171,14 +171,18 @@ def stage(files: list[SourceFile], store: WeightsStore, said: Callable[[str], No
             result.kept.append(name)
             said(f"{name}: already there ({size:,} bytes, sha256 {digest[:12]}…)")
             continue
-        path = file.local()
-        if file.sha256 is not None and (path.stat().st_size, sha256_of(path)) != (size, digest):
-            raise StagingError(f"{name} did not arrive whole from its source (its listing says {size:,} bytes, sha256 {digest}); run `weights stage` again")
-        call(partial(store.upload, name, path, digest))
+        try:
+            path = file.local()
+            if file.sha256 is not None and (path.stat().st_size, sha256_of(path)) != (size, digest):
+                file.drop()  # else the source would hand back the same bad copy next time
+                raise StagingError(f"{name} did not arrive whole from its source (its listing says {size:,} bytes, sha256 {digest}); run `weights stage` again")
+            call(partial(store.upload, name, path, digest))
+        except OSError as exc:  # the local copy went away (another run of the same commit dropped it?)
+            raise StagingError(f"{name} could not be read from this disk ({exc}); run `weights stage` again, one run per checkpoint at a time") from exc
         landed = call(partial(store.stat, name))
         if landed != (size, digest):
             raise StagingError(f"{store.uri}{name} did not arrive whole (stored {landed}, sent {(size, digest)}); run `weights stage` again")
-        file.staged()
+        file.drop()
         result.uploaded.append(name)
         result.bytes_sent += size
         said(f"{name}: uploaded and verified ({size:,} bytes, sha256 {digest[:12]}…)")

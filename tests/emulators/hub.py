@@ -38,12 +38,14 @@ class HubStandIn:
         self.repos: dict[str, dict[str, bytes]] = {}
         self.gated: set[str] = set()
         self.served: Counter[str] = Counter()  # "<repo>/<path>" -> GETs of it
+        self.corrupt_next: set[str] = set()  # "<repo>/<path>" served once with a byte changed (a bad mirror, a flipped bit)
 
     def reset(self) -> None:
         with self._lock:
             self.repos.clear()
             self.gated.clear()
             self.served.clear()
+            self.corrupt_next.clear()
 
     def publish(self, repo: str, files: dict[str, bytes], gated: bool = True) -> None:
         with self._lock:
@@ -78,7 +80,11 @@ class HubStandIn:
                 described |= {"X-Linked-Etag": f'"{hashlib.sha256(data).hexdigest()}"', "X-Linked-Size": str(len(data))}
             if method == "HEAD":
                 return 200, None, {**described, "Content-Length": str(len(data))}
-            self.served[f"{match['repo']}/{match['path']}"] += 1
+            served = f"{match['repo']}/{match['path']}"
+            self.served[served] += 1
+            if served in self.corrupt_next:
+                self.corrupt_next.discard(served)
+                data = bytes([data[0] ^ 1]) + data[1:]
             return 200, data, described
 
 
@@ -96,7 +102,8 @@ def _entry(path: str, data: bytes) -> dict[str, Any]:
 
 
 def _blob(data: bytes) -> str:
-    return hashlib.sha1(data).hexdigest()
+    """The file's git blob id, the Hub's `oid` (and ETag) for a file not stored in LFS."""
+    return hashlib.sha1(b"blob %d\0" % len(data) + data).hexdigest()
 
 
 def _commit(files: dict[str, bytes]) -> str:
