@@ -420,7 +420,7 @@ class GcpProvider(Provider):
         host = f"https://{address}" if address else settings.get("endpoint") or f"https://{plan.region}-aiplatform.googleapis.com"
         # A Private Service Connect endpoint is called at its forwarding rule's address, which is "" where
         # llamadeploy does not know it (no automation): invoke then says so without a call.
-        called = {**settings, "psc_address": address or ""} if _private_service_connect(plan) is not None else settings
+        called = {**settings, "psc_address": address or ""} if self.private_only(deployment) else settings
         return Deployed(deployment.name, self.name, plan.region, (model, endpoint, deployed), f"{host}/v1/{endpoint_name}:rawPredict", called)
 
     @staticmethod

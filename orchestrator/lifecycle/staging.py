@@ -112,7 +112,7 @@ def folder_files(folder: Path) -> list[SourceFile]:
     if not folder.is_dir():
         raise StagingError(f"{folder} is not a directory; pass the folder holding config.json, the tokenizer and the safetensors shards")
     paths = {str(path.relative_to(folder)): path for path in folder.rglob("*") if path.is_file() and not _hidden(path, folder)}
-    files = [SourceFile(name, path.stat().st_size, None, partial(lambda p: p, path)) for name, path in paths.items()]
+    files = [SourceFile(name, path.stat().st_size, None, partial(Path, path)) for name, path in paths.items()]
     check_source(f"{folder}/", files, "--from")
     return files
 

@@ -1,6 +1,6 @@
 """The Hugging Face Hub as huggingface_hub's downloads see it, at https://huggingface.co on the test internet.
 
-Enough for `HfApi.repo_info` and `snapshot_download` to run unmodified over real HTTPS: a model's
+Enough for `HfApi.repo_info`, `list_repo_tree` and `hf_hub_download` to run unmodified over real HTTPS: a model's
 revision (GET /api/models/<repo>[/revision/<rev>]: its commit sha), its file tree (GET
 /api/models/<repo>/tree/<sha>?recursive=true: each file's path, size and blob id, and for a
 safetensors shard, stored in LFS, its SHA-256 under `lfs.oid`, in one page),
