@@ -658,13 +658,24 @@ class AwsProvider(Provider):
 
 
 def _outbound_needs(plan: Plan) -> tuple[str, ...]:
-    """In the user's subnets the container reaches out only through their routes, and its network
-    interfaces have no public address: a Hugging Face download needs a NAT gateway."""
+    """What the user's subnets must route, where the model runs in them (SageMaker developer guide,
+    awsdocs/amazon-sagemaker-developer-guide: host-vpc.md and mkt-algo-model-internet-free.md):
+    model data is copied through them, network isolation or not, which needs an S3 gateway endpoint
+    (or a NAT gateway); and the container's interfaces have no public address, so a Hugging Face
+    download needs a NAT gateway."""
     placed = plan.deployment.placement.of("aws")
-    if placed is None or not placed.subnets or placed.network_isolation or plan.weights:
+    if placed is None or not placed.subnets:
+        return ()
+    subnets = ", ".join(placed.subnets)
+    if plan.weights:
+        return (
+            f"a route from each of {subnets} to S3: a gateway endpoint for com.amazonaws.{plan.region}.s3 on their route tables "
+            f"(or a NAT gateway), as SageMaker copies {plan.weights} through them (docs.aws.amazon.com/sagemaker/latest/dg/host-vpc.html)",
+        )
+    if placed.network_isolation:
         return ()
     return (
-        f"a route from each of {', '.join(placed.subnets)} to a NAT gateway (0.0.0.0/0), for the container to download the checkpoint from the "
+        f"a route from each of {subnets} to a NAT gateway (0.0.0.0/0), for the container to download the checkpoint from the "
         "Hugging Face Hub (docs.aws.amazon.com/sagemaker/latest/dg/host-vpc.html); or stage the weights in S3 and add network_isolation",
     )
 

@@ -599,6 +599,7 @@ class AwsCloud(_Common):
             ec2.create_subnet(VpcId=vpc, CidrBlock=f"10.8.{i}.0/24", AvailabilityZone=f"us-east-1{z}")["Subnet"]["SubnetId"] for i, z in ((1, "a"), (2, "b"))
         ]
         group = ec2.create_security_group(GroupName="llama-serving", Description="SageMaker endpoint", VpcId=vpc)["GroupId"]
+        s3_gateway(ec2, vpc, subnets)  # SageMaker copies the model data through the subnets
         self.private_ids = [*subnets, group, "EnableNetworkIsolation"]
         self.private_words = [*subnets, group, "network isolation: it makes no outbound call"]
         return f"    subnets: [{', '.join(subnets)}]\n    security_groups: [{group}]\n    network_isolation: true\n"
@@ -915,6 +916,17 @@ class GcpCloud(_RestStandInHarness):
             "tags": upload["model"]["labels"],
             "deployment_request": json.dumps(deploy),
         }
+
+
+def s3_gateway(ec2: Any, vpc: str, subnets: list[str]) -> str:
+    """A route table for `subnets` with a gateway endpoint for S3 on it, as the SageMaker guide asks
+    of subnets without internet (host-vpc.md, "Create an Amazon S3 VPC Endpoint"): EC2 adds the
+    route to the region's S3 prefix list. The endpoint's id."""
+    table = ec2.create_route_table(VpcId=vpc)["RouteTable"]["RouteTableId"]
+    for subnet in subnets:
+        ec2.associate_route_table(RouteTableId=table, SubnetId=subnet)
+    endpoint = ec2.create_vpc_endpoint(VpcId=vpc, ServiceName="com.amazonaws.us-east-1.s3", VpcEndpointType="Gateway", RouteTableIds=[table])
+    return endpoint["VpcEndpoint"]["VpcEndpointId"]
 
 
 def _vertex_values(container: dict[str, Any], dedicated: dict[str, Any], environment: dict[str, str]) -> dict[str, Any]:

@@ -1,4 +1,4 @@
-"""SageMaker-only behaviour: a model's container in a VPC reaches what the VPC's routes reach."""
+"""SageMaker-only behaviour: a model in a VPC reaches what the VPC's routes reach, its container and its model data."""
 
 from __future__ import annotations
 
@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.clouds import AwsCloud, cli_run
+from tests.clouds import AwsCloud, cli_run, s3_gateway
+from tests.test_providers import _checkpoint
 
 pytestmark = pytest.mark.parametrize("cloud", ["aws"], indirect=True)
 
@@ -38,5 +39,37 @@ def test_a_container_in_subnets_without_a_nat_gateway_cannot_download_from_the_h
     ec2.associate_route_table(RouteTableId=table, SubnetId=private)
     code, _, err = cli_run("up", str(stack), "--cloud", "aws", "--yes")
     assert code == 0 and "chat answers as" in err, err
+    assert cli_run("down", "chat", "--yes")[0] == 0
+    assert cloud.empty(), cloud.inventory()
+
+
+def test_model_data_is_copied_through_the_subnets_and_needs_a_route_to_s3(cloud: AwsCloud, stack: Path) -> None:
+    """With VpcConfig, SageMaker copies the model data through the user's subnets, network isolation
+    or not: without an S3 gateway endpoint (or NAT gateway) on their route tables the copy fails, as
+    SageMaker reports it, and `up` rolls back; `plan` says what the subnets need first."""
+    ec2 = cloud.stand_in.client("ec2")
+    vpc = ec2.create_vpc(CidrBlock="10.7.0.0/16")["Vpc"]["VpcId"]
+    subnets = [
+        ec2.create_subnet(VpcId=vpc, CidrBlock=f"10.7.{i}.0/24", AvailabilityZone=f"us-east-1{z}")["Subnet"]["SubnetId"] for i, z in ((1, "a"), (2, "b"))
+    ]
+    group = ec2.create_security_group(GroupName="serving", Description="SageMaker endpoint", VpcId=vpc)["GroupId"]
+    uri = cloud.store_weights(_checkpoint())
+    placement = f"  aws:\n    subnets: [{', '.join(subnets)}]\n    security_groups: [{group}]\n    network_isolation: true\n"
+    stack.write_text(stack.read_text().replace("  aws:\n", placement, 1) + f"weights:\n  aws: {uri}\n")
+    code, out, _ = cli_run("plan", str(stack), "--cloud", "aws", "--output", "json")
+    (need,) = [need for need in json.loads(out)["plans"][0]["serving"]["needs"] if "com.amazonaws.us-east-1.s3" in need]
+    assert need.startswith(f"a route from each of {', '.join(subnets)} to S3: a gateway endpoint") and uri in need, need
+    code, _, err = cli_run("up", str(stack), "--cloud", "aws", "--yes")
+    assert code == 1 and f'Failed to download model data for container "container_1" from URL: "{uri}"' in err and "rolled back" in err, err
+    assert cloud.empty(), cloud.inventory()
+
+    s3_gateway(ec2, vpc, subnets[:1])
+    code, _, err = cli_run("up", str(stack), "--cloud", "aws", "--yes")
+    assert code == 1 and "Failed to download model data" in err, err  # every subnet needs the route
+    assert cloud.empty(), cloud.inventory()
+
+    s3_gateway(ec2, vpc, subnets[1:])
+    code, _, err = cli_run("up", str(stack), "--cloud", "aws", "--yes")
+    assert code == 0 and f"chat answers as {uri}" in err, err
     assert cli_run("down", "chat", "--yes")[0] == 0
     assert cloud.empty(), cloud.inventory()

@@ -215,38 +215,51 @@ class AwsStandIn:
         return "Failed" if isinstance(self.containers.get(name), ContainerFailed) else None
 
     def _failure_reason(self, name: str) -> str:
-        return self._failing.get(name) or PING_FAILED
+        return self._failing.get(name) or _failed(self.containers.get(name))
 
     def _start_container(self, endpoint: str, config_name: str) -> None:
         """Start the endpoint's container as SageMaker would: the model's image, entrypoint and environment."""
         self.containers[endpoint] = self._container_of(config_name)
 
+    def _routes(self, subnet: str) -> list[dict[str, Any]]:
+        """The routes a subnet's traffic takes: its route table's, else its VPC's main one, as EC2 applies them."""
+        ec2 = self.client("ec2")
+        tables = ec2.describe_route_tables(Filters=[{"Name": "association.subnet-id", "Values": [subnet]}])["RouteTables"]
+        if not tables:
+            vpc = ec2.describe_subnets(SubnetIds=[subnet])["Subnets"][0]["VpcId"]
+            tables = ec2.describe_route_tables(Filters=[{"Name": "vpc-id", "Values": [vpc]}, {"Name": "association.main", "Values": ["true"]}])["RouteTables"]
+        return tables[0]["Routes"] if tables else []
+
     def _outbound(self, model: str) -> bool:
         """Whether the model's container reaches the internet: outside a VPC, yes; in one, only where
         every subnet it runs in routes 0.0.0.0/0 to a NAT gateway (its network interfaces have no
-        public address, so an internet gateway alone does not do). The subnet's route table, else
-        its VPC's main one, as EC2 applies them."""
-        subnets = self._vpc_subnets.get(model)
-        if not subnets:
-            return True
+        public address, so an internet gateway alone does not do)."""
+        return all(any(_to_nat(route) for route in self._routes(subnet)) for subnet in self._vpc_subnets.get(model, ()))
+
+    def _reaches_s3(self, model: str) -> bool:
+        """Whether model data can be copied through the model's subnets: with a VpcConfig, "the download
+        [...] of customer data and model artifacts are routed through your VPC subnet", network isolation
+        or not (SageMaker developer guide, mkt-algo-model-internet-free.md), and S3 is reached there
+        through a gateway endpoint or a NAT gateway (host-vpc.md, "Create an Amazon S3 VPC Endpoint";
+        awsdocs/amazon-sagemaker-developer-guide). A gateway endpoint shows in a route table as a
+        route to the region's S3 prefix list through the endpoint (vpce-...)."""
         ec2 = self.client("ec2")
-        for subnet in subnets:
-            tables = ec2.describe_route_tables(Filters=[{"Name": "association.subnet-id", "Values": [subnet]}])["RouteTables"]
-            if not tables:
-                vpc = ec2.describe_subnets(SubnetIds=[subnet])["Subnets"][0]["VpcId"]
-                tables = ec2.describe_route_tables(Filters=[{"Name": "vpc-id", "Values": [vpc]}, {"Name": "association.main", "Values": ["true"]}])[
-                    "RouteTables"
-                ]
-            routes = tables[0]["Routes"] if tables else []
-            if not any(route.get("DestinationCidrBlock") == "0.0.0.0/0" and route.get("NatGatewayId") for route in routes):
-                return False
-        return True
+        s3_lists = {p["PrefixListId"] for p in ec2.describe_managed_prefix_lists()["PrefixLists"] if p["PrefixListName"] == f"com.amazonaws.{REGION}.s3"}
+        return all(
+            any(
+                _to_nat(route) or (route.get("DestinationPrefixListId") in s3_lists and route.get("GatewayId", "").startswith("vpce-"))
+                for route in self._routes(subnet)
+            )
+            for subnet in self._vpc_subnets.get(model, ())
+        )
 
     def _container_of(self, config_name: str) -> containers.Container | ContainerFailed:
         sagemaker = self.client("sagemaker")
         variant = sagemaker.describe_endpoint_config(EndpointConfigName=config_name)["ProductionVariants"][0]
         container = sagemaker.describe_model(ModelName=variant["ModelName"])["PrimaryContainer"]
         prefix = self._model_data.get(variant["ModelName"])
+        if prefix and not self._reaches_s3(variant["ModelName"]):
+            return ModelDataUnreachable(prefix)
         mounts = {MODEL_DIR: self.s3_files(prefix)} if prefix else {}
         try:
             started = containers.start(
@@ -307,7 +320,7 @@ class AwsStandIn:
         del self._updating[name]
         started = self._container_of(config)
         if self.faults.failure_reason or isinstance(started, ContainerFailed):
-            answer["FailureReason"] = self._failed_updates[name] = self.faults.failure_reason or PING_FAILED
+            answer["FailureReason"] = self._failed_updates[name] = self.faults.failure_reason or _failed(started)
             return
         from moto.sagemaker.models import sagemaker_backends
 
@@ -470,6 +483,28 @@ class AwsStandIn:
                 if body["EndpointName"] in self._updating:
                     self._progress_update(body["EndpointName"], answer)
         return answer
+
+
+class ModelDataUnreachable(ContainerFailed):
+    """SageMaker could not copy the model data through the model's subnets, so no container started.
+    The reason is SageMaker's wording for model data it cannot download (seen for ModelDataUrl; the
+    wording for a prefix is unconfirmed offline)."""
+
+    def __init__(self, prefix: str) -> None:
+        super().__init__(
+            0,
+            f'Failed to download model data for container "container_1" from URL: "{prefix}". Please ensure that there is an object '
+            "located at the URL and that the role passed to CreateModel has permissions to download the model.",
+        )
+
+
+def _failed(started: object) -> str:
+    """The FailureReason of an endpoint whose fleet did not come up."""
+    return started.log if isinstance(started, ModelDataUnreachable) else PING_FAILED
+
+
+def _to_nat(route: dict[str, Any]) -> bool:
+    return route.get("DestinationCidrBlock") == "0.0.0.0/0" and bool(route.get("NatGatewayId"))
 
 
 def _blue_green_problem(policy: dict[str, Any]) -> str | None:
