@@ -712,10 +712,15 @@ class GcpProvider(Provider):
                     if plan.weights
                     else ()
                 ),
-                # Model Garden's Deploy API takes a Hugging Face token apart from the container
+                # A model's container has no secret reference: ModelContainerSpec.env takes EnvVar
+                # (name, value) only; SecretEnvVar (a Secret Manager reference) is for Reasoning Engine
+                # (aiplatform_v1beta1 types env_var.py). Google's own custom vLLM deployment passes
+                # HF_TOKEN in the container environment (GoogleCloudPlatform/vertex-ai-samples:
+                # notebooks/community/model_garden/model_garden_huggingface_vllm_deployment.ipynb,
+                # "Deploy with customized configs"). Model Garden's Deploy API takes a token apart
                 # (DeployRequest.ModelConfig.hugging_face_access_token), but every Deploy makes a new
-                # endpoint (its EndpointConfig has no existing endpoint to deploy to), which the
-                # blue/green replace on the same endpoint cannot use.
+                # endpoint (its EndpointConfig names no existing one), which the blue/green replace on
+                # the same endpoint cannot use, and no vendor sample pairs it with a custom container.
                 *secrets_exposed(
                     plan,
                     "the model's container environment",
