@@ -13,7 +13,7 @@ import os
 import re
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from functools import partial
+from functools import cache, partial
 from typing import TYPE_CHECKING, Annotated, Any
 
 from pydantic import Field, model_validator
@@ -724,41 +724,55 @@ def _options(arguments: list[str]) -> list[tuple[str, str]]:
     return pairs
 
 
+@cache
+def _data_loader() -> Any:
+    """One botocore data loader for the process. Every session otherwise makes its own, which
+    parses endpoints.json and each service's model again (a few hundred ms of CPU a client)."""
+    import botocore.session
+
+    return botocore.session.Session().get_component("data_loader")
+
+
+def _session(region: str | None) -> Any:
+    """A boto3 session (credentials found afresh, as boto3's chain finds them) on the shared loader,
+    registered as botocore's documented component (Session.register_component)."""
+    import boto3
+    import botocore.session
+
+    core = botocore.session.Session()
+    core.register_component("data_loader", _data_loader())
+    return boto3.session.Session(botocore_session=core, region_name=region)
+
+
 def _runtime_client(region: str, endpoint_url: str | None) -> Any:
     """The SageMaker runtime client that sends InvokeEndpoint (SigV4-signed by boto3)."""
-    import boto3
     from botocore.config import Config
 
     config = Config(retries={"mode": "standard", "total_max_attempts": 1}, user_agent_extra="llamadeploy")  # the engine retries
-    return boto3.session.Session(region_name=region).client("sagemaker-runtime", endpoint_url=endpoint_url, config=config)
+    return _session(region).client("sagemaker-runtime", endpoint_url=endpoint_url, config=config)
 
 
 def _quotas_client(region: str, endpoint_url: str | None) -> Any:
     """A Service Quotas client for the region (`endpoint_url` replaces every AWS endpoint llamadeploy calls)."""
-    import boto3
     from botocore.config import Config
 
     config = Config(retries={"mode": "standard", "total_max_attempts": 1}, user_agent_extra="llamadeploy")  # the engine retries
-    return boto3.session.Session(region_name=region).client("service-quotas", endpoint_url=endpoint_url, config=config)
+    return _session(region).client("service-quotas", endpoint_url=endpoint_url, config=config)
 
 
 def _s3_client(region: str | None) -> Any:
     """An S3 client for reading the user's weights (its endpoint from the environment's usual chain)."""
-    import boto3
     from botocore.config import Config
 
-    return boto3.session.Session(region_name=region).client(
-        "s3", config=Config(retries={"mode": "standard", "total_max_attempts": 3}, user_agent_extra="llamadeploy")
-    )
+    return _session(region).client("s3", config=Config(retries={"mode": "standard", "total_max_attempts": 3}, user_agent_extra="llamadeploy"))
 
 
 def _control_clients(region: str, endpoint_url: str | None) -> tuple[Any, Any]:
     """A SageMaker and an Application Auto Scaling client for the region and endpoint."""
-    import boto3
     from botocore.config import Config
 
     config = Config(retries={"mode": "standard", "total_max_attempts": 1}, user_agent_extra="llamadeploy")  # the engine retries
-    session = boto3.session.Session(region_name=region)
+    session = _session(region)
     return (
         session.client("sagemaker", endpoint_url=endpoint_url, config=config),
         session.client("application-autoscaling", endpoint_url=endpoint_url, config=config),

@@ -258,8 +258,7 @@ class OciProvider(Provider):
 
     def _client(self, region: str, settings: Mapping[str, Any]) -> Any:
         """The region's DataScienceClient; how credentials are found (the environment) is part of the key."""
-        key = (region, repr(sorted(settings.items())), os.environ.get("OCI_RESOURCE_PRINCIPAL_VERSION", ""), os.environ.get("OCI_CONFIG_FILE", ""))
-        return self.client(key, lambda: _make_client(region, settings))
+        return self.client(_credentials_key("datascience", region, settings), lambda: _make_client(region, settings))
 
     def checkpoint_listing(self, uri: str, placement: Any, region: str) -> tuple[dict[str, int], Callable[[str], bytes]]:
         """The objects under the prefix (names relative to it), as the model by reference copies them;
@@ -277,14 +276,7 @@ class OciProvider(Provider):
         if located is None:
             raise UsageError(f"weights.oci {uri}: {self.weights_problem(uri)}")
         settings = {"profile": placement.profile} if placement is not None and placement.profile else {}
-        key = (
-            "objectstorage",
-            region,
-            repr(sorted(settings.items())),
-            os.environ.get("OCI_RESOURCE_PRINCIPAL_VERSION", ""),
-            os.environ.get("OCI_CONFIG_FILE", ""),
-        )
-        client = self.client(key, lambda: _make_object_storage_client(region, settings))
+        client = self.client(_credentials_key("objectstorage", region, settings), lambda: _make_object_storage_client(region, settings))
         store = ObjectStorageWeightsStore(uri, client, located["namespace"], located["bucket"], located["prefix"], _translated)
         store.require_versioning(region)
         return store
@@ -302,8 +294,7 @@ class OciProvider(Provider):
         if limit_name is None:
             return None
         settings = self.settings(plan)
-        key = ("limits", plan.region, repr(sorted(settings.items())), os.environ.get("OCI_CONFIG_FILE", ""))
-        limits = self.client(key, lambda: _make_limits_client(plan.region, settings))
+        limits = self.client(_credentials_key("limits", plan.region, settings), lambda: _make_limits_client(plan.region, settings))
         with _translated():
             availability = limits.get_resource_availability("data-science", limit_name, settings["compartment_id"]).data
         if availability.available is None:  # the API could not say: not a reason to refuse
@@ -586,7 +577,8 @@ class OciProvider(Provider):
         (`requests.post(endpoint, json=body, auth=signer)`, ai-quick-actions/model-deployment-tips.md)."""
         import requests
 
-        signer = _signer(deployed.region, deployed.settings)
+        # Made once, as a client is: a signer reads and parses the API key file when made.
+        signer = self.client(_credentials_key("signer", deployed.region, deployed.settings), lambda: _signer(deployed.region, deployed.settings))
         return answer_of(
             lambda: requests.post(deployed.url, json=dict(request), auth=signer, timeout=(CONNECT_TIMEOUT_S, 300)),
             f"OCI model deployment {deployed.deployment}",
@@ -842,6 +834,12 @@ def _make_limits_client(region: str, settings: Mapping[str, Any]) -> Any:
 
     config, signer = _credentials(region, dict(settings))
     return oci.limits.LimitsClient(config, **({"signer": signer} if signer else {}), retry_strategy=oci.retry.NoneRetryStrategy())
+
+
+def _credentials_key(what: str, region: str, settings: Mapping[str, Any]) -> tuple[str, ...]:
+    """What a client or signer is made once for: its kind, region and settings, and how the
+    environment says credentials are found."""
+    return (what, region, repr(sorted(settings.items())), os.environ.get("OCI_RESOURCE_PRINCIPAL_VERSION", ""), os.environ.get("OCI_CONFIG_FILE", ""))
 
 
 def _credentials(region: str, settings: dict[str, Any]) -> tuple[dict[str, Any], Any]:

@@ -178,6 +178,9 @@ class CliProcess:
             self._stdout.unlink(missing_ok=True)
 
 
+CALLER_PAUSE_S = 0.01  # between a Caller's calls: calling flat out starves the command it watches of the GIL
+
+
 class Caller:
     """A client calling the deployment all along, as a user's service would: it looks the endpoint
     up in the state and sends a chat completion through the cloud's own route and authentication,
@@ -222,6 +225,7 @@ class Caller:
                         self.failures.append(f"answered as {answer['model']}")
                 except Exception as exc:  # any failure of a call is what is counted
                     self.failures.append(f"{type(exc).__name__}: {exc}")
+                self._stop.wait(CALLER_PAUSE_S)
         finally:
             state.close()
 

@@ -94,6 +94,8 @@ class AwsStandIn:
         self._moto.start()
         self.moto_host, self.moto_port = self._moto.get_host_and_port()
         self.faults = Faults()
+        self._clients: dict[str, Any] = {}
+        self._clients_lock = threading.Lock()
         self.requests: list[Request] = []
         self._polls_left: dict[str, int] = {}
         self._created_at: dict[str, float] = {}
@@ -134,10 +136,15 @@ class AwsStandIn:
         return [r.body for r in self.requests if r.action == action]
 
     def client(self, service: str) -> Any:
-        """A boto3 client straight to moto, bypassing faults: the test's own view of the account."""
+        """A boto3 client straight to moto, bypassing faults: the test's own view of the account.
+        Made once per service: a client is costly to make, and boto3's clients are thread-safe
+        ("Low-level clients are thread safe", boto3's guide on clients)."""
         import boto3
 
-        return boto3.client(service, region_name=REGION, endpoint_url=f"http://{self.moto_host}:{self.moto_port}", **_keys())
+        with self._clients_lock:
+            if service not in self._clients:
+                self._clients[service] = boto3.client(service, region_name=REGION, endpoint_url=f"http://{self.moto_host}:{self.moto_port}", **_keys())
+            return self._clients[service]
 
     def inventory(self) -> dict[str, list[str]]:
         sagemaker, scaling = self.client("sagemaker"), self.client("application-autoscaling")
