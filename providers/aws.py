@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from functools import cache, partial
@@ -724,6 +725,9 @@ def _options(arguments: list[str]) -> list[tuple[str, str]]:
     return pairs
 
 
+_LOADER_LOCK = threading.Lock()
+
+
 @cache
 def _data_loader() -> Any:
     """One botocore data loader for the process. Every session otherwise makes its own, which
@@ -734,14 +738,17 @@ def _data_loader() -> Any:
 
 
 def _session(region: str | None) -> Any:
-    """A boto3 session (credentials found afresh, as boto3's chain finds them) on the shared loader,
-    registered as botocore's documented component (Session.register_component)."""
+    """A boto3 session (credentials and region found afresh, as boto3's chain finds them) on the
+    shared loader, put in place of the session's own with botocore's Session.register_component."""
     import boto3
     import botocore.session
 
-    core = botocore.session.Session()
-    core.register_component("data_loader", _data_loader())
-    return boto3.session.Session(botocore_session=core, region_name=region)
+    core, loader = botocore.session.Session(), _data_loader()
+    core.register_component("data_loader", loader)
+    session = boto3.session.Session(botocore_session=core, region_name=region)
+    with _LOADER_LOCK:  # each boto3 Session appends its own data folder to the loader's paths again
+        loader.search_paths[:] = list(dict.fromkeys(loader.search_paths))
+    return session
 
 
 def _runtime_client(region: str, endpoint_url: str | None) -> Any:

@@ -40,6 +40,7 @@ from providers import registry
 from tests import fake_provider
 from tests.emulators import containers, fake, gcp, oci
 from tests.emulators.aws import CREDENTIALS, AwsStandIn
+from tests.emulators.aws import REGION as AWS_REGION
 from tests.emulators.azure import BLOB_CONTAINER, FAMILIES, RESOURCE_GROUP, SUBSCRIPTION, WORKSPACE, AzureStandIn, vcpus
 from tests.emulators.fake import FakeStandIn
 from tests.emulators.gcp import PROJECT, GcpStandIn
@@ -929,7 +930,7 @@ def s3_gateway(ec2: Any, vpc: str, subnets: list[str]) -> str:
     table = ec2.create_route_table(VpcId=vpc)["RouteTable"]["RouteTableId"]
     for subnet in subnets:
         ec2.associate_route_table(RouteTableId=table, SubnetId=subnet)
-    endpoint = ec2.create_vpc_endpoint(VpcId=vpc, ServiceName="com.amazonaws.us-east-1.s3", VpcEndpointType="Gateway", RouteTableIds=[table])
+    endpoint = ec2.create_vpc_endpoint(VpcId=vpc, ServiceName=f"com.amazonaws.{AWS_REGION}.s3", VpcEndpointType="Gateway", RouteTableIds=[table])
     return endpoint["VpcEndpoint"]["VpcEndpointId"]
 
 

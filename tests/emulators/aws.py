@@ -250,15 +250,11 @@ class AwsStandIn:
         through a gateway endpoint or a NAT gateway (host-vpc.md, "Create an Amazon S3 VPC Endpoint";
         awsdocs/amazon-sagemaker-developer-guide). A gateway endpoint shows in a route table as a
         route to the region's S3 prefix list through the endpoint (vpce-...)."""
+        if not self._vpc_subnets.get(model):
+            return True
         ec2 = self.client("ec2")
         s3_lists = {p["PrefixListId"] for p in ec2.describe_managed_prefix_lists()["PrefixLists"] if p["PrefixListName"] == f"com.amazonaws.{REGION}.s3"}
-        return all(
-            any(
-                _to_nat(route) or (route.get("DestinationPrefixListId") in s3_lists and route.get("GatewayId", "").startswith("vpce-"))
-                for route in self._routes(subnet)
-            )
-            for subnet in self._vpc_subnets.get(model, ())
-        )
+        return all(any(_to_nat(route) or _to_s3_gateway(route, s3_lists) for route in self._routes(subnet)) for subnet in self._vpc_subnets[model])
 
     def _container_of(self, config_name: str) -> containers.Container | ContainerFailed:
         sagemaker = self.client("sagemaker")
@@ -511,7 +507,22 @@ def _failed(started: object) -> str:
 
 
 def _to_nat(route: dict[str, Any]) -> bool:
-    return route.get("DestinationCidrBlock") == "0.0.0.0/0" and bool(route.get("NatGatewayId"))
+    """A working default route to a NAT gateway: the way out the SageMaker guide names for a model
+    in a VPC (host-vpc.md, "Connect to Resources Outside Your VPC"). Other ways a network may reach
+    out (a NAT instance, a transit gateway, an S3 interface endpoint) are not modelled: this
+    stand-in refuses them, so a test uses the documented ones."""
+    return route.get("DestinationCidrBlock") == "0.0.0.0/0" and bool(route.get("NatGatewayId")) and _active(route)
+
+
+def _to_s3_gateway(route: dict[str, Any], s3_lists: set[str]) -> bool:
+    """A working route to the region's S3 prefix list through a gateway endpoint (vpce-...), as EC2
+    adds it to each route table the endpoint is given."""
+    return route.get("DestinationPrefixListId") in s3_lists and route.get("GatewayId", "").startswith("vpce-") and _active(route)
+
+
+def _active(route: dict[str, Any]) -> bool:
+    """EC2 drops a route whose target is gone (State blackhole)."""
+    return route.get("State", "active") == "active"
 
 
 def _blue_green_problem(policy: dict[str, Any]) -> str | None:
