@@ -105,7 +105,9 @@ MODEL = f"{_WORKSPACE}/models/versions"
 # paths" in how-to-manage-models; a plain blob URL is not one). The deployment names the asset;
 # Azure ML mounts it read-only at AZUREML_MODEL_DIR = /var/azureml-app/azureml-models/<name>/<version>,
 # a registered folder under its own name there (concept-online-deployment-model-specification;
-# how-to-deploy-custom-container's TF Serving example serves .../tfserving-mounted/1/half_plus_two).
+# how-to-deploy-custom-container's TF Serving example serves .../tfserving-mounted/1/half_plus_two;
+# a datastore folder the same way: Azure/azureml-examples cli/deploy-rest.sh registers
+# azureml://datastores/<datastore>/paths/model and its score.py loads AZUREML_MODEL_DIR/model/...).
 MODEL_DIR = "/var/azureml-app/azureml-models"
 MODEL_VERSION = "1"  # one asset per location: a new location is a new asset name
 _DATASTORE_PATH = re.compile(r"^azureml://datastores/(?P<datastore>[A-Za-z0-9_]+)/paths/(?P<folder>(?:[^/]+/)+)$")

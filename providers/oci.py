@@ -639,12 +639,17 @@ class OciProvider(Provider):
             startup_setting="DEPLOYMENT_TIMEOUT_IN_MINUTES (at most 240)",
             needs=(
                 *needs,
-                # A model by reference is copied by the service as the deployment's resource principal (oracle-samples
-                # oci-data-science-ai-samples ai-quick-actions/policies/README.md grants its dynamic group the bucket).
+                # Oracle's model-by-reference samples ask to "allow the Data Science service to read and write the
+                # model artifact to the Object Storage bucket" (oracle-samples/oci-data-science-ai-samples:
+                # LLM/deploy-llm-byoc.md; ADS docs/source/user_guide/model_registration/large_model_artifact.rst
+                # gives `Allow service datascience to manage object-family ...`), and the AI Quick Actions policies
+                # grant the bucket to a dynamic group of model deployments (ai-quick-actions/policies/README.md).
+                # Which identity copies the objects is documented nowhere, so both grants are named.
                 *(
                     (
-                        f"the model deployment's resource principal (a dynamic group of resource.type='datasciencemodeldeployment') "
-                        f"must read the objects in {plan.weights}",
+                        f"the Data Science service must read the objects in {plan.weights} (Oracle's samples: "
+                        f"`Allow service datascience to manage object-family in compartment <compartment> where target.bucket.name='{_bucket_of(plan.weights)}'`, "
+                        "and the same for a dynamic group of resource.type='datasciencemodeldeployment', as AI Quick Actions grants it)",
                     )
                     if plan.weights
                     else ()
@@ -834,6 +839,12 @@ def _make_limits_client(region: str, settings: Mapping[str, Any]) -> Any:
 
     config, signer = _credentials(region, dict(settings))
     return oci.limits.LimitsClient(config, **({"signer": signer} if signer else {}), retry_strategy=oci.retry.NoneRetryStrategy())
+
+
+def _bucket_of(uri: str) -> str:
+    """The bucket of an `oci://<bucket>@<namespace>/<prefix>/` location."""
+    located = _WEIGHTS_URI.match(uri)
+    return located["bucket"] if located else "<bucket>"
 
 
 def _credentials_key(what: str, region: str, settings: Mapping[str, Any]) -> tuple[str, ...]:

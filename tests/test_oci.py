@@ -158,6 +158,9 @@ def test_own_weights_need_no_subnet_and_run_without_internet(cloud: OciCloud, st
     code, out, err = cli_run("plan", str(stack), "--cloud", "oci", "--output", "json")
     serving = json.loads(out)["plans"][0]["serving"]
     assert "default networking, with no internet access" in serving["reached"] and not any("subnet" in need for need in serving["needs"]), serving
+    (grant,) = [need for need in serving["needs"] if need.startswith("the Data Science service must read")]
+    bucket = uri.removeprefix("oci://").split("@")[0]
+    assert f"target.bucket.name='{bucket}'" in grant and "resource.type='datasciencemodeldeployment'" in grant, grant  # both grants Oracle's samples give
     code, _, err = cli_run("up", str(stack), "--cloud", "oci", "--yes")
     assert code == 0 and f"chat answers as {uri}" in err, err
     (deployment,) = cloud.stand_in.received("POST", "deployments")
