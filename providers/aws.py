@@ -267,6 +267,40 @@ class AwsProvider(Provider):
             },
         )
 
+    def network_problem(self, plan: Plan) -> str | None:
+        """The model's subnets that surely cannot reach what it needs, read from their route tables:
+        SageMaker copies the weights through them, and the container downloads from the Hugging Face
+        Hub through them (host-vpc.md; see _outbound_needs). EC2 is reached at its own endpoint (or
+        botocore's AWS_ENDPOINT_URL_EC2), as S3 is."""
+        placed = plan.deployment.placement.of("aws")
+        if placed is None or not placed.subnets or (placed.network_isolation and not plan.weights):
+            return None
+        ec2 = self.client(("ec2", plan.region), lambda: _ec2_client(plan.region))
+        with _translated():
+            routes = _subnet_routes(ec2, placed.subnets)
+            if plan.weights:
+                s3_routes = _s3_prefix_lists(ec2, plan.region)
+                served = _s3_interface_vpcs(ec2, plan.region)
+                cut_off = [(subnet, table) for subnet, (vpc, table, found) in routes.items() if vpc not in served and not _reaches_s3(found, s3_routes)]
+            else:
+                cut_off = [(subnet, table) for subnet, (_, table, found) in routes.items() if not any(_default_route_out(route) for route in found)]
+        if not cut_off:
+            return None
+        named = ", ".join(f"{subnet} (route table {table})" for subnet, table in cut_off)
+        if plan.weights:
+            vpc = routes[cut_off[0][0]][0]
+            tables = " ".join(sorted({table for _, table in cut_off}))
+            return (
+                f"SageMaker copies {plan.weights} through the model's subnets, and {named} reach neither S3 nor a NAT gateway "
+                f"(docs.aws.amazon.com/sagemaker/latest/dg/host-vpc.html): add a gateway endpoint for S3 to their route tables, "
+                f"`aws ec2 create-vpc-endpoint --vpc-id {vpc} --service-name com.amazonaws.{plan.region}.s3 --route-table-ids {tables}`"
+            )
+        return (
+            f"the container downloads {plan.hf_repo} from the Hugging Face Hub through the model's subnets, and {named} have no route out "
+            "(0.0.0.0/0 to a NAT gateway; an internet gateway does not do, as the container's interfaces have no public address): "
+            "add one, or stage the weights in S3 (`llamadeploy weights stage`) and add network_isolation"
+        )
+
     def checkpoint_listing(self, uri: str, placement: Any, region: str) -> tuple[dict[str, int], Callable[[str], bytes]]:
         """The objects under the S3 prefix (ListObjectsV2, every page), as SageMaker copies them under
         /opt/ml/model: keys trimmed by the prefix. S3 is reached at its own endpoint (or botocore's
@@ -749,6 +783,65 @@ def _session(region: str | None) -> Any:
     with _LOADER_LOCK:  # each boto3 Session appends its own data folder to the loader's paths again
         loader.search_paths[:] = list(dict.fromkeys(loader.search_paths))
     return session
+
+
+def _ec2_client(region: str) -> Any:
+    """An EC2 client for reading the model's subnets and their routes (its endpoint from the environment's usual chain)."""
+    from botocore.config import Config
+
+    return _session(region).client("ec2", config=Config(retries={"mode": "standard", "total_max_attempts": 1}, user_agent_extra="llamadeploy"))
+
+
+def _subnet_routes(ec2: Any, subnets: Sequence[str]) -> dict[str, tuple[str, str, list[dict[str, Any]]]]:
+    """Each subnet's VPC, route table and routes: the table associated with it, else its VPC's main
+    one, as EC2 applies them."""
+    vpcs = {found["SubnetId"]: found["VpcId"] for found in ec2.describe_subnets(SubnetIds=list(subnets))["Subnets"]}
+    pages = ec2.get_paginator("describe_route_tables").paginate(Filters=[{"Name": "vpc-id", "Values": sorted(set(vpcs.values()))}])
+    tables = [table for page in pages for table in page["RouteTables"]]
+    associated = {a["SubnetId"]: table for table in tables for a in table.get("Associations", []) if a.get("SubnetId")}
+    main = {table["VpcId"]: table for table in tables for a in table.get("Associations", []) if a.get("Main")}
+    chosen = {subnet: associated.get(subnet) or main.get(vpc) for subnet, vpc in vpcs.items()}
+    return {subnet: (vpcs[subnet], table["RouteTableId"] if table else "none", table["Routes"] if table else []) for subnet, table in chosen.items()}
+
+
+def _s3_prefix_lists(ec2: Any, region: str) -> set[str]:
+    """The ids of the region's S3 prefix list, which a gateway endpoint's routes lead to."""
+    pages = ec2.get_paginator("describe_managed_prefix_lists").paginate()
+    return {found["PrefixListId"] for page in pages for found in page["PrefixLists"] if found["PrefixListName"] == f"com.amazonaws.{region}.s3"}
+
+
+def _s3_interface_vpcs(ec2: Any, region: str) -> set[str]:
+    """The VPCs with an interface endpoint for S3 whose private DNS answers S3's names: S3 is reached
+    there without a route."""
+    pages = ec2.get_paginator("describe_vpc_endpoints").paginate()
+    return {
+        endpoint["VpcId"]
+        for page in pages
+        for endpoint in page["VpcEndpoints"]
+        if endpoint.get("ServiceName") == f"com.amazonaws.{region}.s3" and endpoint.get("VpcEndpointType") == "Interface" and endpoint.get("PrivateDnsEnabled")
+    }
+
+
+def _reaches_s3(routes: list[dict[str, Any]], s3_lists: set[str]) -> bool:
+    """Whether a route table leads to S3: a route to its prefix list (a gateway endpoint), or one out."""
+    return any(_default_route_out(route) or (route.get("DestinationPrefixListId") in s3_lists and _active(route)) for route in routes)
+
+
+def _default_route_out(route: dict[str, Any]) -> bool:
+    """An active default route that may lead out: to a NAT gateway, or through another hop (a NAT
+    instance, a transit gateway, a firewall), which llamadeploy cannot follow and so trusts; not to
+    an internet gateway, as the container's interfaces have no public address."""
+    return (
+        route.get("DestinationCidrBlock") == "0.0.0.0/0"
+        and _active(route)
+        and not route.get("GatewayId", "").startswith("igw-")
+        and route.get("GatewayId") != "local"
+    )
+
+
+def _active(route: dict[str, Any]) -> bool:
+    """EC2 drops a route whose target is gone (State blackhole)."""
+    return route.get("State", "active") == "active"
 
 
 def _runtime_client(region: str, endpoint_url: str | None) -> Any:

@@ -476,6 +476,14 @@ class Provider(CloudService):
         """What `describe` and `destroy` need later to reach the cloud again, kept in state."""
         return {}
 
+    def network_problem(self, plan: Plan) -> str | None:
+        """What the plan's network, as the cloud has it now, lacks for the service or the container
+        to reach what they need (the weights, the Hugging Face Hub), and how to add it; None where
+        nothing is surely missing. Read before anything is made, so a deployment that could not
+        start is not made and billed first; a read the cloud refuses (a ProviderError) is said and
+        does not stop the run, as the service has the last word."""
+        return None
+
     def quota(self, plan: Plan) -> Quota | None:
         """The account's quota for the plan's machines in its region, read from the cloud's quota
         API before anything is created; None where this provider does not check one."""

@@ -179,7 +179,7 @@ class CliProcess:
             self._stdout.unlink(missing_ok=True)
 
 
-CALLER_PAUSE_S = 0.01  # between a Caller's calls: calling flat out starves the command it watches of the GIL
+CALLER_PAUSE_S = 0.005  # between a Caller's calls: calling flat out starves the command it watches of the GIL
 
 
 class Caller:
@@ -475,8 +475,9 @@ class AwsCloud(_Common):
         return f"  aws:\n    region: us-east-1\n    execution_role_arn: {ROLE}\n    endpoint_url: {self.stand_in.url}\n"
 
     def environment(self) -> dict[str, str]:
-        # botocore's service-specific endpoint variable: the user's buckets are moto's S3
-        return {"AWS_ENDPOINT_URL_S3": f"http://{self.stand_in.moto_host}:{self.stand_in.moto_port}"}
+        # botocore's service-specific endpoint variables: the user's buckets are moto's S3, and EC2
+        # reads go through the stand-in, which records them (and can refuse them)
+        return {"AWS_ENDPOINT_URL_S3": f"http://{self.stand_in.moto_host}:{self.stand_in.moto_port}", "AWS_ENDPOINT_URL_EC2": self.stand_in.url}
 
     def ready_after_polls(self, polls: int) -> None:
         self.stand_in.faults.ready_after_polls = self.stand_in.faults.deleting_polls = polls

@@ -266,6 +266,7 @@ def up(ctx: Context, planned: Plan, provider: Provider, verify: bool = True) -> 
                     raise DeployError(f"{name!r} serves on {record.cloud}, and {problem}")
                 resolve_secrets(planned.deployment, bool(planned.weights))  # checked before anything is journaled or made
                 _check_weights(ctx, planned, provider)
+                _check_network(ctx, planned, provider)
                 _check_quota(ctx, planned, provider)  # the new machines run next to the old ones until traffic moves
                 variant = replace(planned, variant=digest[:VARIANT_LENGTH])
                 report(EventKind.REPLACING, deployment=name, fields="; ".join(str(f) for f in change.fields), variant=variant.variant)
@@ -289,6 +290,7 @@ def up(ctx: Context, planned: Plan, provider: Provider, verify: bool = True) -> 
             # Deleted by hand (CREATE): apply below makes what is missing and adopts the rest.
         resolve_secrets(planned.deployment, bool(planned.weights))  # a secret not set stops `up` here: nothing journaled, nothing made
         _check_weights(ctx, planned, provider)  # so does a checkpoint vLLM could not load
+        _check_network(ctx, planned, provider)  # and a network that keeps it from its weights
         if record is None:  # a re-run's own machines would count against the quota it reads
             _check_quota(ctx, planned, provider)
         operation = state.begin(name, OperationKind.UP, planned.cloud, holder)
@@ -365,6 +367,19 @@ def _check_weights(ctx: Context, planned: Plan, provider: Provider) -> None:
         uri, placement = planned.weights, planned.deployment.placement.of(planned.cloud)
 
         check_checkpoint(retrying(lambda: read_checkpoint(uri, *provider.checkpoint_listing(uri, placement, planned.region)), ctx), f"weights.{planned.cloud}")
+
+
+def _check_network(ctx: Context, planned: Plan, provider: Provider) -> None:
+    """Stop before creating anything when the network the deployment runs in surely keeps it from
+    what it needs (the service copying the weights, the container reaching the Hub); a network that
+    cannot be read (no permission, say) is reported and does not stop the run."""
+    try:
+        problem = retrying(lambda: provider.network_problem(planned), ctx)
+    except ProviderError as exc:
+        ctx.report(EventKind.NETWORK_UNCHECKED, cloud=planned.cloud, region=planned.region, reason=str(exc).splitlines()[0])
+        return
+    if problem:
+        raise DeployError(f"{planned.deployment.name!r} was not made on {planned.cloud} ({planned.region}), nor anything for it: {problem}")
 
 
 def _check_quota(ctx: Context, planned: Plan, provider: Provider) -> None:
@@ -446,6 +461,7 @@ def _move(ctx: Context, holder: str, record: Record, destination: Destination) -
     callable_target(planned, target)
     resolve_secrets(planned.deployment, bool(planned.weights))  # as `up`: checked before anything is journaled or made
     _check_weights(ctx, planned, target)
+    _check_network(ctx, planned, target)
     operation = state.begin(name, OperationKind.MOVE, destination.cloud, holder)
     state.put(record.to(Phase.MOVING, moving_to=Destination(planned.cloud, planned.region)))  # the region as resolved now, not re-chosen later
     run = _Run(ctx, operation, name)

@@ -28,6 +28,7 @@ class EventKind(StrEnum):
     INTERRUPTED = "interrupted"
     QUOTA = "quota"  # the account's quota for the plan's machines, read before creating anything
     QUOTA_UNCHECKED = "quota_unchecked"
+    NETWORK_UNCHECKED = "network_unchecked"  # the network the deployment runs in could not be read before creating anything
     RESUMING = "resuming"  # a cloud operation an earlier command started is waited for, not started again
     UNCHANGED = "unchanged"
     UPDATING = "updating"  # a serving deployment changed in place
@@ -56,7 +57,16 @@ def quiet(*_: Any, **__: Any) -> None:
 EVENT_SCHEMA_VERSION = 1
 # Events that say something went wrong and was dealt with (a retry, a fallback, a skipped check).
 _WARNINGS = frozenset(
-    {EventKind.THROTTLED, EventKind.RETRYING, EventKind.INTERRUPTED, EventKind.QUOTA_UNCHECKED, EventKind.FAILED_OVER, EventKind.SKIPPED, EventKind.UNVERIFIED}
+    {
+        EventKind.THROTTLED,
+        EventKind.RETRYING,
+        EventKind.INTERRUPTED,
+        EventKind.QUOTA_UNCHECKED,
+        EventKind.NETWORK_UNCHECKED,
+        EventKind.FAILED_OVER,
+        EventKind.SKIPPED,
+        EventKind.UNVERIFIED,
+    }
 )
 
 
@@ -74,6 +84,7 @@ _SENTENCES = {
     EventKind.INTERRUPTED: "an earlier {operation} by {holder} since {since} did not finish; taking over",
     EventKind.QUOTA: "{cloud} ({region}): {quota}",
     EventKind.QUOTA_UNCHECKED: "{cloud} ({region}): quota not checked ({reason})",
+    EventKind.NETWORK_UNCHECKED: "{cloud} ({region}): network not checked ({reason})",
     EventKind.RESUMING: "{resource}: an earlier command started {operation} and did not see it end; waiting for it",
     EventKind.MOVING: "moving {deployment} from {source} to {target} ({region}): up there first",
     EventKind.SWITCHED: "{deployment} serves on {cloud} now; deleting it from the source",

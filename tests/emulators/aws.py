@@ -34,6 +34,7 @@ import zlib
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler
 from typing import Any
+from urllib.parse import parse_qs
 
 from tests.emulators import containers
 from tests.emulators.http import loopback_server
@@ -77,6 +78,7 @@ class Faults:
     server_error_next: int = 0
     deleting_polls: int = 0  # DescribeEndpoint answers Deleting this many times after DeleteEndpoint
     endpoint_quota: dict[str, int] = field(default_factory=dict)  # instance type -> "for endpoint usage" quota
+    denied: set[str] = field(default_factory=set)  # EC2 actions the caller's policy does not allow
 
 
 class AwsStandIn:
@@ -558,6 +560,8 @@ def _handler(stand_in: AwsStandIn) -> type[BaseHTTPRequestHandler]:
 
         def do_POST(self) -> None:
             raw = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+            if self.headers.get("Content-Type", "").startswith("application/x-www-form-urlencoded"):
+                return self._query(raw)
             invocation = _INVOCATIONS.match(self.path)
             if invocation is not None:
                 stand_in.requests.append(Request("InvokeEndpoint", {"EndpointName": invocation["name"], "Body": raw.decode(errors="replace")}))
@@ -585,6 +589,22 @@ def _handler(stand_in: AwsStandIn) -> type[BaseHTTPRequestHandler]:
             if response.status == 200:
                 data = json.dumps(stand_in._rewrite(action, body, json.loads(data) if data else {})).encode()
             return self._answer(response.status, data, {"Content-Type": response.getheader("Content-Type", "application/x-amz-json-1.1")})
+
+        def _query(self, raw: bytes) -> None:
+            """An EC2 (query protocol) call: recorded, refused as EC2 refuses an action the policy does
+            not allow (UnauthorizedOperation, 403), else passed to moto as it is."""
+            action = parse_qs(raw.decode())["Action"][0]
+            stand_in.requests.append(Request(action, {}))
+            if action in stand_in.faults.denied:
+                refusal = (
+                    "<?xml version='1.0' encoding='UTF-8'?><Response><Errors><Error><Code>UnauthorizedOperation</Code>"
+                    "<Message>You are not authorized to perform this operation.</Message></Error></Errors><RequestID>llamadeploy-test</RequestID></Response>"
+                )
+                return self._answer(403, refusal.encode(), {"Content-Type": "text/xml"})
+            connection = http.client.HTTPConnection(stand_in.moto_host, stand_in.moto_port, timeout=30)
+            connection.request("POST", self.path, body=raw, headers={k: v for k, v in self.headers.items() if k.lower() != "content-length"})
+            response = connection.getresponse()
+            return self._answer(response.status, response.read(), {"Content-Type": response.getheader("Content-Type", "text/xml")})
 
         def _answer(self, status: int, data: bytes, headers: dict[str, str]) -> None:
             self.send_response(status)
