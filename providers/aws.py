@@ -24,6 +24,7 @@ from orchestrator.declared.spec import Deployment, PlacementBase
 from orchestrator.planning.serving import example_body, startup, vllm_arguments
 from providers.base import (
     BUILTIN_TEMPLATES,
+    CONNECT_TIMEOUT_S,
     DEPLOYMENT_TAG,
     AuthError,
     Deployed,
@@ -270,28 +271,41 @@ class AwsProvider(Provider):
     def network_problem(self, plan: Plan) -> str | None:
         """The model's subnets that surely cannot reach what it needs, read from their route tables:
         SageMaker copies the weights through them, and the container downloads from the Hugging Face
-        Hub through them (host-vpc.md; see _outbound_needs). EC2 is reached at its own endpoint (or
-        botocore's AWS_ENDPOINT_URL_EC2), as S3 is."""
+        Hub through them (host-vpc.md; see _outbound_needs). Only what is surely missing is named: a
+        route llamadeploy cannot follow (another hop, a transit gateway) is trusted, and a subnet
+        whose route table it cannot see (one shared from another account) leaves the network
+        unchecked. EC2 is reached at its own endpoint (or botocore's AWS_ENDPOINT_URL_EC2), as S3 is."""
         placed = plan.deployment.placement.of("aws")
         if placed is None or not placed.subnets or (placed.network_isolation and not plan.weights):
             return None
+        if not plan.weights and _HUB_THROUGH.intersection(plan.deployment.serving.env):
+            return None  # a proxy or a mirror the environment names, reached by routes llamadeploy cannot judge
         ec2 = self.client(("ec2", plan.region), lambda: _ec2_client(plan.region))
-        with _translated():
-            routes = _subnet_routes(ec2, placed.subnets)
-            if plan.weights:
-                s3_routes = _s3_prefix_lists(ec2, plan.region)
-                served = _s3_interface_vpcs(ec2, plan.region)
-                cut_off = [(subnet, table) for subnet, (vpc, table, found) in routes.items() if vpc not in served and not _reaches_s3(found, s3_routes)]
-            else:
-                cut_off = [(subnet, table) for subnet, (_, table, found) in routes.items() if not any(_default_route_out(route) for route in found)]
+        try:
+            with _translated():
+                routes = _subnet_routes(ec2, placed.subnets)
+                s3_lists, served = (_s3_prefix_lists(ec2, plan.region), _s3_interface_vpcs(ec2, plan.region)) if plan.weights else (set(), set())
+        except AuthError as exc:
+            raise AuthError(f"EC2 refused to show the model's subnets and routes (ec2:{', '.join(sorted(EC2_READS))}): {str(exc).splitlines()[0]}") from exc
+        except TransientError as exc:  # an optional read: said, not waited for (a VPC may have no EC2 endpoint)
+            raise ProviderError(f"EC2 did not answer: {str(exc).splitlines()[0]}") from exc
+
+        def reaches(vpc: str, found: list[dict[str, Any]]) -> bool:
+            """What the model needs of a subnet: S3 for SageMaker's copy of the weights, else a way out for a Hub download."""
+            return vpc in served or _reaches_s3(found, s3_lists) if plan.weights else any(_route_out(route) for route in found)
+
+        cut_off = [(subnet, table) for subnet, (vpc, table, found) in routes.items() if table and not reaches(vpc, found)]
         if not cut_off:
+            unseen = [subnet for subnet, (_, table, _) in routes.items() if not table]
+            if unseen:
+                raise ProviderError(f"the route tables of {', '.join(unseen)} are not visible to this account (subnets shared from another?)")
             return None
         named = ", ".join(f"{subnet} (route table {table})" for subnet, table in cut_off)
         if plan.weights:
             vpc = routes[cut_off[0][0]][0]
             tables = " ".join(sorted({table for _, table in cut_off}))
             return (
-                f"SageMaker copies {plan.weights} through the model's subnets, and {named} reach neither S3 nor a NAT gateway "
+                f"SageMaker copies {plan.weights} through the model's subnets, and {named} have no route to S3 and none out "
                 f"(docs.aws.amazon.com/sagemaker/latest/dg/host-vpc.html): add a gateway endpoint for S3 to their route tables, "
                 f"`aws ec2 create-vpc-endpoint --vpc-id {vpc} --service-name com.amazonaws.{plan.region}.s3 --route-table-ids {tables}`"
             )
@@ -760,6 +774,10 @@ def _options(arguments: list[str]) -> list[tuple[str, str]]:
 
 
 _LOADER_LOCK = threading.Lock()
+# What `up` reads of EC2 before making a model in the user's subnets.
+EC2_READS = ("DescribeManagedPrefixLists", "DescribeRouteTables", "DescribeSubnets", "DescribeVpcEndpoints")
+# Environment that sends a Hugging Face download elsewhere than straight out (a proxy, a mirror).
+_HUB_THROUGH = frozenset({"HF_ENDPOINT", "HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy"})
 
 
 @cache
@@ -786,22 +804,24 @@ def _session(region: str | None) -> Any:
 
 
 def _ec2_client(region: str) -> Any:
-    """An EC2 client for reading the model's subnets and their routes (its endpoint from the environment's usual chain)."""
+    """An EC2 client for reading the model's subnets and their routes (its endpoint from the
+    environment's usual chain), giving up connecting soon: the read is optional."""
     from botocore.config import Config
 
-    return _session(region).client("ec2", config=Config(retries={"mode": "standard", "total_max_attempts": 1}, user_agent_extra="llamadeploy"))
+    config = Config(retries={"mode": "standard", "total_max_attempts": 1}, connect_timeout=CONNECT_TIMEOUT_S, user_agent_extra="llamadeploy")
+    return _session(region).client("ec2", config=config)
 
 
 def _subnet_routes(ec2: Any, subnets: Sequence[str]) -> dict[str, tuple[str, str, list[dict[str, Any]]]]:
     """Each subnet's VPC, route table and routes: the table associated with it, else its VPC's main
-    one, as EC2 applies them."""
+    one, as EC2 applies them; the table is "" where this account sees none."""
     vpcs = {found["SubnetId"]: found["VpcId"] for found in ec2.describe_subnets(SubnetIds=list(subnets))["Subnets"]}
     pages = ec2.get_paginator("describe_route_tables").paginate(Filters=[{"Name": "vpc-id", "Values": sorted(set(vpcs.values()))}])
     tables = [table for page in pages for table in page["RouteTables"]]
     associated = {a["SubnetId"]: table for table in tables for a in table.get("Associations", []) if a.get("SubnetId")}
     main = {table["VpcId"]: table for table in tables for a in table.get("Associations", []) if a.get("Main")}
     chosen = {subnet: associated.get(subnet) or main.get(vpc) for subnet, vpc in vpcs.items()}
-    return {subnet: (vpcs[subnet], table["RouteTableId"] if table else "none", table["Routes"] if table else []) for subnet, table in chosen.items()}
+    return {subnet: (vpcs[subnet], table["RouteTableId"] if table else "", table["Routes"] if table else []) for subnet, table in chosen.items()}
 
 
 def _s3_prefix_lists(ec2: Any, region: str) -> set[str]:
@@ -823,20 +843,22 @@ def _s3_interface_vpcs(ec2: Any, region: str) -> set[str]:
 
 
 def _reaches_s3(routes: list[dict[str, Any]], s3_lists: set[str]) -> bool:
-    """Whether a route table leads to S3: a route to its prefix list (a gateway endpoint), or one out."""
-    return any(_default_route_out(route) or (route.get("DestinationPrefixListId") in s3_lists and _active(route)) for route in routes)
-
-
-def _default_route_out(route: dict[str, Any]) -> bool:
-    """An active default route that may lead out: to a NAT gateway, or through another hop (a NAT
-    instance, a transit gateway, a firewall), which llamadeploy cannot follow and so trusts; not to
-    an internet gateway, as the container's interfaces have no public address."""
-    return (
-        route.get("DestinationCidrBlock") == "0.0.0.0/0"
-        and _active(route)
-        and not route.get("GatewayId", "").startswith("igw-")
-        and route.get("GatewayId") != "local"
+    """Whether a route table may lead to S3: a route to its prefix list (a gateway endpoint), a way
+    out, or a transit gateway or peering (a shared S3 endpoint in another VPC may answer there)."""
+    return any(
+        _route_out(route)
+        or (_active(route) and (route.get("DestinationPrefixListId") in s3_lists or route.get("TransitGatewayId") or route.get("VpcPeeringConnectionId")))
+        for route in routes
     )
+
+
+def _route_out(route: dict[str, Any]) -> bool:
+    """An active default route (IPv4 or IPv6) that may lead out: to a NAT gateway, an egress-only
+    internet gateway, or through another hop (a NAT instance, a transit gateway, a firewall), which
+    llamadeploy cannot follow and so trusts; not to an internet gateway, as the container's
+    interfaces have no public address."""
+    default = route.get("DestinationCidrBlock") == "0.0.0.0/0" or route.get("DestinationIpv6CidrBlock") == "::/0"
+    return default and _active(route) and not route.get("GatewayId", "").startswith("igw-") and route.get("GatewayId") != "local"
 
 
 def _active(route: dict[str, Any]) -> bool:

@@ -36,16 +36,18 @@ def test_a_container_in_subnets_without_a_nat_gateway_cannot_download_from_the_h
     """With VpcConfig and no network isolation the container's traffic goes through the user's
     subnets: without a route to a NAT gateway it cannot reach the Hugging Face Hub. `plan` says so,
     `up` reads the route tables and makes nothing, naming the subnets; where it may not read them it
-    says so and goes on, and the endpoint fails its start as SageMaker reports it; with a NAT
-    gateway it starts."""
+    says so and goes on, and the endpoint fails its start as SageMaker reports it. A route it cannot
+    follow (a NAT instance) is trusted; with a NAT gateway it starts."""
     vpc, subnets, group = _vpc(cloud, "10.9")
     ec2 = cloud.stand_in.client("ec2")
     stack.write_text(stack.read_text().replace("  aws:\n", f"  aws:\n    subnets: [{', '.join(subnets)}]\n    security_groups: [{group}]\n", 1))
     code, out, _ = cli_run("plan", str(stack), "--cloud", "aws", "--output", "json")
     (need,) = [need for need in json.loads(out)["plans"][0]["serving"]["needs"] if "NAT gateway" in need]
     assert need.startswith(f"a route from each of {', '.join(subnets)} to a NAT gateway (0.0.0.0/0)"), need  # said before anything is made
+    (main,) = ec2.describe_route_tables(Filters=[{"Name": "vpc-id", "Values": [vpc]}, {"Name": "association.main", "Values": ["true"]}])["RouteTables"]
     code, _, err = cli_run("up", str(stack), "--cloud", "aws", "--yes")
-    assert code == 1 and "was not made on aws" in err and all(subnet in err for subnet in subnets) and "have no route out" in err, err
+    assert code == 1 and "stopped before creating anything" in err and "have no route out" in err, err
+    assert all(f"{subnet} (route table {main['RouteTableId']})" in err for subnet in subnets), err  # the VPC's main table, which they use
     assert cloud.creates() == 0 and cloud.empty(), cloud.inventory()
     assert {r.action for r in cloud.stand_in.requests} >= {"DescribeSubnets", "DescribeRouteTables"} and not _ec2_writes(cloud)
 
@@ -66,6 +68,13 @@ def test_a_container_in_subnets_without_a_nat_gateway_cannot_download_from_the_h
         ec2.associate_route_table(RouteTableId=table, SubnetId=subnet)
     code, _, err = cli_run("up", str(stack), "--cloud", "aws", "--yes")
     assert code == 1 and "have no route out" in err and cloud.empty(), err  # an internet gateway does not do: no public address
+    instance = ec2.create_network_interface(SubnetId=public)["NetworkInterface"]["NetworkInterfaceId"]
+    ec2.replace_route(RouteTableId=table, DestinationCidrBlock="0.0.0.0/0", NetworkInterfaceId=instance)
+    models = len(cloud.stand_in.calls("CreateModel"))
+    code, _, err = cli_run("up", str(stack), "--cloud", "aws", "--yes")  # a NAT instance may lead out: trusted, and the service has the last word
+    assert "stopped before creating anything" not in err and len(cloud.stand_in.calls("CreateModel")) == models + 1, err
+    assert code == 1 or cli_run("down", "chat", "--yes")[0] == 0  # (the stand-in models NAT gateways only, so it fails the start)
+    assert cloud.empty(), cloud.inventory()
     ec2.replace_route(RouteTableId=table, DestinationCidrBlock="0.0.0.0/0", NatGatewayId=nat)
     code, _, err = cli_run("up", str(stack), "--cloud", "aws", "--yes")
     assert code == 0 and "chat answers as" in err, err
@@ -90,7 +99,7 @@ def test_model_data_is_copied_through_the_subnets_and_needs_a_route_to_s3(cloud:
     table = ec2.create_route_table(VpcId=vpc)["RouteTable"]["RouteTableId"]
     ec2.associate_route_table(RouteTableId=table, SubnetId=subnets[1])
     code, _, err = cli_run("up", str(stack), "--cloud", "aws", "--yes")
-    assert code == 1 and "reach neither S3 nor a NAT gateway" in err and all(subnet in err for subnet in subnets), err
+    assert code == 1 and "have no route to S3 and none out" in err and all(subnet in err for subnet in subnets), err
     assert f"aws ec2 create-vpc-endpoint --vpc-id {vpc} --service-name com.amazonaws.us-east-1.s3 --route-table-ids " in err and table in err, err
     assert cloud.creates() == 0 and cloud.empty() and not _ec2_writes(cloud), cloud.inventory()
 

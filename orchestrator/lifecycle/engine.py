@@ -379,7 +379,7 @@ def _check_network(ctx: Context, planned: Plan, provider: Provider) -> None:
         ctx.report(EventKind.NETWORK_UNCHECKED, cloud=planned.cloud, region=planned.region, reason=str(exc).splitlines()[0])
         return
     if problem:
-        raise DeployError(f"{planned.deployment.name!r} was not made on {planned.cloud} ({planned.region}), nor anything for it: {problem}")
+        raise DeployError(f"{planned.deployment.name!r} on {planned.cloud} ({planned.region}): stopped before creating anything: {problem}")
 
 
 def _check_quota(ctx: Context, planned: Plan, provider: Provider) -> None:
