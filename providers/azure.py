@@ -180,9 +180,13 @@ class AzureProvider(Provider):
     )
 
     def reach(self, deployment: Deployment) -> str:
+        # A managed online deployment's outbound goes through the workspace's managed virtual network
+        # where it has one: to the internet in allow_internet_outbound mode, only to the rules approved
+        # in allow_only_approved_outbound mode (learn.microsoft.com/azure/machine-learning/how-to-managed-network).
+        outbound = "the container reaches out as the workspace's managed network allows (the internet, unless its mode is allow_only_approved_outbound)"
         if self.private_only(deployment):
-            return "only through the workspace's private endpoint (public_network_access disabled), with the endpoint key; the container has internet access"
-        return super().reach(deployment)
+            return f"only through the workspace's private endpoint (public_network_access disabled), with the endpoint key; {outbound}"
+        return f"a public endpoint, behind the endpoint key; {outbound}"
 
     def private_only(self, deployment: Deployment) -> str | None:
         placed = deployment.placement.of("azure")
@@ -301,7 +305,11 @@ class AzureProvider(Provider):
                     "default storage (workspaceblobstore); a datastore on another storage account needs that role granted there",
                 )
                 if plan.weights
-                else ()
+                else (
+                    f"a workspace whose managed network, if any, lets the container download {plan.hf_repo} from the Hugging Face Hub: in "
+                    "allow_only_approved_outbound mode, FQDN outbound rules for the Hub (learn.microsoft.com/azure/machine-learning/how-to-managed-network), "
+                    "or weights.azure, which the service mounts itself",
+                )
             ),
         )
 

@@ -3,6 +3,7 @@ errors Azure gives that the scenario suite does not cover."""
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 
@@ -87,3 +88,14 @@ def test_endpoint_names_are_unique_in_the_region_and_within_azures_rules(azure: 
     assert re.fullmatch(r"a{23}-[0-9a-f]{8}", endpoint) and len(endpoint) <= 32
     assert f"https://{endpoint}.eastus.inference.ml.azure.com/v1/chat/completions" in out
     assert cli_run("down", long_name, "--yes")[0] == 0 and azure.empty()
+
+
+def test_plan_says_a_hub_download_goes_through_the_workspaces_managed_network(azure: AzureCloud, stack: Path) -> None:
+    """A managed online deployment reaches out as the workspace's managed network allows: `plan`
+    says so, and what a Hub download then needs (FQDN rules, or weights.azure)."""
+    code, out, err = cli_run("plan", str(stack), "--cloud", "azure", "--output", "json")
+    assert code == 0, err
+    serving = json.loads(out)["plans"][0]["serving"]
+    assert "managed network allows" in serving["reached"] and "internet access" not in serving["reached"], serving["reached"]
+    (need,) = [need for need in serving["needs"] if "managed network" in need]
+    assert "allow_only_approved_outbound" in need and "FQDN outbound rules" in need and "weights.azure" in need, need
