@@ -285,6 +285,27 @@ class OciProvider(Provider):
         """Resource principals inside OCI, else the SDK config file (`oci setup config`)."""
         return any_configured(("OCI_RESOURCE_PRINCIPAL_VERSION",), (os.environ.get("OCI_CONFIG_FILE", "~/.oci/config"),))
 
+    def network_problem(self, plan: Plan) -> str | None:
+        """A subnet that surely gives the container no way to the Hugging Face Hub: its route table
+        (GetSubnet, then GetRouteTable) has no 0.0.0.0/0 rule, or only one to an internet gateway
+        (Oracle's custom networking gives egress through a NAT gateway: model-dep-create-cus-net.htm).
+        A rule to any other gateway is trusted. With weights.oci the service copies the model itself."""
+        placed = plan.deployment.placement.of("oci")
+        if placed is None or not placed.subnet_id or plan.weights:
+            return None
+        settings = self.settings(plan)
+        network = self.client(_credentials_key("vcn", plan.region, settings), lambda: _make_network_client(plan.region, settings))
+        with _translated():
+            table = network.get_subnet(placed.subnet_id).data.route_table_id
+            rules = network.get_route_table(table).data.route_rules or []
+        if any(rule.destination == "0.0.0.0/0" and not (rule.network_entity_id or "").startswith("ocid1.internetgateway.") for rule in rules):
+            return None
+        return (
+            f"the container downloads {plan.hf_repo} from the Hugging Face Hub through {placed.subnet_id}, and its route table {table} "
+            "has no route out (0.0.0.0/0 to a NAT gateway; docs.oracle.com/iaas/data-science/using/model-dep-create-cus-net.htm): "
+            "add one, or use weights.oci, which the service copies itself"
+        )
+
     def quota(self, plan: Plan) -> Quota | None:
         """The Data Science service limit for the shape's GPUs in the region, as the Limits API's
         resource availability reports it for the deployment's compartment. It counts GPUs, as
@@ -831,6 +852,14 @@ def _make_object_storage_client(region: str, settings: Mapping[str, Any]) -> Any
 
     config, signer = _credentials(region, dict(settings))
     return oci.object_storage.ObjectStorageClient(config, **({"signer": signer} if signer else {}), retry_strategy=oci.retry.NoneRetryStrategy())
+
+
+def _make_network_client(region: str, settings: Mapping[str, Any]) -> Any:
+    """The region's VirtualNetworkClient (https://iaas.<region>.oraclecloud.com), with the same credentials."""
+    import oci
+
+    config, signer = _credentials(region, dict(settings))
+    return oci.core.VirtualNetworkClient(config, **({"signer": signer} if signer else {}), retry_strategy=oci.retry.NoneRetryStrategy())
 
 
 def _make_limits_client(region: str, settings: Mapping[str, Any]) -> Any:

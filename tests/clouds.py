@@ -45,12 +45,11 @@ from tests.emulators.azure import BLOB_CONTAINER, FAMILIES, RESOURCE_GROUP, SUBS
 from tests.emulators.fake import FakeStandIn
 from tests.emulators.gcp import PROJECT, GcpStandIn
 from tests.emulators.internet import Internet
-from tests.emulators.oci import COMPARTMENT, NAMESPACE, OciStandIn
+from tests.emulators.oci import COMPARTMENT, NAMESPACE, SUBNET, OciStandIn
 from tests.emulators.oci import PROJECT as OCI_PROJECT
 from tests.emulators.vllm import VALID_TOKEN
 
 ROLE = "arn:aws:iam::123456789012:role/SageMakerExecution"
-SUBNET = "ocid1.subnet.oc1.iad.llamadeploytest"
 # The test tenancy's copy of vLLM's image in OCIR (OCI runs images from OCIR only).
 OCIR_IMAGE = "iad.ocir.io/llamadeploy/vllm-openai:v0.11.0"
 containers.mirror(OCIR_IMAGE, of="vllm/vllm-openai:v0.11.0")

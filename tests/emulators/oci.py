@@ -44,6 +44,9 @@ PROJECT = "ocid1.datascienceproject.oc1.iad.llamadeploytest"
 SHAPES = {"VM.GPU.A10.1", "VM.GPU.A10.2", "BM.GPU.A10.4", "BM.GPU4.8", "BM.GPU.A100-v2.8", "BM.GPU.L40S.4", "BM.GPU.H100.8", "BM.GPU.H200.8"}
 DEPLOYMENT_HOST = "modeldeployment.us-ashburn-1.oci.customer-oci.com"
 LIMITS_HOST = "limits.us-ashburn-1.oci.oraclecloud.com"
+VCN_HOST = "iaas.us-ashburn-1.oraclecloud.com"  # the Networking API (core services)
+SUBNET = "ocid1.subnet.oc1.iad.llamadeploytest"  # a subnet whose route table leads to a NAT gateway, there after every reset
+_VCN_PATH = re.compile(r"^/20160918/(?P<kind>subnets|routeTables)/(?P<id>[^/?]+)$")
 OBJECT_STORAGE_HOST = "objectstorage.us-ashburn-1.oraclecloud.com"
 NAMESPACE = "llamadeploytest"
 # Object Storage API (20160918): a bucket, its objects, its object versions, one object.
@@ -110,6 +113,9 @@ class _WorkRequest:
     status: str = "IN_PROGRESS"
 
 
+_NAT_ROUTE = {"destination": "0.0.0.0/0", "networkEntityId": "ocid1.natgateway.oc1.iad.test"}
+
+
 def _now() -> str:
     return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
@@ -122,7 +128,10 @@ class OciStandIn(JsonStandIn):
         internet.serve(re.escape(DEPLOYMENT_HOST), self.predict)
         internet.serve(re.escape(LIMITS_HOST), self.limits)
         internet.serve(re.escape(OBJECT_STORAGE_HOST), self.object_storage)
+        internet.serve(re.escape(VCN_HOST), self.vcn)
         self._internet = internet
+        # subnet -> its route table's rules ({"destination", "networkEntityId"}): where its traffic may go
+        self.subnets: dict[str, list[dict[str, str]]] = {SUBNET: [_NAT_ROUTE]}
         # (namespace, bucket) -> versioning ("Enabled" or "Disabled") and each object's versions, oldest first
         self.buckets: dict[tuple[str, str], dict[str, Any]] = {}
         self.private_endpoints: dict[str, str] = {}  # Data Science private endpoints that exist (ACTIVE) -> their FQDN
@@ -165,6 +174,7 @@ class OciStandIn(JsonStandIn):
             self.deployments.clear()
             self.buckets.clear()
             self.private_endpoints.clear()
+            self.subnets = {SUBNET: [_NAT_ROUTE]}
             self.creations.clear()
             self.containers.clear()
             self._work.clear()
@@ -215,6 +225,36 @@ class OciStandIn(JsonStandIn):
             limit = self.faults.gpu_limit.get(match["limit"], DEFAULT_GPU_LIMIT)
         available = max(0, limit - used)
         return 200, {"used": used, "available": available, "fractionalUsage": float(used), "fractionalAvailability": float(available)}, {}
+
+    def vcn(self, method: str, path: str, body: Any, headers: dict[str, str]) -> tuple[int, Any, dict[str, str]]:
+        """The Networking API's GetSubnet and GetRouteTable (docs.oracle.com/iaas/api/#/en/iaas/20160918/;
+        oci.core.models.Subnet, RouteTable, RouteRule): a subnet names its route table, whose rules
+        name a destination and the gateway it goes through."""
+        match = _VCN_PATH.match(path.split("?", 1)[0])
+        self.requests.append(Request(method, match["kind"] if match else "vcn", {}))
+        if not headers.get("authorization", "").startswith("Signature "):
+            return 401, _error("NotAuthenticated", "The required information to complete authentication was not provided."), {}
+        subnet = match["id"] if match and match["kind"] == "subnets" else (match["id"].removeprefix("ocid1.routetable.") if match else "")
+        with self._lock:
+            rules = self.subnets.get(subnet)
+        if method != "GET" or rules is None:
+            return 404, _error("NotAuthorizedOrNotFound", f"Authorization failed or requested resource not found: {path}"), {}
+        table = f"ocid1.routetable.{subnet}"
+        if match["kind"] == "subnets":
+            return (
+                200,
+                {"id": subnet, "routeTableId": table, "lifecycleState": "AVAILABLE", "compartmentId": COMPARTMENT, "vcnId": "ocid1.vcn.oc1.iad.test"},
+                {},
+            )
+        routes = [{**rule, "destinationType": "CIDR_BLOCK", "routeType": "STATIC"} for rule in rules]
+        return 200, {"id": table, "routeRules": routes, "lifecycleState": "AVAILABLE", "compartmentId": COMPARTMENT, "vcnId": "ocid1.vcn.oc1.iad.test"}, {}
+
+    def has_nat(self, subnet: str) -> bool:
+        """Whether the subnet's route table sends 0.0.0.0/0 to a NAT gateway: the way out Oracle's
+        docs give custom networking (model-dep-create-cus-net.htm). Other ways are not modelled."""
+        with self._lock:
+            rules = self.subnets.get(subnet, [])
+        return any(r["destination"] == "0.0.0.0/0" and r["networkEntityId"].startswith("ocid1.natgateway.") for r in rules)
 
     def make_private_endpoint(self) -> str:
         """A Data Science private endpoint for model deployments, as a user makes one beforehand, with
@@ -490,8 +530,9 @@ class OciStandIn(JsonStandIn):
         mounts = self._referenced(configuration["modelConfigurationDetails"]["modelId"])
         if isinstance(mounts, str):
             return mounts
-        if not instance.get("subnetId"):
-            # Default networking gives the container no internet: the Hugging Face Hub is out of reach.
+        if not instance.get("subnetId") or not self.has_nat(instance["subnetId"]):
+            # Default networking gives the container no internet, nor does a subnet without a route to a
+            # NAT gateway: the Hugging Face Hub is out of reach.
             env = {**env, "HF_HUB_OFFLINE": "1"}
         try:
             image = containers.lookup(environment.get("image", ""))
