@@ -26,6 +26,7 @@ from providers.base import (
     BUILTIN_TEMPLATES,
     CONNECT_TIMEOUT_S,
     DEPLOYMENT_TAG,
+    HUB_THROUGH,
     AuthError,
     Deployed,
     Endpoint,
@@ -53,6 +54,7 @@ from providers.base import (
     exists,
     failed_because,
     if_exists,
+    optional_read,
     resource_tags,
     secrets_exposed,
 )
@@ -278,17 +280,12 @@ class AwsProvider(Provider):
         placed = plan.deployment.placement.of("aws")
         if placed is None or not placed.subnets or (placed.network_isolation and not plan.weights):
             return None
-        if not plan.weights and _HUB_THROUGH.intersection(plan.deployment.serving.env):
-            return None  # a proxy or a mirror the environment names, reached by routes llamadeploy cannot judge
+        if not plan.weights and HUB_THROUGH.intersection(plan.deployment.serving.env):
+            return None
         ec2 = self.client(("ec2", plan.region), lambda: _ec2_client(plan.region))
-        try:
-            with _translated():
-                routes = _subnet_routes(ec2, placed.subnets)
-                s3_lists, served = (_s3_prefix_lists(ec2, plan.region), _s3_interface_vpcs(ec2, plan.region)) if plan.weights else (set(), set())
-        except AuthError as exc:
-            raise AuthError(f"EC2 refused to show the model's subnets and routes (ec2:{', '.join(sorted(EC2_READS))}): {str(exc).splitlines()[0]}") from exc
-        except TransientError as exc:  # an optional read: said, not waited for (a VPC may have no EC2 endpoint)
-            raise ProviderError(f"EC2 did not answer: {str(exc).splitlines()[0]}") from exc
+        with optional_read("reading the model's subnets and routes from EC2", f"ec2:{', '.join(EC2_READS)}"), _translated():
+            routes = _subnet_routes(ec2, placed.subnets)
+            s3_lists, served = (_s3_prefix_lists(ec2, plan.region), _s3_interface_vpcs(ec2, plan.region)) if plan.weights else (set(), set())
 
         def reaches(vpc: str, found: list[dict[str, Any]]) -> bool:
             """What the model needs of a subnet: S3 for SageMaker's copy of the weights, else a way out for a Hub download."""
@@ -776,8 +773,6 @@ def _options(arguments: list[str]) -> list[tuple[str, str]]:
 _LOADER_LOCK = threading.Lock()
 # What `up` reads of EC2 before making a model in the user's subnets.
 EC2_READS = ("DescribeManagedPrefixLists", "DescribeRouteTables", "DescribeSubnets", "DescribeVpcEndpoints")
-# Environment that sends a Hugging Face download elsewhere than straight out (a proxy, a mirror).
-_HUB_THROUGH = frozenset({"HF_ENDPOINT", "HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy"})
 
 
 @cache

@@ -308,7 +308,7 @@ class AzureProvider(Provider):
                 else (
                     f"a workspace whose managed network, if any, lets the container download {plan.hf_repo} from the Hugging Face Hub: in "
                     "allow_only_approved_outbound mode, FQDN outbound rules for the Hub (learn.microsoft.com/azure/machine-learning/how-to-managed-network), "
-                    "or weights.azure, which the service mounts itself",
+                    "or weights.azure, which the service mounts itself (no Hub rule)",
                 )
             ),
         )

@@ -18,8 +18,8 @@ import enum
 import os
 import threading
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Hashable, Mapping, Sequence
-from contextlib import AbstractContextManager
+from collections.abc import Callable, Hashable, Iterator, Mapping, Sequence
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol, TypeVar
@@ -121,6 +121,24 @@ class ErrorWords:
     quota_advice: str = "request more quota, or plan another instance type or cloud"
     capacity_advice: str = "try another region or cloud"
     auth_advice: str = ""
+
+
+# Environment that sends a Hugging Face download elsewhere than straight out (a proxy, a mirror),
+# along routes a network check cannot judge.
+HUB_THROUGH = frozenset({"HF_ENDPOINT", "HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy"})
+
+
+@contextmanager
+def optional_read(what: str, permission: str) -> Iterator[None]:
+    """A read `up` can go without (a network check): a refusal names what was read and the
+    permission it takes, and a read that did not get an answer, or found nothing, is said at once
+    rather than retried, as the service has the last word (the engine reports it and goes on)."""
+    try:
+        yield
+    except AuthError as exc:
+        raise AuthError(f"{what} was refused ({permission}): {str(exc).splitlines()[0]}") from exc
+    except (TransientError, NotFoundError) as exc:
+        raise ProviderError(f"{what} failed: {str(exc).splitlines()[0]}") from exc
 
 
 def classify(words: ErrorWords, status: int | None, code: str, message: str, retry_after: str | None = None) -> ProviderError:

@@ -44,6 +44,7 @@ from providers.base import (
     BUILTIN_TEMPLATES,
     CONNECT_TIMEOUT_S,
     DEPLOYMENT_TAG,
+    HUB_THROUGH,
     AuthError,
     Deployed,
     Endpoint,
@@ -73,6 +74,7 @@ from providers.base import (
     failed_because,
     gone_after_delete,
     if_exists,
+    optional_read,
     resource_tags,
     secrets_exposed,
 )
@@ -287,22 +289,24 @@ class OciProvider(Provider):
 
     def network_problem(self, plan: Plan) -> str | None:
         """A subnet that surely gives the container no way to the Hugging Face Hub: its route table
-        (GetSubnet, then GetRouteTable) has no 0.0.0.0/0 rule, or only one to an internet gateway
-        (Oracle's custom networking gives egress through a NAT gateway: model-dep-create-cus-net.htm).
-        A rule to any other gateway is trusted. With weights.oci the service copies the model itself."""
+        (GetSubnet, then GetRouteTable) has no 0.0.0.0/0 rule. Oracle's custom networking goes out
+        "through a NAT/Internet gateway" (model-dep-create-cus-net.htm), and a rule to anything else
+        (a DRG, a private IP) may lead out too: any default rule is trusted. With weights.oci the
+        service copies the model itself, and a proxy or mirror in serving.env is reached by routes
+        this cannot judge."""
         placed = plan.deployment.placement.of("oci")
-        if placed is None or not placed.subnet_id or plan.weights:
+        if placed is None or not placed.subnet_id or plan.weights or HUB_THROUGH.intersection(plan.deployment.serving.env):
             return None
         settings = self.settings(plan)
         network = self.client(_credentials_key("vcn", plan.region, settings), lambda: _make_network_client(plan.region, settings))
-        with _translated():
+        with optional_read(f"reading subnet {placed.subnet_id} and its route table from OCI Networking", "read virtual-network-family"), _translated():
             table = network.get_subnet(placed.subnet_id).data.route_table_id
             rules = network.get_route_table(table).data.route_rules or []
-        if any(rule.destination == "0.0.0.0/0" and not (rule.network_entity_id or "").startswith("ocid1.internetgateway.") for rule in rules):
+        if any((rule.destination or rule.cidr_block) == "0.0.0.0/0" for rule in rules):
             return None
         return (
             f"the container downloads {plan.hf_repo} from the Hugging Face Hub through {placed.subnet_id}, and its route table {table} "
-            "has no route out (0.0.0.0/0 to a NAT gateway; docs.oracle.com/iaas/data-science/using/model-dep-create-cus-net.htm): "
+            "has no route out (0.0.0.0/0 to a NAT or internet gateway; docs.oracle.com/iaas/data-science/using/model-dep-create-cus-net.htm): "
             "add one, or use weights.oci, which the service copies itself"
         )
 

@@ -175,18 +175,26 @@ def test_own_weights_need_no_subnet_and_run_without_internet(cloud: OciCloud, st
 
 def test_a_subnet_without_a_way_out_is_refused_before_anything_is_made(cloud: OciCloud, stack: Path) -> None:
     """With custom networking the container downloads from the Hugging Face Hub through the subnet:
-    `up` reads its route table first and makes nothing while it has no route out (an internet
-    gateway does not do); a subnet it cannot read is said, and the service has the last word."""
+    `up` reads its route table first and makes nothing while it has no route out; a route to an
+    internet gateway is one (Oracle's docs: a NAT or internet gateway); a subnet it cannot read is
+    said, and the service has the last word."""
     bare, public = "ocid1.subnet.oc1.iad.bare", "ocid1.subnet.oc1.iad.public"
     cloud.stand_in.subnets[bare] = []
     cloud.stand_in.subnets[public] = [{"destination": "0.0.0.0/0", "networkEntityId": "ocid1.internetgateway.oc1.iad.test"}]
-    for subnet in (bare, public):
-        stack.write_text(stack.read_text().replace(SUBNET if subnet == bare else bare, subnet))
-        code, _, err = cli_run("up", str(stack), "--cloud", "oci", "--yes")
-        assert code == 1 and "stopped before creating anything" in err and f"through {subnet}, and its route table ocid1.routetable.{subnet}" in err, err
-        assert "has no route out" in err and "weights.oci" in err and cloud.creates() == 0, err
-    unknown = "ocid1.subnet.oc1.iad.elsewhere"  # not visible to this user: said, and the deployment then fails its start
-    stack.write_text(stack.read_text().replace(public, unknown))
+    stack.write_text(stack.read_text().replace(SUBNET, bare))
     code, _, err = cli_run("up", str(stack), "--cloud", "oci", "--yes")
-    assert code == 1 and "network not checked" in err and "stopped before creating anything" not in err and "rolled back" in err, err
+    assert code == 1 and "stopped before creating anything" in err and f"through {bare}, and its route table ocid1.routetable.{bare}" in err, err
+    assert "has no route out" in err and "weights.oci" in err and cloud.creates() == 0, err
+    assert {"subnets", "routeTables"} <= {r.kind for r in cloud.stand_in.requests}
+
+    unknown = "ocid1.subnet.oc1.iad.elsewhere"  # not visible to this user: said, and the deployment then fails its start
+    stack.write_text(stack.read_text().replace(bare, unknown))
+    code, _, err = cli_run("up", str(stack), "--cloud", "oci", "--yes")
+    assert code == 1 and "network not checked" in err and f"reading subnet {unknown}" in err and "rolled back" in err, err
+    assert cloud.empty(), cloud.inventory()
+
+    stack.write_text(stack.read_text().replace(unknown, public))
+    code, _, err = cli_run("up", str(stack), "--cloud", "oci", "--yes")
+    assert code == 0 and "chat answers as" in err, err
+    assert cli_run("down", "chat", "--yes")[0] == 0
     assert cloud.empty(), cloud.inventory()

@@ -249,12 +249,14 @@ class OciStandIn(JsonStandIn):
         routes = [{**rule, "destinationType": "CIDR_BLOCK", "routeType": "STATIC"} for rule in rules]
         return 200, {"id": table, "routeRules": routes, "lifecycleState": "AVAILABLE", "compartmentId": COMPARTMENT, "vcnId": "ocid1.vcn.oc1.iad.test"}, {}
 
-    def has_nat(self, subnet: str) -> bool:
-        """Whether the subnet's route table sends 0.0.0.0/0 to a NAT gateway: the way out Oracle's
-        docs give custom networking (model-dep-create-cus-net.htm). Other ways are not modelled."""
+    def routes_out(self, subnet: str) -> bool:
+        """Whether the subnet's route table sends 0.0.0.0/0 to a NAT or internet gateway: the ways out
+        Oracle's docs give custom networking ("egress to the public internet through a NAT/Internet
+        gateway", model-dep-create-cus-net.htm). Other ways (a DRG to a proxy) are not modelled."""
         with self._lock:
             rules = self.subnets.get(subnet, [])
-        return any(r["destination"] == "0.0.0.0/0" and r["networkEntityId"].startswith("ocid1.natgateway.") for r in rules)
+        gateways = ("ocid1.natgateway.", "ocid1.internetgateway.")
+        return any(r["destination"] == "0.0.0.0/0" and r["networkEntityId"].startswith(gateways) for r in rules)
 
     def make_private_endpoint(self) -> str:
         """A Data Science private endpoint for model deployments, as a user makes one beforehand, with
@@ -530,9 +532,9 @@ class OciStandIn(JsonStandIn):
         mounts = self._referenced(configuration["modelConfigurationDetails"]["modelId"])
         if isinstance(mounts, str):
             return mounts
-        if not instance.get("subnetId") or not self.has_nat(instance["subnetId"]):
-            # Default networking gives the container no internet, nor does a subnet without a route to a
-            # NAT gateway: the Hugging Face Hub is out of reach.
+        if not instance.get("subnetId") or not self.routes_out(instance["subnetId"]):
+            # Default networking gives the container no internet, nor does a subnet without a route out:
+            # the Hugging Face Hub is out of reach.
             env = {**env, "HF_HUB_OFFLINE": "1"}
         try:
             image = containers.lookup(environment.get("image", ""))
