@@ -260,7 +260,11 @@ class OciProvider(Provider):
 
     def _client(self, region: str, settings: Mapping[str, Any]) -> Any:
         """The region's DataScienceClient; how credentials are found (the environment) is part of the key."""
-        return self.client(_credentials_key("datascience", region, settings), lambda: _make_client(region, settings))
+        return self._service("datascience", region, settings)
+
+    def _service(self, service: str, region: str, settings: Mapping[str, Any]) -> Any:
+        """The region's client of one OCI service (_SERVICES), made once; how credentials are found is part of its key."""
+        return self.client(_credentials_key(service, region, settings), lambda: _make_client(service, region, settings))
 
     def checkpoint_listing(self, uri: str, placement: Any, region: str) -> tuple[dict[str, int], Callable[[str], bytes]]:
         """The objects under the prefix (names relative to it), as the model by reference copies them;
@@ -278,7 +282,7 @@ class OciProvider(Provider):
         if located is None:
             raise UsageError(f"weights.oci {uri}: {self.weights_problem(uri)}")
         settings = {"profile": placement.profile} if placement is not None and placement.profile else {}
-        client = self.client(_credentials_key("objectstorage", region, settings), lambda: _make_object_storage_client(region, settings))
+        client = self._service("objectstorage", region, settings)
         store = ObjectStorageWeightsStore(uri, client, located["namespace"], located["bucket"], located["prefix"], _translated)
         store.require_versioning(region)
         return store
@@ -298,7 +302,7 @@ class OciProvider(Provider):
         if placed is None or not placed.subnet_id or plan.weights or HUB_THROUGH.intersection(plan.deployment.serving.env):
             return None
         settings = self.settings(plan)
-        network = self.client(_credentials_key("vcn", plan.region, settings), lambda: _make_network_client(plan.region, settings))
+        network = self._service("vcn", plan.region, settings)
         with optional_read(f"reading subnet {placed.subnet_id} and its route table from OCI Networking", "read virtual-network-family"), _translated():
             table = network.get_subnet(placed.subnet_id).data.route_table_id
             rules = network.get_route_table(table).data.route_rules or []
@@ -319,7 +323,7 @@ class OciProvider(Provider):
         if limit_name is None:
             return None
         settings = self.settings(plan)
-        limits = self.client(_credentials_key("limits", plan.region, settings), lambda: _make_limits_client(plan.region, settings))
+        limits = self._service("limits", plan.region, settings)
         with _translated():
             availability = limits.get_resource_availability("data-science", limit_name, settings["compartment_id"]).data
         if availability.available is None:  # the API could not say: not a reason to refuse
@@ -840,38 +844,28 @@ def _active(client: Any, deployment_id: str) -> tuple[bool, str]:
     return data.lifecycle_state == "ACTIVE", data.lifecycle_state
 
 
-def _make_client(region: str, settings: Mapping[str, Any]) -> Any:
+# The services llamadeploy calls, by the key its clients are kept under: the SDK's package and client
+# class (Data Science for the deployment, Object Storage for weights, Networking for the subnet's
+# routes, Limits for the quota). Only Data Science's endpoint is replaced by placement.oci.endpoint.
+_SERVICES = {
+    "datascience": ("data_science", "DataScienceClient"),
+    "objectstorage": ("object_storage", "ObjectStorageClient"),
+    "vcn": ("core", "VirtualNetworkClient"),
+    "limits": ("limits", "LimitsClient"),
+}
+
+
+def _make_client(service: str, region: str, settings: Mapping[str, Any]) -> Any:
+    """The region's client of one service (https://<service>.<region>.oraclecloud.com), with the
+    deployment's credentials and no SDK retries (the engine retries)."""
     import oci
 
+    package, client = _SERVICES[service]
     kwargs: dict[str, Any] = {"retry_strategy": oci.retry.NoneRetryStrategy()}
-    if settings.get("endpoint"):
+    if service == "datascience" and settings.get("endpoint"):
         kwargs["service_endpoint"] = settings["endpoint"]
-    config, signer = _credentials(region, settings)
-    return oci.data_science.DataScienceClient(config, **({"signer": signer} if signer else {}), **kwargs)
-
-
-def _make_object_storage_client(region: str, settings: Mapping[str, Any]) -> Any:
-    """The region's ObjectStorageClient (https://objectstorage.<region>.oraclecloud.com), with the same credentials."""
-    import oci
-
     config, signer = _credentials(region, dict(settings))
-    return oci.object_storage.ObjectStorageClient(config, **({"signer": signer} if signer else {}), retry_strategy=oci.retry.NoneRetryStrategy())
-
-
-def _make_network_client(region: str, settings: Mapping[str, Any]) -> Any:
-    """The region's VirtualNetworkClient (https://iaas.<region>.oraclecloud.com), with the same credentials."""
-    import oci
-
-    config, signer = _credentials(region, dict(settings))
-    return oci.core.VirtualNetworkClient(config, **({"signer": signer} if signer else {}), retry_strategy=oci.retry.NoneRetryStrategy())
-
-
-def _make_limits_client(region: str, settings: Mapping[str, Any]) -> Any:
-    """The region's LimitsClient (https://limits.<region>.oci.oraclecloud.com), with the same credentials."""
-    import oci
-
-    config, signer = _credentials(region, dict(settings))
-    return oci.limits.LimitsClient(config, **({"signer": signer} if signer else {}), retry_strategy=oci.retry.NoneRetryStrategy())
+    return getattr(getattr(oci, package), client)(config, **({"signer": signer} if signer else {}), **kwargs)
 
 
 def _bucket_of(uri: str) -> str:

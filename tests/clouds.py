@@ -599,11 +599,7 @@ class AwsCloud(_Common):
 
     def private_block(self) -> str | None:
         ec2 = self.stand_in.client("ec2")
-        vpc = ec2.create_vpc(CidrBlock="10.8.0.0/16")["Vpc"]["VpcId"]
-        subnets = [
-            ec2.create_subnet(VpcId=vpc, CidrBlock=f"10.8.{i}.0/24", AvailabilityZone=f"us-east-1{z}")["Subnet"]["SubnetId"] for i, z in ((1, "a"), (2, "b"))
-        ]
-        group = ec2.create_security_group(GroupName="llama-serving", Description="SageMaker endpoint", VpcId=vpc)["GroupId"]
+        vpc, subnets, group = aws_vpc(ec2, "10.8")
         s3_gateway(ec2, vpc, subnets)  # SageMaker copies the model data through the subnets
         self.private_ids = [*subnets, group, "EnableNetworkIsolation"]
         self.private_words = [*subnets, group, "network isolation: it makes no outbound call"]
@@ -923,13 +919,24 @@ class GcpCloud(_RestStandInHarness):
         }
 
 
-def s3_gateway(ec2: Any, vpc: str, subnets: list[str]) -> str:
-    """A route table for `subnets` with a gateway endpoint for S3 on it, as the SageMaker guide asks
-    of subnets without internet (host-vpc.md, "Create an Amazon S3 VPC Endpoint"): EC2 adds the
-    route to the region's S3 prefix list. The endpoint's id."""
-    table = ec2.create_route_table(VpcId=vpc)["RouteTable"]["RouteTableId"]
-    for subnet in subnets:
-        ec2.associate_route_table(RouteTableId=table, SubnetId=subnet)
+def aws_vpc(ec2: Any, cidr: str) -> tuple[str, list[str], str]:
+    """A VPC (`cidr`.0.0/16) with two subnets in two zones, as the SageMaker guide asks (host-vpc.md),
+    and a security group; no route out."""
+    vpc = ec2.create_vpc(CidrBlock=f"{cidr}.0.0/16")["Vpc"]["VpcId"]
+    zones = ((1, "a"), (2, "b"))
+    subnets = [ec2.create_subnet(VpcId=vpc, CidrBlock=f"{cidr}.{i}.0/24", AvailabilityZone=f"{AWS_REGION}{z}")["Subnet"]["SubnetId"] for i, z in zones]
+    group = ec2.create_security_group(GroupName="llama-serving", Description="SageMaker endpoint", VpcId=vpc)["GroupId"]
+    return vpc, subnets, group
+
+
+def s3_gateway(ec2: Any, vpc: str, subnets: list[str], table: str | None = None) -> str:
+    """A gateway endpoint for S3 on a route table (`table`, or a new one for `subnets`), as the
+    SageMaker guide asks of subnets without internet (host-vpc.md, "Create an Amazon S3 VPC
+    Endpoint"): EC2 adds the route to the region's S3 prefix list. The endpoint's id."""
+    if table is None:
+        table = ec2.create_route_table(VpcId=vpc)["RouteTable"]["RouteTableId"]
+        for subnet in subnets:
+            ec2.associate_route_table(RouteTableId=table, SubnetId=subnet)
     endpoint = ec2.create_vpc_endpoint(VpcId=vpc, ServiceName=f"com.amazonaws.{AWS_REGION}.s3", VpcEndpointType="Gateway", RouteTableIds=[table])
     return endpoint["VpcEndpoint"]["VpcEndpointId"]
 

@@ -19,6 +19,7 @@ pulumi = pytest.importorskip("pulumi")
 
 from orchestrator.iac import templating  # noqa: E402
 from providers import registry  # noqa: E402
+from tests.checkpoints import checkpoint_files  # noqa: E402
 from tests.clouds import HF_TOKEN, Cloud, cli_run  # noqa: E402
 
 # Pulumi wraps a secret input as {SECRET_SIG: SECRET_VALUE_SIG, "value": ...} on the wire.
@@ -204,9 +205,8 @@ deployments:
 def test_an_exported_program_serves_the_same_own_weights_with_no_token(cloud: Cloud, stack: Path, tmp_path: Path, mocks: Recorder) -> None:
     """`weights:` reaches the exported program as it reaches the cloud under `up`: the model reads the
     same storage location, and no hub token is declared."""
-    from tests.test_providers import _checkpoint
 
-    uri = cloud.store_weights(_checkpoint())
+    uri = cloud.store_weights(checkpoint_files())
     if uri is None:
         return  # refused at load, as `up` refuses it (test_providers)
     stack.write_text(stack.read_text() + f"weights:\n  {cloud.name}: {uri}\n")
@@ -229,12 +229,11 @@ def test_an_exported_program_serves_the_same_own_weights_with_no_token(cloud: Cl
 
 def test_an_exported_program_keeps_the_private_networking(cloud: Cloud, stack: Path, tmp_path: Path, mocks: Recorder) -> None:
     """The private networking `up` sends is declared by the exported program too."""
-    from tests.test_providers import _checkpoint
 
     block = cloud.private_block()
     if block is None:
         return  # refused at load (test_providers)
-    uri = cloud.store_weights(_checkpoint())
+    uri = cloud.store_weights(checkpoint_files())
     stack.write_text(stack.read_text().replace(f"  {cloud.name}:\n", f"  {cloud.name}:\n{block}", 1))
     if cloud.private_needs_weights:
         stack.write_text(stack.read_text() + f"weights:\n  {cloud.name}: {uri}\n")

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 import providers.gcp
+from tests.checkpoints import checkpoint_files
 from tests.clouds import GcpCloud, cli_run, flags
 from tests.emulators.gcp import PROJECT, PROJECT_NUMBER
 
@@ -87,9 +88,8 @@ def test_a_replica_over_two_hosts_without_the_ray_launcher_does_not_start(cloud:
 def test_own_weights_need_a_service_account_that_reads_the_bucket(cloud: GcpCloud, stack: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Without DeployedModel.service_account the container runs as Vertex AI's own agent, which cannot
     read the user's bucket: the deployment fails, as Vertex's would, and nothing is left."""
-    from tests.test_providers import _checkpoint
 
-    uri = cloud.store_weights(_checkpoint())
+    uri = cloud.store_weights(checkpoint_files())
     stack.write_text(stack.read_text() + f"weights:\n  gcp: {uri}\n")
     monkeypatch.setattr(providers.gcp, "_service_account", lambda plan: None)  # as if up forgot to send it
     code, _, err = cli_run("up", str(stack), "--cloud", "gcp", "--yes")

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.checkpoints import checkpoint_files
 from tests.clouds import OCIR_IMAGE, SUBNET, OciCloud, cli_run
 
 pytestmark = pytest.mark.parametrize("cloud", ["oci"], indirect=True)
@@ -127,12 +128,11 @@ def test_a_model_whose_artifact_upload_failed_is_finished_not_adopted_as_complet
 def test_new_weights_on_a_live_deployment_are_refused_before_anything_is_made(cloud: OciCloud, stack: Path) -> None:
     """An OCI update names the model the deployment serves again: a new weights.oci location is refused
     by `plan` and `up` with what to do, nothing journaled or made, the old one serving as it was."""
-    from tests.test_providers import _checkpoint
 
-    uri = cloud.store_weights(_checkpoint())
+    uri = cloud.store_weights(checkpoint_files())
     stack.write_text(stack.read_text() + f"weights:\n  oci: {uri}\n")
     assert cli_run("up", str(stack), "--cloud", "oci", "--yes")[0] == 0
-    for name, body in _checkpoint().items():
+    for name, body in checkpoint_files().items():
         cloud.stand_in.put_object("my-models", f"llama-ft-2/{name}", body)
     stack.write_text(stack.read_text().replace(uri, uri.replace("llama-ft/", "llama-ft-2/")))
     before = (cloud.creates(), cloud.inventory())
@@ -151,9 +151,8 @@ def test_new_weights_on_a_live_deployment_are_refused_before_anything_is_made(cl
 def test_own_weights_need_no_subnet_and_run_without_internet(cloud: OciCloud, stack: Path) -> None:
     """A model by reference is copied by the service itself: with weights.oci, up needs no subnet, the
     container runs in default networking (no internet) and still loads and serves the checkpoint."""
-    from tests.test_providers import _checkpoint
 
-    uri = cloud.store_weights(_checkpoint())
+    uri = cloud.store_weights(checkpoint_files())
     stack.write_text(stack.read_text().replace(f"    subnet_id: {SUBNET}\n", "") + f"weights:\n  oci: {uri}\n")
     code, out, err = cli_run("plan", str(stack), "--cloud", "oci", "--output", "json")
     serving = json.loads(out)["plans"][0]["serving"]
@@ -187,13 +186,13 @@ def test_a_subnet_without_a_way_out_is_refused_before_anything_is_made(cloud: Oc
     assert "has no route out" in err and "weights.oci" in err and cloud.creates() == 0, err
     assert {"subnets", "routeTables"} <= {r.kind for r in cloud.stand_in.requests}
 
-    unknown = "ocid1.subnet.oc1.iad.elsewhere"  # not visible to this user: said, and the deployment then fails its start
-    stack.write_text(stack.read_text().replace(bare, unknown))
+    cloud.stand_in.faults.network_unreadable = True  # a policy without `read virtual-network-family`: said, and the start then fails
     code, _, err = cli_run("up", str(stack), "--cloud", "oci", "--yes")
-    assert code == 1 and "network not checked" in err and f"reading subnet {unknown}" in err and "rolled back" in err, err
+    assert code == 1 and "network not checked" in err and f"reading subnet {bare}" in err and "rolled back" in err, err
     assert cloud.empty(), cloud.inventory()
+    cloud.stand_in.faults.network_unreadable = False
 
-    stack.write_text(stack.read_text().replace(unknown, public))
+    stack.write_text(stack.read_text().replace(bare, public))
     code, _, err = cli_run("up", str(stack), "--cloud", "oci", "--yes")
     assert code == 0 and "chat answers as" in err, err
     assert cli_run("down", "chat", "--yes")[0] == 0

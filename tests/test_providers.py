@@ -17,7 +17,6 @@ import time
 from collections.abc import Callable
 from contextlib import closing
 from pathlib import Path
-from typing import Any
 
 import pytest
 
@@ -27,6 +26,7 @@ from orchestrator.lifecycle.context import Context
 from orchestrator.lifecycle.state import LockedError, open_state
 from orchestrator.pricing.catalog import load_catalog
 from providers import registry
+from tests.checkpoints import checkpoint_files
 from tests.clouds import DECLARED, HF_TOKEN, ROLE, AwsCloud, Caller, CliProcess, Cloud, OciCloud, cli_process, cli_run, run_example
 from tests.emulators.hub import HubStandIn
 from tests.emulators.oci import NAMESPACE
@@ -623,37 +623,11 @@ def test_aws_endpoint_url_from_the_environment(cloud: AwsCloud, tmp_path: Path, 
     assert cloud.empty()
 
 
-def _checkpoint(config: dict[str, Any] | None = None, shards: int = 2) -> dict[str, bytes]:
-    """A Hugging Face-format checkpoint of Llama 3.2 1B's architecture, as a fine-tune leaves it:
-    config, tokenizer, a safetensors index and its shards (a few bytes each: nothing here reads tensors)."""
-    config = config or {
-        "architectures": ["LlamaForCausalLM"],
-        "hidden_size": 2048,
-        "intermediate_size": 8192,
-        "num_hidden_layers": 16,
-        "num_attention_heads": 32,
-        "num_key_value_heads": 8,
-        "vocab_size": 128256,
-        "max_position_embeddings": 131072,
-        "tie_word_embeddings": True,
-        "torch_dtype": "bfloat16",
-    }
-    names = [f"model-{i:05d}-of-{shards:05d}.safetensors" for i in range(1, shards + 1)]
-    index = {"metadata": {"total_size": 2471645184}, "weight_map": {f"model.layers.{i}.mlp.up_proj.weight": names[i % shards] for i in range(16)}}
-    return {
-        "config.json": json.dumps(config).encode(),
-        "tokenizer.json": b"{}",
-        "tokenizer_config.json": b"{}",
-        "model.safetensors.index.json": json.dumps(index).encode(),
-        **dict.fromkeys(names, b"shard"),
-    }
-
-
 def test_own_weights_from_object_storage_are_served_with_no_hub_token(cloud: Cloud, stack: Path, tmp_path: Path) -> None:
     """A fine-tune in the cloud's own object storage: the service is told to load it from there,
     vLLM loads it from where the service puts it, `call` answers as it, and no create request
     carries a Hugging Face token. A cloud llamadeploy cannot do this on yet says so and makes nothing."""
-    uri = cloud.store_weights(_checkpoint())
+    uri = cloud.store_weights(checkpoint_files())
     if uri is None:
         stack.write_text(stack.read_text() + f"weights:\n  {cloud.name}: s3://my-models/llama-ft/\n")
         code, _, err = cli_run("up", str(stack), "--cloud", cloud.name, "--yes")
@@ -670,7 +644,7 @@ def test_own_weights_from_object_storage_are_served_with_no_hub_token(cloud: Clo
     answer = json.loads(out)
     assert code == 0 and (answer["model"], answer["matches_declared"]) == (uri, True), err
     if cloud.stages_weights:  # staging over the location a deployment serves from is said, before anything is sent
-        for name, body in _checkpoint().items():
+        for name, body in checkpoint_files().items():
             (tmp_path / name).write_bytes(body)
         code, _, err = cli_run("weights", "stage", str(stack), "--cloud", cloud.name, "--from", str(tmp_path))
         assert f"warning: chat serves from {uri} on {cloud.name}" in err, err
@@ -680,7 +654,7 @@ def test_own_weights_from_object_storage_are_served_with_no_hub_token(cloud: Clo
 
 
 def test_an_incomplete_checkpoint_fails_the_start_and_leaves_nothing(cloud: Cloud, stack: Path) -> None:
-    files = _checkpoint()
+    files = checkpoint_files()
     del files["model-00002-of-00002.safetensors"]  # an upload cut short
     uri = cloud.store_weights(files)
     if uri is None:
@@ -706,7 +680,7 @@ def test_a_fine_tune_is_sized_from_its_own_config_and_index(cloud: Cloud, stack:
         "tie_word_embeddings": False,
         "torch_dtype": "float32",
     }
-    files = _checkpoint(config)
+    files = checkpoint_files(config)
     total = 6_580_000_000  # float32: 4 bytes a parameter
     index = json.loads(files["model.safetensors.index.json"])
     files["model.safetensors.index.json"] = json.dumps({**index, "metadata": {"total_size": total}}).encode()
@@ -740,7 +714,7 @@ def test_weights_stage_resumes_after_a_kill_and_verifies_every_file(cloud: Cloud
     changed in the folder is sent again, and one gone from it is removed only with --replace."""
     folder = tmp_path / "llama-ft"
     folder.mkdir()
-    files = _checkpoint(shards=40)
+    files = checkpoint_files(shards=40)
     for number, name in enumerate(files):
         (folder / name).write_bytes(files[name] if not name.endswith(".safetensors") else bytes([number % 251]) * 2_000_000)
     probe = cloud.store_weights({})
@@ -789,7 +763,7 @@ def test_weights_stage_streams_the_hub_checkpoint_a_file_at_a_time(cloud: Cloud,
     probe = cloud.store_weights({})
     if probe is None or not cloud.stages_weights:
         return  # refused: test_weights_stage_resumes_after_a_kill_and_verifies_every_file
-    files = _checkpoint()
+    files = checkpoint_files()
     hub.publish(DECLARED, {**files, "original/consolidated.00.pth": b"meta" * 1000, "README.md": b"# Llama"})
     monkeypatch.setenv("HF_TOKEN", "hf_not_granted")
     code, _, err = cli_run("weights", "stage", str(stack), "--cloud", cloud.name, "--to", probe)
@@ -801,12 +775,14 @@ def test_weights_stage_streams_the_hub_checkpoint_a_file_at_a_time(cloud: Cloud,
     code, _, err = cli_run("weights", "stage", str(stack), "--cloud", cloud.name, "--to", probe)
     assert code == 1 and f"{shard} did not arrive whole from its source" in err and "Traceback" not in err, err
     assert shard not in cloud.stored_weights()
+    cache = Path(os.environ["XDG_CACHE_HOME"]) / "llamadeploy" / "hub"
+    hub.watched = cache
     code, out, err = cli_run("weights", "stage", str(stack), "--cloud", cloud.name, "--to", probe)
     assert code == 0, err
-    assert f"fetching {DECLARED}@" in err and "files uploaded" in out
+    assert f"fetching {DECLARED}@" in err and f"{len(files) - err.count('already there')} files uploaded" in out
     assert sorted(cloud.stored_weights()) == sorted(files)  # neither original/ nor the README
-    cache = Path(os.environ["XDG_CACHE_HOME"]) / "llamadeploy" / "hub"
-    assert not list(cache.rglob("*.safetensors"))  # each shard removed once staged: the disk never held the checkpoint whole
+    assert not list(cache.rglob("*.safetensors"))  # each shard removed once staged
+    assert hub.held and max(hub.held) == 0, hub.held  # and before the next was asked for: the disk never held two
     fetched = dict(hub.served)
     assert sorted(name.removeprefix(f"{DECLARED}/") for name in fetched) == sorted(files)
     code, out, err = cli_run("weights", "stage", str(stack), "--cloud", cloud.name, "--from", f"hf://{DECLARED}", "--to", probe)
@@ -851,7 +827,7 @@ def test_plan_says_where_a_secret_travels_and_how_to_send_no_hub_token(cloud: Cl
     declared = stack.read_text()
     stack.write_text(declared.replace("serving:\n", "serving:\n  secrets: {}\n", 1))
     assert needs() == []
-    uri = cloud.store_weights(_checkpoint())
+    uri = cloud.store_weights(checkpoint_files())
     if uri is not None:
         stack.write_text(declared + f"weights:\n  {cloud.name}: {uri}\n")
         assert needs() == []
@@ -874,7 +850,7 @@ def test_oci_weights_in_a_bucket_without_versions_are_refused_before_anything_is
     by `up` with how to turn versioning on, before a model or deployment exists; with versioning,
     the description sent names the objects at their versions."""
     cloud.stand_in.make_bucket("plain", versioning=False)
-    for name, body in _checkpoint().items():
+    for name, body in checkpoint_files().items():
         cloud.stand_in.put_object("plain", f"ft/{name}", body)
     stack.write_text(stack.read_text() + f"weights:\n  oci: oci://plain@{NAMESPACE}/ft/\n")
     code, _, err = cli_run("up", str(stack), "--cloud", "oci", "--yes")
@@ -883,7 +859,7 @@ def test_oci_weights_in_a_bucket_without_versions_are_refused_before_anything_is
     code, out, _ = cli_run("plan", str(stack), "--cloud", "oci", "--output", "json")
     assert "does not keep object versions" in json.loads(out)["plans"][0]["sizing"]["sized_from"]  # plan says why it sized the catalog's model
     cloud.stand_in.make_bucket("kept")
-    for name, body in _checkpoint().items():
+    for name, body in checkpoint_files().items():
         cloud.stand_in.put_object("kept", f"ft/{name}", b"an older upload")
         cloud.stand_in.put_object("kept", f"ft/{name}", body)
     stack.write_text(stack.read_text().replace("oci://plain@", "oci://kept@"))
@@ -903,7 +879,7 @@ def test_sagemaker_weights_in_another_regions_bucket_are_refused_before_anything
     endpoint in us-east-1 is refused by `up` with both regions named, and by the stand-in too."""
     s3 = cloud.stand_in.client("s3")
     s3.create_bucket(Bucket="west-models", CreateBucketConfiguration={"LocationConstraint": "us-west-2"})
-    for name, body in _checkpoint().items():
+    for name, body in checkpoint_files().items():
         s3.put_object(Bucket="west-models", Key=f"ft/{name}", Body=body)
     stack.write_text(stack.read_text() + "weights:\n  aws: s3://west-models/ft/\n")
     code, _, err = cli_run("up", str(stack), "--cloud", "aws", "--yes")
@@ -930,7 +906,7 @@ def test_private_networking_is_declared_sent_and_shown(cloud: Cloud, stack: Path
         code, _, err = cli_run("up", str(stack), "--cloud", cloud.name, "--yes")
         assert code == 1 and f"placement.{cloud.name}.network_isolation: unknown key" in err and cloud.empty(), err
         return
-    uri = cloud.store_weights(_checkpoint())
+    uri = cloud.store_weights(checkpoint_files())
     stack.write_text(stack.read_text().replace(f"  {cloud.name}:\n", f"  {cloud.name}:\n{block}", 1))
     if cloud.private_needs_weights:
         code, _, err = cli_run("up", str(stack), "--cloud", cloud.name, "--yes")

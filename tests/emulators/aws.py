@@ -594,7 +594,7 @@ def _handler(stand_in: AwsStandIn) -> type[BaseHTTPRequestHandler]:
             """An EC2 (query protocol) call: recorded, refused as EC2 refuses an action the policy does
             not allow (UnauthorizedOperation, 403), else passed to moto as it is."""
             action = parse_qs(raw.decode())["Action"][0]
-            stand_in.requests.append(Request(action, {}))
+            stand_in.requests.append(Request(action, {"Service": "ec2"}))  # told apart from SageMaker's
             if action in stand_in.faults.denied:
                 refusal = (
                     "<?xml version='1.0' encoding='UTF-8'?><Response><Errors><Error><Code>UnauthorizedOperation</Code>"

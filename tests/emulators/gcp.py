@@ -589,7 +589,9 @@ class GcpStandIn(JsonStandIn):
             endpoint["deployedModels"] = [d for d in endpoint["deployedModels"] if d["id"] != wanted]
             endpoint["trafficSplit"] = {k: v for k, v in rest.items() if v and k in others}
             self.containers.pop(wanted, None)
-            if not endpoint["deployedModels"]:  # "purged when no model is deployed": the next deploy gets a new address
+            # The automation's forwarding rule is "purged when no model is deployed" (Google's page on
+            # Private Service Connect endpoints, as _automate cites): the next deploy gets a new address.
+            if not endpoint["deployedModels"]:
                 for config in (endpoint.get("privateServiceConnectConfig") or {}).get("pscAutomationConfigs", []):
                     for field in ("ipAddress", "forwardingRule", "state", "errorMessage"):
                         config.pop(field, None)

@@ -18,6 +18,7 @@ import hashlib
 import re
 import threading
 from collections import Counter
+from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
@@ -39,6 +40,8 @@ class HubStandIn:
         self.gated: set[str] = set()
         self.served: Counter[str] = Counter()  # "<repo>/<path>" -> GETs of it
         self.corrupt_next: set[str] = set()  # "<repo>/<path>" served once with a byte changed (a bad mirror, a flipped bit)
+        self.watched: Path | None = None  # a folder whose whole shards are counted as each shard is asked for
+        self.held: list[int] = []  # those counts: what the client's disk held when it asked for one more
 
     def reset(self) -> None:
         with self._lock:
@@ -46,6 +49,8 @@ class HubStandIn:
             self.gated.clear()
             self.served.clear()
             self.corrupt_next.clear()
+            self.watched = None
+            self.held.clear()
 
     def publish(self, repo: str, files: dict[str, bytes], gated: bool = True) -> None:
         with self._lock:
@@ -82,6 +87,8 @@ class HubStandIn:
                 return 200, None, {**described, "Content-Length": str(len(data))}
             served = f"{match['repo']}/{match['path']}"
             self.served[served] += 1
+            if self.watched is not None and _in_lfs(match["path"]):
+                self.held.append(len(list(self.watched.rglob("*.safetensors"))))
             if served in self.corrupt_next:
                 self.corrupt_next.discard(served)
                 data = bytes([data[0] ^ 1]) + data[1:]

@@ -100,6 +100,7 @@ class Faults:
     inside_network: bool = False  # calls come from inside the VCN (a private endpoint answers them)
     serving_error_next: int = 0  # predict calls answered 503, as a replica that is not yet taking requests
     storage_error_next: int = 0  # Object Storage calls answered 503
+    network_unreadable: bool = False  # the caller's policy lets it use the subnet but not read the Networking API
 
 
 @dataclass
@@ -237,7 +238,7 @@ class OciStandIn(JsonStandIn):
         subnet = match["id"] if match and match["kind"] == "subnets" else (match["id"].removeprefix("ocid1.routetable.") if match else "")
         with self._lock:
             rules = self.subnets.get(subnet)
-        if method != "GET" or rules is None:
+        if method != "GET" or rules is None or self.faults.network_unreadable:
             return 404, _error("NotAuthorizedOrNotFound", f"Authorization failed or requested resource not found: {path}"), {}
         table = f"ocid1.routetable.{subnet}"
         if match["kind"] == "subnets":
@@ -492,6 +493,9 @@ class OciStandIn(JsonStandIn):
         private = configuration["instanceConfiguration"].get("privateEndpointId")
         if private and private not in self.private_endpoints:
             return 400, _error("InvalidParameter", f"Data Science private endpoint {private} does not exist or is not ACTIVE"), {}
+        subnet = configuration["instanceConfiguration"].get("subnetId")
+        if subnet and subnet not in self.subnets:  # custom networking names a subnet that exists (the wording is unconfirmed offline)
+            return 400, _error("InvalidParameter", f"subnet {subnet} does not exist or is not authorized"), {}
         if shape not in SHAPES:
             return 400, _error("InvalidParameter", f"Invalid shape {shape} for model deployment"), {}
         problem = _environment_problem(body["modelDeploymentConfigurationDetails"].get("environmentConfigurationDetails") or {})
